@@ -1,0 +1,54 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install format lint typecheck test unit integration bench demo all up down clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy
+
+up:
+	bash scripts/engine.sh start
+	bash scripts/broker.sh start
+
+down:
+	-bash scripts/broker.sh stop
+	-bash scripts/engine.sh stop
+
+# Starts the engine and broker, runs every test against them, and stops what it started.
+test: install
+	bash scripts/test.sh
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+bench: install up
+	set -a; eval "$$(bash scripts/engine.sh env)"; eval "$$(bash scripts/broker.sh env)"; set +a; \
+	$(BIN)/python -m bench
+
+demo: install
+	bash scripts/demo.sh
+
+all: lint typecheck test
+
+clean: down
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,210 @@
+"""The only writer to the engine: clones a service's template container, removes clones.
+
+Scale-up clones the template's inspect data (Config, HostConfig, networks) under a new name and
+container number, with `autoscaler.clone-of` marking it as ours; clones are created and started
+concurrently, bounded by a semaphore shared by all services. Scale-down stops clones gracefully
+(the template's stop signal and timeout travel with the clone's config) and removes them, newest
+and least healthy first. The template, and any container the autoscaler did not create, is never
+stopped or removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiodocker
+
+from autoscaler import labels as L
+from autoscaler.engine import engine_errors
+from autoscaler.errors import AutoscalerError, TemplateError
+from autoscaler.inventory import Replica
+from autoscaler.labels import ServiceKey
+
+logger = logging.getLogger(__name__)
+
+# Config keys a clone copies from its template; Hostname and anything naming the template's
+# own identity are left for the engine to assign.
+_CONFIG_KEYS = (
+    "User", "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck",
+    "ArgsEscaped", "Volumes", "WorkingDir", "Entrypoint", "NetworkDisabled", "OnBuild",
+    "StopSignal", "StopTimeout", "Shell", "Domainname",
+)  # fmt: skip
+_DEFAULT_STOP_TIMEOUT = 10
+
+
+@dataclass(slots=True)
+class ScaleResult:
+    key: ServiceKey
+    before: int
+    target: int
+    created: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    errors: list[AutoscalerError] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def after(self) -> int:
+        return self.before + len(self.created) - len(self.removed)
+
+
+def counted(replicas: Sequence[Replica]) -> list[Replica]:
+    """The replicas a service has now: running, or restarting under its restart policy."""
+    return [r for r in replicas if r.status in ("running", "restarting")]
+
+
+def template_of(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:
+    """The container clones are made from: one the user created (not a clone), running first."""
+    originals = [r for r in replicas if not r.is_clone]
+    if not originals:
+        raise TemplateError(
+            str(key),
+            "no template container: every container of this service was created by the "
+            "autoscaler; recreate the service (docker compose up) to give it one",
+        )
+    return min(originals, key=lambda r: (not r.running, r.number or 0))
+
+
+def clone_name(template: Replica, number: int) -> str:
+    """`demo-web-1` -> `demo-web-4` (Compose v2); `demo_web_1` -> `demo_web_4` (v1)."""
+    for sep in ("-", "_"):
+        suffix = f"{sep}{template.number}"
+        if template.number is not None and template.name.endswith(suffix):
+            return f"{template.name.removesuffix(suffix)}{sep}{number}"
+    return f"{template.name}-{number}"
+
+
+def clone_config(template: Mapping[str, Any], number: int) -> dict[str, Any]:
+    """The create body for clone `number` of the container whose inspect data is `template`."""
+    source = template["Config"]
+    config: dict[str, Any] = {k: source[k] for k in _CONFIG_KEYS if source.get(k) is not None}
+    # The image ID, not its tag: a tag moved by a rebuild must not make clones differ.
+    config["Image"] = template["Image"]
+    labels = dict(source.get("Labels") or {})
+    labels[L.COMPOSE_NUMBER] = str(number)
+    labels[L.CLONE_OF] = template["Id"]
+    config["Labels"] = labels
+
+    host = dict(template["HostConfig"])
+    # Fixed host ports would collide with the template's; let the engine pick free ones.
+    bindings = host.get("PortBindings") or {}
+    host["PortBindings"] = {
+        port: [{"HostIp": b.get("HostIp", ""), "HostPort": ""} for b in spec or []]
+        for port, spec in bindings.items()
+    }
+    config["HostConfig"] = host
+
+    networks = (template.get("NetworkSettings") or {}).get("Networks") or {}
+    primary = host.get("NetworkMode", "")
+    if primary in networks:
+        config["NetworkingConfig"] = {
+            "EndpointsConfig": {primary: _endpoint(networks[primary], template["Id"])}
+        }
+    return config
+
+
+def _endpoint(endpoint: Mapping[str, Any], template_id: str) -> dict[str, Any]:
+    """An endpoint like the template's, without what is unique to it (IP, MAC, its id alias)."""
+    aliases = [a for a in endpoint.get("Aliases") or [] if not template_id.startswith(a)]
+    return {"Aliases": aliases or None, "Links": endpoint.get("Links")}
+
+
+class Actuator:
+    def __init__(self, docker: aiodocker.Docker, *, concurrency: int) -> None:
+        self._docker = docker
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def scale_to(
+        self, key: ServiceKey, replicas: Sequence[Replica], target: int
+    ) -> ScaleResult:
+        """Create or remove clones until the service has `target` counted replicas."""
+        started = time.monotonic()
+        live = counted(replicas)
+        result = ScaleResult(key, len(live), target)
+        if target > len(live):
+            template = template_of(key, replicas)
+            data = await self._inspect(key, template.id)
+            numbers = _free_numbers({r.number for r in replicas}, target - len(live))
+            outcomes = await _each(self._create(key, template, data, n) for n in numbers)
+        else:
+            victims = sorted(
+                (r for r in live if r.is_clone),
+                key=lambda r: (r.health == "healthy", r.health != "unhealthy", -(r.number or 0)),
+            )[: len(live) - target]
+            outcomes = await _each(self._remove(key, r) for r in victims)
+        for outcome in outcomes:
+            if isinstance(outcome, AutoscalerError):
+                result.errors.append(outcome)
+            elif target > len(live):
+                result.created.append(outcome)
+            else:
+                result.removed.append(outcome)
+        result.seconds = time.monotonic() - started
+        return result
+
+    async def _inspect(self, key: ServiceKey, container_id: str) -> dict[str, Any]:
+        with engine_errors("inspecting the template", service=str(key)):
+            container = await self._docker.containers.get(container_id)
+        data: dict[str, Any] = container._container
+        return data
+
+    async def _create(
+        self, key: ServiceKey, template: Replica, data: Mapping[str, Any], number: int
+    ) -> str:
+        name = clone_name(template, number)
+        async with self._slots:
+            with engine_errors(f"creating clone {name} of {template.name}", service=str(key)):
+                container = await self._docker.containers.create(
+                    clone_config(data, number), name=name
+                )
+            try:
+                with engine_errors(f"starting clone {name}", service=str(key)):
+                    await container.start()
+            except AutoscalerError:
+                # A clone that cannot start is removed now rather than left behind.
+                with engine_errors(f"removing clone {name} that failed to start"):
+                    await container.delete(force=True, v=True)
+                raise
+        logger.info("%s: started clone %s", key, name)
+        return container.id
+
+    async def _remove(self, key: ServiceKey, replica: Replica) -> str:
+        if not replica.is_clone:
+            raise TemplateError(str(key), f"refusing to remove {replica.name}: not a clone")
+        timeout = replica.inspect["Config"].get("StopTimeout") or _DEFAULT_STOP_TIMEOUT
+        container = self._docker.containers.container(replica.id)
+        async with self._slots:
+            with engine_errors(f"stopping clone {replica.name}", service=str(key)):
+                await container.stop(t=int(timeout))
+            with engine_errors(f"removing clone {replica.name}", service=str(key)):
+                await container.delete(v=True)
+        logger.info("%s: removed clone %s", key, replica.name)
+        return replica.id
+
+
+def _free_numbers(taken: set[int | None], count: int) -> list[int]:
+    numbers: list[int] = []
+    candidate = 1
+    while len(numbers) < count:
+        if candidate not in taken:
+            numbers.append(candidate)
+        candidate += 1
+    return numbers
+
+
+async def _each(operations: Any) -> list[str | AutoscalerError]:
+    """Run operations concurrently; an AutoscalerError is a result, anything else propagates."""
+
+    async def guarded(op: Awaitable[str]) -> str | AutoscalerError:
+        try:
+            return await op
+        except AutoscalerError as exc:
+            return exc
+
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(guarded(op)) for op in operations]
+    return [t.result() for t in tasks]

@@ -1,0 +1,240 @@
+"""The service: start-up, the control loop, and a bounded shutdown.
+
+    startup ──► every interval: sample ─► evaluate ─► scale_to (per service, concurrent) ─► publish
+                     ▲                                                                        │
+                     └──────────────────────────── until stop is set ◄────────────────────────┘
+    shutdown: finish in-flight scale actions (bounded), flush MQTT, publish offline, cancel the rest
+
+One TaskGroup owns every long-lived task: the inventory's event follower, the MQTT notifier and
+each in-flight scale action. A service has at most one action in flight; the loop skips it until
+the action is done, so a slow graceful stop never delays other services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from autoscaler import engine
+from autoscaler.actuator import Actuator, ScaleResult
+from autoscaler.collector import Collector, Sample
+from autoscaler.errors import AutoscalerError
+from autoscaler.evaluator import Evaluation, Evaluator
+from autoscaler.inventory import Inventory, Replica
+from autoscaler.labels import ServiceKey, ServiceSpec
+from autoscaler.notifier import Notifier
+from autoscaler.settings import Settings
+from policies.base import Direction
+
+logger = logging.getLogger(__name__)
+
+
+class App:
+    def __init__(self, settings: Settings, *, now: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self._now = now
+        self.docker = engine.client(settings.docker_host)
+        self.inventory = Inventory(self.docker)
+        self.collector = Collector(self.docker)
+        self.evaluator = Evaluator()
+        self.actuator = Actuator(self.docker, concurrency=settings.clone_concurrency)
+        self.notifier = Notifier(settings.mqtt)
+        self._inflight: dict[ServiceKey, asyncio.Task[None]] = {}
+        self._ticks = 0
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, then shut down within the configured bound."""
+        await self._startup()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                follower = tg.create_task(self.inventory.run(), name="inventory")
+                notifier = tg.create_task(self.notifier.run(), name="notifier")
+                await self._main_loop(tg, stop)
+                await self._shutdown(follower, notifier)
+        finally:
+            await self.docker.close()
+
+    async def _startup(self) -> None:
+        try:
+            version = await engine.ping(self.docker)
+        except AutoscalerError as exc:
+            # Not fatal: the inventory keeps retrying, and nothing acts until it is back.
+            logger.error("%s; will keep retrying", exc)
+        else:
+            logger.info(
+                "engine %s (API %s) at %s",
+                version.get("Version"), version.get("ApiVersion"), self.docker.docker_host,
+            )  # fmt: skip
+        logger.info(
+            "interval %.1fs, dry run %s, MQTT %s",
+            self.settings.interval,
+            self.settings.dry_run,
+            f"{self.settings.mqtt.host}:{self.settings.mqtt.port}"
+            if self.settings.mqtt.enabled
+            else "off",
+        )
+
+    async def _main_loop(self, tg: asyncio.TaskGroup, stop: asyncio.Event) -> None:
+        next_tick = time.monotonic()
+        while not stop.is_set():
+            if self.inventory.ready.is_set():
+                await self.tick(tg)
+            else:
+                logger.debug("engine view not ready; not acting")
+            next_tick = max(next_tick + self.settings.interval, time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(next_tick - time.monotonic()):
+                    await stop.wait()
+
+    async def tick(self, tg: asyncio.TaskGroup) -> None:
+        """One round: sample every opted-in container, evaluate each service, start actions."""
+        self._ticks += 1
+        services = self.inventory.services()
+        if self.settings.projects:
+            services = {k: v for k, v in services.items() if k.project in self.settings.projects}
+        self.evaluator.forget(set(services))
+        samples = await self.collector.sample(r for rs in services.values() for r in rs)
+        for key, replicas in sorted(services.items()):
+            if key in self._inflight:
+                continue
+            try:
+                self._evaluate(tg, key, replicas, samples)
+            except AutoscalerError as exc:
+                if self.evaluator.report(key, exc):
+                    logger.error("%s; skipping this service until it is fixed", exc)
+                    self.notifier.error(key, exc)
+                self.notifier.state(key, self._state(key, replicas, None, None, str(exc)))
+            except Exception:
+                # A bug for one service must not stop the others.
+                logger.exception("%s: unexpected error while evaluating", key)
+
+    def _evaluate(
+        self,
+        tg: asyncio.TaskGroup,
+        key: ServiceKey,
+        replicas: Sequence[Replica],
+        samples: dict[str, Sample],
+    ) -> None:
+        spec = self.evaluator.spec(key, replicas)
+        if self.evaluator.error(key) is not None:
+            logger.info("%s: labels are valid again", key)
+        self.evaluator.report(key, None)
+        evaluation = self.evaluator.evaluate(spec, replicas, samples, self._now())
+        decision = evaluation.decision
+        act = decision.direction is not Direction.NONE and not spec.paused
+        level = logging.INFO if act else logging.DEBUG
+        logger.log(
+            level, "%s: %d -> %d: %s", key, decision.current, decision.desired, decision.reason
+        )
+        self.notifier.state(key, self._state(key, replicas, spec, evaluation, None))
+        if not act:
+            return
+        if self.settings.dry_run:
+            self._announce(spec, evaluation, None)
+            return
+        self._inflight[key] = tg.create_task(
+            self._act(spec, replicas, evaluation), name=f"scale {key}"
+        )
+
+    async def _act(
+        self, spec: ServiceSpec, replicas: Sequence[Replica], evaluation: Evaluation
+    ) -> None:
+        try:
+            result = await self.actuator.scale_to(spec.key, replicas, evaluation.decision.desired)
+            for container_id in result.created + result.removed:
+                await self.inventory.refresh(container_id)
+            self._announce(spec, evaluation, result)
+            logger.info(
+                "%s: scaled %d -> %d in %.2fs",
+                spec.key,
+                result.before,
+                result.after,
+                result.seconds,
+            )
+        except AutoscalerError as exc:
+            logger.error("%s", exc)
+            self.notifier.error(spec.key, exc)
+        except Exception:
+            logger.exception("%s: unexpected error while scaling", spec.key)
+        finally:
+            del self._inflight[spec.key]
+
+    def _announce(
+        self, spec: ServiceSpec, evaluation: Evaluation, result: ScaleResult | None
+    ) -> None:
+        decision = evaluation.decision
+        after = decision.desired if result is None else result.after
+        action = "scale_up" if decision.direction is Direction.UP else "scale_down"
+        attributes: dict[str, Any] = {
+            "policy": spec.policy_name,
+            "from": decision.current,
+            "to": after,
+        }
+        if result is None:
+            attributes["dry_run"] = "true"
+        for exc in result.errors if result else []:
+            logger.error("%s", exc)
+            self.notifier.error(spec.key, exc)
+        if after != decision.current:
+            self.notifier.event(
+                spec.key,
+                action,
+                attributes,
+                **{"from": decision.current, "to": after, "desired": decision.desired},
+                reason=decision.reason,
+                dry_run=result is None,
+            )
+        replicas = self.inventory.services().get(spec.key, [])
+        self.notifier.state(spec.key, self._state(spec.key, replicas, spec, evaluation, None))
+
+    def _state(
+        self,
+        key: ServiceKey,
+        replicas: Sequence[Replica],
+        spec: ServiceSpec | None,
+        evaluation: Evaluation | None,
+        error: str | None,
+    ) -> dict[str, Any]:
+        live = [r for r in replicas if r.status in ("running", "restarting")]
+        state: dict[str, Any] = {
+            "project": key.project,
+            "service": key.service,
+            "replicas": len(live),
+            "containers": sorted(r.name for r in live),
+            "error": error,
+            "time": self._now(),
+        }
+        if spec is not None:
+            state |= {
+                "min": spec.minimum,
+                "max": spec.maximum,
+                "policy": spec.policy_name,
+                "paused": spec.paused,
+                "dry_run": self.settings.dry_run,
+            }
+        if evaluation is not None:
+            state |= {
+                "desired": evaluation.decision.desired,
+                "reason": evaluation.decision.reason,
+                "cpu": evaluation.cpu,
+                "memory": evaluation.memory,
+            }
+        return state
+
+    async def _shutdown(self, follower: asyncio.Task[None], notifier: asyncio.Task[None]) -> None:
+        if self._inflight:
+            logger.info("waiting for %d scale actions to finish", len(self._inflight))
+            _, pending = await asyncio.wait(
+                list(self._inflight.values()), timeout=self.settings.shutdown_timeout
+            )
+            for task in pending:
+                task.cancel(f"shutdown: not finished within {self.settings.shutdown_timeout}s")
+        follower.cancel("shutdown")
+        self.notifier.close()
+        _, pending_mqtt = await asyncio.wait([notifier], timeout=5.0)
+        for task in pending_mqtt:
+            task.cancel("shutdown: MQTT did not flush within 5s")

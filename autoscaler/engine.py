@@ -1,0 +1,51 @@
+"""The Docker Engine connection: one aiodocker client, and the boundary where its errors
+become ours.
+
+The address is `Settings.docker_host` (DOCKER_HOST): `unix:///path/docker.sock` or
+`tcp://host:2376`; TLS follows Docker's own DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aiodocker
+import aiohttp
+
+from autoscaler.errors import EngineError
+
+# What a lost or refused engine connection raises through aiodocker.
+LIBRARY_ERRORS = (aiodocker.DockerError, aiohttp.ClientError, OSError, TimeoutError)
+
+
+@contextmanager
+def engine_errors(doing: str, *, service: str | None = None) -> Iterator[None]:
+    """Re-raise library errors met while `doing` something as EngineError, keeping the cause."""
+    try:
+        yield
+    except aiodocker.DockerError as exc:
+        raise EngineError(f"{doing}: {exc.message}", service=service, status=exc.status) from exc
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise EngineError(f"{doing}: {exc or type(exc).__name__}", service=service) from exc
+
+
+def client(docker_host: str | None) -> aiodocker.Docker:
+    try:
+        return aiodocker.Docker(url=docker_host)
+    except (ValueError, aiodocker.DockerError) as exc:
+        raise EngineError(f"cannot use engine address {docker_host!r}: {exc}") from exc
+
+
+async def ping(docker: aiodocker.Docker) -> dict[str, Any]:
+    """The engine's version, or an EngineError naming the address that did not answer."""
+    with engine_errors(f"engine at {docker.docker_host} did not answer"):
+        version: dict[str, Any] = await docker.version()
+    return version
+
+
+def label_filter(*labels: str, **more: list[str]) -> str:
+    """The JSON `filters` parameter of the list and events endpoints."""
+    return json.dumps({"label": list(labels), **more})

@@ -1,0 +1,214 @@
+"""The live set of opted-in containers, kept from one listing plus the engine's event stream.
+
+    connect ──► list (since = engine time) ──► follow events ──► (stream ends or fails)
+       ▲                                                               │
+       └──────────────── backoff, `ready` cleared ◄────────────────────┘
+
+Events are requested from the moment just before the listing, so nothing that happens between
+the two is missed; replaying an event twice is harmless because every event re-inspects its
+container. While disconnected `ready` is clear and the control loop does not act.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+import aiodocker
+
+from autoscaler import labels as L
+from autoscaler.engine import LIBRARY_ERRORS, label_filter
+from autoscaler.labels import ServiceKey
+
+logger = logging.getLogger(__name__)
+
+_BACKOFF_START, _BACKOFF_CAP = 0.5, 30.0
+# Actions that change nothing a scaling decision reads.
+_IGNORED_ACTIONS = frozenset({"attach", "detach", "resize", "top", "export", "commit", "copy"})
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    id: str
+    name: str
+    key: ServiceKey
+    labels: Mapping[str, str]
+    status: str
+    """Docker's State.Status: created, running, paused, restarting, exited, dead."""
+    health: str | None
+    """State.Health.Status when the image or service has a health check: starting, healthy..."""
+    pid: int
+    started_at: float
+    number: int | None
+    clone_of: str | None
+    cpu_limit: float | None
+    """Cores the container may use (NanoCpus, CFS quota/period or cpuset), None without a limit."""
+    memory_limit: int | None
+    inspect: Mapping[str, Any]
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def is_clone(self) -> bool:
+        return self.clone_of is not None
+
+    @classmethod
+    def from_inspect(cls, data: Mapping[str, Any]) -> Replica:
+        config, host, state = data["Config"], data["HostConfig"], data["State"]
+        labels = MappingProxyType(dict(config.get("Labels") or {}))
+        name = data["Name"].lstrip("/")
+        number = labels.get(L.COMPOSE_NUMBER, "")
+        return cls(
+            id=data["Id"],
+            name=name,
+            key=L.service_key(labels, name),
+            labels=labels,
+            status=state.get("Status", "unknown"),
+            health=(state.get("Health") or {}).get("Status"),
+            pid=int(state.get("Pid") or 0),
+            started_at=_timestamp(state.get("StartedAt")),
+            number=int(number) if number.isdigit() else None,
+            clone_of=labels.get(L.CLONE_OF),
+            cpu_limit=cpu_limit(host),
+            memory_limit=int(host.get("Memory") or 0) or None,
+            inspect=data,
+        )
+
+
+def cpu_limit(host: Mapping[str, Any]) -> float | None:
+    if host.get("NanoCpus"):
+        return float(host["NanoCpus"]) / 1e9
+    quota, period = host.get("CpuQuota") or 0, host.get("CpuPeriod") or 100_000
+    if quota > 0:
+        return float(quota) / float(period)
+    cpuset = host.get("CpusetCpus") or ""
+    if cpuset:
+        return float(_count_cpus(cpuset))
+    return None
+
+
+def _count_cpus(cpuset: str) -> int:
+    count = 0
+    for part in cpuset.split(","):
+        low, _, high = part.partition("-")
+        count += int(high or low) - int(low) + 1
+    return count
+
+
+def _timestamp(value: str | None) -> float:
+    """Docker's RFC 3339 times carry nanoseconds, which fromisoformat does not take."""
+    if not value or value.startswith("0001-"):
+        return 0.0
+    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", value).replace("Z", "+00:00")
+    return datetime.fromisoformat(trimmed).timestamp()
+
+
+class Inventory:
+    def __init__(self, docker: aiodocker.Docker) -> None:
+        self._docker = docker
+        self._replicas: dict[str, Replica] = {}
+        self.ready = asyncio.Event()
+        """Set while the listing is complete and the event stream is followed."""
+        self.changed = asyncio.Event()
+        """Set on every change; the control loop clears it when it takes a snapshot."""
+        self.events_seen = 0
+
+    def services(self) -> dict[ServiceKey, list[Replica]]:
+        """Replicas grouped by service, each list in container-number order."""
+        grouped: dict[ServiceKey, list[Replica]] = defaultdict(list)
+        for replica in self._replicas.values():
+            grouped[replica.key].append(replica)
+        for replicas in grouped.values():
+            replicas.sort(key=lambda r: (r.number is None, r.number or 0, r.name))
+        return dict(grouped)
+
+    def get(self, container_id: str) -> Replica | None:
+        return self._replicas.get(container_id)
+
+    async def run(self) -> None:
+        """Follow the engine forever; reconnect with capped, jittered backoff."""
+        delay = _BACKOFF_START
+        while True:
+            try:
+                await self._follow()
+            except* LIBRARY_ERRORS as group:
+                logger.warning(
+                    "engine connection lost (%s); retrying in about %.1fs",
+                    "; ".join(str(e) or type(e).__name__ for e in group.exceptions),
+                    delay,
+                )
+            else:
+                logger.warning("engine event stream ended; re-listing in about %.1fs", delay)
+            if self.ready.is_set():
+                # It had been working: start the backoff over rather than wait the capped delay.
+                self.ready.clear()
+                delay = _BACKOFF_START
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, _BACKOFF_CAP)
+
+    async def _follow(self) -> None:
+        info = await self._docker.system.info()
+        since = f"{_timestamp(info.get('SystemTime')) - 1:.6f}"
+        await self.resync()
+        subscriber = self._docker.events.subscribe(create_task=False)  # type: ignore[no-untyped-call]
+        filters = label_filter(L.ENABLE, type=["container"])
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._docker.events.run(since=since, filters=filters))
+            self.ready.set()
+            logger.info("following engine events; %d opted-in containers", len(self._replicas))
+            while (event := await subscriber.get()) is not None:
+                self.events_seen += 1
+                await self._apply(event)
+
+    async def resync(self) -> None:
+        """Replace the whole view with a fresh listing."""
+        listed = await self._docker.containers.list(all=True, filters=label_filter(L.ENABLE))
+        fresh: dict[str, Replica] = {}
+        for container in listed:
+            data = await self._inspect(container.id)
+            if data is not None:
+                fresh[data.id] = data
+        self._replicas = fresh
+        self.changed.set()
+
+    async def refresh(self, container_id: str) -> Replica | None:
+        """Re-inspect one container, e.g. right after the actuator created it."""
+        replica = await self._inspect(container_id)
+        if replica is None:
+            self._replicas.pop(container_id, None)
+        else:
+            self._replicas[container_id] = replica
+        self.changed.set()
+        return replica
+
+    async def _inspect(self, container_id: str) -> Replica | None:
+        try:
+            data = await self._docker.containers.get(container_id)
+        except aiodocker.DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        replica = Replica.from_inspect(data._container)
+        return replica if L.opted_in(replica.labels) else None
+
+    async def _apply(self, event: Mapping[str, Any]) -> None:
+        action = str(event.get("Action", "")).split(":")[0]
+        container_id = event.get("id") or event.get("Actor", {}).get("ID", "")
+        if action in _IGNORED_ACTIONS or not container_id:
+            return
+        logger.debug("event %s %s", event.get("Action"), container_id[:12])
+        if action == "destroy":
+            self._replicas.pop(container_id, None)
+            self.changed.set()
+        else:
+            await self.refresh(container_id)

@@ -1,0 +1,47 @@
+"""Settings: `AUTOSCALER_*` environment variables (nested with `__`) and a `.env` file."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MqttSettings(BaseModel):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    topic_prefix: str = "autoscaler"
+    client_id: str | None = None
+    keepalive: int = Field(default=30, ge=5)
+    outbox_size: int = Field(default=10_000, ge=1)
+    """Events kept while the broker is unreachable; past this the oldest are dropped."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AUTOSCALER_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    docker_host: str | None = Field(default_factory=lambda: os.environ.get("DOCKER_HOST"))
+    """Engine address (unix:///path or tcp://host:port); DOCKER_HOST when unset."""
+    interval: float = Field(default=5.0, gt=0, le=3600)
+    """Seconds between sampling rounds and policy evaluations."""
+    projects: frozenset[str] = frozenset()
+    """Only manage these Compose projects (a JSON list); all projects when empty."""
+    dry_run: bool = False
+    """Decide and publish, but never create or remove containers."""
+    clone_concurrency: int = Field(default=8, ge=1, le=256)
+    """Containers created or removed at once per scale action."""
+    shutdown_timeout: float = Field(default=30.0, gt=0)
+    """Seconds shutdown waits for in-flight scale actions before cancelling them."""
+    loop: Literal["uvloop", "asyncio"] = "uvloop"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)

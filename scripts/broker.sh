@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# A private MQTT broker (mosquitto) on 127.0.0.1 and a free port, for tests and the demo.
+# Idempotent: `start` reuses a broker this script started that still runs.
+#
+#   scripts/broker.sh start   install mosquitto when missing, start it
+#   scripts/broker.sh stop    stop the broker this script started (by its pid file)
+#   scripts/broker.sh env     print AUTOSCALER_MQTT__HOST=... and AUTOSCALER_MQTT__PORT=...
+set -euo pipefail
+
+STATE_DIR=${AUTOSCALER_STATE_DIR:-${TMPDIR:-/tmp}/compose-autoscaler}
+BROKER_DIR=$STATE_DIR/broker
+PIDFILE=$BROKER_DIR/mosquitto.pid
+PORTFILE=$BROKER_DIR/port
+CONF=$BROKER_DIR/mosquitto.conf
+LOG=$BROKER_DIR/mosquitto.log
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+
+broker_runs() {
+    [ -f "$PIDFILE" ] && [ -f "$PORTFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+start() {
+    need_cmd mosquitto mosquitto
+    mkdir -p "$BROKER_DIR"
+    if broker_runs; then
+        log "broker already runs on 127.0.0.1:$(cat "$PORTFILE")"
+        return
+    fi
+    local port
+    port=${AUTOSCALER_BROKER_PORT:-$(free_port)}
+    cat >"$CONF" <<CONF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence false
+log_dest stderr
+log_type error
+log_type warning
+log_type notice
+CONF
+    mosquitto -c "$CONF" >"$LOG" 2>&1 &
+    echo $! >"$PIDFILE"
+    echo "$port" >"$PORTFILE"
+    for _ in $(seq 1 100); do
+        if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2).close()" 2>/dev/null; then
+            log "broker started on 127.0.0.1:$port (pid $(cat "$PIDFILE"))"
+            return
+        fi
+        kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 20 "$LOG" >&2
+    die "mosquitto did not listen on 127.0.0.1:$port (log: $LOG)"
+}
+
+stop() {
+    stop_pidfile "$PIDFILE" mosquitto
+}
+
+case ${1:-} in
+    start) start ;;
+    stop) stop ;;
+    env)
+        broker_runs || die "no broker started by this script runs"
+        echo "AUTOSCALER_MQTT__HOST=127.0.0.1"
+        echo "AUTOSCALER_MQTT__PORT=$(cat "$PORTFILE")"
+        ;;
+    *) die "usage: $0 start|stop|env" ;;
+esac

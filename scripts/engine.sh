@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# A private Docker Engine for tests and the demo: its own unix socket, its own data root, and its own
+# network namespace, so nothing it or a container does can leave the machine and an accidental image
+# pull fails at once. Idempotent: `start` reuses an engine that already answers.
+#
+#   scripts/engine.sh start   install what is missing, start dockerd, build the test image
+#   scripts/engine.sh stop    stop the dockerd this script started (by its pid file)
+#   scripts/engine.sh env     print DOCKER_HOST=... for the running engine
+set -euo pipefail
+
+STATE_DIR=${AUTOSCALER_STATE_DIR:-${TMPDIR:-/tmp}/compose-autoscaler}
+ENGINE_DIR=$STATE_DIR/engine
+SOCKET=$ENGINE_DIR/docker.sock
+PIDFILE=$ENGINE_DIR/dockerd.pid
+LOG=$ENGINE_DIR/dockerd.log
+TEST_IMAGE=${AUTOSCALER_TEST_IMAGE:-autoscaler-test/busybox:latest}
+
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+
+engine_answers() {
+    [ -S "$SOCKET" ] && DOCKER_HOST=unix://$SOCKET docker version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
+build_test_image() {
+    if DOCKER_HOST=unix://$SOCKET docker image inspect "$TEST_IMAGE" >/dev/null 2>&1; then
+        return
+    fi
+    local root
+    root=$(mktemp -d)
+    mkdir -p "$root/bin" "$root/tmp" "$root/etc" "$root/proc" "$root/sys" "$root/dev"
+    cp "$(command -v busybox)" "$root/bin/busybox"
+    for applet in $("$root/bin/busybox" --list); do
+        [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
+    done
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+    tar -C "$root" -cf - . | DOCKER_HOST=unix://$SOCKET docker import \
+        --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh"]' - "$TEST_IMAGE" >/dev/null
+    rm -rf "$root"
+    log "built test image $TEST_IMAGE offline"
+}
+
+start() {
+    need_cmd dockerd docker.io
+    need_cmd docker docker.io
+    need_cmd busybox busybox-static
+    need_cmd unshare util-linux
+    need_cmd ip iproute2
+    mkdir -p "$ENGINE_DIR"
+    if engine_answers; then
+        log "engine already answers on unix://$SOCKET"
+    else
+        rm -f "$SOCKET"
+        # --exec-root and --pidfile keep this engine apart from any system one; the containerd it
+        # starts lives under the same data root.
+        unshare --net --fork sh -c "ip link set lo up; exec dockerd \
+            --host unix://$SOCKET --data-root $ENGINE_DIR/data --exec-root $ENGINE_DIR/exec \
+            --pidfile $ENGINE_DIR/dockerd.inner.pid \
+            --bridge=none --iptables=false --ip6tables=false --ip-masq=false" \
+            >"$LOG" 2>&1 &
+        echo $! >"$PIDFILE"
+        for _ in $(seq 1 150); do
+            engine_answers && break
+            if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+                tail -n 20 "$LOG" >&2
+                die "dockerd exited during start-up (log: $LOG)"
+            fi
+            sleep 0.2
+        done
+        engine_answers || die "dockerd did not answer on unix://$SOCKET within 30 s (log: $LOG)"
+        log "engine started on unix://$SOCKET (pid $(cat "$PIDFILE"))"
+    fi
+    build_test_image
+}
+
+stop() {
+    # Signal dockerd itself: the unshare wrapper whose pid $PIDFILE holds exits when it does.
+    stop_pidfile "$ENGINE_DIR/dockerd.inner.pid" dockerd
+    stop_pidfile "$PIDFILE" "dockerd's namespace wrapper"
+    rm -f "$SOCKET"
+}
+
+case ${1:-} in
+    start) start ;;
+    stop) stop ;;
+    env) echo "DOCKER_HOST=unix://$SOCKET" ;;
+    *) die "usage: $0 start|stop|env" ;;
+esac

@@ -1,0 +1,39 @@
+# Shared helpers for the scripts in this folder; sourced, not run.
+
+log() { echo "[$(basename "$0")] $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+APT_UPDATED=${APT_UPDATED:-}
+
+# need_cmd CMD PACKAGE: install the Debian package that provides CMD when CMD is missing.
+need_cmd() {
+    command -v "$1" >/dev/null 2>&1 && return
+    command -v apt-get >/dev/null 2>&1 || die "$1 is missing and apt-get is not available: install $2"
+    log "installing $2 (for $1)"
+    if [ -z "$APT_UPDATED" ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >&2
+    command -v "$1" >/dev/null 2>&1 || die "installing $2 did not provide $1"
+}
+
+# stop_pidfile FILE NAME: stop the process whose pid FILE holds, waiting up to 20 s.
+stop_pidfile() {
+    local pidfile=$1 name=$2 pid
+    [ -f "$pidfile" ] || { log "$name: not started by this script"; return 0; }
+    pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.2
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "$name (pid $pid) ignored SIGTERM for 20 s; sending SIGKILL"
+            kill -KILL "$pid"
+        fi
+        log "$name (pid $pid) stopped"
+    fi
+    rm -f "$pidfile"
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make test`: lint, type-check, start the private engine and broker, run every test, and stop the
+# engine and broker again if this script started them.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here/.."
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+BIN=${BIN:-.venv/bin}
+
+STATE_DIR=${AUTOSCALER_STATE_DIR:-${TMPDIR:-/tmp}/compose-autoscaler}
+started=()
+[ -f "$STATE_DIR/engine/dockerd.pid" ] || started+=(engine)
+[ -f "$STATE_DIR/broker/mosquitto.pid" ] || started+=(broker)
+cleanup() {
+    for what in "${started[@]}"; do bash "scripts/$what.sh" stop || true; done
+}
+trap cleanup EXIT
+
+"$BIN/ruff" format --check .
+"$BIN/ruff" check .
+"$BIN/mypy"
+
+bash scripts/engine.sh start
+bash scripts/broker.sh start
+set -a
+eval "$(bash scripts/engine.sh env)"
+eval "$(bash scripts/broker.sh env)"
+set +a
+"$BIN/pytest" "$@"

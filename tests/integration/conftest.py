@@ -1,0 +1,257 @@
+"""Fixtures for tests against the real engine and broker started by scripts/engine.sh and
+scripts/broker.sh. `make test` starts both; run alone, this starts them (and leaves them running
+for the next run; `make down` stops them)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiodocker
+import aiomqtt
+import pytest
+
+from autoscaler.app import App
+from autoscaler.settings import MqttSettings, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_IMAGE = os.environ.get("AUTOSCALER_TEST_IMAGE", "autoscaler-test/busybox:latest")
+
+pytestmark = pytest.mark.integration
+
+
+def _script_env(script: str) -> dict[str, str]:
+    subprocess.run(["bash", str(ROOT / "scripts" / script), "start"], check=True)
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / script), "env"], check=True, capture_output=True, text=True
+    ).stdout
+    return dict(line.split("=", 1) for line in out.split())
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> str:
+    return os.environ.get("DOCKER_HOST") or _script_env("engine.sh")["DOCKER_HOST"]
+
+
+@pytest.fixture(scope="session")
+def broker() -> tuple[str, int]:
+    if "AUTOSCALER_MQTT__PORT" in os.environ:
+        env: Mapping[str, str] = os.environ
+    else:
+        env = _script_env("broker.sh")
+    return env.get("AUTOSCALER_MQTT__HOST", "127.0.0.1"), int(env["AUTOSCALER_MQTT__PORT"])
+
+
+@pytest.fixture
+async def docker(docker_host: str) -> AsyncIterator[aiodocker.Docker]:
+    client = aiodocker.Docker(url=docker_host)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def project() -> str:
+    """A Compose project name of the test's own, so tests never see each other's containers."""
+    return f"t{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Load:
+    """The shared demand the replicas of a service burn (see scripts/burn.sh)."""
+
+    path: Path
+
+    def set(self, millicores: int) -> None:
+        (self.path / "demand").write_text(f"{millicores}\n")
+
+
+@pytest.fixture
+def make_load(tmp_path: Path) -> Callable[[str], Load]:
+    def make(name: str) -> Load:
+        path = tmp_path / name
+        (path / "replicas").mkdir(parents=True)
+        load = Load(path)
+        load.set(0)
+        return load
+
+    return make
+
+
+@pytest.fixture
+async def make_container(
+    docker: aiodocker.Docker, project: str
+) -> AsyncIterator[Callable[..., Any]]:
+    """Create and start a container shaped like one `docker compose up` makes; every container of
+    the project, clones included, is removed afterwards."""
+
+    async def make(
+        service: str,
+        labels: Mapping[str, str] | None = None,
+        *,
+        load: Load | None = None,
+        number: int = 1,
+        cpus: float = 0.25,
+        compose: bool = True,
+        name: str | None = None,
+    ) -> aiodocker.containers.DockerContainer:
+        all_labels = {"com.docker.compose.oneoff": "False", **(labels or {})}
+        if compose:
+            all_labels |= {
+                "com.docker.compose.project": project,
+                "com.docker.compose.service": service,
+                "com.docker.compose.container-number": str(number),
+            }
+        else:
+            all_labels["test.project"] = project
+        binds = [f"{ROOT / 'scripts' / 'burn.sh'}:/burn.sh:ro"]
+        if load is not None:
+            binds.append(f"{load.path}:/load")
+        config = {
+            "Image": TEST_IMAGE,
+            "Cmd": ["sh", "/burn.sh"] if load is not None else ["sleep", "86400"],
+            "Labels": all_labels,
+            "StopTimeout": 2,
+            "HostConfig": {"NetworkMode": "none", "NanoCpus": int(cpus * 1e9), "Binds": binds},
+        }
+        container = await docker.containers.create(
+            config, name=name or f"{project}-{service}-{number}"
+        )
+        await container.start()
+        return container
+
+    try:
+        yield make
+    finally:
+        for label in (f"com.docker.compose.project={project}", f"test.project={project}"):
+            leftovers = await docker.containers.list(
+                all=True, filters=json.dumps({"label": [label]})
+            )
+            for container in leftovers:
+                with contextlib.suppress(aiodocker.DockerError):
+                    await container.delete(force=True)
+
+
+@dataclass
+class Mqtt:
+    """Every message under a test's own topic prefix, as they arrive."""
+
+    prefix: str
+    messages: list[tuple[str, dict[str, Any], bool]] = field(default_factory=list)
+    arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    def on(self, suffix: str) -> list[dict[str, Any]]:
+        return [p for t, p, _ in self.messages if t == f"{self.prefix}/{suffix}"]
+
+    async def wait_for(self, predicate: Callable[[Mqtt], Any], within: float = 30.0) -> Any:
+        async with asyncio.timeout(within), self.arrived:
+            while not (result := predicate(self)):
+                await self.arrived.wait()
+            return result
+
+
+async def subscribe(host: str, port: int, prefix: str, into: Mqtt) -> None:
+    async with aiomqtt.Client(host, port) as client:
+        await client.subscribe(f"{prefix}/#", qos=1)
+        async for message in client.messages:
+            payload = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+            async with into.arrived:
+                into.messages.append((str(message.topic), payload, message.retain))
+                into.arrived.notify_all()
+
+
+@pytest.fixture
+async def mqtt(broker: tuple[str, int], project: str) -> AsyncIterator[Mqtt]:
+    collected = Mqtt(prefix=f"autoscaler-test-{project}")
+    # Setup and teardown of an async fixture may run in different tasks, so no TaskGroup spans
+    # the yield: the task is awaited (and so never leaked) in teardown instead.
+    task = asyncio.create_task(subscribe(*broker, collected.prefix, collected))
+    await asyncio.sleep(0.3)  # let the subscription land before anything publishes
+    try:
+        yield collected
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def settings_for(
+    docker_host: str, broker: tuple[str, int], project: str, prefix: str, **overrides: Any
+) -> Settings:
+    host, port = broker
+    mqtt = MqttSettings(host=host, port=port, topic_prefix=prefix)
+    values: dict[str, Any] = {
+        "docker_host": docker_host,
+        "interval": 1.0,
+        "projects": frozenset({project, "standalone"}),
+        "mqtt": mqtt,
+        "shutdown_timeout": 10.0,
+    }
+    return Settings(**(values | overrides))
+
+
+@pytest.fixture
+async def run_autoscaler(
+    docker_host: str, broker: tuple[str, int], project: str, mqtt: Mqtt
+) -> AsyncIterator[Callable[..., Any]]:
+    """Start the service in this event loop; it is stopped (with its bounded drain) afterwards."""
+    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+
+    async def start(**overrides: Any) -> App:
+        app = App(settings_for(docker_host, broker, project, mqtt.prefix, **overrides))
+        stop = asyncio.Event()
+        running.append((stop, asyncio.create_task(app.serve(stop))))
+        async with asyncio.timeout(10):
+            await app.inventory.ready.wait()
+        return app
+
+    try:
+        yield start
+    finally:
+        for stop, _ in running:
+            stop.set()
+        for _, task in running:
+            async with asyncio.timeout(30):
+                await task
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Settings read the environment; a developer's AUTOSCALER_* must not change what tests see.
+    for name in list(os.environ):
+        if name.startswith("AUTOSCALER_") and name not in ("AUTOSCALER_TEST_IMAGE",):
+            monkeypatch.delenv(name)
+    yield
+
+
+def states(mqtt: Mqtt, project: str, service: str) -> list[dict[str, Any]]:
+    return mqtt.on(f"{project}/{service}/state")
+
+
+async def reaches(
+    mqtt: Mqtt, project: str, service: str, replicas: int, *, hold: int = 3, within: float = 45
+) -> list[dict[str, Any]]:
+    """Wait until the service's published state shows `replicas` for `hold` rounds in a row."""
+
+    def held(m: Mqtt) -> list[dict[str, Any]] | None:
+        seen = states(m, project, service)
+        tail = seen[-hold:]
+        if len(tail) == hold and all(s.get("replicas") == replicas for s in tail):
+            return seen
+        return None
+
+    try:
+        result: list[dict[str, Any]] = await mqtt.wait_for(held, within)
+    except TimeoutError:
+        seen = [s.get("replicas") for s in states(mqtt, project, service)]
+        raise AssertionError(f"{service} never held {replicas} replicas; states: {seen}") from None
+    return result

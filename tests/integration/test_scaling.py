@@ -1,0 +1,139 @@
+"""The whole pipeline against the real engine and broker: labels in, containers out, MQTT told."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiodocker
+import aiomqtt
+
+from tests.integration.conftest import Mqtt, reaches, states
+
+# A replica may use 0.25 core (the fixture's default limit) and should average 50 % of it, so it
+# serves 125 millicores of demand: D millicores need ceil(D / 125) replicas.
+WEB = {
+    "autoscaler.enable": "true",
+    "autoscaler.min": "1",
+    "autoscaler.max": "4",
+    "autoscaler.cpu.target": "50",
+}
+
+
+async def names(docker: aiodocker.Docker, project: str) -> dict[str, str]:
+    """name -> status of every container of the project."""
+    listed = await docker.containers.list(
+        all=True, filters=json.dumps({"label": [f"com.docker.compose.project={project}"]})
+    )
+    return {c["Names"][0].lstrip("/"): c["State"] for c in listed}
+
+
+async def test_shared_demand_scales_to_the_needed_count_then_max_then_back_to_min(
+    make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, docker: Any, project: str
+) -> None:
+    load = make_load("web")
+    await make_container("web", WEB, load=load)
+    await run_autoscaler()
+
+    load.set(350)  # ceil(350 / 125) = 3
+    await reaches(mqtt, project, "web", 3)
+    assert set(await names(docker, project)) == {f"{project}-web-{n}" for n in (1, 2, 3)}
+
+    load.set(1000)  # needs 8, max is 4
+    seen = await reaches(mqtt, project, "web", 4)
+    assert max(s["replicas"] for s in seen) == 4
+    assert "bound to max 4" in seen[-1]["reason"]
+
+    load.set(0)
+    await reaches(mqtt, project, "web", 1)
+    # The one left is the template that Compose made, never a clone.
+    assert await names(docker, project) == {f"{project}-web-1": "running"}
+
+
+async def test_every_action_is_an_engine_shaped_event_and_state_is_retained(
+    make_container: Any,
+    make_load: Any,
+    run_autoscaler: Any,
+    mqtt: Mqtt,
+    broker: tuple[str, int],
+    project: str,
+) -> None:
+    load = make_load("api")
+    await make_container("api", WEB, load=load)
+    await run_autoscaler()
+    load.set(200)  # ceil(200 / 125) = 2
+    await reaches(mqtt, project, "api", 2)
+
+    events = mqtt.on(f"{project}/api/events")
+    ups = [e for e in events if e["Action"] == "scale_up"]
+    assert ups, events
+    event = ups[0]
+    assert event["Type"] == "service"
+    assert event["Actor"]["ID"] == f"{project}/api"
+    assert event["Actor"]["Attributes"]["project"] == project
+    assert event["Actor"]["Attributes"]["service"] == "api"
+    assert event["Actor"]["Attributes"]["policy"] == "target-tracking"
+    assert event["from"] == 1
+    assert event["to"] == 2
+    assert "cpu" in event["reason"]
+    assert event["timeNano"] // 1_000_000_000 == event["time"]
+
+    # A subscriber arriving now is handed the latest state at once, retained.
+    host, port = broker
+    async with aiomqtt.Client(host, port) as late:
+        await late.subscribe(f"{mqtt.prefix}/{project}/api/state", qos=1)
+        async for message in late.messages:
+            state = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+            break
+    assert message.retain
+    assert state["replicas"] == 2
+    assert (state["min"], state["max"], state["policy"]) == (1, 4, "target-tracking")
+    assert state["cpu"] is not None
+    assert len(state["containers"]) == 2
+
+    async with aiomqtt.Client(host, port) as late:
+        await late.subscribe(f"{mqtt.prefix}/status", qos=1)
+        async for message in late.messages:
+            assert json.loads(bytes(message.payload))["status"] == "online"  # type: ignore[arg-type]
+            break
+
+
+async def test_containers_that_did_not_opt_in_and_templates_are_never_removed(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, docker: Any, project: str
+) -> None:
+    # Compose made two replicas of `web` (both templates, not clones); a third container of the
+    # same service has no opt-in label. Idle, the policy wants 1 replica.
+    await make_container("web", WEB, number=1)
+    await make_container("web", WEB, number=2)
+    await make_container("web", {}, number=3)
+    await run_autoscaler()
+
+    seen = await reaches(mqtt, project, "web", 2, hold=4)
+    assert seen[-1]["desired"] == 1
+    assert await names(docker, project) == {f"{project}-web-{n}": "running" for n in (1, 2, 3)}
+    assert not [e for e in mqtt.on(f"{project}/web/events") if e["Action"] == "scale_down"]
+
+
+async def test_a_bad_label_is_a_named_error_and_other_services_still_scale(
+    make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    await make_container("broken", WEB | {"autoscaler.cpu.target": "fast"})
+    await make_container("typo", WEB | {"autoscaler.maxx": "3"})
+    load = make_load("web")
+    await make_container("web", WEB, load=load)
+    await run_autoscaler()
+    load.set(240)
+
+    errors = await mqtt.wait_for(lambda m: m.on(f"{project}/broken/events"))
+    assert errors[0]["Action"] == "error"
+    assert errors[0]["Actor"]["Attributes"]["label"] == "autoscaler.cpu.target"
+    assert errors[0]["Actor"]["Attributes"]["value"] == "fast"
+    assert f"service {project}/broken" in errors[0]["message"]
+    typo = await mqtt.wait_for(lambda m: m.on(f"{project}/typo/events"))
+    assert typo[0]["Actor"]["Attributes"]["label"] == "autoscaler.maxx"
+    assert "unknown label" in typo[0]["message"]
+
+    await reaches(mqtt, project, "web", 2)
+    # Reported once, not every interval; its state says what is wrong.
+    assert len(mqtt.on(f"{project}/broken/events")) == 1
+    assert "autoscaler.cpu.target" in states(mqtt, project, "broken")[-1]["error"]
