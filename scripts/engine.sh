@@ -6,6 +6,7 @@
 #   scripts/engine.sh start   install what is missing, start dockerd, build the test image
 #   scripts/engine.sh stop    stop the dockerd this script started (by its pid file)
 #   scripts/engine.sh env     print DOCKER_HOST=... for the running engine
+#   scripts/engine.sh image   build the test image on the engine DOCKER_HOST names
 set -euo pipefail
 
 STATE_DIR=${AUTOSCALER_STATE_DIR:-${TMPDIR:-/tmp}/compose-autoscaler}
@@ -23,8 +24,11 @@ engine_answers() {
     [ -S "$SOCKET" ] && DOCKER_HOST=unix://$SOCKET docker version --format '{{.Server.Version}}' >/dev/null 2>&1
 }
 
+# build_test_image HOST: the busybox test image, made from the host's busybox-static without any
+# registry, on the engine at HOST.
 build_test_image() {
-    if DOCKER_HOST=unix://$SOCKET docker image inspect "$TEST_IMAGE" >/dev/null 2>&1; then
+    local host=$1
+    if DOCKER_HOST=$host docker image inspect "$TEST_IMAGE" >/dev/null 2>&1; then
         return
     fi
     local root
@@ -35,7 +39,7 @@ build_test_image() {
         [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
     done
     echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
-    tar -C "$root" -cf - . | DOCKER_HOST=unix://$SOCKET docker import \
+    tar -C "$root" -cf - . | DOCKER_HOST=$host docker import \
         --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh"]' - "$TEST_IMAGE" >/dev/null
     rm -rf "$root"
     log "built test image $TEST_IMAGE offline"
@@ -71,7 +75,7 @@ start() {
         engine_answers || die "dockerd did not answer on unix://$SOCKET within 30 s (log: $LOG)"
         log "engine started on unix://$SOCKET (pid $(cat "$PIDFILE"))"
     fi
-    build_test_image
+    build_test_image "unix://$SOCKET"
 }
 
 stop() {
@@ -85,5 +89,9 @@ case ${1:-} in
     start) start ;;
     stop) stop ;;
     env) echo "DOCKER_HOST=unix://$SOCKET" ;;
-    *) die "usage: $0 start|stop|env" ;;
+    image)
+        need_cmd busybox busybox-static
+        build_test_image "${DOCKER_HOST:?image needs DOCKER_HOST}"
+        ;;
+    *) die "usage: $0 start|stop|env|image" ;;
 esac
