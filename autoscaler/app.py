@@ -217,9 +217,10 @@ class App:
                 "dry_run": self.settings.dry_run,
             }
         if evaluation is not None:
+            reason = evaluation.decision.reason
             state |= {
                 "desired": evaluation.decision.desired,
-                "reason": evaluation.decision.reason,
+                "reason": f"paused; would: {reason}" if spec and spec.paused else reason,
                 "cpu": evaluation.cpu,
                 "memory": evaluation.memory,
             }

@@ -53,13 +53,12 @@ def replica_samples(
     out = []
     for replica in counted(replicas):
         sample = samples.get(replica.id)
+        # A replica without a reading yet is ready but missing: the policy decides what that means.
         note = ""
         if replica.status != "running":
             note = replica.status
         elif replica.health in ("starting", "unhealthy"):
             note = f"health {replica.health}"
-        elif sample is None or sample.cpu is None:
-            note = "no sample yet"
         out.append(
             ReplicaSample(
                 container_id=replica.id,
@@ -67,6 +66,7 @@ def replica_samples(
                 memory=sample.memory if sample else None,
                 ready=not note,
                 note=note,
+                started_at=replica.started_at,
             )
         )
     return tuple(out)

@@ -16,11 +16,13 @@ class Direction(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ReplicaSample:
-    """One replica's utilisation in one interval.
+    """One replica's utilisation over the last interval.
 
     `cpu` is percent of the replica's CPU limit (of one core when it has none); `memory` is percent
-    of its memory limit, None when it has no limit. A replica that is not `ready` (starting, or its
-    health check says starting or unhealthy) is reported with `note` saying why.
+    of its memory limit, None when it has no limit. `ready` is False when the engine says the
+    replica is not serving (starting, or its health check says starting or unhealthy), with
+    `note` saying why; `started_at` (seconds, same clock as `PolicyInput.now`) lets a policy
+    treat replicas inside their warm-up as not ready.
     """
 
     container_id: str
@@ -28,6 +30,7 @@ class ReplicaSample:
     memory: float | None = None
     ready: bool = True
     note: str = ""
+    started_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +50,17 @@ class Decision:
     desired: int
     reason: str
     proposal: int | None = None
-    """The raw count the policy asked for, before min/max bound it; None when it had no data."""
+    """The raw count the policy's rule asked for; None when it had no usable samples."""
+    stabilized: int | None = None
+    """The proposal after the stabilization windows, before rate limits, cooldowns and bounds."""
     bound: str | None = None
-    """Which limit changed the proposal ("min", "max"), if any."""
+    """What changed the stabilized count: "min", "max", "rate" or "cooldown"; None if nothing."""
     metrics: Mapping[str, float] = field(default_factory=dict)
+    """Mean utilisation per metric over the samples that counted."""
     ignored: Mapping[str, str] = field(default_factory=dict)
     """container id -> why its sample did not count."""
+    steps: tuple[str, ...] = ()
+    """How the proposal became `desired`, one line per rule that had a say."""
 
     @property
     def direction(self) -> Direction:

@@ -15,12 +15,13 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ValidationError
 
 from policies.base import Policy
-from policies.target_tracking import TargetTracking
+from policies.step import Step
+from policies.target_tracking import Hpa, TargetTracking
 
 ENTRY_POINT_GROUP = "autoscaler.policies"
 DEFAULT = "target-tracking"
 
-_BUILTINS: dict[str, type[Any]] = {TargetTracking.name: TargetTracking}
+_BUILTINS: dict[str, type[Any]] = {cls.name: cls for cls in (TargetTracking, Hpa, Step)}
 
 
 class PolicyClass(Protocol):

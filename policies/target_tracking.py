@@ -1,30 +1,47 @@
-"""Target tracking, as the Kubernetes HPA computes it: keep each metric's mean utilisation near its
-target by scaling the replica count in proportion, `desired = ceil(current * utilisation / target)`,
-and leave the count alone while the ratio is within the tolerance band.
+"""Target tracking, the default policy: the Kubernetes HPA's calculation and behaviour, plus a
+noise band that keeps a noisy but level load from moving the count at all.
+
+The noise band: the policy remembers its recent estimates of the replicas needed
+(`current * utilisation / target`) and measures their noise from successive differences (a
+median, so one real step barely moves it). The tolerance band is widened to `noise-band` times
+that noise, never narrowed below the tolerance. A level load with ±20 % noise then causes no
+action, while a real step, many times the noise, is followed in the same interval.
+
+Memory can be a second target (the proposal is the larger of the two) or, with
+`memory.mode=guard`, only a guard: it never scales up, but holds a scale-down that would push
+memory per replica above its target. Container memory rarely shrinks once touched, so a memory
+*target* tends to scale up and stay there; a guard is usually what is wanted.
 """
 
 from __future__ import annotations
 
 import math
-from statistics import fmean
-from typing import ClassVar
+from collections import deque
+from statistics import fmean, median
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from policies.base import Decision, PolicyInput, ReplicaSample, clamp
+from policies.base import Decision, PolicyInput, ReplicaSample
+from policies.behavior import Behavior
+from policies.options import BehaviorOptions
+from policies.replicas import Groups, group, replica_count
 
-# Guards ceil() against 3.0000000000000004 turning into 4.
-_EPSILON = 1e-9
+_NOISE_HISTORY = 20
+# For Gaussian noise, median(|x[t] - x[t-1]|) = 0.6745 * sqrt(2) * sigma.
+_MAD_TO_SIGMA = 1 / (0.6745 * math.sqrt(2))
 
 
-class TargetTrackingOptions(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
-
+class TargetTrackingOptions(BehaviorOptions):
     cpu_target: float = Field(alias="cpu.target", gt=0, le=1000)
     """Percent of the CPU limit (of one core without a limit) each replica should average."""
     memory_target: float | None = Field(default=None, alias="memory.target", gt=0, le=100)
     """Percent of the memory limit; only replicas with a memory limit report it."""
-    tolerance: float = Field(default=0.1, alias="tolerance", ge=0, lt=1)
+    memory_mode: Literal["target", "guard"] = Field(default="target", alias="memory.mode")
+    up_tolerance: float = Field(default=0.1, alias="scale-up.tolerance", ge=0, lt=10)
+    down_tolerance: float = Field(default=0.1, alias="scale-down.tolerance", ge=0, lt=1)
+    noise_band: float = Field(default=3.0, alias="noise-band", ge=0, le=10)
+    """Widen the tolerance to this many standard deviations of the measured noise; 0: off."""
 
 
 class TargetTracking:
@@ -33,6 +50,29 @@ class TargetTracking:
 
     def __init__(self, options: TargetTrackingOptions) -> None:
         self.options = options
+        self.behavior = Behavior(options)
+        self._estimates: dict[str, deque[float]] = {}
+
+    def evaluate(self, inputs: PolicyInput) -> Decision:
+        o = self.options
+        groups = group(inputs, o.warmup)
+        metrics: dict[str, float] = {}
+        proposals: dict[str, int] = {}
+        notes: list[str] = []
+        for metric, target in self._targets().items():
+            values = [v for v in (_value(s, metric) for s in groups.ready) if v is not None]
+            if not values:
+                continue
+            metrics[metric] = fmean(values)
+            up, down = self._tolerances(metric, metrics[metric] / target * inputs.current, notes)
+            proposals[metric] = replica_count(
+                values, target, inputs.current, groups, up_tolerance=up, down_tolerance=down
+            )
+
+        proposal, reason = self._combine(inputs, proposals, metrics, groups)
+        return self.behavior.decide(
+            inputs, proposal, reason, metrics=metrics, ignored=groups.ignored, notes=tuple(notes)
+        )
 
     def _targets(self) -> dict[str, float]:
         targets = {"cpu": self.options.cpu_target}
@@ -40,58 +80,59 @@ class TargetTracking:
             targets["memory"] = self.options.memory_target
         return targets
 
-    def evaluate(self, inputs: PolicyInput) -> Decision:
-        ready = [s for s in inputs.samples if s.ready and s.cpu is not None]
-        ignored = {
-            s.container_id: s.note or "no sample yet" for s in inputs.samples if s not in ready
-        }
-        metrics: dict[str, float] = {}
-        proposals: dict[str, int] = {}
-        for metric, target in self._targets().items():
-            values = [v for v in (_value(s, metric) for s in ready) if v is not None]
-            if not values:
-                continue
-            metrics[metric] = fmean(values)
-            proposals[metric] = self._propose(inputs.current, values, target)
+    def _tolerances(self, metric: str, estimate: float, notes: list[str]) -> tuple[float, float]:
+        """The tolerance band, widened to the measured noise of the needed-replicas estimate."""
+        o = self.options
+        history = self._estimates.setdefault(metric, deque(maxlen=_NOISE_HISTORY))
+        history.append(estimate)
+        if o.noise_band <= 0 or len(history) < 5:
+            return o.up_tolerance, o.down_tolerance
+        steps = [abs(b - a) for a, b in zip(history, list(history)[1:], strict=False)]
+        sigma = median(steps) * _MAD_TO_SIGMA
+        band = o.noise_band * sigma / max(estimate, 1.0)
+        if band > max(o.up_tolerance, o.down_tolerance):
+            notes.append(f"{metric} noise ±{sigma:.2f} replicas widens tolerance to ±{band:.2f}")
+        return max(o.up_tolerance, band), max(o.down_tolerance, band)
 
-        if not proposals:
-            desired, bound = clamp(inputs.current, inputs.minimum, inputs.maximum)
-            reason = "no ready samples: holding"
-            if bound:
-                reason += f"; bound to {bound} {desired}"
-            return Decision(inputs.current, desired, reason, None, bound, metrics, ignored)
-
-        metric = max(proposals, key=lambda m: proposals[m])
-        proposal = proposals[metric]
-        desired, bound = clamp(proposal, inputs.minimum, inputs.maximum)
+    def _combine(
+        self,
+        inputs: PolicyInput,
+        proposals: dict[str, int],
+        metrics: dict[str, float],
+        groups: Groups,
+    ) -> tuple[int | None, str]:
+        if "cpu" not in proposals:
+            return None, "no usable samples: holding"
+        targets = self._targets()
+        deciding = "cpu"
+        proposal = proposals["cpu"]
+        memory = proposals.get("memory")
+        if memory is not None and self.options.memory_mode == "target" and memory > proposal:
+            deciding, proposal = "memory", memory
+        elif (
+            memory is not None and self.options.memory_mode == "guard" and proposal < inputs.current
+        ):
+            floor = min(inputs.current, memory)
+            if floor > proposal:
+                deciding, proposal = "memory", floor
+        ready = len(groups.ready)
         reason = (
-            f"{metric} {metrics[metric]:.1f}% vs target {self._targets()[metric]:g}% "
-            f"over {len(ready)} ready of {inputs.current} replicas"
+            f"{deciding} {metrics[deciding]:.1f}% vs target {targets[deciding]:g}% "
+            f"over {ready} ready of {inputs.current}"
         )
-        if proposal == inputs.current:
-            reason += f": hold at {proposal} (tolerance ±{self.options.tolerance:g})"
-        else:
-            reason += f": propose {proposal}"
-        if bound:
-            reason += f", bound to {bound} {desired}"
-        return Decision(inputs.current, desired, reason, proposal, bound, metrics, ignored)
+        if deciding == "memory" and self.options.memory_mode == "guard":
+            reason += " (memory guard holds the scale-down)"
+        verb = "hold at" if proposal == inputs.current else "propose"
+        return proposal, f"{reason}: {verb} {proposal}"
 
-    def _propose(self, current: int, values: list[float], target: float) -> int:
-        """HPA's rule: replicas without a usable sample count as idle when scaling up and as at
-        target when scaling down, so a new replica cannot cause an overshoot and a missing one
-        cannot cause a scale-down; if that flips the direction, or lands within tolerance, hold."""
-        tolerance = self.options.tolerance
-        ratio = fmean(values) / target
-        if abs(ratio - 1) <= tolerance:
-            return current
-        missing = max(current - len(values), 0)
-        if missing:
-            assumed = 0.0 if ratio > 1 else target
-            adjusted = (sum(values) + missing * assumed) / (len(values) + missing) / target
-            if abs(adjusted - 1) <= tolerance or (adjusted > 1) != (ratio > 1):
-                return current
-            ratio = adjusted
-        return max(math.ceil(current * ratio - _EPSILON), 1)
+
+class Hpa(TargetTracking):
+    """The Kubernetes HPA as it ships: the same calculation and behaviour, no noise band."""
+
+    name: ClassVar[str] = "hpa"
+
+    class Options(TargetTrackingOptions):
+        noise_band: float = Field(default=0.0, alias="noise-band", ge=0, le=10)
 
 
 def _value(sample: ReplicaSample, metric: str) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import aiodocker
@@ -17,6 +18,8 @@ WEB = {
     "autoscaler.min": "1",
     "autoscaler.max": "4",
     "autoscaler.cpu.target": "50",
+    # Short enough for a test; the default scale-down window is 300 s.
+    "autoscaler.scale-down.stabilization": "2s",
 }
 
 
@@ -137,3 +140,35 @@ async def test_a_bad_label_is_a_named_error_and_other_services_still_scale(
     # Reported once, not every interval; its state says what is wrong.
     assert len(mqtt.on(f"{project}/broken/events")) == 1
     assert "autoscaler.cpu.target" in states(mqtt, project, "broken")[-1]["error"]
+
+
+async def test_a_drop_in_load_scales_down_only_after_the_stabilization_window(
+    make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    load = make_load("web")
+    await make_container("web", WEB | {"autoscaler.scale-down.stabilization": "8s"}, load=load)
+    await run_autoscaler()
+    load.set(200)  # ceil(200 / 125) = 2
+    await reaches(mqtt, project, "web", 2)
+
+    dropped = time.time()
+    load.set(0)
+    seen = await reaches(mqtt, project, "web", 1)
+    after = [s for s in seen if s["time"] >= dropped]
+    first_down = next(s for s in after if s["replicas"] == 1)
+    assert first_down["time"] - dropped >= 8
+    held = [s for s in after if s["replicas"] == 2 and s["desired"] == 2]
+    assert any("scale-down stabilization" in s["reason"] for s in held), held
+
+
+async def test_a_paused_service_holds_and_says_so(
+    make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    load = make_load("web")
+    await make_container("web", WEB | {"autoscaler.paused": "true"}, load=load)
+    await run_autoscaler()
+    load.set(400)
+    seen = await reaches(mqtt, project, "web", 1, hold=5)
+    assert seen[-1]["paused"] is True
+    assert seen[-1]["reason"].startswith("paused; would:")
+    assert not mqtt.on(f"{project}/web/events")

@@ -24,7 +24,8 @@ def decide(
     maximum: int = 10,
     **labels: str,
 ) -> int:
-    policy = registry.create("target-tracking", {"cpu.target": "50", **labels})
+    labels = {"cpu.target": "50", "scale-down.stabilization": "0", **labels}
+    policy = registry.create("target-tracking", labels)
     decision = policy.evaluate(PolicyInput(current, minimum, maximum, cpu, now=0.0))
     return decision.desired
 
@@ -40,7 +41,8 @@ def decide(
         pytest.param(3, samples(56.0, 56.0, 56.0), 4, id="just-outside-tolerance-scales"),
         pytest.param(2, samples(50.0, 50.0), 2, id="on-target-holds"),
         pytest.param(3, samples(0.0, 0.0, 0.0), 1, id="idle-goes-to-min"),
-        pytest.param(2, samples(500.0, 500.0), 10, id="bound-by-max"),
+        pytest.param(2, samples(500.0, 500.0), 6, id="bound-by-rate"),
+        pytest.param(6, samples(*[500.0] * 6), 10, id="bound-by-max"),
         pytest.param(2, (), 2, id="no-samples-holds"),
         pytest.param(2, samples(None, None), 2, id="first-readings-hold"),
     ],
@@ -68,7 +70,7 @@ def test_replicas_without_samples_follow_hpa(
 
 
 def test_the_tolerance_is_a_label() -> None:
-    assert decide(3, samples(54.0, 54.0, 54.0), tolerance="0.05") == 4
+    assert decide(3, samples(54.0, 54.0, 54.0), **{"scale-up.tolerance": "0.05"}) == 4
 
 
 def test_min_and_max_bound_the_proposal_and_say_so() -> None:
@@ -76,6 +78,9 @@ def test_min_and_max_bound_the_proposal_and_say_so() -> None:
     up = policy.evaluate(PolicyInput(2, 1, 3, samples(200.0, 200.0), now=0.0))
     assert (up.proposal, up.desired, up.bound) == (8, 3, "max")
     assert "bound to max 3" in up.reason
+    policy = registry.create(
+        "target-tracking", {"cpu.target": "50", "scale-down.stabilization": "0"}
+    )
     down = policy.evaluate(PolicyInput(4, 3, 10, samples(1.0, 1.0, 1.0, 1.0), now=0.0))
     assert (down.desired, down.bound) == (3, "min")
 

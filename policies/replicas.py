@@ -1,0 +1,87 @@
+"""The Kubernetes HPA's replica calculation (`replica_calculator.go`), for one metric.
+
+Which samples count: a replica the engine reports not ready (starting, unhealthy), or inside its
+warm-up, is *unready*; a ready replica without a reading yet is *missing*. Then:
+
+* all samples present: `desired = ceil(ready * utilisation / target)` unless the ratio is within
+  tolerance;
+* otherwise the ratio is recomputed with missing replicas assumed at the target when scaling down
+  and idle when scaling up, and unready replicas assumed idle when scaling up, so a replica that
+  has not shown its load yet can cause neither an overshoot nor a scale-down. If that flips the
+  direction, or lands within tolerance, the count holds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import fmean
+
+from policies.base import PolicyInput, ReplicaSample
+
+# Guards ceil() against 3.0000000000000004 turning into 4.
+_EPSILON = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Groups:
+    ready: tuple[ReplicaSample, ...]
+    unready: int
+    missing: int
+    ignored: dict[str, str]
+
+
+def group(inputs: PolicyInput, warmup: float) -> Groups:
+    ready: list[ReplicaSample] = []
+    ignored: dict[str, str] = {}
+    unready = missing = 0
+    for s in inputs.samples:
+        warming = s.started_at > 0 and inputs.now - s.started_at < warmup
+        if not s.ready or warming:
+            unready += 1
+            note = s.note if not s.ready else f"warming up ({inputs.now - s.started_at:.0f}s)"
+            ignored[s.container_id] = note or "not ready"
+        elif s.cpu is None:
+            missing += 1
+            ignored[s.container_id] = "no sample yet"
+        else:
+            ready.append(s)
+    # Replicas the engine counts but that sent no sample at all are missing too.
+    missing += max(inputs.current - len(inputs.samples), 0)
+    return Groups(tuple(ready), unready, missing, ignored)
+
+
+def replica_count(
+    values: list[float],
+    target: float,
+    current: int,
+    groups: Groups,
+    *,
+    up_tolerance: float,
+    down_tolerance: float,
+) -> int:
+    """HPA's proposal for one metric from the ready replicas' `values` (percent)."""
+    ratio = fmean(values) / target
+    within = 1 - down_tolerance <= ratio <= 1 + up_tolerance
+    if not groups.missing and not (groups.unready and ratio > 1):
+        if within:
+            return current
+        return math.ceil(ratio * len(values) - _EPSILON)
+
+    total, count = sum(values), len(values)
+    if groups.missing:
+        total += (target if ratio < 1 else 0.0) * groups.missing
+        count += groups.missing
+    if groups.unready and ratio > 1:
+        count += groups.unready
+    adjusted = total / count / target
+    if (
+        1 - down_tolerance <= adjusted <= 1 + up_tolerance
+        or (ratio < 1 < adjusted)
+        or (ratio > 1 > adjusted)
+    ):
+        return current
+    proposal = math.ceil(adjusted * count - _EPSILON)
+    if (adjusted < 1 and proposal > current) or (adjusted > 1 and proposal < current):
+        return current
+    return proposal
