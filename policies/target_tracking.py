@@ -5,7 +5,9 @@ The noise band: the policy remembers its recent estimates of the replicas needed
 (`current * utilisation / target`) and measures their noise from successive differences (a
 median, so one real step barely moves it). The tolerance band is widened to `noise-band` times
 that noise, never narrowed below the tolerance. A level load with ±20 % noise then causes no
-action, while a real step, many times the noise, is followed in the same interval.
+action, while a real step, many times the noise, is followed in the same interval. Until a few
+estimates are in, the noise is unknown: a move then needs two estimates in a row outside the
+tolerance on the same side, which costs one interval only in the service's first minute.
 
 Memory can be a second target (the proposal is the larger of the two) or, with
 `memory.mode=guard`, only a guard: it never scales up, but holds a scale-down that would push
@@ -27,7 +29,10 @@ from policies.behavior import Behavior
 from policies.options import BehaviorOptions
 from policies.replicas import Groups, group, replica_count
 
-_NOISE_HISTORY = 20
+# Five minutes of estimates at a 5 s interval: enough for the median to be steady.
+_NOISE_HISTORY = 60
+# Fewer estimates than this and the noise is not known yet (see _tolerances).
+_NOISE_MIN = 5
 # For Gaussian noise, median(|x[t] - x[t-1]|) = 0.6745 * sqrt(2) * sigma.
 _MAD_TO_SIGMA = 1 / (0.6745 * math.sqrt(2))
 
@@ -40,7 +45,7 @@ class TargetTrackingOptions(BehaviorOptions):
     memory_mode: Literal["target", "guard"] = Field(default="target", alias="memory.mode")
     up_tolerance: float = Field(default=0.1, alias="scale-up.tolerance", ge=0, lt=10)
     down_tolerance: float = Field(default=0.1, alias="scale-down.tolerance", ge=0, lt=1)
-    noise_band: float = Field(default=3.0, alias="noise-band", ge=0, le=10)
+    noise_band: float = Field(default=4.0, alias="noise-band", ge=0, le=10)
     """Widen the tolerance to this many standard deviations of the measured noise; 0: off."""
 
 
@@ -64,7 +69,8 @@ class TargetTracking:
             if not values:
                 continue
             metrics[metric] = fmean(values)
-            up, down = self._tolerances(metric, metrics[metric] / target * inputs.current, notes)
+            estimate = metrics[metric] / target * inputs.current
+            up, down = self._tolerances(metric, estimate, inputs.current, notes)
             proposals[metric] = replica_count(
                 values, target, inputs.current, groups, up_tolerance=up, down_tolerance=down
             )
@@ -80,13 +86,27 @@ class TargetTracking:
             targets["memory"] = self.options.memory_target
         return targets
 
-    def _tolerances(self, metric: str, estimate: float, notes: list[str]) -> tuple[float, float]:
+    def _tolerances(
+        self, metric: str, estimate: float, current: int, notes: list[str]
+    ) -> tuple[float, float]:
         """The tolerance band, widened to the measured noise of the needed-replicas estimate."""
         o = self.options
         history = self._estimates.setdefault(metric, deque(maxlen=_NOISE_HISTORY))
+        previous = history[-1] if history else None
         history.append(estimate)
-        if o.noise_band <= 0 or len(history) < 5:
+        if o.noise_band <= 0:
             return o.up_tolerance, o.down_tolerance
+        if len(history) < _NOISE_MIN:
+            # Learning the noise: one estimate outside the band is not yet a change.
+            up, down = o.up_tolerance, o.down_tolerance
+            agree = previous is not None and (
+                (previous > current * (1 + up)) == (estimate > current * (1 + up))
+                and (previous < current * (1 - down)) == (estimate < current * (1 - down))
+            )
+            if not agree:
+                notes.append(f"{metric}: waiting for a second estimate while the noise is unknown")
+                return math.inf, 1.0
+            return up, down
         steps = [abs(b - a) for a, b in zip(history, list(history)[1:], strict=False)]
         sigma = median(steps) * _MAD_TO_SIGMA
         band = o.noise_band * sigma / max(estimate, 1.0)

@@ -1,0 +1,193 @@
+"""Replay a demand trace through a policy: the same policy code the service runs, against a model
+of replicas instead of containers. Pure: the CLI reads and writes the files.
+
+The model, one step a second:
+* demand (CPU cores) is shared evenly by the ready replicas; a replica serves at most `capacity`
+  cores, so utilisation is `min(demand / ready, capacity) / capacity` and saturates at 100 %;
+* a new replica is starting (reported not ready) for `startup` seconds, then serves;
+* every `interval` seconds each replica reports its mean utilisation over the seconds it served
+  in that interval (none yet: no reading), the policy decides, and the count changes at once;
+  scale-down removes starting replicas first, then the newest.
+
+`needed` is the count that would run every replica at the target: ceil(demand / (capacity *
+target)), within [min, max].
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from policies.base import Policy, PolicyInput, ReplicaSample
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    capacity: float = 1.0
+    """Cores one replica can use (its CPU limit)."""
+    startup: float = 10.0
+    """Seconds from create to serving."""
+    interval: float = 5.0
+    target: float = 50.0
+    """Percent: the policy's CPU target, to compute the needed count."""
+    minimum: int = 1
+    maximum: int = 20
+    initial: int | None = None
+    """Replicas at t=0; the needed count for the first demand when None."""
+
+    def needed(self, demand: float) -> int:
+        raw = math.ceil(demand / (self.capacity * self.target / 100) - 1e-9)
+        return min(max(raw, self.minimum), self.maximum)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    t: float
+    demand: float
+    needed: int
+    replicas: int
+    ready: int
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    under_provisioned_s: float
+    """Seconds in which demand exceeded what the ready replicas serve at the target."""
+    saturated_s: float
+    """Seconds in which demand exceeded the ready replicas at full capacity: work was lost."""
+    over_provisioned_replica_s: float
+    """Sum over seconds of replicas beyond the needed count."""
+    actions: int
+    reaction_s: float | None
+    """Longest time, over the steps up (the needed count rising by 2 or more at once), until that
+    many replicas were ready; None without such a step."""
+
+
+@dataclass(slots=True)
+class Result:
+    timeline: list[Row] = field(default_factory=list)
+    decisions: list[tuple[float, int, int, str]] = field(default_factory=list)
+    """(time, from, to, reason) of each action."""
+    summary: Summary | None = None
+
+
+@dataclass(slots=True)
+class _Replica:
+    name: str
+    created: float
+    busy: float = 0.0
+    """Utilisation-seconds served since the last report."""
+    served: float = 0.0
+    """Seconds served since the last report."""
+
+
+def read_trace(text: str) -> list[tuple[float, float]]:
+    """CSV `time,demand` (seconds, CPU cores), a header line allowed, sorted by time."""
+    rows: list[tuple[float, float]] = []
+    for number, fields in enumerate(csv.reader(io.StringIO(text)), start=1):
+        if not fields or fields[0].strip().startswith("#"):
+            continue
+        try:
+            rows.append((float(fields[0]), float(fields[1])))
+        except (ValueError, IndexError):
+            if number == 1:
+                continue  # the header
+            raise ValueError(f"trace line {number}: expected time,demand, got {fields!r}") from None
+    if not rows:
+        raise ValueError("trace has no rows")
+    return sorted(rows)
+
+
+def write_timeline(rows: Iterable[Row]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["time", "demand", "needed", "replicas", "ready"])
+    for r in rows:
+        writer.writerow([f"{r.t:g}", f"{r.demand:.3f}", r.needed, r.replicas, r.ready])
+    return out.getvalue()
+
+
+def simulate(trace: Sequence[tuple[float, float]], policy: Policy, model: Model) -> Result:
+    result = Result()
+    end = trace[-1][0]
+    initial = model.initial if model.initial is not None else model.needed(trace[0][1])
+    replicas = [_Replica(f"r{i}", -model.startup) for i in range(initial)]
+    serial = initial
+    cursor = 0
+    under = saturated = over = 0.0
+    rises: list[tuple[float, int]] = []  # (time, needed) where the needed count went up
+    reached: dict[int, float] = {}  # index in rises -> when ready replicas caught up
+    previous_needed = model.needed(trace[0][1])
+
+    t = 0.0
+    while t <= end:
+        # Report first: a report at t covers the seconds [t - interval, t).
+        if t > 0 and t % model.interval == 0:
+            samples = tuple(_report(r, t, model) for r in replicas)
+            decision = policy.evaluate(
+                PolicyInput(len(replicas), model.minimum, model.maximum, samples, now=t)
+            )
+            serial = _scale(replicas, decision.desired, t, serial)
+            if decision.desired != decision.current:
+                result.decisions.append((t, decision.current, decision.desired, decision.reason))
+
+        while cursor + 1 < len(trace) and trace[cursor + 1][0] <= t:
+            cursor += 1
+        demand = trace[cursor][1]
+        needed = model.needed(demand)
+        ready = [r for r in replicas if t - r.created >= model.startup]
+        share = demand / len(ready) if ready else 0.0
+        utilisation = min(share, model.capacity) / model.capacity * 100
+        for r in ready:
+            r.busy += utilisation
+            r.served += 1
+        if demand > len(ready) * model.capacity * model.target / 100 + 1e-9:
+            under += 1
+        if demand > len(ready) * model.capacity + 1e-9:
+            saturated += 1
+        over += max(len(replicas) - needed, 0)
+        if needed >= previous_needed + 2:
+            rises.append((t, needed))
+        previous_needed = needed
+        reached.update(
+            (i, t) for i, (_, want) in enumerate(rises) if i not in reached and len(ready) >= want
+        )
+        result.timeline.append(Row(t, demand, needed, len(replicas), len(ready)))
+        t += 1.0
+
+    reactions = [reached.get(i, end) - start for i, (start, _) in enumerate(rises)]
+    result.summary = Summary(
+        under_provisioned_s=under,
+        saturated_s=saturated,
+        over_provisioned_replica_s=over,
+        actions=len(result.decisions),
+        reaction_s=max(reactions) if reactions else None,
+    )
+    return result
+
+
+def _scale(replicas: list[_Replica], desired: int, now: float, serial: int) -> int:
+    """Add or remove replicas in place; returns the last serial number used."""
+    while len(replicas) < desired:
+        serial += 1
+        replicas.append(_Replica(f"r{serial}", now))
+    # Starting ones and then the newest go first, as the actuator removes them.
+    replicas.sort(key=lambda r: r.created)
+    del replicas[desired:]
+    return serial
+
+
+def _report(replica: _Replica, now: float, model: Model) -> ReplicaSample:
+    starting = now - replica.created < model.startup
+    cpu = replica.busy / replica.served if replica.served else None
+    replica.busy = replica.served = 0.0
+    return ReplicaSample(
+        container_id=replica.name,
+        cpu=None if starting else cpu,
+        ready=not starting,
+        note="starting" if starting else "",
+        started_at=replica.created,
+    )
