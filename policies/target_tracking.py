@@ -7,7 +7,8 @@ median, so one real step barely moves it). The tolerance band is widened to `noi
 that noise, never narrowed below the tolerance. A level load with ±20 % noise then causes no
 action, while a real step, many times the noise, is followed in the same interval. Until a few
 estimates are in, the noise is unknown: a move then needs two estimates in a row outside the
-tolerance on the same side, which costs one interval only in the service's first minute.
+band (at least ±50 %) on the same side: a big change is followed one interval late, a moderate
+one waits until the noise is known, and this only in a service's first few intervals.
 
 Memory can be a second target (the proposal is the larger of the two) or, with
 `memory.mode=guard`, only a guard: it never scales up, but holds a scale-down that would push
@@ -33,6 +34,8 @@ from policies.replicas import Groups, group, replica_count
 _NOISE_HISTORY = 60
 # Fewer estimates than this and the noise is not known yet (see _tolerances).
 _NOISE_MIN = 5
+# While learning, only a change this large (and seen twice) is taken for real.
+_LEARNING_BAND = 0.5
 # For Gaussian noise, median(|x[t] - x[t-1]|) = 0.6745 * sqrt(2) * sigma.
 _MAD_TO_SIGMA = 1 / (0.6745 * math.sqrt(2))
 
@@ -97,14 +100,15 @@ class TargetTracking:
         if o.noise_band <= 0:
             return o.up_tolerance, o.down_tolerance
         if len(history) < _NOISE_MIN:
-            # Learning the noise: one estimate outside the band is not yet a change.
-            up, down = o.up_tolerance, o.down_tolerance
+            # Learning the noise: only a large change, seen twice, is taken for real.
+            up = max(o.up_tolerance, _LEARNING_BAND)
+            down = max(o.down_tolerance, _LEARNING_BAND)
             agree = previous is not None and (
                 (previous > current * (1 + up)) == (estimate > current * (1 + up))
                 and (previous < current * (1 - down)) == (estimate < current * (1 - down))
             )
             if not agree:
-                notes.append(f"{metric}: waiting for a second estimate while the noise is unknown")
+                notes.append(f"{metric}: learning the noise; a change must show twice")
                 return math.inf, 1.0
             return up, down
         steps = [abs(b - a) for a, b in zip(history, list(history)[1:], strict=False)]

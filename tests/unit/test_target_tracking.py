@@ -24,7 +24,8 @@ def decide(
     maximum: int = 10,
     **labels: str,
 ) -> int:
-    labels = {"cpu.target": "50", "scale-down.stabilization": "0", **labels}
+    # The HPA's own rules, one evaluation at a time: no window, no noise band to learn.
+    labels = {"cpu.target": "50", "scale-down.stabilization": "0", "noise-band": "0", **labels}
     policy = registry.create("target-tracking", labels)
     decision = policy.evaluate(PolicyInput(current, minimum, maximum, cpu, now=0.0))
     return decision.desired
@@ -74,19 +75,21 @@ def test_the_tolerance_is_a_label() -> None:
 
 
 def test_min_and_max_bound_the_proposal_and_say_so() -> None:
-    policy = registry.create("target-tracking", {"cpu.target": "50"})
+    policy = registry.create("target-tracking", {"cpu.target": "50", "noise-band": "0"})
     up = policy.evaluate(PolicyInput(2, 1, 3, samples(200.0, 200.0), now=0.0))
     assert (up.proposal, up.desired, up.bound) == (8, 3, "max")
     assert "bound to max 3" in up.reason
     policy = registry.create(
-        "target-tracking", {"cpu.target": "50", "scale-down.stabilization": "0"}
+        "target-tracking", {"cpu.target": "50", "scale-down.stabilization": "0", "noise-band": "0"}
     )
     down = policy.evaluate(PolicyInput(4, 3, 10, samples(1.0, 1.0, 1.0, 1.0), now=0.0))
     assert (down.desired, down.bound) == (3, "min")
 
 
 def test_memory_target_takes_the_larger_proposal() -> None:
-    policy = registry.create("target-tracking", {"cpu.target": "50", "memory.target": "40"})
+    policy = registry.create(
+        "target-tracking", {"cpu.target": "50", "memory.target": "40", "noise-band": "0"}
+    )
     sample = (ReplicaSample("a", 50.0, memory=80.0), ReplicaSample("b", 50.0, memory=80.0))
     decision = policy.evaluate(PolicyInput(2, 1, 10, sample, now=0.0))
     assert decision.desired == 4
@@ -94,6 +97,67 @@ def test_memory_target_takes_the_larger_proposal() -> None:
 
 
 def test_a_decision_lists_the_samples_it_ignored_and_why() -> None:
-    policy = registry.create("target-tracking", {"cpu.target": "50"})
+    policy = registry.create("target-tracking", {"cpu.target": "50", "noise-band": "0"})
     decision = policy.evaluate(PolicyInput(2, 1, 10, samples(50.0, not_ready=1), now=0.0))
     assert decision.ignored == {"s0": "health starting"}
+
+
+def test_memory_as_a_guard_never_scales_up_but_holds_a_scale_down() -> None:
+    labels = {"cpu.target": "50", "memory.target": "40", "memory.mode": "guard", "noise-band": "0"}
+    labels["scale-down.stabilization"] = "0"
+    # Memory at 80 % of a 40 % target would want 8, but a guard does not scale up.
+    busy_memory = (ReplicaSample("a", 50.0, memory=80.0), ReplicaSample("b", 50.0, memory=80.0))
+    decision = registry.create("target-tracking", labels).evaluate(
+        PolicyInput(4, 1, 10, busy_memory + busy_memory, now=0.0)
+    )
+    assert decision.desired == 4
+    # Idle CPU wants 1, but memory per replica would then be 4 x 30 % = 120 %: held at 3.
+    idle = tuple(ReplicaSample(f"c{i}", 5.0, memory=30.0) for i in range(4))
+    decision = registry.create("target-tracking", labels).evaluate(
+        PolicyInput(4, 1, 10, idle, now=0.0)
+    )
+    assert decision.desired == 3
+    assert "memory guard" in decision.reason
+
+
+class TestNoiseBand:
+    """The default policy's addition to the HPA: it learns the noise and ignores it."""
+
+    @staticmethod
+    def run(cpu_by_round: list[float], replicas: int = 4) -> list[int]:
+        policy = registry.create("target-tracking", {"cpu.target": "50"})
+        counts = []
+        for i, cpu in enumerate(cpu_by_round):
+            samples = tuple(ReplicaSample(f"c{n}", cpu) for n in range(replicas))
+            decision = policy.evaluate(PolicyInput(replicas, 1, 20, samples, now=5.0 * i))
+            counts.append(decision.desired)
+        return counts
+
+    def test_a_level_load_with_20_percent_noise_never_moves_the_count(self) -> None:
+        import random
+
+        rng = random.Random(1)
+        noisy = [50 * (1 + rng.uniform(-0.2, 0.2)) for _ in range(300)]
+        assert set(self.run(noisy)) == {4}
+
+    def test_hpa_moves_on_the_same_noise(self) -> None:
+        import random
+
+        rng = random.Random(1)
+        policy = registry.create("hpa", {"cpu.target": "50"})
+        moved = 0
+        for i in range(300):
+            cpu = 50 * (1 + rng.uniform(-0.2, 0.2))
+            samples = tuple(ReplicaSample(f"c{n}", cpu) for n in range(4))
+            moved += policy.evaluate(PolicyInput(4, 1, 20, samples, now=5.0 * i)).desired != 4
+        assert moved > 0
+
+    def test_a_real_step_after_noise_is_followed_in_one_interval(self) -> None:
+        import random
+
+        rng = random.Random(2)
+        history = [50 * (1 + rng.uniform(-0.05, 0.05)) for _ in range(30)]
+        assert self.run([*history, 90.0]) == [4] * 30 + [8]
+
+    def test_while_the_noise_is_unknown_a_move_needs_two_estimates_in_a_row(self) -> None:
+        assert self.run([90.0, 50.0, 90.0, 90.0]) == [4, 4, 4, 8]
