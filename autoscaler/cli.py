@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -68,20 +69,73 @@ def run(settings: Settings) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key.removeprefix("autoscaler."), value
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from autoscaler import simulate
+    from policies.registry import PolicyError
+    from policies.simulator import Model
+
+    labels = {"cpu.target": "50", **dict(args.label)}
+    model = Model(
+        capacity=args.capacity,
+        startup=args.startup,
+        interval=args.interval,
+        target=float(labels["cpu.target"]),
+        minimum=args.min,
+        maximum=args.max,
+    )
+    policies = [args.policy, *(p for p in ("hpa", "step") if p != args.policy)]
+    try:
+        results = simulate.run(args.trace, policies, labels, model, args.out)
+    except (OSError, ValueError, PolicyError) as exc:
+        print(f"autoscaler simulate: {exc}", file=sys.stderr)
+        return 2
+    print(simulate.summary_table(results))
+    print(f"timelines and plot in {args.out}/")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autoscaler", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the autoscaler (settings from AUTOSCALER_* and .env)")
-    args = parser.parse_args(argv)
+    sim = commands.add_parser(
+        "simulate",
+        help="replay a demand trace (CSV time,demand in CPU cores) through a policy",
+        description="Replays the trace through POLICY and the reference policies hpa and step; "
+        "writes each replica timeline (CSV) and a plot (PNG), prints a summary.",
+    )
+    sim.add_argument("--trace", type=Path, required=True, help="CSV: time (s), demand (cores)")
+    sim.add_argument("--policy", default="target-tracking")
+    sim.add_argument(
+        "--label", type=_label, action="append", default=[], metavar="KEY=VALUE",
+        help="a policy label, e.g. cpu.target=60 or scale-down.stabilization=60s (repeatable)",
+    )  # fmt: skip
+    sim.add_argument("--capacity", type=float, default=1.0, help="cores per replica")
+    sim.add_argument("--startup", type=float, default=10.0, help="seconds until a replica serves")
+    sim.add_argument("--interval", type=float, default=5.0, help="seconds between decisions")
+    sim.add_argument("--min", type=int, default=1)
+    sim.add_argument("--max", type=int, default=20)
+    sim.add_argument("--out", type=Path, default=Path("simulation"), help="output folder")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "simulate":
+        return _simulate(args)
     try:
         settings = Settings()
     except ValidationError as exc:
         print(f"autoscaler: invalid settings:\n{exc}", file=sys.stderr)
         return 2
-    if args.command == "run":
-        return run(settings)
-    parser.error(f"unknown command {args.command}")
-    return 2
+    return run(settings)
 
 
 if __name__ == "__main__":

@@ -38,12 +38,18 @@ class Behavior:
         self._proposals: deque[tuple[float, int]] = deque()
         self._actions: deque[tuple[float, int]] = deque()  # (when, replicas added; < 0 removed)
         self._last_action: float | None = None
+        self._seeded = False
 
     def normalize(
         self, current: int, proposal: int | None, minimum: int, maximum: int, now: float
     ) -> Normalized:
         """The count to act on now; records the proposal, and the action if the count changes."""
         self._forget(now)
+        if not self._seeded:
+            # As the HPA does: the window starts out holding the current count, so a service is
+            # not scaled down the moment the autoscaler (re)starts.
+            self._seeded = True
+            self._proposals.append((now, current))
         if proposal is None or not minimum <= current <= maximum:
             # No data, or the count is outside its bounds (labels changed): only bound it.
             desired, bound = clamp(current, minimum, maximum)
