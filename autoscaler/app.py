@@ -21,6 +21,7 @@ from typing import Any
 
 from autoscaler import engine
 from autoscaler.actuator import Actuator, ScaleResult
+from autoscaler.api import Api, Metrics
 from autoscaler.collector import Collector, Sample
 from autoscaler.errors import AutoscalerError
 from autoscaler.evaluator import Evaluation, Evaluator
@@ -43,6 +44,15 @@ class App:
         self.evaluator = Evaluator()
         self.actuator = Actuator(self.docker, concurrency=settings.clone_concurrency)
         self.notifier = Notifier(settings.mqtt)
+        self.metrics = Metrics()
+        self.api = Api(
+            settings.api.host,
+            settings.api.port,
+            metrics=self.metrics,
+            ready=self.inventory.ready.is_set,
+            status=self.status,
+        )
+        self._states: dict[ServiceKey, dict[str, Any]] = {}
         self._inflight: dict[ServiceKey, asyncio.Task[None]] = {}
         self._ticks = 0
 
@@ -53,8 +63,15 @@ class App:
             async with asyncio.TaskGroup() as tg:
                 follower = tg.create_task(self.inventory.run(), name="inventory")
                 notifier = tg.create_task(self.notifier.run(), name="notifier")
+                api = (
+                    tg.create_task(self.api.serve(), name="api")
+                    if self.settings.api.enabled
+                    else None
+                )
                 await self._main_loop(tg, stop)
                 await self._shutdown(follower, notifier)
+                if api is not None:
+                    api.cancel("shutdown")
         finally:
             await self.docker.close()
 
@@ -96,8 +113,13 @@ class App:
         services = self.inventory.services()
         if self.settings.projects:
             services = {k: v for k, v in services.items() if k.project in self.settings.projects}
+        for gone in set(self._states) - set(services):
+            del self._states[gone]
+            self.metrics.forget(gone)
         self.evaluator.forget(set(services))
+        started = time.perf_counter()
         samples = await self.collector.sample(r for rs in services.values() for r in rs)
+        self.metrics.sampling.observe(time.perf_counter() - started)
         for key, replicas in sorted(services.items()):
             if key in self._inflight:
                 continue
@@ -106,8 +128,8 @@ class App:
             except AutoscalerError as exc:
                 if self.evaluator.report(key, exc):
                     logger.error("%s; skipping this service until it is fixed", exc)
-                    self.notifier.error(key, exc)
-                self.notifier.state(key, self._state(key, replicas, None, None, str(exc)))
+                    self._error(key, exc)
+                self._publish_state(key, self._state(key, replicas, None, None, str(exc)))
             except Exception:
                 # A bug for one service must not stop the others.
                 logger.exception("%s: unexpected error while evaluating", key)
@@ -124,13 +146,14 @@ class App:
             logger.info("%s: labels are valid again", key)
         self.evaluator.report(key, None)
         evaluation = self.evaluator.evaluate(spec, replicas, samples, self._now())
+        self.metrics.evaluated(key, evaluation)
         decision = evaluation.decision
         act = decision.direction is not Direction.NONE and not spec.paused
         level = logging.INFO if act else logging.DEBUG
         logger.log(
             level, "%s: %d -> %d: %s", key, decision.current, decision.desired, decision.reason
         )
-        self.notifier.state(key, self._state(key, replicas, spec, evaluation, None))
+        self._publish_state(key, self._state(key, replicas, spec, evaluation, None))
         if not act:
             return
         if self.settings.dry_run:
@@ -157,7 +180,7 @@ class App:
             )
         except AutoscalerError as exc:
             logger.error("%s", exc)
-            self.notifier.error(spec.key, exc)
+            self._error(spec.key, exc)
         except Exception:
             logger.exception("%s: unexpected error while scaling", spec.key)
         finally:
@@ -178,8 +201,9 @@ class App:
             attributes["dry_run"] = "true"
         for exc in result.errors if result else []:
             logger.error("%s", exc)
-            self.notifier.error(spec.key, exc)
+            self._error(spec.key, exc)
         if after != decision.current:
+            self.metrics.acted(spec.key, action)
             self.notifier.event(
                 spec.key,
                 action,
@@ -189,7 +213,35 @@ class App:
                 dry_run=result is None,
             )
         replicas = self.inventory.services().get(spec.key, [])
-        self.notifier.state(spec.key, self._state(spec.key, replicas, spec, evaluation, None))
+        self._publish_state(spec.key, self._state(spec.key, replicas, spec, evaluation, None))
+
+    def _error(self, key: ServiceKey, exc: AutoscalerError) -> None:
+        self.metrics.failed(key, exc)
+        self.notifier.error(key, exc)
+
+    def _publish_state(self, key: ServiceKey, state: dict[str, Any]) -> None:
+        self._states[key] = state
+        self.notifier.state(key, state)
+
+    def status(self) -> dict[str, Any]:
+        """Every service's state and recent decisions, newest last: what /status serves."""
+        history = self.evaluator.history
+        return {
+            "ready": self.inventory.ready.is_set(),
+            "dry_run": self.settings.dry_run,
+            "mqtt": {
+                "connected": self.notifier.connected,
+                "pending": self.notifier.pending,
+                "dropped": self.notifier.dropped,
+            },
+            "services": {
+                str(key): {
+                    "state": state,
+                    "decisions": [e.to_dict() for e in history.get(key, ())],
+                }
+                for key, state in sorted(self._states.items())
+            },
+        }
 
     def _state(
         self,

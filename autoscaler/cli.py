@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -101,10 +102,29 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace, settings: Settings) -> int:
+    from autoscaler import explain
+
+    try:
+        status = explain.fetch(settings.api, args.service)
+    except AutoscalerError as exc:
+        print(f"autoscaler explain: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(status, indent=2) if args.json else explain.render(status, args.last))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autoscaler", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the autoscaler (settings from AUTOSCALER_* and .env)")
+    exp = commands.add_parser(
+        "explain",
+        help="show a running autoscaler's recent decisions for a service, with their inputs",
+    )
+    exp.add_argument("service", help="project/service, or just the service name")
+    exp.add_argument("--last", type=int, default=10, help="how many decisions (default 10)")
+    exp.add_argument("--json", action="store_true", help="print the raw /status JSON")
     sim = commands.add_parser(
         "simulate",
         help="replay a demand trace (CSV time,demand in CPU cores) through a policy",
@@ -135,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"autoscaler: invalid settings:\n{exc}", file=sys.stderr)
         return 2
+    if args.command == "explain":
+        return _explain(args, settings)
     return run(settings)
 
 

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
+from typing import Any
 
 from autoscaler import labels as L
 from autoscaler.actuator import counted, template_of
@@ -31,6 +32,33 @@ class Evaluation:
     at: float
     decision: Decision
     samples: tuple[ReplicaSample, ...]
+    names: Mapping[str, str]
+    """container id -> name, to explain decisions in names people know."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision with its inputs, as `/status` and `autoscaler explain` show it."""
+        d = self.decision
+        return {
+            "time": self.at,
+            "from": d.current,
+            "to": d.desired,
+            "proposal": d.proposal,
+            "stabilized": d.stabilized,
+            "bound": d.bound,
+            "reason": d.reason,
+            "steps": list(d.steps),
+            "metrics": dict(d.metrics),
+            "samples": [
+                {
+                    "container": self.names.get(s.container_id, s.container_id[:12]),
+                    "cpu": s.cpu,
+                    "memory": s.memory,
+                    "counted": s.container_id not in d.ignored,
+                    "why_not": d.ignored.get(s.container_id),
+                }
+                for s in self.samples
+            ],
+        }
 
     @property
     def cpu(self) -> float | None:
@@ -120,7 +148,8 @@ class Evaluator:
             samples=observed,
             now=now,
         )
-        evaluation = Evaluation(now, spec.policy.evaluate(inputs), observed)
+        names = {r.id: r.name for r in replicas}
+        evaluation = Evaluation(now, spec.policy.evaluate(inputs), observed, names)
         self.history.setdefault(spec.key, deque(maxlen=HISTORY)).append(evaluation)
         return evaluation
 

@@ -22,6 +22,13 @@ class MqttSettings(BaseModel):
     """Events kept while the broker is unreachable; past this the oldest are dropped."""
 
 
+class ApiSettings(BaseModel):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    """Loopback by default: /status shows container names and decisions."""
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AUTOSCALER_",
@@ -45,3 +52,4 @@ class Settings(BaseSettings):
     loop: Literal["uvloop", "asyncio"] = "uvloop"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from policies.base import Decision, PolicyInput, ReplicaSample
 from policies.behavior import Behavior
-from policies.options import BehaviorOptions
+from policies.options import BehaviorOptions, Seconds
 from policies.replicas import Groups, group, replica_count
 
 # Five minutes of estimates at a 5 s interval: enough for the median to be steady.
@@ -49,6 +49,10 @@ class TargetTrackingOptions(BehaviorOptions):
     up_tolerance: float = Field(default=0.1, alias="scale-up.tolerance", ge=0, lt=10)
     down_tolerance: float = Field(default=0.1, alias="scale-down.tolerance", ge=0, lt=1)
     noise_band: float = Field(default=4.0, alias="noise-band", ge=0, le=10)
+    warmup: Seconds = Field(default=10.0, alias="warmup")
+    """A new replica's samples do not count for this long: right after a scale-up the load has
+    not spread yet, and counting the new replicas as idle (HPA's rule for unready ones) keeps
+    the old replicas' stale, high readings from causing a second, needless scale-up."""
     """Widen the tolerance to this many standard deviations of the measured noise; 0: off."""
 
 
@@ -157,6 +161,7 @@ class Hpa(TargetTracking):
 
     class Options(TargetTrackingOptions):
         noise_band: float = Field(default=0.0, alias="noise-band", ge=0, le=10)
+        warmup: Seconds = Field(default=0.0, alias="warmup")
 
 
 def _value(sample: ReplicaSample, metric: str) -> float | None:

@@ -20,7 +20,7 @@ import aiomqtt
 import pytest
 
 from autoscaler.app import App
-from autoscaler.settings import MqttSettings, Settings
+from autoscaler.settings import ApiSettings, MqttSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_IMAGE = os.environ.get("AUTOSCALER_TEST_IMAGE", "autoscaler-test/busybox:latest")
@@ -195,6 +195,7 @@ def settings_for(
         "projects": frozenset({project, "standalone"}),
         "mqtt": mqtt,
         "shutdown_timeout": 10.0,
+        "api": ApiSettings(port=0),
     }
     return Settings(**(values | overrides))
 
@@ -252,6 +253,14 @@ async def reaches(
     try:
         result: list[dict[str, Any]] = await mqtt.wait_for(held, within)
     except TimeoutError:
-        seen = [s.get("replicas") for s in states(mqtt, project, service)]
-        raise AssertionError(f"{service} never held {replicas} replicas; states: {seen}") from None
+        history = states(mqtt, project, service)
+        seen = [s.get("replicas") for s in history]
+        moves = [
+            f"{s.get('replicas')} -> {s.get('desired')}: {s.get('reason')}"
+            for s in history
+            if s.get("desired") != s.get("replicas")
+        ]
+        raise AssertionError(
+            f"{service} never held {replicas} replicas; states: {seen}; moves: {moves}"
+        ) from None
     return result

@@ -1,0 +1,153 @@
+"""Operations endpoints (aiohttp), on loopback by default:
+
+GET /healthz   200 while the service runs
+GET /readyz    200 while the engine view is complete and current, 503 otherwise
+GET /metrics   Prometheus text: replicas, desired, CPU, memory per service; decisions,
+               actions, errors; sampling latency
+GET /status    JSON: every service's state and its recent decisions (?service=project/name)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from autoscaler.errors import AutoscalerError
+from autoscaler.evaluator import Evaluation
+from autoscaler.labels import ServiceKey
+
+logger = logging.getLogger(__name__)
+
+
+class Metrics:
+    """Prometheus metrics, in a registry of their own (one per service instance)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["project", "service"]
+        self.replicas = Gauge(
+            "autoscaler_replicas", "Replicas running", labels, registry=self.registry
+        )
+        self.desired = Gauge(
+            "autoscaler_desired_replicas", "Replicas decided", labels, registry=self.registry
+        )
+        self.cpu = Gauge(
+            "autoscaler_cpu_percent", "Mean CPU, percent of limit", labels, registry=self.registry
+        )
+        self.memory = Gauge(
+            "autoscaler_memory_percent", "Mean memory, percent of limit", labels,
+            registry=self.registry,
+        )  # fmt: skip
+        self.decisions = Counter(
+            "autoscaler_decisions", "Policy evaluations", labels, registry=self.registry
+        )
+        self.actions = Counter(
+            "autoscaler_actions", "Scale actions", [*labels, "direction"], registry=self.registry
+        )
+        self.errors = Counter(
+            "autoscaler_errors", "Errors by kind", [*labels, "kind"], registry=self.registry
+        )
+        self.sampling = Histogram(
+            "autoscaler_sampling_seconds", "Wall time of one sampling round",
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )  # fmt: skip
+
+    def evaluated(self, key: ServiceKey, evaluation: Evaluation) -> None:
+        labels = (key.project, key.service)
+        self.replicas.labels(*labels).set(evaluation.decision.current)
+        self.desired.labels(*labels).set(evaluation.decision.desired)
+        if evaluation.cpu is not None:
+            self.cpu.labels(*labels).set(evaluation.cpu)
+        if evaluation.memory is not None:
+            self.memory.labels(*labels).set(evaluation.memory)
+        self.decisions.labels(*labels).inc()
+
+    def acted(self, key: ServiceKey, direction: str) -> None:
+        self.actions.labels(key.project, key.service, direction).inc()
+
+    def failed(self, key: ServiceKey, exc: AutoscalerError) -> None:
+        self.errors.labels(key.project, key.service, type(exc).__name__).inc()
+
+    def forget(self, key: ServiceKey) -> None:
+        for gauge in (self.replicas, self.desired, self.cpu, self.memory):
+            try:
+                gauge.remove(key.project, key.service)
+            except KeyError:
+                pass
+
+
+class Api:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        metrics: Metrics,
+        ready: Callable[[], bool],
+        status: Callable[[], Mapping[str, Any]],
+    ) -> None:
+        self.host, self.port = host, port
+        self._metrics, self._ready, self._status = metrics, ready, status
+        self.bound: asyncio.Event = asyncio.Event()
+        self.app = web.Application()
+        self.app.add_routes(
+            [
+                web.get("/healthz", self._healthz),
+                web.get("/readyz", self._readyz),
+                web.get("/metrics", self._metrics_page),
+                web.get("/status", self._status_page),
+            ]
+        )
+
+    async def serve(self) -> None:
+        """Serve until cancelled; the listening socket is closed on the way out."""
+        runner = web.AppRunner(self.app, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port)
+            try:
+                await site.start()
+            except OSError as exc:
+                # Not fatal: scaling goes on without the endpoints.
+                logger.error("cannot listen on %s:%d: %s; no API", self.host, self.port, exc)
+                await asyncio.Event().wait()
+            # With port 0 the OS picked one: tell it.
+            self.port = int(runner.addresses[0][1])
+            self.bound.set()
+            logger.info("API on http://%s:%d", self.host, self.port)
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        if self._ready():
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="engine view not current\n")
+
+    async def _metrics_page(self, _: web.Request) -> web.Response:
+        body = generate_latest(self._metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _status_page(self, request: web.Request) -> web.Response:
+        status = dict(self._status())
+        wanted = request.query.get("service")
+        if wanted is not None:
+            services = status.get("services", {})
+            matches = {k: v for k, v in services.items() if k == wanted or k.endswith(f"/{wanted}")}
+            if not matches:
+                return web.json_response(
+                    {"error": f"no service {wanted!r}", "services": sorted(services)}, status=404
+                )
+            status["services"] = matches
+        return web.json_response(status, dumps=lambda o: json.dumps(o, sort_keys=True))

@@ -1,0 +1,65 @@
+"""`autoscaler explain SERVICE`: the recent decisions of a running autoscaler, from its /status."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime
+from typing import Any
+
+from autoscaler.errors import AutoscalerError
+from autoscaler.settings import ApiSettings
+
+
+def fetch(api: ApiSettings, service: str) -> dict[str, Any]:
+    host = "127.0.0.1" if api.host in ("0.0.0.0", "") else api.host
+    url = f"http://{host}:{api.port}/status?service={urllib.parse.quote(service)}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body: dict[str, Any] = json.load(response)
+    except urllib.error.HTTPError as exc:
+        detail = json.load(exc)
+        known = ", ".join(detail.get("services", [])) or "none"
+        raise AutoscalerError(f"{detail.get('error', exc)}; services: {known}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise AutoscalerError(
+            f"no autoscaler answers at {url} ({exc}); set AUTOSCALER_API__HOST/PORT"
+        ) from exc
+    return body
+
+
+def render(status: dict[str, Any], last: int) -> str:
+    lines: list[str] = []
+    for name, service in status["services"].items():
+        state = service["state"]
+        head = f"{name}: {state.get('replicas')} replicas"
+        if "min" in state:
+            head += f" (min {state['min']}, max {state['max']}), policy {state['policy']}"
+        if state.get("paused"):
+            head += ", PAUSED"
+        if state.get("error"):
+            head += f"\n  error: {state['error']}"
+        lines.append(head)
+        for d in service["decisions"][-last:]:
+            when = datetime.fromtimestamp(d["time"]).strftime("%H:%M:%S")
+            arrow = f"{d['from']} -> {d['to']}" if d["to"] != d["from"] else f"hold {d['from']}"
+            lines.append(f"  {when}  {arrow:<10} {d['reason']}")
+            lines.append(
+                f"      proposal {d['proposal']}, stabilized {d['stabilized']}, "
+                f"bound by {d['bound'] or 'nothing'}"
+            )
+            for step in d["steps"]:
+                lines.append(f"      - {step}")
+            samples = []
+            for s in d["samples"]:
+                cpu = "-" if s["cpu"] is None else f"{s['cpu']:.1f}%"
+                text = f"{s['container']} cpu {cpu}"
+                if s["memory"] is not None:
+                    text += f" mem {s['memory']:.1f}%"
+                if not s["counted"]:
+                    text += f" (ignored: {s['why_not']})"
+                samples.append(text)
+            lines.append("      samples: " + "; ".join(samples))
+    return "\n".join(lines)

@@ -1,0 +1,92 @@
+"""What an operator sees: explain, /status, /metrics, /healthz and /readyz of a running service."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import pytest
+
+from autoscaler.cli import main
+from tests.integration.conftest import Mqtt, reaches
+from tests.integration.test_scaling import WEB
+
+
+async def test_explain_shows_each_decision_with_its_inputs_and_the_rules_that_shaped_it(
+    make_container: Any,
+    make_load: Any,
+    run_autoscaler: Any,
+    mqtt: Mqtt,
+    project: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    load = make_load("web")
+    await make_container("web", WEB | {"autoscaler.scale-down.stabilization": "1m"}, load=load)
+    app = await run_autoscaler()
+    load.set(200)
+    await reaches(mqtt, project, "web", 2)
+    load.set(0)
+    await mqtt.wait_for(
+        lambda m: any(
+            "scale-down stabilization" in s.get("reason", "") for s in m.on(f"{project}/web/state")
+        )
+    )
+
+    monkeypatch.setenv("AUTOSCALER_API__PORT", str(app.api.port))
+    code = await asyncio.to_thread(main, ["explain", "web", "--last", "50"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith(f"{project}/web: 2 replicas (min 1, max 4), policy target-tracking")
+    assert "1 -> 2" in out
+    assert "propose 2" in out
+    assert "scale-down stabilization: highest proposal of the last 60s is 2" in out
+    assert f"{project}-web-1 cpu " in out
+    assert "(ignored: warming up" in out  # the clone, in its first seconds
+
+
+async def test_explain_names_the_services_it_knows_when_asked_for_another(
+    make_container: Any,
+    run_autoscaler: Any,
+    mqtt: Mqtt,
+    project: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await make_container("web", WEB)
+    app = await run_autoscaler()
+    await reaches(mqtt, project, "web", 1, hold=1)
+    monkeypatch.setenv("AUTOSCALER_API__PORT", str(app.api.port))
+    assert await asyncio.to_thread(main, ["explain", "nope"]) == 1
+    assert f"no service 'nope'; services: {project}/web" in capsys.readouterr().err
+
+
+async def test_health_readiness_status_and_metrics(
+    make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    load = make_load("web")
+    await make_container("web", WEB, load=load)
+    app = await run_autoscaler()
+    load.set(200)
+    await reaches(mqtt, project, "web", 2)
+
+    base = f"http://127.0.0.1:{app.api.port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/healthz") as r:
+            assert r.status == 200
+        async with http.get(f"{base}/readyz") as r:
+            assert r.status == 200
+        async with http.get(f"{base}/status") as r:
+            status = await r.json()
+        async with http.get(f"{base}/metrics") as r:
+            metrics = await r.text()
+    service = status["services"][f"{project}/web"]
+    assert service["state"]["replicas"] == 2
+    assert service["decisions"][-1]["samples"]
+    assert status["mqtt"]["connected"] is True
+    labels = f'project="{project}",service="web"'
+    assert f"autoscaler_replicas{{{labels}}} 2.0" in metrics
+    assert f"autoscaler_desired_replicas{{{labels}}} 2.0" in metrics
+    assert f'autoscaler_actions_total{{direction="scale_up",{labels}}} 1.0' in metrics
+    assert "autoscaler_sampling_seconds_count" in metrics
