@@ -112,7 +112,8 @@ async def test_containers_that_did_not_opt_in_and_templates_are_never_removed(
     await make_container("web", {}, number=3)
     await run_autoscaler()
 
-    seen = await reaches(mqtt, project, "web", 2, hold=4)
+    await mqtt.wait_for(lambda m: any(s.get("desired") == 1 for s in states(m, project, "web")))
+    seen = await reaches(mqtt, project, "web", 2, hold=3)
     assert seen[-1]["desired"] == 1
     assert await names(docker, project) == {f"{project}-web-{n}": "running" for n in (1, 2, 3)}
     assert not [e for e in mqtt.on(f"{project}/web/events") if e["Action"] == "scale_down"]
