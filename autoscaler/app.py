@@ -73,6 +73,7 @@ class App:
                 if api is not None:
                     api.cancel("shutdown")
         finally:
+            self.collector.close()
             await self.docker.close()
 
     async def _startup(self) -> None:

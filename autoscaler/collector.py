@@ -46,7 +46,7 @@ class _Reading:
 
 
 @dataclass(frozen=True, slots=True)
-class CgroupFiles:
+class CgroupPaths:
     """Where one container's counters live."""
 
     cpu: str
@@ -54,28 +54,48 @@ class CgroupFiles:
     memory_stat: str | None
     v2: bool
 
+
+class CgroupFiles:
+    """One container's counter files, held open and re-read with pread: a kernel-generated file
+    read at offset 0 is fresh each time, and skipping open/close makes a read ~1 µs instead of
+    ~10. Closed when the container goes; a read of a removed cgroup fails and is dropped."""
+
+    __slots__ = ("_cpu", "_inactive_key", "_memory", "_memory_stat", "v2")
+
+    def __init__(self, paths: CgroupPaths) -> None:
+        self.v2 = paths.v2
+        self._inactive_key = b"\ninactive_file " if paths.v2 else b"\ntotal_inactive_file "
+        self._cpu = os.open(paths.cpu, os.O_RDONLY | os.O_CLOEXEC)
+        self._memory = self._memory_stat = -1
+        try:
+            if paths.memory and paths.memory_stat:
+                self._memory = os.open(paths.memory, os.O_RDONLY | os.O_CLOEXEC)
+                self._memory_stat = os.open(paths.memory_stat, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self.close()
+            raise
+
     def read(self) -> tuple[int, int | None]:
         """(CPU time in ns, memory in use without inactive page cache in bytes)."""
-        if self.v2:
-            with open(self.cpu, "rb") as f:
-                usage_usec = f.readline()
-            cpu_ns = int(usage_usec.split()[1]) * 1000
-        else:
-            with open(self.cpu, "rb") as f:
-                cpu_ns = int(f.read())
-        if self.memory is None or self.memory_stat is None:
+        raw = os.pread(self._cpu, 4096, 0)
+        # v2's cpu.stat starts with "usage_usec N"; v1's cpuacct.usage is nanoseconds.
+        cpu_ns = int(raw.split(None, 2)[1]) * 1000 if self.v2 else int(raw)
+        if self._memory < 0:
             return cpu_ns, None
-        with open(self.memory, "rb") as f:
-            raw = f.read()
-        used = int(raw) if raw.strip() != b"max" else 0
-        inactive_key = b"inactive_file" if self.v2 else b"total_inactive_file"
-        with open(self.memory_stat, "rb") as f:
-            for line in f:
-                name, _, value = line.partition(b" ")
-                if name == inactive_key:
-                    used -= int(value)
-                    break
+        raw = os.pread(self._memory, 64, 0)
+        used = 0 if raw.startswith(b"max") else int(raw)
+        stat = os.pread(self._memory_stat, 16384, 0)
+        at = stat.find(self._inactive_key)
+        if at >= 0:
+            start = at + len(self._inactive_key)
+            used -= int(stat[start : stat.index(b"\n", start)])
         return cpu_ns, max(used, 0)
+
+    def close(self) -> None:
+        for fd in (self._cpu, self._memory, self._memory_stat):
+            if fd >= 0:
+                os.close(fd)
+        self._cpu = self._memory = self._memory_stat = -1
 
 
 class CgroupLocator:
@@ -106,6 +126,22 @@ class CgroupLocator:
                     self._v1.setdefault(option, (mount_point, root))
 
     def locate(self, pid: int) -> CgroupFiles | None:
+        """The open counter files of process `pid`'s cgroup, or None when not readable here."""
+        paths = self._paths(pid)
+        if paths is None:
+            return None
+        try:
+            files = CgroupFiles(paths)
+        except OSError:
+            return None
+        try:
+            files.read()
+        except (OSError, ValueError, IndexError):
+            files.close()
+            return None
+        return files
+
+    def _paths(self, pid: int) -> CgroupPaths | None:
         if pid <= 0:
             return None
         try:
@@ -128,27 +164,21 @@ class CgroupLocator:
                 if "memory" in v1 and "memory" in self._v1
                 else None
             )
-            files = CgroupFiles(
+            return CgroupPaths(
                 cpu=f"{cpu_dir}/cpuacct.usage",
                 memory=f"{mem_dir}/memory.usage_in_bytes" if mem_dir else None,
                 memory_stat=f"{mem_dir}/memory.stat" if mem_dir else None,
                 v2=False,
             )
-        elif v2_path is not None and self._v2 is not None:
+        if v2_path is not None and self._v2 is not None:
             directory = self._join(self._v2, v2_path)
-            files = CgroupFiles(
+            return CgroupPaths(
                 cpu=f"{directory}/cpu.stat",
                 memory=f"{directory}/memory.current",
                 memory_stat=f"{directory}/memory.stat",
                 v2=True,
             )
-        else:
-            return None
-        try:
-            files.read()
-        except (OSError, ValueError, IndexError):
-            return None
-        return files
+        return None
 
     @staticmethod
     def _join(mount: tuple[str, str], path: str) -> str:
@@ -172,7 +202,7 @@ class Collector:
         for gone in set(self._last) - live:
             del self._last[gone]
         for gone in set(self._files) - live:
-            del self._files[gone]
+            self._drop(gone)
 
         samples: dict[str, Sample] = {}
         slow: list[Replica] = []
@@ -185,7 +215,7 @@ class Collector:
                 cpu_ns, memory = files.read()
             except (OSError, ValueError, IndexError):
                 # The container stopped between the listing and this read.
-                self._files.pop(replica.id, None)
+                self._drop(replica.id)
                 continue
             samples[replica.id] = self._to_sample(replica, cpu_ns, memory, "cgroup")
         if slow:
@@ -198,9 +228,21 @@ class Collector:
             return None
         cached = self._files.get(replica.id)
         if cached is None or cached[0] != replica.pid:
+            # New, or restarted with a new process: find its cgroup (again).
+            self._drop(replica.id)
             cached = (replica.pid, self._locator.locate(replica.pid))
             self._files[replica.id] = cached
         return cached[1]
+
+    def _drop(self, container_id: str) -> None:
+        _, files = self._files.pop(container_id, (0, None))
+        if files is not None:
+            files.close()
+
+    def close(self) -> None:
+        """Close every counter file held open."""
+        for container_id in list(self._files):
+            self._drop(container_id)
 
     async def _from_api(self, replica: Replica) -> Sample | None:
         async with self._api_slots:

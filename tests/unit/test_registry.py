@@ -1,0 +1,85 @@
+"""Policies by name, including a third party's, found through the entry-point group."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from autoscaler.errors import LabelError
+from autoscaler.labels import ServiceKey, parse
+from policies import registry
+
+
+@pytest.fixture
+def third_party(tmp_path: Path) -> Iterator[None]:
+    """A real installed distribution (dist-info on sys.path) that registers policy `always-two`."""
+    (tmp_path / "always_two.py").write_text(
+        "from typing import ClassVar\n"
+        "from pydantic import Field\n"
+        "from policies.base import Decision\n"
+        "from policies.options import PolicyOptions\n"
+        "class Options(PolicyOptions):\n"
+        "    count: int = Field(default=2, alias='count', ge=1)\n"
+        "class AlwaysTwo:\n"
+        "    name: ClassVar[str] = 'always-two'\n"
+        "    Options = Options\n"
+        "    def __init__(self, options): self.options = options\n"
+        "    def evaluate(self, inputs):\n"
+        "        return Decision(inputs.current, self.options.count, 'always')\n"
+    )
+    info = tmp_path / "always_two-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: always-two\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[autoscaler.policies]\nalways-two = always_two:AlwaysTwo\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    registry._registered.cache_clear()
+    try:
+        yield
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("always_two", None)
+        registry._registered.cache_clear()
+
+
+def test_the_built_ins() -> None:
+    assert {"target-tracking", "hpa", "step"} <= set(registry.names())
+
+
+def test_a_third_party_policy_is_found_by_its_entry_point_and_takes_its_own_labels(
+    third_party: None,
+) -> None:
+    assert "always-two" in registry.names()
+    labels = {
+        "autoscaler.service": "w",
+        "autoscaler.enable": "true",
+        "autoscaler.max": "5",
+        "autoscaler.policy": "always-two",
+        "autoscaler.count": "3",
+    }
+    spec = parse(ServiceKey("standalone", "w"), labels)
+    assert spec.policy_name == "always-two"
+    with pytest.raises(LabelError, match=r"autoscaler\.cpu\.target.*unknown label"):
+        parse(ServiceKey("standalone", "w"), labels | {"autoscaler.cpu.target": "50"})
+    with pytest.raises(LabelError, match=r"autoscaler\.count='0'"):
+        parse(ServiceKey("standalone", "w"), labels | {"autoscaler.count": "0"})
+
+
+@pytest.mark.parametrize(
+    ("cpu", "current", "desired"),
+    [
+        pytest.param(80.0, 3, 4, id="above-target-adds-one"),
+        pytest.param(40.0, 3, 3, id="between-half-and-target-holds"),
+        pytest.param(20.0, 3, 2, id="below-half-removes-one"),
+    ],
+)
+def test_the_step_policy(cpu: float, current: int, desired: int) -> None:
+    from policies.base import PolicyInput, ReplicaSample
+
+    policy = registry.create("step", {"cpu.target": "50"})
+    samples = tuple(ReplicaSample(f"c{i}", cpu) for i in range(current))
+    assert policy.evaluate(PolicyInput(current, 1, 10, samples, now=0.0)).desired == desired
