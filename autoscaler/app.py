@@ -146,6 +146,13 @@ class App:
         if self.evaluator.error(key) is not None:
             logger.info("%s: labels are valid again", key)
         self.evaluator.report(key, None)
+        if not any(r.running for r in replicas if not r.is_clone):
+            # Stopped by its owner (`docker compose stop`, or still being created): cloning it
+            # back to life would fight them.
+            state = self._state(key, replicas, spec, None, None)
+            state["reason"] = "no container of the service's own is running: not scaling"
+            self._publish_state(key, state)
+            return
         evaluation = self.evaluator.evaluate(spec, replicas, samples, self._now())
         self.metrics.evaluated(key, evaluation)
         decision = evaluation.decision

@@ -9,7 +9,7 @@ from bench import policies
 
 
 def main(argv: list[str]) -> None:
-    wanted = set(argv) or {"policies", "sampling", "reaction"}
+    wanted = set(argv) or {"policies", "sampling", "reaction", "soak"}
     if "policies" in wanted:
         policies.main()
     if "sampling" in wanted:
@@ -20,6 +20,10 @@ def main(argv: list[str]) -> None:
         from bench import reaction
 
         reaction.main()
+    if "soak" in wanted:
+        from bench import soak
+
+        soak.main()
 
 
 if __name__ == "__main__":

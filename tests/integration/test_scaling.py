@@ -174,3 +174,14 @@ async def test_a_paused_service_holds_and_says_so(
     assert seen[-1]["paused"] is True
     assert seen[-1]["reason"].startswith("paused; would:")
     assert not mqtt.on(f"{project}/web/events")
+
+
+async def test_a_service_its_owner_stopped_is_not_cloned_back_to_life(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, docker: Any, project: str
+) -> None:
+    template = await make_container("web", WEB | {"autoscaler.min": "2"})
+    await template.stop(t=1)
+    await run_autoscaler()
+    seen = await reaches(mqtt, project, "web", 0, hold=3)
+    assert "not scaling" in seen[-1]["reason"]
+    assert await names(docker, project) == {f"{project}-web-1": "exited"}
