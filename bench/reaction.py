@@ -12,6 +12,7 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,9 +131,11 @@ def _decided_after(app: App, project: str, since: float) -> bool:
     )
 
 
-async def _until(condition: object, within: float) -> None:
+async def _until(condition: Callable[[], bool], within: float) -> None:
+    # The bench watches the service from outside, where it has no event to wait on; polling
+    # every 50 ms bounds the error of each measured time to 50 ms.
     async with asyncio.timeout(within):
-        while not condition():  # type: ignore[operator]
+        while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
 
@@ -146,7 +149,10 @@ async def run() -> None:
         f"\nReaction: 2 -> {NEEDED} replicas after a load step "
         f"(interval {INTERVAL:g}s; bound: one interval + 2 s = {INTERVAL + 2:g}s)"
     )
-    head = f"{'policy':<34} {'first decision s':>17} {'10 running s':>13} {'x baseline':>11} {'scale-ups':>10}"
+    head = (
+        f"{'policy':<34} {'first decision s':>17} {'10 running s':>13} {'x baseline':>11} "
+        f"{'scale-ups':>10}"
+    )
     print(head)
     print("-" * len(head))
     for r, name in (
