@@ -43,7 +43,7 @@ unit: install
 
 bench: install up
 	set -a; eval "$$(bash scripts/engine.sh env)"; eval "$$(bash scripts/broker.sh env)"; set +a; \
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(B)
 
 demo: install
 	bash scripts/demo.sh

@@ -127,7 +127,7 @@ async def test_a_bad_label_is_a_named_error_and_other_services_still_scale(
     load = make_load("web")
     await make_container("web", WEB, load=load)
     await run_autoscaler()
-    load.set(240)
+    load.set(200)  # ceil(200 / 125) = 2
 
     errors = await mqtt.wait_for(lambda m: m.on(f"{project}/broken/events"))
     assert errors[0]["Action"] == "error"
