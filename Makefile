@@ -31,7 +31,7 @@ up:
 	bash scripts/broker.sh start
 
 down:
-	-bash scripts/broker.sh stop
+	-bash scripts/broker.sh reset
 	-bash scripts/engine.sh stop
 
 # Starts the engine and broker, runs every test against them, and stops what it started.

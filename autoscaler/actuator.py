@@ -21,7 +21,7 @@ import aiodocker
 
 from autoscaler import labels as L
 from autoscaler.engine import engine_errors
-from autoscaler.errors import AutoscalerError, TemplateError
+from autoscaler.errors import AutoscalerError, EngineError, TemplateError
 from autoscaler.inventory import Replica
 from autoscaler.labels import ServiceKey
 
@@ -35,6 +35,7 @@ _CONFIG_KEYS = (
     "StopSignal", "StopTimeout", "Shell", "Domainname",
 )  # fmt: skip
 _DEFAULT_STOP_TIMEOUT = 10
+_NAME_TRIES = 5
 
 
 @dataclass(slots=True)
@@ -129,7 +130,9 @@ class Actuator:
             template = template_of(key, replicas)
             data = await self._inspect(key, template.id)
             numbers = _free_numbers({r.number for r in replicas}, target - len(live))
-            outcomes = await _each(self._create(key, template, data, n) for n in numbers)
+            outcomes = await _each(
+                self._create(key, template, data, n, len(numbers)) for n in numbers
+            )
         else:
             victims = sorted(
                 (r for r in live if r.is_clone),
@@ -146,6 +149,30 @@ class Actuator:
         result.seconds = time.monotonic() - started
         return result
 
+    async def repair(
+        self, key: ServiceKey, replicas: Sequence[Replica], broken: Sequence[Replica], replace: int
+    ) -> ScaleResult:
+        """Remove `broken` clones and create `replace` new ones from the template, concurrently."""
+        started = time.monotonic()
+        result = ScaleResult(key, len(counted(replicas)), len(counted(replicas)))
+        creations: list[Awaitable[str]] = []
+        if replace:
+            template = template_of(key, replicas)
+            data = await self._inspect(key, template.id)
+            numbers = _free_numbers({r.number for r in replicas}, replace)
+            creations = [self._create(key, template, data, n, len(numbers)) for n in numbers]
+        removals = [self._remove(key, r) for r in broken]
+        outcomes = await _each([*removals, *creations])
+        for i, outcome in enumerate(outcomes):
+            if isinstance(outcome, AutoscalerError):
+                result.errors.append(outcome)
+            elif i < len(removals):
+                result.removed.append(outcome)
+            else:
+                result.created.append(outcome)
+        result.seconds = time.monotonic() - started
+        return result
+
     async def _inspect(self, key: ServiceKey, container_id: str) -> dict[str, Any]:
         with engine_errors("inspecting the template", service=str(key)):
             container = await self._docker.containers.get(container_id)
@@ -153,14 +180,31 @@ class Actuator:
         return data
 
     async def _create(
-        self, key: ServiceKey, template: Replica, data: Mapping[str, Any], number: int
+        self,
+        key: ServiceKey,
+        template: Replica,
+        data: Mapping[str, Any],
+        number: int,
+        stride: int = 1,
     ) -> str:
-        name = clone_name(template, number)
+        """Create and start clone `number`. If another container already holds its name, try
+        `number + stride` (the stride keeps clear of the batch's other numbers), a few times."""
         async with self._slots:
-            with engine_errors(f"creating clone {name} of {template.name}", service=str(key)):
-                container = await self._docker.containers.create(
-                    clone_config(data, number), name=name
-                )
+            for _ in range(_NAME_TRIES):
+                name = clone_name(template, number)
+                try:
+                    with engine_errors(f"creating clone {name} of {template.name}", str(key)):
+                        container = await self._docker.containers.create(
+                            clone_config(data, number), name=name
+                        )
+                    break
+                except EngineError as exc:
+                    if exc.status != 409:
+                        raise
+                    logger.warning("%s: name %s is taken; trying the next number", key, name)
+                    number += stride
+            else:
+                raise TemplateError(str(key), f"no free clone name after {_NAME_TRIES} tries")
             try:
                 with engine_errors(f"starting clone {name}", service=str(key)):
                     await container.start()
@@ -178,8 +222,9 @@ class Actuator:
         timeout = replica.inspect["Config"].get("StopTimeout") or _DEFAULT_STOP_TIMEOUT
         container = self._docker.containers.container(replica.id)
         async with self._slots:
-            with engine_errors(f"stopping clone {replica.name}", service=str(key)):
-                await container.stop(t=int(timeout))
+            if replica.status in ("running", "restarting", "paused"):
+                with engine_errors(f"stopping clone {replica.name}", service=str(key)):
+                    await container.stop(t=int(timeout))
             with engine_errors(f"removing clone {replica.name}", service=str(key)):
                 await container.delete(v=True)
         logger.info("%s: removed clone %s", key, replica.name)

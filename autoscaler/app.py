@@ -28,6 +28,7 @@ from autoscaler.evaluator import Evaluation, Evaluator
 from autoscaler.inventory import Inventory, Replica
 from autoscaler.labels import ServiceKey, ServiceSpec
 from autoscaler.notifier import Notifier
+from autoscaler.repairs import Repairs, broken
 from autoscaler.settings import Settings
 from policies.base import Direction
 
@@ -39,7 +40,8 @@ class App:
         self.settings = settings
         self._now = now
         self.docker = engine.client(settings.docker_host)
-        self.inventory = Inventory(self.docker)
+        self.inventory = Inventory(self.docker, on_event=self._engine_event)
+        self.repairs = Repairs()
         self.collector = Collector(self.docker)
         self.evaluator = Evaluator()
         self.actuator = Actuator(self.docker, concurrency=settings.clone_concurrency)
@@ -53,6 +55,9 @@ class App:
             status=self.status,
         )
         self._states: dict[ServiceKey, dict[str, Any]] = {}
+        # Failed actions in a row per service, and when the last failed: the next attempt
+        # waits 2 s, 4 s, ... up to a minute, so a refusing engine is not hammered.
+        self._failures: dict[ServiceKey, tuple[int, float]] = {}
         self._inflight: dict[ServiceKey, asyncio.Task[None]] = {}
         self._ticks = 0
 
@@ -116,13 +121,15 @@ class App:
             services = {k: v for k, v in services.items() if k.project in self.settings.projects}
         for gone in set(self._states) - set(services):
             del self._states[gone]
+            self._failures.pop(gone, None)
             self.metrics.forget(gone)
         self.evaluator.forget(set(services))
+        self.repairs.forget(set(services))
         started = time.perf_counter()
         samples = await self.collector.sample(r for rs in services.values() for r in rs)
         self.metrics.sampling.observe(time.perf_counter() - started)
         for key, replicas in sorted(services.items()):
-            if key in self._inflight:
+            if key in self._inflight or self._backing_off(key):
                 continue
             try:
                 self._evaluate(tg, key, replicas, samples)
@@ -153,6 +160,8 @@ class App:
             state["reason"] = "no container of the service's own is running: not scaling"
             self._publish_state(key, state)
             return
+        if not self.settings.dry_run and self._repair(tg, spec, replicas):
+            return
         evaluation = self.evaluator.evaluate(spec, replicas, samples, self._now())
         self.metrics.evaluated(key, evaluation)
         decision = evaluation.decision
@@ -171,6 +180,55 @@ class App:
             self._act(spec, replicas, evaluation), name=f"scale {key}"
         )
 
+    def _repair(
+        self, tg: asyncio.TaskGroup, spec: ServiceSpec, replicas: Sequence[Replica]
+    ) -> bool:
+        """Mend broken clones when the crash-loop backoff allows. True while any are broken: the
+        service's size is not decided then, or a scale-up would sidestep the backoff."""
+        if not any(broken(r) for r in replicas):
+            return False
+        repair = self.repairs.plan(spec.key, replicas, time.monotonic())
+        if repair is None:
+            state = self._state(spec.key, replicas, spec, None, None)
+            state["reason"] = "broken clones: waiting out the crash-loop backoff to replace them"
+            self._publish_state(spec.key, state)
+            return True
+        logger.warning("%s: repairing: %s", spec.key, "; ".join(repair.reasons))
+
+        async def mend() -> None:
+            try:
+                result = await self.actuator.repair(
+                    spec.key, replicas, repair.remove, repair.replace
+                )
+                for container_id in result.created + result.removed:
+                    await self.inventory.refresh(container_id)
+                for exc in result.errors:
+                    logger.error("%s", exc)
+                    self._error(spec.key, exc)
+                self._outcome(spec.key, result.errors)
+                names = {r.id: r.name for r in repair.remove}
+                self.notifier.event(
+                    spec.key,
+                    "repair",
+                    {"removed": len(result.removed), "created": len(result.created)},
+                    removed=[names.get(i, i[:12]) for i in result.removed],
+                    created=len(result.created),
+                    reason="; ".join(repair.reasons),
+                )
+            finally:
+                del self._inflight[spec.key]
+
+        self._inflight[spec.key] = tg.create_task(mend(), name=f"repair {spec.key}")
+        return True
+
+    def _engine_event(self, action: str, replica: Replica) -> None:
+        """Engine events worth telling: an OOM kill, as it happens."""
+        if action == "oom":
+            logger.warning("%s: %s was killed for lack of memory", replica.key, replica.name)
+            self.notifier.event(
+                replica.key, "oom", {"container": replica.name}, container=replica.id
+            )
+
     async def _act(
         self, spec: ServiceSpec, replicas: Sequence[Replica], evaluation: Evaluation
     ) -> None:
@@ -179,6 +237,7 @@ class App:
             for container_id in result.created + result.removed:
                 await self.inventory.refresh(container_id)
             self._announce(spec, evaluation, result)
+            self._outcome(spec.key, result.errors)
             logger.info(
                 "%s: scaled %d -> %d in %.2fs",
                 spec.key,
@@ -189,6 +248,7 @@ class App:
         except AutoscalerError as exc:
             logger.error("%s", exc)
             self._error(spec.key, exc)
+            self._outcome(spec.key, [exc])
         except Exception:
             logger.exception("%s: unexpected error while scaling", spec.key)
         finally:
@@ -222,6 +282,19 @@ class App:
             )
         replicas = self.inventory.services().get(spec.key, [])
         self._publish_state(spec.key, self._state(spec.key, replicas, spec, evaluation, None))
+
+    def _backing_off(self, key: ServiceKey) -> bool:
+        count, last = self._failures.get(key, (0, 0.0))
+        return count > 0 and time.monotonic() - last < min(2.0**count, 60.0)
+
+    def _outcome(self, key: ServiceKey, errors: Sequence[AutoscalerError]) -> None:
+        """Count a failed action towards the service's backoff; a clean one clears it."""
+        if errors:
+            count, _ = self._failures.get(key, (0, 0.0))
+            self._failures[key] = (count + 1, time.monotonic())
+            logger.warning("%s: action failed; next try in %.0fs", key, min(2.0 ** (count + 1), 60))
+        else:
+            self._failures.pop(key, None)
 
     def _error(self, key: ServiceKey, exc: AutoscalerError) -> None:
         self.metrics.failed(key, exc)

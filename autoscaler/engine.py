@@ -22,7 +22,7 @@ LIBRARY_ERRORS = (aiodocker.DockerError, aiohttp.ClientError, OSError, TimeoutEr
 
 
 @contextmanager
-def engine_errors(doing: str, *, service: str | None = None) -> Iterator[None]:
+def engine_errors(doing: str, service: str | None = None) -> Iterator[None]:
     """Re-raise library errors met while `doing` something as EngineError, keeping the cause."""
     try:
         yield

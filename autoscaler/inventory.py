@@ -16,7 +16,7 @@ import logging
 import random
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -114,8 +114,14 @@ def _timestamp(value: str | None) -> float:
 
 
 class Inventory:
-    def __init__(self, docker: aiodocker.Docker) -> None:
+    def __init__(
+        self,
+        docker: aiodocker.Docker,
+        *,
+        on_event: Callable[[str, Replica], None] | None = None,
+    ) -> None:
         self._docker = docker
+        self._on_event = on_event
         self._replicas: dict[str, Replica] = {}
         self.ready = asyncio.Event()
         """Set while the listing is complete and the event stream is followed."""
@@ -208,7 +214,9 @@ class Inventory:
             return
         logger.debug("event %s %s", event.get("Action"), container_id[:12])
         if action == "destroy":
-            self._replicas.pop(container_id, None)
+            replica = self._replicas.pop(container_id, None)
             self.changed.set()
         else:
-            await self.refresh(container_id)
+            replica = await self.refresh(container_id)
+        if replica is not None and self._on_event is not None:
+            self._on_event(action, replica)

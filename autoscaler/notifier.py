@@ -19,28 +19,22 @@ import json
 import logging
 import random
 import socket
+import ssl
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
 
-from autoscaler.errors import AutoscalerError
+from autoscaler.errors import AutoscalerError, BrokerError
 from autoscaler.labels import ServiceKey
+from autoscaler.outbox import Message, Outbox
 from autoscaler.settings import MqttSettings
 
 logger = logging.getLogger(__name__)
 
 _BACKOFF_START, _BACKOFF_CAP = 0.5, 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    topic: str
-    payload: bytes
-    retain: bool
 
 
 def engine_event(
@@ -64,13 +58,13 @@ def engine_event(
 class Notifier:
     def __init__(self, settings: MqttSettings) -> None:
         self._settings = settings
-        self._events: deque[Message] = deque()
+        self._tls = _tls_context(settings)
+        self._outbox = Outbox(settings.outbox_size, settings.outbox_path)
         self._retained: OrderedDict[str, Message] = OrderedDict()
         self._wake = asyncio.Event()
         self._closed = asyncio.Event()
         self.connected = False
         self.published = 0
-        self.dropped = 0
 
     def topic(self, key: ServiceKey | None, leaf: str) -> str:
         prefix = self._settings.topic_prefix.rstrip("/")
@@ -86,15 +80,7 @@ class Notifier:
             self._retained.pop(topic, None)
             self._retained[topic] = message
         else:
-            if len(self._events) >= self._settings.outbox_size:
-                self._events.popleft()
-                self.dropped += 1
-                logger.warning(
-                    "MQTT outbox full (%d events): dropped the oldest; %d dropped so far",
-                    self._settings.outbox_size,
-                    self.dropped,
-                )
-            self._events.append(message)
+            self._outbox.append(message)
         self._wake.set()
 
     def event(
@@ -110,14 +96,23 @@ class Notifier:
 
     @property
     def pending(self) -> int:
-        return len(self._events) + len(self._retained)
+        return len(self._outbox) + len(self._retained)
+
+    @property
+    def dropped(self) -> int:
+        return self._outbox.dropped
 
     # -- delivery --------------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Deliver the outbox until `close()` and the outbox is empty; reconnect on failure."""
-        if not self._settings.enabled:
-            return
+        try:
+            if self._settings.enabled:
+                await self._run()
+        finally:
+            self._outbox.close()
+
+    async def _run(self) -> None:
         delay = _BACKOFF_START
         while True:
             try:
@@ -167,6 +162,7 @@ class Notifier:
             will=will,
             keepalive=s.keepalive,
             timeout=10,
+            tls_context=self._tls,
         )
 
     def _status_payload(self, status: str) -> bytes:
@@ -182,18 +178,15 @@ class Notifier:
         """Send queued messages oldest first; True once closing with nothing left to send."""
         while True:
             self._wake.clear()
-            while self._events or self._retained:
-                if self._events:
-                    message = self._events[0]
-                else:
-                    message = next(iter(self._retained.values()))
+            while self._outbox or self._retained:
+                message = self._outbox.first() or next(iter(self._retained.values()))
                 await client.publish(message.topic, message.payload, qos=1, retain=message.retain)
                 # Removed only once the broker acknowledged it: a lost connection resends it.
                 if message.retain:
                     if self._retained.get(message.topic) is message:
                         del self._retained[message.topic]
                 else:
-                    self._events.popleft()
+                    self._outbox.delivered()
                 self.published += 1
             if self._closed.is_set():
                 return True
@@ -201,3 +194,16 @@ class Notifier:
 
 
 __all__ = ["Message", "Notifier", "engine_event"]
+
+
+def _tls_context(s: MqttSettings) -> ssl.SSLContext | None:
+    """Built once, at start-up, so that a wrong file is a clear error then, not a crash later."""
+    if not s.tls:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
+        if s.cert_file:
+            context.load_cert_chain(str(s.cert_file), str(s.key_file) if s.key_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise BrokerError(f"MQTT TLS files: {exc}") from exc
+    return context

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
@@ -20,6 +21,14 @@ class MqttSettings(BaseModel):
     keepalive: int = Field(default=30, ge=5)
     outbox_size: int = Field(default=10_000, ge=1)
     """Events kept while the broker is unreachable; past this the oldest are dropped."""
+    outbox_path: Path | None = None
+    """A file that keeps undelivered events across restarts; in memory only when unset."""
+    tls: bool = False
+    ca_file: Path | None = None
+    """CA bundle to verify the broker with; the system's when unset."""
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    """Client certificate and key, for brokers that ask for one."""
 
 
 class ApiSettings(BaseModel):

@@ -5,6 +5,10 @@
 #   scripts/broker.sh start   install mosquitto when missing, start it
 #   scripts/broker.sh stop    stop the broker this script started (by its pid file)
 #   scripts/broker.sh env     print AUTOSCALER_MQTT__HOST=... and AUTOSCALER_MQTT__PORT=...
+#
+# A restart keeps the port and the broker's sessions (persistence on), so a test can stop and
+# start it like a real outage. A second listener on the next free port asks for a password
+# (user autoscaler, password in $BROKER_DIR/password), for the credential tests.
 set -euo pipefail
 
 STATE_DIR=${AUTOSCALER_STATE_DIR:-${TMPDIR:-/tmp}/compose-autoscaler}
@@ -22,6 +26,12 @@ broker_runs() {
     [ -f "$PIDFILE" ] && [ -f "$PORTFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
 }
 
+# Ports are kept across a stop and start (a restart); `reset` forgets them and the sessions.
+reset() {
+    stop
+    rm -f "$PORTFILE" "$PORTFILE.auth" "$BROKER_DIR"/mosquitto.db
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -33,12 +43,25 @@ start() {
         log "broker already runs on 127.0.0.1:$(cat "$PORTFILE")"
         return
     fi
-    local port
-    port=${AUTOSCALER_BROKER_PORT:-$(free_port)}
+    local port auth_port
+    if [ -f "$PORTFILE" ]; then
+        port=$(cat "$PORTFILE")
+        auth_port=$(cat "$PORTFILE.auth")
+    else
+        port=${AUTOSCALER_BROKER_PORT:-$(free_port)}
+        auth_port=$(free_port)
+    fi
+    [ -f "$BROKER_DIR/password" ] || head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$BROKER_DIR/password"
+    mosquitto_passwd -b -c "$BROKER_DIR/passwd" autoscaler "$(cat "$BROKER_DIR/password")"
     cat >"$CONF" <<CONF
+per_listener_settings true
+persistence true
+persistence_location $BROKER_DIR/
 listener $port 127.0.0.1
 allow_anonymous true
-persistence false
+listener $auth_port 127.0.0.1
+allow_anonymous false
+password_file $BROKER_DIR/passwd
 log_dest stderr
 log_type error
 log_type warning
@@ -47,6 +70,7 @@ CONF
     mosquitto -c "$CONF" >"$LOG" 2>&1 &
     echo $! >"$PIDFILE"
     echo "$port" >"$PORTFILE"
+    echo "$auth_port" >"$PORTFILE.auth"
     for _ in $(seq 1 100); do
         if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2).close()" 2>/dev/null; then
             log "broker started on 127.0.0.1:$port (pid $(cat "$PIDFILE"))"
@@ -66,10 +90,13 @@ stop() {
 case ${1:-} in
     start) start ;;
     stop) stop ;;
+    reset) reset ;;
     env)
         broker_runs || die "no broker started by this script runs"
         echo "AUTOSCALER_MQTT__HOST=127.0.0.1"
         echo "AUTOSCALER_MQTT__PORT=$(cat "$PORTFILE")"
+        echo "AUTOSCALER_TEST_BROKER_AUTH_PORT=$(cat "$PORTFILE.auth")"
+        echo "AUTOSCALER_TEST_BROKER_PASSWORD_FILE=$BROKER_DIR/password"
         ;;
     *) die "usage: $0 start|stop|env" ;;
 esac

@@ -41,7 +41,9 @@ cleanup() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
     log "removing the demo stack"
     remove_stack
-    for what in "${started[@]}"; do bash "scripts/$what.sh" stop; done
+    for what in "${started[@]}"; do
+        if [ "$what" = broker ]; then bash scripts/broker.sh reset; else bash scripts/engine.sh stop; fi
+    done
 }
 trap cleanup EXIT
 

@@ -13,7 +13,11 @@ started=()
 [ -f "$STATE_DIR/engine/dockerd.pid" ] || started+=(engine)
 [ -f "$STATE_DIR/broker/mosquitto.pid" ] || started+=(broker)
 cleanup() {
-    for what in "${started[@]}"; do bash "scripts/$what.sh" stop || true; done
+    for what in "${started[@]}"; do
+        # The broker's reset also forgets its ports and sessions; the engine just stops.
+        if [ "$what" = broker ]; then bash scripts/broker.sh reset || true
+        else bash scripts/engine.sh stop || true; fi
+    done
 }
 trap cleanup EXIT
 

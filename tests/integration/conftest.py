@@ -50,6 +50,22 @@ def broker() -> tuple[str, int]:
     return env.get("AUTOSCALER_MQTT__HOST", "127.0.0.1"), int(env["AUTOSCALER_MQTT__PORT"])
 
 
+@pytest.fixture(scope="session")
+def broker_auth(broker: tuple[str, int]) -> tuple[int, str]:
+    """The broker's password-protected listener: (port, password of user `autoscaler`)."""
+    env: Mapping[str, str] = os.environ
+    if "AUTOSCALER_TEST_BROKER_AUTH_PORT" not in env:
+        env = _script_env("broker.sh")
+    password = Path(env["AUTOSCALER_TEST_BROKER_PASSWORD_FILE"]).read_text().strip()
+    return int(env["AUTOSCALER_TEST_BROKER_AUTH_PORT"]), password
+
+
+async def control(script: str, verb: str) -> None:
+    """Stop or start the engine or broker the scripts run: an outage, as the tests cause it."""
+    process = await asyncio.create_subprocess_exec("bash", str(ROOT / "scripts" / script), verb)
+    assert await process.wait() == 0, f"{script} {verb} failed"
+
+
 @pytest.fixture
 async def docker(docker_host: str) -> AsyncIterator[aiodocker.Docker]:
     client = aiodocker.Docker(url=docker_host)
@@ -160,13 +176,18 @@ class Mqtt:
 
 
 async def subscribe(host: str, port: int, prefix: str, into: Mqtt) -> None:
-    async with aiomqtt.Client(host, port) as client:
-        await client.subscribe(f"{prefix}/#", qos=1)
-        async for message in client.messages:
-            payload = json.loads(bytes(message.payload))  # type: ignore[arg-type]
-            async with into.arrived:
-                into.messages.append((str(message.topic), payload, message.retain))
-                into.arrived.notify_all()
+    """Collect until cancelled, reconnecting when a test takes the broker away."""
+    while True:
+        try:
+            async with aiomqtt.Client(host, port) as client:
+                await client.subscribe(f"{prefix}/#", qos=1)
+                async for message in client.messages:
+                    payload = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                    async with into.arrived:
+                        into.messages.append((str(message.topic), payload, message.retain))
+                        into.arrived.notify_all()
+        except aiomqtt.MqttError:
+            await asyncio.sleep(0.2)
 
 
 @pytest.fixture
@@ -229,7 +250,7 @@ async def run_autoscaler(
 def _no_leaked_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Settings read the environment; a developer's AUTOSCALER_* must not change what tests see.
     for name in list(os.environ):
-        if name.startswith("AUTOSCALER_") and name not in ("AUTOSCALER_TEST_IMAGE",):
+        if name.startswith("AUTOSCALER_") and not name.startswith("AUTOSCALER_TEST_"):
             monkeypatch.delenv(name)
     yield
 

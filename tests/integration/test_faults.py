@@ -1,0 +1,255 @@
+"""Faults, each against the real engine and broker: dying clones, orphans, a kill -9 in the middle
+of a scale-up, an engine restart, a broker outage, names taken, creates refused."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiodocker
+import aiohttp
+import aiomqtt
+
+from autoscaler.app import App
+from autoscaler.settings import MqttSettings
+from tests.integration.conftest import Mqtt, control, reaches, states
+from tests.integration.test_scaling import WEB, names
+
+TWO = WEB | {"autoscaler.min": "2"}
+
+
+def running(app: App, project: str, service: str = "web") -> int:
+    return sum(
+        1
+        for key, replicas in app.inventory.services().items()
+        if (key.project, key.service) == (project, service)
+        for r in replicas
+        if r.running
+    )
+
+
+async def test_a_clone_that_dies_is_replaced(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, docker: aiodocker.Docker, project: str
+) -> None:
+    await make_container("web", TWO)
+    await run_autoscaler()
+    await reaches(mqtt, project, "web", 2)
+
+    clone = docker.containers.container(f"{project}-web-2")
+    await clone.kill()
+    repairs = await mqtt.wait_for(
+        lambda m: [e for e in m.on(f"{project}/web/events") if e["Action"] == "repair"]
+    )
+    assert "exited with code 137" in repairs[0]["reason"]
+    assert repairs[0]["removed"] == [f"{project}-web-2"]
+    await reaches(mqtt, project, "web", 2)
+    assert await names(docker, project) == {
+        f"{project}-web-1": "running",
+        f"{project}-web-3": "running",
+    }
+
+
+async def test_an_oom_kill_is_published_and_the_clone_replaced(
+    make_container: Any,
+    make_load: Any,
+    run_autoscaler: Any,
+    mqtt: Mqtt,
+    docker: aiodocker.Docker,
+    project: str,
+) -> None:
+    # Each replica waits for a file named after its hostname, then fills memory past its limit.
+    load = make_load("oom")
+    hog = "while [ ! -e /load/oom-$(hostname) ]; do sleep 0.2; done; x=$(head -c 200000000 /dev/zero | tr '\\0' x)"
+    template = await make_container("web", TWO, load=load)
+    await template.delete(force=True)
+    config = {
+        "Image": "autoscaler-test/busybox:latest",
+        "Cmd": ["sh", "-c", hog],
+        "Labels": {
+            **TWO,
+            "com.docker.compose.project": project,
+            "com.docker.compose.service": "web",
+            "com.docker.compose.container-number": "1",
+        },
+        "HostConfig": {
+            "NetworkMode": "none",
+            "Memory": 16 * 2**20,
+            "Binds": [f"{load.path}:/load"],
+        },
+    }
+    template = await docker.containers.create(config, name=f"{project}-web-1")
+    await template.start()
+    await run_autoscaler()
+    await reaches(mqtt, project, "web", 2)
+
+    clone = await docker.containers.get(f"{project}-web-2")
+    (load.path / f"oom-{clone['Config']['Hostname']}").touch()
+    ooms = await mqtt.wait_for(
+        lambda m: [e for e in m.on(f"{project}/web/events") if e["Action"] == "oom"]
+    )
+    assert ooms[0]["Actor"]["Attributes"]["container"] == f"{project}-web-2"
+    repairs = await mqtt.wait_for(
+        lambda m: [e for e in m.on(f"{project}/web/events") if e["Action"] == "repair"]
+    )
+    assert "out of memory" in repairs[0]["reason"]
+    await reaches(mqtt, project, "web", 2)
+
+
+async def test_clones_left_created_but_not_started_are_removed(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, docker: aiodocker.Docker, project: str
+) -> None:
+    template = await make_container("web", WEB)
+    info = await template.show()
+    orphan_config = {
+        "Image": info["Image"],
+        "Cmd": ["sleep", "86400"],
+        "Labels": {**info["Config"]["Labels"], "autoscaler.clone-of": info["Id"],
+                   "com.docker.compose.container-number": "2"},
+        "HostConfig": {"NetworkMode": "none"},
+    }  # fmt: skip
+    await docker.containers.create(orphan_config, name=f"{project}-web-2")
+    await run_autoscaler()
+    await mqtt.wait_for(
+        lambda m: [e for e in m.on(f"{project}/web/events") if e["Action"] == "repair"]
+    )
+    await reaches(mqtt, project, "web", 1)
+    assert await names(docker, project) == {f"{project}-web-1": "running"}
+
+
+async def test_killed_in_the_middle_of_a_scale_up_a_restarted_autoscaler_converges(
+    make_container: Any,
+    make_load: Any,
+    mqtt: Mqtt,
+    docker: aiodocker.Docker,
+    docker_host: str,
+    broker: tuple[str, int],
+    project: str,
+) -> None:
+    load = make_load("web")
+    one_at_a_time = {
+        "autoscaler.scale-up.max-replicas": "1",
+        "autoscaler.scale-up.max-percent": "0",
+        "autoscaler.scale-up.period": "1s",
+    }
+    await make_container("web", WEB | one_at_a_time, load=load)
+    env = {
+        **os.environ,
+        "DOCKER_HOST": docker_host,
+        "AUTOSCALER_INTERVAL": "1",
+        "AUTOSCALER_PROJECTS": json.dumps([project]),
+        "AUTOSCALER_MQTT__HOST": broker[0],
+        "AUTOSCALER_MQTT__PORT": str(broker[1]),
+        "AUTOSCALER_MQTT__TOPIC_PREFIX": mqtt.prefix,
+        "AUTOSCALER_API__PORT": "0",
+    }
+
+    async def start() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "autoscaler", "run", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+
+    first = await start()
+    try:
+        load.set(1000)  # needs 8, max 4: one clone at a time (rate limit 1)
+        await mqtt.wait_for(
+            lambda m: any(s.get("replicas", 0) >= 2 for s in states(m, project, "web"))
+        )
+    finally:
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    second = await start()
+    try:
+        await reaches(mqtt, project, "web", 4, within=60)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert await second.wait() == 0
+    listed = await names(docker, project)
+    assert listed == {f"{project}-web-{n}": "running" for n in (1, 2, 3, 4)}, listed
+
+
+async def test_an_engine_restart_is_survived_and_nothing_acts_while_it_is_down(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, docker: aiodocker.Docker, project: str
+) -> None:
+    await make_container("web", WEB)
+    app = await run_autoscaler()
+    await reaches(mqtt, project, "web", 1)
+    ready = f"http://127.0.0.1:{app.api.port}/readyz"
+
+    await control("engine.sh", "stop")
+    try:
+        async with asyncio.timeout(10):
+            while app.inventory.ready.is_set():  # noqa: ASYNC110 - the test watches from outside
+                await asyncio.sleep(0.1)
+        async with aiohttp.ClientSession() as http, http.get(ready) as response:
+            assert response.status == 503
+        before = len(states(mqtt, project, "web"))
+        await asyncio.sleep(3)
+        assert len(states(mqtt, project, "web")) == before  # no rounds on a stale view
+    finally:
+        await control("engine.sh", "start")
+    async with asyncio.timeout(60):
+        await app.inventory.ready.wait()
+    async with aiohttp.ClientSession() as http, http.get(ready) as response:
+        assert response.status == 200
+    # The engine stopped the template; started again, it is scaled as before.
+    await docker.containers.container(f"{project}-web-1").start()
+    await reaches(mqtt, project, "web", 1)
+
+
+async def test_a_broker_outage_never_stops_scaling_and_events_arrive_in_order_after_it(
+    make_container: Any,
+    make_load: Any,
+    run_autoscaler: Any,
+    mqtt: Mqtt,
+    broker: tuple[str, int],
+    project: str,
+    tmp_path: Path,
+) -> None:
+    host, port = broker
+    prefix = mqtt.prefix
+    topic = f"{prefix}/{project}/web/events"
+    # A persistent session: the broker keeps its subscription and queues for it across a restart.
+    watcher = f"watch-{project}"
+    async with aiomqtt.Client(host, port, identifier=watcher, clean_session=False) as client:
+        await client.subscribe(topic, qos=1)
+
+    load = make_load("web")
+    await make_container("web", WEB, load=load)
+    outbox = tmp_path / "outbox.jsonl"
+    app = await run_autoscaler(
+        mqtt=MqttSettings(host=host, port=port, topic_prefix=prefix, outbox_path=outbox)
+    )
+    await reaches(mqtt, project, "web", 1)
+
+    await control("broker.sh", "stop")
+    try:
+        load.set(300)  # ceil(300 / 125) = 3
+        async with asyncio.timeout(60):
+            while running(app, project) < 3:  # noqa: ASYNC110 - the test watches from outside
+                await asyncio.sleep(0.2)
+        assert app.notifier.pending > 0
+        journal = outbox.read_text().splitlines()
+        assert journal
+        assert {json.loads(line)["topic"] for line in journal} == {topic}
+    finally:
+        await control("broker.sh", "start")
+
+    received: list[dict[str, Any]] = []
+    async with aiomqtt.Client(host, port, identifier=watcher, clean_session=False) as client:
+        await client.subscribe(topic, qos=1)
+        async with asyncio.timeout(30):
+            async for message in client.messages:
+                received.append(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
+                if received[-1].get("to") == 3:
+                    break
+    ups = [(e["from"], e["to"]) for e in received if e["Action"] == "scale_up"]
+    assert ups[-1][1] == 3
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ups)), ups  # in order
+    assert [e["timeNano"] for e in received] == sorted(e["timeNano"] for e in received)
