@@ -44,13 +44,8 @@ start() {
         return
     fi
     local port auth_port
-    if [ -f "$PORTFILE" ]; then
-        port=$(cat "$PORTFILE")
-        auth_port=$(cat "$PORTFILE.auth")
-    else
-        port=${AUTOSCALER_BROKER_PORT:-$(free_port)}
-        auth_port=$(free_port)
-    fi
+    port=$(cat "$PORTFILE" 2>/dev/null || echo "${AUTOSCALER_BROKER_PORT:-$(free_port)}")
+    auth_port=$(cat "$PORTFILE.auth" 2>/dev/null || free_port)
     [ -f "$BROKER_DIR/password" ] || head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$BROKER_DIR/password"
     mosquitto_passwd -b -c "$BROKER_DIR/passwd" autoscaler "$(cat "$BROKER_DIR/password")"
     cat >"$CONF" <<CONF
