@@ -1,0 +1,123 @@
+"""MQTT beyond the happy path: credentials, a restart with undelivered events, secrets unlogged."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+from pydantic import SecretStr
+
+from autoscaler.app import App
+from autoscaler.settings import MqttSettings
+from tests.integration.conftest import Mqtt, settings_for
+from tests.integration.test_scaling import WEB
+
+
+async def test_credentials_from_settings_reach_a_protected_broker_and_are_never_logged(
+    make_container: Any,
+    run_autoscaler: Any,
+    broker: tuple[str, int],
+    broker_auth: tuple[int, str],
+    project: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port, password = broker_auth
+    prefix = f"auth-{project}"
+    await make_container("web", WEB)
+    caplog.set_level(logging.DEBUG)
+    app = await run_autoscaler(
+        mqtt=MqttSettings(
+            host=broker[0],
+            port=port,
+            topic_prefix=prefix,
+            username="autoscaler",
+            password=SecretStr(password),
+        )
+    )
+    async with aiomqtt.Client(broker[0], port, username="autoscaler", password=password) as c:
+        await c.subscribe(f"{prefix}/{project}/web/state", qos=1)
+        async with asyncio.timeout(20):
+            async for message in c.messages:
+                assert json.loads(bytes(message.payload))["service"] == "web"  # type: ignore[arg-type]
+                break
+    assert app.notifier.connected
+    assert password not in caplog.text
+    assert password not in repr(app.settings)
+    assert password not in json.dumps(app.status())
+
+
+async def test_a_wrong_password_is_a_clear_error_and_scaling_goes_on(
+    make_container: Any,
+    make_load: Any,
+    run_autoscaler: Any,
+    mqtt: Mqtt,
+    broker: tuple[str, int],
+    broker_auth: tuple[int, str],
+    project: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port, _ = broker_auth
+    load = make_load("web")
+    await make_container("web", WEB, load=load)
+    app = await run_autoscaler(
+        mqtt=MqttSettings(host=broker[0], port=port, username="autoscaler",
+                          password=SecretStr("wrong"), topic_prefix=mqtt.prefix)
+    )  # fmt: skip
+    load.set(200)
+    async with asyncio.timeout(45):
+        while sum(1 for rs in app.inventory.services().values() for r in rs if r.running) < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+    assert not app.notifier.connected
+    assert f"MQTT broker 127.0.0.1:{port} unreachable" in caplog.text
+    assert "wrong" not in caplog.text.replace("wrong password", "")
+
+
+async def test_events_undelivered_at_shutdown_are_delivered_by_the_next_start(
+    make_container: Any,
+    docker_host: str,
+    broker: tuple[str, int],
+    mqtt: Mqtt,
+    project: str,
+    tmp_path: Path,
+) -> None:
+    await make_container("broken", WEB | {"autoscaler.cpu.target": "fast"})
+    outbox = tmp_path / "outbox.jsonl"
+    with socket.socket() as s:  # a port where no broker listens
+        s.bind(("127.0.0.1", 0))
+        nowhere = s.getsockname()[1]
+
+    async def run_once(port: int, until: Any) -> None:
+        settings = settings_for(docker_host, broker, project, mqtt.prefix)
+        settings = settings.model_copy(
+            update={"mqtt": settings.mqtt.model_copy(update={"port": port, "outbox_path": outbox})}
+        )
+        app, stop = App(settings), asyncio.Event()
+        task = asyncio.create_task(app.serve(stop))
+        try:
+            async with asyncio.timeout(30):
+                await until(app)
+        finally:
+            stop.set()
+            await task
+
+    async def error_queued(app: App) -> None:
+        while app.notifier.pending < 1 or not outbox.read_text():  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+
+    await run_once(nowhere, error_queued)
+    assert "autoscaler.cpu.target" in outbox.read_text()
+    assert not mqtt.on(f"{project}/broken/events")
+
+    async def delivered(app: App) -> None:
+        await mqtt.wait_for(lambda m: m.on(f"{project}/broken/events"))
+
+    await run_once(broker[1], delivered)
+    events = mqtt.on(f"{project}/broken/events")
+    assert events[0]["Actor"]["Attributes"]["label"] == "autoscaler.cpu.target"
+    assert outbox.read_text() == ""
