@@ -27,6 +27,7 @@ from autoscaler.errors import AutoscalerError
 from autoscaler.evaluator import Evaluation, Evaluator
 from autoscaler.inventory import Inventory, Replica
 from autoscaler.labels import ServiceKey, ServiceSpec
+from autoscaler.lease import Lease
 from autoscaler.notifier import Notifier
 from autoscaler.repairs import Repairs, broken
 from autoscaler.settings import Settings
@@ -42,6 +43,11 @@ class App:
         self.docker = engine.client(settings.docker_host)
         self.inventory = Inventory(self.docker, on_event=self._engine_event)
         self.repairs = Repairs()
+        self.lease = (
+            Lease(self.docker, settings.lease.name, settings.lease.ttl)
+            if settings.lease.enabled
+            else None
+        )
         self.collector = Collector(self.docker)
         self.evaluator = Evaluator()
         self.actuator = Actuator(self.docker, concurrency=settings.clone_concurrency)
@@ -73,10 +79,12 @@ class App:
                     if self.settings.api.enabled
                     else None
                 )
+                lease = tg.create_task(self.lease.run(), name="lease") if self.lease else None
                 await self._main_loop(tg, stop)
                 await self._shutdown(follower, notifier)
-                if api is not None:
-                    api.cancel("shutdown")
+                for task in (api, lease):
+                    if task is not None:
+                        task.cancel("shutdown")
         finally:
             self.collector.close()
             await self.docker.close()
@@ -104,10 +112,12 @@ class App:
     async def _main_loop(self, tg: asyncio.TaskGroup, stop: asyncio.Event) -> None:
         next_tick = time.monotonic()
         while not stop.is_set():
-            if self.inventory.ready.is_set():
-                await self.tick(tg)
-            else:
+            if not self.inventory.ready.is_set():
                 logger.debug("engine view not ready; not acting")
+            elif self.lease is not None and not self.lease.leading:
+                logger.debug("another instance holds lease %s; standing by", self.lease.name)
+            else:
+                await self.tick(tg)
             next_tick = max(next_tick + self.settings.interval, time.monotonic())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(next_tick - time.monotonic()):
@@ -309,6 +319,7 @@ class App:
         history = self.evaluator.history
         return {
             "ready": self.inventory.ready.is_set(),
+            "leading": self.lease.leading if self.lease else True,
             "dry_run": self.settings.dry_run,
             "mqtt": {
                 "connected": self.notifier.connected,
@@ -340,6 +351,7 @@ class App:
             "containers": sorted(r.name for r in live),
             "error": error,
             "time": self._now(),
+            "instance": self.lease.holder if self.lease else None,
         }
         if spec is not None:
             state |= {

@@ -38,6 +38,14 @@ class ApiSettings(BaseModel):
     port: int = Field(default=9464, ge=0, le=65535)
 
 
+class LeaseSettings(BaseModel):
+    enabled: bool = True
+    name: str = "autoscaler-lease"
+    """The container name that is the lease: instances sharing it share one engine's actions."""
+    ttl: float = Field(default=30.0, ge=1)
+    """Seconds of silence after which another instance takes over."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AUTOSCALER_",
@@ -62,3 +70,4 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    lease: LeaseSettings = Field(default_factory=LeaseSettings)

@@ -20,7 +20,7 @@ import aiomqtt
 import pytest
 
 from autoscaler.app import App
-from autoscaler.settings import ApiSettings, MqttSettings, Settings
+from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_IMAGE = os.environ.get("AUTOSCALER_TEST_IMAGE", "autoscaler-test/busybox:latest")
@@ -217,6 +217,9 @@ def settings_for(
         "mqtt": mqtt,
         "shutdown_timeout": 10.0,
         "api": ApiSettings(port=0),
+        # A lease of the test's own: a test that kills an instance leaves no lease behind for
+        # the next test to wait out.
+        "lease": LeaseSettings(name=f"autoscaler-lease-{project}", ttl=5),
     }
     return Settings(**(values | overrides))
 

@@ -15,6 +15,7 @@ from typing import Any
 import aiodocker
 import aiohttp
 import aiomqtt
+import pytest
 
 from autoscaler.app import App
 from autoscaler.settings import MqttSettings
@@ -147,6 +148,8 @@ async def test_killed_in_the_middle_of_a_scale_up_a_restarted_autoscaler_converg
         "AUTOSCALER_MQTT__PORT": str(broker[1]),
         "AUTOSCALER_MQTT__TOPIC_PREFIX": mqtt.prefix,
         "AUTOSCALER_API__PORT": "0",
+        "AUTOSCALER_LEASE__NAME": f"autoscaler-lease-{project}",
+        "AUTOSCALER_LEASE__TTL": "3",
     }
 
     async def start() -> asyncio.subprocess.Process:
@@ -253,3 +256,62 @@ async def test_a_broker_outage_never_stops_scaling_and_events_arrive_in_order_af
     assert ups[-1][1] == 3
     assert all(a[1] == b[0] for a, b in itertools.pairwise(ups)), ups  # in order
     assert [e["timeNano"] for e in received] == sorted(e["timeNano"] for e in received)
+
+
+async def test_two_instances_never_both_act_and_one_takes_over_when_the_leader_dies(
+    make_container: Any,
+    make_load: Any,
+    mqtt: Mqtt,
+    docker: aiodocker.Docker,
+    docker_host: str,
+    broker: tuple[str, int],
+    project: str,
+) -> None:
+    load = make_load("web")
+    await make_container("web", WEB, load=load)
+    env = {
+        **os.environ,
+        "DOCKER_HOST": docker_host,
+        "AUTOSCALER_INTERVAL": "1",
+        "AUTOSCALER_PROJECTS": json.dumps([project]),
+        "AUTOSCALER_MQTT__HOST": broker[0],
+        "AUTOSCALER_MQTT__PORT": str(broker[1]),
+        "AUTOSCALER_MQTT__TOPIC_PREFIX": mqtt.prefix,
+        "AUTOSCALER_API__PORT": "0",
+        "AUTOSCALER_LEASE__NAME": f"autoscaler-lease-{project}",
+        "AUTOSCALER_LEASE__TTL": "3",
+    }
+
+    async def start() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "autoscaler", "run", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+
+    first = await start()
+    await reaches(mqtt, project, "web", 1)
+    second = await start()
+    try:
+        await asyncio.sleep(4)  # both run; only the lease holder publishes and acts
+        instances = {s["instance"] for s in states(mqtt, project, "web")}
+        assert len(instances) == 1, instances
+        leader = instances.pop()
+        assert leader.endswith(f"-{first.pid}")
+        lease = await docker.containers.get(f"autoscaler-lease-{project}")
+        assert lease["Config"]["Labels"]["autoscaler.lease.holder"] == leader
+
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        before = len(states(mqtt, project, "web"))
+        load.set(200)  # ceil(200 / 125) = 2
+        seen = await reaches(mqtt, project, "web", 2, within=60)
+        later = {s["instance"] for s in seen[before:]}
+        assert later == {f"{leader.rsplit('-', 1)[0]}-{second.pid}"}, later
+    finally:
+        for process in (first, second):
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                await process.wait()
+    # A clean stop releases the lease.
+    with pytest.raises(aiodocker.DockerError):
+        await docker.containers.get(f"autoscaler-lease-{project}")
