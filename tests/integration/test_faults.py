@@ -315,3 +315,55 @@ async def test_two_instances_never_both_act_and_one_takes_over_when_the_leader_d
     # A clean stop releases the lease.
     with pytest.raises(aiodocker.DockerError):
         await docker.containers.get(f"autoscaler-lease-{project}")
+
+
+async def test_a_name_taken_by_a_stranger_is_skipped(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, docker: aiodocker.Docker, project: str
+) -> None:
+    await make_container("web", TWO)
+    # Not part of the service (no labels), but it holds the name the first clone would take.
+    await make_container("squatter", {}, name=f"{project}-web-2", compose=False)
+    await run_autoscaler()
+    await reaches(mqtt, project, "web", 2)
+    assert (await names(docker, project)).keys() == {f"{project}-web-1", f"{project}-web-3"}
+
+
+async def test_a_create_the_engine_refuses_is_an_error_event_retried_with_backoff(
+    make_container: Any,
+    make_load: Any,
+    run_autoscaler: Any,
+    mqtt: Mqtt,
+    docker: aiodocker.Docker,
+    project: str,
+    tmp_path: Path,
+) -> None:
+    # The template mounts a folder that is gone by the time a clone is made: the engine refuses.
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    config = {
+        "Image": "autoscaler-test/busybox:latest",
+        "Cmd": ["sleep", "86400"],
+        "Labels": {**TWO, "com.docker.compose.project": project,
+                   "com.docker.compose.service": "web",
+                   "com.docker.compose.container-number": "1"},
+        "HostConfig": {"NetworkMode": "none",
+                       "Mounts": [{"Type": "bind", "Source": str(gone), "Target": "/data"}]},
+    }  # fmt: skip
+    template = await docker.containers.create(config, name=f"{project}-web-1")
+    await template.start()
+    gone.rmdir()
+    load = make_load("api")
+    await make_container("api", WEB, load=load)
+    await run_autoscaler()
+    load.set(200)
+
+    errors = await mqtt.wait_for(
+        lambda m: [e for e in m.on(f"{project}/web/events") if e["Action"] == "error"]
+    )
+    assert errors[0]["message"].startswith(f"service {project}/web: creating clone {project}-web-2")
+    assert errors[0]["Actor"]["Attributes"]["error"] == "EngineError"
+    await reaches(mqtt, project, "api", 2)  # the other service scales meanwhile
+    # Retried, but with growing pauses: far fewer attempts than rounds.
+    attempts = len([e for e in mqtt.on(f"{project}/web/events") if e["Action"] == "error"])
+    rounds = len(states(mqtt, project, "api"))
+    assert 2 <= attempts < rounds / 2, (attempts, rounds)
