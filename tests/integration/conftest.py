@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -249,6 +250,43 @@ async def run_autoscaler(
                 await task
 
 
+@pytest.fixture
+async def spawn_autoscaler(
+    docker_host: str, broker: tuple[str, int], project: str, mqtt: Mqtt
+) -> AsyncIterator[Callable[[], Any]]:
+    """Start `autoscaler run` as a process of its own (to kill -9 it, or run two); the lease is
+    the test's own with a 3 s ttl. Whatever still runs at the end gets SIGTERM."""
+    env = {
+        **os.environ,
+        "DOCKER_HOST": docker_host,
+        "AUTOSCALER_INTERVAL": "1",
+        "AUTOSCALER_PROJECTS": json.dumps([project]),
+        "AUTOSCALER_MQTT__HOST": broker[0],
+        "AUTOSCALER_MQTT__PORT": str(broker[1]),
+        "AUTOSCALER_MQTT__TOPIC_PREFIX": mqtt.prefix,
+        "AUTOSCALER_API__PORT": "0",
+        "AUTOSCALER_LEASE__NAME": f"autoscaler-lease-{project}",
+        "AUTOSCALER_LEASE__TTL": "3",
+    }
+    started: list[asyncio.subprocess.Process] = []
+
+    async def start() -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "autoscaler", "run", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            if process.returncode is None:
+                process.terminate()
+                await process.wait()
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Settings read the environment; a developer's AUTOSCALER_* must not change what tests see.
@@ -260,6 +298,10 @@ def _no_leaked_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def states(mqtt: Mqtt, project: str, service: str) -> list[dict[str, Any]]:
     return mqtt.on(f"{project}/{service}/state")
+
+
+def events(mqtt: Mqtt, project: str, service: str, action: str) -> list[dict[str, Any]]:
+    return [e for e in mqtt.on(f"{project}/{service}/events") if e["Action"] == action]
 
 
 async def reaches(

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import pytest
 
 from autoscaler.app import App
 from autoscaler.settings import MqttSettings
-from tests.integration.conftest import Mqtt, control, reaches, states
+from tests.integration.conftest import Mqtt, control, events, reaches, states
 from tests.integration.test_scaling import WEB, names
 
 TWO = WEB | {"autoscaler.min": "2"}
@@ -44,9 +42,7 @@ async def test_a_clone_that_dies_is_replaced(
 
     clone = docker.containers.container(f"{project}-web-2")
     await clone.kill()
-    repairs = await mqtt.wait_for(
-        lambda m: [e for e in m.on(f"{project}/web/events") if e["Action"] == "repair"]
-    )
+    repairs = await mqtt.wait_for(lambda m: events(m, project, "web", "repair"))
     assert "exited with code 137" in repairs[0]["reason"]
     assert repairs[0]["removed"] == [f"{project}-web-2"]
     await reaches(mqtt, project, "web", 2)
@@ -91,13 +87,9 @@ async def test_an_oom_kill_is_published_and_the_clone_replaced(
 
     clone = await docker.containers.get(f"{project}-web-2")
     (load.path / f"oom-{clone['Config']['Hostname']}").touch()
-    ooms = await mqtt.wait_for(
-        lambda m: [e for e in m.on(f"{project}/web/events") if e["Action"] == "oom"]
-    )
+    ooms = await mqtt.wait_for(lambda m: events(m, project, "web", "oom"))
     assert ooms[0]["Actor"]["Attributes"]["container"] == f"{project}-web-2"
-    repairs = await mqtt.wait_for(
-        lambda m: [e for e in m.on(f"{project}/web/events") if e["Action"] == "repair"]
-    )
+    repairs = await mqtt.wait_for(lambda m: events(m, project, "web", "repair"))
     assert "out of memory" in repairs[0]["reason"]
     await reaches(mqtt, project, "web", 2)
 
@@ -116,9 +108,7 @@ async def test_clones_left_created_but_not_started_are_removed(
     }  # fmt: skip
     await docker.containers.create(orphan_config, name=f"{project}-web-2")
     await run_autoscaler()
-    await mqtt.wait_for(
-        lambda m: [e for e in m.on(f"{project}/web/events") if e["Action"] == "repair"]
-    )
+    await mqtt.wait_for(lambda m: events(m, project, "web", "repair"))
     await reaches(mqtt, project, "web", 1)
     assert await names(docker, project) == {f"{project}-web-1": "running"}
 
@@ -128,8 +118,7 @@ async def test_killed_in_the_middle_of_a_scale_up_a_restarted_autoscaler_converg
     make_load: Any,
     mqtt: Mqtt,
     docker: aiodocker.Docker,
-    docker_host: str,
-    broker: tuple[str, int],
+    spawn_autoscaler: Any,
     project: str,
 ) -> None:
     load = make_load("web")
@@ -139,26 +128,7 @@ async def test_killed_in_the_middle_of_a_scale_up_a_restarted_autoscaler_converg
         "autoscaler.scale-up.period": "1s",
     }
     await make_container("web", WEB | one_at_a_time, load=load)
-    env = {
-        **os.environ,
-        "DOCKER_HOST": docker_host,
-        "AUTOSCALER_INTERVAL": "1",
-        "AUTOSCALER_PROJECTS": json.dumps([project]),
-        "AUTOSCALER_MQTT__HOST": broker[0],
-        "AUTOSCALER_MQTT__PORT": str(broker[1]),
-        "AUTOSCALER_MQTT__TOPIC_PREFIX": mqtt.prefix,
-        "AUTOSCALER_API__PORT": "0",
-        "AUTOSCALER_LEASE__NAME": f"autoscaler-lease-{project}",
-        "AUTOSCALER_LEASE__TTL": "3",
-    }
-
-    async def start() -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "autoscaler", "run", env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-
-    first = await start()
+    first = await spawn_autoscaler()
     try:
         load.set(1000)  # needs 8, max 4: one clone at a time (rate limit 1)
         await mqtt.wait_for(
@@ -167,7 +137,7 @@ async def test_killed_in_the_middle_of_a_scale_up_a_restarted_autoscaler_converg
     finally:
         first.send_signal(signal.SIGKILL)
         await first.wait()
-    second = await start()
+    second = await spawn_autoscaler()
     try:
         await reaches(mqtt, project, "web", 4, within=60)
     finally:
@@ -263,55 +233,31 @@ async def test_two_instances_never_both_act_and_one_takes_over_when_the_leader_d
     make_load: Any,
     mqtt: Mqtt,
     docker: aiodocker.Docker,
-    docker_host: str,
-    broker: tuple[str, int],
+    spawn_autoscaler: Any,
     project: str,
 ) -> None:
     load = make_load("web")
     await make_container("web", WEB, load=load)
-    env = {
-        **os.environ,
-        "DOCKER_HOST": docker_host,
-        "AUTOSCALER_INTERVAL": "1",
-        "AUTOSCALER_PROJECTS": json.dumps([project]),
-        "AUTOSCALER_MQTT__HOST": broker[0],
-        "AUTOSCALER_MQTT__PORT": str(broker[1]),
-        "AUTOSCALER_MQTT__TOPIC_PREFIX": mqtt.prefix,
-        "AUTOSCALER_API__PORT": "0",
-        "AUTOSCALER_LEASE__NAME": f"autoscaler-lease-{project}",
-        "AUTOSCALER_LEASE__TTL": "3",
-    }
-
-    async def start() -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "autoscaler", "run", env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-
-    first = await start()
+    first = await spawn_autoscaler()
     await reaches(mqtt, project, "web", 1)
-    second = await start()
-    try:
-        await asyncio.sleep(4)  # both run; only the lease holder publishes and acts
-        instances = {s["instance"] for s in states(mqtt, project, "web")}
-        assert len(instances) == 1, instances
-        leader = instances.pop()
-        assert leader.endswith(f"-{first.pid}")
-        lease = await docker.containers.get(f"autoscaler-lease-{project}")
-        assert lease["Config"]["Labels"]["autoscaler.lease.holder"] == leader
+    second = await spawn_autoscaler()
+    await asyncio.sleep(4)  # both run; only the lease holder publishes and acts
+    instances = {s["instance"] for s in states(mqtt, project, "web")}
+    assert len(instances) == 1, instances
+    leader = instances.pop()
+    assert leader.endswith(f"-{first.pid}")
+    lease = await docker.containers.get(f"autoscaler-lease-{project}")
+    assert lease["Config"]["Labels"]["autoscaler.lease.holder"] == leader
 
-        first.send_signal(signal.SIGKILL)
-        await first.wait()
-        before = len(states(mqtt, project, "web"))
-        load.set(200)  # ceil(200 / 125) = 2
-        seen = await reaches(mqtt, project, "web", 2, within=60)
-        later = {s["instance"] for s in seen[before:]}
-        assert later == {f"{leader.rsplit('-', 1)[0]}-{second.pid}"}, later
-    finally:
-        for process in (first, second):
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                await process.wait()
+    first.send_signal(signal.SIGKILL)
+    await first.wait()
+    before = len(states(mqtt, project, "web"))
+    load.set(200)  # ceil(200 / 125) = 2
+    seen = await reaches(mqtt, project, "web", 2, within=60)
+    later = {s["instance"] for s in seen[before:]}
+    assert later == {f"{leader.rsplit('-', 1)[0]}-{second.pid}"}, later
+    second.terminate()
+    assert await second.wait() == 0
     # A clean stop releases the lease.
     with pytest.raises(aiodocker.DockerError):
         await docker.containers.get(f"autoscaler-lease-{project}")
@@ -357,9 +303,7 @@ async def test_a_create_the_engine_refuses_is_an_error_event_retried_with_backof
     await run_autoscaler()
     load.set(200)
 
-    errors = await mqtt.wait_for(
-        lambda m: [e for e in m.on(f"{project}/web/events") if e["Action"] == "error"]
-    )
+    errors = await mqtt.wait_for(lambda m: events(m, project, "web", "error"))
     assert errors[0]["message"].startswith(f"service {project}/web: creating clone {project}-web-2")
     assert errors[0]["Actor"]["Attributes"]["error"] == "EngineError"
     await reaches(mqtt, project, "api", 2)  # the other service scales meanwhile

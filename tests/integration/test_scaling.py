@@ -9,7 +9,7 @@ from typing import Any
 import aiodocker
 import aiomqtt
 
-from tests.integration.conftest import Mqtt, reaches, states
+from tests.integration.conftest import Mqtt, events, reaches, states
 
 # A replica may use 0.25 core (the fixture's default limit) and should average 50 % of it, so it
 # serves 125 millicores of demand: D millicores need ceil(D / 125) replicas.
@@ -185,3 +185,19 @@ async def test_a_service_its_owner_stopped_is_not_cloned_back_to_life(
     seen = await reaches(mqtt, project, "web", 0, hold=3)
     assert "not scaling" in seen[-1]["reason"]
     assert await names(docker, project) == {f"{project}-web-1": "exited"}
+
+
+async def test_dry_run_decides_and_publishes_but_never_acts(
+    make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, docker: Any, project: str
+) -> None:
+    load = make_load("web")
+    await make_container("web", WEB, load=load)
+    await run_autoscaler(dry_run=True)
+    load.set(200)
+    ups = await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"))
+    assert ups[0]["dry_run"] is True
+    assert ups[0]["Actor"]["Attributes"]["dry_run"] == "true"
+    assert (ups[0]["from"], ups[0]["to"]) == (1, 2)
+    seen = await reaches(mqtt, project, "web", 1, hold=3)
+    assert seen[-1]["dry_run"] is True
+    assert await names(docker, project) == {f"{project}-web-1": "running"}
