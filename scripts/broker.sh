@@ -8,7 +8,8 @@
 #
 # A restart keeps the port and the broker's sessions (persistence on), so a test can stop and
 # start it like a real outage. A second listener on the next free port asks for a password
-# (user autoscaler, password in $BROKER_DIR/password), for the credential tests.
+# (user autoscaler, password in $BROKER_DIR/password), and a third speaks TLS with a certificate
+# from a private CA ($BROKER_DIR/ca.crt), for the credential and TLS tests.
 set -euo pipefail
 
 STATE_DIR=${AUTOSCALER_STATE_DIR:-${TMPDIR:-/tmp}/compose-autoscaler}
@@ -29,7 +30,22 @@ broker_runs() {
 # Ports are kept across a stop and start (a restart); `reset` forgets them and the sessions.
 reset() {
     stop
-    rm -f "$PORTFILE" "$PORTFILE.auth" "$BROKER_DIR"/mosquitto.db
+    rm -f "$PORTFILE" "$PORTFILE.auth" "$PORTFILE.tls" "$BROKER_DIR"/mosquitto.db "$BROKER_DIR"/*.crt "$BROKER_DIR"/*.key
+}
+
+# A private CA and a certificate for 127.0.0.1 signed by it, made once.
+make_certificates() {
+    [ -f "$BROKER_DIR/server.crt" ] && return
+    need_cmd openssl openssl
+    local d=$BROKER_DIR
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=autoscaler test CA" \
+        -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$d/server.ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 3650 -extfile "$d/server.ext" -out "$d/server.crt" 2>/dev/null
+    chmod 644 "$d/server.key"
 }
 
 free_port() {
@@ -43,9 +59,11 @@ start() {
         log "broker already runs on 127.0.0.1:$(cat "$PORTFILE")"
         return
     fi
-    local port auth_port
+    local port auth_port tls_port
     port=$(cat "$PORTFILE" 2>/dev/null || echo "${AUTOSCALER_BROKER_PORT:-$(free_port)}")
     auth_port=$(cat "$PORTFILE.auth" 2>/dev/null || free_port)
+    tls_port=$(cat "$PORTFILE.tls" 2>/dev/null || free_port)
+    make_certificates
     [ -f "$BROKER_DIR/password" ] || head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$BROKER_DIR/password"
     mosquitto_passwd -b -c "$BROKER_DIR/passwd" autoscaler "$(cat "$BROKER_DIR/password")"
     cat >"$CONF" <<CONF
@@ -57,6 +75,11 @@ allow_anonymous true
 listener $auth_port 127.0.0.1
 allow_anonymous false
 password_file $BROKER_DIR/passwd
+listener $tls_port 127.0.0.1
+allow_anonymous true
+cafile $BROKER_DIR/ca.crt
+certfile $BROKER_DIR/server.crt
+keyfile $BROKER_DIR/server.key
 log_dest stderr
 log_type error
 log_type warning
@@ -66,6 +89,7 @@ CONF
     echo $! >"$PIDFILE"
     echo "$port" >"$PORTFILE"
     echo "$auth_port" >"$PORTFILE.auth"
+    echo "$tls_port" >"$PORTFILE.tls"
     for _ in $(seq 1 100); do
         if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2).close()" 2>/dev/null; then
             log "broker started on 127.0.0.1:$port (pid $(cat "$PIDFILE"))"
@@ -92,6 +116,8 @@ case ${1:-} in
         echo "AUTOSCALER_MQTT__PORT=$(cat "$PORTFILE")"
         echo "AUTOSCALER_TEST_BROKER_AUTH_PORT=$(cat "$PORTFILE.auth")"
         echo "AUTOSCALER_TEST_BROKER_PASSWORD_FILE=$BROKER_DIR/password"
+        echo "AUTOSCALER_TEST_BROKER_TLS_PORT=$(cat "$PORTFILE.tls")"
+        echo "AUTOSCALER_TEST_BROKER_CA_FILE=$BROKER_DIR/ca.crt"
         ;;
     *) die "usage: $0 start|stop|env" ;;
 esac

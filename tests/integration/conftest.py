@@ -61,6 +61,15 @@ def broker_auth(broker: tuple[str, int]) -> tuple[int, str]:
     return int(env["AUTOSCALER_TEST_BROKER_AUTH_PORT"]), password
 
 
+@pytest.fixture(scope="session")
+def broker_tls(broker: tuple[str, int]) -> tuple[int, Path]:
+    """The broker's TLS listener: (port, the private CA that signed its certificate)."""
+    env: Mapping[str, str] = os.environ
+    if "AUTOSCALER_TEST_BROKER_TLS_PORT" not in env:
+        env = _script_env("broker.sh")
+    return int(env["AUTOSCALER_TEST_BROKER_TLS_PORT"]), Path(env["AUTOSCALER_TEST_BROKER_CA_FILE"])
+
+
 async def control(script: str, verb: str) -> None:
     """Stop or start the engine or broker the scripts run: an outage, as the tests cause it."""
     process = await asyncio.create_subprocess_exec("bash", str(ROOT / "scripts" / script), verb)

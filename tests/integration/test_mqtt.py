@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,47 @@ async def test_events_undelivered_at_shutdown_are_delivered_by_the_next_start(
     events = mqtt.on(f"{project}/broken/events")
     assert events[0]["Actor"]["Attributes"]["label"] == "autoscaler.cpu.target"
     assert outbox.read_text() == ""
+
+
+async def test_tls_to_a_broker_with_a_private_ca(
+    make_container: Any,
+    run_autoscaler: Any,
+    broker: tuple[str, int],
+    broker_tls: tuple[int, Path],
+    project: str,
+) -> None:
+    port, ca = broker_tls
+    prefix = f"tls-{project}"
+    await make_container("web", WEB)
+    app = await run_autoscaler(
+        mqtt=MqttSettings(host=broker[0], port=port, topic_prefix=prefix, tls=True, ca_file=ca)
+    )
+    context = ssl.create_default_context(cafile=str(ca))
+    async with aiomqtt.Client(broker[0], port, tls_context=context) as client:
+        await client.subscribe(f"{prefix}/{project}/web/state", qos=1)
+        async with asyncio.timeout(20):
+            async for message in client.messages:
+                assert json.loads(bytes(message.payload))["service"] == "web"  # type: ignore[arg-type]
+                break
+    assert app.notifier.connected
+
+
+# paho-mqtt drops the TLS socket of a failed handshake without closing it; CPython closes it at
+# once when the exception is freed, but says so with a ResourceWarning. Not ours to fix here.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_tls_refuses_a_broker_it_cannot_verify(
+    make_container: Any,
+    run_autoscaler: Any,
+    broker: tuple[str, int],
+    broker_tls: tuple[int, Path],
+    project: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port, _ = broker_tls
+    await make_container("web", WEB)
+    # The system's CAs do not know the broker's private CA.
+    app = await run_autoscaler(mqtt=MqttSettings(host=broker[0], port=port, tls=True))
+    await asyncio.sleep(2)
+    assert not app.notifier.connected
+    assert "CERTIFICATE_VERIFY_FAILED" in caplog.text or "certificate verify failed" in caplog.text
