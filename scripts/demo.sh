@@ -81,12 +81,14 @@ mosquitto_sub -h "${AUTOSCALER_MQTT__HOST:-127.0.0.1}" -p "$AUTOSCALER_MQTT__POR
     -F '[mqtt] %t %p' -t "autoscaler/$PROJECT/+/events" &
 pids+=($!)
 
-count() { docker ps -q --filter "label=com.docker.compose.project=$PROJECT" | wc -l; }
+running() {
+    docker ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}}' | sort | xargs
+}
 phase() {
     echo "$1" >"$DEMO_LOAD_DIR/demand"
     log "demand now $1 millicores (needs about $(( ($1 + 124) / 125 )) replicas); holding ${HOLD}s"
     for _ in $(seq 1 "$HOLD"); do sleep 1; done
-    log "replicas running: $(count)"
+    log "running now: $(running)"
 }
 sleep 3
 phase 600
