@@ -147,10 +147,6 @@ async def test_tls_to_a_broker_with_a_private_ca(
     assert app.notifier.connected
 
 
-# paho-mqtt drops the TLS socket of a failed handshake without closing it; CPython closes it at
-# once when the exception is freed, but says so with a ResourceWarning. Not ours to fix here.
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_tls_refuses_a_broker_it_cannot_verify(
     make_container: Any,
     run_autoscaler: Any,
