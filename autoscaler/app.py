@@ -319,6 +319,7 @@ class App:
         history = self.evaluator.history
         return {
             "ready": self.inventory.ready.is_set(),
+            "engine_events": self.inventory.events_seen,
             "leading": self.lease.leading if self.lease else True,
             "dry_run": self.settings.dry_run,
             "mqtt": {

@@ -41,7 +41,6 @@ class Sample:
 @dataclass(frozen=True, slots=True)
 class _Reading:
     cpu_ns: int
-    memory_bytes: int | None
     at_ns: int
 
 
@@ -271,7 +270,7 @@ class Collector:
     def _to_sample(self, replica: Replica, cpu_ns: int, memory: int | None, source: str) -> Sample:
         now = time.monotonic_ns()
         previous = self._last.get(replica.id)
-        self._last[replica.id] = _Reading(cpu_ns, memory, now)
+        self._last[replica.id] = _Reading(cpu_ns, now)
         cpu: float | None = None
         if previous is not None and now > previous.at_ns and cpu_ns >= previous.cpu_ns:
             cores = replica.cpu_limit or 1.0

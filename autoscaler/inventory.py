@@ -31,6 +31,7 @@ from autoscaler.labels import ServiceKey
 logger = logging.getLogger(__name__)
 
 _BACKOFF_START, _BACKOFF_CAP = 0.5, 30.0
+_LIST_CONCURRENCY = 16
 # Actions that change nothing a scaling decision reads.
 _IGNORED_ACTIONS = frozenset({"attach", "detach", "resize", "top", "export", "commit", "copy"})
 
@@ -125,9 +126,8 @@ class Inventory:
         self._replicas: dict[str, Replica] = {}
         self.ready = asyncio.Event()
         """Set while the listing is complete and the event stream is followed."""
-        self.changed = asyncio.Event()
-        """Set on every change; the control loop clears it when it takes a snapshot."""
         self.events_seen = 0
+        """Engine events applied since start: shown in /status."""
 
     def services(self) -> dict[ServiceKey, list[Replica]]:
         """Replicas grouped by service, each list in container-number order."""
@@ -179,13 +179,14 @@ class Inventory:
     async def resync(self) -> None:
         """Replace the whole view with a fresh listing."""
         listed = await self._docker.containers.list(all=True, filters=label_filter(L.ENABLE))
-        fresh: dict[str, Replica] = {}
-        for container in listed:
-            data = await self._inspect(container.id)
-            if data is not None:
-                fresh[data.id] = data
-        self._replicas = fresh
-        self.changed.set()
+        slots = asyncio.Semaphore(_LIST_CONCURRENCY)
+
+        async def inspect(container_id: str) -> Replica | None:
+            async with slots:
+                return await self._inspect(container_id)
+
+        found = await asyncio.gather(*(inspect(c.id) for c in listed))
+        self._replicas = {r.id: r for r in found if r is not None}
 
     async def refresh(self, container_id: str) -> Replica | None:
         """Re-inspect one container, e.g. right after the actuator created it."""
@@ -194,7 +195,6 @@ class Inventory:
             self._replicas.pop(container_id, None)
         else:
             self._replicas[container_id] = replica
-        self.changed.set()
         return replica
 
     async def _inspect(self, container_id: str) -> Replica | None:
@@ -215,7 +215,6 @@ class Inventory:
         logger.debug("event %s %s", event.get("Action"), container_id[:12])
         if action == "destroy":
             replica = self._replicas.pop(container_id, None)
-            self.changed.set()
         else:
             replica = await self.refresh(container_id)
         if replica is not None and self._on_event is not None:
