@@ -2,7 +2,9 @@
 BENCH_SOAK_SECONDS (default 240). Its RSS and CPU must stay flat: nothing it keeps may grow with
 time, history or events. What it keeps is bounded by count (50 decisions, 60 noise estimates per
 service) or by time (proposals of the scale-down window, here 60 s): once those have filled, at
-90 s, every later checkpoint is shown as a ratio to that one.
+90 s, every later checkpoint is shown as a ratio to that one. The process also runs the
+churn (creating and removing a container every 0.2 s), so its CPU is an upper bound on the
+service's own.
 """
 
 from __future__ import annotations
