@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 import aiodocker
 import aiomqtt
 
-from tests.integration.conftest import Mqtt, events, reaches, states
+from autoscaler.app import App
+from tests.integration.conftest import Mqtt, events, reaches, settings_for, states
 
 # A replica may use 0.25 core (the fixture's default limit) and should average 50 % of it, so it
 # serves 125 millicores of demand: D millicores need ceil(D / 125) replicas.
@@ -201,3 +203,19 @@ async def test_dry_run_decides_and_publishes_but_never_acts(
     seen = await reaches(mqtt, project, "web", 1, hold=3)
     assert seen[-1]["dry_run"] is True
     assert await names(docker, project) == {f"{project}-web-1": "running"}
+
+
+async def test_shutdown_finishes_the_scale_action_in_flight(
+    make_container: Any, docker_host: str, broker: tuple[str, int], mqtt: Mqtt, docker: Any,
+    project: str,
+) -> None:  # fmt: skip
+    await make_container("web", WEB | {"autoscaler.min": "3", "autoscaler.max": "3"})
+    app, stop = App(settings_for(docker_host, broker, project, mqtt.prefix)), asyncio.Event()
+    serving = asyncio.create_task(app.serve(stop))
+    async with asyncio.timeout(30):
+        while not app._inflight:  # noqa: ASYNC110 - the test watches from outside
+            await asyncio.sleep(0.01)
+    stop.set()  # as SIGTERM does, while the two clones are being created and started
+    async with asyncio.timeout(30):
+        await serving
+    assert await names(docker, project) == {f"{project}-web-{n}": "running" for n in (1, 2, 3)}
