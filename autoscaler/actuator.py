@@ -42,7 +42,6 @@ _NAME_TRIES = 5
 class ScaleResult:
     key: ServiceKey
     before: int
-    target: int
     created: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     errors: list[AutoscalerError] = field(default_factory=list)
@@ -123,45 +122,39 @@ class Actuator:
         self, key: ServiceKey, replicas: Sequence[Replica], target: int
     ) -> ScaleResult:
         """Create or remove clones until the service has `target` counted replicas."""
-        started = time.monotonic()
         live = counted(replicas)
-        result = ScaleResult(key, len(live), target)
         if target > len(live):
-            template = template_of(key, replicas)
-            data = await self._inspect(key, template.id)
-            numbers = _free_numbers({r.number for r in replicas}, target - len(live))
-            outcomes = await _each(
-                self._create(key, template, data, n, len(numbers)) for n in numbers
-            )
-        else:
-            victims = sorted(
-                (r for r in live if r.is_clone),
-                key=lambda r: (r.health == "healthy", r.health != "unhealthy", -(r.number or 0)),
-            )[: len(live) - target]
-            outcomes = await _each(self._remove(key, r) for r in victims)
-        for outcome in outcomes:
-            if isinstance(outcome, AutoscalerError):
-                result.errors.append(outcome)
-            elif target > len(live):
-                result.created.append(outcome)
-            else:
-                result.removed.append(outcome)
-        result.seconds = time.monotonic() - started
-        return result
+            return await self._change(key, replicas, remove=(), create=target - len(live))
+        victims = sorted(
+            (r for r in live if r.is_clone),
+            key=lambda r: (r.health == "healthy", r.health != "unhealthy", -(r.number or 0)),
+        )[: len(live) - target]
+        return await self._change(key, replicas, remove=victims, create=0)
 
     async def repair(
         self, key: ServiceKey, replicas: Sequence[Replica], broken: Sequence[Replica], replace: int
     ) -> ScaleResult:
         """Remove `broken` clones and create `replace` new ones from the template, concurrently."""
+        return await self._change(key, replicas, remove=broken, create=replace)
+
+    async def _change(
+        self,
+        key: ServiceKey,
+        replicas: Sequence[Replica],
+        *,
+        remove: Sequence[Replica],
+        create: int,
+    ) -> ScaleResult:
+        """Remove the clones `remove` and create `create` new ones, all at once."""
         started = time.monotonic()
-        result = ScaleResult(key, len(counted(replicas)), len(counted(replicas)))
+        result = ScaleResult(key, len(counted(replicas)))
         creations: list[Awaitable[str]] = []
-        if replace:
+        if create:
             template = template_of(key, replicas)
             data = await self._inspect(key, template.id)
-            numbers = _free_numbers({r.number for r in replicas}, replace)
+            numbers = _free_numbers({r.number for r in replicas}, create)
             creations = [self._create(key, template, data, n, len(numbers)) for n in numbers]
-        removals = [self._remove(key, r) for r in broken]
+        removals = [self._remove(key, r) for r in remove]
         outcomes = await _each([*removals, *creations])
         for i, outcome in enumerate(outcomes):
             if isinstance(outcome, AutoscalerError):
@@ -241,7 +234,7 @@ def _free_numbers(taken: set[int | None], count: int) -> list[int]:
     return numbers
 
 
-async def _each(operations: Any) -> list[str | AutoscalerError]:
+async def _each(operations: Sequence[Awaitable[str]]) -> list[str | AutoscalerError]:
     """Run operations concurrently; an AutoscalerError is a result, anything else propagates."""
 
     async def guarded(op: Awaitable[str]) -> str | AutoscalerError:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from autoscaler import engine
-from autoscaler.actuator import Actuator, ScaleResult
+from autoscaler.actuator import Actuator, ScaleResult, counted
 from autoscaler.api import Api, Metrics
 from autoscaler.collector import Collector, Sample
 from autoscaler.errors import AutoscalerError
@@ -65,7 +65,6 @@ class App:
         # waits 2 s, 4 s, ... up to a minute, so a refusing engine is not hammered.
         self._failures: dict[ServiceKey, tuple[int, float]] = {}
         self._inflight: dict[ServiceKey, asyncio.Task[None]] = {}
-        self._ticks = 0
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down within the configured bound."""
@@ -125,7 +124,6 @@ class App:
 
     async def tick(self, tg: asyncio.TaskGroup) -> None:
         """One round: sample every opted-in container, evaluate each service, start actions."""
-        self._ticks += 1
         services = self.inventory.services()
         if self.settings.projects:
             services = {k: v for k, v in services.items() if k.project in self.settings.projects}
@@ -210,12 +208,7 @@ class App:
                 result = await self.actuator.repair(
                     spec.key, replicas, repair.remove, repair.replace
                 )
-                for container_id in result.created + result.removed:
-                    await self.inventory.refresh(container_id)
-                for exc in result.errors:
-                    logger.error("%s", exc)
-                    self._error(spec.key, exc)
-                self._outcome(spec.key, result.errors)
+                await self._settle(spec.key, result)
                 names = {r.id: r.name for r in repair.remove}
                 self.notifier.event(
                     spec.key,
@@ -244,10 +237,8 @@ class App:
     ) -> None:
         try:
             result = await self.actuator.scale_to(spec.key, replicas, evaluation.decision.desired)
-            for container_id in result.created + result.removed:
-                await self.inventory.refresh(container_id)
+            await self._settle(spec.key, result)
             self._announce(spec, evaluation, result)
-            self._outcome(spec.key, result.errors)
             logger.info(
                 "%s: scaled %d -> %d in %.2fs",
                 spec.key,
@@ -277,9 +268,6 @@ class App:
         }
         if result is None:
             attributes["dry_run"] = "true"
-        for exc in result.errors if result else []:
-            logger.error("%s", exc)
-            self._error(spec.key, exc)
         if after != decision.current:
             self.metrics.acted(spec.key, action)
             self.notifier.event(
@@ -293,16 +281,25 @@ class App:
         replicas = self.inventory.services().get(spec.key, [])
         self._publish_state(spec.key, self._state(spec.key, replicas, spec, evaluation, None))
 
+    async def _settle(self, key: ServiceKey, result: ScaleResult) -> None:
+        """After an action: bring the view up to date, report its errors, count its outcome."""
+        for container_id in result.created + result.removed:
+            await self.inventory.refresh(container_id)
+        for exc in result.errors:
+            logger.error("%s", exc)
+            self._error(key, exc)
+        self._outcome(key, result.errors)
+
     def _backing_off(self, key: ServiceKey) -> bool:
         count, last = self._failures.get(key, (0, 0.0))
-        return count > 0 and time.monotonic() - last < min(2.0**count, 60.0)
+        return count > 0 and time.monotonic() - last < _failure_wait(count)
 
     def _outcome(self, key: ServiceKey, errors: Sequence[AutoscalerError]) -> None:
         """Count a failed action towards the service's backoff; a clean one clears it."""
         if errors:
-            count, _ = self._failures.get(key, (0, 0.0))
-            self._failures[key] = (count + 1, time.monotonic())
-            logger.warning("%s: action failed; next try in %.0fs", key, min(2.0 ** (count + 1), 60))
+            count = self._failures.get(key, (0, 0.0))[0] + 1
+            self._failures[key] = (count, time.monotonic())
+            logger.warning("%s: action failed; next try in %.0fs", key, _failure_wait(count))
         else:
             self._failures.pop(key, None)
 
@@ -344,7 +341,7 @@ class App:
         evaluation: Evaluation | None,
         error: str | None,
     ) -> dict[str, Any]:
-        live = [r for r in replicas if r.status in ("running", "restarting")]
+        live = counted(replicas)
         state: dict[str, Any] = {
             "project": key.project,
             "service": key.service,
@@ -385,3 +382,8 @@ class App:
         _, pending_mqtt = await asyncio.wait([notifier], timeout=5.0)
         for task in pending_mqtt:
             task.cancel("shutdown: MQTT did not flush within 5s")
+
+
+def _failure_wait(failures: int) -> float:
+    """Seconds a service waits after `failures` failed actions in a row: 2, 4, ... up to 60."""
+    return min(2.0**failures, 60.0)
