@@ -172,9 +172,15 @@ async def test_a_paused_service_holds_and_says_so(
     await make_container("web", WEB | {"autoscaler.paused": "true"}, load=load)
     await run_autoscaler()
     load.set(400)
-    seen = await reaches(mqtt, project, "web", 1, hold=5)
-    assert seen[-1]["paused"] is True
-    assert seen[-1]["reason"].startswith("paused; would:")
+    # Wait until the policy wants more replicas, so that holding at 1 is the pause's doing.
+    wanting = await mqtt.wait_for(
+        lambda m: [s for s in states(m, project, "web") if s.get("desired", 1) > 1]
+    )
+    assert wanting[0]["paused"] is True
+    assert wanting[0]["reason"].startswith("paused; would:")
+    before = len(states(mqtt, project, "web"))
+    await mqtt.wait_for(lambda m: len(states(m, project, "web")) >= before + 3)
+    assert {s["replicas"] for s in states(mqtt, project, "web")} == {1}
     assert not mqtt.on(f"{project}/web/events")
 
 
