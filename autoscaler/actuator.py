@@ -19,11 +19,10 @@ from typing import Any
 
 import aiodocker
 
-from autoscaler import labels as L
+from autoscaler import labels
 from autoscaler.engine import engine_errors
 from autoscaler.errors import AutoscalerError, EngineError, TemplateError
-from autoscaler.inventory import Replica
-from autoscaler.labels import ServiceKey
+from autoscaler.labels import Replica, ServiceKey, counted, template_of
 
 logger = logging.getLogger(__name__)
 
@@ -52,21 +51,14 @@ class ScaleResult:
         return self.before + len(self.created) - len(self.removed)
 
 
-def counted(replicas: Sequence[Replica]) -> list[Replica]:
-    """The replicas a service has now: running, or restarting under its restart policy."""
-    return [r for r in replicas if r.status in ("running", "restarting")]
-
-
-def template_of(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:
-    """The container clones are made from: one the user created (not a clone), running first."""
-    originals = [r for r in replicas if not r.is_clone]
-    if not originals:
-        raise TemplateError(
-            str(key),
-            "no template container: every container of this service was created by the "
-            "autoscaler; recreate the service (docker compose up) to give it one",
-        )
-    return min(originals, key=lambda r: (not r.running, r.number or 0))
+def victims(live: Sequence[Replica], count: int) -> list[Replica]:
+    """The `count` clones a scale-down removes: unhealthy first, then those without a health
+    verdict, then healthy ones; newest first within each. Never a container the user made."""
+    clones = [r for r in live if r.is_clone]
+    order = sorted(
+        clones, key=lambda r: (r.health == "healthy", r.health != "unhealthy", -(r.number or 0))
+    )
+    return order[:count]
 
 
 def clone_name(template: Replica, number: int) -> str:
@@ -84,10 +76,10 @@ def clone_config(template: Mapping[str, Any], number: int) -> dict[str, Any]:
     config: dict[str, Any] = {k: source[k] for k in _CONFIG_KEYS if source.get(k) is not None}
     # The image ID, not its tag: a tag moved by a rebuild must not make clones differ.
     config["Image"] = template["Image"]
-    labels = dict(source.get("Labels") or {})
-    labels[L.COMPOSE_NUMBER] = str(number)
-    labels[L.CLONE_OF] = template["Id"]
-    config["Labels"] = labels
+    own = dict(source.get("Labels") or {})
+    own[labels.COMPOSE_NUMBER] = str(number)
+    own[labels.CLONE_OF] = template["Id"]
+    config["Labels"] = own
 
     host = dict(template["HostConfig"])
     # Fixed host ports would collide with the template's; let the engine pick free ones.
@@ -125,11 +117,7 @@ class Actuator:
         live = counted(replicas)
         if target > len(live):
             return await self._change(key, replicas, remove=(), create=target - len(live))
-        victims = sorted(
-            (r for r in live if r.is_clone),
-            key=lambda r: (r.health == "healthy", r.health != "unhealthy", -(r.number or 0)),
-        )[: len(live) - target]
-        return await self._change(key, replicas, remove=victims, create=0)
+        return await self._change(key, replicas, remove=victims(live, len(live) - target), create=0)
 
     async def repair(
         self, key: ServiceKey, replicas: Sequence[Replica], broken: Sequence[Replica], replace: int

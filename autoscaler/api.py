@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from autoscaler.errors import AutoscalerError
-from autoscaler.evaluator import Evaluation
 from autoscaler.labels import ServiceKey
+from autoscaler.state import Evaluation
 
 logger = logging.getLogger(__name__)
 

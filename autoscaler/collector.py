@@ -13,14 +13,14 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import aiodocker
 
 from autoscaler.engine import LIBRARY_ERRORS
-from autoscaler.inventory import Replica
+from autoscaler.labels import Replica
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,9 @@ class Sample:
 
 
 @dataclass(frozen=True, slots=True)
-class _Reading:
+class Reading:
+    """A container's CPU counter, and when we read it (our monotonic clock)."""
+
     cpu_ns: int
     at_ns: int
 
@@ -124,9 +126,12 @@ class CgroupLocator:
                 for option in tail[2].split(","):
                     self._v1.setdefault(option, (mount_point, root))
 
-    def locate(self, pid: int) -> CgroupFiles | None:
-        """The open counter files of process `pid`'s cgroup, or None when not readable here."""
-        paths = self._paths(pid)
+    def locate(self, pid: int, container_id: str) -> CgroupFiles | None:
+        """The open counter files of container `container_id`, whose main process the engine
+        says is `pid`, or None when they are not readable here. The pid is the engine's: on a
+        remote engine, or from another pid namespace, it names some other local process (or
+        none), so the cgroup it is in must be the container's own, by the id in its path."""
+        paths = self._paths(pid, container_id)
         if paths is None:
             return None
         try:
@@ -140,13 +145,15 @@ class CgroupLocator:
             return None
         return files
 
-    def _paths(self, pid: int) -> CgroupPaths | None:
+    def _paths(self, pid: int, container_id: str) -> CgroupPaths | None:
         if pid <= 0:
             return None
         try:
             with open(f"{self._proc}/{pid}/cgroup") as f:
                 lines = f.read().splitlines()
         except OSError:
+            return None
+        if not any(container_id in line for line in lines):
             return None
         v1: dict[str, str] = {}
         v2_path: str | None = None
@@ -187,11 +194,18 @@ class CgroupLocator:
 
 
 class Collector:
-    def __init__(self, docker: aiodocker.Docker, *, use_cgroups: bool = True) -> None:
+    def __init__(
+        self,
+        docker: aiodocker.Docker,
+        *,
+        use_cgroups: bool = True,
+        clock: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
         self._docker = docker
+        self._clock = clock
         self._locator = CgroupLocator() if use_cgroups else None
         self._files: dict[str, tuple[int, CgroupFiles | None]] = {}  # id -> (pid, files)
-        self._last: dict[str, _Reading] = {}
+        self._last: dict[str, Reading] = {}
         self._api_slots = asyncio.Semaphore(_API_CONCURRENCY)
 
     async def sample(self, replicas: Iterable[Replica]) -> dict[str, Sample]:
@@ -229,7 +243,7 @@ class Collector:
         if cached is None or cached[0] != replica.pid:
             # New, or restarted with a new process: find its cgroup (again).
             self._drop(replica.id)
-            cached = (replica.pid, self._locator.locate(replica.pid))
+            cached = (replica.pid, self._locator.locate(replica.pid, replica.id))
             self._files[replica.id] = cached
         return cached[1]
 
@@ -268,16 +282,28 @@ class Collector:
         return self._to_sample(replica, cpu_ns, memory, "api")
 
     def _to_sample(self, replica: Replica, cpu_ns: int, memory: int | None, source: str) -> Sample:
-        now = time.monotonic_ns()
-        previous = self._last.get(replica.id)
-        self._last[replica.id] = _Reading(cpu_ns, now)
-        cpu: float | None = None
-        if previous is not None and now > previous.at_ns and cpu_ns >= previous.cpu_ns:
-            cores = replica.cpu_limit or 1.0
-            cpu = 100.0 * (cpu_ns - previous.cpu_ns) / (now - previous.at_ns) / cores
-        memory_percent = (
-            100.0 * memory / replica.memory_limit
-            if memory is not None and replica.memory_limit
-            else None
-        )
-        return Sample(replica.id, cpu, memory, memory_percent, source)
+        reading = Reading(cpu_ns, self._clock())
+        previous, self._last[replica.id] = self._last.get(replica.id), reading
+        return sample_of(replica, previous, reading, memory, source)
+
+
+def sample_of(
+    replica: Replica, previous: Reading | None, reading: Reading, memory: int | None, source: str
+) -> Sample:
+    """CPU as percent of the replica's limit (of one core without one) between two readings of
+    its counter; None on the first reading, or when the counter went back (a restart)."""
+    cpu: float | None = None
+    if (
+        previous is not None
+        and reading.at_ns > previous.at_ns
+        and reading.cpu_ns >= previous.cpu_ns
+    ):
+        cores = replica.cpu_limit or 1.0
+        used = (reading.cpu_ns - previous.cpu_ns) / (reading.at_ns - previous.at_ns)
+        cpu = 100.0 * used / cores
+    memory_percent = (
+        100.0 * memory / replica.memory_limit
+        if memory is not None and replica.memory_limit
+        else None
+    )
+    return Sample(replica.id, cpu, memory, memory_percent, source)

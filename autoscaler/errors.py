@@ -50,3 +50,11 @@ class EngineError(AutoscalerError):
 
 class BrokerError(AutoscalerError):
     """The MQTT broker is unreachable or refused us."""
+
+
+class InternalError(AutoscalerError):
+    """A bug met while acting for a service: reported like any other error, never fatal."""
+
+    def __init__(self, service: str, doing: str, exc: BaseException) -> None:
+        super().__init__(f"service {service}: unexpected {type(exc).__name__} while {doing}: {exc}")
+        self.service = service

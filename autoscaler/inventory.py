@@ -14,19 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from types import MappingProxyType
 from typing import Any
 
 import aiodocker
 
-from autoscaler import labels as L
+from autoscaler import labels
 from autoscaler.engine import LIBRARY_ERRORS, label_filter
-from autoscaler.labels import ServiceKey
+from autoscaler.labels import Replica, ServiceKey
 
 logger = logging.getLogger(__name__)
 
@@ -34,84 +30,6 @@ _BACKOFF_START, _BACKOFF_CAP = 0.5, 30.0
 _LIST_CONCURRENCY = 16
 # Actions that change nothing a scaling decision reads.
 _IGNORED_ACTIONS = frozenset({"attach", "detach", "resize", "top", "export", "commit", "copy"})
-
-
-@dataclass(frozen=True, slots=True)
-class Replica:
-    id: str
-    name: str
-    key: ServiceKey
-    labels: Mapping[str, str]
-    status: str
-    """Docker's State.Status: created, running, paused, restarting, exited, dead."""
-    health: str | None
-    """State.Health.Status when the image or service has a health check: starting, healthy..."""
-    pid: int
-    started_at: float
-    number: int | None
-    clone_of: str | None
-    cpu_limit: float | None
-    """Cores the container may use (NanoCpus, CFS quota/period or cpuset), None without a limit."""
-    memory_limit: int | None
-    inspect: Mapping[str, Any]
-
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
-
-    @property
-    def is_clone(self) -> bool:
-        return self.clone_of is not None
-
-    @classmethod
-    def from_inspect(cls, data: Mapping[str, Any]) -> Replica:
-        config, host, state = data["Config"], data["HostConfig"], data["State"]
-        labels = MappingProxyType(dict(config.get("Labels") or {}))
-        name = data["Name"].lstrip("/")
-        number = labels.get(L.COMPOSE_NUMBER, "")
-        return cls(
-            id=data["Id"],
-            name=name,
-            key=L.service_key(labels, name),
-            labels=labels,
-            status=state.get("Status", "unknown"),
-            health=(state.get("Health") or {}).get("Status"),
-            pid=int(state.get("Pid") or 0),
-            started_at=_timestamp(state.get("StartedAt")),
-            number=int(number) if number.isdigit() else None,
-            clone_of=labels.get(L.CLONE_OF),
-            cpu_limit=cpu_limit(host),
-            memory_limit=int(host.get("Memory") or 0) or None,
-            inspect=data,
-        )
-
-
-def cpu_limit(host: Mapping[str, Any]) -> float | None:
-    if host.get("NanoCpus"):
-        return float(host["NanoCpus"]) / 1e9
-    quota, period = host.get("CpuQuota") or 0, host.get("CpuPeriod") or 100_000
-    if quota > 0:
-        return float(quota) / float(period)
-    cpuset = host.get("CpusetCpus") or ""
-    if cpuset:
-        return float(_count_cpus(cpuset))
-    return None
-
-
-def _count_cpus(cpuset: str) -> int:
-    count = 0
-    for part in cpuset.split(","):
-        low, _, high = part.partition("-")
-        count += int(high or low) - int(low) + 1
-    return count
-
-
-def _timestamp(value: str | None) -> float:
-    """Docker's RFC 3339 times carry nanoseconds, which fromisoformat does not take."""
-    if not value or value.startswith("0001-"):
-        return 0.0
-    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", value).replace("Z", "+00:00")
-    return datetime.fromisoformat(trimmed).timestamp()
 
 
 class Inventory:
@@ -164,10 +82,10 @@ class Inventory:
 
     async def _follow(self) -> None:
         info = await self._docker.system.info()
-        since = f"{_timestamp(info.get('SystemTime')) - 1:.6f}"
+        since = f"{labels.timestamp(info.get('SystemTime')) - 1:.6f}"
         await self.resync()
         subscriber = self._docker.events.subscribe(create_task=False)  # type: ignore[no-untyped-call]
-        filters = label_filter(L.ENABLE, type=["container"])
+        filters = label_filter(labels.ENABLE, type=["container"])
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._docker.events.run(since=since, filters=filters))
             self.ready.set()
@@ -178,7 +96,7 @@ class Inventory:
 
     async def resync(self) -> None:
         """Replace the whole view with a fresh listing."""
-        listed = await self._docker.containers.list(all=True, filters=label_filter(L.ENABLE))
+        listed = await self._docker.containers.list(all=True, filters=label_filter(labels.ENABLE))
         slots = asyncio.Semaphore(_LIST_CONCURRENCY)
 
         async def inspect(container_id: str) -> Replica | None:
@@ -205,7 +123,7 @@ class Inventory:
                 return None
             raise
         replica = Replica.from_inspect(data._container)
-        return replica if L.opted_in(replica.labels) else None
+        return replica if labels.opted_in(replica.labels) else None
 
     async def _apply(self, event: Mapping[str, Any]) -> None:
         action = str(event.get("Action", "")).split(":")[0]

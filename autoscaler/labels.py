@@ -1,36 +1,41 @@
-"""Container labels -> which service a container belongs to, and that service's validated spec.
+"""The ground floor: the label keys, which service a container belongs to, which of its containers
+count as replicas and which one is the template. Everything else builds on these words.
 
-autoscaler.enable=true        opt in (required)
-autoscaler.service=NAME       the service outside Compose (Compose labels name it otherwise)
-autoscaler.min=1              replicas never go below this
-autoscaler.max=N              replicas never go above this (required)
-autoscaler.policy=NAME        target-tracking by default; its options are labels too
-autoscaler.paused=false       hold the service at its current count
-autoscaler.clone-of=ID        set by the autoscaler on the containers it creates
+This module reads labels and inspect data; it writes nothing and loads no policy (`spec.py`
+turns a template's labels into a validated spec).
+
+    autoscaler.enable=true        opt in (required)
+    autoscaler.service=NAME       the service outside Compose (Compose labels name it otherwise)
+    autoscaler.min=1              replicas never go below this
+    autoscaler.max=N              replicas never go above this (required)
+    autoscaler.policy=NAME        target-tracking by default; its options are labels too
+    autoscaler.paused=false       hold the service at its current count
+    autoscaler.clone-of=ID        set by the autoscaler on the containers it creates
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
+from typing import Any
 
-from autoscaler.errors import LabelError
-from policies import registry
-from policies.base import Policy
+from autoscaler.errors import TemplateError
 
 PREFIX = "autoscaler."
 ENABLE = "autoscaler.enable"
 SERVICE = "autoscaler.service"
 CLONE_OF = "autoscaler.clone-of"
+MIN = "autoscaler.min"
+MAX = "autoscaler.max"
+POLICY = "autoscaler.policy"
+PAUSED = "autoscaler.paused"
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_NUMBER = "com.docker.compose.container-number"
 STANDALONE_PROJECT = "standalone"
-
-_COMMON = frozenset({"enable", "service", "clone-of", "min", "max", "policy", "paused"})
-_TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off"})
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -42,21 +47,9 @@ class ServiceKey:
         return f"{self.project}/{self.service}"
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceSpec:
-    key: ServiceKey
-    minimum: int
-    maximum: int
-    policy: Policy
-    policy_name: str
-    paused: bool
-    labels: Mapping[str, str]
-    """The `autoscaler.*` labels this spec was parsed from, to notice when they change."""
-
-
 def opted_in(labels: Mapping[str, str]) -> bool:
     """True when the container carries `autoscaler.enable`, whatever its value: a wrong value is
-    reported by `parse`, not silently ignored."""
+    reported by `spec.parse`, not silently ignored."""
     return ENABLE in labels
 
 
@@ -69,67 +62,98 @@ def service_key(labels: Mapping[str, str], container_name: str) -> ServiceKey:
     return ServiceKey(STANDALONE_PROJECT, container_name)
 
 
-def _bool(key: ServiceKey, label: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise LabelError(str(key), label, value, "expected true or false")
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """One opted-in container, as its last inspect showed it."""
 
+    id: str
+    name: str
+    key: ServiceKey
+    labels: Mapping[str, str]
+    status: str
+    """Docker's State.Status: created, running, paused, restarting, exited, dead."""
+    health: str | None
+    """State.Health.Status when the image or service has a health check: starting, healthy..."""
+    pid: int
+    started_at: float
+    number: int | None
+    clone_of: str | None
+    cpu_limit: float | None
+    """Cores the container may use (NanoCpus, CFS quota/period or cpuset), None without a limit."""
+    memory_limit: int | None
+    inspect: Mapping[str, Any]
 
-def _int(key: ServiceKey, label: str, value: str, minimum: int) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        raise LabelError(str(key), label, value, "expected a whole number") from None
-    if number < minimum:
-        raise LabelError(str(key), label, value, f"must be at least {minimum}")
-    return number
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
 
+    @property
+    def is_clone(self) -> bool:
+        return self.clone_of is not None
 
-def parse(key: ServiceKey, labels: Mapping[str, str]) -> ServiceSpec:
-    """Validate a service's labels (those of its template); raise LabelError naming the label."""
-    own = {k: v for k, v in labels.items() if k.startswith(PREFIX)}
-    if not _bool(key, ENABLE, own.get(ENABLE, "")):
-        raise LabelError(str(key), ENABLE, own[ENABLE], "set to false, so not managed")
-    if SERVICE not in own and not (COMPOSE_PROJECT in labels and COMPOSE_SERVICE in labels):
-        raise LabelError(str(key), SERVICE, None, "required outside Compose to name the service")
-    if "autoscaler.max" not in own:
-        raise LabelError(str(key), "autoscaler.max", None, "required")
-    minimum = _int(key, "autoscaler.min", own.get("autoscaler.min", "1"), 1)
-    maximum = _int(key, "autoscaler.max", own["autoscaler.max"], 1)
-    if minimum > maximum:
-        raise LabelError(
-            str(key), "autoscaler.min", own.get("autoscaler.min"), f"greater than max {maximum}"
+    @classmethod
+    def from_inspect(cls, data: Mapping[str, Any]) -> Replica:
+        config, host, state = data["Config"], data["HostConfig"], data["State"]
+        labels = MappingProxyType(dict(config.get("Labels") or {}))
+        name = data["Name"].lstrip("/")
+        number = labels.get(COMPOSE_NUMBER, "")
+        return cls(
+            id=data["Id"],
+            name=name,
+            key=service_key(labels, name),
+            labels=labels,
+            status=state.get("Status", "unknown"),
+            health=(state.get("Health") or {}).get("Status"),
+            pid=int(state.get("Pid") or 0),
+            started_at=timestamp(state.get("StartedAt")),
+            number=int(number) if number.isdigit() else None,
+            clone_of=labels.get(CLONE_OF),
+            cpu_limit=cpu_limit(host),
+            memory_limit=int(host.get("Memory") or 0) or None,
+            inspect=data,
         )
-    paused = _bool(key, "autoscaler.paused", own.get("autoscaler.paused", "false"))
-
-    policy_name = own.get("autoscaler.policy", registry.DEFAULT).strip()
-    try:
-        known = _COMMON | registry.option_keys(policy_name)
-        options = {
-            k.removeprefix(PREFIX): v
-            for k, v in own.items()
-            if k.removeprefix(PREFIX) not in _COMMON
-        }
-        for option in options:
-            if option not in known:
-                raise LabelError(str(key), PREFIX + option, options[option], _unknown(policy_name))
-        policy = registry.create(policy_name, options)
-    except registry.PolicyError as exc:
-        raise LabelError(str(key), PREFIX + exc.key, exc.value, exc.reason) from exc
-    return ServiceSpec(
-        key=key,
-        minimum=minimum,
-        maximum=maximum,
-        policy=policy,
-        policy_name=policy_name,
-        paused=paused,
-        labels=MappingProxyType(own),
-    )
 
 
-def _unknown(policy_name: str) -> str:
-    keys = sorted(_COMMON | registry.option_keys(policy_name))
-    return f"unknown label (policy {policy_name} knows: {', '.join(PREFIX + k for k in keys)})"
+def counted(replicas: Sequence[Replica]) -> list[Replica]:
+    """The replicas a service has now: running, or restarting under its restart policy."""
+    return [r for r in replicas if r.status in ("running", "restarting")]
+
+
+def template_of(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:
+    """The container clones are made from: one the user created (not a clone), running first."""
+    originals = [r for r in replicas if not r.is_clone]
+    if not originals:
+        raise TemplateError(
+            str(key),
+            "no template container: every container of this service was created by the "
+            "autoscaler; recreate the service (docker compose up) to give it one",
+        )
+    return min(originals, key=lambda r: (not r.running, r.number or 0))
+
+
+def cpu_limit(host: Mapping[str, Any]) -> float | None:
+    if host.get("NanoCpus"):
+        return float(host["NanoCpus"]) / 1e9
+    quota, period = host.get("CpuQuota") or 0, host.get("CpuPeriod") or 100_000
+    if quota > 0:
+        return float(quota) / float(period)
+    cpuset = host.get("CpusetCpus") or ""
+    if cpuset:
+        return float(_count_cpus(cpuset))
+    return None
+
+
+def _count_cpus(cpuset: str) -> int:
+    count = 0
+    for part in cpuset.split(","):
+        low, _, high = part.partition("-")
+        count += int(high or low) - int(low) + 1
+    return count
+
+
+def timestamp(value: str | None) -> float:
+    """Docker's RFC 3339 times carry nanoseconds, which fromisoformat does not take."""
+    if not value or value.startswith("0001-"):
+        return 0.0
+    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", value).replace("Z", "+00:00")
+    return datetime.fromisoformat(trimmed).timestamp()

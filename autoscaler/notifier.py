@@ -56,8 +56,9 @@ def engine_event(
 
 
 class Notifier:
-    def __init__(self, settings: MqttSettings) -> None:
+    def __init__(self, settings: MqttSettings, *, instance: str | None = None) -> None:
         self._settings = settings
+        self._instance = instance
         self._tls = _tls_context(settings)
         self._outbox = Outbox(settings.outbox_size, settings.outbox_path)
         self._retained: OrderedDict[str, Message] = OrderedDict()
@@ -86,6 +87,8 @@ class Notifier:
     def event(
         self, key: ServiceKey, action: str, attributes: Mapping[str, Any], **extra: Any
     ) -> None:
+        if self._instance is not None:
+            attributes = {**attributes, "instance": self._instance}
         self.publish(self.topic(key, "events"), engine_event(action, key, attributes, **extra))
 
     def error(self, key: ServiceKey, exc: AutoscalerError) -> None:

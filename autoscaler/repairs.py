@@ -1,8 +1,9 @@
 """What to mend in a service before deciding its size: clones that will not serve again.
 
     created, never started  an orphan of a scale-up cut short (a crash, a failed start): remove
-    exited or dead          and the engine will not restart it (restart policy none, or
-                            on-failure after a clean exit): remove, and create a replacement
+    exited or dead          and the engine will not restart it (restart policy none, on-failure
+                            after a clean exit, or on-failure whose retry limit is used up):
+                            remove, and create a replacement
     running but unhealthy   its health check says so: remove, and create a replacement
 
 Only clones are touched; the containers a user made are theirs, and their restart policy's.
@@ -14,12 +15,10 @@ after the previous one, and the streak ends after five quiet minutes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from autoscaler.inventory import Replica
-from autoscaler.labels import ServiceKey
-
-_BACKOFF_START, _BACKOFF_CAP, _QUIET = 1.0, 60.0, 300.0
+from autoscaler.backoff import Backoff
+from autoscaler.labels import Replica
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,42 +35,39 @@ def broken(replica: Replica) -> str | None:
         return None
     restart = (replica.inspect.get("HostConfig") or {}).get("RestartPolicy") or {}
     policy = restart.get("Name") or "no"
-    exit_code = int((replica.inspect.get("State") or {}).get("ExitCode") or 0)
+    state = replica.inspect.get("State") or {}
+    exit_code = int(state.get("ExitCode") or 0)
     if replica.status == "created":
         return f"{replica.name} was created but never started"
     if replica.status == "dead":
         return f"{replica.name} is dead"
-    if replica.status == "exited" and (
-        policy == "no" or (policy == "on-failure" and not exit_code)
-    ):
-        oom = " (out of memory)" if (replica.inspect.get("State") or {}).get("OOMKilled") else ""
-        return f"{replica.name} exited with code {exit_code}{oom}"
     if replica.running and replica.health == "unhealthy":
         return f"{replica.name} is unhealthy"
+    if replica.status != "exited":
+        return None
+    exited = f"{replica.name} exited with code {exit_code}"
+    if state.get("OOMKilled"):
+        exited += " (out of memory)"
+    if policy == "no" or (policy == "on-failure" and not exit_code):
+        return exited
+    retries = int(restart.get("MaximumRetryCount") or 0)
+    restarts = int(replica.inspect.get("RestartCount") or 0)
+    if policy == "on-failure" and retries and restarts >= retries:
+        return f"{exited}; its restart policy gave up after {restarts} restarts"
     return None
 
 
-class Repairs:
-    """Crash-loop bookkeeping per service; `plan` says what to mend now."""
+@dataclass(slots=True)
+class CrashLoop:
+    """One service's repairs in a row; `plan` says what to mend now, if the backoff allows."""
 
-    def __init__(self) -> None:
-        self._streak: dict[ServiceKey, tuple[int, float]] = {}  # key -> (repairs in a row, last)
+    backoff: Backoff = field(default_factory=lambda: Backoff(start=1.0, cap=60.0, quiet=300.0))
 
-    def plan(self, key: ServiceKey, replicas: Sequence[Replica], now: float) -> Repair | None:
+    def plan(self, replicas: Sequence[Replica], now: float) -> Repair | None:
         found = [(r, why) for r in replicas if (why := broken(r)) is not None]
-        if not found:
+        if not found or not self.backoff.ready(now):
             return None
-        count, last = self._streak.get(key, (0, 0.0))
-        if count and now - last > _QUIET:
-            count = 0
-        wait = min(_BACKOFF_START * 2 ** (count - 1), _BACKOFF_CAP) if count else 0.0
-        if now - last < wait:
-            return None
-        self._streak[key] = (count + 1, now)
+        self.backoff.failed(now)
         # Orphans never counted as replicas; the others did, and are replaced.
         replace = sum(1 for r, _ in found if r.status != "created")
         return Repair(tuple(r for r, _ in found), replace, tuple(why for _, why in found))
-
-    def forget(self, live: set[ServiceKey]) -> None:
-        for key in set(self._streak) - live:
-            del self._streak[key]

@@ -26,7 +26,8 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Result] = {}
     for name in policies:
-        result = simulate(trace, registry.create(name, labels), model)
+        policy, behavior = registry.build(name, labels)
+        result = simulate(trace, policy, model, behavior)
         results[name] = result
         (out_dir / f"{trace_path.stem}-{name}.csv").write_text(write_timeline(result.timeline))
     plot(results, out_dir / f"{trace_path.stem}.png", title=trace_path.stem)

@@ -25,7 +25,8 @@ def run(model: Model | None = None) -> dict[tuple[str, str], Summary]:
     for trace_name, make in traces.ALL.items():
         trace = make()
         for name in POLICIES:
-            summary = simulate(trace, registry.create(name, LABELS), model).summary
+            policy, behavior = registry.build(name, LABELS)
+            summary = simulate(trace, policy, model, behavior).summary
             assert summary is not None
             results[(trace_name, name)] = summary
     return results

@@ -194,7 +194,7 @@ async def accuracy(docker: aiodocker.Docker) -> list[tuple[str, float, float]]:
 
 
 def _rfc3339(value: str) -> float:
-    from autoscaler.inventory import _timestamp
+    from autoscaler.labels import timestamp as _timestamp
 
     return _timestamp(value)
 

@@ -1,11 +1,16 @@
-"""What every policy takes and returns, and the one place where counts are clamped."""
+"""What every policy takes and returns.
+
+A policy turns samples into a `Proposal`: a count and the reason for it. It never bounds,
+stabilizes or rate-limits that count: `policies.behavior.Behavior` does, the same for every
+policy, built-in or plugin, and turns the proposal into the `Decision` that is acted on.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 
 class Direction(StrEnum):
@@ -43,8 +48,24 @@ class PolicyInput:
 
 
 @dataclass(frozen=True, slots=True)
+class Proposal:
+    """What a policy wants, before any bound or rate applies."""
+
+    count: int | None
+    """The replicas the policy's rule asks for; None when it had nothing to go on (hold)."""
+    reason: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    """Mean value per metric over the samples that counted."""
+    ignored: Mapping[str, str] = field(default_factory=dict)
+    """container id -> why its sample did not count."""
+    notes: tuple[str, ...] = ()
+    """Rules inside the policy that had a say (a noise band, saturation), one line each."""
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
-    """A policy's answer, carrying everything needed to explain it afterwards."""
+    """A proposal after the behaviour rules: the count to act on, and everything needed to
+    explain it afterwards."""
 
     current: int
     desired: int
@@ -54,11 +75,10 @@ class Decision:
     stabilized: int | None = None
     """The proposal after the stabilization windows, before rate limits, cooldowns and bounds."""
     bound: str | None = None
-    """What changed the stabilized count: "min", "max", "rate" or "cooldown"; None if nothing."""
+    """What changed the stabilized count: "min", "max", "rate", "cooldown", or "own" (the
+    user's containers, which are never removed); None if nothing."""
     metrics: Mapping[str, float] = field(default_factory=dict)
-    """Mean utilisation per metric over the samples that counted."""
     ignored: Mapping[str, str] = field(default_factory=dict)
-    """container id -> why its sample did not count."""
     steps: tuple[str, ...] = ()
     """How the proposal became `desired`, one line per rule that had a say."""
 
@@ -72,9 +92,9 @@ class Decision:
 
 
 class Policy(Protocol):
-    name: str
+    name: ClassVar[str]
 
-    def evaluate(self, inputs: PolicyInput) -> Decision: ...
+    def propose(self, inputs: PolicyInput) -> Proposal: ...
 
 
 def clamp(proposal: int, minimum: int, maximum: int) -> tuple[int, str | None]:

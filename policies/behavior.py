@@ -1,5 +1,5 @@
-"""From a raw proposal to the count to act on, as the Kubernetes HPA does it
-(`normalizeDesiredReplicasWithBehaviors`), plus cooldowns:
+"""From a policy's proposal to the count to act on, as the Kubernetes HPA does it
+(`normalizeDesiredReplicasWithBehaviors`), plus cooldowns. The same rules for every policy:
 
     proposal ─► stabilization window ─► rate limit per period ─► cooldown ─► [min, max] ─► desired
 
@@ -9,85 +9,78 @@
   and remove at most the larger of max-replicas and max-percent likewise.
 * Cooldowns: no action in a direction until its cooldown has passed since the last action.
 
-It keeps the proposals of the longest window and the actions of the longest period: bounded.
-The clock is whatever `now` the caller passes.
+Proposals are remembered as they are made (a window is about what was asked for); actions only
+when `record` is told one happened, so a decision that was paused, dry-run or failed starts no
+cooldown and uses up no rate. It keeps the proposals of the longest window and the actions of
+the longest period: bounded. The clock is whatever `now` the caller passes.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass
 
-from policies.base import Decision, PolicyInput, clamp
+from policies.base import Decision, PolicyInput, Proposal, clamp
 from policies.options import BehaviorOptions
 
 
-@dataclass(frozen=True, slots=True)
-class Normalized:
-    desired: int
-    stabilized: int
-    bound: str | None
-    steps: tuple[str, ...]
-
-
 class Behavior:
-    def __init__(self, options: BehaviorOptions) -> None:
+    def __init__(self, options: BehaviorOptions, previous: Behavior | None = None) -> None:
+        """`previous`: the behaviour before the service's labels changed, whose windows and
+        recent actions carry over, so that new labels neither reset a rate nor a cooldown."""
         self.options = options
         self._proposals: deque[tuple[float, int]] = deque()
         self._actions: deque[tuple[float, int]] = deque()  # (when, replicas added; < 0 removed)
         self._last_action: float | None = None
         self._seeded = False
+        if previous is not None:
+            self._proposals = previous._proposals
+            self._actions = previous._actions
+            self._last_action = previous._last_action
+            self._seeded = previous._seeded
 
-    def normalize(
-        self, current: int, proposal: int | None, minimum: int, maximum: int, now: float
-    ) -> Normalized:
-        """The count to act on now; records the proposal, and the action if the count changes."""
+    def decide(self, inputs: PolicyInput, proposal: Proposal) -> Decision:
+        """The Decision for a policy's proposal, with every rule that had a say explained."""
+        current, now = inputs.current, inputs.now
         self._forget(now)
         if not self._seeded:
             # As the HPA does: the window starts out holding the current count, so a service is
             # not scaled down the moment the autoscaler (re)starts.
             self._seeded = True
             self._proposals.append((now, current))
-        if proposal is None or not minimum <= current <= maximum:
+        raw = proposal.count
+        if raw is None or not inputs.minimum <= current <= inputs.maximum:
             # No data, or the count is outside its bounds (labels changed): only bound it.
-            desired, bound = clamp(current, minimum, maximum)
+            desired, bound = clamp(current, inputs.minimum, inputs.maximum)
             steps: tuple[str, ...] = (f"bound to {bound} {desired}",) if bound else ()
-            self._record(current, desired, now)
-            return Normalized(desired, current, bound, steps)
-
-        stabilized, steps = self._stabilize(current, proposal, now)
-        self._proposals.append((now, proposal))
-        desired, bound, more = self._limit(current, stabilized, minimum, maximum, now)
-        self._record(current, desired, now)
-        return Normalized(desired, stabilized, bound, steps + more)
-
-    def decide(
-        self,
-        inputs: PolicyInput,
-        proposal: int | None,
-        reason: str,
-        *,
-        metrics: Mapping[str, float],
-        ignored: Mapping[str, str],
-        notes: tuple[str, ...] = (),
-    ) -> Decision:
-        """Normalize a policy's raw proposal into its Decision, with every step explained."""
-        n = self.normalize(inputs.current, proposal, inputs.minimum, inputs.maximum, inputs.now)
-        if n.desired != proposal and n.steps:
-            reason += "; " + "; ".join(n.steps)
+            stabilized = current
+        else:
+            stabilized, steps = self._stabilize(current, raw, now)
+            self._proposals.append((now, raw))
+            desired, bound, more = self._limit(
+                current, stabilized, inputs.minimum, inputs.maximum, now
+            )
+            steps += more
+        reason = proposal.reason
+        if desired != raw and steps:
+            reason += "; " + "; ".join(steps)
         return Decision(
-            current=inputs.current,
-            desired=n.desired,
+            current=current,
+            desired=desired,
             reason=reason,
-            proposal=proposal,
-            stabilized=n.stabilized,
-            bound=n.bound,
-            metrics=metrics,
-            ignored=ignored,
-            steps=(*notes, *n.steps),
+            proposal=raw,
+            stabilized=stabilized,
+            bound=bound,
+            metrics=proposal.metrics,
+            ignored=proposal.ignored,
+            steps=(*proposal.notes, *steps),
         )
+
+    def record(self, now: float, before: int, after: int) -> None:
+        """A scale action happened: `before` replicas became `after`."""
+        if after != before:
+            self._actions.append((now, after - before))
+            self._last_action = now
 
     def _stabilize(self, current: int, proposal: int, now: float) -> tuple[int, tuple[str, ...]]:
         """HPA's current rule: the count moves up only as far as the lowest proposal of the
@@ -123,7 +116,7 @@ class Behavior:
                 desired, bound = min(stabilized, maximum), "max" if stabilized > maximum else None
             else:
                 desired, bound = min(stabilized, limit), "rate" if stabilized > limit else None
-            cooldown = o.up_cooldown
+            cooldown, period = o.up_cooldown, o.up_period
         elif stabilized < current:
             start = current + self._changed(now, o.down_period, up=False)
             by_percent = int(start * (1 - o.down_max_percent / 100))
@@ -133,13 +126,12 @@ class Behavior:
                 desired, bound = max(stabilized, minimum), "min" if stabilized < minimum else None
             else:
                 desired, bound = max(stabilized, limit), "rate" if stabilized < limit else None
-            cooldown = o.down_cooldown
+            cooldown, period = o.down_cooldown, o.down_period
         else:
             return stabilized, None, ()
 
         steps: list[str] = []
         if bound == "rate":
-            period = o.up_period if stabilized > current else o.down_period
             steps.append(f"rate limit: at most {desired} within {period:g}s")
         elif bound is not None:
             steps.append(f"bound to {bound} {desired}")
@@ -155,11 +147,6 @@ class Behavior:
         return sum(
             abs(delta) for t, delta in self._actions if now - t < period and (delta > 0) == up
         )
-
-    def _record(self, current: int, desired: int, now: float) -> None:
-        if desired != current:
-            self._actions.append((now, desired - current))
-            self._last_action = now
 
     def _forget(self, now: float) -> None:
         o = self.options

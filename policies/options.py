@@ -31,7 +31,8 @@ class PolicyOptions(BaseModel):
 
 
 class BehaviorOptions(PolicyOptions):
-    """How fast a proposal may be followed; the defaults are the Kubernetes HPA's."""
+    """How fast a proposal may be followed, the same labels for every policy; the defaults are
+    the Kubernetes HPA's."""
 
     up_stabilization: Seconds = Field(default=0.0, alias="scale-up.stabilization")
     """Follow the lowest proposal of this window when scaling up (0: the newest)."""
@@ -49,5 +50,3 @@ class BehaviorOptions(PolicyOptions):
     """No scale-up until this long after the last scale action."""
     down_cooldown: Seconds = Field(default=0.0, alias="scale-down.cooldown")
     """No scale-down until this long after the last scale action."""
-    warmup: Seconds = Field(default=0.0, alias="warmup")
-    """A replica's samples do not count until it has run this long."""

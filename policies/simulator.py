@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from policies.base import Policy, PolicyInput, ReplicaSample
+from policies.behavior import Behavior
+from policies.options import BehaviorOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,15 @@ def write_timeline(rows: Iterable[Row]) -> str:
     return out.getvalue()
 
 
-def simulate(trace: Sequence[tuple[float, float]], policy: Policy, model: Model) -> Result:
+def simulate(
+    trace: Sequence[tuple[float, float]],
+    policy: Policy,
+    model: Model,
+    behavior: BehaviorOptions | None = None,
+) -> Result:
+    """Replay `trace` through `policy` under the behaviour rules (the HPA's defaults if None),
+    exactly as the service's controller applies them."""
+    rules = Behavior(behavior or BehaviorOptions())
     result = Result()
     end = trace[-1][0]
     initial = model.initial if model.initial is not None else model.needed(trace[0][1])
@@ -127,10 +137,10 @@ def simulate(trace: Sequence[tuple[float, float]], policy: Policy, model: Model)
         # Report first: a report at t covers the seconds [t - interval, t).
         if t > 0 and t % model.interval == 0:
             samples = tuple(_report(r, t, model) for r in replicas)
-            decision = policy.evaluate(
-                PolicyInput(len(replicas), model.minimum, model.maximum, samples, now=t)
-            )
+            inputs = PolicyInput(len(replicas), model.minimum, model.maximum, samples, now=t)
+            decision = rules.decide(inputs, policy.propose(inputs))
             serial = _scale(replicas, decision.desired, t, serial)
+            rules.record(t, decision.current, decision.desired)
             if decision.desired != decision.current:
                 result.decisions.append((t, decision.current, decision.desired, decision.reason))
 

@@ -3,33 +3,34 @@ one fewer while it is below half the target. No stabilization by default."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from statistics import fmean
 from typing import ClassVar
 
 from pydantic import Field
 
-from policies.base import Decision, PolicyInput
-from policies.behavior import Behavior
-from policies.options import BehaviorOptions, Seconds
+from policies.base import PolicyInput, Proposal
+from policies.options import PolicyOptions, Seconds
 from policies.replicas import group
 
 
-class StepOptions(BehaviorOptions):
+class StepOptions(PolicyOptions):
     cpu_target: float = Field(alias="cpu.target", gt=0, le=1000)
     step: int = Field(default=1, alias="step", ge=1)
     """Replicas added or removed per action."""
-    down_stabilization: Seconds = Field(default=0.0, alias="scale-down.stabilization")
+    warmup: Seconds = Field(default=0.0, alias="warmup")
 
 
 class Step:
     name: ClassVar[str] = "step"
     Options: ClassVar[type[StepOptions]] = StepOptions
+    behavior_defaults: ClassVar[Mapping[str, str]] = {"scale-down.stabilization": "0"}
+    """The classic rule has no scale-down window; the other behaviour labels keep theirs."""
 
     def __init__(self, options: StepOptions) -> None:
         self.options = options
-        self.behavior = Behavior(options)
 
-    def evaluate(self, inputs: PolicyInput) -> Decision:
+    def propose(self, inputs: PolicyInput) -> Proposal:
         o = self.options
         groups = group(inputs, o.warmup)
         values = [s.cpu for s in groups.ready if s.cpu is not None]
@@ -47,6 +48,4 @@ class Step:
                 proposal, rule = inputs.current, "within the band"
             verb = "hold at" if proposal == inputs.current else "propose"
             reason = f"cpu {cpu:.1f}% {rule}: {verb} {proposal}"
-        return self.behavior.decide(
-            inputs, proposal, reason, metrics=metrics, ignored=groups.ignored
-        )
+        return Proposal(proposal, reason, metrics, groups.ignored)

@@ -25,9 +25,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from policies.base import Decision, PolicyInput, ReplicaSample
-from policies.behavior import Behavior
-from policies.options import BehaviorOptions, Seconds
+from policies.base import PolicyInput, Proposal, ReplicaSample
+from policies.options import PolicyOptions, Seconds
 from policies.replicas import Groups, group, replica_count
 
 # Five minutes of estimates at a 5 s interval: enough for the median to be steady.
@@ -40,7 +39,7 @@ _LEARNING_BAND = 0.5
 _MAD_TO_SIGMA = 1 / (0.6745 * math.sqrt(2))
 
 
-class TargetTrackingOptions(BehaviorOptions):
+class TargetTrackingOptions(PolicyOptions):
     cpu_target: float = Field(alias="cpu.target", gt=0, le=1000)
     """Percent of the CPU limit (of one core without a limit) each replica should average."""
     memory_target: float | None = Field(default=None, alias="memory.target", gt=0, le=100)
@@ -49,11 +48,11 @@ class TargetTrackingOptions(BehaviorOptions):
     up_tolerance: float = Field(default=0.1, alias="scale-up.tolerance", ge=0, lt=10)
     down_tolerance: float = Field(default=0.1, alias="scale-down.tolerance", ge=0, lt=1)
     noise_band: float = Field(default=4.0, alias="noise-band", ge=0, le=10)
+    """Widen the tolerance to this many standard deviations of the measured noise; 0: off."""
     warmup: Seconds = Field(default=10.0, alias="warmup")
     """A new replica's samples do not count for this long: right after a scale-up the load has
     not spread yet, and counting the new replicas as idle (HPA's rule for unready ones) keeps
     the old replicas' stale, high readings from causing a second, needless scale-up."""
-    """Widen the tolerance to this many standard deviations of the measured noise; 0: off."""
 
 
 class TargetTracking:
@@ -62,10 +61,9 @@ class TargetTracking:
 
     def __init__(self, options: TargetTrackingOptions) -> None:
         self.options = options
-        self.behavior = Behavior(options)
         self._estimates: dict[str, deque[float]] = {}
 
-    def evaluate(self, inputs: PolicyInput) -> Decision:
+    def propose(self, inputs: PolicyInput) -> Proposal:
         o = self.options
         groups = group(inputs, o.warmup)
         metrics: dict[str, float] = {}
@@ -82,10 +80,8 @@ class TargetTracking:
                 values, target, inputs.current, groups, up_tolerance=up, down_tolerance=down
             )
 
-        proposal, reason = self._combine(inputs, proposals, metrics, groups)
-        return self.behavior.decide(
-            inputs, proposal, reason, metrics=metrics, ignored=groups.ignored, notes=tuple(notes)
-        )
+        count, reason = self._combine(inputs, proposals, metrics, groups)
+        return Proposal(count, reason, metrics, groups.ignored, tuple(notes))
 
     def _targets(self) -> dict[str, float]:
         targets = {"cpu": self.options.cpu_target}

@@ -16,7 +16,12 @@ mkdir -p "$dir/replicas"
 yes >/dev/null &
 burner=$!
 kill -STOP "$burner"
-trap 'kill -KILL "$burner"; rm -f "$me"; exit 0' TERM INT
+# IGNORE_TERM=1 makes a replica that a graceful stop cannot end (only the stop timeout's kill).
+if [ -n "${IGNORE_TERM:-}" ]; then
+    trap '' TERM
+else
+    trap 'kill -KILL "$burner"; rm -f "$me"; exit 0' TERM INT
+fi
 share=0
 tick=0
 while :; do

@@ -22,6 +22,7 @@ import pytest
 
 from autoscaler.app import App
 from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings
+from policies import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_IMAGE = os.environ.get("AUTOSCALER_TEST_IMAGE", "autoscaler-test/busybox:latest")
@@ -129,6 +130,8 @@ async def make_container(
         cpus: float = 0.25,
         compose: bool = True,
         name: str | None = None,
+        stop_timeout: int = 2,
+        env: Mapping[str, str] | None = None,
     ) -> aiodocker.containers.DockerContainer:
         all_labels = {"com.docker.compose.oneoff": "False", **(labels or {})}
         if compose:
@@ -146,7 +149,8 @@ async def make_container(
             "Image": TEST_IMAGE,
             "Cmd": ["sh", "/burn.sh"] if load is not None else ["sleep", "86400"],
             "Labels": all_labels,
-            "StopTimeout": 2,
+            "StopTimeout": stop_timeout,
+            "Env": [f"{k}={v}" for k, v in (env or {}).items()],
             "HostConfig": {"NetworkMode": "none", "NanoCpus": int(cpus * 1e9), "Binds": binds},
         }
         container = await docker.containers.create(
@@ -185,12 +189,15 @@ class Mqtt:
             return result
 
 
-async def subscribe(host: str, port: int, prefix: str, into: Mqtt) -> None:
+async def subscribe(
+    host: str, port: int, prefix: str, into: Mqtt, subscribed: asyncio.Event
+) -> None:
     """Collect until cancelled, reconnecting when a test takes the broker away."""
     while True:
         try:
             async with aiomqtt.Client(host, port) as client:
-                await client.subscribe(f"{prefix}/#", qos=1)
+                await client.subscribe(f"{prefix}/#", qos=1)  # returns on the broker's SUBACK
+                subscribed.set()
                 async for message in client.messages:
                     payload = json.loads(bytes(message.payload))  # type: ignore[arg-type]
                     async with into.arrived:
@@ -205,9 +212,11 @@ async def mqtt(broker: tuple[str, int], project: str) -> AsyncIterator[Mqtt]:
     collected = Mqtt(prefix=f"autoscaler-test-{project}")
     # Setup and teardown of an async fixture may run in different tasks, so no TaskGroup spans
     # the yield: the task is awaited (and so never leaked) in teardown instead.
-    task = asyncio.create_task(subscribe(*broker, collected.prefix, collected))
-    await asyncio.sleep(0.3)  # let the subscription land before anything publishes
+    subscribed = asyncio.Event()
+    task = asyncio.create_task(subscribe(*broker, collected.prefix, collected, subscribed))
     try:
+        async with asyncio.timeout(10):
+            await subscribed.wait()
         yield collected
     finally:
         task.cancel()
@@ -262,9 +271,10 @@ async def run_autoscaler(
 @pytest.fixture
 async def spawn_autoscaler(
     docker_host: str, broker: tuple[str, int], project: str, mqtt: Mqtt
-) -> AsyncIterator[Callable[[], Any]]:
+) -> AsyncIterator[Callable[..., Any]]:
     """Start `autoscaler run` as a process of its own (to kill -9 it, or run two); the lease is
-    the test's own with a 3 s ttl. Whatever still runs at the end gets SIGTERM."""
+    the test's own with a 3 s ttl unless `start` is given other AUTOSCALER_* settings. Whatever
+    still runs at the end gets SIGTERM."""
     env = {
         **os.environ,
         "DOCKER_HOST": docker_host,
@@ -279,9 +289,9 @@ async def spawn_autoscaler(
     }
     started: list[asyncio.subprocess.Process] = []
 
-    async def start() -> asyncio.subprocess.Process:
+    async def start(**settings: str) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "autoscaler", "run", env=env,
+            sys.executable, "-m", "autoscaler", "run", env=env | settings,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         started.append(process)
@@ -296,6 +306,35 @@ async def spawn_autoscaler(
                 await process.wait()
 
 
+@pytest.fixture
+def fixed_policy(tmp_path: Path) -> Iterator[None]:
+    """The example plugin of docs/policies.md, word for word, installed as a distribution that
+    registers it under the `autoscaler.policies` entry-point group."""
+    text = (ROOT / "docs" / "policies.md").read_text()
+    code = text.split("```python\n# my_policies/fixed.py\n", 1)[1].split("```", 1)[0]
+    toml = text.split('[project.entry-points."autoscaler.policies"]\n', 1)[1].split("\n", 1)[0]
+    entry = toml.replace('"', "")
+    package = tmp_path / "plugins" / "my_policies"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "fixed.py").write_text(code)
+    info = tmp_path / "plugins" / "my_policies-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-policies\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[autoscaler.policies]\n{entry}\n")
+    sys.path.insert(0, str(tmp_path / "plugins"))
+    registry._registered.cache_clear()
+    registry.lookup.cache_clear()
+    try:
+        yield
+    finally:
+        sys.path.remove(str(tmp_path / "plugins"))
+        for name in ("my_policies", "my_policies.fixed"):
+            sys.modules.pop(name, None)
+        registry._registered.cache_clear()
+        registry.lookup.cache_clear()
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Settings read the environment; a developer's AUTOSCALER_* must not change what tests see.
@@ -307,6 +346,20 @@ def _no_leaked_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def states(mqtt: Mqtt, project: str, service: str) -> list[dict[str, Any]]:
     return mqtt.on(f"{project}/{service}/state")
+
+
+async def states_after(
+    mqtt: Mqtt, project: str, service: str, since: float, count: int = 3, within: float = 30
+) -> list[dict[str, Any]]:
+    """The first `count` states the service publishes after time `since`: rounds that came after
+    an event, never ones from before it."""
+
+    def fresh(m: Mqtt) -> list[dict[str, Any]] | None:
+        later = [s for s in states(m, project, service) if s["time"] > since]
+        return later[:count] if len(later) >= count else None
+
+    result: list[dict[str, Any]] = await mqtt.wait_for(fresh, within)
+    return result
 
 
 def events(mqtt: Mqtt, project: str, service: str, action: str) -> list[dict[str, Any]]:

@@ -8,10 +8,18 @@ import time
 from typing import Any
 
 import aiodocker
+import aiohttp
 import aiomqtt
 
 from autoscaler.app import App
-from tests.integration.conftest import Mqtt, events, reaches, settings_for, states
+from tests.integration.conftest import (
+    Mqtt,
+    events,
+    reaches,
+    settings_for,
+    states,
+    states_after,
+)
 
 # A replica may use 0.25 core (the fixture's default limit) and should average 50 % of it, so it
 # serves 125 millicores of demand: D millicores need ceil(D / 125) replicas.
@@ -114,9 +122,15 @@ async def test_containers_that_did_not_opt_in_and_templates_are_never_removed(
     await make_container("web", {}, number=3)
     await run_autoscaler()
 
-    await mqtt.wait_for(lambda m: any(s.get("desired") == 1 for s in states(m, project, "web")))
-    seen = await reaches(mqtt, project, "web", 2, hold=3)
-    assert seen[-1]["desired"] == 1
+    # Idle, the policy proposes 1 once the 2 s scale-down window has passed; the two containers
+    # Compose made bound that at 2. Then three more rounds, each of which would have acted.
+    bounded = await mqtt.wait_for(
+        lambda m: [s for s in states(m, project, "web") if "not clones" in s.get("reason", "")]
+    )
+    assert bounded[0]["desired"] == 2
+    decided = bounded[0]["time"]
+    later = await states_after(mqtt, project, "web", decided, 3)
+    assert [s["replicas"] for s in later] == [2] * len(later)
     assert await names(docker, project) == {f"{project}-web-{n}": "running" for n in (1, 2, 3)}
     assert not [e for e in mqtt.on(f"{project}/web/events") if e["Action"] == "scale_down"]
 
@@ -199,16 +213,29 @@ async def test_dry_run_decides_and_publishes_but_never_acts(
     make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, docker: Any, project: str
 ) -> None:
     load = make_load("web")
-    await make_container("web", WEB, load=load)
-    await run_autoscaler(dry_run=True)
+    # A cooldown that a decision which never happened must not start.
+    await make_container("web", WEB | {"autoscaler.scale-up.cooldown": "60s"}, load=load)
+    app = await run_autoscaler(dry_run=True)
     load.set(200)
     ups = await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"))
     assert ups[0]["dry_run"] is True
     assert ups[0]["Actor"]["Attributes"]["dry_run"] == "true"
     assert (ups[0]["from"], ups[0]["to"]) == (1, 2)
-    seen = await reaches(mqtt, project, "web", 1, hold=3)
-    assert seen[-1]["dry_run"] is True
+    # Every later round still wants 2 and says so: no cooldown, and the same decision is
+    # announced once, not every round.
+    later = await states_after(mqtt, project, "web", ups[0]["timeNano"] / 1e9, 4)
+    assert [(s["replicas"], s["desired"]) for s in later] == [(1, 2)] * len(later)
+    assert not [s for s in later if "cooldown" in s["reason"]], later
+    assert all(s["dry_run"] for s in later)
+    assert len(events(mqtt, project, "web", "scale_up")) == 1
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{app.api.port}/metrics") as response:
+            assert "autoscaler_actions_total{" not in await response.text()
     assert await names(docker, project) == {f"{project}-web-1": "running"}
+
+
+def busy(app: App) -> bool:
+    return any(c.busy for c in app.controllers.values())
 
 
 async def test_shutdown_finishes_the_scale_action_in_flight(
@@ -216,12 +243,58 @@ async def test_shutdown_finishes_the_scale_action_in_flight(
     project: str,
 ) -> None:  # fmt: skip
     await make_container("web", WEB | {"autoscaler.min": "3", "autoscaler.max": "3"})
-    app, stop = App(settings_for(docker_host, broker, project, mqtt.prefix)), asyncio.Event()
+    settings = settings_for(docker_host, broker, project, mqtt.prefix, clone_concurrency=1)
+    app, stop = App(settings), asyncio.Event()
     serving = asyncio.create_task(app.serve(stop))
     async with asyncio.timeout(30):
-        while not app._inflight:  # noqa: ASYNC110 - the test watches from outside
+        while not busy(app):  # noqa: ASYNC110 - the test watches from outside
             await asyncio.sleep(0.01)
-    stop.set()  # as SIGTERM does, while the two clones are being created and started
+    stop.set()  # as SIGTERM does, while the two clones are created and started one by one
     async with asyncio.timeout(30):
         await serving
     assert await names(docker, project) == {f"{project}-web-{n}": "running" for n in (1, 2, 3)}
+    # The action's event went out before the service said goodbye.
+    ups = await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"))
+    assert (ups[0]["from"], ups[0]["to"]) == (1, 3)
+
+
+async def test_shutdown_waits_for_an_action_no_longer_than_its_bound(
+    make_container: Any, make_load: Any, docker_host: str, broker: tuple[str, int], mqtt: Mqtt,
+    project: str,
+) -> None:  # fmt: skip
+    load = make_load("web")
+    # Replicas that ignore SIGTERM: a graceful stop of one waits its whole minute.
+    await make_container("web", WEB, load=load, stop_timeout=60, env={"IGNORE_TERM": "1"})
+    settings = settings_for(docker_host, broker, project, mqtt.prefix, shutdown_timeout=2.0)
+    app, stop = App(settings), asyncio.Event()
+    serving = asyncio.create_task(app.serve(stop))
+    try:
+        load.set(200)
+        await reaches(mqtt, project, "web", 2, hold=1)
+        load.set(0)
+        async with asyncio.timeout(30):
+            while not busy(app):  # noqa: ASYNC110 - the test watches from outside
+                await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        stopped = time.monotonic()
+        async with asyncio.timeout(60):
+            await serving
+    assert time.monotonic() - stopped < 2.0 + 3.0
+
+
+async def test_a_plugin_policy_cannot_break_the_bounds(
+    fixed_policy: None, make_container: Any, run_autoscaler: Any, mqtt: Mqtt, docker: Any,
+    project: str,
+) -> None:  # fmt: skip
+    # docs/policies.md's `Fixed` always proposes `count`; max is 2.
+    labels = {"autoscaler.enable": "true", "autoscaler.max": "2", "autoscaler.policy": "fixed",
+              "autoscaler.count": "5"}  # fmt: skip
+    await make_container("web", labels)
+    await run_autoscaler()
+    ups = await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"))
+    assert (ups[0]["from"], ups[0]["to"]) == (1, 2)
+    assert ups[0]["reason"] == "always 5; bound to max 2"
+    later = await states_after(mqtt, project, "web", ups[0]["timeNano"] / 1e9, 3)
+    assert {s["replicas"] for s in later} == {2}
+    assert len(await names(docker, project)) == 2

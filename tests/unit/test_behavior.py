@@ -1,23 +1,33 @@
-"""Stabilization windows, rate limits and cooldowns, as tables over a sequence of proposals."""
+"""Stabilization windows, rate limits, cooldowns and bounds, as tables over a sequence of
+proposals: the rules every policy's proposal goes through."""
 
 from __future__ import annotations
 
 import pytest
 
+from policies.base import Decision, PolicyInput, Proposal
 from policies.behavior import Behavior
 from policies.options import BehaviorOptions
+
+
+def decide(behavior: Behavior, current: int, proposal: int | None, now: float,
+           minimum: int = 1, maximum: int = 20) -> Decision:  # fmt: skip
+    inputs = PolicyInput(current, minimum, maximum, (), now)
+    return behavior.decide(inputs, Proposal(proposal, f"propose {proposal}"))
 
 
 def run(
     steps: list[tuple[float, int]], start: int = 4, **labels: str
 ) -> list[tuple[int, str | None]]:
-    """Feed (time, proposal) pairs; the count follows each decision. Returns (desired, bound)."""
+    """Feed (time, proposal) pairs; each decision is carried out at once, as the actuator
+    reports it. Returns (desired, bound)."""
     behavior = Behavior(BehaviorOptions.model_validate(labels))
     current, out = start, []
     for now, proposal in steps:
-        n = behavior.normalize(current, proposal, 1, 20, now)
-        out.append((n.desired, n.bound))
-        current = n.desired
+        decision = decide(behavior, current, proposal, now)
+        out.append((decision.desired, decision.bound))
+        behavior.record(now, current, decision.desired)
+        current = decision.desired
     return out
 
 
@@ -75,6 +85,54 @@ def test_cooldowns(
 
 def test_no_data_holds_but_bounds_still_apply() -> None:
     behavior = Behavior(BehaviorOptions())
-    assert behavior.normalize(4, None, 1, 10, 0).desired == 4
-    assert behavior.normalize(12, None, 1, 10, 0).desired == 10
-    assert behavior.normalize(12, 30, 1, 10, 0).bound == "max"
+    assert decide(behavior, 4, None, 0, maximum=10).desired == 4
+    assert decide(behavior, 12, None, 0, maximum=10).desired == 10
+    assert decide(behavior, 12, 30, 0, maximum=10).bound == "max"
+
+
+@pytest.mark.parametrize(
+    ("current", "proposal", "desired", "bound"),
+    [
+        pytest.param(2, 5, 2, "max", id="above-max"),
+        pytest.param(1, 0, 1, "min", id="below-min"),
+        pytest.param(2, 2, 2, None, id="at-max"),
+    ],
+)
+def test_any_proposal_is_bounded_by_min_and_max(
+    current: int, proposal: int, desired: int, bound: str | None
+) -> None:
+    # A plugin may propose anything; the bounds are not its to keep.
+    behavior = Behavior(BehaviorOptions.model_validate({"scale-down.stabilization": "0"}))
+    decision = decide(behavior, current, proposal, 0, minimum=1, maximum=2)
+    assert (decision.desired, decision.bound) == (desired, bound)
+
+
+def test_a_decision_that_was_never_carried_out_starts_no_cooldown_and_uses_no_rate() -> None:
+    labels = {"scale-up.cooldown": "60s", "scale-up.max-replicas": "2", "scale-up.max-percent": "0"}
+    behavior = Behavior(BehaviorOptions.model_validate(labels))
+    assert decide(behavior, 2, 4, 0).desired == 4  # decided, but paused or dry run: not recorded
+    later = decide(behavior, 2, 4, 5)
+    assert (later.desired, later.bound) == (4, None), later.reason
+    behavior.record(5, 2, 4)  # now it happened
+    held = decide(behavior, 4, 6, 20)  # the rate's 15 s period is over, the cooldown is not
+    assert (held.desired, held.bound) == (4, "cooldown")
+    assert "cooldown: 45s left of 60s" in held.reason
+
+
+def test_the_rate_counts_what_the_actuator_did_not_what_was_decided() -> None:
+    labels = {"scale-up.max-replicas": "4", "scale-up.max-percent": "0"}
+    behavior = Behavior(BehaviorOptions.model_validate(labels))
+    assert decide(behavior, 2, 6, 0).desired == 6
+    behavior.record(0, 2, 3)  # only one of four clones started
+    assert decide(behavior, 3, 6, 5).desired == 6  # 3 more fit within the 4 of this period
+    behavior.record(5, 3, 6)
+    assert decide(behavior, 6, 10, 10).desired == 6  # the period's 4 are used up
+
+
+def test_new_labels_keep_the_windows_and_actions_of_the_old_behaviour() -> None:
+    old = Behavior(BehaviorOptions.model_validate({"scale-up.cooldown": "60s"}))
+    decide(old, 2, 4, 0)
+    old.record(0, 2, 4)
+    new = Behavior(BehaviorOptions.model_validate({"scale-up.cooldown": "30s"}), previous=old)
+    assert decide(new, 4, 6, 10).bound == "cooldown"
+    assert decide(new, 4, 6, 31).desired == 6

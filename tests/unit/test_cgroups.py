@@ -36,7 +36,7 @@ def test_v2_with_the_systemd_driver(tmp_path: Path) -> None:
             f"sys/fs/cgroup/{unit}/memory.stat": "anon 4194304\nfile 6291456\ninactive_file 2097152\n",
         },
     )
-    files = locator.locate(42)
+    files = locator.locate(42, CID)
     assert files is not None
     assert files.v2
     assert files.read() == (2_500_000, 10485760 - 2097152)
@@ -55,7 +55,7 @@ def test_v1_with_the_cgroupfs_driver_and_controllers_mounted_together(tmp_path: 
             f"sys/fs/cgroup/memory/docker/{CID}/memory.stat": "cache 4096\ntotal_inactive_file 192000\n",
         },
     )
-    files = locator.locate(42)
+    files = locator.locate(42, CID)
     assert files is not None
     assert not files.v2
     assert files.read() == (123456789, 8000000)
@@ -74,7 +74,7 @@ def test_a_cgroup_namespace_root_is_joined_relative_to_the_mount(tmp_path: Path)
             "sys/fs/cgroup/child/memory.stat": "anon 0\n",
         },
     )
-    files = locator.locate(42)
+    files = locator.locate(42, CID)
     assert files is not None
     assert files.read() == (7000, 0)
     files.close()
@@ -82,5 +82,5 @@ def test_a_cgroup_namespace_root_is_joined_relative_to_the_mount(tmp_path: Path)
 
 def test_no_readable_cgroup_means_the_stats_api(tmp_path: Path) -> None:
     locator = lay_out(tmp_path, "", "0::/nowhere\n", {})
-    assert locator.locate(42) is None
-    assert locator.locate(0) is None
+    assert locator.locate(42, CID) is None
+    assert locator.locate(0, CID) is None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from autoscaler.errors import LabelError
-from autoscaler.labels import ServiceKey, parse, service_key
+from autoscaler.labels import ServiceKey, service_key
+from autoscaler.spec import parse
 
 KEY = ServiceKey("shop", "web")
 COMPOSE = {"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}

@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autoscaler.errors import LabelError
-from autoscaler.labels import ServiceKey, parse, service_key
+from autoscaler.labels import ServiceKey, service_key
+from autoscaler.spec import parse
 
 KNOWN = [
     "enable", "service", "min", "max", "policy", "paused", "cpu.target", "memory.target",

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from autoscaler.errors import LabelError
-from autoscaler.labels import ServiceKey, parse
+from autoscaler.labels import ServiceKey
+from autoscaler.spec import parse
 from policies import registry
 
 
@@ -19,7 +20,7 @@ def third_party(tmp_path: Path) -> Iterator[None]:
     (tmp_path / "always_two.py").write_text(
         "from typing import ClassVar\n"
         "from pydantic import Field\n"
-        "from policies.base import Decision\n"
+        "from policies.base import Proposal\n"
         "from policies.options import PolicyOptions\n"
         "class Options(PolicyOptions):\n"
         "    count: int = Field(default=2, alias='count', ge=1)\n"
@@ -27,23 +28,27 @@ def third_party(tmp_path: Path) -> Iterator[None]:
         "    name: ClassVar[str] = 'always-two'\n"
         "    Options = Options\n"
         "    def __init__(self, options): self.options = options\n"
-        "    def evaluate(self, inputs):\n"
-        "        return Decision(inputs.current, self.options.count, 'always')\n"
+        "    def propose(self, inputs):\n"
+        "        return Proposal(self.options.count, 'always')\n"
     )
     info = tmp_path / "always_two-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: always-two\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(
-        "[autoscaler.policies]\nalways-two = always_two:AlwaysTwo\n"
+        "[autoscaler.policies]\nalways-two = always_two:AlwaysTwo\nbroken = broken_plugin:Nope\n"
     )
+    (tmp_path / "broken_plugin.py").write_text("raise ImportError('a dependency is missing')\n")
     sys.path.insert(0, str(tmp_path))
     registry._registered.cache_clear()
+    registry.lookup.cache_clear()
     try:
         yield
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("always_two", None)
+        sys.modules.pop("broken_plugin", None)
         registry._registered.cache_clear()
+        registry.lookup.cache_clear()
 
 
 def test_the_built_ins() -> None:
@@ -67,6 +72,17 @@ def test_a_third_party_policy_is_found_by_its_entry_point_and_takes_its_own_labe
         parse(ServiceKey("standalone", "w"), labels | {"autoscaler.cpu.target": "50"})
     with pytest.raises(LabelError, match=r"autoscaler\.count='0'"):
         parse(ServiceKey("standalone", "w"), labels | {"autoscaler.count": "0"})
+    # The behaviour labels are every policy's, a plugin's too.
+    tuned = parse(ServiceKey("standalone", "w"), labels | {"autoscaler.scale-up.cooldown": "1m"})
+    assert tuned.behavior.up_cooldown == 60
+
+
+def test_a_policy_may_default_the_behaviour_labels_and_a_label_still_wins() -> None:
+    base = {"autoscaler.service": "w", "autoscaler.enable": "true", "autoscaler.max": "5",
+            "autoscaler.policy": "step", "autoscaler.cpu.target": "50"}  # fmt: skip
+    assert parse(ServiceKey("standalone", "w"), base).behavior.down_stabilization == 0
+    window = base | {"autoscaler.scale-down.stabilization": "2m"}
+    assert parse(ServiceKey("standalone", "w"), window).behavior.down_stabilization == 120
 
 
 @pytest.mark.parametrize(
@@ -82,4 +98,15 @@ def test_the_step_policy(cpu: float, current: int, desired: int) -> None:
 
     policy = registry.create("step", {"cpu.target": "50"})
     samples = tuple(ReplicaSample(f"c{i}", cpu) for i in range(current))
-    assert policy.evaluate(PolicyInput(current, 1, 10, samples, now=0.0)).desired == desired
+    assert policy.propose(PolicyInput(current, 1, 10, samples, now=0.0)).count == desired
+
+
+def test_a_plugin_that_does_not_load_is_an_error_of_the_services_that_chose_it(
+    third_party: None,
+) -> None:
+    labels = {"autoscaler.service": "w", "autoscaler.enable": "true", "autoscaler.max": "5"}
+    with pytest.raises(LabelError, match=r"autoscaler\.policy='broken'.*a dependency is missing"):
+        parse(ServiceKey("standalone", "w"), labels | {"autoscaler.policy": "broken"})
+    # The other policies, the plugin beside it included, are unaffected.
+    assert parse(ServiceKey("standalone", "w"), labels | {"autoscaler.policy": "always-two"})
+    assert parse(ServiceKey("standalone", "w"), labels | {"autoscaler.cpu.target": "50"})

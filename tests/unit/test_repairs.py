@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from autoscaler.inventory import Replica
-from autoscaler.labels import ServiceKey
-from autoscaler.repairs import Repairs, broken
+from autoscaler.labels import Replica, ServiceKey
+from autoscaler.repairs import CrashLoop, broken
 
 KEY = ServiceKey("shop", "web")
 
@@ -20,11 +19,14 @@ def replica(
     clone: bool = True,
     health: str | None = None,
     restart: str = "no",
+    retries: int = 0,
+    restarts: int = 0,
     exit_code: int = 0,
 ) -> Replica:
     inspect: dict[str, Any] = {
-        "HostConfig": {"RestartPolicy": {"Name": restart}},
+        "HostConfig": {"RestartPolicy": {"Name": restart, "MaximumRetryCount": retries}},
         "State": {"ExitCode": exit_code},
+        "RestartCount": restarts,
     }
     return Replica(
         id=name, name=name, key=KEY, labels={}, status=status, health=health, pid=1,
@@ -42,6 +44,9 @@ def replica(
         pytest.param(replica("a", "exited", exit_code=137), "a exited with code 137", id="died"),
         pytest.param(replica("a", "exited", restart="always", exit_code=1), None, id="restart-policy-owns-it"),
         pytest.param(replica("a", "exited", restart="on-failure", exit_code=0), "a exited with code 0", id="on-failure-after-a-clean-exit"),
+        pytest.param(replica("a", "exited", restart="on-failure", retries=3, restarts=1, exit_code=2), None, id="on-failure-still-retrying"),
+        pytest.param(replica("a", "exited", restart="on-failure", retries=3, restarts=3, exit_code=2), "a exited with code 2; its restart policy gave up after 3 restarts", id="on-failure-gave-up"),
+        pytest.param(replica("a", "exited", restart="on-failure", exit_code=2), None, id="on-failure-without-a-limit-retries-forever"),
         pytest.param(replica("a", "dead"), "a is dead", id="dead"),
         pytest.param(replica("a", health="unhealthy"), "a is unhealthy", id="unhealthy"),
         pytest.param(replica("a", "exited", clone=False), None, id="never-a-users-container"),
@@ -52,8 +57,8 @@ def test_broken(r: Replica, why: str | None) -> None:
 
 
 def test_orphans_are_removed_and_the_dead_replaced() -> None:
-    repair = Repairs().plan(
-        KEY, [replica("t", clone=False), replica("o", "created"), replica("d", "exited")], now=0
+    repair = CrashLoop().plan(
+        [replica("t", clone=False), replica("o", "created"), replica("d", "exited")], now=0
     )
     assert repair is not None
     assert [r.name for r in repair.remove] == ["o", "d"]
@@ -61,8 +66,8 @@ def test_orphans_are_removed_and_the_dead_replaced() -> None:
 
 
 def test_a_crash_loop_backs_off_exponentially_and_a_quiet_spell_resets_it() -> None:
-    repairs, dead = Repairs(), [replica("d", "exited")]
+    repairs, dead = CrashLoop(), [replica("d", "exited")]
     times = [0.0, 0.5, 1.0, 1.5, 3.0, 6.0, 7.0, 7.5, 400.0]
-    done = [t for t in times if repairs.plan(KEY, dead, t) is not None]
+    done = [t for t in times if repairs.plan(dead, t) is not None]
     # Repairs at 0, then waits of 1, 2 and 4 s; five quiet minutes start the streak over.
     assert done == [0.0, 1.0, 3.0, 7.0, 400.0]

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from policies import registry
-from policies.simulator import Model, Row, read_trace, simulate, write_timeline
+from policies.simulator import Model, Result, Row, read_trace, simulate, write_timeline
+
+
+def run(
+    trace: list[tuple[float, float]], name: str, labels: dict[str, str], model: Model
+) -> Result:
+    policy, behavior = registry.build(name, labels)
+    return simulate(trace, policy, model, behavior)
 
 
 def changes(rows: list[Row], field: str) -> list[tuple[float, int]]:
@@ -21,7 +28,7 @@ def changes(rows: list[Row], field: str) -> list[tuple[float, int]]:
 def test_a_step_is_decided_in_the_next_report_and_served_after_start_up() -> None:
     # 1.0 core needs 2 replicas (0.5 core each at the 50 % target); 1.8 cores need 4.
     trace = [(0, 1.0), (20, 1.8), (60, 1.8)]
-    result = simulate(trace, registry.create("target-tracking", {"cpu.target": "50"}), Model())
+    result = run(trace, "target-tracking", {"cpu.target": "50"}, Model())
     # The report at 20 covers [15, 20): the old demand. The one at 25 sees 90 % per replica.
     assert changes(result.timeline, "replicas") == [(0, 2), (25, 4)]
     assert changes(result.timeline, "ready") == [(0, 2), (35, 4)]
@@ -38,7 +45,7 @@ def test_a_step_is_decided_in_the_next_report_and_served_after_start_up() -> Non
 def test_a_drop_waits_for_the_scale_down_window() -> None:
     trace = [(0, 1.8), (30, 1.0), (120, 1.0)]
     labels = {"cpu.target": "50", "scale-down.stabilization": "30s"}
-    result = simulate(trace, registry.create("target-tracking", labels), Model())
+    result = run(trace, "target-tracking", labels, Model())
     # Proposals of 4 stand until 30 s after the last one (t=30): down to 2 at 60.
     assert changes(result.timeline, "replicas") == [(0, 4), (60, 2)]
     assert result.summary is not None
@@ -48,7 +55,7 @@ def test_a_drop_waits_for_the_scale_down_window() -> None:
 def test_saturated_replicas_take_more_than_one_decision() -> None:
     # 3 cores on 2 replicas: each is pegged at 100 %, which only says "at least double".
     trace = [(0, 1.0), (20, 3.0), (120, 3.0)]
-    result = simulate(trace, registry.create("hpa", {"cpu.target": "50"}), Model())
+    result = run(trace, "hpa", {"cpu.target": "50"}, Model())
     # New replicas serve from 35; the report at 40 sees 4 x 75 %: 6.
     assert changes(result.timeline, "replicas") == [(0, 2), (25, 4), (40, 6)]
     assert result.summary is not None
@@ -58,7 +65,7 @@ def test_saturated_replicas_take_more_than_one_decision() -> None:
 def test_replicas_stay_within_min_and_max() -> None:
     trace = [(0, 0.1), (10, 9.0), (100, 9.0)]
     model = Model(minimum=2, maximum=5)
-    result = simulate(trace, registry.create("step", {"cpu.target": "50"}), model)
+    result = run(trace, "step", {"cpu.target": "50"}, model)
     replicas = [row.replicas for row in result.timeline]
     assert min(replicas) == 2
     assert max(replicas) == 5

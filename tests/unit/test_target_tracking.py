@@ -5,7 +5,21 @@ from __future__ import annotations
 import pytest
 
 from policies import registry
-from policies.base import PolicyInput, ReplicaSample
+from policies.base import Decision, PolicyInput, ReplicaSample
+from policies.behavior import Behavior
+
+
+class Governed:
+    """A policy under the behaviour rules, as the service's controller runs it."""
+
+    def __init__(self, name: str, labels: dict[str, str]) -> None:
+        self.policy, options = registry.build(name, labels)
+        self.behavior = Behavior(options)
+
+    def evaluate(self, inputs: PolicyInput) -> Decision:
+        decision = self.behavior.decide(inputs, self.policy.propose(inputs))
+        self.behavior.record(inputs.now, decision.current, decision.desired)
+        return decision
 
 
 def samples(*cpu: float | None, not_ready: int = 0) -> tuple[ReplicaSample, ...]:
@@ -26,7 +40,7 @@ def decide(
 ) -> int:
     # The HPA's own rules, one evaluation at a time: no window, no noise band to learn.
     labels = {"cpu.target": "50", "scale-down.stabilization": "0", "noise-band": "0", **labels}
-    policy = registry.create("target-tracking", labels)
+    policy = Governed("target-tracking", labels)
     decision = policy.evaluate(PolicyInput(current, minimum, maximum, cpu, now=0.0))
     return decision.desired
 
@@ -75,11 +89,11 @@ def test_the_tolerance_is_a_label() -> None:
 
 
 def test_min_and_max_bound_the_proposal_and_say_so() -> None:
-    policy = registry.create("target-tracking", {"cpu.target": "50", "noise-band": "0"})
+    policy = Governed("target-tracking", {"cpu.target": "50", "noise-band": "0"})
     up = policy.evaluate(PolicyInput(2, 1, 3, samples(200.0, 200.0), now=0.0))
     assert (up.proposal, up.desired, up.bound) == (8, 3, "max")
     assert "bound to max 3" in up.reason
-    policy = registry.create(
+    policy = Governed(
         "target-tracking", {"cpu.target": "50", "scale-down.stabilization": "0", "noise-band": "0"}
     )
     down = policy.evaluate(PolicyInput(4, 3, 10, samples(1.0, 1.0, 1.0, 1.0), now=0.0))
@@ -87,7 +101,7 @@ def test_min_and_max_bound_the_proposal_and_say_so() -> None:
 
 
 def test_memory_target_takes_the_larger_proposal() -> None:
-    policy = registry.create(
+    policy = Governed(
         "target-tracking", {"cpu.target": "50", "memory.target": "40", "noise-band": "0"}
     )
     sample = (ReplicaSample("a", 50.0, memory=80.0), ReplicaSample("b", 50.0, memory=80.0))
@@ -97,7 +111,7 @@ def test_memory_target_takes_the_larger_proposal() -> None:
 
 
 def test_a_decision_lists_the_samples_it_ignored_and_why() -> None:
-    policy = registry.create("target-tracking", {"cpu.target": "50", "noise-band": "0"})
+    policy = Governed("target-tracking", {"cpu.target": "50", "noise-band": "0"})
     decision = policy.evaluate(PolicyInput(2, 1, 10, samples(50.0, not_ready=1), now=0.0))
     assert decision.ignored == {"s0": "health starting"}
 
@@ -107,15 +121,13 @@ def test_memory_as_a_guard_never_scales_up_but_holds_a_scale_down() -> None:
     labels["scale-down.stabilization"] = "0"
     # Memory at 80 % of a 40 % target would want 8, but a guard does not scale up.
     busy_memory = (ReplicaSample("a", 50.0, memory=80.0), ReplicaSample("b", 50.0, memory=80.0))
-    decision = registry.create("target-tracking", labels).evaluate(
+    decision = Governed("target-tracking", labels).evaluate(
         PolicyInput(4, 1, 10, busy_memory + busy_memory, now=0.0)
     )
     assert decision.desired == 4
     # Idle CPU wants 1, but memory per replica would then be 4 x 30 % = 120 %: held at 3.
     idle = tuple(ReplicaSample(f"c{i}", 5.0, memory=30.0) for i in range(4))
-    decision = registry.create("target-tracking", labels).evaluate(
-        PolicyInput(4, 1, 10, idle, now=0.0)
-    )
+    decision = Governed("target-tracking", labels).evaluate(PolicyInput(4, 1, 10, idle, now=0.0))
     assert decision.desired == 3
     assert "memory guard" in decision.reason
 
@@ -125,7 +137,7 @@ class TestNoiseBand:
 
     @staticmethod
     def run(cpu_by_round: list[float], replicas: int = 4) -> list[int]:
-        policy = registry.create("target-tracking", {"cpu.target": "50"})
+        policy = Governed("target-tracking", {"cpu.target": "50"})
         counts = []
         for i, cpu in enumerate(cpu_by_round):
             samples = tuple(ReplicaSample(f"c{n}", cpu) for n in range(replicas))
@@ -144,7 +156,7 @@ class TestNoiseBand:
         import random
 
         rng = random.Random(1)
-        policy = registry.create("hpa", {"cpu.target": "50"})
+        policy = Governed("hpa", {"cpu.target": "50"})
         moved = 0
         for i in range(300):
             cpu = 50 * (1 + rng.uniform(-0.2, 0.2))
@@ -161,3 +173,48 @@ class TestNoiseBand:
 
     def test_while_the_noise_is_unknown_a_move_needs_two_estimates_in_a_row(self) -> None:
         assert self.run([90.0, 50.0, 90.0, 90.0]) == [4, 4, 4, 8]
+
+
+@pytest.mark.parametrize(
+    ("current", "cpu", "desired"),
+    [
+        # utilisation / target exactly 1 + tolerance or 1 - tolerance is still within the band.
+        pytest.param(3, 55.0, 3, id="upper-edge-holds"),
+        pytest.param(10, 45.0, 10, id="lower-edge-holds"),
+        pytest.param(3, 55.5, 4, id="past-the-upper-edge-scales-up"),
+        pytest.param(10, 44.5, 9, id="past-the-lower-edge-scales-down"),
+    ],
+)
+def test_the_tolerance_band_includes_its_edges(current: int, cpu: float, desired: int) -> None:
+    assert decide(current, samples(*[cpu] * current)) == desired
+
+
+def test_a_memory_guard_holds_a_scale_down_but_never_turns_it_into_a_scale_up() -> None:
+    labels = {"cpu.target": "50", "memory.target": "40", "memory.mode": "guard", "noise-band": "0"}
+    labels["scale-down.stabilization"] = "0"
+    # CPU wants 1; memory at 80 % of a 40 % target would want 8: the guard holds at 4, no more.
+    busy_memory = tuple(ReplicaSample(f"c{i}", 5.0, memory=80.0) for i in range(4))
+    decision = Governed("target-tracking", labels).evaluate(PolicyInput(4, 1, 10, busy_memory, 0.0))
+    assert decision.desired == 4
+    assert "memory guard" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("age", "desired"),
+    [
+        # A replica in its warm-up counts as idle when scaling up: 1 busy + 1 idle = 50 %: hold.
+        pytest.param(5.0, 2, id="warming-up-counts-as-idle"),
+        # Past its warm-up its sample counts: 2 x 100 % of a 50 % target = 4.
+        pytest.param(11.0, 4, id="warmed-up-counts"),
+    ],
+)
+def test_a_new_replicas_sample_counts_only_after_its_warm_up(age: float, desired: int) -> None:
+    now = 1000.0
+    busy = (
+        ReplicaSample("old", 100.0, started_at=now - 600),
+        ReplicaSample("new", 100.0, started_at=now - age),
+    )
+    labels = {"cpu.target": "50", "noise-band": "0", "warmup": "10s"}
+    decision = Governed("target-tracking", labels).evaluate(PolicyInput(2, 1, 10, busy, now))
+    assert decision.desired == desired
+    assert ("new" in decision.ignored) == (age < 10)

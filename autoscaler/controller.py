@@ -1,0 +1,357 @@
+"""One controller per service: its spec, decision history, behaviour state, in-flight action,
+backoffs and last state all live here, and nowhere else.
+
+Every interval, when nothing of the service's is in flight, `step` runs:
+
+    labels wrong, or no template ──────────────────────────────► ERROR (reported once, skipped)
+    none of the service's own containers runs ─────────────────► STOPPED (its owner stopped it)
+    the last action failed, its backoff not over ──────────────► BACKOFF (2, 4, ... 60 s)
+    broken clones ──(crash-loop backoff allows)──► repair ─────► REPAIRING ─► guarded runner
+    policy.propose ─► Behavior.decide ─► Decision
+        no change ──────────────────────────────────────────────► HOLDING
+        paused ─────────────────────────────────────────────────► PAUSED (says what it would do)
+        dry run ──(a decision not announced yet)─► scale event ─► HOLDING
+        otherwise ─► actuator.scale_to ────────────────────────► SCALING ─► guarded runner
+
+The guarded runner is the one way a side effect runs: its result is recorded (a scale action in
+the behaviour's rate limits and cooldowns, from what the actuator reports, never from what was
+decided), the view is refreshed, and any error, expected or not, becomes an error event and a
+backoff. Nothing escapes into the TaskGroup, whichever kind of action it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from autoscaler.actuator import Actuator, ScaleResult
+from autoscaler.api import Metrics
+from autoscaler.backoff import Backoff
+from autoscaler.collector import Sample
+from autoscaler.engine import engine_errors
+from autoscaler.errors import AutoscalerError, InternalError
+from autoscaler.labels import Replica, ServiceKey, counted, template_of
+from autoscaler.notifier import Notifier
+from autoscaler.repairs import CrashLoop, Repair, broken
+from autoscaler.spec import ServiceSpec, own_labels, parse
+from autoscaler.state import Evaluation, Phase, ServiceState
+from policies.base import Direction, Policy, PolicyInput, ReplicaSample
+from policies.behavior import Behavior
+
+logger = logging.getLogger(__name__)
+
+HISTORY = 50
+"""Evaluations kept per service, for /status and `autoscaler explain`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every controller shares: the engine's writer, the view, the outside world."""
+
+    actuator: Actuator
+    refresh: Callable[[str], Awaitable[object]]
+    """Re-inspect one container into the view."""
+    view: Callable[[ServiceKey], list[Replica]]
+    """The service's replicas as the view has them now."""
+    notifier: Notifier
+    metrics: Metrics
+    dry_run: bool
+    instance: Callable[[], str | None]
+    now: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+
+
+class Controller:
+    def __init__(self, key: ServiceKey, context: Context) -> None:
+        self.key = key
+        self._ctx = context
+        self.spec: ServiceSpec | None = None
+        self._policy: Policy | None = None
+        self._behavior: Behavior | None = None
+        self._error: str | None = None
+        self._announced: tuple[int, int] | None = None  # dry run: the last decision told
+        self.history: deque[Evaluation] = deque(maxlen=HISTORY)
+        self.inflight: asyncio.Task[None] | None = None
+        self._failures = Backoff(start=2.0, cap=60.0)
+        self._crash_loop = CrashLoop()
+        self._sources: dict[str, str] = {}  # container id -> the sampler that read it
+        self.state: ServiceState | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.inflight is not None
+
+    def step(
+        self, tg: asyncio.TaskGroup, replicas: Sequence[Replica], samples: Mapping[str, Sample]
+    ) -> None:
+        """One round for this service; starts at most one action, in `tg`, and never raises."""
+        if self.busy:
+            return
+        try:
+            self._step(tg, replicas, samples)
+        except Exception as exc:
+            # A bug for one service must not stop the others.
+            logger.exception("%s: unexpected error while evaluating", self.key)
+            self._fault(InternalError(str(self.key), "evaluating", exc))
+
+    def _step(
+        self, tg: asyncio.TaskGroup, replicas: Sequence[Replica], samples: Mapping[str, Sample]
+    ) -> None:
+        self._sources = {r.id: samples[r.id].source for r in replicas if r.id in samples}
+        try:
+            spec = self._spec_for(replicas)
+        except AutoscalerError as exc:
+            if str(exc) != self._error:
+                logger.error("%s; skipping this service until it is fixed", exc)
+                self._fault(exc)
+            self._error = str(exc)
+            self._show(Phase.ERROR, replicas, None, None, str(exc), error=str(exc))
+            return
+        if self._error is not None:
+            logger.info("%s: labels are valid again", self.key)
+            self._error = None
+        if not any(r.running for r in replicas if not r.is_clone):
+            # Stopped by its owner (`docker compose stop`, or still being created): cloning it
+            # back to life would fight them.
+            reason = "no container of the service's own is running: not scaling"
+            self._show(Phase.STOPPED, replicas, spec, None, reason)
+            return
+        monotonic = self._ctx.monotonic()
+        if not self._failures.ready(monotonic):
+            reason = f"the last action failed; next try in {self._failures.left(monotonic):.0f}s"
+            self._show(Phase.BACKOFF, replicas, spec, None, reason)
+            return
+        if not self._ctx.dry_run and any(broken(r) for r in replicas):
+            self._repair(tg, spec, replicas, monotonic)
+            return
+
+        evaluation = self._evaluate(spec, replicas, samples)
+        decision = evaluation.decision
+        if decision.direction is Direction.NONE:
+            self._show(Phase.HOLDING, replicas, spec, evaluation, decision.reason)
+        elif spec.paused:
+            self._show(
+                Phase.PAUSED, replicas, spec, evaluation, f"paused; would: {decision.reason}"
+            )
+        elif self._ctx.dry_run:
+            logger.info("%s: dry run: would scale %d -> %d: %s", self.key,
+                        decision.current, decision.desired, decision.reason)  # fmt: skip
+            if self._announced != (decision.current, decision.desired):
+                self._announced = (decision.current, decision.desired)
+                self._announce(spec, evaluation, None)
+            self._show(Phase.HOLDING, replicas, spec, evaluation, f"dry run; {decision.reason}")
+        else:
+            logger.info("%s: %d -> %d: %s", self.key,
+                        decision.current, decision.desired, decision.reason)  # fmt: skip
+            self._show(Phase.SCALING, replicas, spec, evaluation, decision.reason)
+            self._run(tg, "scaling", self._scale(spec, replicas, evaluation))
+
+    def _spec_for(self, replicas: Sequence[Replica]) -> ServiceSpec:
+        """The spec from the template's labels, parsed again only when they change; a new spec
+        brings a new policy, and a behaviour that carries the old one's windows over."""
+        all_labels = template_of(self.key, replicas).labels
+        if self.spec is not None and dict(self.spec.labels) == own_labels(all_labels):
+            return self.spec
+        spec = parse(self.key, all_labels)
+        self._policy = spec.new_policy()
+        self._behavior = Behavior(spec.behavior, previous=self._behavior)
+        self.spec = spec
+        return spec
+
+    def _evaluate(
+        self, spec: ServiceSpec, replicas: Sequence[Replica], samples: Mapping[str, Sample]
+    ) -> Evaluation:
+        assert self._policy is not None and self._behavior is not None
+        observed = replica_samples(replicas, samples)
+        now = self._ctx.now()
+        inputs = PolicyInput(len(observed), spec.minimum, spec.maximum, observed, now)
+        decision = self._behavior.decide(inputs, self._policy.propose(inputs))
+        own = sum(1 for r in counted(replicas) if not r.is_clone)
+        if decision.desired < own:
+            # The user's containers are theirs: a service Compose runs 3 of never goes below 3.
+            step = f"{own} of its containers are not clones: never removed"
+            reason = f"{decision.reason}; {step}"
+            steps = (*decision.steps, step)
+            decision = replace(decision, desired=own, bound="own", reason=reason, steps=steps)
+        logger.debug("%s: %d -> %d: %s", self.key, decision.current, decision.desired,
+                     decision.reason)  # fmt: skip
+        evaluation = Evaluation(now, decision, observed, {r.id: r.name for r in replicas})
+        self.history.append(evaluation)
+        self._ctx.metrics.evaluated(self.key, evaluation)
+        return evaluation
+
+    def _repair(
+        self, tg: asyncio.TaskGroup, spec: ServiceSpec, replicas: Sequence[Replica], now: float
+    ) -> None:
+        """Mend broken clones when the crash-loop backoff allows. While any are broken the
+        service's size is not decided, or a scale-up would sidestep the backoff."""
+        repair = self._crash_loop.plan(replicas, now)
+        if repair is None:
+            reason = "broken clones: waiting out the crash-loop backoff to replace them"
+            self._show(Phase.REPAIRING, replicas, spec, None, reason)
+            return
+        logger.warning("%s: repairing: %s", self.key, "; ".join(repair.reasons))
+        self._show(Phase.REPAIRING, replicas, spec, None, "repairing: " + "; ".join(repair.reasons))
+        self._run(tg, "repairing", self._mend(replicas, repair))
+
+    # -- the guarded runner and the actions it runs ---------------------------------------------
+
+    def _run(
+        self, tg: asyncio.TaskGroup, doing: str, action: Coroutine[Any, Any, ScaleResult]
+    ) -> None:
+        self.inflight = tg.create_task(self._guarded(doing, action), name=f"{doing} {self.key}")
+
+    async def _guarded(self, doing: str, action: Coroutine[Any, Any, ScaleResult]) -> None:
+        errors: list[AutoscalerError] = []
+        try:
+            result = await action
+            errors += result.errors
+            with engine_errors(f"refreshing the view after {doing}", service=str(self.key)):
+                for container_id in result.created + result.removed:
+                    await self._ctx.refresh(container_id)
+        except AutoscalerError as exc:
+            errors.append(exc)
+        except Exception as exc:
+            logger.exception("%s: unexpected error while %s", self.key, doing)
+            errors.append(InternalError(str(self.key), doing, exc))
+        finally:
+            self.inflight = None
+        for error in errors:
+            logger.error("%s", error)
+            self._fault(error)
+        replicas = self._ctx.view(self.key)
+        if errors:
+            self._failures.failed(self._ctx.monotonic())
+            reason = f"{doing} failed; next try in {self._failures.wait:.0f}s: {errors[0]}"
+            logger.warning("%s: %s", self.key, reason)
+            self._show(Phase.BACKOFF, replicas, self.spec, self._last, reason, error=str(errors[0]))
+        else:
+            self._failures.succeeded()
+            reason = self._last.decision.reason if self._last else f"done {doing}"
+            self._show(Phase.HOLDING, replicas, self.spec, self._last, reason)
+
+    async def _scale(
+        self, spec: ServiceSpec, replicas: Sequence[Replica], evaluation: Evaluation
+    ) -> ScaleResult:
+        target = evaluation.decision.desired
+        result = await self._ctx.actuator.scale_to(self.key, replicas, target)
+        assert self._behavior is not None
+        self._behavior.record(self._ctx.now(), result.before, result.after)
+        self._announce(spec, evaluation, result)
+        logger.info("%s: scaled %d -> %d in %.2fs", self.key, result.before, result.after,
+                    result.seconds)  # fmt: skip
+        return result
+
+    async def _mend(self, replicas: Sequence[Replica], repair: Repair) -> ScaleResult:
+        result = await self._ctx.actuator.repair(self.key, replicas, repair.remove, repair.replace)
+        names = {r.id: r.name for r in repair.remove}
+        self._ctx.notifier.event(
+            self.key,
+            "repair",
+            {"removed": len(result.removed), "created": len(result.created)},
+            removed=[names.get(i, i[:12]) for i in result.removed],
+            created=len(result.created),
+            reason="; ".join(repair.reasons),
+        )
+        return result
+
+    # -- what the world is told ----------------------------------------------------------------
+
+    def _announce(
+        self, spec: ServiceSpec, evaluation: Evaluation, result: ScaleResult | None
+    ) -> None:
+        """A scale event: what the actuator did, or (dry run, `result` None) what it would do."""
+        decision = evaluation.decision
+        after = decision.desired if result is None else result.after
+        if after == decision.current:
+            return
+        action = "scale_up" if after > decision.current else "scale_down"
+        attributes: dict[str, Any] = {"policy": spec.policy_name, "from": decision.current,
+                                      "to": after}  # fmt: skip
+        if result is None:
+            attributes["dry_run"] = "true"
+        else:
+            self._ctx.metrics.acted(self.key, action)
+        self._ctx.notifier.event(
+            self.key,
+            action,
+            attributes,
+            **{"from": decision.current, "to": after, "desired": decision.desired},
+            reason=decision.reason,
+            dry_run=result is None,
+        )
+
+    def _fault(self, exc: AutoscalerError) -> None:
+        self._ctx.metrics.failed(self.key, exc)
+        self._ctx.notifier.error(self.key, exc)
+
+    @property
+    def _last(self) -> Evaluation | None:
+        return self.history[-1] if self.history else None
+
+    def _show(
+        self,
+        phase: Phase,
+        replicas: Sequence[Replica],
+        spec: ServiceSpec | None,
+        evaluation: Evaluation | None,
+        reason: str,
+        *,
+        error: str | None = None,
+    ) -> None:
+        """Build the service's state, keep it, and publish it (retained). The one place a
+        state is made."""
+        live = counted(replicas)
+        sources = sorted({s for r in live if (s := self._sources.get(r.id))})
+        self.state = ServiceState(
+            project=self.key.project,
+            service=self.key.service,
+            phase=phase,
+            replicas=len(live),
+            containers=tuple(sorted(r.name for r in live)),
+            reason=reason,
+            time=self._ctx.now(),
+            instance=self._ctx.instance(),
+            dry_run=self._ctx.dry_run,
+            desired=evaluation.decision.desired if evaluation else None,
+            minimum=spec.minimum if spec else None,
+            maximum=spec.maximum if spec else None,
+            policy=spec.policy_name if spec else None,
+            paused=spec.paused if spec else None,
+            cpu=evaluation.cpu if evaluation else None,
+            memory=evaluation.memory if evaluation else None,
+            sampler="+".join(sources) or None,
+            error=error,
+        )
+        self._ctx.notifier.state(self.key, self.state.to_dict())
+
+
+def replica_samples(
+    replicas: Sequence[Replica], samples: Mapping[str, Sample]
+) -> tuple[ReplicaSample, ...]:
+    """What the policy sees of each counted replica; a replica it must not trust says why."""
+    out = []
+    for replica in counted(replicas):
+        sample = samples.get(replica.id)
+        # A replica without a reading yet is ready but missing: the policy decides what that means.
+        note = ""
+        if replica.status != "running":
+            note = replica.status
+        elif replica.health in ("starting", "unhealthy"):
+            note = f"health {replica.health}"
+        out.append(
+            ReplicaSample(
+                container_id=replica.id,
+                cpu=sample.cpu if sample else None,
+                memory=sample.memory if sample else None,
+                ready=not note,
+                note=note,
+                started_at=replica.started_at,
+            )
+        )
+    return tuple(out)

@@ -1,0 +1,105 @@
+"""What a service's controller shows the world: each evaluation with its inputs, and one typed
+state object that MQTT, `/status`, `/metrics` and `autoscaler explain` all read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from statistics import fmean
+from typing import Any
+
+from policies.base import Decision, ReplicaSample
+
+
+class Phase(StrEnum):
+    """What a service's controller is doing; see the state machine in controller.py."""
+
+    HOLDING = "holding"
+    SCALING = "scaling"
+    REPAIRING = "repairing"
+    BACKOFF = "backoff"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    """None of the service's own containers runs: its owner stopped it; not scaled."""
+    ERROR = "error"
+    """Its labels or template are wrong: skipped until they are fixed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    at: float
+    decision: Decision
+    samples: tuple[ReplicaSample, ...]
+    names: Mapping[str, str]
+    """container id -> name, to explain decisions in names people know."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision with its inputs, as `/status` and `autoscaler explain` show it."""
+        d = self.decision
+        return {
+            "time": self.at,
+            "from": d.current,
+            "to": d.desired,
+            "proposal": d.proposal,
+            "stabilized": d.stabilized,
+            "bound": d.bound,
+            "reason": d.reason,
+            "steps": list(d.steps),
+            "metrics": dict(d.metrics),
+            "samples": [
+                {
+                    "container": self.names.get(s.container_id, s.container_id[:12]),
+                    "cpu": s.cpu,
+                    "memory": s.memory,
+                    "counted": s.container_id not in d.ignored,
+                    "why_not": d.ignored.get(s.container_id),
+                }
+                for s in self.samples
+            ],
+        }
+
+    @property
+    def cpu(self) -> float | None:
+        return _mean(s.cpu for s in self.samples if s.ready)
+
+    @property
+    def memory(self) -> float | None:
+        return _mean(s.memory for s in self.samples if s.ready)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    """One service as it stands after its controller's latest step."""
+
+    project: str
+    service: str
+    phase: Phase
+    replicas: int
+    containers: tuple[str, ...]
+    reason: str
+    time: float
+    instance: str | None
+    dry_run: bool
+    desired: int | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    policy: str | None = None
+    paused: bool | None = None
+    cpu: float | None = None
+    memory: float | None = None
+    sampler: str | None = None
+    """Which sampler served the replicas: cgroup (the fast path), api, or both."""
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form: MQTT's retained state and `/status`."""
+        out = asdict(self)
+        out["containers"] = list(self.containers)
+        out["min"], out["max"] = out.pop("minimum"), out.pop("maximum")
+        return out
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return fmean(present) if present else None
