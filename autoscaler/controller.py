@@ -49,7 +49,7 @@ HISTORY = 50
 """Evaluations kept per service, for /status and `autoscaler explain`."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Context:
     """What every controller shares: the engine's writer, the view, the outside world."""
 
@@ -113,7 +113,7 @@ class Controller:
             self._show(Phase.ERROR, replicas, None, None, str(exc), error=str(exc))
             return
         if self._error is not None:
-            logger.info("%s: labels are valid again", self.key)
+            logger.info("%s: its error is fixed; scaling it again", self.key)
             self._error = None
         if not any(r.running for r in replicas if not r.is_clone):
             # Stopped by its owner (`docker compose stop`, or still being created): cloning it

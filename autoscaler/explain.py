@@ -35,10 +35,11 @@ def render(status: dict[str, Any], last: int) -> str:
     for name, service in status["services"].items():
         state = service["state"]
         head = f"{name}: {state.get('replicas')} replicas"
-        if "min" in state:
+        if state.get("min") is not None:
             head += f" (min {state['min']}, max {state['max']}), policy {state['policy']}"
-        if state.get("paused"):
-            head += ", PAUSED"
+        head += f", {state.get('phase', '?')}"
+        if state.get("sampler"):
+            head += f", sampled by {state['sampler']}"
         if state.get("error"):
             head += f"\n  error: {state['error']}"
         lines.append(head)

@@ -4,9 +4,13 @@ of a scale-up, an engine restart, a broker outage, names taken, creates refused.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import signal
+import socket
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +20,30 @@ import aiomqtt
 import pytest
 
 from autoscaler.app import App
+from autoscaler.labels import timestamp
 from autoscaler.settings import MqttSettings
-from tests.integration.conftest import Mqtt, control, events, reaches, states
+from tests.integration.conftest import Mqtt, control, events, reaches, states, states_after
 from tests.integration.test_scaling import WEB, names
 
 TWO = WEB | {"autoscaler.min": "2"}
+
+
+@contextlib.asynccontextmanager
+async def engine_events(
+    docker: aiodocker.Docker, project: str, action: str
+) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+    """The engine's `action` events for the project's containers, from now on, as they happen."""
+    since = f"{timestamp((await docker.system.info())['SystemTime']):.6f}"
+    filters = {"label": [f"com.docker.compose.project={project}"], "event": [action]}
+    params = {"since": since, "filters": json.dumps(filters)}
+    forever = docker._resolve_long_running_timeout(None)
+    async with docker._query("events", params=params, timeout=forever) as response, response:
+
+        async def each() -> AsyncIterator[dict[str, Any]]:
+            async for line in response.content:
+                yield json.loads(line)
+
+        yield each()
 
 
 def running(app: App, project: str, service: str = "web") -> int:
@@ -91,7 +114,9 @@ async def test_an_oom_kill_is_published_and_the_clone_replaced(
     assert ooms[0]["Actor"]["Attributes"]["container"] == f"{project}-web-2"
     repairs = await mqtt.wait_for(lambda m: events(m, project, "web", "repair"))
     assert "out of memory" in repairs[0]["reason"]
-    await reaches(mqtt, project, "web", 2)
+    assert (repairs[0]["removed"], repairs[0]["created"]) == ([f"{project}-web-2"], 1)
+    later = await states_after(mqtt, project, "web", repairs[0]["timeNano"] / 1e9, 1)
+    assert later[0]["containers"] == [f"{project}-web-1", f"{project}-web-3"]
 
 
 async def test_clones_left_created_but_not_started_are_removed(
@@ -122,21 +147,19 @@ async def test_killed_in_the_middle_of_a_scale_up_a_restarted_autoscaler_converg
     project: str,
 ) -> None:
     load = make_load("web")
-    one_at_a_time = {
-        "autoscaler.scale-up.max-replicas": "1",
-        "autoscaler.scale-up.max-percent": "0",
-        "autoscaler.scale-up.period": "1s",
-    }
-    await make_container("web", WEB | one_at_a_time, load=load)
-    first = await spawn_autoscaler()
+    await make_container("web", WEB, load=load)
+    # One clone at a time, so a scale-up of 1 -> 4 is three creates and starts in a row.
+    first = await spawn_autoscaler(AUTOSCALER_CLONE_CONCURRENCY="1")
     try:
-        load.set(1000)  # needs 8, max 4: one clone at a time (rate limit 1)
-        await mqtt.wait_for(
-            lambda m: any(s.get("replicas", 0) >= 2 for s in states(m, project, "web"))
-        )
+        async with engine_events(docker, project, "create") as created:
+            load.set(1000)  # needs 8, max 4: one action, 1 -> 4
+            await anext(created)  # the first clone of the action exists: kill in the middle
+            first.send_signal(signal.SIGKILL)
     finally:
         first.send_signal(signal.SIGKILL)
         await first.wait()
+    cut_short = await names(docker, project)
+    assert len(cut_short) < 4, cut_short  # the kill did land in the middle of the action
     second = await spawn_autoscaler()
     try:
         await reaches(mqtt, project, "web", 4, within=60)
@@ -148,9 +171,15 @@ async def test_killed_in_the_middle_of_a_scale_up_a_restarted_autoscaler_converg
 
 
 async def test_an_engine_restart_is_survived_and_nothing_acts_while_it_is_down(
-    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, docker: aiodocker.Docker, project: str
+    make_container: Any,
+    make_load: Any,
+    run_autoscaler: Any,
+    mqtt: Mqtt,
+    docker: aiodocker.Docker,
+    project: str,
 ) -> None:
-    await make_container("web", WEB)
+    load = make_load("web")
+    await make_container("web", WEB, load=load)
     app = await run_autoscaler()
     await reaches(mqtt, project, "web", 1)
     ready = f"http://127.0.0.1:{app.api.port}/readyz"
@@ -171,9 +200,17 @@ async def test_an_engine_restart_is_survived_and_nothing_acts_while_it_is_down(
         await app.inventory.ready.wait()
     async with aiohttp.ClientSession() as http, http.get(ready) as response:
         assert response.status == 200
-    # The engine stopped the template; started again, it is scaled as before.
+    # The engine stopped the template; started again, it is scaled as before: a load that needs
+    # a second replica gets one, decided and made after the restart.
     await docker.containers.container(f"{project}-web-1").start()
-    await reaches(mqtt, project, "web", 1)
+    back = time.time()
+    load.set(200)  # ceil(200 / 125) = 2
+    ups = await mqtt.wait_for(
+        lambda m: [e for e in events(m, project, "web", "scale_up") if e["timeNano"] / 1e9 > back]
+    )
+    assert (ups[0]["from"], ups[0]["to"]) == (1, 2)
+    later = await states_after(mqtt, project, "web", ups[0]["timeNano"] / 1e9, 1)
+    assert later[0]["replicas"] == 2
 
 
 async def test_a_broker_outage_never_stops_scaling_and_events_arrive_in_order_after_it(
@@ -241,21 +278,27 @@ async def test_two_instances_never_both_act_and_one_takes_over_when_the_leader_d
     first = await spawn_autoscaler()
     await reaches(mqtt, project, "web", 1)
     second = await spawn_autoscaler()
-    await asyncio.sleep(4)  # both run; only the lease holder publishes and acts
-    instances = {s["instance"] for s in states(mqtt, project, "web")}
-    assert len(instances) == 1, instances
-    leader = instances.pop()
-    assert leader.endswith(f"-{first.pid}")
+    await mqtt.wait_for(lambda m: len(m.on("status")) >= 2)  # both are up and connected
+    # Both run while the load calls for three actions: 1 -> 3, 3 -> 1, 1 -> 2.
+    for millicores, replicas in ((300, 3), (0, 1), (200, 2)):
+        load.set(millicores)
+        await reaches(mqtt, project, "web", replicas)
+    actions = [e for e in mqtt.on(f"{project}/web/events") if e["Action"].startswith("scale")]
+    assert [(e["from"], e["to"]) for e in actions] == [(1, 3), (3, 1), (1, 2)], actions
+    acting = {e["Actor"]["Attributes"]["instance"] for e in actions}
+    acting |= {s["instance"] for s in states(mqtt, project, "web")}
+    assert acting == {f"{socket.gethostname()}-{first.pid}"}, acting
     lease = await docker.containers.get(f"autoscaler-lease-{project}")
-    assert lease["Config"]["Labels"]["autoscaler.lease.holder"] == leader
+    assert lease["Config"]["Labels"]["autoscaler.lease.holder"] == acting.pop()
 
     first.send_signal(signal.SIGKILL)
     await first.wait()
-    before = len(states(mqtt, project, "web"))
-    load.set(200)  # ceil(200 / 125) = 2
-    seen = await reaches(mqtt, project, "web", 2, within=60)
-    later = {s["instance"] for s in seen[before:]}
-    assert later == {f"{leader.rsplit('-', 1)[0]}-{second.pid}"}, later
+    killed = time.time()
+    load.set(300)  # ceil(300 / 125) = 3
+    ups = await mqtt.wait_for(
+        lambda m: [e for e in events(m, project, "web", "scale_up") if e["timeNano"] / 1e9 > killed]
+    )
+    assert ups[0]["Actor"]["Attributes"]["instance"] == f"{socket.gethostname()}-{second.pid}"
     second.terminate()
     assert await second.wait() == 0
     # A clean stop releases the lease.
@@ -311,3 +354,106 @@ async def test_a_create_the_engine_refuses_is_an_error_event_retried_with_backof
     attempts = len([e for e in mqtt.on(f"{project}/web/events") if e["Action"] == "error"])
     rounds = len(states(mqtt, project, "api"))
     assert 2 <= attempts < rounds / 2, (attempts, rounds)
+
+
+async def test_a_restarted_instance_acts_at_once_when_the_holder_is_provably_dead(
+    make_container: Any,
+    make_load: Any,
+    mqtt: Mqtt,
+    spawn_autoscaler: Any,
+    project: str,
+) -> None:
+    # A lease of a minute: waiting it out would take far longer than this test allows.
+    lease = {"AUTOSCALER_LEASE__TTL": "60"}
+    load = make_load("web")
+    await make_container("web", WEB, load=load)
+    first = await spawn_autoscaler(**lease)
+    await reaches(mqtt, project, "web", 1, hold=1)
+    first.send_signal(signal.SIGKILL)  # its lease stays behind, renewed a moment ago
+    await first.wait()
+    second = await spawn_autoscaler(**lease)
+    started = time.time()
+    load.set(200)  # ceil(200 / 125) = 2
+    ups = await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"), within=20)
+    assert ups[0]["Actor"]["Attributes"]["instance"] == f"{socket.gethostname()}-{second.pid}"
+    assert ups[0]["timeNano"] / 1e9 - started < 20
+    second.terminate()
+    assert await second.wait() == 0
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(aiodocker.DockerError(500, {"message": "injected"}), id="an-engine-error"),
+        pytest.param(RuntimeError("injected"), id="a-bug"),
+    ],
+)
+async def test_a_repair_that_fails_is_an_error_event_and_the_service_carries_on(
+    failure: Exception,
+    make_container: Any,
+    run_autoscaler: Any,
+    mqtt: Mqtt,
+    docker: aiodocker.Docker,
+    project: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await make_container("web", TWO)
+    app = await run_autoscaler()
+    await reaches(mqtt, project, "web", 2)
+    # The engine (or our own code) fails once, right after the repair's actions, as the view is
+    # brought up to date: the one step of an action that had no guard of its own.
+    refresh, failed = app.context.refresh, []
+
+    async def refresh_failing_once(container_id: str) -> Any:
+        if not failed:
+            failed.append(container_id)
+            raise failure
+        return await refresh(container_id)
+
+    monkeypatch.setattr(app.context, "refresh", refresh_failing_once)
+    await docker.containers.container(f"{project}-web-2").kill()
+    errors = await mqtt.wait_for(lambda m: events(m, project, "web", "error"))
+    assert errors[0]["message"].startswith(f"service {project}/web:")
+    assert "injected" in errors[0]["message"]
+    assert "after repairing" in errors[0]["message"] or "while repairing" in errors[0]["message"]
+    # The process lives on, the service is whole again, and it goes on scaling.
+    later = await states_after(mqtt, project, "web", errors[0]["timeNano"] / 1e9, 3)
+    assert later[-1]["replicas"] == 2
+    assert {s["error"] for s in later[1:]} == {None}
+
+
+async def test_a_clone_whose_restart_policy_gave_up_is_replaced(
+    make_load: Any,
+    make_container: Any,
+    run_autoscaler: Any,
+    mqtt: Mqtt,
+    docker: aiodocker.Docker,
+    project: str,
+) -> None:
+    # Each replica fails (exit 3) once a file named after it appears; `on-failure:1` restarts it
+    # once, it fails again, and the engine gives up on it.
+    load = make_load("die")
+    template = await make_container("web", TWO, load=load)
+    await template.delete(force=True)
+    fail = "while [ ! -e /load/die-$(hostname) ]; do sleep 0.2; done; exit 3"
+    config = {
+        "Image": "autoscaler-test/busybox:latest",
+        "Cmd": ["sh", "-c", fail],
+        "Labels": {**TWO, "com.docker.compose.project": project,
+                   "com.docker.compose.service": "web",
+                   "com.docker.compose.container-number": "1"},
+        "HostConfig": {"NetworkMode": "none", "Binds": [f"{load.path}:/load"],
+                       "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 1}},
+    }  # fmt: skip
+    template = await docker.containers.create(config, name=f"{project}-web-1")
+    await template.start()
+    await run_autoscaler()
+    await reaches(mqtt, project, "web", 2)
+
+    clone = await docker.containers.get(f"{project}-web-2")
+    (load.path / f"die-{clone['Config']['Hostname']}").touch()
+    repairs = await mqtt.wait_for(lambda m: events(m, project, "web", "repair"), within=60)
+    assert "restart policy gave up after 1 restarts" in repairs[0]["reason"]
+    assert (repairs[0]["removed"], repairs[0]["created"]) == ([f"{project}-web-2"], 1)
+    later = await states_after(mqtt, project, "web", repairs[0]["timeNano"] / 1e9, 1)
+    assert later[0]["containers"] == [f"{project}-web-1", f"{project}-web-3"]
