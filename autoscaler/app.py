@@ -43,7 +43,7 @@ class App:
             if settings.lease.enabled
             else None
         )
-        self.collector = Collector(self.docker)
+        self.collector = Collector(self.docker, interval=settings.interval)
         self.notifier = Notifier(settings.mqtt, instance=self.lease.holder if self.lease else None)
         self.metrics = Metrics()
         self.api = Api(
@@ -56,11 +56,14 @@ class App:
         self.context = Context(
             actuator=Actuator(self.docker, concurrency=settings.clone_concurrency),
             refresh=self.inventory.refresh,
+            restart=self.collector.restart,
             view=lambda key: self.inventory.services().get(key, []),
             notifier=self.notifier,
             metrics=self.metrics,
             dry_run=settings.dry_run,
             instance=lambda: self.lease.holder if self.lease else None,
+            heartbeat=settings.mqtt.heartbeat,
+            band=settings.mqtt.state_band,
         )
         self.controllers: dict[ServiceKey, Controller] = {}
 

@@ -83,22 +83,26 @@ def _simulate(args: argparse.Namespace) -> int:
     from policies.simulator import Model
 
     labels = {"cpu.target": "50", **dict(args.label)}
-    model = Model(
-        capacity=args.capacity,
-        startup=args.startup,
-        interval=args.interval,
-        target=float(labels["cpu.target"]),
-        minimum=args.min,
-        maximum=args.max,
-    )
     policies = [args.policy, *(p for p in ("hpa", "step") if p != args.policy)]
     try:
+        simulate.check(policies, labels)
+        model = Model(
+            capacity=args.capacity,
+            startup=args.startup,
+            interval=args.interval,
+            target=float(labels["cpu.target"]),
+            minimum=args.min,
+            maximum=args.max,
+        )
         results = simulate.run(args.trace, policies, labels, model, args.out)
     except (OSError, ValueError, PolicyError) as exc:
         print(f"autoscaler simulate: {exc}", file=sys.stderr)
         return 2
-    print(simulate.summary_table(results))
-    print(f"timelines and plot in {args.out}/")
+    if args.json:
+        print(json.dumps(simulate.summaries(results), indent=2))
+    else:
+        print(simulate.summary_table(results))
+        print(f"timelines and plot in {args.out}/")
     return 0
 
 
@@ -128,8 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     sim = commands.add_parser(
         "simulate",
         help="replay a demand trace (CSV time,demand in CPU cores) through a policy",
-        description="Replays the trace through POLICY and the reference policies hpa and step; "
-        "writes each replica timeline (CSV) and a plot (PNG), prints a summary.",
+        description="Replays the trace through POLICY and the reference policies hpa and step, "
+        "each taking the labels it understands; writes each replica timeline (CSV) and a plot "
+        "(PNG), prints a summary.",
     )
     sim.add_argument("--trace", type=Path, required=True, help="CSV: time (s), demand (cores)")
     sim.add_argument("--policy", default="target-tracking")
@@ -143,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--min", type=int, default=1)
     sim.add_argument("--max", type=int, default=20)
     sim.add_argument("--out", type=Path, default=Path("simulation"), help="output folder")
+    sim.add_argument("--json", action="store_true", help="print the summary as JSON, for scripts")
     return parser
 
 

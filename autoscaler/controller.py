@@ -56,12 +56,18 @@ class Context:
     actuator: Actuator
     refresh: Callable[[str], Awaitable[object]]
     """Re-inspect one container into the view."""
+    restart: Callable[[Sequence[Replica]], Awaitable[None]]
+    """Start these replicas' sample windows afresh (the collector's)."""
     view: Callable[[ServiceKey], list[Replica]]
     """The service's replicas as the view has them now."""
     notifier: Notifier
     metrics: Metrics
     dry_run: bool
     instance: Callable[[], str | None]
+    heartbeat: float = 60.0
+    """Seconds between retained states of a service whose state does not change."""
+    band: float = 5.0
+    """Points CPU or memory must move to be a change of state."""
     now: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
 
@@ -81,6 +87,7 @@ class Controller:
         self._crash_loop = CrashLoop()
         self._sources: dict[str, str] = {}  # container id -> the sampler that read it
         self.state: ServiceState | None = None
+        self._published: tuple[ServiceState, float] | None = None  # and when (monotonic)
 
     @property
     def busy(self) -> bool:
@@ -214,6 +221,8 @@ class Controller:
             with engine_errors(f"refreshing the view after {doing}", service=str(self.key)):
                 for container_id in result.created + result.removed:
                     await self._ctx.refresh(container_id)
+            # The next decision looks at the load spread over the count there is now.
+            await self._ctx.restart(self._ctx.view(self.key))
         except AutoscalerError as exc:
             errors.append(exc)
         except Exception as exc:
@@ -241,7 +250,8 @@ class Controller:
         target = evaluation.decision.desired
         result = await self._ctx.actuator.scale_to(self.key, replicas, target)
         assert self._behavior is not None
-        self._behavior.record(self._ctx.now(), result.before, result.after)
+        saturated = evaluation.decision.saturated
+        self._behavior.record(self._ctx.now(), result.before, result.after, saturated=saturated)
         self._announce(spec, evaluation, result)
         logger.info("%s: scaled %d -> %d in %.2fs", self.key, result.before, result.after,
                     result.seconds)  # fmt: skip
@@ -304,8 +314,8 @@ class Controller:
         *,
         error: str | None = None,
     ) -> None:
-        """Build the service's state, keep it, and publish it (retained). The one place a
-        state is made."""
+        """Build the service's state and keep it; publish it (retained) when it says something
+        new, or when the last one is a heartbeat old. The one place a state is made."""
         live = counted(replicas)
         sources = sorted({s for r in live if (s := self._sources.get(r.id))})
         self.state = ServiceState(
@@ -328,6 +338,12 @@ class Controller:
             sampler="+".join(sources) or None,
             error=error,
         )
+        now = self._ctx.monotonic()
+        if self._published is not None:
+            last, at = self._published
+            if not self.state.differs(last, self._ctx.band) and now - at < self._ctx.heartbeat:
+                return
+        self._published = (self.state, now)
         self._ctx.notifier.state(self.key, self.state.to_dict())
 
 
@@ -352,6 +368,7 @@ def replica_samples(
                 ready=not note,
                 note=note,
                 started_at=replica.started_at,
+                throttled=sample.throttled if sample else None,
             )
         )
     return tuple(out)

@@ -57,6 +57,8 @@ def render(status: dict[str, Any], last: int) -> str:
             for s in d["samples"]:
                 cpu = "-" if s["cpu"] is None else f"{s['cpu']:.1f}%"
                 text = f"{s['container']} cpu {cpu}"
+                if s.get("throttled"):
+                    text += f" (throttled {s['throttled']:.0%})"
                 if s["memory"] is not None:
                     text += f" mem {s['memory']:.1f}%"
                 if not s["counted"]:

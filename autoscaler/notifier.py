@@ -34,7 +34,11 @@ from autoscaler.settings import MqttSettings
 
 logger = logging.getLogger(__name__)
 
-_BACKOFF_START, _BACKOFF_CAP = 0.5, 30.0
+# A returned broker is found within about two seconds: the retry waits 0.25 s, doubling to 2 s,
+# each between half and all of that (jitter, so that many instances do not knock at once).
+_BACKOFF_START, _BACKOFF_CAP = 0.25, 2.0
+# While the broker stays away, say so once, then again at most this often.
+_REMIND = 60.0
 
 
 def engine_event(
@@ -66,6 +70,8 @@ class Notifier:
         self._closed = asyncio.Event()
         self.connected = False
         self.published = 0
+        self.failed_connects = 0
+        """Connection attempts that failed since start: the outage, as the notifier saw it."""
 
     def topic(self, key: ServiceKey | None, leaf: str) -> str:
         prefix = self._settings.topic_prefix.rstrip("/")
@@ -116,26 +122,33 @@ class Notifier:
             self._outbox.close()
 
     async def _run(self) -> None:
-        delay = _BACKOFF_START
+        delay, told = _BACKOFF_START, float("-inf")
         while True:
             try:
                 async with self._client() as client:
-                    await self._status(client, "online")
-                    self.connected, delay = True, _BACKOFF_START
+                    # Connected: the queue goes first, in order; `online` is retained state and
+                    # can wait its turn behind the events held during the outage.
+                    self.connected, delay, told = True, _BACKOFF_START, float("-inf")
                     logger.info(
-                        "connected to MQTT broker %s:%d", self._settings.host, self._settings.port
-                    )
+                        "connected to MQTT broker %s:%d; %d messages to deliver",
+                        self._settings.host, self._settings.port, self.pending,
+                    )  # fmt: skip
                     if await self._deliver(client):
                         await self._status(client, "offline")
                         return
             except aiomqtt.MqttError as exc:
+                self.failed_connects += not self.connected
                 if self.connected:
                     logger.warning("MQTT broker connection lost: %s", exc)
-                else:
+                elif time.monotonic() - told >= _REMIND:
+                    told = time.monotonic()
                     logger.warning(
-                        "MQTT broker %s:%d unreachable (%s); %d messages waiting, retry in ~%.1fs",
-                        self._settings.host, self._settings.port, exc, self.pending, delay,
+                        "MQTT broker %s:%d unreachable (%s); %d messages waiting; retrying "
+                        "every %.2g s at most",
+                        self._settings.host, self._settings.port, exc, self.pending, _BACKOFF_CAP,
                     )  # fmt: skip
+                else:
+                    logger.debug("MQTT broker still unreachable: %s", exc)
             self.connected = False
             if self._closed.is_set():
                 logger.warning("shutting down with %d MQTT messages undelivered", self.pending)
@@ -172,6 +185,12 @@ class Notifier:
         body = {"status": status, "host": socket.gethostname(), "time": time.time()}
         return json.dumps(body, sort_keys=True).encode()
 
+    def _online(self) -> None:
+        """Retained `online`, queued behind what is already waiting."""
+        topic = self.topic(None, "status")
+        self._retained.pop(topic, None)
+        self._retained[topic] = Message(topic, self._status_payload("online"), True)
+
     async def _status(self, client: aiomqtt.Client, status: str) -> None:
         await client.publish(
             self.topic(None, "status"), self._status_payload(status), qos=1, retain=True
@@ -179,6 +198,7 @@ class Notifier:
 
     async def _deliver(self, client: aiomqtt.Client) -> bool:
         """Send queued messages oldest first; True once closing with nothing left to send."""
+        self._online()
         while True:
             self._wake.clear()
             while self._outbox or self._retained:

@@ -23,6 +23,11 @@ class MqttSettings(BaseModel):
     """Events kept while the broker is unreachable; past this the oldest are dropped."""
     outbox_path: Path | None = None
     """A file that keeps undelivered events across restarts; in memory only when unset."""
+    heartbeat: float = Field(default=60.0, gt=0)
+    """Seconds between retained states of a service that does not change; a change goes out at
+    once (within the interval it happens in)."""
+    state_band: float = Field(default=5.0, ge=0)
+    """Percentage points CPU or memory must move to count as a change of state."""
     tls: bool = False
     ca_file: Path | None = None
     """CA bundle to verify the broker with; the system's when unset."""

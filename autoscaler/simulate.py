@@ -34,6 +34,36 @@ def run(
     return results
 
 
+def check(policies: Sequence[str], labels: Mapping[str, str]) -> None:
+    """Every label must be one some policy understands, and valid for each that does: a typo
+    is an error, not a label every policy quietly ignores."""
+    known = set(registry.BEHAVIOR_KEYS)
+    for name in policies:
+        known |= registry.option_keys(name)
+        registry.build(name, labels)
+    for key, value in labels.items():
+        if key not in known:
+            raise registry.PolicyError(
+                key, value, f"no policy here knows it ({', '.join(policies)})"
+            )
+
+
+def summaries(results: Mapping[str, Result]) -> dict[str, dict[str, float | int | None]]:
+    """The summary of each policy, for `--json`."""
+    out: dict[str, dict[str, float | int | None]] = {}
+    for name, result in results.items():
+        s = result.summary
+        assert s is not None
+        out[name] = {
+            "actions": s.actions,
+            "under_provisioned_s": s.under_provisioned_s,
+            "lost_s": s.saturated_s,
+            "over_provisioned_replica_s": s.over_provisioned_replica_s,
+            "time_to_needed_s": s.reaction_s,
+        }
+    return out
+
+
 def summary_table(results: Mapping[str, Result]) -> str:
     head = (
         f"{'policy':<16} {'actions':>7} {'under-provisioned s':>20} {'lost s':>7} "

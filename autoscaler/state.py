@@ -52,6 +52,7 @@ class Evaluation:
                     "container": self.names.get(s.container_id, s.container_id[:12]),
                     "cpu": s.cpu,
                     "memory": s.memory,
+                    "throttled": s.throttled,
                     "counted": s.container_id not in d.ignored,
                     "why_not": d.ignored.get(s.container_id),
                 }
@@ -92,12 +93,31 @@ class ServiceState:
     """Which sampler served the replicas: cgroup (the fast path), api, or both."""
     error: str | None = None
 
+    def differs(self, other: ServiceState, band: float) -> bool:
+        """Whether this state says something `other` did not: a count, a decision, a phase, an
+        error or a setting changed, or utilisation moved by more than `band` points."""
+        if any(getattr(self, f) != getattr(other, f) for f in _MEANINGFUL):
+            return True
+        return any(_moved(getattr(self, f), getattr(other, f), band) for f in ("cpu", "memory"))
+
     def to_dict(self) -> dict[str, Any]:
         """The wire form: MQTT's retained state and `/status`."""
         out = asdict(self)
         out["containers"] = list(self.containers)
         out["min"], out["max"] = out.pop("minimum"), out.pop("maximum")
         return out
+
+
+_MEANINGFUL = (
+    "phase", "replicas", "containers", "desired", "minimum", "maximum", "policy", "paused",
+    "dry_run", "sampler", "error", "instance",
+)  # fmt: skip
+
+
+def _moved(now: float | None, before: float | None, band: float) -> bool:
+    if now is None or before is None:
+        return now is not before
+    return abs(now - before) > band
 
 
 def _mean(values: Iterable[float | None]) -> float | None:

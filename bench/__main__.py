@@ -1,29 +1,41 @@
-"""`make bench`: every benchmark, one table each. Figures are ratios against a baseline measured in
-the same run; the engine benchmarks need DOCKER_HOST (the Makefile starts the private engine)."""
+"""`make bench`: every benchmark, one table each, printed and stored in bench/results/<name>.txt.
+Figures stand beside a baseline measured in the same run; the engine benchmarks need DOCKER_HOST
+(the Makefile starts the private engine). The README quotes these files, nothing else."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
+import os
+import platform
 import sys
+import time
+from pathlib import Path
 
-from bench import policies
+RESULTS = Path(__file__).resolve().parent / "results"
+ALL = ("policies", "sampling", "reaction", "mqtt", "soak")
+
+
+class _Tee(io.StringIO):
+    """Prints as it goes and keeps a copy."""
+
+    def write(self, text: str) -> int:
+        sys.__stdout__.write(text)
+        sys.__stdout__.flush()
+        return super().write(text)
 
 
 def main(argv: list[str]) -> None:
-    wanted = set(argv) or {"policies", "sampling", "reaction", "soak"}
-    if "policies" in wanted:
-        policies.main()
-    if "sampling" in wanted:
-        from bench import sampling
-
-        sampling.main()
-    if "reaction" in wanted:
-        from bench import reaction
-
-        reaction.main()
-    if "soak" in wanted:
-        from bench import soak
-
-        soak.main()
+    RESULTS.mkdir(exist_ok=True)
+    for name in [b for b in ALL if b in argv] if argv else ALL:
+        module = importlib.import_module(f"bench.{name}")
+        tee = _Tee()
+        with contextlib.redirect_stdout(tee):
+            print(f"# bench/{name}.py, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
+                  f"{platform.machine()}, Python {platform.python_version()}")  # fmt: skip
+            module.main()
+        (RESULTS / f"{name}.txt").write_text(tee.getvalue())
 
 
 if __name__ == "__main__":

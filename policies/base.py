@@ -27,7 +27,10 @@ class ReplicaSample:
     of its memory limit, None when it has no limit. `ready` is False when the engine says the
     replica is not serving (starting, or its health check says starting or unhealthy), with
     `note` saying why; `started_at` (seconds, same clock as `PolicyInput.now`) lets a policy
-    treat replicas inside their warm-up as not ready.
+    treat replicas inside their warm-up as not ready. `throttled` is the share of the window's
+    CFS periods in which the kernel held the replica back at its CPU limit (0 to 1), None where
+    that is not known or it has no limit: a throttled replica's `cpu` is a lower bound of its
+    demand, not the demand.
     """
 
     container_id: str
@@ -36,6 +39,7 @@ class ReplicaSample:
     ready: bool = True
     note: str = ""
     started_at: float = 0.0
+    throttled: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,10 @@ class Proposal:
     """container id -> why its sample did not count."""
     notes: tuple[str, ...] = ()
     """Rules inside the policy that had a say (a noise band, saturation), one line each."""
+    saturated: bool = False
+    """The service is held at its CPU limit, so `count` is a floor of what it needs now: the
+    behaviour lets it grow every decision, by `scale-up.saturated-max-percent`, instead of
+    waiting for the period's rate limit or the scale-up cooldown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +89,8 @@ class Decision:
     ignored: Mapping[str, str] = field(default_factory=dict)
     steps: tuple[str, ...] = ()
     """How the proposal became `desired`, one line per rule that had a say."""
+    saturated: bool = False
+    """It grows a saturated service to a floor of its need (see Proposal.saturated)."""
 
     @property
     def direction(self) -> Direction:

@@ -9,6 +9,10 @@
   and remove at most the larger of max-replicas and max-percent likewise.
 * Cooldowns: no action in a direction until its cooldown has passed since the last action.
 
+While a service is saturated (its replicas are held at their CPU limit, so the proposal is a floor
+of what it needs: policies/saturation.py) the scale-up rate is per decision instead:
+`scale-up.saturated-max-percent` more each time, without waiting for the period or the cooldown.
+
 Proposals are remembered as they are made (a window is about what was asked for); actions only
 when `record` is told one happened, so a decision that was paused, dry-run or failed starts no
 cooldown and uses up no rate. It keeps the proposals of the longest window and the actions of
@@ -58,7 +62,12 @@ class Behavior:
             stabilized, steps = self._stabilize(current, raw, now)
             self._proposals.append((now, raw))
             desired, bound, more = self._limit(
-                current, stabilized, inputs.minimum, inputs.maximum, now
+                current,
+                stabilized,
+                inputs.minimum,
+                inputs.maximum,
+                now,
+                saturated=proposal.saturated,
             )
             steps += more
         reason = proposal.reason
@@ -74,12 +83,14 @@ class Behavior:
             metrics=proposal.metrics,
             ignored=proposal.ignored,
             steps=(*proposal.notes, *steps),
+            saturated=proposal.saturated and desired > current,
         )
 
-    def record(self, now: float, before: int, after: int) -> None:
-        """A scale action happened: `before` replicas became `after`."""
+    def record(self, now: float, before: int, after: int, *, saturated: bool = False) -> None:
+        """A scale action happened: `before` replicas became `after`. Growth to the proven floor
+        of a saturated service uses up none of the period's ordinary rate."""
         if after != before:
-            self._actions.append((now, after - before))
+            self._actions.append((now, 0 if saturated else after - before))
             self._last_action = now
 
     def _stabilize(self, current: int, proposal: int, now: float) -> tuple[int, tuple[str, ...]]:
@@ -102,21 +113,39 @@ class Behavior:
         )
 
     def _limit(
-        self, current: int, stabilized: int, minimum: int, maximum: int, now: float
+        self,
+        current: int,
+        stabilized: int,
+        minimum: int,
+        maximum: int,
+        now: float,
+        *,
+        saturated: bool,
     ) -> tuple[int, str | None, tuple[str, ...]]:
         o = self.options
         if stabilized > current:
-            start = current - self._changed(now, o.up_period, up=True)
-            limit = max(
-                start + o.up_max_replicas,
-                math.ceil(start * (1 + o.up_max_percent / 100)),
-                current,
-            )
+            if saturated:
+                # A floor of the need: every decision may grow as much as a period may.
+                limit = max(
+                    current + o.up_max_replicas,
+                    math.ceil(current * (1 + o.up_saturated_max_percent / 100)),
+                )
+                cooldown, rate = 0.0, f"saturated rate limit: at most {limit} a decision"
+            else:
+                start = current - self._changed(now, o.up_period, up=True)
+                limit = max(
+                    start + o.up_max_replicas,
+                    math.ceil(start * (1 + o.up_max_percent / 100)),
+                    current,
+                )
+                cooldown, rate = (
+                    o.up_cooldown,
+                    f"rate limit: at most {limit} within {o.up_period:g}s",
+                )
             if maximum <= limit:
                 desired, bound = min(stabilized, maximum), "max" if stabilized > maximum else None
             else:
                 desired, bound = min(stabilized, limit), "rate" if stabilized > limit else None
-            cooldown, period = o.up_cooldown, o.up_period
         elif stabilized < current:
             start = current + self._changed(now, o.down_period, up=False)
             by_percent = int(start * (1 - o.down_max_percent / 100))
@@ -126,13 +155,14 @@ class Behavior:
                 desired, bound = max(stabilized, minimum), "min" if stabilized < minimum else None
             else:
                 desired, bound = max(stabilized, limit), "rate" if stabilized < limit else None
-            cooldown, period = o.down_cooldown, o.down_period
+            cooldown = o.down_cooldown
+            rate = f"rate limit: at least {desired} within {o.down_period:g}s"
         else:
             return stabilized, None, ()
 
         steps: list[str] = []
         if bound == "rate":
-            steps.append(f"rate limit: at most {desired} within {period:g}s")
+            steps.append(rate)
         elif bound is not None:
             steps.append(f"bound to {bound} {desired}")
         if self._last_action is not None and desired != current:

@@ -42,6 +42,12 @@ class BehaviorOptions(PolicyOptions):
     up_max_replicas: int = Field(default=4, alias="scale-up.max-replicas", ge=0)
     """Per period, add at most the larger of this many replicas and max-percent."""
     up_max_percent: float = Field(default=100.0, alias="scale-up.max-percent", ge=0)
+    up_saturated_max_percent: float = Field(
+        default=100.0, alias="scale-up.saturated-max-percent", ge=0
+    )
+    """While the service is saturated, each decision may add this percent of the current count
+    (or `scale-up.max-replicas`, whichever is more), whatever the period's rate limit and the
+    scale-up cooldown say."""
     down_period: Seconds = Field(default=15.0, alias="scale-down.period", gt=0)
     down_max_replicas: int | None = Field(default=None, alias="scale-down.max-replicas", ge=0)
     """Per period, remove at most the larger of this many replicas and max-percent."""

@@ -8,7 +8,10 @@ warm-up, is *unready*; a ready replica without a reading yet is *missing*. Then:
 * otherwise the ratio is recomputed with missing replicas assumed at the target when scaling down
   and idle when scaling up, and unready replicas assumed idle when scaling up, so a replica that
   has not shown its load yet can cause neither an overshoot nor a scale-down. If that flips the
-  direction, or lands within tolerance, the count holds.
+  direction, or lands within tolerance, the count holds;
+* while any replica is unready the count never falls (`hold_while_unready`; the HPA leaves that
+  to its five-minute window: with a short window, the ready replicas' low readings, lowered by the
+  unready one's share, would shrink the service below its need).
 """
 
 from __future__ import annotations
@@ -59,10 +62,15 @@ def replica_count(
     *,
     up_tolerance: float,
     down_tolerance: float,
+    hold_while_unready: bool = True,
 ) -> int:
     """HPA's proposal for one metric from the ready replicas' `values` (percent)."""
     ratio = fmean(values) / target
     within = 1 - down_tolerance <= ratio <= 1 + up_tolerance
+    if hold_while_unready and groups.unready and ratio < 1:
+        # A replica that is running but not counted yet (starting, warming up) carries its
+        # share already: the others read low partly because of it. Shrink once it is counted.
+        return current
     if not groups.missing and not (groups.unready and ratio > 1):
         if within:
             return current

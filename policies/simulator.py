@@ -6,7 +6,9 @@ The model, one step a second:
   cores, so utilisation is `min(demand / ready, capacity) / capacity` and saturates at 100 %;
 * a new replica is starting (reported not ready) for `startup` seconds, then serves;
 * every `interval` seconds each replica reports its mean utilisation over the seconds it served
-  in that interval (none yet: no reading), the policy decides, and the count changes at once;
+  since its last report (none yet: no reading) and the share of them it spent at capacity (where
+  CFS would have throttled it), the policy decides, and the count changes at once; when a new
+  replica starts serving, every replica's window starts afresh, as the service's do;
   scale-down removes starting replicas first, then the newest.
 
 `needed` is the count that would run every replica at the target: ceil(demand / (capacity *
@@ -84,6 +86,8 @@ class _Replica:
     """Utilisation-seconds served since the last report."""
     served: float = 0.0
     """Seconds served since the last report."""
+    held: float = 0.0
+    """Seconds of those spent at capacity, where CFS would throttle it."""
 
 
 def read_trace(text: str) -> list[tuple[float, float]]:
@@ -140,7 +144,7 @@ def simulate(
             inputs = PolicyInput(len(replicas), model.minimum, model.maximum, samples, now=t)
             decision = rules.decide(inputs, policy.propose(inputs))
             serial = _scale(replicas, decision.desired, t, serial)
-            rules.record(t, decision.current, decision.desired)
+            rules.record(t, decision.current, decision.desired, saturated=decision.saturated)
             if decision.desired != decision.current:
                 result.decisions.append((t, decision.current, decision.desired, decision.reason))
 
@@ -149,11 +153,17 @@ def simulate(
         demand = trace[cursor][1]
         needed = model.needed(demand)
         ready = [r for r in replicas if t - r.created >= model.startup]
+        if any(t - r.created == model.startup for r in ready):
+            # A replica starts serving: every window starts afresh, as the service's do when
+            # a scale action ends, so no report mixes the old count's load into the new one's.
+            for r in replicas:
+                r.busy = r.served = r.held = 0.0
         share = demand / len(ready) if ready else 0.0
         utilisation = min(share, model.capacity) / model.capacity * 100
         for r in ready:
             r.busy += utilisation
             r.served += 1
+            r.held += share > model.capacity
         if demand > len(ready) * model.capacity * model.target / 100 + 1e-9:
             under += 1
         if demand > len(ready) * model.capacity + 1e-9:
@@ -193,11 +203,13 @@ def _scale(replicas: list[_Replica], desired: int, now: float, serial: int) -> i
 def _report(replica: _Replica, now: float, model: Model) -> ReplicaSample:
     starting = now - replica.created < model.startup
     cpu = replica.busy / replica.served if replica.served else None
-    replica.busy = replica.served = 0.0
+    throttled = replica.held / replica.served if replica.served else None
+    replica.busy = replica.served = replica.held = 0.0
     return ReplicaSample(
         container_id=replica.name,
         cpu=None if starting else cpu,
         ready=not starting,
         note="starting" if starting else "",
         started_at=replica.created,
+        throttled=None if starting else throttled,
     )

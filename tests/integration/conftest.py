@@ -224,11 +224,17 @@ async def mqtt(broker: tuple[str, int], project: str) -> AsyncIterator[Mqtt]:
             await task
 
 
+def mqtt_settings(**values: Any) -> MqttSettings:
+    """MQTT settings for a test: a state every round (a heartbeat shorter than the interval),
+    so that tests can count rounds; test_mqtt.py checks the lean default on its own."""
+    return MqttSettings(**({"heartbeat": 0.5} | values))
+
+
 def settings_for(
     docker_host: str, broker: tuple[str, int], project: str, prefix: str, **overrides: Any
 ) -> Settings:
     host, port = broker
-    mqtt = MqttSettings(host=host, port=port, topic_prefix=prefix)
+    mqtt = mqtt_settings(host=host, port=port, topic_prefix=prefix)
     values: dict[str, Any] = {
         "docker_host": docker_host,
         "interval": 1.0,
@@ -286,6 +292,7 @@ async def spawn_autoscaler(
         "AUTOSCALER_API__PORT": "0",
         "AUTOSCALER_LEASE__NAME": f"autoscaler-lease-{project}",
         "AUTOSCALER_LEASE__TTL": "3",
+        "AUTOSCALER_MQTT__HEARTBEAT": "0.5",
     }
     started: list[asyncio.subprocess.Process] = []
 

@@ -21,8 +21,15 @@ import pytest
 
 from autoscaler.app import App
 from autoscaler.labels import timestamp
-from autoscaler.settings import MqttSettings
-from tests.integration.conftest import Mqtt, control, events, reaches, states, states_after
+from tests.integration.conftest import (
+    Mqtt,
+    control,
+    events,
+    mqtt_settings,
+    reaches,
+    states,
+    states_after,
+)
 from tests.integration.test_scaling import WEB, names
 
 TWO = WEB | {"autoscaler.min": "2"}
@@ -234,22 +241,25 @@ async def test_a_broker_outage_never_stops_scaling_and_events_arrive_in_order_af
     await make_container("web", WEB, load=load)
     outbox = tmp_path / "outbox.jsonl"
     app = await run_autoscaler(
-        mqtt=MqttSettings(host=host, port=port, topic_prefix=prefix, outbox_path=outbox)
+        mqtt=mqtt_settings(host=host, port=port, topic_prefix=prefix, outbox_path=outbox)
     )
     await reaches(mqtt, project, "web", 1)
 
     await control("broker.sh", "stop")
     try:
         load.set(300)  # ceil(300 / 125) = 3
+        # Down until the service has scaled and the notifier has knocked six times: long enough
+        # for a backoff that kept doubling to be waiting far longer than the broker is away.
         async with asyncio.timeout(60):
-            while running(app, project) < 3:  # noqa: ASYNC110 - the test watches from outside
+            while running(app, project) < 3 or app.notifier.failed_connects < 6:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
         assert app.notifier.pending > 0
         journal = outbox.read_text().splitlines()
         assert journal
         assert {json.loads(line)["topic"] for line in journal} == {topic}
     finally:
-        await control("broker.sh", "start")
+        await control("broker.sh", "start")  # returns once the broker accepts connections
+    back = time.monotonic()
 
     received: list[dict[str, Any]] = []
     async with aiomqtt.Client(host, port, identifier=watcher, clean_session=False) as client:
@@ -259,6 +269,8 @@ async def test_a_broker_outage_never_stops_scaling_and_events_arrive_in_order_af
                 received.append(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
                 if received[-1].get("to") == 3:
                     break
+    # The goal: everything held during the outage is delivered within 3 s of the broker's return.
+    assert time.monotonic() - back <= 3.0
     ups = [(e["from"], e["to"]) for e in received if e["Action"] == "scale_up"]
     assert ups[-1][1] == 3
     assert all(a[1] == b[0] for a, b in itertools.pairwise(ups)), ups  # in order
@@ -279,12 +291,17 @@ async def test_two_instances_never_both_act_and_one_takes_over_when_the_leader_d
     await reaches(mqtt, project, "web", 1)
     second = await spawn_autoscaler()
     await mqtt.wait_for(lambda m: len(m.on("status")) >= 2)  # both are up and connected
-    # Both run while the load calls for three actions: 1 -> 3, 3 -> 1, 1 -> 2.
+    # Both run while the load calls for actions up, down and up again.
     for millicores, replicas in ((300, 3), (0, 1), (200, 2)):
         load.set(millicores)
         await reaches(mqtt, project, "web", replicas)
     actions = [e for e in mqtt.on(f"{project}/web/events") if e["Action"].startswith("scale")]
-    assert [(e["from"], e["to"]) for e in actions] == [(1, 3), (3, 1), (1, 2)], actions
+    moves = [(e["from"], e["to"]) for e in actions]
+    # One actor: each action starts from the count the one before left (a second actor would
+    # act on a count it had not made), and they go up, then down, then up.
+    assert len(moves) >= 3, moves
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(moves)), moves
+    assert (moves[0][0], moves[-1][1]) == (1, 2), moves
     acting = {e["Actor"]["Attributes"]["instance"] for e in actions}
     acting |= {s["instance"] for s in states(mqtt, project, "web")}
     assert acting == {f"{socket.gethostname()}-{first.pid}"}, acting
@@ -350,10 +367,13 @@ async def test_a_create_the_engine_refuses_is_an_error_event_retried_with_backof
     assert errors[0]["message"].startswith(f"service {project}/web: creating clone {project}-web-2")
     assert errors[0]["Actor"]["Attributes"]["error"] == "EngineError"
     await reaches(mqtt, project, "api", 2)  # the other service scales meanwhile
-    # Retried, but with growing pauses: far fewer attempts than rounds.
-    attempts = len([e for e in mqtt.on(f"{project}/web/events") if e["Action"] == "error"])
-    rounds = len(states(mqtt, project, "api"))
-    assert 2 <= attempts < rounds / 2, (attempts, rounds)
+    # Retried, but after 2, 4, 8 s: four attempts take some fourteen rounds of 1 s.
+    four = await mqtt.wait_for(lambda m: events(m, project, "web", "error")[3:], within=40)
+    first, fourth = errors[0]["timeNano"] / 1e9, four[0]["timeNano"] / 1e9
+    rounds = [s for s in states(mqtt, project, "web") if first <= s["time"] <= fourth]
+    assert len(rounds) >= 2 * 4, len(rounds)
+    waits = [s["reason"] for s in rounds if s["phase"] == "backoff"]
+    assert any("next try in 8s" in w or "next try in 7s" in w for w in waits), waits
 
 
 async def test_a_restarted_instance_acts_at_once_when_the_holder_is_provably_dead(

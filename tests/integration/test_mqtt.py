@@ -15,8 +15,8 @@ import pytest
 from pydantic import SecretStr
 
 from autoscaler.app import App
-from autoscaler.settings import MqttSettings
-from tests.integration.conftest import Mqtt, settings_for
+from autoscaler.labels import ServiceKey
+from tests.integration.conftest import Mqtt, mqtt_settings, settings_for, states
 from tests.integration.test_scaling import WEB
 
 
@@ -33,7 +33,7 @@ async def test_credentials_from_settings_reach_a_protected_broker_and_are_never_
     await make_container("web", WEB)
     caplog.set_level(logging.DEBUG)
     app = await run_autoscaler(
-        mqtt=MqttSettings(
+        mqtt=mqtt_settings(
             host=broker[0],
             port=port,
             topic_prefix=prefix,
@@ -67,7 +67,7 @@ async def test_a_wrong_password_is_a_clear_error_and_scaling_goes_on(
     load = make_load("web")
     await make_container("web", WEB, load=load)
     app = await run_autoscaler(
-        mqtt=MqttSettings(host=broker[0], port=port, username="autoscaler",
+        mqtt=mqtt_settings(host=broker[0], port=port, username="autoscaler",
                           password=SecretStr("wrong"), topic_prefix=mqtt.prefix)
     )  # fmt: skip
     load.set(200)
@@ -135,7 +135,7 @@ async def test_tls_to_a_broker_with_a_private_ca(
     prefix = f"tls-{project}"
     await make_container("web", WEB)
     app = await run_autoscaler(
-        mqtt=MqttSettings(host=broker[0], port=port, topic_prefix=prefix, tls=True, ca_file=ca)
+        mqtt=mqtt_settings(host=broker[0], port=port, topic_prefix=prefix, tls=True, ca_file=ca)
     )
     context = ssl.create_default_context(cafile=str(ca))
     async with aiomqtt.Client(broker[0], port, tls_context=context) as client:
@@ -158,7 +158,51 @@ async def test_tls_refuses_a_broker_it_cannot_verify(
     port, _ = broker_tls
     await make_container("web", WEB)
     # The system's CAs do not know the broker's private CA.
-    app = await run_autoscaler(mqtt=MqttSettings(host=broker[0], port=port, tls=True))
+    app = await run_autoscaler(mqtt=mqtt_settings(host=broker[0], port=port, tls=True))
     await asyncio.sleep(2)
     assert not app.notifier.connected
     assert "CERTIFICATE_VERIFY_FAILED" in caplog.text or "certificate verify failed" in caplog.text
+
+
+async def test_a_steady_service_sends_its_state_once_and_every_change_in_the_round_it_happens(
+    make_container: Any,
+    make_load: Any,
+    run_autoscaler: Any,
+    mqtt: Mqtt,
+    broker: tuple[str, int],
+    project: str,
+) -> None:
+    load = make_load("web")
+    await make_container("web", WEB, load=load)
+    # The default heartbeat: a minute.
+    app = await run_autoscaler(mqtt=mqtt_settings(host=broker[0], port=broker[1],
+                                                  topic_prefix=mqtt.prefix, heartbeat=60))  # fmt: skip
+    controller = await _controller(app, project)
+    # Its first rounds say something new (the first CPU reading); then it is steady.
+    await _rounds(controller, 3)
+    sent = len(states(mqtt, project, "web"))
+    await _rounds(controller, 6)
+    assert len(states(mqtt, project, "web")) == sent  # six rounds, nothing new, nothing sent
+
+    load.set(200)  # ceil(200 / 125) = 2: a new decision
+    changed = await mqtt.wait_for(
+        lambda m: [s for s in states(m, project, "web") if s.get("desired") == 2]
+    )
+    decided = next(e for e in controller.history if e.decision.desired == 2)
+    # Sent in the very round that decided it, not a round later.
+    assert 0 <= changed[0]["time"] - decided.at < app.settings.interval
+
+
+async def _controller(app: App, project: str) -> Any:
+    async with asyncio.timeout(10):
+        while (c := app.controllers.get(ServiceKey(project, "web"))) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    return c
+
+
+async def _rounds(controller: Any, count: int) -> None:
+    """Until the controller has made `count` more evaluations (watched from outside)."""
+    target = len(controller.history) + count
+    async with asyncio.timeout(30):
+        while len(controller.history) < target:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)

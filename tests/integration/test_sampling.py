@@ -5,7 +5,9 @@ in is the container's."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
+from collections.abc import Callable
 from typing import Any
 
 import aiodocker
@@ -16,6 +18,12 @@ from tests.integration.conftest import Mqtt, reaches, states
 from tests.integration.test_scaling import WEB
 
 
+def seconds() -> Callable[[], int]:
+    """A clock on which every reading comes a second after the one before: a full window
+    between two samples, without waiting for one."""
+    return itertools.count(0, 1_000_000_000).__next__
+
+
 async def replica_of(docker: aiodocker.Docker, container: Any) -> Replica:
     return Replica.from_inspect((await docker.containers.get(container.id))._container)
 
@@ -24,7 +32,7 @@ async def test_a_local_containers_own_cgroup_is_read_directly(
     make_container: Any, docker: aiodocker.Docker
 ) -> None:
     replica = await replica_of(docker, await make_container("web", WEB))
-    collector = Collector(docker)
+    collector = Collector(docker, clock=seconds())
     try:
         await collector.sample([replica])
         second = await collector.sample([replica])
@@ -41,7 +49,7 @@ async def test_a_pid_that_is_not_the_containers_process_here_means_the_stats_api
     # A remote engine reports pids of its own host; here such a pid names some unrelated local
     # process (this one stands in for it), whose cgroup must not be read as the container's.
     remote = dataclasses.replace(replica, pid=os.getpid())
-    collector = Collector(docker)
+    collector = Collector(docker, clock=seconds())
     try:
         await collector.sample([remote])
         second = await collector.sample([remote])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autoscaler.collector import CgroupLocator
+from autoscaler.cgroups import CgroupLocator, Counters
 
 CID = "c0ffee" * 10
 
@@ -31,7 +31,8 @@ def test_v2_with_the_systemd_driver(tmp_path: Path) -> None:
         "30 23 0:26 / ROOT/sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
         f"0::/{unit}\n",
         {
-            f"sys/fs/cgroup/{unit}/cpu.stat": "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n",
+            f"sys/fs/cgroup/{unit}/cpu.stat": "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n"
+            "nr_periods 40\nnr_throttled 10\nthrottled_usec 900\n",
             f"sys/fs/cgroup/{unit}/memory.current": "10485760\n",
             f"sys/fs/cgroup/{unit}/memory.stat": "anon 4194304\nfile 6291456\ninactive_file 2097152\n",
         },
@@ -39,7 +40,7 @@ def test_v2_with_the_systemd_driver(tmp_path: Path) -> None:
     files = locator.locate(42, CID)
     assert files is not None
     assert files.v2
-    assert files.read() == (2_500_000, 10485760 - 2097152)
+    assert files.read() == Counters(2_500_000, 10485760 - 2097152, periods=40, throttled=10)
     files.close()
 
 
@@ -51,6 +52,8 @@ def test_v1_with_the_cgroupfs_driver_and_controllers_mounted_together(tmp_path: 
         f"4:memory:/docker/{CID}\n2:cpu,cpuacct:/docker/{CID}\n",
         {
             f"sys/fs/cgroup/cpu,cpuacct/docker/{CID}/cpuacct.usage": "123456789\n",
+            f"sys/fs/cgroup/cpu,cpuacct/docker/{CID}/cpu.stat": "nr_periods 7\nnr_throttled 3\n"
+            "throttled_time 1234\n",
             f"sys/fs/cgroup/memory/docker/{CID}/memory.usage_in_bytes": "8192000\n",
             f"sys/fs/cgroup/memory/docker/{CID}/memory.stat": "cache 4096\ntotal_inactive_file 192000\n",
         },
@@ -58,7 +61,7 @@ def test_v1_with_the_cgroupfs_driver_and_controllers_mounted_together(tmp_path: 
     files = locator.locate(42, CID)
     assert files is not None
     assert not files.v2
-    assert files.read() == (123456789, 8000000)
+    assert files.read() == Counters(123456789, 8000000, periods=7, throttled=3)
     files.close()
 
 
@@ -76,7 +79,7 @@ def test_a_cgroup_namespace_root_is_joined_relative_to_the_mount(tmp_path: Path)
     )
     files = locator.locate(42, CID)
     assert files is not None
-    assert files.read() == (7000, 0)
+    assert files.read() == Counters(7000, 0, periods=None, throttled=None)
     files.close()
 
 

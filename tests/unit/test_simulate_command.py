@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,48 @@ def test_a_bad_trace_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixt
     trace.write_text("time,demand\n0,1\nsoon,2\n")
     assert main(["simulate", "--trace", str(trace), "--out", str(tmp_path)]) == 2
     assert "trace line 3" in capsys.readouterr().err
+
+
+def test_json_prints_each_policys_summary_for_scripts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "step.csv"
+    trace.write_text("time,demand\n0,1.0\n20,1.8\n120,1.8\n")
+    assert main(["simulate", "--trace", str(trace), "--out", str(tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary) == {"target-tracking", "hpa", "step"}
+    assert summary["target-tracking"] == {
+        "actions": 1, "under_provisioned_s": 15.0, "lost_s": 0.0,
+        "over_provisioned_replica_s": 0.0, "time_to_needed_s": 15.0,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("label", "words"),
+    [
+        pytest.param("cpu.target=fast", "cpu.target='fast': Input should be a valid number", id="bad-value"),
+        pytest.param("scale-up.cooldown=soon", "scale-up.cooldown='soon'", id="bad-behaviour-value"),
+        pytest.param("noise-bnad=3", "noise-bnad='3': no policy here knows it", id="typo"),
+    ],
+)  # fmt: skip
+def test_a_bad_label_is_a_clear_error_not_a_traceback(
+    label: str, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "step.csv"
+    trace.write_text("time,demand\n0,1.0\n")
+    assert main(["simulate", "--trace", str(trace), "--out", str(tmp_path), "--label", label]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("autoscaler simulate: ")
+    assert words in err
+    assert "Traceback" not in err
+
+
+def test_each_reference_takes_only_the_labels_it_understands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `step` is the step policy's own label; hpa and target-tracking run without it.
+    trace = tmp_path / "step.csv"
+    trace.write_text("time,demand\n0,1.0\n20,1.8\n120,1.8\n")
+    args = ["simulate", "--trace", str(trace), "--out", str(tmp_path), "--json"]
+    assert main([*args, "--label", "step=2", "--label", "scale-down.stabilization=1m"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"target-tracking", "hpa", "step"}

@@ -82,3 +82,21 @@ def test_the_timeline_is_csv() -> None:
     assert write_timeline(rows) == (
         "time,demand,needed,replicas,ready\n0,1.000,2,2,2\n1,1.500,3,2,2\n"
     )
+
+
+def test_a_saturated_service_grows_every_decision_to_exactly_what_it_needs() -> None:
+    # 5 cores on 2 replicas of 1 core: each is held at its limit. The hpa can at most double
+    # per decision and then waits out its 15 s rate period; the default knows the replicas are
+    # throttled, so each decision may grow again (by 4 or double), until it is not saturated
+    # and the ordinary calculation sizes it: 10 for 5 cores at 50 %.
+    trace = [(0, 1.0), (20, 5.0), (300, 5.0)]
+    model = Model(startup=2.0, maximum=20)
+    default = run(trace, "target-tracking", {"cpu.target": "50"}, model)
+    assert [(t, a, b) for t, a, b, _ in default.decisions] == [(25, 2, 5), (30, 5, 10)]
+    assert default.decisions[0][3].startswith("saturated: 2 of 2 replicas held at their CPU limit")
+    hpa = run(trace, "hpa", {"cpu.target": "50"}, model)
+    assert [(t, a, b) for t, a, b, _ in hpa.decisions][:2] == [(25, 2, 4), (30, 4, 6)]
+    assert default.summary is not None and hpa.summary is not None
+    assert (default.summary.reaction_s, hpa.summary.reaction_s) == (12, 27)
+    assert default.summary.under_provisioned_s < hpa.summary.under_provisioned_s
+    assert max(row.replicas for row in default.timeline) == 10

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from policies import registry
@@ -38,8 +40,8 @@ def decide(
     maximum: int = 10,
     **labels: str,
 ) -> int:
-    # The HPA's own rules, one evaluation at a time: no window, no noise band to learn.
-    labels = {"cpu.target": "50", "scale-down.stabilization": "0", "noise-band": "0", **labels}
+    # The HPA's own rules, one evaluation at a time: no scale-down window.
+    labels = {"cpu.target": "50", "scale-down.stabilization": "0", **labels}
     policy = Governed("target-tracking", labels)
     decision = policy.evaluate(PolicyInput(current, minimum, maximum, cpu, now=0.0))
     return decision.desired
@@ -76,6 +78,10 @@ def test_target_tracking(current: int, cpu: tuple[ReplicaSample, ...], desired: 
         pytest.param(2, samples(0.0, None), 1, id="missing-assumed-at-target-when-scaling-down"),
         # Busy 70 % but the starter, as idle, brings it to 35 %: the direction flips, so hold.
         pytest.param(2, samples(70.0, not_ready=1), 2, id="direction-flip-holds"),
+        # Two at 40 % would be 2 on their own, but the third, not counted yet, carries its share.
+        pytest.param(
+            3, samples(40.0, 40.0, not_ready=1), 3, id="no-scale-down-while-one-is-unready"
+        ),
     ],
 )
 def test_replicas_without_samples_follow_hpa(
@@ -89,21 +95,17 @@ def test_the_tolerance_is_a_label() -> None:
 
 
 def test_min_and_max_bound_the_proposal_and_say_so() -> None:
-    policy = Governed("target-tracking", {"cpu.target": "50", "noise-band": "0"})
+    policy = Governed("target-tracking", {"cpu.target": "50"})
     up = policy.evaluate(PolicyInput(2, 1, 3, samples(200.0, 200.0), now=0.0))
     assert (up.proposal, up.desired, up.bound) == (8, 3, "max")
     assert "bound to max 3" in up.reason
-    policy = Governed(
-        "target-tracking", {"cpu.target": "50", "scale-down.stabilization": "0", "noise-band": "0"}
-    )
+    policy = Governed("target-tracking", {"cpu.target": "50", "scale-down.stabilization": "0"})
     down = policy.evaluate(PolicyInput(4, 3, 10, samples(1.0, 1.0, 1.0, 1.0), now=0.0))
     assert (down.desired, down.bound) == (3, "min")
 
 
 def test_memory_target_takes_the_larger_proposal() -> None:
-    policy = Governed(
-        "target-tracking", {"cpu.target": "50", "memory.target": "40", "noise-band": "0"}
-    )
+    policy = Governed("target-tracking", {"cpu.target": "50", "memory.target": "40"})
     sample = (ReplicaSample("a", 50.0, memory=80.0), ReplicaSample("b", 50.0, memory=80.0))
     decision = policy.evaluate(PolicyInput(2, 1, 10, sample, now=0.0))
     assert decision.desired == 4
@@ -111,13 +113,13 @@ def test_memory_target_takes_the_larger_proposal() -> None:
 
 
 def test_a_decision_lists_the_samples_it_ignored_and_why() -> None:
-    policy = Governed("target-tracking", {"cpu.target": "50", "noise-band": "0"})
+    policy = Governed("target-tracking", {"cpu.target": "50"})
     decision = policy.evaluate(PolicyInput(2, 1, 10, samples(50.0, not_ready=1), now=0.0))
     assert decision.ignored == {"s0": "health starting"}
 
 
 def test_memory_as_a_guard_never_scales_up_but_holds_a_scale_down() -> None:
-    labels = {"cpu.target": "50", "memory.target": "40", "memory.mode": "guard", "noise-band": "0"}
+    labels = {"cpu.target": "50", "memory.target": "40", "memory.mode": "guard"}
     labels["scale-down.stabilization"] = "0"
     # Memory at 80 % of a 40 % target would want 8, but a guard does not scale up.
     busy_memory = (ReplicaSample("a", 50.0, memory=80.0), ReplicaSample("b", 50.0, memory=80.0))
@@ -132,47 +134,98 @@ def test_memory_as_a_guard_never_scales_up_but_holds_a_scale_down() -> None:
     assert "memory guard" in decision.reason
 
 
-class TestNoiseBand:
-    """The default policy's addition to the HPA: it learns the noise and ignores it."""
+class TestNoise:
+    """Noise moves a service at most once, and upwards: never below what it needs."""
 
     @staticmethod
-    def run(cpu_by_round: list[float], replicas: int = 4) -> list[int]:
-        policy = Governed("target-tracking", {"cpu.target": "50"})
+    def run(policy: str, cpu_by_round: list[float], replicas: int) -> list[int]:
+        governed = Governed(policy, {"cpu.target": "50"})
         counts = []
         for i, cpu in enumerate(cpu_by_round):
-            samples = tuple(ReplicaSample(f"c{n}", cpu) for n in range(replicas))
-            decision = policy.evaluate(PolicyInput(replicas, 1, 20, samples, now=5.0 * i))
-            counts.append(decision.desired)
+            # The load is shared by the replicas there are now.
+            per_replica = cpu * 4 / replicas
+            samples = tuple(ReplicaSample(f"c{n}", per_replica) for n in range(replicas))
+            replicas = governed.evaluate(PolicyInput(replicas, 1, 20, samples, now=5.0 * i)).desired
+            counts.append(replicas)
         return counts
 
-    def test_a_level_load_with_20_percent_noise_never_moves_the_count(self) -> None:
-        import random
+    @staticmethod
+    def noisy(seed: int) -> list[float]:
+        # 4 replicas' worth at the target, ±20 %: 5 replicas cover every peak.
+        rng = random.Random(seed)
+        return [50 * (1 + rng.uniform(-0.2, 0.2)) for _ in range(300)]
 
-        rng = random.Random(1)
-        noisy = [50 * (1 + rng.uniform(-0.2, 0.2)) for _ in range(300)]
-        assert set(self.run(noisy)) == {4}
+    @pytest.mark.parametrize("seed", [1, 2, 3])
+    def test_a_level_load_with_20_percent_noise_never_moves_a_count_that_covers_it(
+        self, seed: int
+    ) -> None:
+        assert set(self.run("target-tracking", self.noisy(seed), replicas=5)) == {5}
 
-    def test_hpa_moves_on_the_same_noise(self) -> None:
-        import random
-
-        rng = random.Random(1)
-        policy = Governed("hpa", {"cpu.target": "50"})
-        moved = 0
-        for i in range(300):
-            cpu = 50 * (1 + rng.uniform(-0.2, 0.2))
-            samples = tuple(ReplicaSample(f"c{n}", cpu) for n in range(4))
-            moved += policy.evaluate(PolicyInput(4, 1, 20, samples, now=5.0 * i)).desired != 4
-        assert moved > 0
+    @pytest.mark.parametrize("seed", [1, 2, 3])
+    def test_from_below_the_first_peak_moves_it_once_and_up(self, seed: int) -> None:
+        counts = self.run("target-tracking", self.noisy(seed), replicas=4)
+        first = counts.index(5)
+        assert set(counts[first:]) == {5}
+        assert counts[:first] == [4] * first
 
     def test_a_real_step_after_noise_is_followed_in_one_interval(self) -> None:
-        import random
-
         rng = random.Random(2)
         history = [50 * (1 + rng.uniform(-0.05, 0.05)) for _ in range(30)]
-        assert self.run([*history, 90.0]) == [4] * 30 + [8]
+        assert self.run("target-tracking", [*history, 90.0], replicas=4) == [4] * 30 + [8]
 
-    def test_while_the_noise_is_unknown_a_move_needs_two_estimates_in_a_row(self) -> None:
-        assert self.run([90.0, 50.0, 90.0, 90.0]) == [4, 4, 4, 8]
+
+class TestSaturation:
+    """Replicas held at their CPU limit: a floor of the need, grown every decision."""
+
+    @staticmethod
+    def held(*cpu: float, throttled: float = 1.0, starting: int = 0) -> tuple[ReplicaSample, ...]:
+        busy = tuple(ReplicaSample(f"c{i}", v, throttled=throttled) for i, v in enumerate(cpu))
+        new = tuple(
+            ReplicaSample(f"s{i}", None, ready=False, note="health starting")
+            for i in range(starting)
+        )
+        return busy + new
+
+    @pytest.mark.parametrize(
+        ("samples", "target", "desired"),
+        [
+            # 2 x 100 % of a 50 % target is 4, and they wanted more: at least 5.
+            pytest.param(held(100.0, 100.0), "50", 5, id="more-than-the-calculation"),
+            # At least 9; a decision may add 4 replicas or double, whichever is more.
+            pytest.param(held(100.0, 100.0, 100.0, 100.0), "50", 8, id="bounded-by-the-rate"),
+            # At an 80 % target the calculation sees 2.5; the floor says at least 3.
+            pytest.param(held(100.0, 100.0), "80", 3, id="high-target-one-more"),
+            # Throttled in a quarter of the periods only: not held back, the calculation rules.
+            pytest.param(held(100.0, 100.0, throttled=0.25), "80", 3, id="lightly-throttled-is-not-saturated"),
+            # Replicas still starting: see what they take on before growing further.
+            pytest.param(held(100.0, 100.0, starting=2), "50", 4, id="waits-for-starting-replicas"),
+        ],
+    )  # fmt: skip
+    def test_the_floor(self, samples: tuple[ReplicaSample, ...], target: str, desired: int) -> None:
+        governed = Governed("target-tracking", {"cpu.target": target})
+        inputs = PolicyInput(len(samples), 1, 20, samples, now=0.0)
+        assert governed.evaluate(inputs).desired == desired
+
+    def test_it_grows_every_decision_where_the_hpa_waits_for_its_rate_period(self) -> None:
+        counts = {}
+        for policy in ("target-tracking", "hpa"):
+            governed, current, seen = Governed(policy, {"cpu.target": "50"}), 2, []
+            for t in (0.0, 2.0, 4.0):
+                samples = self.held(*[100.0] * current)
+                current = governed.evaluate(PolicyInput(current, 1, 20, samples, now=t)).desired
+                seen.append(current)
+            counts[policy] = seen
+        assert counts == {"target-tracking": [5, 10, 20], "hpa": [4, 6, 6]}
+
+    def test_the_reason_says_why(self) -> None:
+        governed = Governed("target-tracking", {"cpu.target": "50"})
+        decision = governed.evaluate(PolicyInput(2, 1, 20, self.held(100.0, 100.0), now=0.0))
+        assert decision.saturated
+        assert decision.reason.startswith(
+            "saturated: 2 of 2 replicas held at their CPU limit (throttled in 100% of periods), "
+            "so demand is at least 200% of one replica's limit: at least 5"
+        )
+        assert decision.desired == 5
 
 
 @pytest.mark.parametrize(
@@ -190,7 +243,7 @@ def test_the_tolerance_band_includes_its_edges(current: int, cpu: float, desired
 
 
 def test_a_memory_guard_holds_a_scale_down_but_never_turns_it_into_a_scale_up() -> None:
-    labels = {"cpu.target": "50", "memory.target": "40", "memory.mode": "guard", "noise-band": "0"}
+    labels = {"cpu.target": "50", "memory.target": "40", "memory.mode": "guard"}
     labels["scale-down.stabilization"] = "0"
     # CPU wants 1; memory at 80 % of a 40 % target would want 8: the guard holds at 4, no more.
     busy_memory = tuple(ReplicaSample(f"c{i}", 5.0, memory=80.0) for i in range(4))
@@ -214,7 +267,7 @@ def test_a_new_replicas_sample_counts_only_after_its_warm_up(age: float, desired
         ReplicaSample("old", 100.0, started_at=now - 600),
         ReplicaSample("new", 100.0, started_at=now - age),
     )
-    labels = {"cpu.target": "50", "noise-band": "0", "warmup": "10s"}
+    labels = {"cpu.target": "50", "warmup": "10s"}
     decision = Governed("target-tracking", labels).evaluate(PolicyInput(2, 1, 10, busy, now))
     assert decision.desired == desired
     assert ("new" in decision.ignored) == (age < 10)

@@ -1,0 +1,54 @@
+"""A load step that holds every replica at its CPU limit, on the real engine: the default policy
+sees the throttling and grows the service every decision to what it needs, without overshoot and
+without a scale-down after it. Orders and bounds, not timings (those are in bench/reaction.py)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from tests.integration.conftest import Mqtt, events, reaches, states
+
+# 0.1 CPU a replica at a 50 % target carries 50 millicores: 500 need 10 replicas. Each of the
+# first 2 is asked for 250, two and a half times its limit.
+LABELS = {
+    "autoscaler.enable": "true",
+    "autoscaler.min": "2",
+    "autoscaler.max": "20",
+    "autoscaler.cpu.target": "50",
+}
+NEEDED = 10
+
+
+async def test_a_saturated_service_grows_every_decision_to_its_need_and_no_further(
+    make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    load = make_load("web")
+    for number in (1, 2):  # as Compose made them: no start-up action to count against the rate
+        await make_container("web", LABELS, load=load, number=number, cpus=0.1)
+    await run_autoscaler()
+    await reaches(mqtt, project, "web", 2, hold=2)
+
+    load.set(500)
+
+    def settled(m: Mqtt) -> bool:
+        # Five rounds in a row at the need, or one past it (the most it may overshoot).
+        last = [s["replicas"] for s in states(m, project, "web")[-5:]]
+        return len(last) == 5 and len(set(last)) == 1 and last[0] in (NEEDED, NEEDED + 1)
+
+    await mqtt.wait_for(settled, within=60)
+    ups = events(mqtt, project, "web", "scale_up")
+    steps = [(e["from"], e["to"]) for e in ups]
+    # Each action starts where the last ended, and only ever grows.
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(steps)), steps
+    assert all(to > start for start, to in steps), steps
+    # The first decision saw the 2 held at their limit and went past what the calculation can
+    # see from 2 pegged replicas (4): the throttling says they need more.
+    assert ups[0]["reason"].startswith("saturated: 2 of 2 replicas held at their CPU limit")
+    assert ups[0]["to"] >= 4
+    # The HPA's rate would have allowed 2 -> 6 -> 10 over two 15 s periods at best; each
+    # decision here may grow again, and it needs no more than four to get there.
+    assert len(steps) <= 4, steps
+    # Never more than one past the need, never back down.
+    assert max(to for _, to in steps) <= NEEDED + 1
+    assert not events(mqtt, project, "web", "scale_down")
