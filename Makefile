@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install format lint typecheck test unit integration bench demo all up down clean
+.PHONY: install format lint typecheck test unit integration bench demo image all up down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,11 +42,17 @@ unit: install
 	$(BIN)/pytest tests/unit
 
 bench: install up
+	bash -c '. scripts/lib.sh && need_cmd docker-compose docker-compose'
 	set -a; eval "$$(bash scripts/engine.sh env)"; eval "$$(bash scripts/broker.sh env)"; set +a; \
 	$(BIN)/python -m bench $(B)
 
 demo: install
 	bash scripts/demo.sh
+
+# The deploy image, offline, on the engine DOCKER_HOST names (the private one if unset).
+image: install
+	if [ -z "$${DOCKER_HOST:-}" ]; then bash scripts/engine.sh start; \
+		export $$(bash scripts/engine.sh env); fi; bash scripts/image.sh
 
 all: lint typecheck test
 

@@ -120,10 +120,25 @@ class Actuator:
         return await self._change(key, replicas, remove=victims(live, len(live) - target), create=0)
 
     async def repair(
-        self, key: ServiceKey, replicas: Sequence[Replica], broken: Sequence[Replica], replace: int
+        self,
+        key: ServiceKey,
+        replicas: Sequence[Replica],
+        old: Sequence[Replica],
+        replace: int,
+        *,
+        surge: bool = False,
     ) -> ScaleResult:
-        """Remove `broken` clones and create `replace` new ones from the template, concurrently."""
-        return await self._change(key, replicas, remove=broken, create=replace)
+        """Remove the `old` clones and create `replace` new ones from the template: all at once,
+        or (`surge`) the new ones first, and the old ones only once every new one started."""
+        if not surge:
+            return await self._change(key, replicas, remove=old, create=replace)
+        result = await self._change(key, replicas, remove=(), create=replace)
+        if result.errors:
+            return result
+        removed = await self._change(key, replicas, remove=old, create=0)
+        result.removed, result.errors = removed.removed, removed.errors
+        result.seconds += removed.seconds
+        return result
 
     async def _change(
         self,

@@ -105,11 +105,13 @@ class CgroupLocator:
             if len(fields) < 5 or len(tail) < 3:
                 continue
             root, mount_point, fstype = fields[3], fields[4], tail[0]
+            # A later mount shadows an earlier one: in a container, the host's cgroup tree
+            # bind-mounted over the container's own view of its cgroup is the one to read.
             if fstype == "cgroup2":
                 self._v2 = (mount_point, root)
             elif fstype == "cgroup":
                 for option in tail[2].split(","):
-                    self._v1.setdefault(option, (mount_point, root))
+                    self._v1[option] = (mount_point, root)
 
     def locate(self, pid: int, container_id: str) -> CgroupFiles | None:
         """The open counter files of container `container_id`, whose main process the engine

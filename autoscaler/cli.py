@@ -118,6 +118,18 @@ def _explain(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _replicas(args: argparse.Namespace, settings: Settings) -> int:
+    from autoscaler import explain
+
+    try:
+        status = explain.fetch(settings.api)
+    except AutoscalerError as exc:
+        print(f"autoscaler replicas: {exc}", file=sys.stderr)
+        return 1
+    print(explain.replicas(status, args.project, compose_args=args.compose_args))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autoscaler", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +141,17 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("service", help="project/service, or just the service name")
     exp.add_argument("--last", type=int, default=10, help="how many decisions (default 10)")
     exp.add_argument("--json", action="store_true", help="print the raw /status JSON")
+    rep = commands.add_parser(
+        "replicas",
+        help="print each service's running replicas, from a running autoscaler",
+        description="With --compose-args, as `--scale SERVICE=N` for `docker compose up`: a plain "
+        "`up` removes the replicas its file does not list, so run "
+        "`docker compose up -d $(autoscaler replicas --project P --compose-args)` to keep them.",
+    )
+    rep.add_argument("--project", help="only this Compose project's services")
+    rep.add_argument(
+        "--compose-args", action="store_true", help="print `--scale SERVICE=N ...` for Compose"
+    )
     sim = commands.add_parser(
         "simulate",
         help="replay a demand trace (CSV time,demand in CPU cores) through a policy",
@@ -163,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "explain":
         return _explain(args, settings)
+    if args.command == "replicas":
+        return _replicas(args, settings)
     return run(settings)
 
 

@@ -37,7 +37,7 @@ from autoscaler.engine import engine_errors
 from autoscaler.errors import AutoscalerError, InternalError
 from autoscaler.labels import Replica, ServiceKey, counted, template_of
 from autoscaler.notifier import Notifier
-from autoscaler.repairs import CrashLoop, Repair, broken
+from autoscaler.repairs import CrashLoop, Repair, broken, restore, roll
 from autoscaler.spec import ServiceSpec, own_labels, parse
 from autoscaler.state import Evaluation, Phase, ServiceState
 from policies.base import Direction, Policy, PolicyInput, ReplicaSample
@@ -88,6 +88,9 @@ class Controller:
         self._sources: dict[str, str] = {}  # container id -> the sampler that read it
         self.state: ServiceState | None = None
         self._published: tuple[ServiceState, float] | None = None  # and when (monotonic)
+        self.decided: int | None = None
+        """The count the last action settled on (or that was found): what vanished replicas are
+        restored to."""
 
     @property
     def busy(self) -> bool:
@@ -133,8 +136,7 @@ class Controller:
             reason = f"the last action failed; next try in {self._failures.left(monotonic):.0f}s"
             self._show(Phase.BACKOFF, replicas, spec, None, reason)
             return
-        if not self._ctx.dry_run and any(broken(r) for r in replicas):
-            self._repair(tg, spec, replicas, monotonic)
+        if not self._ctx.dry_run and self._upkeep(tg, spec, replicas, monotonic):
             return
 
         evaluation = self._evaluate(spec, replicas, samples)
@@ -192,19 +194,34 @@ class Controller:
         self._ctx.metrics.evaluated(self.key, evaluation)
         return evaluation
 
-    def _repair(
+    def _upkeep(
         self, tg: asyncio.TaskGroup, spec: ServiceSpec, replicas: Sequence[Replica], now: float
-    ) -> None:
-        """Mend broken clones when the crash-loop backoff allows. While any are broken the
-        service's size is not decided, or a scale-up would sidestep the backoff."""
-        repair = self._crash_loop.plan(replicas, now)
-        if repair is None:
-            reason = "broken clones: waiting out the crash-loop backoff to replace them"
-            self._show(Phase.REPAIRING, replicas, spec, None, reason)
-            return
-        logger.warning("%s: repairing: %s", self.key, "; ".join(repair.reasons))
-        self._show(Phase.REPAIRING, replicas, spec, None, "repairing: " + "; ".join(repair.reasons))
-        self._run(tg, "repairing", self._mend(replicas, repair))
+    ) -> bool:
+        """Broken clones, vanished replicas, stale clones (repairs.py): True while one is being
+        mended or waits out the crash-loop backoff. The service's size is not decided then, or a
+        scale-up would sidestep the backoff."""
+        live = len(counted(replicas))
+        if self.decided is None or live > self.decided:
+            self.decided = live  # at start-up, or the user added containers of their own
+        self.decided = min(self.decided, spec.maximum)
+        if any(broken(r) for r in replicas):
+            repair = self._crash_loop.plan(replicas, now)
+            if repair is None:
+                reason = "broken clones: waiting out the crash-loop backoff to replace them"
+                self._show(Phase.REPAIRING, replicas, spec, None, reason)
+                return True
+        elif spec.paused:
+            return False
+        else:
+            template = template_of(self.key, replicas)
+            repair = restore(replicas, self.decided) or roll(replicas, template, self.decided)
+            if repair is None:
+                return False
+        reason = f"{repair.kind}: {'; '.join(repair.reasons)}"
+        logger.warning("%s: %s", self.key, reason)
+        self._show(Phase.REPAIRING, replicas, spec, None, reason)
+        self._run(tg, repair.doing, self._mend(replicas, repair))
+        return True
 
     # -- the guarded runner and the actions it runs ---------------------------------------------
 
@@ -252,17 +269,20 @@ class Controller:
         assert self._behavior is not None
         saturated = evaluation.decision.saturated
         self._behavior.record(self._ctx.now(), result.before, result.after, saturated=saturated)
+        self.decided = result.after
         self._announce(spec, evaluation, result)
         logger.info("%s: scaled %d -> %d in %.2fs", self.key, result.before, result.after,
                     result.seconds)  # fmt: skip
         return result
 
     async def _mend(self, replicas: Sequence[Replica], repair: Repair) -> ScaleResult:
-        result = await self._ctx.actuator.repair(self.key, replicas, repair.remove, repair.replace)
+        result = await self._ctx.actuator.repair(
+            self.key, replicas, repair.remove, repair.replace, surge=repair.surge
+        )
         names = {r.id: r.name for r in repair.remove}
         self._ctx.notifier.event(
             self.key,
-            "repair",
+            repair.kind,
             {"removed": len(result.removed), "created": len(result.created)},
             removed=[names.get(i, i[:12]) for i in result.removed],
             created=len(result.created),
@@ -329,6 +349,7 @@ class Controller:
             instance=self._ctx.instance(),
             dry_run=self._ctx.dry_run,
             desired=evaluation.decision.desired if evaluation else None,
+            decided=self.decided,
             minimum=spec.minimum if spec else None,
             maximum=spec.maximum if spec else None,
             policy=spec.policy_name if spec else None,

@@ -13,9 +13,12 @@ from autoscaler.errors import AutoscalerError
 from autoscaler.settings import ApiSettings
 
 
-def fetch(api: ApiSettings, service: str) -> dict[str, Any]:
+def fetch(api: ApiSettings, service: str | None = None) -> dict[str, Any]:
+    """A running autoscaler's /status, of one service or (None) of all."""
     host = "127.0.0.1" if api.host in ("0.0.0.0", "") else api.host
-    url = f"http://{host}:{api.port}/status?service={urllib.parse.quote(service)}"
+    url = f"http://{host}:{api.port}/status"
+    if service is not None:
+        url += f"?service={urllib.parse.quote(service)}"
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             body: dict[str, Any] = json.load(response)
@@ -66,3 +69,16 @@ def render(status: dict[str, Any], last: int) -> str:
                 samples.append(text)
             lines.append("      samples: " + "; ".join(samples))
     return "\n".join(lines)
+
+
+def replicas(status: dict[str, Any], project: str | None, *, compose_args: bool) -> str:
+    """Each service's running count; with `compose_args`, as `--scale` arguments that make
+    `docker compose up` keep them (a plain `up` removes what the file does not list)."""
+    counts = {
+        name: service["state"]["replicas"]
+        for name, service in status["services"].items()
+        if project is None or name.split("/", 1)[0] == project
+    }
+    if compose_args:
+        return " ".join(f"--scale {name.split('/', 1)[1]}={n}" for name, n in counts.items())
+    return "\n".join(f"{name} {n}" for name, n in counts.items())

@@ -35,6 +35,8 @@ PAUSED = "autoscaler.paused"
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_NUMBER = "com.docker.compose.container-number"
+CONFIG_HASH = "com.docker.compose.config-hash"
+"""Compose's hash of a service's configuration: a container whose hash differs is out of date."""
 STANDALONE_PROJECT = "standalone"
 
 

@@ -1,4 +1,6 @@
-"""What to mend in a service before deciding its size: clones that will not serve again.
+"""What to mend in a service before deciding its size, in this order:
+
+1. Broken clones, that will not serve again:
 
     created, never started  an orphan of a scale-up cut short (a crash, a failed start): remove
     exited or dead          and the engine will not restart it (restart policy none, on-failure
@@ -6,10 +8,18 @@
                             remove, and create a replacement
     running but unhealthy   its health check says so: remove, and create a replacement
 
+   A service whose clones keep breaking is a crash loop: its k-th repair in a row waits 2^(k-1)
+   seconds (capped at a minute) after the previous one, and the streak ends after five quiet
+   minutes.
+2. Replicas that vanished by another hand (`docker compose up` removing what its file does not
+   list, `docker rm`): the decided count is restored at once, as a ReplicaSet would, without a
+   policy round. Changing the count for real is what min, max, paused and the policy are for.
+3. Stale clones, made from a template that has since been replaced by one of another
+   configuration (`docker compose up` after an edit, a new image): replaced by clones of the new
+   template in batches, each batch created before the old one is removed, so the service never
+   runs fewer than its decided count.
+
 Only clones are touched; the containers a user made are theirs, and their restart policy's.
-Replacements keep the service at the count last decided for it. A service whose clones keep
-breaking is a crash loop: its k-th repair in a row waits 2^(k-1) seconds (capped at a minute)
-after the previous one, and the streak ends after five quiet minutes.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from autoscaler.backoff import Backoff
-from autoscaler.labels import Replica
+from autoscaler.labels import CONFIG_HASH, Replica, counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +37,51 @@ class Repair:
     replace: int
     """How many new clones to create for the broken ones that counted as replicas."""
     reasons: tuple[str, ...]
+    kind: str = "repair"
+    """`repair`, `restore` or `roll`: the event it is told as."""
+    surge: bool = False
+    """Create the new clones before removing the old ones (they still serve)."""
+
+    @property
+    def doing(self) -> str:
+        return {"repair": "repairing", "restore": "restoring", "roll": "rolling"}[self.kind]
+
+
+def restore(replicas: Sequence[Replica], decided: int) -> Repair | None:
+    """The clones to create when replicas vanished below the decided count."""
+    live = len(counted(replicas))
+    if live >= decided:
+        return None
+    why = f"{decided - live} of {decided} replicas went away outside the autoscaler"
+    return Repair((), decided - live, (why,), kind="restore")
+
+
+def stale(replicas: Sequence[Replica], template: Replica) -> list[Replica]:
+    """Running clones whose configuration is not their template's any more: made from a
+    template that was since replaced by one of another config hash, image, command or env."""
+    config = template.inspect.get("Config") or {}
+    own = (template.labels.get(CONFIG_HASH), template.inspect.get("Image"), config.get("Cmd"),
+           sorted(config.get("Env") or ()))  # fmt: skip
+    out = []
+    for r in counted(replicas):
+        if not r.is_clone or r.clone_of == template.id:
+            continue
+        theirs = r.inspect.get("Config") or {}
+        if (r.labels.get(CONFIG_HASH), r.inspect.get("Image"), theirs.get("Cmd"),
+                sorted(theirs.get("Env") or ())) != own:  # fmt: skip
+            out.append(r)
+    return out
+
+
+def roll(replicas: Sequence[Replica], template: Replica, decided: int) -> Repair | None:
+    """The next batch of stale clones to replace: half the decided count at a time."""
+    old = sorted(stale(replicas, template), key=lambda r: r.number or 0)
+    if not old:
+        return None
+    batch = tuple(old[: max(1, -(-decided // 2))])
+    why = (f"{len(old)} clones run the configuration of a replaced template; replacing "
+           f"{', '.join(r.name for r in batch)} with clones of {template.name}")  # fmt: skip
+    return Repair(batch, len(batch), (why,), kind="roll", surge=True)
 
 
 def broken(replica: Replica) -> str | None:

@@ -83,6 +83,8 @@ class ServiceState:
     instance: str | None
     dry_run: bool
     desired: int | None = None
+    decided: int | None = None
+    """The count the service is kept at: what the last action settled on."""
     minimum: int | None = None
     maximum: int | None = None
     policy: str | None = None

@@ -109,3 +109,13 @@ def labels_for(project: str, service: str, extra: Mapping[str, str]) -> dict[str
         "com.docker.compose.container-number": "1",
         **extra,
     }
+
+
+async def remove_project(docker: aiodocker.Docker, project: str) -> None:
+    """Remove every container of a Compose project, clones included."""
+    listed = await docker.containers.list(
+        all=True, filters=json.dumps({"label": [f"com.docker.compose.project={project}"]})
+    )
+    for c in listed:
+        with contextlib.suppress(aiodocker.DockerError):
+            await c.delete(force=True)

@@ -27,6 +27,9 @@ trap cleanup EXIT
 
 bash scripts/engine.sh start
 bash scripts/broker.sh start
+# The Compose tests run the real docker-compose (1.29, Debian's); the deploy image test builds
+# its base with debootstrap (scripts/image.sh installs it when missing).
+need_cmd docker-compose docker-compose
 set -a
 eval "$(bash scripts/engine.sh env)"
 eval "$(bash scripts/broker.sh env)"

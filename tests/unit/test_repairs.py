@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from autoscaler.labels import Replica, ServiceKey
-from autoscaler.repairs import CrashLoop, broken
+from autoscaler.repairs import CrashLoop, broken, restore, roll, stale
 
 KEY = ServiceKey("shop", "web")
 
@@ -71,3 +72,45 @@ def test_a_crash_loop_backs_off_exponentially_and_a_quiet_spell_resets_it() -> N
     done = [t for t in times if repairs.plan(dead, t) is not None]
     # Repairs at 0, then waits of 1, 2 and 4 s; five quiet minutes start the streak over.
     assert done == [0.0, 1.0, 3.0, 7.0, 400.0]
+
+
+def with_config(r: Replica, *, clone_of: str, env: str, config_hash: str) -> Replica:
+    inspect = {**r.inspect, "Image": "sha256:img", "Config": {"Cmd": ["run"], "Env": [env]}}
+    labels = {"com.docker.compose.config-hash": config_hash}
+    return replace(r, clone_of=clone_of, inspect=inspect, labels=labels)
+
+
+def test_vanished_replicas_are_restored_to_the_decided_count() -> None:
+    live = [replica("t", clone=False), replica("a")]
+    repair = restore(live, decided=4)
+    assert repair is not None
+    assert (repair.kind, repair.replace, repair.remove) == ("restore", 2, ())
+    assert repair.reasons == ("2 of 4 replicas went away outside the autoscaler",)
+    assert restore(live, decided=2) is None
+
+
+def test_clones_of_a_replaced_template_are_rolled_in_surge_batches() -> None:
+    old = dict(env="V=1", config_hash="h1")
+    new_template = replace(with_config(replica("t2", clone=False), clone_of="", env="V=2",
+                                       config_hash="h2"), clone_of=None)  # fmt: skip
+    clones = [
+        replace(with_config(replica(f"c{n}"), clone_of="t1", **old), number=n) for n in (2, 3, 4)
+    ]
+    current = replace(with_config(replica("c5"), clone_of="t2", env="V=2", config_hash="h2"),
+                      number=5)  # fmt: skip
+    service = [new_template, *clones, current]
+    assert [r.name for r in stale(service, new_template)] == ["c2", "c3", "c4"]
+    repair = roll(service, new_template, decided=5)
+    assert repair is not None
+    assert (repair.kind, repair.surge, repair.replace) == ("roll", True, 3)
+    assert [r.name for r in repair.remove] == ["c2", "c3", "c4"]
+    # Half the decided count at a time.
+    assert [r.name for r in roll(service, new_template, decided=3).remove] == ["c2", "c3"]  # type: ignore[union-attr]
+
+
+def test_a_clone_made_from_the_current_template_or_of_the_same_config_is_not_stale() -> None:
+    template = replace(with_config(replica("t2", clone=False), clone_of="", env="V=1",
+                                   config_hash="h1"), clone_of=None)  # fmt: skip
+    same_config = with_config(replica("c2"), clone_of="t1", env="V=1", config_hash="h1")
+    assert stale([template, same_config], template) == []
+    assert roll([template, same_config], template, decided=2) is None
