@@ -22,6 +22,8 @@ TEMPLATE: dict[str, Any] = {
             "com.docker.compose.project": "shop",
             "com.docker.compose.service": "web",
             "com.docker.compose.container-number": "1",
+            "com.docker.compose.config-hash": "c0ffee",
+            "com.docker.compose.image": "sha256:feed",
             "autoscaler.enable": "true",
         },
     },
@@ -71,3 +73,16 @@ def test_a_clone_does_not_take_what_is_unique_to_the_template() -> None:
     assert config["HostConfig"]["PortBindings"] == {
         "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]
     }
+
+
+def test_a_clone_carries_what_makes_compose_see_it_as_an_up_to_date_container_of_the_service() -> (
+    None
+):
+    labels = clone_config(TEMPLATE, 4)["Labels"]
+    # v2 lists only containers with a config hash, and recreates those whose hash or image
+    # digest differ from the file's; v1.29 reads the same project, service and number labels.
+    assert labels["com.docker.compose.config-hash"] == "c0ffee"
+    assert labels["com.docker.compose.image"] == "sha256:feed"
+    assert labels["com.docker.compose.project"] == "shop"
+    assert labels["com.docker.compose.service"] == "web"
+    assert labels["com.docker.compose.container-number"] == "4"
