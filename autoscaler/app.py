@@ -52,6 +52,7 @@ class App:
             metrics=self.metrics,
             ready=self.inventory.ready.is_set,
             status=self.status,
+            token=settings.api.token.get_secret_value() if settings.api.token else None,
         )
         self.context = Context(
             actuator=Actuator(self.docker, concurrency=settings.clone_concurrency),
@@ -116,6 +117,7 @@ class App:
                 logger.debug("another instance holds lease %s; standing by", self.lease.name)
             else:
                 await self.tick(tg)
+            self.api.round_done()
             next_tick = max(next_tick + self.settings.interval, time.monotonic())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(next_tick - time.monotonic()):

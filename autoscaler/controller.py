@@ -39,8 +39,8 @@ from autoscaler.labels import Replica, ServiceKey, counted, template_of
 from autoscaler.notifier import Notifier
 from autoscaler.repairs import CrashLoop, Repair, broken, restore, roll
 from autoscaler.spec import ServiceSpec, own_labels, parse
-from autoscaler.state import Evaluation, Phase, ServiceState
-from policies.base import Direction, Policy, PolicyInput, ReplicaSample
+from autoscaler.state import Evaluation, Phase, ServiceState, replica_samples
+from policies.base import Direction, Policy, PolicyInput
 from policies.behavior import Behavior
 
 logger = logging.getLogger(__name__)
@@ -356,6 +356,7 @@ class Controller:
             paused=spec.paused if spec else None,
             cpu=evaluation.cpu if evaluation else None,
             memory=evaluation.memory if evaluation else None,
+            targets=_targets(spec),
             sampler="+".join(sources) or None,
             error=error,
         )
@@ -368,28 +369,9 @@ class Controller:
         self._ctx.notifier.state(self.key, self.state.to_dict())
 
 
-def replica_samples(
-    replicas: Sequence[Replica], samples: Mapping[str, Sample]
-) -> tuple[ReplicaSample, ...]:
-    """What the policy sees of each counted replica; a replica it must not trust says why."""
-    out = []
-    for replica in counted(replicas):
-        sample = samples.get(replica.id)
-        # A replica without a reading yet is ready but missing: the policy decides what that means.
-        note = ""
-        if replica.status != "running":
-            note = replica.status
-        elif replica.health in ("starting", "unhealthy"):
-            note = f"health {replica.health}"
-        out.append(
-            ReplicaSample(
-                container_id=replica.id,
-                cpu=sample.cpu if sample else None,
-                memory=sample.memory if sample else None,
-                ready=not note,
-                note=note,
-                started_at=replica.started_at,
-                throttled=sample.throttled if sample else None,
-            )
-        )
-    return tuple(out)
+def _targets(spec: ServiceSpec | None) -> dict[str, float] | None:
+    """The policy's targets by metric, when its options name them the built-ins' way."""
+    if spec is None:
+        return None
+    found = {m: getattr(spec.policy_options, f"{m}_target", None) for m in ("cpu", "memory")}
+    return {m: float(t) for m, t in found.items() if isinstance(t, (int, float))} or None

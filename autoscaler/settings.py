@@ -41,6 +41,8 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     """Loopback by default: /status shows container names and decisions."""
     port: int = Field(default=9464, ge=0, le=65535)
+    token: SecretStr | None = None
+    """When set, the page, /status, /events and /metrics ask for it (not /healthz, /readyz)."""
 
 
 class LeaseSettings(BaseModel):

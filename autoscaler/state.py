@@ -3,12 +3,14 @@ state object that MQTT, `/status`, `/metrics` and `autoscaler explain` all read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from statistics import fmean
 from typing import Any
 
+from autoscaler.collector import Sample
+from autoscaler.labels import Replica, counted
 from policies.base import Decision, ReplicaSample
 
 
@@ -91,6 +93,8 @@ class ServiceState:
     paused: bool | None = None
     cpu: float | None = None
     memory: float | None = None
+    targets: Mapping[str, float] | None = None
+    """Percent each metric should average (the policy's targets), for charts."""
     sampler: str | None = None
     """Which sampler served the replicas: cgroup (the fast path), api, or both."""
     error: str | None = None
@@ -125,3 +129,30 @@ def _moved(now: float | None, before: float | None, band: float) -> bool:
 def _mean(values: Iterable[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return fmean(present) if present else None
+
+
+def replica_samples(
+    replicas: Sequence[Replica], samples: Mapping[str, Sample]
+) -> tuple[ReplicaSample, ...]:
+    """What the policy sees of each counted replica; a replica it must not trust says why."""
+    out = []
+    for replica in counted(replicas):
+        sample = samples.get(replica.id)
+        # A replica without a reading yet is ready but missing: the policy decides what that means.
+        note = ""
+        if replica.status != "running":
+            note = replica.status
+        elif replica.health in ("starting", "unhealthy"):
+            note = f"health {replica.health}"
+        out.append(
+            ReplicaSample(
+                container_id=replica.id,
+                cpu=sample.cpu if sample else None,
+                memory=sample.memory if sample else None,
+                ready=not note,
+                note=note,
+                started_at=replica.started_at,
+                throttled=sample.throttled if sample else None,
+            )
+        )
+    return tuple(out)

@@ -30,6 +30,8 @@ bash scripts/broker.sh start
 # The Compose tests run the real docker-compose (1.29, Debian's); the deploy image test builds
 # its base with debootstrap (scripts/image.sh installs it when missing).
 need_cmd docker-compose docker-compose
+# The page is tested in a real browser: Debian's chromium, headless.
+need_cmd chromium chromium
 set -a
 eval "$(bash scripts/engine.sh env)"
 eval "$(bash scripts/broker.sh env)"

@@ -23,6 +23,7 @@ import pytest
 from autoscaler.app import App
 from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings
 from policies import registry
+from tests.integration.browser import Browser, chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_IMAGE = os.environ.get("AUTOSCALER_TEST_IMAGE", "autoscaler-test/busybox:latest")
@@ -399,3 +400,18 @@ async def reaches(
             f"{service} never held {replicas} replicas; states: {seen}; moves: {moves}"
         ) from None
     return result
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's chromium, headless, started once a session (scripts/test.sh installs it)."""
+    async with chromium() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where tests leave what a person may want to look at (screenshots); not committed."""
+    path = ROOT / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path
