@@ -115,13 +115,13 @@ class Page:
     async def wait_for(self, expression: str, within: float = 30.0) -> Any:
         """Until `expression` is truthy in the page; what it last gave."""
         async with asyncio.timeout(within):
-            while not (value := await self.evaluate(expression)):
+            while not (value := await self.evaluate(expression)):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)  # the page has no event to offer a test
         return value
 
     async def screenshot(self, path: Path) -> None:
         shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        path.write_bytes(base64.b64decode(shot["data"]))
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
 
 
 @contextlib.asynccontextmanager

@@ -51,6 +51,7 @@ async def test_the_page_follows_a_service_as_it_scales_without_a_reload(
         assert "autoscaler.cpu.target='fast'" in error
         await page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
         await page.screenshot(artifacts / "page-1280x800.png")
+        (artifacts / "page-weight.txt").write_text(f"{weight} bytes at first load\n")
         assert page.errors == []
         assert 0 < weight < PAGE_BUDGET, weight
 
