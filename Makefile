@@ -29,8 +29,10 @@ typecheck: install
 up:
 	bash scripts/engine.sh start
 	bash scripts/broker.sh start
+	bash scripts/prometheus.sh start
 
 down:
+	-bash scripts/prometheus.sh stop
 	-bash scripts/broker.sh reset
 	-bash scripts/engine.sh stop
 
@@ -43,7 +45,8 @@ unit: install
 
 bench: install up
 	bash -c '. scripts/lib.sh && need_cmd docker-compose docker-compose'
-	set -a; eval "$$(bash scripts/engine.sh env)"; eval "$$(bash scripts/broker.sh env)"; set +a; \
+	set -a; eval "$$(bash scripts/engine.sh env)"; eval "$$(bash scripts/broker.sh env)"; \
+	eval "$$(bash scripts/prometheus.sh env)"; set +a; \
 	$(BIN)/python -m bench $(B)
 
 demo: install

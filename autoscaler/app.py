@@ -29,6 +29,7 @@ from autoscaler.labels import Replica, ServiceKey
 from autoscaler.lease import Lease
 from autoscaler.notifier import Notifier
 from autoscaler.settings import Settings
+from autoscaler.signals import Signals
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class App:
             else None
         )
         self.collector = Collector(self.docker, interval=settings.interval)
+        self.signals = Signals(settings.mqtt, interval=settings.interval)
         self.notifier = Notifier(settings.mqtt, instance=self.lease.holder if self.lease else None)
         self.metrics = Metrics()
         self.api = Api(
@@ -63,6 +65,7 @@ class App:
             metrics=self.metrics,
             dry_run=settings.dry_run,
             instance=lambda: self.lease.holder if self.lease else None,
+            signal=self.signals.read,
             heartbeat=settings.mqtt.heartbeat,
             band=settings.mqtt.state_band,
         )
@@ -75,7 +78,7 @@ class App:
             async with asyncio.TaskGroup() as tg:
                 follower = tg.create_task(self.inventory.run(), name="inventory")
                 notifier = tg.create_task(self.notifier.run(), name="notifier")
-                others = []
+                others = [tg.create_task(self.signals.run(), name="signals")]
                 if self.settings.api.enabled:
                     others.append(tg.create_task(self.api.serve(), name="api"))
                 if self.lease is not None:
@@ -135,6 +138,8 @@ class App:
         started = time.perf_counter()
         samples = await self.collector.sample(r for rs in services.values() for r in rs)
         self.metrics.sampling.observe(time.perf_counter() - started)
+        sources = [c.spec.metric for c in self.controllers.values() if c.spec and c.spec.metric]
+        await self.signals.follow(sources)
         for key, replicas in sorted(services.items()):
             controller = self.controllers.get(key)
             if controller is None:

@@ -34,13 +34,13 @@ from autoscaler.api import Metrics
 from autoscaler.backoff import Backoff
 from autoscaler.collector import Sample
 from autoscaler.engine import engine_errors
-from autoscaler.errors import AutoscalerError, InternalError
+from autoscaler.errors import AutoscalerError, InternalError, MetricError
 from autoscaler.labels import Replica, ServiceKey, counted, template_of
 from autoscaler.notifier import Notifier
 from autoscaler.repairs import CrashLoop, Repair, broken, restore, roll
-from autoscaler.spec import ServiceSpec, own_labels, parse
+from autoscaler.spec import MetricSource, ServiceSpec, own_labels, parse
 from autoscaler.state import Evaluation, Phase, ServiceState, replica_samples
-from policies.base import Direction, Policy, PolicyInput
+from policies.base import Direction, Policy, PolicyInput, Signal
 from policies.behavior import Behavior
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ class Context:
     metrics: Metrics
     dry_run: bool
     instance: Callable[[], str | None]
+    signal: Callable[[MetricSource], Signal] | None = None
+    """The latest value of a service's metric source (signals.py)."""
     heartbeat: float = 60.0
     """Seconds between retained states of a service whose state does not change."""
     band: float = 5.0
@@ -88,6 +90,7 @@ class Controller:
         self._sources: dict[str, str] = {}  # container id -> the sampler that read it
         self.state: ServiceState | None = None
         self._published: tuple[ServiceState, float] | None = None  # and when (monotonic)
+        self._signal_error: str | None = None  # the metric source's failure, while it lasts
         self.decided: int | None = None
         """The count the last action settled on (or that was found): what vanished replicas are
         restored to."""
@@ -178,7 +181,8 @@ class Controller:
         assert self._policy is not None and self._behavior is not None
         observed = replica_samples(replicas, samples)
         now = self._ctx.now()
-        inputs = PolicyInput(len(observed), spec.minimum, spec.maximum, observed, now)
+        signal = self._signal(spec)
+        inputs = PolicyInput(len(observed), spec.minimum, spec.maximum, observed, now, signal)
         decision = self._behavior.decide(inputs, self._policy.propose(inputs))
         own = sum(1 for r in counted(replicas) if not r.is_clone)
         if decision.desired < own:
@@ -193,6 +197,25 @@ class Controller:
         self.history.append(evaluation)
         self._ctx.metrics.evaluated(self.key, evaluation)
         return evaluation
+
+    def _signal(self, spec: ServiceSpec) -> Signal | None:
+        """The service's metric, if it has one; a failing source is reported once, and shown in
+        the state while it fails."""
+        if spec.metric is None or self._ctx.signal is None:
+            self._signal_error = None
+            return None
+        signal = self._ctx.signal(spec.metric)
+        if signal.error is None:
+            if self._signal_error is not None:
+                logger.info("%s: metric %s reads again", self.key, signal.name)
+            self._signal_error = None
+            return signal
+        exc = MetricError(str(self.key), signal.name, signal.error)
+        if str(exc) != self._signal_error:
+            logger.error("%s", exc)
+            self._fault(exc)
+        self._signal_error = str(exc)
+        return signal
 
     def _upkeep(
         self, tg: asyncio.TaskGroup, spec: ServiceSpec, replicas: Sequence[Replica], now: float
@@ -358,7 +381,7 @@ class Controller:
             memory=evaluation.memory if evaluation else None,
             targets=_targets(spec),
             sampler="+".join(sources) or None,
-            error=error,
+            error=error or self._signal_error,
         )
         now = self._ctx.monotonic()
         if self._published is not None:

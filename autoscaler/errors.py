@@ -58,3 +58,15 @@ class InternalError(AutoscalerError):
     def __init__(self, service: str, doing: str, exc: BaseException) -> None:
         super().__init__(f"service {service}: unexpected {type(exc).__name__} while {doing}: {exc}")
         self.service = service
+
+
+class MetricError(AutoscalerError):
+    """A service's metric source gives no value to trust: unreachable, stale or malformed."""
+
+    def __init__(self, service: str, source: str, reason: str) -> None:
+        super().__init__(f"service {service}: metric {source}: {reason}; holding")
+        self.service = service
+        self.source = source
+
+    def event_attributes(self) -> dict[str, str]:
+        return super().event_attributes() | {"source": self.source}

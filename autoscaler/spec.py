@@ -11,18 +11,64 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from autoscaler import labels
 from autoscaler.errors import LabelError
 from autoscaler.labels import ServiceKey
 from policies import registry
 from policies.base import Policy
-from policies.options import BehaviorOptions
+from policies.options import BehaviorOptions, Seconds
 
 _COMMON = frozenset({"enable", "service", "clone-of", "min", "max", "policy", "paused"})
+
+
+class MetricSource(BaseModel):
+    """Where a service's demand is read: a number published on an MQTT topic, or the value of
+    a Prometheus query. The labels `metric.target` and `metric.activation` belong to the policy,
+    which turns the value into a count."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    source: Literal["mqtt", "prometheus"] = Field(alias="metric.source")
+    topic: str | None = Field(default=None, alias="metric.topic", min_length=1)
+    """MQTT topic; `+` and `#` wildcards sum the latest value of every matching topic."""
+    field: str | None = Field(default=None, alias="metric.field", min_length=1)
+    """A dotted path to the number in a JSON payload; the payload is the number without it."""
+    url: str | None = Field(default=None, alias="metric.url", pattern=r"^https?://\S+$")
+    """The Prometheus server's base URL."""
+    query: str | None = Field(default=None, alias="metric.query", min_length=1)
+    """An instant PromQL query: one number, or a vector whose values are summed."""
+    max_age: Seconds | None = Field(default=None, alias="metric.max-age")
+    """An older value is missing; three intervals when unset."""
+
+    @model_validator(mode="after")
+    def _complete(self) -> MetricSource:
+        needs = {"mqtt": ("topic",), "prometheus": ("url", "query")}[self.source]
+        foreign = {"mqtt": ("url", "query"), "prometheus": ("topic", "field")}[self.source]
+        for name in needs:
+            if getattr(self, name) is None:
+                raise PydanticCustomError(
+                    "missing",
+                    f"required with metric.source={self.source}",
+                    {"label": f"metric.{name}"},
+                )
+        for name in foreign:
+            if getattr(self, name) is not None:
+                raise PydanticCustomError(
+                    "extra", f"not for metric.source={self.source}", {"label": f"metric.{name}"}
+                )
+        return self
+
+    @property
+    def name(self) -> str:
+        return f"mqtt {self.topic}" if self.source == "mqtt" else f"prometheus {self.query}"
+
+
+METRIC_KEYS = frozenset(f.alias or n for n, f in MetricSource.model_fields.items())
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -37,6 +83,7 @@ class ServiceSpec:
     policy_class: type[Any]
     policy_options: BaseModel
     behavior: BehaviorOptions
+    metric: MetricSource | None
     labels: Mapping[str, str]
     """The `autoscaler.*` labels this spec was parsed from, to notice when they change."""
 
@@ -75,21 +122,35 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str]) -> ServiceSpec:
         policy_keys = registry.option_keys(policy_name)
         options: dict[str, str] = {}
         behavior: dict[str, str] = {}
+        metric: dict[str, str] = {}
         for label, value in own.items():
             short = label.removeprefix(labels.PREFIX)
             if short in _COMMON:
                 continue
-            if short in registry.BEHAVIOR_KEYS:
+            if short in METRIC_KEYS:
+                metric[short] = value
+            elif short in registry.BEHAVIOR_KEYS:
                 behavior[short] = value
             elif short in policy_keys:
                 options[short] = value
             else:
                 raise LabelError(str(key), label, value, _unknown(policy_name))
+        if (
+            "metric.source" in metric
+            and "metric.target" in policy_keys
+            and "metric.target" not in options
+        ):
+            label = labels.PREFIX + "metric.source"
+            raise LabelError(
+                str(key), label, own.get(label), "needs metric.target (a replica's share)"
+            )
         policy_class = registry.lookup(policy_name)
         policy_options = registry.validate(policy_class.Options, options)
         behavior_options = registry.behavior(policy_name, behavior)
+        source = registry.validate(MetricSource, metric) if metric else None
     except registry.PolicyError as exc:
         raise LabelError(str(key), labels.PREFIX + exc.key, exc.value, exc.reason) from exc
+    _check_metric(key, own, source, policy_options)
     return ServiceSpec(
         key=key,
         minimum=minimum,
@@ -99,8 +160,22 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str]) -> ServiceSpec:
         policy_class=policy_class,
         policy_options=policy_options,
         behavior=behavior_options,
+        metric=source,
         labels=MappingProxyType(own),
     )
+
+
+def _check_metric(
+    key: ServiceKey, own: Mapping[str, str], source: MetricSource | None, options: BaseModel
+) -> None:
+    """A source needs a policy that turns its value into a count, and a target needs a source."""
+    target = getattr(options, "metric_target", None)
+    if source is not None and target is None:
+        label = labels.PREFIX + "metric.source"
+        raise LabelError(str(key), label, own[label], "needs metric.target (a replica's share)")
+    if source is None and target is not None:
+        label = labels.PREFIX + "metric.target"
+        raise LabelError(str(key), label, own[label], "needs metric.source to read it from")
 
 
 def _bool(key: ServiceKey, label: str, value: str) -> bool:
@@ -123,6 +198,8 @@ def _int(key: ServiceKey, label: str, value: str, minimum: int) -> int:
 
 
 def _unknown(policy_name: str) -> str:
-    keys = sorted(_COMMON | registry.BEHAVIOR_KEYS | registry.option_keys(policy_name))
+    keys = sorted(
+        _COMMON | METRIC_KEYS | registry.BEHAVIOR_KEYS | registry.option_keys(policy_name)
+    )
     known = ", ".join(labels.PREFIX + k for k in keys)
     return f"unknown label (policy {policy_name} knows: {known})"

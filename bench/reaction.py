@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiodocker
+import aiomqtt
 
 from autoscaler.app import App
 from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings
@@ -30,6 +31,7 @@ TARGET = 50  # percent
 START, NEEDED, MAXIMUM = 2, 10, 20
 DEMAND = int(NEEDED * LIMIT * 1000 * TARGET / 100)  # millicores: 500
 WATCH = 60.0  # seconds after the step in which nothing may scale down
+QUEUE_SHARE = 10  # jobs of the queue one replica carries
 
 
 @dataclass
@@ -39,61 +41,83 @@ class Reaction:
     all_running_s: float | None = None
     most: int = 0
     scaled_down_s: float | None = None
+    actions: int = 0
     counts: list[int] = field(default_factory=list)
     """The running count at each change, from the step on."""
 
 
-async def _scenario(docker: aiodocker.Docker, policy: str, interval: float) -> Reaction:
+@dataclass(frozen=True)
+class Case:
+    """A service of replicas of LIMIT CPU at TARGET %, `start` of them, whose demand steps to
+    what `needed` carry; `queue` also publishes that demand as a queue's depth (10 a replica)."""
+
+    policy: str
+    interval: float
+    start: int = START
+    needed: int = NEEDED
+    queue: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+async def _scenario(docker: aiodocker.Docker, case: Case) -> Reaction:
     run = uuid.uuid4().hex[:8]
     project = f"bench{run}"
     load = Path(tempfile.mkdtemp(prefix="bench-load-"))
     (load / "replicas").mkdir()
     (load / "demand").write_text("0\n")
-    labels = labels_for(
-        project,
-        "web",
-        {
-            "bench.run": run,
-            "autoscaler.enable": "true",
-            "autoscaler.min": str(START),
-            "autoscaler.max": str(MAXIMUM),
-            "autoscaler.policy": policy,
-            "autoscaler.cpu.target": str(TARGET),
-        },
-    )
+    host = os.environ.get("AUTOSCALER_MQTT__HOST", "127.0.0.1")
+    port = int(os.environ.get("AUTOSCALER_MQTT__PORT", "1883"))
+    topic = f"bench-{run}/queue"
+    own = {
+        "bench.run": run,
+        "autoscaler.enable": "true",
+        "autoscaler.min": str(case.start),
+        "autoscaler.max": str(MAXIMUM),
+        "autoscaler.policy": case.policy,
+        "autoscaler.cpu.target": str(TARGET),
+        **dict(case.labels),
+    }
+    if case.queue:
+        own |= {"autoscaler.metric.source": "mqtt", "autoscaler.metric.topic": topic,
+                "autoscaler.metric.target": str(QUEUE_SHARE)}  # fmt: skip
     config = busybox(
         ["sh", "/burn.sh"],
         cpus=LIMIT,
-        Labels=labels,
+        Labels=labels_for(project, "web", own),
         HostConfig={"Binds": [f"{ROOT / 'scripts' / 'burn.sh'}:/burn.sh:ro", f"{load}:/load"]},
     )
     settings = Settings(
         docker_host=os.environ.get("DOCKER_HOST"),
-        interval=interval,
+        interval=case.interval,
         projects=frozenset({project}),
-        mqtt=MqttSettings(enabled=False),
+        mqtt=MqttSettings(enabled=case.queue, host=host, port=port, topic_prefix=f"bench-{run}"),
         api=ApiSettings(enabled=False),
         lease=LeaseSettings(enabled=False),
     )
     app = App(settings)
     stop = asyncio.Event()
-    result = Reaction(policy, interval)
+    result = Reaction(case.policy + (" + queue" if case.queue else ""), case.interval)
+    demand = int(case.needed * LIMIT * 1000 * TARGET / 100)
     try:
         template = await docker.containers.create(config, name=f"{project}-web-1")
         await template.start()
+        if case.queue:
+            await _publish(host, port, topic, "0")
         serving = asyncio.create_task(app.serve(stop))
         try:
-            await _until(lambda: _running(app, project) == START, 60)
+            await _until(lambda: _running(app, project) == case.start, 60)
             # Idle, as a service is before its load arrives: longer than a rate-limit period
             # (15 s), so the scale-up to min is no longer counted against the rate.
-            await _until(lambda: _evaluations(app) >= 16 / interval, 60)
-            (load / "demand").write_text(f"{DEMAND}\n")
+            await _until(lambda: _evaluations(app) >= 16 / case.interval, 60)
+            (load / "demand").write_text(f"{demand}\n")
+            if case.queue:
+                await _publish(host, port, topic, str(case.needed * QUEUE_SHARE))
             stepped = time.monotonic()
             while (elapsed := time.monotonic() - stepped) < WATCH:
                 count = _running(app, project)
                 if not result.counts or count != result.counts[-1]:
                     result.counts.append(count)
-                if count >= NEEDED and result.all_running_s is None:
+                if count >= case.needed and result.all_running_s is None:
                     result.all_running_s = elapsed
                 if result.counts and count < max(result.counts) and result.scaled_down_s is None:
                     result.scaled_down_s = elapsed
@@ -101,12 +125,19 @@ async def _scenario(docker: aiodocker.Docker, policy: str, interval: float) -> R
                 # bounds the error of each time measured to 20 ms.
                 await asyncio.sleep(0.02)
             result.most = max(result.counts)
+            result.actions = int(sum(s.value for m in app.metrics.actions.collect()
+                                     for s in m.samples if s.name.endswith("_total")))  # fmt: skip
         finally:
             stop.set()
             await serving
     finally:
         await remove_run(docker, run)
     return result
+
+
+async def _publish(host: str, port: int, topic: str, value: str) -> None:
+    async with aiomqtt.Client(host, port) as client:
+        await client.publish(topic, value, qos=1, retain=True)
 
 
 def _running(app: App, project: str) -> int:
@@ -129,39 +160,53 @@ async def _until(condition: Callable[[], bool], within: float) -> None:
             await asyncio.sleep(0.05)
 
 
-def table(results: list[Reaction]) -> str:
+def table(results: list[Reaction], needed: int) -> str:
     head = (
-        f"{'policy':<17} {'interval s':>10} {f'{NEEDED} running s':>13} {'most':>5} "
-        f"{'scale-down in 60 s':>19}  counts after the step"
+        f"{'policy':<23} {'interval s':>10} {f'{needed} running s':>13} {'most':>5} "
+        f"{'actions':>8} {'scale-down in 60 s':>19}  counts seen after the step"
     )
     lines = [head, "-" * len(head)]
     for r in results:
         reached = "never" if r.all_running_s is None else f"{r.all_running_s:.1f}"
         down = "no" if r.scaled_down_s is None else f"at {r.scaled_down_s:.0f} s"
         lines.append(
-            f"{r.policy:<17} {r.interval:>10g} {reached:>13} {r.most:>5} {down:>19}  "
-            + " -> ".join(map(str, r.counts))
+            f"{r.policy:<23} {r.interval:>10g} {reached:>13} {r.most:>5} {r.actions:>8} "
+            f"{down:>19}  " + " -> ".join(map(str, r.counts))
         )
     return "\n".join(lines)
 
 
-async def run() -> list[Reaction]:
-    results = []
+# The queue step: 1 replica, to what 9 carry; a decision may add 10 (the rate labels the queue's
+# user would set to let one action follow a queue; the same for both rows).
+QUEUE_RATE = (("autoscaler.scale-up.max-replicas", "10"),)
+
+
+async def run() -> tuple[list[Reaction], list[Reaction]]:
+    steps, queues = [], []
     async with engine() as docker:
         for interval in (2.0, 1.0):
             for policy in ("target-tracking", "hpa"):
-                results.append(await _scenario(docker, policy, interval))
-    return results
+                steps.append(await _scenario(docker, Case(policy, interval)))
+        for queue in (True, False):
+            case = Case("target-tracking", 2.0, start=1, needed=9, queue=queue, labels=QUEUE_RATE)
+            queues.append(await _scenario(docker, case))
+    return steps, queues
 
 
 def main() -> None:
-    results = asyncio.run(run())
+    steps, queues = asyncio.run(run())
     print(
         f"\nReaction: {START} replicas of {LIMIT:g} CPU, target {TARGET} %, demand steps to what "
         f"{NEEDED} carry; default labels, max {MAXIMUM}; goal: {NEEDED} running within 8 s "
         f"(2 s interval) / 5 s (1 s), at most {NEEDED + 1}, no scale-down within {WATCH:.0f} s"
     )
-    print(table(results))
+    print(table(steps, NEEDED))
+    print(
+        f"\nQueue step, the same service from 1 replica: the demand of 9 published as a queue's "
+        f"depth ({9 * QUEUE_SHARE}, {QUEUE_SHARE} a replica) beside CPU alone; a decision may "
+        "add 10; goal: 9 running in one action within one interval + 2 s (4 s)"
+    )
+    print(table(queues, 9))
 
 
 if __name__ == "__main__":

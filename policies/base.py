@@ -43,12 +43,28 @@ class ReplicaSample:
 
 
 @dataclass(frozen=True, slots=True)
+class Signal:
+    """A service-level measure of demand (a queue's depth, a request rate), as the service's
+    metric source last gave it. `value` is None when there is none to trust: never read, older
+    than the source's max age, or the source failed (`error` says how)."""
+
+    name: str
+    """Where it comes from, for reasons: `mqtt queue/jobs`, `prometheus sum(rate(...))`."""
+    value: float | None
+    age: float | None = None
+    """Seconds since it was measured."""
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyInput:
     current: int
     minimum: int
     maximum: int
     samples: tuple[ReplicaSample, ...]
     now: float
+    signal: Signal | None = None
+    """The service's metric source, when its labels name one."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,7 +102,9 @@ def validate(model: type[_Model], raw: Mapping[str, str]) -> _Model:
         return model.model_validate(dict(raw))
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "policy"
+        # A rule over several labels names the one it is about in its context.
+        named = (first.get("ctx") or {}).get("label")
+        key = ".".join(str(part) for part in first["loc"]) or named or "policy"
         raise PolicyError(key, raw.get(key), first["msg"]) from exc
 
 

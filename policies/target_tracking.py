@@ -19,10 +19,12 @@ memory per replica above its target. Container memory rarely shrinks once touche
 
 from __future__ import annotations
 
+import math
 from statistics import fmean
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from policies import saturation
 from policies.base import PolicyInput, Proposal, ReplicaSample
@@ -31,8 +33,9 @@ from policies.replicas import Groups, group, replica_count
 
 
 class TargetTrackingOptions(PolicyOptions):
-    cpu_target: float = Field(alias="cpu.target", gt=0, le=1000)
-    """Percent of the CPU limit (of one core without a limit) each replica should average."""
+    cpu_target: float | None = Field(default=None, alias="cpu.target", gt=0, le=1000)
+    """Percent of the CPU limit (of one core without a limit) each replica should average.
+    Required unless a metric source gives the demand (`metric.target`)."""
     memory_target: float | None = Field(default=None, alias="memory.target", gt=0, le=100)
     """Percent of the memory limit; only replicas with a memory limit report it."""
     memory_mode: Literal["target", "guard"] = Field(default="target", alias="memory.mode")
@@ -42,6 +45,21 @@ class TargetTrackingOptions(PolicyOptions):
     """A new replica's samples do not count for this long (it counts as idle when scaling up),
     for applications that burn CPU starting up. Not needed otherwise: every replica's sample
     window restarts when a scale action ends, so no reading mixes the old count's load in."""
+    metric_target: float | None = Field(default=None, alias="metric.target", gt=0)
+    """The value of the service's metric (autoscaler.metric.source) one replica should carry:
+    the proposal is ceil(value / target), the HPA's AverageValue rule."""
+    metric_activation: float | None = Field(default=None, alias="metric.activation", ge=0)
+    """Below this value the metric asks for min."""
+
+    @model_validator(mode="after")
+    def _a_target(self) -> TargetTrackingOptions:
+        if self.cpu_target is None and self.metric_target is None:
+            raise PydanticCustomError(
+                "missing",
+                "required (or metric.target, with a metric source)",
+                {"label": "cpu.target"},
+            )
+        return self
 
 
 class TargetTracking:
@@ -76,7 +94,10 @@ class TargetTracking:
             )
 
         count, reason = self._combine(inputs, proposals, metrics, groups)
-        held = None if self.hpa_only else saturation.floor(inputs, o.cpu_target)
+        count, reason = self._with_signal(inputs, count, reason, metrics, notes)
+        held = None
+        if not self.hpa_only and o.cpu_target is not None:
+            held = saturation.floor(inputs, o.cpu_target)
         if held is None:
             return Proposal(count, reason, metrics, groups.ignored, tuple(notes))
         if count is None or held.count >= count:
@@ -86,10 +107,50 @@ class TargetTracking:
         return Proposal(count, reason, metrics, groups.ignored, tuple(notes), saturated=True)
 
     def _targets(self) -> dict[str, float]:
-        targets = {"cpu": self.options.cpu_target}
+        targets: dict[str, float] = {}
+        if self.options.cpu_target is not None:
+            targets["cpu"] = self.options.cpu_target
         if self.options.memory_target is not None:
             targets["memory"] = self.options.memory_target
         return targets
+
+    def _with_signal(
+        self,
+        inputs: PolicyInput,
+        count: int | None,
+        reason: str,
+        metrics: dict[str, float],
+        notes: list[str],
+    ) -> tuple[int | None, str]:
+        """The larger of the utilisation proposal and the metric's (the HPA's multi-metric
+        rule); a metric that is missing or stale holds any scale-down."""
+        o, signal = self.options, inputs.signal
+        if o.metric_target is None or signal is None:
+            return count, reason
+        if signal.value is None:
+            why = signal.error or "no value yet"
+            notes.append(f"{signal.name}: {why}: no scale-down on missing data")
+            if count is None or count < inputs.current:
+                return inputs.current, f"{signal.name}: {why}: hold at {inputs.current}"
+            return count, f"{reason}; {signal.name}: {why}"
+        metrics["metric"] = signal.value
+        wanted, why = self._metric_count(inputs, signal.value, signal.name)
+        if count is None or wanted >= count:
+            return wanted, why
+        return count, f"{reason} (the metric asks for {wanted})"
+
+    def _metric_count(self, inputs: PolicyInput, value: float, name: str) -> tuple[int, str]:
+        o = self.options
+        assert o.metric_target is not None
+        if o.metric_activation is not None and value < o.metric_activation:
+            return inputs.minimum, f"{name} {value:g} below activation {o.metric_activation:g}: min"
+        ratio = value / (o.metric_target * max(inputs.current, 1))
+        if inputs.current and 1 - o.down_tolerance <= ratio <= 1 + o.up_tolerance:
+            wanted = inputs.current
+        else:
+            wanted = math.ceil(value / o.metric_target - 1e-9)
+        verb = "hold at" if wanted == inputs.current else "propose"
+        return wanted, f"{name} {value:g} vs {o.metric_target:g} a replica: {verb} {wanted}"
 
     def _combine(
         self,
@@ -99,6 +160,8 @@ class TargetTracking:
         groups: Groups,
     ) -> tuple[int | None, str]:
         if "cpu" not in proposals:
+            if self.options.cpu_target is None:
+                return None, ""
             return None, "no usable samples: holding"
         targets = self._targets()
         deciding = "cpu"

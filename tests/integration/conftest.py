@@ -19,6 +19,7 @@ from typing import Any
 import aiodocker
 import aiomqtt
 import pytest
+from aiohttp import web
 
 from autoscaler.app import App
 from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings
@@ -415,3 +416,41 @@ def artifacts() -> Path:
     path = ROOT / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@dataclass
+class Exporter:
+    """A Prometheus target the tests serve themselves: `set(name, labels, value)`."""
+
+    port: int
+    url: str
+    """The Prometheus server that scrapes it every second."""
+    values: dict[str, float] = field(default_factory=dict)
+
+    def set(self, metric: str, project: str, value: float) -> None:
+        self.values[f'{metric}{{project="{project}"}}'] = value
+
+
+@pytest.fixture(scope="session")
+async def exporter() -> AsyncIterator[Exporter]:
+    """scripts/prometheus.sh's Prometheus, and the target it scrapes, served here."""
+    env: Mapping[str, str] = os.environ
+    if "AUTOSCALER_TEST_PROMETHEUS_URL" not in env:
+        env = _script_env("prometheus.sh")
+    served = Exporter(
+        int(env["AUTOSCALER_TEST_EXPORTER_PORT"]), env["AUTOSCALER_TEST_PROMETHEUS_URL"]
+    )
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = "".join(f"{k} {v}\n" for k, v in served.values.items())
+        return web.Response(text=body, content_type="text/plain")
+
+    app = web.Application()
+    app.add_routes([web.get("/metrics", metrics)])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", served.port).start()
+    try:
+        yield served
+    finally:
+        await runner.cleanup()
