@@ -79,6 +79,21 @@ async def control(script: str, verb: str) -> None:
     assert await process.wait() == 0, f"{script} {verb} failed"
 
 
+@pytest.fixture(scope="session")
+def swarm(docker_host: str) -> list[str]:
+    """The engines of a three-node Swarm (scripts/swarm.sh: nodes 1 and 2 managers, 3 a worker),
+    each with the test image; started once a session, as slow fixtures are."""
+    env: Mapping[str, str] = os.environ
+    if "AUTOSCALER_TEST_SWARM_NODES" not in env:
+        env = _script_env("swarm.sh")
+    subprocess.run(
+        ["bash", str(ROOT / "scripts" / "swarm.sh"), "load", TEST_IMAGE],
+        check=True,
+        env=os.environ | {"DOCKER_HOST": docker_host},
+    )
+    return [f"unix://{path}" for path in env["AUTOSCALER_TEST_SWARM_NODES"].split(",")]
+
+
 @pytest.fixture
 async def docker(docker_host: str) -> AsyncIterator[aiodocker.Docker]:
     client = aiodocker.Docker(url=docker_host)
@@ -240,7 +255,7 @@ def settings_for(
     values: dict[str, Any] = {
         "docker_host": docker_host,
         "interval": 1.0,
-        "projects": frozenset({project, "standalone"}),
+        "projects": frozenset({project}),
         "mqtt": mqtt,
         "shutdown_timeout": 10.0,
         "api": ApiSettings(port=0),
