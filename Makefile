@@ -30,8 +30,10 @@ up:
 	bash scripts/engine.sh start
 	bash scripts/broker.sh start
 	bash scripts/prometheus.sh start
+	bash scripts/swarm.sh start 3
 
 down:
+	-bash scripts/swarm.sh stop
 	-bash scripts/prometheus.sh stop
 	-bash scripts/broker.sh reset
 	-bash scripts/engine.sh stop
@@ -46,7 +48,8 @@ unit: install
 bench: install up
 	bash -c '. scripts/lib.sh && need_cmd docker-compose docker-compose'
 	set -a; eval "$$(bash scripts/engine.sh env)"; eval "$$(bash scripts/broker.sh env)"; \
-	eval "$$(bash scripts/prometheus.sh env)"; set +a; \
+	eval "$$(bash scripts/prometheus.sh env)"; eval "$$(bash scripts/swarm.sh env)"; set +a; \
+	bash scripts/swarm.sh load "$${AUTOSCALER_TEST_IMAGE:-autoscaler-test/busybox:latest}"; \
 	$(BIN)/python -m bench $(B)
 
 demo: install

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiodocker
 
@@ -45,9 +45,14 @@ class ScaleResult:
     removed: list[str] = field(default_factory=list)
     errors: list[AutoscalerError] = field(default_factory=list)
     seconds: float = 0.0
+    target: int | None = None
+    """Set where the count is asked of a scheduler (Swarm) rather than made container by
+    container: the count the action leaves."""
 
     @property
     def after(self) -> int:
+        if self.target is not None:
+            return self.target
         return self.before + len(self.created) - len(self.removed)
 
 
@@ -103,6 +108,25 @@ def _endpoint(endpoint: Mapping[str, Any], template_id: str) -> dict[str, Any]:
     """An endpoint like the template's, without what is unique to it (IP, MAC, its id alias)."""
     aliases = [a for a in endpoint.get("Aliases") or [] if not template_id.startswith(a)]
     return {"Aliases": aliases or None, "Links": endpoint.get("Links")}
+
+
+class Backend(Protocol):
+    """Where a service's replicas live: containers cloned here (Actuator), or a Swarm service
+    whose tasks Swarm places (swarm.SwarmScaler). The controller talks to either the same way."""
+
+    async def scale_to(
+        self, key: ServiceKey, replicas: Sequence[Replica], target: int
+    ) -> ScaleResult: ...
+
+    async def repair(
+        self,
+        key: ServiceKey,
+        replicas: Sequence[Replica],
+        old: Sequence[Replica],
+        replace: int,
+        *,
+        surge: bool = False,
+    ) -> ScaleResult: ...
 
 
 class Actuator:

@@ -21,8 +21,10 @@ from typing import Any
 from autoscaler import engine
 from autoscaler.actuator import Actuator
 from autoscaler.api import Api, Metrics
+from autoscaler.cluster import Cluster, is_manager
 from autoscaler.collector import Collector
 from autoscaler.controller import Context, Controller
+from autoscaler.engine import LIBRARY_ERRORS
 from autoscaler.errors import AutoscalerError
 from autoscaler.inventory import Inventory
 from autoscaler.labels import Replica, ServiceKey
@@ -70,6 +72,8 @@ class App:
             band=settings.mqtt.state_band,
         )
         self.controllers: dict[ServiceKey, Controller] = {}
+        """The Compose services' controllers; the Swarm services' are the cluster's."""
+        self.cluster: Cluster | None = None
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down within the configured bound."""
@@ -83,6 +87,8 @@ class App:
                     others.append(tg.create_task(self.api.serve(), name="api"))
                 if self.lease is not None:
                     others.append(tg.create_task(self.lease.run(), name="lease"))
+                if self.cluster is not None:
+                    others += self.cluster.start(tg)
                 await self._main_loop(tg, stop)
                 await self._shutdown(follower, notifier)
                 for task in others:
@@ -102,6 +108,7 @@ class App:
                 "engine %s (API %s) at %s",
                 version.get("Version"), version.get("ApiVersion"), self.docker.docker_host,
             )  # fmt: skip
+        await self._swarm()
         mqtt = self.settings.mqtt
         broker = f"{mqtt.host}:{mqtt.port}" if mqtt.enabled else "off"
         logger.info(
@@ -111,15 +118,47 @@ class App:
             broker,
         )
 
+    async def _swarm(self) -> None:
+        """Serve Swarm services too when asked to, or (by default) when the engine manages a
+        swarm; a worker's or a lone engine's instance serves Compose only."""
+        wanted = self.settings.swarm.enabled
+        if wanted is None:
+            try:
+                wanted = await is_manager(self.docker)
+            except LIBRARY_ERRORS as exc:
+                logger.warning("could not ask the engine whether it is a swarm manager (%s): "
+                               "Compose services only", exc)  # fmt: skip
+                wanted = False
+        if wanted:
+            self.cluster = Cluster(
+                self.docker,
+                self.settings,
+                notifier=self.notifier,
+                metrics=self.metrics,
+                signal=self.signals.read,
+            )
+            logger.info("swarm services too: lease %s", self.settings.swarm.lease_name)
+
+    def _all(self) -> dict[ServiceKey, Controller]:
+        cluster = self.cluster.controllers if self.cluster is not None else {}
+        return self.controllers | cluster
+
     async def _main_loop(self, tg: asyncio.TaskGroup, stop: asyncio.Event) -> None:
         next_tick = time.monotonic()
         while not stop.is_set():
-            if not self.inventory.ready.is_set():
-                logger.debug("engine view not ready; not acting")
-            elif self.lease is not None and not self.lease.leading:
-                logger.debug("another instance holds lease %s; standing by", self.lease.name)
-            else:
+            compose = self.inventory.ready.is_set() and (self.lease is None or self.lease.leading)
+            swarm = self.cluster is not None and self.cluster.lease.leading
+            if compose or swarm:
+                # The services' metric sources, read before any of them is evaluated.
+                metrics = [c.spec.metric for c in self._all().values() if c.spec and c.spec.metric]
+                await self.signals.follow(metrics)
+            if swarm:
+                assert self.cluster is not None
+                await self.cluster.tick(tg)
+            if compose:
                 await self.tick(tg)
+            else:
+                logger.debug("engine view not ready, or another instance holds the lease")
             self.api.round_done()
             next_tick = max(next_tick + self.settings.interval, time.monotonic())
             with contextlib.suppress(TimeoutError):
@@ -138,8 +177,6 @@ class App:
         started = time.perf_counter()
         samples = await self.collector.sample(r for rs in services.values() for r in rs)
         self.metrics.sampling.observe(time.perf_counter() - started)
-        sources = [c.spec.metric for c in self.controllers.values() if c.spec and c.spec.metric]
-        await self.signals.follow(sources)
         for key, replicas in sorted(services.items()):
             controller = self.controllers.get(key)
             if controller is None:
@@ -171,13 +208,14 @@ class App:
                     "state": c.state.to_dict(),
                     "decisions": [e.to_dict() for e in c.history],
                 }
-                for key, c in sorted(self.controllers.items())
+                for key, c in sorted(self._all().items())
                 if c.state is not None
             },
+            **({"swarm": self.cluster.status()} if self.cluster is not None else {}),
         }
 
     async def _shutdown(self, follower: asyncio.Task[None], notifier: asyncio.Task[None]) -> None:
-        inflight = [c.inflight for c in self.controllers.values() if c.inflight is not None]
+        inflight = [c.inflight for c in self._all().values() if c.inflight is not None]
         if inflight:
             logger.info("waiting for %d scale actions to finish", len(inflight))
             _, pending = await asyncio.wait(inflight, timeout=self.settings.shutdown_timeout)

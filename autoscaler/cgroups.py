@@ -133,14 +133,18 @@ class CgroupLocator:
         return files
 
     def _paths(self, pid: int, container_id: str) -> CgroupPaths | None:
-        if pid <= 0:
-            return None
-        try:
-            with open(f"{self._proc}/{pid}/cgroup") as f:
-                lines = f.read().splitlines()
-        except OSError:
-            return None
+        lines: list[str] = []
+        if pid > 0:
+            try:
+                with open(f"{self._proc}/{pid}/cgroup") as f:
+                    lines = f.read().splitlines()
+            except OSError:
+                pass
         if not any(container_id in line for line in lines):
+            # Another pid namespace (a Swarm service has no `pid: host`): the engine's own
+            # cgroup layouts, tried by the container's id.
+            lines = self._by_id(container_id)
+        if not lines:
             return None
         v1: dict[str, str] = {}
         v2_path: str | None = None
@@ -178,6 +182,16 @@ class CgroupLocator:
                 v2=True,
             )
         return None
+
+    def _by_id(self, container_id: str) -> list[str]:
+        """/proc/<pid>/cgroup-shaped lines for the container's cgroup under the cgroupfs
+        (`/docker/<id>`) or systemd (`/system.slice/docker-<id>.scope`) driver, if one exists."""
+        for path in (f"/docker/{container_id}", f"/system.slice/docker-{container_id}.scope"):
+            if "cpuacct" in self._v1 and os.path.isdir(self._join(self._v1["cpuacct"], path)):
+                return [f"0:{c}:{path}" for c in ("cpu", "cpuacct", "memory") if c in self._v1]
+            if self._v2 is not None and os.path.isdir(self._join(self._v2, path)):
+                return [f"0::{path}"]
+        return []
 
     @staticmethod
     def _join(mount: tuple[str, str], path: str) -> str:

@@ -42,7 +42,7 @@ def _loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop]
     return None
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, agent: bool = False) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -56,14 +56,20 @@ async def _serve(settings: Settings) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, handle_exit, signum)
-    await App(settings).serve(stop)
+    if agent:
+        from autoscaler.agents import run_agent
+
+        await run_agent(settings, stop)
+    else:
+        await App(settings).serve(stop)
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, *, agent: bool = False) -> int:
+    """`autoscaler run`, or (`agent`) `autoscaler agent`."""
     _configure_logging(settings.log_level)
     try:
         with asyncio.Runner(loop_factory=_loop_factory(settings)) as runner:
-            runner.run(_serve(settings))
+            runner.run(_serve(settings, agent))
     except AutoscalerError as exc:
         logger.error("%s", exc)
         return 1
@@ -134,6 +140,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autoscaler", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="run the autoscaler (settings from AUTOSCALER_* and .env)")
+    commands.add_parser(
+        "agent",
+        help="sample this node's Swarm tasks and publish them over MQTT (one per node: a "
+        "global service)",
+    )
     exp = commands.add_parser(
         "explain",
         help="show a running autoscaler's recent decisions for a service, with their inputs",
@@ -188,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _explain(args, settings)
     if args.command == "replicas":
         return _replicas(args, settings)
-    return run(settings)
+    return run(settings, agent=args.command == "agent")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from autoscaler.actuator import Actuator, ScaleResult
+from autoscaler.actuator import Backend, ScaleResult
 from autoscaler.api import Metrics
 from autoscaler.backoff import Backoff
 from autoscaler.collector import Sample
@@ -53,7 +53,7 @@ HISTORY = 50
 class Context:
     """What every controller shares: the engine's writer, the view, the outside world."""
 
-    actuator: Actuator
+    actuator: Backend
     refresh: Callable[[str], Awaitable[object]]
     """Re-inspect one container into the view."""
     restart: Callable[[Sequence[Replica]], Awaitable[None]]
@@ -70,6 +70,9 @@ class Context:
     """Seconds between retained states of a service whose state does not change."""
     band: float = 5.0
     """Points CPU or memory must move to be a change of state."""
+    clones: bool = True
+    """Replicas are clones of the user's containers, which are never removed; broken clones are
+    mended here. False where the engine places and mends them (Swarm tasks)."""
     now: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
 
@@ -139,7 +142,8 @@ class Controller:
             reason = f"the last action failed; next try in {self._failures.left(monotonic):.0f}s"
             self._show(Phase.BACKOFF, replicas, spec, None, reason)
             return
-        if not self._ctx.dry_run and self._upkeep(tg, spec, replicas, monotonic):
+        mends = self._ctx.clones and not self._ctx.dry_run
+        if mends and self._upkeep(tg, spec, replicas, monotonic):
             return
 
         evaluation = self._evaluate(spec, replicas, samples)
@@ -184,7 +188,7 @@ class Controller:
         signal = self._signal(spec)
         inputs = PolicyInput(len(observed), spec.minimum, spec.maximum, observed, now, signal)
         decision = self._behavior.decide(inputs, self._policy.propose(inputs))
-        own = sum(1 for r in counted(replicas) if not r.is_clone)
+        own = sum(1 for r in counted(replicas) if not r.is_clone) if self._ctx.clones else 0
         if decision.desired < own:
             # The user's containers are theirs: a service Compose runs 3 of never goes below 3.
             step = f"{own} of its containers are not clones: never removed"
@@ -326,6 +330,8 @@ class Controller:
         action = "scale_up" if after > decision.current else "scale_down"
         attributes: dict[str, Any] = {"policy": spec.policy_name, "from": decision.current,
                                       "to": after}  # fmt: skip
+        if (instance := self._ctx.instance()) is not None:
+            attributes["instance"] = instance  # the actor: the engine's or the cluster's
         if result is None:
             attributes["dry_run"] = "true"
         else:

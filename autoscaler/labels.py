@@ -49,10 +49,16 @@ class ServiceKey:
         return f"{self.project}/{self.service}"
 
 
+SWARM_TASK = "com.docker.swarm.task.id"
+SWARM_SERVICE = "com.docker.swarm.service.name"
+"""Set on a Swarm service's replicas by swarm.py (as the engine sets it on its tasks)."""
+
+
 def opted_in(labels: Mapping[str, str]) -> bool:
     """True when the container carries `autoscaler.enable`, whatever its value: a wrong value is
-    reported by `spec.parse`, not silently ignored."""
-    return ENABLE in labels
+    reported by `spec.parse`, not silently ignored. A Swarm task's container is Swarm's: its
+    service is scaled as a Swarm service (swarm.py), never cloned."""
+    return ENABLE in labels and SWARM_TASK not in labels
 
 
 def service_key(labels: Mapping[str, str], container_name: str) -> ServiceKey:
@@ -73,7 +79,8 @@ class Replica:
     key: ServiceKey
     labels: Mapping[str, str]
     status: str
-    """Docker's State.Status: created, running, paused, restarting, exited, dead."""
+    """Docker's State.Status: created, running, paused, restarting, exited, dead; or `starting`,
+    a Swarm task on its way to running."""
     health: str | None
     """State.Health.Status when the image or service has a health check: starting, healthy..."""
     pid: int
@@ -84,6 +91,9 @@ class Replica:
     """Cores the container may use (NanoCpus, CFS quota/period or cpuset), None without a limit."""
     memory_limit: int | None
     inspect: Mapping[str, Any]
+    unseen: str | None = None
+    """Why nothing can be known of it now, where the engine's state does not say: a Swarm task
+    whose node's agent is silent. Such a replica is not a sample, and the count never falls."""
 
     @property
     def running(self) -> bool:
@@ -117,8 +127,9 @@ class Replica:
 
 
 def counted(replicas: Sequence[Replica]) -> list[Replica]:
-    """The replicas a service has now: running, or restarting under its restart policy."""
-    return [r for r in replicas if r.status in ("running", "restarting")]
+    """The replicas a service has now: running, or restarting under its restart policy, or a
+    Swarm task on its way (the count Swarm was asked for, as the HPA counts a scale's replicas)."""
+    return [r for r in replicas if r.status in ("running", "restarting", "starting")]
 
 
 def template_of(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:

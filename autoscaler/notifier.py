@@ -63,7 +63,7 @@ class Notifier:
     def __init__(self, settings: MqttSettings, *, instance: str | None = None) -> None:
         self._settings = settings
         self._instance = instance
-        self._tls = _tls_context(settings)
+        self._tls = tls_context(settings)
         self._outbox = Outbox(settings.outbox_size, settings.outbox_path)
         self._retained: OrderedDict[str, Message] = OrderedDict()
         self._wake = asyncio.Event()
@@ -94,7 +94,7 @@ class Notifier:
         self, key: ServiceKey, action: str, attributes: Mapping[str, Any], **extra: Any
     ) -> None:
         if self._instance is not None:
-            attributes = {**attributes, "instance": self._instance}
+            attributes = {"instance": self._instance, **attributes}
         self.publish(self.topic(key, "events"), engine_event(action, key, attributes, **extra))
 
     def error(self, key: ServiceKey, exc: AutoscalerError) -> None:
@@ -165,21 +165,10 @@ class Notifier:
         self._wake.set()
 
     def _client(self) -> aiomqtt.Client:
-        s = self._settings
         will = aiomqtt.Will(
             self.topic(None, "status"), self._status_payload("offline"), qos=1, retain=True
         )
-        return aiomqtt.Client(
-            s.host,
-            s.port,
-            username=s.username,
-            password=s.password.get_secret_value() if s.password else None,
-            identifier=s.client_id,
-            will=will,
-            keepalive=s.keepalive,
-            timeout=10,
-            tls_context=self._tls,
-        )
+        return client(self._settings, self._tls, identifier=self._settings.client_id, will=will)
 
     def _status_payload(self, status: str) -> bytes:
         body = {"status": status, "host": socket.gethostname(), "time": time.time()}
@@ -216,10 +205,25 @@ class Notifier:
             await self._wake.wait()
 
 
-__all__ = ["Message", "Notifier", "engine_event"]
+__all__ = ["Message", "Notifier", "client", "engine_event", "tls_context"]
 
 
-def _tls_context(s: MqttSettings) -> ssl.SSLContext | None:
+def client(s: MqttSettings, tls: ssl.SSLContext | None, **extra: Any) -> aiomqtt.Client:
+    """A client of the configured broker, credentials and TLS included: the notifier's, and the
+    metric sources' and agents' (each a connection of its own)."""
+    return aiomqtt.Client(
+        s.host,
+        s.port,
+        username=s.username,
+        password=s.password.get_secret_value() if s.password else None,
+        keepalive=s.keepalive,
+        timeout=10,
+        tls_context=tls,
+        **extra,
+    )
+
+
+def tls_context(s: MqttSettings) -> ssl.SSLContext | None:
     """Built once, at start-up, so that a wrong file is a clear error then, not a crash later."""
     if not s.tls:
         return None

@@ -53,6 +53,15 @@ class LeaseSettings(BaseModel):
     """Seconds of silence after which another instance takes over."""
 
 
+class SwarmSettings(BaseModel):
+    enabled: bool | None = None
+    """Scale Swarm services too: None (the default) when the engine is a Swarm manager."""
+    lease_name: str = "autoscaler-lease"
+    """The Swarm config whose labels are the cluster lease: one instance acts per cluster."""
+    lease_ttl: float = Field(default=30.0, ge=1)
+    """Seconds of silence after which another manager's instance takes over."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AUTOSCALER_",
@@ -78,3 +87,4 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     lease: LeaseSettings = Field(default_factory=LeaseSettings)
+    swarm: SwarmSettings = Field(default_factory=SwarmSettings)

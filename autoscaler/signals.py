@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 import aiomqtt
 
+from autoscaler import notifier
 from autoscaler.settings import MqttSettings
 from autoscaler.spec import MetricSource
 from policies.base import Signal
@@ -80,6 +81,7 @@ class Signals:
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         self._mqtt = mqtt
+        self._tls = notifier.tls_context(mqtt)
         self._interval = interval
         self._now = now
         self._patterns: dict[str, str | None] = {}  # topic pattern -> JSON field
@@ -145,7 +147,7 @@ class Signals:
         delay = _BACKOFF_START
         while True:
             try:
-                async with self._client_for() as client:
+                async with notifier.client(self._mqtt, self._tls) as client:
                     self._client, delay = client, _BACKOFF_START
                     for pattern in list(self._patterns):
                         await client.subscribe(pattern, qos=1)
@@ -173,17 +175,6 @@ class Signals:
         except ValueError as exc:
             logger.warning("metric topic %s: %s", topic, exc)
             self._topics[topic] = _Value(None, self._now(), f"{topic}: {exc}")
-
-    def _client_for(self) -> aiomqtt.Client:
-        s = self._mqtt
-        return aiomqtt.Client(
-            s.host,
-            s.port,
-            username=s.username,
-            password=s.password.get_secret_value() if s.password else None,
-            keepalive=s.keepalive,
-            timeout=10,
-        )
 
     # -- Prometheus ----------------------------------------------------------------------------
 

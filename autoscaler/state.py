@@ -144,6 +144,8 @@ def replica_samples(
             note = replica.status
         elif replica.health in ("starting", "unhealthy"):
             note = f"health {replica.health}"
+        elif replica.unseen:
+            note = replica.unseen
         out.append(
             ReplicaSample(
                 container_id=replica.id,

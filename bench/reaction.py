@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,21 +112,13 @@ async def _scenario(docker: aiodocker.Docker, case: Case) -> Reaction:
             (load / "demand").write_text(f"{demand}\n")
             if case.queue:
                 await _publish(host, port, topic, str(case.needed * QUEUE_SHARE))
-            stepped = time.monotonic()
-            while (elapsed := time.monotonic() - stepped) < WATCH:
-                count = _running(app, project)
-                if not result.counts or count != result.counts[-1]:
-                    result.counts.append(count)
-                if count >= case.needed and result.all_running_s is None:
-                    result.all_running_s = elapsed
-                if result.counts and count < max(result.counts) and result.scaled_down_s is None:
-                    result.scaled_down_s = elapsed
-                # Watching from outside the service, with no event to wait on: a 20 ms poll
-                # bounds the error of each time measured to 20 ms.
-                await asyncio.sleep(0.02)
-            result.most = max(result.counts)
-            result.actions = int(sum(s.value for m in app.metrics.actions.collect()
-                                     for s in m.samples if s.name.endswith("_total")))  # fmt: skip
+
+            async def running() -> int:
+                return _running(app, project)
+
+            # Watching from outside the service, with no event to wait on: a 20 ms poll bounds
+            # the error of each time measured to 20 ms.
+            await watch(result, running, case.needed, app, poll=0.02)
         finally:
             stop.set()
             await serving
@@ -138,6 +130,26 @@ async def _scenario(docker: aiodocker.Docker, case: Case) -> Reaction:
 async def _publish(host: str, port: int, topic: str, value: str) -> None:
     async with aiomqtt.Client(host, port) as client:
         await client.publish(topic, value, qos=1, retain=True)
+
+
+async def watch(
+    result: Reaction, running: Callable[[], Awaitable[int]], needed: int, app: App, poll: float
+) -> None:
+    """Record, for WATCH seconds from now, the running count as it changes: when it reaches
+    `needed`, its most, whether it falls; then the scale actions `app` took."""
+    stepped = time.monotonic()
+    while (elapsed := time.monotonic() - stepped) < WATCH:
+        count = await running()
+        if not result.counts or count != result.counts[-1]:
+            result.counts.append(count)
+        if count >= needed and result.all_running_s is None:
+            result.all_running_s = elapsed
+        if count < max(result.counts) and result.scaled_down_s is None:
+            result.scaled_down_s = elapsed
+        await asyncio.sleep(poll)
+    result.most = max(result.counts)
+    result.actions = int(sum(s.value for m in app.metrics.actions.collect()
+                             for s in m.samples if s.name.endswith("_total")))  # fmt: skip
 
 
 def _running(app: App, project: str) -> int:
@@ -162,7 +174,7 @@ async def _until(condition: Callable[[], bool], within: float) -> None:
 
 def table(results: list[Reaction], needed: int) -> str:
     head = (
-        f"{'policy':<23} {'interval s':>10} {f'{needed} running s':>13} {'most':>5} "
+        f"{'policy':<28} {'interval s':>10} {f'{needed} running s':>13} {'most':>5} "
         f"{'actions':>8} {'scale-down in 60 s':>19}  counts seen after the step"
     )
     lines = [head, "-" * len(head)]
@@ -170,7 +182,7 @@ def table(results: list[Reaction], needed: int) -> str:
         reached = "never" if r.all_running_s is None else f"{r.all_running_s:.1f}"
         down = "no" if r.scaled_down_s is None else f"at {r.scaled_down_s:.0f} s"
         lines.append(
-            f"{r.policy:<23} {r.interval:>10g} {reached:>13} {r.most:>5} {r.actions:>8} "
+            f"{r.policy:<28} {r.interval:>10g} {reached:>13} {r.most:>5} {r.actions:>8} "
             f"{down:>19}  " + " -> ".join(map(str, r.counts))
         )
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: lint, type-check, start the private engine and broker, run every test, and stop the
-# engine and broker again if this script started them.
+# `make test`: lint, type-check, start the private engine, broker, Prometheus and swarm, run every
+# test, and stop again what this script started.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/.."
@@ -13,6 +13,7 @@ started=()
 [ -f "$STATE_DIR/engine/dockerd.pid" ] || started+=(engine)
 [ -f "$STATE_DIR/broker/mosquitto.pid" ] || started+=(broker)
 [ -f "$STATE_DIR/prometheus/prometheus.pid" ] || started+=(prometheus)
+[ -f "$STATE_DIR/swarm/nodes" ] || started+=(swarm)
 cleanup() {
     for what in "${started[@]}"; do
         # The broker's reset also forgets its ports and sessions; the others just stop.
@@ -31,6 +32,8 @@ trap cleanup EXIT
 bash scripts/engine.sh start
 bash scripts/broker.sh start
 bash scripts/prometheus.sh start
+# The Swarm tests: three engines, each in a network namespace of its own, joined as one swarm.
+bash scripts/swarm.sh start 3
 # The Compose tests run the real docker-compose (1.29, Debian's); the deploy image test builds
 # its base with debootstrap (scripts/image.sh installs it when missing).
 need_cmd docker-compose docker-compose
@@ -40,5 +43,6 @@ set -a
 eval "$(bash scripts/engine.sh env)"
 eval "$(bash scripts/broker.sh env)"
 eval "$(bash scripts/prometheus.sh env)"
+eval "$(bash scripts/swarm.sh env)"
 set +a
 "$BIN/pytest" "$@"

@@ -80,6 +80,15 @@ async def control(script: str, verb: str) -> None:
 
 
 @pytest.fixture(scope="session")
+def deploy_image(docker_host: str) -> str:
+    """The deploy image, built once a session (the Debian base once a machine: it is cached)."""
+    image = "compose-autoscaler:test"
+    env = {**os.environ, "DOCKER_HOST": docker_host}
+    subprocess.run(["bash", str(ROOT / "scripts" / "image.sh"), image], check=True, env=env)
+    return image
+
+
+@pytest.fixture(scope="session")
 def swarm(docker_host: str) -> list[str]:
     """The engines of a three-node Swarm (scripts/swarm.sh: nodes 1 and 2 managers, 3 a worker),
     each with the test image; started once a session, as slow fixtures are."""
@@ -92,6 +101,19 @@ def swarm(docker_host: str) -> list[str]:
         env=os.environ | {"DOCKER_HOST": docker_host},
     )
     return [f"unix://{path}" for path in env["AUTOSCALER_TEST_SWARM_NODES"].split(",")]
+
+
+@pytest.fixture(scope="session")
+def stack_images(swarm: list[str], deploy_image: str, docker_host: str) -> dict[str, str]:
+    """deploy/stack.yaml's images on every node of the swarm: the deploy image, and a broker
+    image made offline from this machine's mosquitto (scripts/broker-image.sh)."""
+    broker = "autoscaler-test/mosquitto:latest"
+    env = os.environ | {"DOCKER_HOST": docker_host}
+    subprocess.run(["bash", str(ROOT / "scripts" / "broker-image.sh"), broker], check=True, env=env)
+    for image in (deploy_image, broker):
+        script = str(ROOT / "scripts" / "swarm.sh")
+        subprocess.run(["bash", script, "load", image], check=True, env=env)
+    return {"AUTOSCALER_IMAGE": deploy_image, "BROKER_IMAGE": broker}
 
 
 @pytest.fixture
@@ -274,7 +296,8 @@ async def run_autoscaler(
     running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
 
     async def start(**overrides: Any) -> App:
-        app = App(settings_for(docker_host, broker, project, mqtt.prefix, **overrides))
+        host = overrides.pop("docker_host", docker_host)  # another engine: a swarm manager
+        app = App(settings_for(host, broker, project, mqtt.prefix, **overrides))
         stop = asyncio.Event()
         running.append((stop, asyncio.create_task(app.serve(stop))))
         async with asyncio.timeout(10):

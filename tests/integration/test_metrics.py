@@ -3,11 +3,15 @@ published on MQTT, or the value of a PromQL query, with the same rules as CPU.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiomqtt
+import pytest
 
 from tests.integration.conftest import Exporter, Mqtt, events, reaches, states, states_after
 
@@ -28,23 +32,55 @@ async def publish(broker: tuple[str, int], topic: str, payload: str | bytes) -> 
         await client.publish(topic, payload, qos=1, retain=True)
 
 
+class Queue:
+    """A queue's exporter, as the README asks of a source: its depth published at once when it
+    changes and again every half second, so a value is never older than its max age."""
+
+    def __init__(self, broker: tuple[str, int], topic: str) -> None:
+        self.broker, self.topic = broker, topic
+        self.depth: str | None = None
+
+    async def set(self, depth: int) -> None:
+        self.depth = str(depth)
+        await publish(self.broker, self.topic, self.depth)
+
+    async def run(self) -> None:
+        async with aiomqtt.Client(*self.broker) as client:
+            while True:
+                await asyncio.sleep(0.5)  # the exporter's own period
+                if self.depth is not None:
+                    await client.publish(self.topic, self.depth, qos=1, retain=True)
+
+
+@pytest.fixture
+async def queue(broker: tuple[str, int], mqtt: Mqtt, project: str) -> AsyncIterator[Queue]:
+    exporter = Queue(broker, f"{mqtt.prefix}-queues/{project}/jobs")
+    task = asyncio.create_task(exporter.run())
+    try:
+        yield exporter
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def test_a_queue_step_is_one_action_and_a_drop_waits_for_the_window(
-    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, broker: tuple[str, int], project: str
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, queue: Queue, project: str
 ) -> None:
-    topic = f"{mqtt.prefix}-queues/{project}/jobs"
+    topic = queue.topic
     await make_container("worker", QUEUE | {"autoscaler.metric.topic": topic})
     await run_autoscaler()
-    await publish(broker, topic, "0")
+    await queue.set(0)
     await reaches(mqtt, project, "worker", 1)
 
-    await publish(broker, topic, "90")  # 9 replicas' worth: one action, 1 -> 9
+    await queue.set(90)  # 9 replicas' worth: one action, 1 -> 9
     ups = await mqtt.wait_for(lambda m: events(m, project, "worker", "scale_up"))
     assert (ups[0]["from"], ups[0]["to"]) == (1, 9)
     assert ups[0]["reason"] == f"mqtt {topic} 90 vs 10 a replica: propose 9"
     await reaches(mqtt, project, "worker", 9)
 
     dropped = time.time()
-    await publish(broker, topic, "20")
+    await queue.set(20)
     downs = await mqtt.wait_for(lambda m: events(m, project, "worker", "scale_down"))
     assert (downs[0]["from"], downs[0]["to"]) == (9, 2)
     assert downs[0]["timeNano"] / 1e9 - dropped >= 3  # the scale-down window held it
@@ -117,15 +153,15 @@ async def test_a_wildcard_sums_the_latest_value_of_every_matching_topic(
 
 
 async def test_with_cpu_too_the_larger_proposal_wins(
-    make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt,
-    broker: tuple[str, int], project: str,
+    make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, queue: Queue,
+    project: str,
 ) -> None:  # fmt: skip
-    topic = f"{mqtt.prefix}-queues/{project}/jobs"
+    topic = queue.topic
     load = make_load("worker")
     labels = QUEUE | {"autoscaler.metric.topic": topic, "autoscaler.cpu.target": "50"}
     await make_container("worker", labels, load=load)
     await run_autoscaler()
-    await publish(broker, topic, "50")  # the queue asks for 5
+    await queue.set(50)  # the queue asks for 5
     load.set(300)  # CPU asks for ceil(300 / 125) = 3
     await reaches(mqtt, project, "worker", 5)
     assert events(mqtt, project, "worker", "scale_up")[-1]["reason"].startswith(f"mqtt {topic} 50")

@@ -87,3 +87,43 @@ def test_no_readable_cgroup_means_the_stats_api(tmp_path: Path) -> None:
     locator = lay_out(tmp_path, "", "0::/nowhere\n", {})
     assert locator.locate(42, CID) is None
     assert locator.locate(0, CID) is None
+
+
+def test_from_another_pid_namespace_the_container_is_found_by_its_id(tmp_path: Path) -> None:
+    # A Swarm service has no `pid: host`: the engine's pid names no process of ours, but the
+    # host's cgroup tree, mounted in, has the container under the driver's usual path.
+    locator = lay_out(
+        tmp_path,
+        "32 31 0:29 / ROOT/sys/fs/cgroup/cpu,cpuacct ro - cgroup cgroup rw,cpu,cpuacct\n"
+        "35 31 0:32 / ROOT/sys/fs/cgroup/memory ro - cgroup cgroup rw,memory\n",
+        "2:cpu,cpuacct:/\n",
+        {
+            f"sys/fs/cgroup/cpu,cpuacct/docker/{CID}/cpuacct.usage": "5000\n",
+            f"sys/fs/cgroup/cpu,cpuacct/docker/{CID}/cpu.stat": "nr_periods 0\nnr_throttled 0\n",
+            f"sys/fs/cgroup/memory/docker/{CID}/memory.usage_in_bytes": "4096\n",
+            f"sys/fs/cgroup/memory/docker/{CID}/memory.stat": "total_inactive_file 0\n",
+        },
+    )
+    files = locator.locate(42, CID)
+    assert files is not None
+    assert files.read().cpu_ns == 5000
+    files.close()
+    assert locator.locate(0, CID) is not None
+
+
+def test_by_id_under_the_systemd_driver_on_v2(tmp_path: Path) -> None:
+    unit = f"system.slice/docker-{CID}.scope"
+    locator = lay_out(
+        tmp_path,
+        "30 23 0:26 / ROOT/sys/fs/cgroup ro - cgroup2 cgroup2 rw\n",
+        "0::/\n",
+        {
+            f"sys/fs/cgroup/{unit}/cpu.stat": "usage_usec 3\n",
+            f"sys/fs/cgroup/{unit}/memory.current": "0\n",
+            f"sys/fs/cgroup/{unit}/memory.stat": "inactive_file 0\n",
+        },
+    )
+    files = locator.locate(99999, CID)
+    assert files is not None
+    assert files.read().cpu_ns == 3000
+    files.close()

@@ -1,0 +1,270 @@
+"""Swarm services: the same labels on the service (`deploy.labels` in a stack file), the same
+policies; Swarm places the tasks, the autoscaler decides how many. Talks to a manager.
+
+    SwarmView      the opted-in services and their running tasks, listed each round
+    SwarmScaler    `scale_to`: a service update of the replica count, at the version read; an
+                   update by someone else in between is retried on the fresh spec, never
+                   overwritten blindly
+    SwarmLease     one actor per cluster: a Swarm config named after the lease, whose labels
+                   name the holder and a counter; they are updated at the config's version, a
+                   compare-and-swap the whole cluster agrees on
+
+A service is `<stack>/<service>` (the stack from `com.docker.stack.namespace`, `swarm` without
+one). Its tasks are its replicas, each keyed by its container's id so that the samples the
+per-node agents publish (agents.py) find it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aiodocker
+
+from autoscaler import labels
+from autoscaler.actuator import ScaleResult
+from autoscaler.engine import LIBRARY_ERRORS, engine_errors
+from autoscaler.errors import EngineError
+from autoscaler.labels import Replica, ServiceKey, counted
+
+logger = logging.getLogger(__name__)
+
+STACK = "com.docker.stack.namespace"
+NO_STACK = "swarm"
+_TRIES = 5
+# Task states on the way to running: counted (Swarm was asked for them), not yet a sample.
+_ON_THE_WAY = {"new", "pending", "assigned", "accepted", "ready", "preparing", "starting"}
+
+
+def service_key(service: Mapping[str, Any]) -> ServiceKey:
+    spec = service["Spec"]
+    own = spec.get("Labels") or {}
+    stack = own.get(STACK)
+    name = spec["Name"]
+    if stack:
+        return ServiceKey(stack, name.removeprefix(f"{stack}_"))
+    return ServiceKey(NO_STACK, name)
+
+
+def task_replica(service: Mapping[str, Any], task: Mapping[str, Any]) -> Replica:
+    """A running task as a replica: the service's labels, the task's container and node."""
+    spec = service["Spec"]
+    limits = (spec.get("TaskTemplate", {}).get("Resources") or {}).get("Limits") or {}
+    status = task.get("Status") or {}
+    container = (status.get("ContainerStatus") or {}).get("ContainerID") or task["ID"]
+    state = status.get("State", "unknown")
+    phase = "running" if state == "running" else "starting" if state in _ON_THE_WAY else "exited"
+    return Replica(
+        id=container,
+        name=f"{spec['Name']}.{task.get('Slot') or task['ID'][:12]}",
+        key=service_key(service),
+        labels={**(spec.get("Labels") or {}), labels.SWARM_SERVICE: spec["Name"]},
+        status=phase,
+        health=None,
+        pid=0,
+        started_at=labels.timestamp(status.get("Timestamp")) if state == "running" else 0.0,
+        number=task.get("Slot"),
+        clone_of=None,
+        cpu_limit=(limits.get("NanoCPUs") or 0) / 1e9 or None,
+        memory_limit=limits.get("MemoryBytes") or None,
+        inspect={**task, "ServiceID": service["ID"]},
+    )
+
+
+class SwarmView:
+    def __init__(self, docker: aiodocker.Docker) -> None:
+        self._docker = docker
+        self.nodes: dict[str, str] = {}
+        """node id -> hostname, of the nodes that run a task of an opted-in service."""
+        self._services: dict[ServiceKey, list[Replica]] = {}
+
+    async def refresh(self) -> dict[ServiceKey, list[Replica]]:
+        """List the opted-in services and their tasks that Swarm wants running."""
+        filters = json.dumps({"label": [labels.ENABLE]})
+        with engine_errors("listing swarm services"):
+            services = await self._docker._query_json("services", params={"filters": filters})
+            tasks = await self._docker._query_json(
+                "tasks", params={"filters": json.dumps({"desired-state": ["running"]})}
+            )
+            nodes = await self._docker._query_json("nodes")
+        hostnames = {n["ID"]: n.get("Description", {}).get("Hostname", n["ID"]) for n in nodes}
+        by_service: dict[str, list[Mapping[str, Any]]] = {}
+        for task in tasks:
+            by_service.setdefault(task["ServiceID"], []).append(task)
+        found: dict[ServiceKey, list[Replica]] = {}
+        used: dict[str, str] = {}
+        for service in services:
+            if "Replicated" not in service["Spec"].get("Mode", {}):
+                continue  # a global service runs one task a node: nothing to decide
+            own = by_service.get(service["ID"], [])
+            found[service_key(service)] = [task_replica(service, t) for t in own]
+            used.update((t["NodeID"], hostnames.get(t["NodeID"], t["NodeID"])) for t in own)
+        self._services, self.nodes = found, used
+        return found
+
+    def services(self) -> dict[ServiceKey, list[Replica]]:
+        return self._services
+
+    def get(self, key: ServiceKey) -> list[Replica]:
+        return self._services.get(key, [])
+
+
+class SwarmScaler:
+    """The one writer to Swarm services: their replica count."""
+
+    def __init__(self, docker: aiodocker.Docker) -> None:
+        self._docker = docker
+
+    async def scale_to(
+        self, key: ServiceKey, replicas: Sequence[Replica], target: int
+    ) -> ScaleResult:
+        started = time.monotonic()
+        result = ScaleResult(key, len(counted(replicas)))
+        service_id = next((r.inspect["ServiceID"] for r in replicas), None)
+        if service_id is None:
+            service_id = await self._find(key)
+        for attempt in range(_TRIES):
+            with engine_errors(f"reading swarm service {key}", service=str(key)):
+                current = await self._docker._query_json(f"services/{service_id}")
+            spec, version = current["Spec"], current["Version"]["Index"]
+            spec["Mode"]["Replicated"]["Replicas"] = target
+            try:
+                with engine_errors(f"updating swarm service {key}", service=str(key)):
+                    await self._docker._query_json(
+                        f"services/{service_id}/update",
+                        method="POST",
+                        params={"version": version},
+                        data=spec,
+                    )
+                break
+            except EngineError as exc:
+                # Someone else updated it since we read it: read it again, never overwrite.
+                if "out of sequence" not in str(exc) and exc.status != 409:
+                    raise
+                logger.info("%s: service changed under us (attempt %d); reading it again",
+                            key, attempt + 1)  # fmt: skip
+        else:
+            raise EngineError(f"service {key} kept changing under us", service=str(key))
+        result.target = target
+        result.seconds = time.monotonic() - started
+        return result
+
+    async def repair(self, key: ServiceKey, *_: Any, **__: Any) -> ScaleResult:
+        raise EngineError("Swarm replaces its failed tasks itself", service=str(key))
+
+    async def _find(self, key: ServiceKey) -> str:
+        name = key.service if key.project == NO_STACK else f"{key.project}_{key.service}"
+        with engine_errors(f"finding swarm service {key}", service=str(key)):
+            found: dict[str, Any] = await self._docker._query_json(f"services/{name}")
+        return str(found["ID"])
+
+
+class SwarmLease:
+    """One actor per cluster, the same rules as the engine lease (lease.py): the holder renews a
+    counter every ttl/6 and acts while its last renewal is younger than ttl/3; the others take
+    over when the counter stood still for a whole ttl. Each write is at the config's version,
+    so of two instances writing at once exactly one succeeds."""
+
+    HOLDER, COUNTER = "autoscaler.lease.holder", "autoscaler.lease.counter"
+
+    def __init__(self, docker: aiodocker.Docker, name: str, ttl: float) -> None:
+        self._docker = docker
+        self.name = name
+        self.ttl = ttl
+        # Unique per instance even within one process: the holder is who acts.
+        self.holder = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._renewed = float("-inf")
+        self._seen: tuple[str, str] | None = None  # (holder, counter) of another's lease
+        self._seen_since = 0.0
+        self._failing: str | None = None  # the error last logged, logged once while it lasts
+
+    @property
+    def leading(self) -> bool:
+        return time.monotonic() - self._renewed < self.ttl / 3
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self._step()
+                    self._failing = None
+                except LIBRARY_ERRORS as exc:
+                    if str(exc) != self._failing:
+                        logger.warning("swarm lease %s: %s", self.name, exc)
+                    self._failing = str(exc)
+                await asyncio.sleep(self.ttl / 6)
+        finally:
+            await asyncio.shield(self._release())
+
+    async def _step(self) -> None:
+        try:
+            config = await self._docker._query_json(f"configs/{self.name}")
+        except aiodocker.DockerError as exc:
+            if exc.status != 404:
+                raise
+            await self._create()
+            return
+        own = config["Spec"].get("Labels") or {}
+        holder, counter = own.get(self.HOLDER, ""), own.get(self.COUNTER, "0")
+        now = time.monotonic()
+        if holder == self.holder:
+            if await self._write(config, int(counter) + 1):
+                self._renewed = now
+            return
+        if (holder, counter) != self._seen:
+            self._seen, self._seen_since = (holder, counter), now
+            return
+        if now - self._seen_since >= self.ttl and await self._write(config, 0):
+            logger.warning("swarm lease %s of %s lapsed; taken over", self.name, holder)
+            self._renewed = now
+
+    async def _write(self, config: Mapping[str, Any], counter: int) -> bool:
+        """Set holder and counter at the version read; False if someone wrote first."""
+        spec = dict(config["Spec"])
+        spec["Labels"] = {self.HOLDER: self.holder, self.COUNTER: str(counter)}
+        try:
+            await self._docker._query_json(
+                f"configs/{config['ID']}/update",
+                method="POST",
+                params={"version": config["Version"]["Index"]},
+                data=spec,
+            )
+        except aiodocker.DockerError as exc:
+            if "out of sequence" in str(exc) or exc.status in (404, 409):
+                return False
+            raise
+        return True
+
+    async def _create(self) -> None:
+        spec = {
+            "Name": self.name,
+            "Labels": {self.HOLDER: self.holder, self.COUNTER: "0"},
+            # Swarm wants some data in a config; what the lease is, for whoever lists configs.
+            "Data": base64.b64encode(b"compose-autoscaler cluster lease\n").decode(),
+        }
+        try:
+            await self._docker._query_json("configs/create", method="POST", data=spec)
+        except aiodocker.DockerError as exc:
+            if exc.status == 409:
+                return  # someone was faster
+            raise
+        self._renewed = time.monotonic()
+        logger.info("swarm lease %s taken: this instance (%s) acts", self.name, self.holder)
+
+    async def _release(self) -> None:
+        if not self.leading:
+            return
+        self._renewed = float("-inf")
+        try:
+            await self._docker._query_json(f"configs/{self.name}", method="DELETE")
+        except LIBRARY_ERRORS as exc:
+            logger.warning("swarm lease %s not released (%s): it lapses in %.0fs", self.name,
+                           exc, self.ttl)  # fmt: skip

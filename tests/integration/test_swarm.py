@@ -1,0 +1,414 @@
+"""Swarm services, on a real three-node Swarm (scripts/swarm.sh): the same labels on the service,
+one controller per cluster against a manager, samples from an agent on every node."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import aiodocker
+import pytest
+
+from autoscaler.app import App
+from autoscaler.settings import LeaseSettings, SwarmSettings
+from autoscaler.swarm import SwarmLease
+from tests.integration.conftest import (
+    ROOT,
+    TEST_IMAGE,
+    Load,
+    Mqtt,
+    events,
+    states,
+)
+
+CPU = 0.1  # of a core, each task's limit
+BURN = ROOT / "scripts" / "burn.sh"
+LABELS = {
+    "autoscaler.enable": "true",
+    "autoscaler.max": "6",
+    "autoscaler.cpu.target": "50",
+    "autoscaler.scale-down.stabilization": "0",
+}
+
+
+def demand_for(replicas: int) -> int:
+    """Millicores that `replicas` tasks carry at the 50 % target."""
+    return int(replicas * CPU * 1000 * 50 / 100)
+
+
+class Cluster:
+    """The test's view of the swarm: one client per node, and the services the test made."""
+
+    def __init__(self, nodes: list[str], project: str) -> None:
+        self.nodes = nodes
+        self.project = project
+        self.clients = [aiodocker.Docker(url=node) for node in nodes]
+
+    @property
+    def manager(self) -> aiodocker.Docker:
+        return self.clients[0]
+
+    async def create(
+        self,
+        labels: Mapping[str, str],
+        *,
+        replicas: int,
+        load: Load,
+        per_node: int | None = None,
+    ) -> str:
+        spec = {
+            "Name": f"{self.project}_web",
+            "Labels": {"com.docker.stack.namespace": self.project, **labels},
+            "TaskTemplate": {
+                "ContainerSpec": {
+                    "Image": TEST_IMAGE,
+                    "Command": ["sh", "/burn.sh"],
+                    "Mounts": [
+                        {"Type": "bind", "Source": str(BURN), "Target": "/burn.sh"},
+                        {"Type": "bind", "Source": str(load.path), "Target": "/load"},
+                    ],
+                    "StopGracePeriod": 2_000_000_000,
+                },
+                "Resources": {"Limits": {"NanoCPUs": int(CPU * 1e9)}},
+                "Placement": {"MaxReplicas": per_node} if per_node else {},
+            },
+            "Mode": {"Replicated": {"Replicas": replicas}},
+        }
+        created = await self.manager._query_json("services/create", method="POST", data=spec)
+        return str(created["ID"])
+
+    async def running(self) -> dict[str, int]:
+        """Running tasks of the test's service, by node id."""
+        tasks = await self.manager._query_json(
+            "tasks",
+            params={"filters": json.dumps({"service": [f"{self.project}_web"]})},
+        )
+        by_node: dict[str, int] = {}
+        for task in tasks:
+            if task["Status"]["State"] == "running" and task["DesiredState"] == "running":
+                by_node[task["NodeID"]] = by_node.get(task["NodeID"], 0) + 1
+        return by_node
+
+    async def replicas(self) -> int:
+        service = await self.manager._query_json(f"services/{self.project}_web")
+        return int(service["Spec"]["Mode"]["Replicated"]["Replicas"])
+
+    async def node_id(self, index: int) -> str:
+        info = await self.clients[index].system.info()
+        return str(info["Swarm"]["NodeID"])
+
+    async def close(self) -> None:
+        with contextlib.suppress(aiodocker.DockerError):
+            await self.manager._query_json(f"services/{self.project}_web", method="DELETE")
+        for client in self.clients:
+            await client.close()
+
+
+@pytest.fixture
+async def cluster(swarm: list[str], project: str) -> AsyncIterator[Cluster]:
+    view = Cluster(swarm, project)
+    try:
+        yield view
+    finally:
+        await view.close()
+
+
+@pytest.fixture
+async def agents(
+    swarm: list[str], broker: tuple[str, int], mqtt: Mqtt
+) -> AsyncIterator[Callable[[int], Any]]:
+    """`autoscaler agent` on a node (by index), as a process of its own; stopped at the end."""
+    started: dict[int, asyncio.subprocess.Process] = {}
+
+    async def start(index: int) -> asyncio.subprocess.Process:
+        env = {
+            **os.environ,
+            "DOCKER_HOST": swarm[index],
+            "AUTOSCALER_INTERVAL": "1",
+            "AUTOSCALER_MQTT__HOST": broker[0],
+            "AUTOSCALER_MQTT__PORT": str(broker[1]),
+            "AUTOSCALER_MQTT__TOPIC_PREFIX": mqtt.prefix,
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "autoscaler", "agent", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        started[index] = process
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started.values():
+            if process.returncode is None:
+                process.terminate()
+                await process.wait()
+
+
+def controller_settings(swarm: list[str], project: str, node: int = 0) -> dict[str, Any]:
+    """A controller against manager `node`, with the cluster lease of the test's own."""
+    return {
+        "docker_host": swarm[node],
+        "lease": LeaseSettings(enabled=False),
+        # Not enabled: on by itself, as the engine is a manager.
+        "swarm": SwarmSettings(lease_name=f"lease-{project}", lease_ttl=3),
+    }
+
+
+async def until(condition: Callable[[], Any], within: float) -> Any:
+    """Poll the engine (which has no event for a task count) until `condition` holds."""
+    async with asyncio.timeout(within):
+        while not (result := await condition()):  # noqa: ASYNC110 - no event to wait on
+            await asyncio.sleep(0.2)
+        return result
+
+
+async def test_a_step_of_load_reaches_the_needed_task_count_across_nodes(
+    cluster: Cluster,
+    agents: Any,
+    run_autoscaler: Any,
+    swarm: list[str],
+    broker: tuple[str, int],
+    project: str,
+    mqtt: Mqtt,
+    make_load: Callable[[str], Load],
+) -> None:
+    load = make_load("web")
+    await cluster.create(LABELS, replicas=2, load=load)
+    for node in range(3):
+        await agents(node)
+    await run_autoscaler(**controller_settings(swarm, project))
+    await mqtt.wait_for(lambda m: states(m, project, "web"))
+
+    load.set(demand_for(5))
+
+    async def five_running() -> dict[str, int] | None:
+        by_node = await cluster.running()
+        return by_node if sum(by_node.values()) == 5 else None
+
+    spread = await until(five_running, 60)
+    assert len(spread) >= 2, f"Swarm placed the tasks on one node only: {spread}"
+    assert await cluster.replicas() == 5
+    ups = events(mqtt, project, "web", "scale_up")
+    assert ups and ups[-1]["to"] == 5
+    assert all(s["replicas"] <= 6 for s in states(mqtt, project, "web"))
+
+
+async def test_a_silent_agent_holds_the_count_until_it_speaks_again(
+    cluster: Cluster,
+    agents: Any,
+    run_autoscaler: Any,
+    swarm: list[str],
+    broker: tuple[str, int],
+    project: str,
+    mqtt: Mqtt,
+    make_load: Callable[[str], Load],
+) -> None:
+    # One task a node, no demand: with every agent speaking this would be a scale-down to 1.
+    load = make_load("web")
+    await cluster.create(LABELS, replicas=3, load=load, per_node=1)
+    await until(lambda: _count(cluster, 3), 60)
+    await agents(0)
+    await agents(1)
+    app: App = await run_autoscaler(**controller_settings(swarm, project))
+    silent = await cluster.node_id(2)
+
+    async def names_the_silent_node() -> bool:
+        status = app.status()
+        return silent in status.get("swarm", {}).get("silent", {})
+
+    await until(names_the_silent_node, 30)
+    since = states(mqtt, project, "web")[-1]["time"] if states(mqtt, project, "web") else 0.0
+    held = await mqtt.wait_for(
+        lambda m: (
+            (later := [s for s in states(m, project, "web") if s["time"] > since])[4:] and later
+        ),
+        30,
+    )
+    assert all(s["replicas"] == 3 for s in held)
+    decision = app.status()["services"][f"{project}/web"]["decisions"][-1]
+    why = [s["why_not"] for s in decision["samples"] if not s["counted"]]
+    assert why == [f"agent of node {app.status()['swarm']['silent'][silent]} silent"], decision
+    assert not events(mqtt, project, "web", "scale_down")
+    assert await cluster.replicas() == 3
+
+    await agents(2)
+    await mqtt.wait_for(lambda m: events(m, project, "web", "scale_down"), 30)
+    assert await cluster.replicas() < 3
+    assert silent not in app.status()["swarm"]["silent"]
+
+
+async def test_an_instance_on_a_worker_serves_compose_only(
+    run_autoscaler: Any, swarm: list[str]
+) -> None:
+    on_worker: App = await run_autoscaler(docker_host=swarm[2], lease=LeaseSettings(enabled=False))
+    assert on_worker.cluster is None
+    assert "swarm" not in on_worker.status()
+
+
+async def _count(cluster: Cluster, running: int) -> bool:
+    return sum((await cluster.running()).values()) == running
+
+
+async def test_two_controllers_on_two_managers_never_both_act(
+    cluster: Cluster,
+    agents: Any,
+    run_autoscaler: Any,
+    swarm: list[str],
+    broker: tuple[str, int],
+    project: str,
+    mqtt: Mqtt,
+    make_load: Callable[[str], Load],
+) -> None:
+    load = make_load("web")
+    await cluster.create(LABELS | {"autoscaler.min": "2"}, replicas=1, load=load)
+    for node in range(3):
+        await agents(node)
+    first: App = await run_autoscaler(**controller_settings(swarm, project, 0))
+    second: App = await run_autoscaler(**controller_settings(swarm, project, 1))
+    assert first.cluster is not None and second.cluster is not None
+
+    # Both start at once and race for the lease: one acts (1 -> 2, the minimum), never both.
+    await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"), 30)
+    load.set(demand_for(4))
+    await mqtt.wait_for(lambda m: [e for e in events(m, project, "web", "scale_up")
+                                   if e["to"] == 4], 60)  # fmt: skip
+    actors = {e["Actor"]["Attributes"]["instance"] for e in mqtt.on(f"{project}/web/events")}
+    assert len(actors) == 1, f"both controllers acted: {actors}"
+    leading = [a for a in (first, second) if a.cluster and a.cluster.lease.leading]
+    assert len(leading) == 1
+    assert await cluster.replicas() == 4
+
+
+async def test_of_instances_racing_for_the_cluster_lease_exactly_one_wins(
+    cluster: Cluster, project: str
+) -> None:
+    first, second = cluster.clients[0], cluster.clients[1]  # two managers
+    name = f"lease-{project}"
+    # Both create it at once: the name is unique cluster-wide, so one create fails.
+    a, b = SwarmLease(first, name, ttl=0.5), SwarmLease(second, name, ttl=0.5)
+    await asyncio.gather(a._step(), b._step())
+    assert [a.leading, b.leading].count(True) == 1
+    # Its holder goes silent: both see the counter stand still for a ttl and write at the same
+    # version; one write fails.
+    c, d = SwarmLease(first, name, ttl=0.5), SwarmLease(second, name, ttl=0.5)
+    await asyncio.gather(c._step(), d._step())
+    await asyncio.sleep(0.6)  # the ttl itself, the time the holder's silence must last
+    await asyncio.gather(c._step(), d._step())
+    assert [c.leading, d.leading].count(True) == 1
+    with contextlib.suppress(aiodocker.DockerError):
+        await first._query_json(f"configs/{name}", method="DELETE")
+
+
+async def test_when_the_actor_stops_another_manager_takes_over(
+    cluster: Cluster, project: str
+) -> None:
+    name = f"lease-{project}"
+    leases = [SwarmLease(cluster.clients[0], name, ttl=1), SwarmLease(cluster.clients[1], name, 1)]
+    tasks = [asyncio.create_task(lease.run()) for lease in leases]
+    try:
+
+        async def one_leads() -> SwarmLease | None:
+            leading = [lease for lease in leases if lease.leading]
+            assert len(leading) <= 1, "both instances lead"
+            return leading[0] if leading else None
+
+        leader = await until(one_leads, 10)
+        tasks[leases.index(leader)].cancel()  # its shutdown releases the lease
+        await asyncio.wait(tasks, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+
+        async def the_other_leads() -> bool:
+            return next(lease for lease in leases if lease is not leader).leading
+
+        await until(the_other_leads, 10)
+        assert not leader.leading
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+WEB_STACK = """\
+version: "3.8"
+services:
+  web:
+    image: {image}
+    command: ["sleep", "86400"]
+    deploy:
+      replicas: 1
+      resources: {{limits: {{cpus: "0.1"}}}}
+      labels:
+        autoscaler.enable: "true"
+        autoscaler.min: "2"
+        autoscaler.max: "4"
+        autoscaler.cpu.target: "50"
+"""
+
+
+async def _stack(node: str, *args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        "docker", "stack", *args, env=os.environ | {"DOCKER_HOST": node},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    assert process.returncode == 0, out.decode()
+    return out.decode()
+
+
+async def test_the_stack_example_deploys_and_scales_a_labelled_service(
+    cluster: Cluster, stack_images: dict[str, str], project: str, tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    for name, image in stack_images.items():
+        monkeypatch.setenv(name, image)  # the stack file's variables
+    monkeypatch.setenv("AUTOSCALER_INTERVAL", "1")
+    stack, web = f"{project}as", tmp_path / "web.yaml"
+    web.write_text(WEB_STACK.format(image=TEST_IMAGE))
+    manager = cluster.nodes[0]
+    try:
+        await _stack(manager, "deploy", "--resolve-image", "never", "-c",
+                     str(ROOT / "deploy" / "stack.yaml"), stack)  # fmt: skip
+        await _stack(manager, "deploy", "--resolve-image", "never", "-c", str(web), project)
+
+        # The controller scales the labelled service to its minimum, through Swarm.
+        await until(lambda: _count(cluster, 2), 120)
+        assert await cluster.replicas() == 2
+
+        # Every node's agent, in a container, samples the tasks by their cgroup files.
+        async def sampled_by_agents() -> dict[str, Any] | None:
+            state = await _explain(cluster, stack, project)
+            sampler = (state or {}).get("sampler") or ""
+            return state if sampler.startswith("cgroup@") else None
+
+        state = await until(sampled_by_agents, 60)
+        assert state["replicas"] == 2
+    finally:
+        for name in (project, stack):
+            with contextlib.suppress(AssertionError):
+                await _stack(manager, "rm", name)
+
+
+async def _explain(cluster: Cluster, stack: str, project: str) -> dict[str, Any] | None:
+    """The state of the test's service, as `autoscaler explain` in the acting controller's
+    container reads it from that controller's /status."""
+    for node, client in zip(cluster.nodes[:2], cluster.clients[:2], strict=True):
+        found = await client.containers.list(
+            filters=json.dumps({"label": [f"com.docker.swarm.service.name={stack}_autoscaler"]})
+        )
+        for container in found:
+            process = await asyncio.create_subprocess_exec(
+                "docker", "exec", container.id, "autoscaler", "explain", f"{project}/web", "--json",
+                env=os.environ | {"DOCKER_HOST": node},
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            out, _ = await process.communicate()
+            status = json.loads(out) if process.returncode == 0 else {}
+            if status.get("leading") and status.get("swarm", {}).get("leading"):
+                state: dict[str, Any] = status["services"][f"{project}/web"]["state"]
+                return state
+    return None
