@@ -385,9 +385,13 @@ def fixed_policy(tmp_path: Path) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _no_leaked_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Settings read the environment; a developer's AUTOSCALER_* must not change what tests see.
+    # The scripts' own settings stay: a test that restarts the engine must reach the same one.
+    scripts = {"AUTOSCALER_STATE_DIR", "AUTOSCALER_SWARM_PREFIX", "AUTOSCALER_BASE_IMAGE",
+               "AUTOSCALER_DEBIAN_MIRROR"}  # fmt: skip
     for name in list(os.environ):
         if name.startswith("AUTOSCALER_") and not name.startswith("AUTOSCALER_TEST_"):
-            monkeypatch.delenv(name)
+            if name not in scripts:
+                monkeypatch.delenv(name)
     yield
 
 
