@@ -91,9 +91,12 @@ class SwarmView:
         filters = json.dumps({"label": [labels.ENABLE]})
         with engine_errors("listing swarm services"):
             services = await self._docker._query_json("services", params={"filters": filters})
-            tasks = await self._docker._query_json(
-                "tasks", params={"filters": json.dumps({"desired-state": ["running"]})}
-            )
+            tasks: list[dict[str, Any]] = []
+            if services:  # only the opted-in services' tasks: a cluster may run many others
+                wanted = {"service": [s["ID"] for s in services], "desired-state": ["running"]}
+                tasks = await self._docker._query_json(
+                    "tasks", params={"filters": json.dumps(wanted)}
+                )
             nodes = await self._docker._query_json("nodes")
         hostnames = {n["ID"]: n.get("Description", {}).get("Hostname", n["ID"]) for n in nodes}
         by_service: dict[str, list[Mapping[str, Any]]] = {}
