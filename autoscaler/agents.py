@@ -1,13 +1,13 @@
 """Per-node agents for Swarm services, and the controller's side of them.
 
-    autoscaler agent   on every node (a global service): each interval, sample the Swarm tasks'
-                       containers of this node by the fast cgroup path (collector.py) and
-                       publish them: <prefix>/agents/<node id>/samples, QoS 0, one JSON message
+    autoscaler agent   on every node (a global service): twice an interval, sample this node's
+                       Swarm task containers by the fast cgroup path (collector.py) and publish
+                       them: <prefix>/agents/<node id>/samples, QoS 0, one JSON message
     AgentFeed          on the controller: the latest message of every node; the samples of the
                        nodes heard from within three intervals
 
-A node whose agent is silent has no samples for its tasks: they are missing, and the policy's
-rule for missing samples holds (never a scale-down on missing data). /status names such nodes.
+The tasks of a node whose agent is silent are unseen (cluster.py): they hold the count, never a
+scale-down on what nobody measured. /status names such nodes.
 """
 
 from __future__ import annotations
@@ -43,9 +43,12 @@ def topic(prefix: str, node: str) -> str:
 
 
 async def run_agent(settings: Settings, stop: asyncio.Event) -> None:
-    """Sample this node's Swarm task containers each interval and publish them, until `stop`."""
+    """Sample this node's Swarm task containers twice an interval and publish them, until
+    `stop`: so the controller's samples, read once an interval at its own moment, are never
+    more than half an interval old, and a new task's first reading comes that much sooner."""
+    period = settings.interval / 2
     docker = engine.client(settings.docker_host)
-    collector = Collector(docker, interval=settings.interval)
+    collector = Collector(docker, interval=period)
     tls = tls_context(settings.mqtt)
     inspected: dict[str, Replica] = {}
     try:
@@ -55,20 +58,22 @@ async def run_agent(settings: Settings, stop: asyncio.Event) -> None:
         hostname = info.get("Name") or socket.gethostname()  # the node's, not the container's
         where = topic(settings.mqtt.topic_prefix, node)
         logger.info("agent of node %s publishing on %s every %.1fs", node, where,
-                    settings.interval)  # fmt: skip
+                    period)  # fmt: skip
         delay = _BACKOFF_START
         while not stop.is_set():
             try:
                 async with client(settings.mqtt, tls) as mqtt:
                     delay = _BACKOFF_START
+                    next_round = time.monotonic()
                     while not stop.is_set():
                         replicas, health = await _tasks(docker, inspected)
                         samples = await collector.sample(replicas)
                         body = {"node": node, "hostname": hostname,
                                 "time": time.time(), "samples": _wire(samples, health)}  # fmt: skip
                         await mqtt.publish(where, json.dumps(body), qos=0)
+                        next_round = max(next_round + period, time.monotonic())
                         with contextlib.suppress(TimeoutError):
-                            async with asyncio.timeout(settings.interval):
+                            async with asyncio.timeout(next_round - time.monotonic()):
                                 await stop.wait()
             except (aiomqtt.MqttError, *LIBRARY_ERRORS) as exc:
                 logger.warning("agent: %s; retrying", exc)
