@@ -108,6 +108,8 @@ class SwarmView:
             if "Replicated" not in service["Spec"].get("Mode", {}):
                 continue  # a global service runs one task a node: nothing to decide
             own = by_service.get(service["ID"], [])
+            if not own:
+                continue  # scaled to 0 by its owner, as a stopped Compose service: left alone
             found[service_key(service)] = [task_replica(service, t) for t in own]
             used.update((t["NodeID"], hostnames.get(t["NodeID"], t["NodeID"])) for t in own)
         self._services, self.nodes = found, used

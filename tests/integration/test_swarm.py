@@ -49,6 +49,7 @@ class Cluster:
         self.nodes = nodes
         self.project = project
         self.clients = [aiodocker.Docker(url=node) for node in nodes]
+        self.services: list[str] = []
 
     @property
     def manager(self) -> aiodocker.Docker:
@@ -61,9 +62,11 @@ class Cluster:
         replicas: int,
         load: Load,
         per_node: int | None = None,
+        service: str = "web",
     ) -> str:
+        self.services.append(f"{self.project}_{service}")
         spec = {
-            "Name": f"{self.project}_web",
+            "Name": f"{self.project}_{service}",
             "Labels": {"com.docker.stack.namespace": self.project, **labels},
             "TaskTemplate": {
                 "ContainerSpec": {
@@ -104,8 +107,9 @@ class Cluster:
         return str(info["Swarm"]["NodeID"])
 
     async def close(self) -> None:
-        with contextlib.suppress(aiodocker.DockerError):
-            await self.manager._query_json(f"services/{self.project}_web", method="DELETE")
+        for name in self.services:
+            with contextlib.suppress(aiodocker.DockerError):
+                await self.manager._query_json(f"services/{name}", method="DELETE")
         for client in self.clients:
             await client.close()
 
@@ -452,3 +456,23 @@ async def test_an_update_by_someone_else_in_between_is_kept_and_the_count_set_on
     spec = (await cluster.manager._query_json(f"services/{service}"))["Spec"]
     assert spec["Labels"]["team"] == "payments"  # theirs, kept
     assert spec["Mode"]["Replicated"]["Replicas"] == 3  # ours, on top of it
+
+
+async def test_a_service_its_owner_scaled_to_zero_is_left_alone(
+    cluster: Cluster,
+    run_autoscaler: Any,
+    swarm: list[str],
+    project: str,
+    mqtt: Mqtt,
+    make_load: Callable[[str], Load],
+) -> None:
+    # Below its min, but stopped on purpose: neither scaled back up nor an error. Another
+    # service below its min shows the rounds that passed it by.
+    await cluster.create(LABELS | {"autoscaler.min": "2"}, replicas=0, load=make_load("web"))
+    other = LABELS | {"autoscaler.min": "2"}
+    await cluster.create(other, replicas=1, load=make_load("api"), service="api")
+    app: App = await run_autoscaler(**controller_settings(swarm, project))
+    await mqtt.wait_for(lambda m: events(m, project, "api", "scale_up"), 30)
+    assert f"{project}/web" not in app.status()["services"]
+    assert not mqtt.on(f"{project}/web/events")
+    assert await cluster.replicas() == 0
