@@ -53,6 +53,17 @@ function render(status) {
        `MQTT ${mqtt.connected ? "connected" : "away"}${queued}${dropped}`,
        mqtt.connected ? "ok" : "warn");
   document.getElementById("mode").hidden = !status.dry_run;
+  const swarm = document.getElementById("swarm");
+  swarm.hidden = !status.swarm;
+  if (status.swarm) {
+    const silent = Object.values(status.swarm.silent || {});
+    const nodes = Object.keys(status.swarm.nodes || {}).length;
+    const acting = status.swarm.leading ? "acting" : "standing by";
+    pill(swarm, silent.length
+      ? `swarm: ${acting}; agent silent on ${silent.join(", ")}`
+      : `swarm: ${acting}, tasks on ${nodes} node${nodes === 1 ? "" : "s"}`,
+      silent.length ? "warn" : status.swarm.leading ? "ok" : "warn");
+  }
   setText(document.getElementById("updated"), `updated ${new Date().toLocaleTimeString()}`);
 
   const names = Object.keys(status.services || {}).sort();

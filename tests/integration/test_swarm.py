@@ -18,6 +18,7 @@ from autoscaler.app import App
 from autoscaler.labels import ServiceKey
 from autoscaler.settings import LeaseSettings, SwarmSettings
 from autoscaler.swarm import SwarmLease, SwarmScaler
+from tests.integration.browser import Browser
 from tests.integration.conftest import (
     ROOT,
     TEST_IMAGE,
@@ -206,11 +207,11 @@ async def test_a_step_of_load_reaches_the_needed_task_count_across_nodes(
 
 
 async def test_a_silent_agent_holds_the_count_until_it_speaks_again(
+    browser: Browser,
     cluster: Cluster,
     agents: Any,
     run_autoscaler: Any,
     swarm: list[str],
-    broker: tuple[str, int],
     project: str,
     mqtt: Mqtt,
     make_load: Callable[[str], Load],
@@ -229,24 +230,31 @@ async def test_a_silent_agent_holds_the_count_until_it_speaks_again(
         return silent in status.get("swarm", {}).get("silent", {})
 
     await until(names_the_silent_node, 30)
-    since = states(mqtt, project, "web")[-1]["time"] if states(mqtt, project, "web") else 0.0
-    held = await mqtt.wait_for(
-        lambda m: (
-            (later := [s for s in states(m, project, "web") if s["time"] > since])[4:] and later
-        ),
-        30,
-    )
-    assert all(s["replicas"] == 3 for s in held)
-    decision = app.status()["services"][f"{project}/web"]["decisions"][-1]
-    why = [s["why_not"] for s in decision["samples"] if not s["counted"]]
-    assert why == [f"agent of node {app.status()['swarm']['silent'][silent]} silent"], decision
-    assert not events(mqtt, project, "web", "scale_down")
-    assert await cluster.replicas() == 3
+    async with browser.page(1280, 800) as page:
+        await page.open(f"http://127.0.0.1:{app.api.port}/")
+        pill = "document.getElementById('swarm')"
+        await page.wait_for(f"{pill}.textContent.includes('agent silent on')")
 
-    await agents(2)
-    await mqtt.wait_for(lambda m: events(m, project, "web", "scale_down"), 30)
-    assert await cluster.replicas() < 3
-    assert silent not in app.status()["swarm"]["silent"]
+        since = states(mqtt, project, "web")[-1]["time"] if states(mqtt, project, "web") else 0.0
+        held = await mqtt.wait_for(
+            lambda m: (
+                (later := [s for s in states(m, project, "web") if s["time"] > since])[4:] and later
+            ),
+            30,
+        )
+        assert all(s["replicas"] == 3 for s in held)
+        decision = app.status()["services"][f"{project}/web"]["decisions"][-1]
+        why = [s["why_not"] for s in decision["samples"] if not s["counted"]]
+        assert why == [f"agent of node {app.status()['swarm']['silent'][silent]} silent"]
+        assert not events(mqtt, project, "web", "scale_down")
+        assert await cluster.replicas() == 3
+
+        await agents(2)
+        await mqtt.wait_for(lambda m: events(m, project, "web", "scale_down"), 30)
+        assert await cluster.replicas() < 3
+        assert silent not in app.status()["swarm"]["silent"]
+        await page.wait_for(f"!{pill}.textContent.includes('silent')")
+        assert page.errors == []
 
 
 async def test_an_instance_on_a_worker_serves_compose_only(
