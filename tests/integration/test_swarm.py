@@ -484,3 +484,40 @@ async def test_a_service_its_owner_scaled_to_zero_is_left_alone(
     assert f"{project}/web" not in app.status()["services"]
     assert not mqtt.on(f"{project}/web/events")
     assert await cluster.replicas() == 0
+
+
+async def test_one_process_on_a_manager_scales_its_compose_services_and_the_swarms(
+    cluster: Cluster,
+    run_autoscaler: Any,
+    swarm: list[str],
+    project: str,
+    mqtt: Mqtt,
+    make_load: Callable[[str], Load],
+) -> None:
+    both = LABELS | {"autoscaler.min": "2"}
+    await cluster.create(both, replicas=1, load=make_load("web"))
+    compose = {
+        "com.docker.compose.project": project,
+        "com.docker.compose.service": "worker",
+        "com.docker.compose.container-number": "1",
+        "com.docker.compose.oneoff": "False",
+    }
+    config = {"Image": TEST_IMAGE, "Cmd": ["sleep", "86400"], "Labels": compose | both,
+              "HostConfig": {"NetworkMode": "none"}}  # fmt: skip
+    worker = await cluster.manager.containers.create(config, name=f"{project}-worker-1")
+    try:
+        await worker.start()
+        await run_autoscaler(**controller_settings(swarm, project))
+        await mqtt.wait_for(
+            lambda m: (
+                events(m, project, "web", "scale_up") and events(m, project, "worker", "scale_up")
+            ),
+            30,
+        )
+        assert await cluster.replicas() == 2  # Swarm was told
+        label = json.dumps({"label": [f"com.docker.compose.project={project}"]})
+        assert len(await cluster.manager.containers.list(filters=label)) == 2  # a clone made
+    finally:
+        label = json.dumps({"label": [f"com.docker.compose.project={project}"]})
+        for container in await cluster.manager.containers.list(all=True, filters=label):
+            await container.delete(force=True)
