@@ -70,6 +70,7 @@ class Cluster:
             clones=False,
         )
         self.controllers: dict[ServiceKey, Controller] = {}
+        self._stacks = settings.projects
         self.silent: dict[str, str] = {}
         self._error: str | None = None
 
@@ -90,6 +91,8 @@ class Cluster:
             self._error = str(exc)
             return
         self._error = None
+        if self._stacks:
+            services = {k: v for k, v in services.items() if k.project in self._stacks}
         silent = self.feed.silent(self.view.nodes)
         if self.feed.settled:
             for node, name in silent.items() - self.silent.items():

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     interval: float = Field(default=5.0, gt=0, le=3600)
     """Seconds between sampling rounds and policy evaluations."""
     projects: frozenset[str] = frozenset()
-    """Only manage these Compose projects (a JSON list); all projects when empty."""
+    """Only manage these Compose projects and Swarm stacks (a JSON list); all when empty."""
     dry_run: bool = False
     """Decide and publish, but never create or remove containers."""
     clone_concurrency: int = Field(default=8, ge=1, le=256)

@@ -383,6 +383,7 @@ async def test_the_stack_example_deploys_and_scales_a_labelled_service(
     for name, image in stack_images.items():
         monkeypatch.setenv(name, image)  # the stack file's variables
     monkeypatch.setenv("AUTOSCALER_INTERVAL", "1")
+    monkeypatch.setenv("AUTOSCALER_PROJECTS", json.dumps([project]))  # no other test's services
     stack, web = f"{project}as", tmp_path / "web.yaml"
     web.write_text(WEB_STACK.format(image=TEST_IMAGE))
     manager = cluster.nodes[0]
@@ -407,6 +408,16 @@ async def test_the_stack_example_deploys_and_scales_a_labelled_service(
         for name in (project, stack):
             with contextlib.suppress(AssertionError):
                 await _stack(manager, "rm", name)
+        # `stack rm` returns before the tasks have stopped: wait for them to be gone.
+        await until(lambda: _stack_gone(cluster, stack), 60)
+
+
+async def _stack_gone(cluster: Cluster, stack: str) -> bool:
+    label = json.dumps({"label": [f"com.docker.stack.namespace={stack}"]})
+    for client in cluster.clients:
+        if await client.containers.list(all=True, filters=label):
+            return False
+    return True
 
 
 async def _explain(cluster: Cluster, stack: str, project: str) -> dict[str, Any] | None:
