@@ -119,3 +119,14 @@ async def remove_project(docker: aiodocker.Docker, project: str) -> None:
     for c in listed:
         with contextlib.suppress(aiodocker.DockerError):
             await c.delete(force=True)
+
+
+def running(app: Any, project: str) -> int:
+    """The running containers of `project` in a running autoscaler's view of the engine."""
+    return sum(
+        1
+        for key, replicas in app.inventory.services().items()
+        if key.project == project
+        for r in replicas
+        if r.running
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from autoscaler.app import App
 from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings
-from bench.common import IMAGE, ROOT, engine, remove_project
+from bench.common import IMAGE, ROOT, engine, remove_project, running
 
 FILE = """\
 version: "2.4"
@@ -43,23 +43,13 @@ async def _compose(project: str, path: Path, *args: str) -> None:
     assert await process.wait() == 0
 
 
-def _running(app: App, project: str) -> int:
-    return sum(
-        1
-        for key, replicas in app.inventory.services().items()
-        if key.project == project
-        for r in replicas
-        if r.running
-    )
-
-
 async def _dip(app: App, project: str, path: Path, *args: str) -> float:
     """Seconds the service ran fewer than 3 replicas while `docker-compose ARGS` ran and after."""
     compose = asyncio.create_task(_compose(project, path, *args))
     below: float | None = None
     started = time.monotonic()
     while time.monotonic() - started < 30:
-        count = _running(app, project)
+        count = running(app, project)
         if count < 3 and below is None:
             below = time.monotonic()
         if count >= 3 and below is not None and compose.done():
@@ -97,7 +87,7 @@ async def _scenario(interval: float) -> tuple[list[float], list[float]]:
             try:
                 for _ in range(ROUNDS):
                     async with asyncio.timeout(60):
-                        while _running(app, project) < 3:  # noqa: ASYNC110 - from outside
+                        while running(app, project) < 3:  # noqa: ASYNC110 - from outside
                             await asyncio.sleep(0.05)
                     plain.append(await _dip(app, project, path, "up", "-d"))
                     scaled.append(await _dip(app, project, path, "up", "-d", "--scale", "web=3"))

@@ -24,7 +24,7 @@ import aiomqtt
 
 from autoscaler.app import App
 from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings
-from bench.common import ROOT, busybox, engine, labels_for, remove_run
+from bench.common import ROOT, busybox, engine, labels_for, remove_run, running
 
 LIMIT = 0.1  # cores a replica may use
 TARGET = 50  # percent
@@ -105,7 +105,7 @@ async def _scenario(docker: aiodocker.Docker, case: Case) -> Reaction:
             await _publish(host, port, topic, "0")
         serving = asyncio.create_task(app.serve(stop))
         try:
-            await _until(lambda: _running(app, project) == case.start, 60)
+            await _until(lambda: running(app, project) == case.start, 60)
             # Idle, as a service is before its load arrives: longer than a rate-limit period
             # (15 s), so the scale-up to min is no longer counted against the rate.
             await _until(lambda: _evaluations(app) >= 16 / case.interval, 60)
@@ -113,12 +113,12 @@ async def _scenario(docker: aiodocker.Docker, case: Case) -> Reaction:
             if case.queue:
                 await _publish(host, port, topic, str(case.needed * QUEUE_SHARE))
 
-            async def running() -> int:
-                return _running(app, project)
+            async def count() -> int:
+                return running(app, project)
 
             # Watching from outside the service, with no event to wait on: a 20 ms poll bounds
             # the error of each time measured to 20 ms.
-            await watch(result, running, case.needed, app, poll=0.02)
+            await watch(result, count, case.needed, app, poll=0.02)
         finally:
             stop.set()
             await serving
@@ -150,16 +150,6 @@ async def watch(
     result.most = max(result.counts)
     result.actions = int(sum(s.value for m in app.metrics.actions.collect()
                              for s in m.samples if s.name.endswith("_total")))  # fmt: skip
-
-
-def _running(app: App, project: str) -> int:
-    return sum(
-        1
-        for key, replicas in app.inventory.services().items()
-        if key.project == project
-        for r in replicas
-        if r.running
-    )
 
 
 def _evaluations(app: App) -> int:
