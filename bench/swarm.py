@@ -78,8 +78,9 @@ async def _scenario_on_swarm(nodes: list[str], case: Case) -> Reaction:
         "autoscaler.policy": case.policy,
         "autoscaler.cpu.target": str(TARGET),
     }
+    name = f"{stack}_web"
     spec = {
-        "Name": f"{stack}_web",
+        "Name": name,
         "Labels": labels,
         "TaskTemplate": {
             "ContainerSpec": {
@@ -121,13 +122,13 @@ async def _scenario_on_swarm(nodes: list[str], case: Case) -> Reaction:
         await manager._query_json("services/create", method="POST", data=spec)
         serving = asyncio.create_task(app.serve(stop))
         try:
-            await _until(lambda: _running(manager, spec["Name"]), START, 60)
+            await _until(lambda: _running(manager, name), START, 60)
             # Idle past a rate-limit period (15 s), as in reaction.py.
             await asyncio.sleep(16)
             (load / "demand").write_text(f"{int(NEEDED * LIMIT * 1000 * TARGET / 100)}\n")
 
             async def running() -> int:
-                return await _running(manager, spec["Name"])
+                return await _running(manager, name)
 
             await watch(result, running, NEEDED, app, poll=POLL)
         finally:
@@ -137,7 +138,7 @@ async def _scenario_on_swarm(nodes: list[str], case: Case) -> Reaction:
         for agent in agents:
             agent.terminate()
             await agent.wait()
-        await manager._query_json(f"services/{spec['Name']}", method="DELETE")
+        await manager._query_json(f"services/{name}", method="DELETE")
         await manager.close()
     return result
 
