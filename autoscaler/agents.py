@@ -28,13 +28,12 @@ import aiomqtt
 from autoscaler import engine
 from autoscaler.collector import Collector, Sample
 from autoscaler.engine import LIBRARY_ERRORS
-from autoscaler.labels import Replica
+from autoscaler.labels import SWARM_TASK, Replica
 from autoscaler.notifier import client, tls_context
 from autoscaler.settings import MqttSettings, Settings
 
 logger = logging.getLogger(__name__)
 
-TASK = "com.docker.swarm.task.id"
 _BACKOFF_START, _BACKOFF_CAP = 0.25, 2.0
 
 
@@ -91,7 +90,7 @@ async def _tasks(
 ) -> tuple[list[Replica], dict[str, str | None]]:
     """This node's running task containers (each inspected once), and their health checks'
     verdicts, read from the listing's status text at no extra cost."""
-    listed = await docker.containers.list(filters=json.dumps({"label": [TASK]}))
+    listed = await docker.containers.list(filters=json.dumps({"label": [SWARM_TASK]}))
     ids = {c.id for c in listed}
     for gone in set(inspected) - ids:
         del inspected[gone]
@@ -129,7 +128,6 @@ def _wire(
 @dataclass(frozen=True, slots=True)
 class _Heard:
     at: float
-    hostname: str
     samples: Mapping[str, Sample]
     health: Mapping[str, str | None]
 
@@ -175,8 +173,7 @@ class AgentFeed:
                 for cid, s in body["samples"].items()
             }
             health = {cid: s.get("health") for cid, s in body["samples"].items()}
-            heard = _Heard(self._now(), body.get("hostname", ""), samples, health)
-            self._nodes[body["node"]] = heard
+            self._nodes[body["node"]] = _Heard(self._now(), samples, health)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             logger.warning("agent samples: a message that is not one (%s); ignored", exc)
 
@@ -185,19 +182,14 @@ class AgentFeed:
 
     def samples(self) -> dict[str, Sample]:
         """The samples of every node heard from lately, by container id."""
-        out: dict[str, Sample] = {}
-        for heard in self._nodes.values():
-            if self._fresh(heard):
-                out.update(heard.samples)
-        return out
+        return {cid: s for heard in self._lately() for cid, s in heard.samples.items()}
 
     def health(self) -> dict[str, str | None]:
         """The health-check verdict of every container heard from lately, by id."""
-        out: dict[str, str | None] = {}
-        for heard in self._nodes.values():
-            if self._fresh(heard):
-                out.update(heard.health)
-        return out
+        return {cid: h for heard in self._lately() for cid, h in heard.health.items()}
+
+    def _lately(self) -> list[_Heard]:
+        return [heard for heard in self._nodes.values() if self._fresh(heard)]
 
     def silent(self, nodes: Mapping[str, str]) -> dict[str, str]:
         """Of `nodes` (id -> hostname), those whose agent has not been heard from lately."""
