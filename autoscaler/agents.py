@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ from typing import Any
 import aiomqtt
 
 from autoscaler import engine
+from autoscaler.backoff import Reconnect
 from autoscaler.collector import Collector, Sample
 from autoscaler.engine import LIBRARY_ERRORS
 from autoscaler.labels import SWARM_TASK, Replica
@@ -58,11 +58,11 @@ async def run_agent(settings: Settings, stop: asyncio.Event) -> None:
         where = topic(settings.mqtt.topic_prefix, node)
         logger.info("agent of node %s publishing on %s every %.1fs", node, where,
                     period)  # fmt: skip
-        delay = _BACKOFF_START
+        retry = Reconnect(_BACKOFF_START, _BACKOFF_CAP)
         while not stop.is_set():
             try:
                 async with client(settings.mqtt, tls) as mqtt:
-                    delay = _BACKOFF_START
+                    retry.reset()
                     next_round = time.monotonic()
                     while not stop.is_set():
                         replicas, health = await _tasks(docker, inspected)
@@ -77,9 +77,8 @@ async def run_agent(settings: Settings, stop: asyncio.Event) -> None:
             except (aiomqtt.MqttError, *LIBRARY_ERRORS) as exc:
                 logger.warning("agent: %s; retrying", exc)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay * random.uniform(0.5, 1.0)):
+                async with asyncio.timeout(retry.next()):
                     await stop.wait()
-            delay = min(delay * 2, _BACKOFF_CAP)
     finally:
         collector.close()
         await docker.close()
@@ -145,18 +144,17 @@ class AgentFeed:
 
     async def run(self) -> None:
         """Follow every agent until cancelled, across broker restarts."""
-        delay = _BACKOFF_START
+        retry = Reconnect(_BACKOFF_START, _BACKOFF_CAP)
         while True:
             try:
                 async with client(self._mqtt, self._tls) as mqtt:
-                    delay = _BACKOFF_START
+                    retry.reset()
                     await mqtt.subscribe(topic(self._mqtt.topic_prefix, "+"), qos=0)
                     async for message in mqtt.messages:
                         self._receive(message.payload)
             except aiomqtt.MqttError as exc:
                 logger.debug("agent samples: broker connection lost or refused: %s", exc)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, _BACKOFF_CAP)
+            await asyncio.sleep(retry.next())
 
     def _receive(self, payload: Any) -> None:
         try:

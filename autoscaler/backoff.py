@@ -3,7 +3,8 @@ up to `cap`; a success, or a quiet spell of `quiet` seconds, starts the count ov
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
@@ -33,3 +34,26 @@ class Backoff:
 
     def succeeded(self) -> None:
         self.failures = 0
+
+
+@dataclass(slots=True)
+class Reconnect:
+    """Delays between tries to reach the engine or a broker: `start`, doubling up to `cap`, each
+    drawn from its upper half so that clients cut off together do not come back together;
+    `reset` once connected."""
+
+    start: float
+    cap: float
+    delay: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.delay = self.start
+
+    def reset(self) -> None:
+        self.delay = self.start
+
+    def next(self) -> float:
+        """The seconds to wait now; the next wait doubles."""
+        wait = self.delay * random.uniform(0.5, 1.0)
+        self.delay = min(self.delay * 2, self.cap)
+        return wait

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import aiodocker
 
 from autoscaler import labels
+from autoscaler.backoff import Reconnect
 from autoscaler.engine import LIBRARY_ERRORS, label_filter
 from autoscaler.labels import Replica, ServiceKey
 
@@ -61,7 +61,7 @@ class Inventory:
 
     async def run(self) -> None:
         """Follow the engine forever; reconnect with capped, jittered backoff."""
-        delay = _BACKOFF_START
+        retry = Reconnect(_BACKOFF_START, _BACKOFF_CAP)
         while True:
             try:
                 await self._follow()
@@ -69,16 +69,15 @@ class Inventory:
                 logger.warning(
                     "engine connection lost (%s); retrying in about %.1fs",
                     "; ".join(str(e) or type(e).__name__ for e in group.exceptions),
-                    delay,
+                    retry.delay,
                 )
             else:
-                logger.warning("engine event stream ended; re-listing in about %.1fs", delay)
+                logger.warning("engine event stream ended; re-listing in about %.1fs", retry.delay)
             if self.ready.is_set():
                 # It had been working: start the backoff over rather than wait the capped delay.
                 self.ready.clear()
-                delay = _BACKOFF_START
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, _BACKOFF_CAP)
+                retry.reset()
+            await asyncio.sleep(retry.next())
 
     async def _follow(self) -> None:
         info = await self._docker.system.info()

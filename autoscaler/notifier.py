@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import socket
 import ssl
 import time
@@ -27,6 +26,7 @@ from typing import Any
 
 import aiomqtt
 
+from autoscaler.backoff import Reconnect
 from autoscaler.errors import AutoscalerError, BrokerError
 from autoscaler.labels import ServiceKey
 from autoscaler.outbox import Message, Outbox
@@ -122,13 +122,14 @@ class Notifier:
             self._outbox.close()
 
     async def _run(self) -> None:
-        delay, told = _BACKOFF_START, float("-inf")
+        retry, told = Reconnect(_BACKOFF_START, _BACKOFF_CAP), float("-inf")
         while True:
             try:
                 async with self._client() as client:
                     # Connected: the queue goes first, in order; `online` is retained state and
                     # can wait its turn behind the events held during the outage.
-                    self.connected, delay, told = True, _BACKOFF_START, float("-inf")
+                    self.connected, told = True, float("-inf")
+                    retry.reset()
                     logger.info(
                         "connected to MQTT broker %s:%d; %d messages to deliver",
                         self._settings.host, self._settings.port, self.pending,
@@ -155,9 +156,8 @@ class Notifier:
                 return
             # Sleep out the backoff, but go at once for a last try when asked to close.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay * random.uniform(0.5, 1.0)):
+                async with asyncio.timeout(retry.next()):
                     await self._closed.wait()
-            delay = min(delay * 2, _BACKOFF_CAP)
 
     def close(self) -> None:
         """Ask `run` to deliver what is queued, publish offline, and return."""

@@ -18,7 +18,6 @@ import contextlib
 import json
 import logging
 import math
-import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import aiohttp
 import aiomqtt
 
 from autoscaler import notifier
+from autoscaler.backoff import Reconnect
 from autoscaler.settings import MqttSettings
 from autoscaler.spec import MetricSource
 from policies.base import Signal
@@ -144,11 +144,12 @@ class Signals:
         if not self._mqtt.enabled:
             return
         await self._wanted.wait()
-        delay = _BACKOFF_START
+        retry = Reconnect(_BACKOFF_START, _BACKOFF_CAP)
         while True:
             try:
                 async with notifier.client(self._mqtt, self._tls) as client:
-                    self._client, delay = client, _BACKOFF_START
+                    self._client = client
+                    retry.reset()
                     for pattern in list(self._patterns):
                         await client.subscribe(pattern, qos=1)
                     async for message in client.messages:
@@ -157,8 +158,7 @@ class Signals:
                 logger.debug("metric topics: broker connection lost or refused: %s", exc)
             finally:
                 self._client = None
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, _BACKOFF_CAP)
+            await asyncio.sleep(retry.next())
 
     async def _subscribe(self, pattern: str) -> None:
         if self._client is not None:
