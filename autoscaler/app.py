@@ -48,7 +48,7 @@ class App:
         )
         self.collector = Collector(self.docker, interval=settings.interval)
         self.signals = Signals(settings.mqtt, interval=settings.interval)
-        self.notifier = Notifier(settings.mqtt, instance=self.lease.holder if self.lease else None)
+        self.notifier = Notifier(settings.mqtt)
         self.metrics = Metrics()
         self.api = Api(
             settings.api.host,
@@ -188,7 +188,11 @@ class App:
         if action == "oom":
             logger.warning("%s: %s was killed for lack of memory", replica.key, replica.name)
             self.notifier.event(
-                replica.key, "oom", {"container": replica.name}, container=replica.id
+                replica.key,
+                "oom",
+                {"container": replica.name},
+                instance=self.context.instance(),
+                container=replica.id,
             )
 
     def status(self) -> dict[str, Any]:

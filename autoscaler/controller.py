@@ -307,8 +307,7 @@ class Controller:
             self.key, replicas, repair.remove, repair.replace, surge=repair.surge
         )
         names = {r.id: r.name for r in repair.remove}
-        self._ctx.notifier.event(
-            self.key,
+        self._event(
             repair.kind,
             {"removed": len(result.removed), "created": len(result.created)},
             removed=[names.get(i, i[:12]) for i in result.removed],
@@ -330,14 +329,11 @@ class Controller:
         action = "scale_up" if after > decision.current else "scale_down"
         attributes: dict[str, Any] = {"policy": spec.policy_name, "from": decision.current,
                                       "to": after}  # fmt: skip
-        if (instance := self._ctx.instance()) is not None:
-            attributes["instance"] = instance  # the actor: the engine's or the cluster's
         if result is None:
             attributes["dry_run"] = "true"
         else:
             self._ctx.metrics.acted(self.key, action)
-        self._ctx.notifier.event(
-            self.key,
+        self._event(
             action,
             attributes,
             **{"from": decision.current, "to": after, "desired": decision.desired},
@@ -347,7 +343,14 @@ class Controller:
 
     def _fault(self, exc: AutoscalerError) -> None:
         self._ctx.metrics.failed(self.key, exc)
-        self._ctx.notifier.error(self.key, exc)
+        self._event("error", exc.event_attributes(), message=str(exc))
+
+    def _event(self, action: str, attributes: Mapping[str, Any], **extra: Any) -> None:
+        """Every event of this service names the instance that acted: the engine lease's
+        holder, or the cluster lease's for a Swarm service."""
+        self._ctx.notifier.event(
+            self.key, action, attributes, instance=self._ctx.instance(), **extra
+        )
 
     @property
     def _last(self) -> Evaluation | None:

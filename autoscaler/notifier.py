@@ -27,7 +27,7 @@ from typing import Any
 import aiomqtt
 
 from autoscaler.backoff import Reconnect
-from autoscaler.errors import AutoscalerError, BrokerError
+from autoscaler.errors import BrokerError
 from autoscaler.labels import ServiceKey
 from autoscaler.outbox import Message, Outbox
 from autoscaler.settings import MqttSettings
@@ -60,9 +60,8 @@ def engine_event(
 
 
 class Notifier:
-    def __init__(self, settings: MqttSettings, *, instance: str | None = None) -> None:
+    def __init__(self, settings: MqttSettings) -> None:
         self._settings = settings
-        self._instance = instance
         self._tls = tls_context(settings)
         self._outbox = Outbox(settings.outbox_size, settings.outbox_path)
         self._retained: OrderedDict[str, Message] = OrderedDict()
@@ -91,14 +90,19 @@ class Notifier:
         self._wake.set()
 
     def event(
-        self, key: ServiceKey, action: str, attributes: Mapping[str, Any], **extra: Any
+        self,
+        key: ServiceKey,
+        action: str,
+        attributes: Mapping[str, Any],
+        *,
+        instance: str | None,
+        **extra: Any,
     ) -> None:
-        if self._instance is not None:
-            attributes = {"instance": self._instance, **attributes}
+        """An event of the service; `instance` is the autoscaler that acted (the holder of the
+        engine's lease, or the cluster's), among the actor's attributes."""
+        if instance is not None:
+            attributes = {**attributes, "instance": instance}
         self.publish(self.topic(key, "events"), engine_event(action, key, attributes, **extra))
-
-    def error(self, key: ServiceKey, exc: AutoscalerError) -> None:
-        self.event(key, "error", exc.event_attributes(), message=str(exc))
 
     def state(self, key: ServiceKey, state: Mapping[str, Any]) -> None:
         self.publish(self.topic(key, "state"), state, retain=True)

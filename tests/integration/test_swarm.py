@@ -295,6 +295,7 @@ async def test_two_controllers_on_two_managers_never_both_act(
                                          if e["to"] >= 4], 60)  # fmt: skip
     actors = {e["Actor"]["Attributes"]["instance"] for e in mqtt.on(f"{project}/web/events")}
     assert len(actors) == 1, f"both controllers acted: {actors}"
+    assert actors <= {first.cluster.lease.holder, second.cluster.lease.holder}  # the cluster's
     leading = [a for a in (first, second) if a.cluster and a.cluster.lease.leading]
     assert len(leading) <= 1
     assert ups[-1]["to"] in (4, 5)
