@@ -18,20 +18,22 @@ import logging
 import time
 from typing import Any
 
-from autoscaler import engine
-from autoscaler.actuator import Actuator
-from autoscaler.api import Api, Metrics
-from autoscaler.cluster import Cluster, is_manager
-from autoscaler.collector import Collector
-from autoscaler.controller import Context, Controller
-from autoscaler.engine import LIBRARY_ERRORS
+from autoscaler.context import Context
+from autoscaler.controller import Controller
+from autoscaler.engine import client as engine
+from autoscaler.engine.actuator import Actuator
+from autoscaler.engine.client import LIBRARY_ERRORS
+from autoscaler.engine.collector import Collector
+from autoscaler.engine.inventory import Inventory
+from autoscaler.engine.lease import Lease
 from autoscaler.errors import AutoscalerError
-from autoscaler.inventory import Inventory
 from autoscaler.labels import Replica, ServiceKey
-from autoscaler.lease import Lease
-from autoscaler.notifier import Notifier
+from autoscaler.mqtt.notifier import Notifier
+from autoscaler.ops.api import Api
+from autoscaler.ops.metrics import Metrics
 from autoscaler.settings import Settings
-from autoscaler.signals import Signals
+from autoscaler.signals.sources import Signals
+from autoscaler.swarm.cluster import Cluster, is_manager
 
 logger = logging.getLogger(__name__)
 

@@ -57,7 +57,7 @@ async def _serve(settings: Settings, agent: bool = False) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, handle_exit, signum)
     if agent:
-        from autoscaler.agents import run_agent
+        from autoscaler.swarm.agents import run_agent
 
         await run_agent(settings, stop)
     else:
@@ -84,7 +84,7 @@ def _label(text: str) -> tuple[str, str]:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from autoscaler import simulate
+    from autoscaler.ops import simulate
     from policies.registry import PolicyError
     from policies.simulator import Model
 
@@ -113,7 +113,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace, settings: Settings) -> int:
-    from autoscaler import explain
+    from autoscaler.ops import explain
 
     try:
         status = explain.fetch(settings.api, args.service)
@@ -125,7 +125,7 @@ def _explain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _replicas(args: argparse.Namespace, settings: Settings) -> int:
-    from autoscaler import explain
+    from autoscaler.ops import explain
 
     try:
         status = explain.fetch(settings.api)

@@ -23,22 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from autoscaler.actuator import Backend, ScaleResult
-from autoscaler.api import Metrics
 from autoscaler.backoff import Backoff
-from autoscaler.collector import Sample
-from autoscaler.engine import engine_errors
+from autoscaler.context import Context, ScaleResult
 from autoscaler.errors import AutoscalerError, InternalError, MetricError
 from autoscaler.labels import Replica, ServiceKey, counted, template_of
-from autoscaler.notifier import Notifier
 from autoscaler.repairs import CrashLoop, Repair, broken, restore, roll
-from autoscaler.spec import MetricSource, ServiceSpec, own_labels, parse
+from autoscaler.samples import Sample
+from autoscaler.spec import ServiceSpec, own_labels, parse
 from autoscaler.state import Evaluation, Phase, ServiceState, replica_samples
 from policies.base import Direction, Policy, PolicyInput, Signal
 from policies.behavior import Behavior
@@ -47,34 +43,6 @@ logger = logging.getLogger(__name__)
 
 HISTORY = 50
 """Evaluations kept per service, for /status and `autoscaler explain`."""
-
-
-@dataclass(slots=True)
-class Context:
-    """What every controller shares: the engine's writer, the view, the outside world."""
-
-    actuator: Backend
-    refresh: Callable[[str], Awaitable[object]]
-    """Re-inspect one container into the view."""
-    restart: Callable[[Sequence[Replica]], Awaitable[None]]
-    """Start these replicas' sample windows afresh (the collector's)."""
-    view: Callable[[ServiceKey], list[Replica]]
-    """The service's replicas as the view has them now."""
-    notifier: Notifier
-    metrics: Metrics
-    dry_run: bool
-    instance: Callable[[], str | None]
-    signal: Callable[[MetricSource], Signal] | None = None
-    """The latest value of a service's metric source (signals.py)."""
-    heartbeat: float = 60.0
-    """Seconds between retained states of a service whose state does not change."""
-    band: float = 5.0
-    """Points CPU or memory must move to be a change of state."""
-    clones: bool = True
-    """Replicas are clones of the user's containers, which are never removed; broken clones are
-    mended here. False where the engine places and mends them (Swarm tasks)."""
-    now: Callable[[], float] = time.time
-    monotonic: Callable[[], float] = time.monotonic
 
 
 class Controller:
@@ -262,9 +230,8 @@ class Controller:
         try:
             result = await action
             errors += result.errors
-            with engine_errors(f"refreshing the view after {doing}", service=str(self.key)):
-                for container_id in result.created + result.removed:
-                    await self._ctx.refresh(container_id)
+            for container_id in result.created + result.removed:
+                await self._ctx.refresh(container_id)
             # The next decision looks at the load spread over the count there is now.
             await self._ctx.restart(self._ctx.view(self.key))
         except AutoscalerError as exc:

@@ -9,8 +9,8 @@ from enum import StrEnum
 from statistics import fmean
 from typing import Any
 
-from autoscaler.collector import Sample
 from autoscaler.labels import Replica, counted
+from autoscaler.samples import Sample
 from policies.base import Decision, ReplicaSample
 
 

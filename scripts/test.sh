@@ -28,6 +28,7 @@ trap cleanup EXIT
 "$BIN/ruff" format --check .
 "$BIN/ruff" check .
 "$BIN/mypy"
+"$BIN/lint-imports"
 
 bash scripts/engine.sh start
 bash scripts/broker.sh start

@@ -33,7 +33,7 @@ async def publish(broker: tuple[str, int], topic: str, payload: str | bytes) -> 
 
 
 class Queue:
-    """A queue's exporter, as the README asks of a source: its depth published at once when it
+    """A queue's exporter, as docs/labels.md asks of a source: its depth published at once when it
     changes and again every half second, so a value is never older than its max age."""
 
     def __init__(self, broker: tuple[str, int], topic: str) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 
 import aiodocker
 
-from autoscaler.cgroups import CgroupLocator
-from autoscaler.collector import Collector
+from autoscaler.engine.cgroups import CgroupLocator
+from autoscaler.engine.collector import Collector
 from autoscaler.labels import Replica
 from tests.integration.conftest import Mqtt, reaches, states
 from tests.integration.test_scaling import WEB

@@ -17,7 +17,8 @@ import pytest
 from autoscaler.app import App
 from autoscaler.labels import ServiceKey
 from autoscaler.settings import LeaseSettings, SwarmSettings
-from autoscaler.swarm import SwarmLease, SwarmScaler
+from autoscaler.swarm.lease import SwarmLease
+from autoscaler.swarm.services import SwarmScaler
 from tests.integration.browser import Browser
 from tests.integration.conftest import (
     ROOT,

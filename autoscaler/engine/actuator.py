@@ -1,0 +1,237 @@
+"""The only writer to the engine's containers: clones a service's template, removes clones.
+
+Scale-up clones the template's inspect data (Config, HostConfig, networks) under a new name and
+container number, with `autoscaler.clone-of` marking it as ours; clones are created and started
+concurrently, bounded by a semaphore shared by all services. Scale-down stops clones gracefully
+(the template's stop signal and timeout travel with the clone's config) and removes them, newest
+and least healthy first. The template, and any container the autoscaler did not create, is never
+stopped or removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any
+
+import aiodocker
+
+from autoscaler import labels
+from autoscaler.context import ScaleResult
+from autoscaler.engine.client import engine_errors
+from autoscaler.errors import AutoscalerError, EngineError, TemplateError
+from autoscaler.labels import Replica, ServiceKey, counted, template_of
+
+logger = logging.getLogger(__name__)
+
+# Config keys a clone copies from its template; Hostname and anything naming the template's
+# own identity are left for the engine to assign.
+_CONFIG_KEYS = (
+    "User", "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck",
+    "ArgsEscaped", "Volumes", "WorkingDir", "Entrypoint", "NetworkDisabled", "OnBuild",
+    "StopSignal", "StopTimeout", "Shell", "Domainname",
+)  # fmt: skip
+_DEFAULT_STOP_TIMEOUT = 10
+_NAME_TRIES = 5
+
+
+def victims(live: Sequence[Replica], count: int) -> list[Replica]:
+    """The `count` clones a scale-down removes: unhealthy first, then those without a health
+    verdict, then healthy ones; newest first within each. Never a container the user made."""
+    clones = [r for r in live if r.is_clone]
+    order = sorted(
+        clones, key=lambda r: (r.health == "healthy", r.health != "unhealthy", -(r.number or 0))
+    )
+    return order[:count]
+
+
+def clone_name(template: Replica, number: int) -> str:
+    """`demo-web-1` -> `demo-web-4` (Compose v2); `demo_web_1` -> `demo_web_4` (v1)."""
+    for sep in ("-", "_"):
+        suffix = f"{sep}{template.number}"
+        if template.number is not None and template.name.endswith(suffix):
+            return f"{template.name.removesuffix(suffix)}{sep}{number}"
+    return f"{template.name}-{number}"
+
+
+def clone_config(template: Mapping[str, Any], number: int) -> dict[str, Any]:
+    """The create body for clone `number` of the container whose inspect data is `template`."""
+    source = template["Config"]
+    config: dict[str, Any] = {k: source[k] for k in _CONFIG_KEYS if source.get(k) is not None}
+    # The image ID, not its tag: a tag moved by a rebuild must not make clones differ.
+    config["Image"] = template["Image"]
+    own = dict(source.get("Labels") or {})
+    own[labels.COMPOSE_NUMBER] = str(number)
+    own[labels.CLONE_OF] = template["Id"]
+    config["Labels"] = own
+
+    host = dict(template["HostConfig"])
+    # Fixed host ports would collide with the template's; let the engine pick free ones.
+    bindings = host.get("PortBindings") or {}
+    host["PortBindings"] = {
+        port: [{"HostIp": b.get("HostIp", ""), "HostPort": ""} for b in spec or []]
+        for port, spec in bindings.items()
+    }
+    config["HostConfig"] = host
+
+    networks = (template.get("NetworkSettings") or {}).get("Networks") or {}
+    primary = host.get("NetworkMode", "")
+    if primary in networks:
+        config["NetworkingConfig"] = {
+            "EndpointsConfig": {primary: _endpoint(networks[primary], template["Id"])}
+        }
+    return config
+
+
+def _endpoint(endpoint: Mapping[str, Any], template_id: str) -> dict[str, Any]:
+    """An endpoint like the template's, without what is unique to it (IP, MAC, its id alias)."""
+    aliases = [a for a in endpoint.get("Aliases") or [] if not template_id.startswith(a)]
+    return {"Aliases": aliases or None, "Links": endpoint.get("Links")}
+
+
+class Actuator:
+    def __init__(self, docker: aiodocker.Docker, *, concurrency: int) -> None:
+        self._docker = docker
+        self._slots = asyncio.Semaphore(concurrency)
+
+    async def scale_to(
+        self, key: ServiceKey, replicas: Sequence[Replica], target: int
+    ) -> ScaleResult:
+        """Create or remove clones until the service has `target` counted replicas."""
+        live = counted(replicas)
+        if target > len(live):
+            return await self._change(key, replicas, remove=(), create=target - len(live))
+        return await self._change(key, replicas, remove=victims(live, len(live) - target), create=0)
+
+    async def repair(
+        self,
+        key: ServiceKey,
+        replicas: Sequence[Replica],
+        old: Sequence[Replica],
+        replace: int,
+        *,
+        surge: bool = False,
+    ) -> ScaleResult:
+        """Remove the `old` clones and create `replace` new ones from the template: all at once,
+        or (`surge`) the new ones first, and the old ones only once every new one started."""
+        if not surge:
+            return await self._change(key, replicas, remove=old, create=replace)
+        result = await self._change(key, replicas, remove=(), create=replace)
+        if result.errors:
+            return result
+        removed = await self._change(key, replicas, remove=old, create=0)
+        result.removed, result.errors = removed.removed, removed.errors
+        result.seconds += removed.seconds
+        return result
+
+    async def _change(
+        self,
+        key: ServiceKey,
+        replicas: Sequence[Replica],
+        *,
+        remove: Sequence[Replica],
+        create: int,
+    ) -> ScaleResult:
+        """Remove the clones `remove` and create `create` new ones, all at once."""
+        started = time.monotonic()
+        result = ScaleResult(key, len(counted(replicas)))
+        creations: list[Awaitable[str]] = []
+        if create:
+            template = template_of(key, replicas)
+            data = await self._inspect(key, template.id)
+            numbers = _free_numbers({r.number for r in replicas}, create)
+            creations = [self._create(key, template, data, n, len(numbers)) for n in numbers]
+        removals = [self._remove(key, r) for r in remove]
+        outcomes = await _each([*removals, *creations])
+        for i, outcome in enumerate(outcomes):
+            if isinstance(outcome, AutoscalerError):
+                result.errors.append(outcome)
+            elif i < len(removals):
+                result.removed.append(outcome)
+            else:
+                result.created.append(outcome)
+        result.seconds = time.monotonic() - started
+        return result
+
+    async def _inspect(self, key: ServiceKey, container_id: str) -> dict[str, Any]:
+        with engine_errors("inspecting the template", service=str(key)):
+            container = await self._docker.containers.get(container_id)
+        data: dict[str, Any] = container._container
+        return data
+
+    async def _create(
+        self,
+        key: ServiceKey,
+        template: Replica,
+        data: Mapping[str, Any],
+        number: int,
+        stride: int = 1,
+    ) -> str:
+        """Create and start clone `number`. If another container already holds its name, try
+        `number + stride` (the stride keeps clear of the batch's other numbers), a few times."""
+        async with self._slots:
+            for _ in range(_NAME_TRIES):
+                name = clone_name(template, number)
+                try:
+                    with engine_errors(f"creating clone {name} of {template.name}", str(key)):
+                        container = await self._docker.containers.create(
+                            clone_config(data, number), name=name
+                        )
+                    break
+                except EngineError as exc:
+                    if exc.status != 409:
+                        raise
+                    logger.warning("%s: name %s is taken; trying the next number", key, name)
+                    number += stride
+            else:
+                raise TemplateError(str(key), f"no free clone name after {_NAME_TRIES} tries")
+            try:
+                with engine_errors(f"starting clone {name}", service=str(key)):
+                    await container.start()
+            except AutoscalerError:
+                # A clone that cannot start is removed now rather than left behind.
+                with engine_errors(f"removing clone {name} that failed to start"):
+                    await container.delete(force=True, v=True)
+                raise
+        logger.info("%s: started clone %s", key, name)
+        return container.id
+
+    async def _remove(self, key: ServiceKey, replica: Replica) -> str:
+        if not replica.is_clone:
+            raise TemplateError(str(key), f"refusing to remove {replica.name}: not a clone")
+        timeout = replica.inspect["Config"].get("StopTimeout") or _DEFAULT_STOP_TIMEOUT
+        container = self._docker.containers.container(replica.id)
+        async with self._slots:
+            if replica.status in ("running", "restarting", "paused"):
+                with engine_errors(f"stopping clone {replica.name}", service=str(key)):
+                    await container.stop(t=int(timeout))
+            with engine_errors(f"removing clone {replica.name}", service=str(key)):
+                await container.delete(v=True)
+        logger.info("%s: removed clone %s", key, replica.name)
+        return replica.id
+
+
+def _free_numbers(taken: set[int | None], count: int) -> list[int]:
+    numbers: list[int] = []
+    candidate = 1
+    while len(numbers) < count:
+        if candidate not in taken:
+            numbers.append(candidate)
+        candidate += 1
+    return numbers
+
+
+async def _each(operations: Sequence[Awaitable[str]]) -> list[str | AutoscalerError]:
+    """Run operations concurrently; an AutoscalerError is a result, anything else propagates."""
+
+    async def guarded(op: Awaitable[str]) -> str | AutoscalerError:
+        try:
+            return await op
+        except AutoscalerError as exc:
+            return exc
+
+    async with asyncio.TaskGroup() as tg:
+        tasks = [tg.create_task(guarded(op)) for op in operations]
+    return [t.result() for t in tasks]

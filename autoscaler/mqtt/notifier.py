@@ -1,0 +1,208 @@
+"""MQTT notifications: an event for every scale action and error, a retained state per service,
+and a retained online/offline status backed by a last will.
+
+    <prefix>/<project>/<service>/events   one JSON event per action or error (QoS 1)
+    <prefix>/<project>/<service>/state    retained: replicas, min, max, cpu, memory, ...
+    <prefix>/status                       retained: online / offline (the last will says offline)
+
+`publish` never waits for the broker: messages go to an outbox that `run` delivers in order,
+reconnecting with capped backoff while the broker is away, so a broker outage never slows
+scaling. Events are bounded (the oldest are dropped, counted and logged); retained state keeps
+only the newest message per topic, since a reader only ever needs the latest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import aiomqtt
+
+from autoscaler.backoff import Reconnect
+from autoscaler.labels import ServiceKey
+from autoscaler.mqtt.client import client, tls_context
+from autoscaler.mqtt.outbox import Message, Outbox
+from autoscaler.settings import MqttSettings
+
+logger = logging.getLogger(__name__)
+
+# A returned broker is found within about two seconds: the retry waits 0.25 s, doubling to 2 s,
+# each between half and all of that (jitter, so that many instances do not knock at once).
+_BACKOFF_START, _BACKOFF_CAP = 0.25, 2.0
+# While the broker stays away, say so once, then again at most this often.
+_REMIND = 60.0
+
+
+def engine_event(
+    action: str, key: ServiceKey, attributes: Mapping[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """An event shaped like the Docker engine's own (`docker events --format json`)."""
+    now = time.time_ns()
+    attrs = {"project": key.project, "service": key.service}
+    attrs.update({k: str(v) for k, v in attributes.items()})
+    return {
+        "Type": "service",
+        "Action": action,
+        "Actor": {"ID": str(key), "Attributes": attrs},
+        "scope": "local",
+        "time": now // 1_000_000_000,
+        "timeNano": now,
+        **extra,
+    }
+
+
+class Notifier:
+    def __init__(self, settings: MqttSettings) -> None:
+        self._settings = settings
+        self._tls = tls_context(settings)
+        self._outbox = Outbox(settings.outbox_size, settings.outbox_path)
+        self._retained: OrderedDict[str, Message] = OrderedDict()
+        self._wake = asyncio.Event()
+        self._closed = asyncio.Event()
+        self.connected = False
+        self.published = 0
+        self.failed_connects = 0
+        """Connection attempts that failed since start: the outage, as the notifier saw it."""
+
+    def topic(self, key: ServiceKey | None, leaf: str) -> str:
+        prefix = self._settings.topic_prefix.rstrip("/")
+        return f"{prefix}/{leaf}" if key is None else f"{prefix}/{key.project}/{key.service}/{leaf}"
+
+    # -- what the rest of the service calls; none of these wait ------------------------------
+
+    def publish(self, topic: str, payload: Mapping[str, Any], *, retain: bool = False) -> None:
+        if not self._settings.enabled:
+            return
+        message = Message(topic, json.dumps(payload, sort_keys=True).encode(), retain)
+        if retain:
+            self._retained.pop(topic, None)
+            self._retained[topic] = message
+        else:
+            self._outbox.append(message)
+        self._wake.set()
+
+    def event(
+        self,
+        key: ServiceKey,
+        action: str,
+        attributes: Mapping[str, Any],
+        *,
+        instance: str | None,
+        **extra: Any,
+    ) -> None:
+        """An event of the service; `instance` is the autoscaler that acted (the holder of the
+        engine's lease, or the cluster's), among the actor's attributes."""
+        if instance is not None:
+            attributes = {**attributes, "instance": instance}
+        self.publish(self.topic(key, "events"), engine_event(action, key, attributes, **extra))
+
+    def state(self, key: ServiceKey, state: Mapping[str, Any]) -> None:
+        self.publish(self.topic(key, "state"), state, retain=True)
+
+    @property
+    def pending(self) -> int:
+        return len(self._outbox) + len(self._retained)
+
+    @property
+    def dropped(self) -> int:
+        return self._outbox.dropped
+
+    # -- delivery --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Deliver the outbox until `close()` and the outbox is empty; reconnect on failure."""
+        try:
+            if self._settings.enabled:
+                await self._run()
+        finally:
+            self._outbox.close()
+
+    async def _run(self) -> None:
+        retry, told = Reconnect(_BACKOFF_START, _BACKOFF_CAP), float("-inf")
+        while True:
+            try:
+                async with self._client() as client:
+                    # Connected: the queue goes first, in order; `online` is retained state and
+                    # can wait its turn behind the events held during the outage.
+                    self.connected, told = True, float("-inf")
+                    retry.reset()
+                    logger.info(
+                        "connected to MQTT broker %s:%d; %d messages to deliver",
+                        self._settings.host, self._settings.port, self.pending,
+                    )  # fmt: skip
+                    if await self._deliver(client):
+                        await self._status(client, "offline")
+                        return
+            except aiomqtt.MqttError as exc:
+                self.failed_connects += not self.connected
+                if self.connected:
+                    logger.warning("MQTT broker connection lost: %s", exc)
+                elif time.monotonic() - told >= _REMIND:
+                    told = time.monotonic()
+                    logger.warning(
+                        "MQTT broker %s:%d unreachable (%s); %d messages waiting; retrying "
+                        "every %.2g s at most",
+                        self._settings.host, self._settings.port, exc, self.pending, _BACKOFF_CAP,
+                    )  # fmt: skip
+                else:
+                    logger.debug("MQTT broker still unreachable: %s", exc)
+            self.connected = False
+            if self._closed.is_set():
+                logger.warning("shutting down with %d MQTT messages undelivered", self.pending)
+                return
+            # Sleep out the backoff, but go at once for a last try when asked to close.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(retry.next()):
+                    await self._closed.wait()
+
+    def close(self) -> None:
+        """Ask `run` to deliver what is queued, publish offline, and return."""
+        self._closed.set()
+        self._wake.set()
+
+    def _client(self) -> aiomqtt.Client:
+        will = aiomqtt.Will(
+            self.topic(None, "status"), self._status_payload("offline"), qos=1, retain=True
+        )
+        return client(self._settings, self._tls, identifier=self._settings.client_id, will=will)
+
+    def _status_payload(self, status: str) -> bytes:
+        body = {"status": status, "host": socket.gethostname(), "time": time.time()}
+        return json.dumps(body, sort_keys=True).encode()
+
+    def _online(self) -> None:
+        """Retained `online`, queued behind what is already waiting."""
+        topic = self.topic(None, "status")
+        self._retained.pop(topic, None)
+        self._retained[topic] = Message(topic, self._status_payload("online"), True)
+
+    async def _status(self, client: aiomqtt.Client, status: str) -> None:
+        await client.publish(
+            self.topic(None, "status"), self._status_payload(status), qos=1, retain=True
+        )
+
+    async def _deliver(self, client: aiomqtt.Client) -> bool:
+        """Send queued messages oldest first; True once closing with nothing left to send."""
+        self._online()
+        while True:
+            self._wake.clear()
+            while self._outbox or self._retained:
+                message = self._outbox.first() or next(iter(self._retained.values()))
+                await client.publish(message.topic, message.payload, qos=1, retain=message.retain)
+                # Removed only once the broker acknowledged it: a lost connection resends it.
+                if message.retain:
+                    if self._retained.get(message.topic) is message:
+                        del self._retained[message.topic]
+                else:
+                    self._outbox.delivered()
+                self.published += 1
+            if self._closed.is_set():
+                return True
+            await self._wake.wait()

@@ -1,0 +1,10 @@
+"""The operator's face: what a person or a monitoring system reads of a running autoscaler.
+
+    api.py         /healthz /readyz /metrics /status /events and the page (static/)
+    metrics.py     the Prometheus registry (context.Meter)
+    explain.py     `autoscaler explain` and `replicas`: a running autoscaler's /status, rendered
+    simulate.py    `autoscaler simulate`: a trace through policies, timelines and a plot
+
+Reads state, never acts: may import the core and policies; never a backend, the controller,
+signals or mqtt.
+"""

@@ -1,0 +1,156 @@
+"""Operations endpoints (aiohttp), on loopback by default:
+
+GET /          the live page: a card per service (static/, no build step, nothing remote)
+GET /events    server-sent events: the /status document after every round
+GET /healthz   200 while the service runs
+GET /readyz    200 while the engine view is complete and current, 503 otherwise
+GET /metrics   Prometheus text: replicas, desired, CPU, memory per service; decisions,
+               actions, errors; sampling latency
+GET /status    JSON: every service's state and its recent decisions (?service=project/name)
+
+With a token set (AUTOSCALER_API__TOKEN), everything but /healthz, /readyz and the page's
+static files asks for it: `Authorization: Bearer <token>`, or `?token=<token>` (how a browser
+opens the page and how the page asks for its data, since an EventSource sends no headers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from autoscaler.ops.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+_STATIC = Path(__file__).parent / "static"
+_OPEN = frozenset({"/healthz", "/readyz"})
+_KEEPALIVE = 15.0  # seconds: a comment on a quiet stream, so proxies keep it open
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Api:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        metrics: Metrics,
+        ready: Callable[[], bool],
+        status: Callable[[], Mapping[str, Any]],
+        token: str | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self._metrics, self._ready, self._status = metrics, ready, status
+        self._token = token
+        self._round = asyncio.Event()
+        self.bound: asyncio.Event = asyncio.Event()
+        self.app = web.Application(middlewares=[self._guard])
+        self.app.add_routes(
+            [
+                web.get("/", self._page),
+                web.get("/events", self._events),
+                web.get("/healthz", self._healthz),
+                web.get("/readyz", self._readyz),
+                web.get("/metrics", self._metrics_page),
+                web.get("/status", self._status_page),
+                web.static("/static", _STATIC, append_version=False),
+            ]
+        )
+
+    def round_done(self) -> None:
+        """A round of the loop is over: the event stream sends the status again."""
+        self._round.set()
+        self._round = asyncio.Event()
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        if self._token is None or request.path in _OPEN or request.path.startswith("/static/"):
+            return await handler(request)
+        given = request.query.get("token", "")
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            given = header.removeprefix("Bearer ")
+        if hmac.compare_digest(given.encode(), self._token.encode()):
+            return await handler(request)
+        return web.json_response(
+            {"error": "a token is needed: Authorization: Bearer <token>, or ?token=<token>"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="compose-autoscaler"'},
+        )
+
+    async def _page(self, _: web.Request) -> web.FileResponse:
+        return web.FileResponse(_STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        await response.write(self._event())
+        while True:
+            round_done = self._round
+            try:
+                async with asyncio.timeout(_KEEPALIVE):
+                    await round_done.wait()
+            except TimeoutError:
+                await response.write(b": still here\n\n")
+            else:
+                await response.write(self._event())
+
+    def _event(self) -> bytes:
+        return f"data: {json.dumps(self._status(), sort_keys=True)}\n\n".encode()
+
+    async def serve(self) -> None:
+        """Serve until cancelled; the listening socket is closed on the way out."""
+        # Open event streams are cut at shutdown, not waited for.
+        runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port)
+            try:
+                await site.start()
+            except OSError as exc:
+                # Not fatal: scaling goes on without the endpoints.
+                logger.error("cannot listen on %s:%d: %s; no API", self.host, self.port, exc)
+                await asyncio.Event().wait()
+            # With port 0 the OS picked one: tell it.
+            self.port = int(runner.addresses[0][1])
+            self.bound.set()
+            logger.info("API on http://%s:%d", self.host, self.port)
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        if self._ready():
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="engine view not current\n")
+
+    async def _metrics_page(self, _: web.Request) -> web.Response:
+        body = generate_latest(self._metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _status_page(self, request: web.Request) -> web.Response:
+        status = dict(self._status())
+        wanted = request.query.get("service")
+        if wanted is not None:
+            services = status.get("services", {})
+            matches = {k: v for k, v in services.items() if k == wanted or k.endswith(f"/{wanted}")}
+            if not matches:
+                return web.json_response(
+                    {"error": f"no service {wanted!r}", "services": sorted(services)}, status=404
+                )
+            status["services"] = matches
+        return web.json_response(status, dumps=lambda o: json.dumps(o, sort_keys=True))

@@ -1,0 +1,205 @@
+"""Per-node agents for Swarm services, and the controller's side of them.
+
+    autoscaler agent   on every node (a global service): twice an interval, sample this node's
+                       Swarm task containers by the fast cgroup path (collector.py) and publish
+                       them: <prefix>/agents/<node id>/samples, QoS 0, one JSON message
+    AgentFeed          on the controller: the latest message of every node; the samples of the
+                       nodes heard from within three intervals
+
+The tasks of a node whose agent is silent are unseen (cluster.py): they hold the count, never a
+scale-down on what nobody measured. /status names such nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+
+from autoscaler.backoff import Reconnect
+from autoscaler.engine import client as engine
+from autoscaler.engine.client import LIBRARY_ERRORS
+from autoscaler.engine.collector import Collector
+from autoscaler.labels import SWARM_TASK, Replica
+from autoscaler.mqtt.client import client, tls_context
+from autoscaler.samples import Sample
+from autoscaler.settings import MqttSettings, Settings
+
+logger = logging.getLogger(__name__)
+
+_BACKOFF_START, _BACKOFF_CAP = 0.25, 2.0
+
+
+def topic(prefix: str, node: str) -> str:
+    return f"{prefix.rstrip('/')}/agents/{node}/samples"
+
+
+async def run_agent(settings: Settings, stop: asyncio.Event) -> None:
+    """Sample this node's Swarm task containers twice an interval and publish them, until
+    `stop`: so the controller's samples, read once an interval at its own moment, are never
+    more than half an interval old, and a new task's first reading comes that much sooner."""
+    period = settings.interval / 2
+    docker = engine.client(settings.docker_host)
+    collector = Collector(docker, interval=period)
+    tls = tls_context(settings.mqtt)
+    inspected: dict[str, Replica] = {}
+    try:
+        with engine.engine_errors("reading the node's swarm identity"):
+            info = await docker.system.info()
+        node = (info.get("Swarm") or {}).get("NodeID") or socket.gethostname()
+        hostname = info.get("Name") or socket.gethostname()  # the node's, not the container's
+        where = topic(settings.mqtt.topic_prefix, node)
+        logger.info("agent of node %s publishing on %s every %.1fs", node, where,
+                    period)  # fmt: skip
+        retry = Reconnect(_BACKOFF_START, _BACKOFF_CAP)
+        while not stop.is_set():
+            try:
+                async with client(settings.mqtt, tls) as mqtt:
+                    retry.reset()
+                    next_round = time.monotonic()
+                    while not stop.is_set():
+                        replicas, health = await _tasks(docker, inspected)
+                        samples = await collector.sample(replicas)
+                        body = {"node": node, "hostname": hostname,
+                                "time": time.time(), "samples": _wire(samples, health)}  # fmt: skip
+                        await mqtt.publish(where, json.dumps(body), qos=0)
+                        next_round = max(next_round + period, time.monotonic())
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(next_round - time.monotonic()):
+                                await stop.wait()
+            except (aiomqtt.MqttError, *LIBRARY_ERRORS) as exc:
+                logger.warning("agent: %s; retrying", exc)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(retry.next()):
+                    await stop.wait()
+    finally:
+        collector.close()
+        await docker.close()
+
+
+async def _tasks(
+    docker: Any, inspected: dict[str, Replica]
+) -> tuple[list[Replica], dict[str, str | None]]:
+    """This node's running task containers (each inspected once), and their health checks'
+    verdicts, read from the listing's status text at no extra cost."""
+    listed = await docker.containers.list(filters=json.dumps({"label": [SWARM_TASK]}))
+    ids = {c.id for c in listed}
+    for gone in set(inspected) - ids:
+        del inspected[gone]
+    for c in listed:
+        if c.id not in inspected:
+            inspected[c.id] = Replica.from_inspect((await docker.containers.get(c.id))._container)
+    health = {c.id: health_of(c._container.get("Status", "")) for c in listed}
+    return [inspected[i] for i in ids], health
+
+
+def health_of(status: str) -> str | None:
+    """`Up 3 minutes (healthy)` -> healthy; `(health: starting)` -> starting; None without one."""
+    for verdict in ("unhealthy", "health: starting", "healthy"):
+        if f"({verdict})" in status:
+            return verdict.removeprefix("health: ")
+    return None
+
+
+def _wire(
+    samples: Mapping[str, Sample], health: Mapping[str, str | None]
+) -> dict[str, dict[str, Any]]:
+    return {
+        cid: {
+            "cpu": s.cpu,
+            "memory": s.memory,
+            "memory_bytes": s.memory_bytes,
+            "throttled": s.throttled,
+            "source": s.source,
+            "health": health.get(cid),
+        }
+        for cid, s in samples.items()
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Heard:
+    at: float
+    samples: Mapping[str, Sample]
+    health: Mapping[str, str | None]
+
+
+class AgentFeed:
+    def __init__(
+        self, mqtt: MqttSettings, *, interval: float, now: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._mqtt = mqtt
+        self._tls = tls_context(mqtt)
+        self._interval = interval
+        self._now = now
+        self._nodes: dict[str, _Heard] = {}
+        self._since = now()
+
+    async def run(self) -> None:
+        """Follow every agent until cancelled, across broker restarts."""
+        retry = Reconnect(_BACKOFF_START, _BACKOFF_CAP)
+        while True:
+            try:
+                async with client(self._mqtt, self._tls) as mqtt:
+                    retry.reset()
+                    await mqtt.subscribe(topic(self._mqtt.topic_prefix, "+"), qos=0)
+                    async for message in mqtt.messages:
+                        self._receive(message.payload)
+            except aiomqtt.MqttError as exc:
+                logger.debug("agent samples: broker connection lost or refused: %s", exc)
+            await asyncio.sleep(retry.next())
+
+    def _receive(self, payload: Any) -> None:
+        try:
+            body = json.loads(payload)
+            samples = {
+                cid: Sample(
+                    cid,
+                    s["cpu"],
+                    s["memory_bytes"],
+                    s["memory"],
+                    f"{s.get('source') or 'agent'}@{body.get('hostname') or body['node']}",
+                    s.get("throttled"),
+                )
+                for cid, s in body["samples"].items()
+            }
+            health = {cid: s.get("health") for cid, s in body["samples"].items()}
+            self._nodes[body["node"]] = _Heard(self._now(), samples, health)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            logger.warning("agent samples: a message that is not one (%s); ignored", exc)
+
+    def _fresh(self, heard: _Heard) -> bool:
+        return self._now() - heard.at <= 3 * self._interval
+
+    def samples(self) -> dict[str, Sample]:
+        """The samples of every node heard from lately, by container id."""
+        return {cid: s for heard in self._lately() for cid, s in heard.samples.items()}
+
+    def health(self) -> dict[str, str | None]:
+        """The health-check verdict of every container heard from lately, by id."""
+        return {cid: h for heard in self._lately() for cid, h in heard.health.items()}
+
+    def _lately(self) -> list[_Heard]:
+        return [heard for heard in self._nodes.values() if self._fresh(heard)]
+
+    def silent(self, nodes: Mapping[str, str]) -> dict[str, str]:
+        """Of `nodes` (id -> hostname), those whose agent has not been heard from lately."""
+        return {
+            node: name
+            for node, name in nodes.items()
+            if (heard := self._nodes.get(node)) is None or not self._fresh(heard)
+        }
+
+    @property
+    def settled(self) -> bool:
+        """Every agent has had three intervals to be heard from since this feed started: a node
+        silent before then is not worth a warning yet (its tasks are unseen all the same)."""
+        return self._now() - self._since > 3 * self._interval

@@ -1,0 +1,133 @@
+"""The Swarm side of one process: its services' controllers, run while this instance holds the
+cluster lease, on samples the per-node agents publish.
+
+    every interval, when leading:  list services and tasks (swarm.SwarmView)
+                                   ─► the agents' latest samples (agents.AgentFeed)
+                                   ─► controller.step per service ─► SwarmScaler.scale_to
+
+The controllers are the very ones Compose services get (controller.py), on a context whose
+backend is Swarm: Swarm places and mends the tasks, so nothing here clones or repairs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import aiodocker
+
+from autoscaler.context import Context, Meter, Notices
+from autoscaler.controller import Controller
+from autoscaler.errors import AutoscalerError
+from autoscaler.labels import Replica, ServiceKey
+from autoscaler.settings import Settings
+from autoscaler.spec import MetricSource
+from autoscaler.swarm.agents import AgentFeed
+from autoscaler.swarm.lease import SwarmLease
+from autoscaler.swarm.services import SwarmScaler, SwarmView
+from policies.base import Signal
+
+logger = logging.getLogger(__name__)
+
+
+async def _nothing(*_: Any) -> None:
+    """Swarm tasks need no re-inspect after a scale, and their sample windows are the agents'."""
+
+
+async def is_manager(docker: aiodocker.Docker) -> bool:
+    info = await docker.system.info()
+    return bool((info.get("Swarm") or {}).get("ControlAvailable"))
+
+
+class Cluster:
+    def __init__(
+        self,
+        docker: aiodocker.Docker,
+        settings: Settings,
+        *,
+        notifier: Notices,
+        metrics: Meter,
+        signal: Callable[[MetricSource], Signal],
+    ) -> None:
+        self.view = SwarmView(docker)
+        self.lease = SwarmLease(docker, settings.swarm.lease_name, settings.swarm.lease_ttl)
+        self.feed = AgentFeed(settings.mqtt, interval=settings.interval)
+        self.context = Context(
+            actuator=SwarmScaler(docker),
+            refresh=_nothing,
+            restart=_nothing,
+            view=self.view.get,
+            notifier=notifier,
+            metrics=metrics,
+            dry_run=settings.dry_run,
+            instance=lambda: self.lease.holder,
+            signal=signal,
+            heartbeat=settings.mqtt.heartbeat,
+            band=settings.mqtt.state_band,
+            clones=False,
+        )
+        self.controllers: dict[ServiceKey, Controller] = {}
+        self._stacks = settings.projects
+        self.silent: dict[str, str] = {}
+        self._error: str | None = None
+
+    def start(self, tg: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
+        return [
+            tg.create_task(self.lease.run(), name="swarm lease"),
+            tg.create_task(self.feed.run(), name="agent samples"),
+        ]
+
+    async def tick(self, tg: asyncio.TaskGroup) -> None:
+        """One round for every opted-in Swarm service; the caller checks that this instance holds
+        the cluster lease."""
+        try:
+            services = await self.view.refresh()
+        except AutoscalerError as exc:
+            if str(exc) != self._error:
+                logger.error("%s; swarm services wait until it answers", exc)
+            self._error = str(exc)
+            return
+        self._error = None
+        if self._stacks:
+            services = {k: v for k, v in services.items() if k.project in self._stacks}
+        silent = self.feed.silent(self.view.nodes)
+        if self.feed.settled:
+            for node, name in silent.items() - self.silent.items():
+                logger.warning("agent of node %s (%s) is silent: its tasks are unseen", name, node)
+            self.silent = silent
+        samples, health = self.feed.samples(), self.feed.health()
+        for gone in set(self.controllers) - set(services):
+            if not self.controllers[gone].busy:
+                del self.controllers[gone]
+                self.context.metrics.forget(gone)
+        for key, tasks in sorted(services.items()):
+            controller = self.controllers.get(key)
+            if controller is None:
+                controller = self.controllers[key] = Controller(key, self.context)
+            controller.step(tg, self._as_seen(tasks, health, silent), samples)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "leading": self.lease.leading,
+            "lease": self.lease.name,
+            "nodes": dict(sorted(self.view.nodes.items())),
+            "silent": dict(sorted(self.silent.items())),
+            "error": self._error,
+        }
+
+    def _as_seen(
+        self, tasks: Sequence[Replica], health: dict[str, str | None], silent: dict[str, str]
+    ) -> list[Replica]:
+        """Tasks as their agents last saw them: a health check's `starting` or `unhealthy` makes
+        a task's sample not ready, as it does for a container on one engine; a task on a node
+        whose agent is silent is unseen, so the service cannot shrink on what nobody measured
+        (an unready replica holds any scale-down, policies/replicas.py)."""
+        seen = []
+        for task in tasks:
+            node = task.inspect.get("NodeID", "")
+            unseen = f"agent of node {silent[node]} silent" if node in silent else None
+            seen.append(replace(task, health=health.get(task.id), unseen=unseen))
+        return seen

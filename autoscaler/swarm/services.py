@@ -1,0 +1,164 @@
+"""Swarm services: the same labels on the service (`deploy.labels` in a stack file), the same
+policies; Swarm places the tasks, the autoscaler decides how many. Talks to a manager.
+
+    SwarmView      the opted-in services and their running tasks, listed each round
+    SwarmScaler    `scale_to`: a service update of the replica count, at the version read; an
+                   update by someone else in between is retried on the fresh spec, never
+                   overwritten blindly
+
+A service is `<stack>/<service>` (the stack from `com.docker.stack.namespace`, `swarm` without
+one). Its tasks are its replicas, each keyed by its container's id so that the samples the
+per-node agents publish (agents.py) find it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aiodocker
+
+from autoscaler import labels
+from autoscaler.context import ScaleResult
+from autoscaler.engine.client import engine_errors
+from autoscaler.errors import EngineError
+from autoscaler.labels import Replica, ServiceKey, counted
+
+logger = logging.getLogger(__name__)
+
+STACK = "com.docker.stack.namespace"
+NO_STACK = "swarm"
+_TRIES = 5
+# Task states on the way to running: counted (Swarm was asked for them), not yet a sample.
+_ON_THE_WAY = {"new", "pending", "assigned", "accepted", "ready", "preparing", "starting"}
+
+
+def service_key(service: Mapping[str, Any]) -> ServiceKey:
+    spec = service["Spec"]
+    own = spec.get("Labels") or {}
+    stack = own.get(STACK)
+    name = spec["Name"]
+    if stack:
+        return ServiceKey(stack, name.removeprefix(f"{stack}_"))
+    return ServiceKey(NO_STACK, name)
+
+
+def task_replica(service: Mapping[str, Any], task: Mapping[str, Any]) -> Replica:
+    """A running task as a replica: the service's labels, the task's container and node."""
+    spec = service["Spec"]
+    limits = (spec.get("TaskTemplate", {}).get("Resources") or {}).get("Limits") or {}
+    status = task.get("Status") or {}
+    container = (status.get("ContainerStatus") or {}).get("ContainerID") or task["ID"]
+    state = status.get("State", "unknown")
+    phase = "running" if state == "running" else "starting" if state in _ON_THE_WAY else "exited"
+    return Replica(
+        id=container,
+        name=f"{spec['Name']}.{task.get('Slot') or task['ID'][:12]}",
+        key=service_key(service),
+        labels={**(spec.get("Labels") or {}), labels.SWARM_SERVICE: spec["Name"]},
+        status=phase,
+        health=None,
+        pid=0,
+        started_at=labels.timestamp(status.get("Timestamp")) if state == "running" else 0.0,
+        number=task.get("Slot"),
+        clone_of=None,
+        cpu_limit=(limits.get("NanoCPUs") or 0) / 1e9 or None,
+        memory_limit=limits.get("MemoryBytes") or None,
+        inspect={**task, "ServiceID": service["ID"]},
+    )
+
+
+class SwarmView:
+    def __init__(self, docker: aiodocker.Docker) -> None:
+        self._docker = docker
+        self.nodes: dict[str, str] = {}
+        """node id -> hostname, of the nodes that run a task of an opted-in service."""
+        self._services: dict[ServiceKey, list[Replica]] = {}
+
+    async def refresh(self) -> dict[ServiceKey, list[Replica]]:
+        """List the opted-in services and their tasks that Swarm wants running."""
+        filters = json.dumps({"label": [labels.ENABLE]})
+        with engine_errors("listing swarm services"):
+            services = await self._docker._query_json("services", params={"filters": filters})
+            tasks: list[dict[str, Any]] = []
+            if services:  # only the opted-in services' tasks: a cluster may run many others
+                wanted = {"service": [s["ID"] for s in services], "desired-state": ["running"]}
+                tasks = await self._docker._query_json(
+                    "tasks", params={"filters": json.dumps(wanted)}
+                )
+            nodes = await self._docker._query_json("nodes")
+        hostnames = {n["ID"]: n.get("Description", {}).get("Hostname", n["ID"]) for n in nodes}
+        by_service: dict[str, list[Mapping[str, Any]]] = {}
+        for task in tasks:
+            by_service.setdefault(task["ServiceID"], []).append(task)
+        found: dict[ServiceKey, list[Replica]] = {}
+        used: dict[str, str] = {}
+        for service in services:
+            if "Replicated" not in service["Spec"].get("Mode", {}):
+                continue  # a global service runs one task a node: nothing to decide
+            own = by_service.get(service["ID"], [])
+            if not own:
+                continue  # scaled to 0 by its owner, as a stopped Compose service: left alone
+            found[service_key(service)] = [task_replica(service, t) for t in own]
+            used.update((t["NodeID"], hostnames.get(t["NodeID"], t["NodeID"])) for t in own)
+        self._services, self.nodes = found, used
+        return found
+
+    def services(self) -> dict[ServiceKey, list[Replica]]:
+        return self._services
+
+    def get(self, key: ServiceKey) -> list[Replica]:
+        return self._services.get(key, [])
+
+
+class SwarmScaler:
+    """The one writer to Swarm services: their replica count."""
+
+    def __init__(self, docker: aiodocker.Docker) -> None:
+        self._docker = docker
+
+    async def scale_to(
+        self, key: ServiceKey, replicas: Sequence[Replica], target: int
+    ) -> ScaleResult:
+        started = time.monotonic()
+        result = ScaleResult(key, len(counted(replicas)))
+        service_id = next((r.inspect["ServiceID"] for r in replicas), None)
+        if service_id is None:
+            service_id = await self._find(key)
+        for attempt in range(_TRIES):
+            with engine_errors(f"reading swarm service {key}", service=str(key)):
+                current = await self._docker._query_json(f"services/{service_id}")
+            spec, version = current["Spec"], current["Version"]["Index"]
+            spec["Mode"]["Replicated"]["Replicas"] = target
+            try:
+                with engine_errors(f"updating swarm service {key}", service=str(key)):
+                    await self._docker._query_json(
+                        f"services/{service_id}/update",
+                        method="POST",
+                        params={"version": version},
+                        data=spec,
+                    )
+                break
+            except EngineError as exc:
+                # Someone else updated it since we read it: read it again, never overwrite.
+                if "out of sequence" not in str(exc) and exc.status != 409:
+                    raise
+                logger.info("%s: service changed under us (attempt %d); reading it again",
+                            key, attempt + 1)  # fmt: skip
+        else:
+            raise EngineError(f"service {key} kept changing under us", service=str(key))
+        result.target = target
+        result.seconds = time.monotonic() - started
+        return result
+
+    async def repair(self, key: ServiceKey, *_: Any, **__: Any) -> ScaleResult:
+        raise EngineError("Swarm replaces its failed tasks itself", service=str(key))
+
+    async def _find(self, key: ServiceKey) -> str:
+        name = key.service if key.project == NO_STACK else f"{key.project}_{key.service}"
+        with engine_errors(f"finding swarm service {key}", service=str(key)):
+            found: dict[str, Any] = await self._docker._query_json(f"services/{name}")
+        return str(found["ID"])

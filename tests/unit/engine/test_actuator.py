@@ -1,0 +1,115 @@
+"""What a clone copies from its template, and what it must not; which clones a scale-down
+removes: the least useful first, never a container the user made."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from autoscaler.engine.actuator import clone_config, victims
+from autoscaler.labels import Replica, ServiceKey
+
+TEMPLATE: dict[str, Any] = {
+    "Id": "abcdef0123456789" * 4,
+    "Image": "sha256:feed",
+    "Name": "/shop-web-1",
+    "Config": {
+        "Hostname": "abcdef012345",
+        "Image": "shop/web:latest",
+        "Cmd": ["serve"],
+        "Env": ["A=1"],
+        "StopSignal": "SIGQUIT",
+        "StopTimeout": 20,
+        "Healthcheck": {"Test": ["CMD", "true"]},
+        "Labels": {
+            "com.docker.compose.project": "shop",
+            "com.docker.compose.service": "web",
+            "com.docker.compose.container-number": "1",
+            "com.docker.compose.config-hash": "c0ffee",
+            "com.docker.compose.image": "sha256:feed",
+            "autoscaler.enable": "true",
+        },
+    },
+    "HostConfig": {
+        "NetworkMode": "shop_default",
+        "NanoCpus": 500_000_000,
+        "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]},
+        "RestartPolicy": {"Name": "unless-stopped"},
+    },
+    "NetworkSettings": {
+        "Networks": {
+            "shop_default": {
+                "Aliases": ["web", "abcdef012345"],
+                "IPAddress": "172.18.0.2",
+                "MacAddress": "02:42:ac:12:00:02",
+            }
+        }
+    },
+}
+
+
+def test_a_clone_keeps_the_templates_config_and_limits() -> None:
+    config = clone_config(TEMPLATE, 4)
+    assert config["Image"] == "sha256:feed"
+    assert (config["Cmd"], config["Env"]) == (["serve"], ["A=1"])
+    assert (config["StopSignal"], config["StopTimeout"]) == ("SIGQUIT", 20)
+    assert config["Healthcheck"] == {"Test": ["CMD", "true"]}
+    assert config["HostConfig"]["NanoCpus"] == 500_000_000
+    assert config["HostConfig"]["RestartPolicy"] == {"Name": "unless-stopped"}
+
+
+def test_a_clone_is_numbered_and_marked() -> None:
+    labels = clone_config(TEMPLATE, 4)["Labels"]
+    assert labels["com.docker.compose.container-number"] == "4"
+    assert labels["autoscaler.clone-of"] == TEMPLATE["Id"]
+    assert labels["com.docker.compose.service"] == "web"
+    # The template's own labels are untouched.
+    assert "autoscaler.clone-of" not in TEMPLATE["Config"]["Labels"]
+
+
+def test_a_clone_does_not_take_what_is_unique_to_the_template() -> None:
+    config = clone_config(TEMPLATE, 4)
+    assert "Hostname" not in config
+    endpoint = config["NetworkingConfig"]["EndpointsConfig"]["shop_default"]
+    assert endpoint["Aliases"] == ["web"]
+    assert "IPAddress" not in endpoint and "MacAddress" not in endpoint
+    assert config["HostConfig"]["PortBindings"] == {
+        "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]
+    }
+
+
+def test_a_clone_carries_what_makes_compose_see_it_as_an_up_to_date_container_of_the_service() -> (
+    None
+):
+    labels = clone_config(TEMPLATE, 4)["Labels"]
+    # v2 lists only containers with a config hash, and recreates those whose hash or image
+    # digest differ from the file's; v1.29 reads the same project, service and number labels.
+    assert labels["com.docker.compose.config-hash"] == "c0ffee"
+    assert labels["com.docker.compose.image"] == "sha256:feed"
+    assert labels["com.docker.compose.project"] == "shop"
+    assert labels["com.docker.compose.service"] == "web"
+    assert labels["com.docker.compose.container-number"] == "4"
+
+
+def replica(number: int, health: str | None = None, *, clone: bool = True) -> Replica:
+    return Replica(
+        id=f"c{number}", name=f"web-{number}", key=ServiceKey("p", "web"), labels={},
+        status="running", health=health, pid=1, started_at=0.0, number=number,
+        clone_of="t" if clone else None, cpu_limit=None, memory_limit=None, inspect={},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("live", "count", "removed"),
+    [
+        pytest.param([replica(1, clone=False), replica(2), replica(3)], 1, [3], id="newest-first"),
+        pytest.param([replica(2, "unhealthy"), replica(3, "healthy")], 1, [2], id="unhealthy-before-newer"),
+        pytest.param([replica(2, "healthy"), replica(3, "starting")], 1, [3], id="no-verdict-before-healthy"),
+        pytest.param([replica(2, "healthy"), replica(3)], 1, [3], id="no-health-check-before-healthy"),
+        pytest.param([replica(1, clone=False), replica(2, clone=False), replica(3)], 2, [3], id="never-a-users-container"),
+        pytest.param([replica(2), replica(3, "unhealthy"), replica(4)], 3, [3, 4, 2], id="all-in-order"),
+    ],
+)  # fmt: skip
+def test_victims(live: list[Replica], count: int, removed: list[int]) -> None:
+    assert [r.number for r in victims(live, count)] == removed
