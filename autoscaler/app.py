@@ -7,7 +7,10 @@ service lives in its controller (controller.py); the App owns time, not services
     shutdown: finish in-flight actions (bounded), flush MQTT, publish offline, cancel the rest
 
 One TaskGroup owns every long-lived task: the inventory's event follower, the MQTT notifier, the
-API, the lease and each controller's action in flight.
+metric topics, the API, the leases and each controller's action in flight. Each long-lived task
+runs under the supervisor (supervisor.py), and each part of a round (the metric sources, the
+Swarm listing, the sampling) under its guard: a bug of one part is logged, reported and that
+part alone starts over; only cancellation ever reaches the TaskGroup.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from autoscaler.context import Context
@@ -31,8 +35,10 @@ from autoscaler.labels import Replica, ServiceKey
 from autoscaler.mqtt.notifier import Notifier
 from autoscaler.ops.api import Api
 from autoscaler.ops.metrics import Metrics
+from autoscaler.samples import Sample
 from autoscaler.settings import Settings
 from autoscaler.signals.sources import Signals
+from autoscaler.supervisor import Faults
 from autoscaler.swarm.cluster import Cluster, is_manager
 
 logger = logging.getLogger(__name__)
@@ -42,14 +48,15 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.docker = engine.client(settings.docker_host)
-        self.inventory = Inventory(self.docker, on_event=self._engine_event)
+        self.faults = Faults(self._fault)
+        self.inventory = Inventory(self.docker, on_event=self._engine_event, faults=self.faults)
         self.lease = (
             Lease(self.docker, settings.lease.name, settings.lease.ttl)
             if settings.lease.enabled
             else None
         )
         self.collector = Collector(self.docker, interval=settings.interval)
-        self.signals = Signals(settings.mqtt, interval=settings.interval)
+        self.signals = Signals(settings.mqtt, interval=settings.interval, faults=self.faults)
         self.notifier = Notifier(settings.mqtt)
         self.metrics = Metrics()
         self.api = Api(
@@ -82,15 +89,16 @@ class App:
         await self._startup()
         try:
             async with asyncio.TaskGroup() as tg:
-                follower = tg.create_task(self.inventory.run(), name="inventory")
-                notifier = tg.create_task(self.notifier.run(), name="notifier")
-                others = [tg.create_task(self.signals.run(), name="signals")]
+                follower = self._supervised(tg, "engine events", self.inventory.run)
+                notifier = self._supervised(tg, "MQTT notifier", self.notifier.run)
+                others = [self._supervised(tg, "metric topics", self.signals.run)]
                 if self.settings.api.enabled:
-                    others.append(tg.create_task(self.api.serve(), name="api"))
+                    others.append(self._supervised(tg, "API", self.api.serve))
                 if self.lease is not None:
-                    others.append(tg.create_task(self.lease.run(), name="lease"))
+                    others.append(self._supervised(tg, "engine lease", self.lease.run))
                 if self.cluster is not None:
-                    others += self.cluster.start(tg)
+                    others.append(self._supervised(tg, "swarm lease", self.cluster.lease.run))
+                    others.append(self._supervised(tg, "agent samples", self.cluster.feed.run))
                 await self._main_loop(tg, stop)
                 await self._shutdown(follower, notifier)
                 for task in others:
@@ -98,6 +106,16 @@ class App:
         finally:
             self.collector.close()
             await self.docker.close()
+
+    def _supervised(
+        self, tg: asyncio.TaskGroup, part: str, run: Callable[[], Awaitable[None]]
+    ) -> asyncio.Task[None]:
+        return tg.create_task(self.faults.supervise(part, run), name=part)
+
+    def _fault(self, part: str, exc: BaseException) -> None:
+        """A part of the process failed: told on `<prefix>/events` and counted, once a fault."""
+        self.metrics.faulted(part)
+        self.notifier.fault(part, exc, instance=self.context.instance())
 
     async def _startup(self) -> None:
         try:
@@ -138,6 +156,7 @@ class App:
                 notifier=self.notifier,
                 metrics=self.metrics,
                 signal=self.signals.read,
+                faults=self.faults,
             )
             logger.info("swarm services too: lease %s", self.settings.swarm.lease_name)
 
@@ -153,7 +172,8 @@ class App:
             if compose or swarm:
                 # The services' metric sources, read before any of them is evaluated.
                 metrics = [c.spec.metric for c in self._all().values() if c.spec and c.spec.metric]
-                await self.signals.follow(metrics)
+                with self.faults.guard("metric sources"):
+                    await self.signals.follow(metrics)
             if swarm:
                 assert self.cluster is not None
                 await self.cluster.tick(tg)
@@ -177,7 +197,10 @@ class App:
                 del self.controllers[gone]
                 self.metrics.forget(gone)
         started = time.perf_counter()
-        samples = await self.collector.sample(r for rs in services.values() for r in rs)
+        samples: dict[str, Sample] = {}
+        with self.faults.guard("sampling"):
+            # Without samples every service holds this round: none is scaled on nothing.
+            samples = await self.collector.sample(r for rs in services.values() for r in rs)
         self.metrics.sampling.observe(time.perf_counter() - started)
         for key, replicas in sorted(services.items()):
             controller = self.controllers.get(key)

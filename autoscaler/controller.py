@@ -52,7 +52,8 @@ class Controller:
         self.spec: ServiceSpec | None = None
         self._policy: Policy | None = None
         self._behavior: Behavior | None = None
-        self._error: str | None = None
+        self._error: str | None = None  # the labels' or template's error, while it lasts
+        self._bug: str | None = None  # an unexpected error while evaluating, while it lasts
         self._announced: tuple[int, int] | None = None  # dry run: the last decision told
         self.history: deque[Evaluation] = deque(maxlen=HISTORY)
         self.inflight: asyncio.Task[None] | None = None
@@ -79,9 +80,19 @@ class Controller:
         try:
             self._step(tg, replicas, samples)
         except Exception as exc:
-            # A bug for one service must not stop the others.
-            logger.exception("%s: unexpected error while evaluating", self.key)
-            self._fault(InternalError(str(self.key), "evaluating", exc))
+            # A bug for one service must not stop the others, nor flood the log and the broker:
+            # told once while it lasts, and shown in the service's state.
+            error = InternalError(str(self.key), "evaluating", exc)
+            if str(error) != self._bug:
+                logger.error("%s", error, exc_info=exc)
+                self._fault(error)
+            self._bug = str(error)
+            try:
+                self._show(Phase.ERROR, replicas, self.spec, None, str(error), error=str(error))
+            except Exception:
+                logger.debug("%s: its state could not be shown either", self.key, exc_info=True)
+        else:
+            self._bug = None
 
     def _step(
         self, tg: asyncio.TaskGroup, replicas: Sequence[Replica], samples: Mapping[str, Sample]
@@ -99,9 +110,10 @@ class Controller:
         if self._error is not None:
             logger.info("%s: its error is fixed; scaling it again", self.key)
             self._error = None
-        if not any(r.running for r in replicas if not r.is_clone):
+        if self._ctx.clones and not any(r.running for r in replicas if not r.is_clone):
             # Stopped by its owner (`docker compose stop`, or still being created): cloning it
-            # back to life would fight them.
+            # back to life would fight them. (A Swarm service its owner scaled to 0 has no
+            # tasks, and is not listed; one whose tasks are all on their way holds.)
             reason = "no container of the service's own is running: not scaling"
             self._show(Phase.STOPPED, replicas, spec, None, reason)
             return
@@ -340,6 +352,8 @@ class Controller:
         self.state = ServiceState(
             project=self.key.project,
             service=self.key.service,
+            scope=self.key.scope,
+            own=sum(1 for r in replicas if not r.is_clone) if self._ctx.clones else None,
             phase=phase,
             replicas=len(live),
             containers=tuple(sorted(r.name for r in live)),

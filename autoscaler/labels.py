@@ -43,10 +43,19 @@ STANDALONE_PROJECT = "standalone"
 @dataclass(frozen=True, slots=True, order=True)
 class ServiceKey:
     project: str
+    """The Compose project, or the Swarm stack."""
     service: str
+    scope: str = "local"
+    """As the engine's own events say: `local` (a Compose service on this engine) or `swarm`
+    (a Swarm service), so that a project and a stack of the same name never share a key."""
+
+    @property
+    def namespace(self) -> str:
+        """`shop` for a Compose project, `swarm/shop` for a Swarm stack: where its topics live."""
+        return self.project if self.scope == "local" else f"{self.scope}/{self.project}"
 
     def __str__(self) -> str:
-        return f"{self.project}/{self.service}"
+        return f"{self.namespace}/{self.service}"
 
 
 SWARM_TASK = "com.docker.swarm.task.id"

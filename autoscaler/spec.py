@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from autoscaler import labels
@@ -45,6 +45,15 @@ class MetricSource(BaseModel):
     max_age: Seconds | None = Field(default=None, alias="metric.max-age")
     """An older value is missing; three intervals when unset."""
 
+    @field_validator("topic")
+    @classmethod
+    def _subscribable(cls, topic: str | None) -> str | None:
+        if topic is not None and (problem := topic_filter_problem(topic)) is not None:
+            raise PydanticCustomError(
+                "topic", "not an MQTT topic filter: {problem}", {"problem": problem}
+            )
+        return topic
+
     @model_validator(mode="after")
     def _complete(self) -> MetricSource:
         needs = {"mqtt": ("topic",), "prometheus": ("url", "query")}[self.source]
@@ -66,6 +75,24 @@ class MetricSource(BaseModel):
     @property
     def name(self) -> str:
         return f"mqtt {self.topic}" if self.source == "mqtt" else f"prometheus {self.query}"
+
+
+def topic_filter_problem(topic: str) -> str | None:
+    """What makes `topic` no MQTT topic filter (MQTT 3.1.1, 4.7), or None: a broker and paho
+    refuse such a filter, so it is a label error rather than a failure at subscribe time."""
+    if not topic:
+        return "it is empty"
+    if "\x00" in topic:
+        return "it contains a NUL character"
+    if len(topic.encode("utf-8", errors="surrogatepass")) > 65535:
+        return "it is longer than 65535 bytes"
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return "'#' must be a level of its own, and the last one"
+        if "+" in level and level != "+":
+            return "'+' must be a level of its own"
+    return None
 
 
 METRIC_KEYS = frozenset(f.alias or n for n, f in MetricSource.model_fields.items())

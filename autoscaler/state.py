@@ -84,7 +84,12 @@ class ServiceState:
     time: float
     instance: str | None
     dry_run: bool
+    scope: str = "local"
+    """`local` (a Compose service) or `swarm` (a Swarm service), as ServiceKey says."""
     desired: int | None = None
+    own: int | None = None
+    """The user's own containers of the service (not clones), running or not: what Compose
+    must be told to keep (`autoscaler replicas --compose-args`). None for a Swarm service."""
     decided: int | None = None
     """The count the service is kept at: what the last action settled on."""
     minimum: int | None = None

@@ -23,6 +23,7 @@ from autoscaler import labels
 from autoscaler.backoff import Reconnect
 from autoscaler.engine.client import LIBRARY_ERRORS, engine_errors, label_filter
 from autoscaler.labels import Replica, ServiceKey
+from autoscaler.supervisor import Faults
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +39,11 @@ class Inventory:
         docker: aiodocker.Docker,
         *,
         on_event: Callable[[str, Replica], None] | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self._docker = docker
         self._on_event = on_event
+        self._faults = faults or Faults()
         self._replicas: dict[str, Replica] = {}
         self.ready = asyncio.Event()
         """Set while the listing is complete and the event stream is followed."""
@@ -91,7 +94,13 @@ class Inventory:
             logger.info("following engine events; %d opted-in containers", len(self._replicas))
             while (event := await subscriber.get()) is not None:
                 self.events_seen += 1
-                await self._apply(event)
+                try:
+                    await self._apply(event)
+                except LIBRARY_ERRORS:
+                    raise  # the engine went away: reconnect and list again
+                except Exception as exc:
+                    # An event we cannot read must not stop us reading the next one.
+                    self._faults.failed("engine events", exc)
 
     async def resync(self) -> None:
         """Replace the whole view with a fresh listing."""
@@ -126,7 +135,12 @@ class Inventory:
             if exc.status == 404:
                 return None
             raise
-        replica = Replica.from_inspect(data._container)
+        try:
+            replica = Replica.from_inspect(data._container)
+        except Exception as exc:
+            # One container we cannot read is left out; every other one is still seen.
+            self._faults.failed(f"container {container_id[:12]}", exc)
+            return None
         return replica if labels.opted_in(replica.labels) else None
 
     async def _apply(self, event: Mapping[str, Any]) -> None:

@@ -43,15 +43,26 @@ _REMIND = 60.0
 def engine_event(
     action: str, key: ServiceKey, attributes: Mapping[str, Any], **extra: Any
 ) -> dict[str, Any]:
-    """An event shaped like the Docker engine's own (`docker events --format json`)."""
+    """A service's event, shaped like the Docker engine's own (`docker events --format json`)."""
+    attrs = {"project": key.project, "service": key.service, **attributes}
+    return _shaped("service", action, str(key), attrs, scope=key.scope, **extra)
+
+
+def _shaped(
+    kind: str,
+    action: str,
+    actor: str,
+    attributes: Mapping[str, Any],
+    *,
+    scope: str = "local",
+    **extra: Any,
+) -> dict[str, Any]:
     now = time.time_ns()
-    attrs = {"project": key.project, "service": key.service}
-    attrs.update({k: str(v) for k, v in attributes.items()})
     return {
-        "Type": "service",
+        "Type": kind,
         "Action": action,
-        "Actor": {"ID": str(key), "Attributes": attrs},
-        "scope": "local",
+        "Actor": {"ID": actor, "Attributes": {k: str(v) for k, v in attributes.items()}},
+        "scope": scope,
         "time": now // 1_000_000_000,
         "timeNano": now,
         **extra,
@@ -73,7 +84,7 @@ class Notifier:
 
     def topic(self, key: ServiceKey | None, leaf: str) -> str:
         prefix = self._settings.topic_prefix.rstrip("/")
-        return f"{prefix}/{leaf}" if key is None else f"{prefix}/{key.project}/{key.service}/{leaf}"
+        return f"{prefix}/{leaf}" if key is None else f"{prefix}/{key}/{leaf}"
 
     # -- what the rest of the service calls; none of these wait ------------------------------
 
@@ -102,6 +113,14 @@ class Notifier:
         if instance is not None:
             attributes = {**attributes, "instance": instance}
         self.publish(self.topic(key, "events"), engine_event(action, key, attributes, **extra))
+
+    def fault(self, part: str, exc: BaseException, *, instance: str | None) -> None:
+        """A part of the process failed (supervisor.py): `<prefix>/events`, Type `autoscaler`."""
+        attributes = {"part": part, "error": type(exc).__name__}
+        if instance is not None:
+            attributes["instance"] = instance
+        event = _shaped("autoscaler", "error", part, attributes, message=f"{part}: {exc}")
+        self.publish(self.topic(None, "events"), event)
 
     def state(self, key: ServiceKey, state: Mapping[str, Any]) -> None:
         self.publish(self.topic(key, "state"), state, retain=True)

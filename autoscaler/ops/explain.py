@@ -73,12 +73,18 @@ def render(status: dict[str, Any], last: int) -> str:
 
 def replicas(status: dict[str, Any], project: str | None, *, compose_args: bool) -> str:
     """Each service's running count; with `compose_args`, as `--scale` arguments that make
-    `docker compose up` keep them (a plain `up` removes what the file does not list)."""
-    counts = {
-        name: service["state"]["replicas"]
+    `docker compose up` keep them (a plain `up` removes what the file does not list): of the
+    Compose services only, and never fewer than the user's own containers, running or not, or
+    that `up` would remove some of them (a service its owner stopped runs none)."""
+    states = {
+        name: service["state"]
         for name, service in status["services"].items()
-        if project is None or name.split("/", 1)[0] == project
+        if project is None or service["state"].get("project") == project
     }
     if compose_args:
-        return " ".join(f"--scale {name.split('/', 1)[1]}={n}" for name, n in counts.items())
-    return "\n".join(f"{name} {n}" for name, n in counts.items())
+        return " ".join(
+            f"--scale {state['service']}={max(state['replicas'], state.get('own') or 0)}"
+            for state in states.values()
+            if state.get("scope", "local") == "local"
+        )
+    return "\n".join(f"{name} {state['replicas']}" for name, state in states.items())

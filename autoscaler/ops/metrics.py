@@ -6,10 +6,13 @@ never imports this module.
     autoscaler_cpu_percent, autoscaler_memory_percent       mean over its ready replicas
     autoscaler_decisions_total, autoscaler_actions_total    policy rounds; scale actions
     autoscaler_errors_total{kind}                           errors by kind
+    autoscaler_faults_total{part}                           a part's faults (supervisor.py)
     autoscaler_sampling_seconds                             one sampling round's wall time
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -46,14 +49,20 @@ class Metrics:
         self.errors = Counter(
             "autoscaler_errors", "Errors by kind", [*labels, "kind"], registry=self.registry
         )
+        self.faults = Counter(
+            "autoscaler_faults", "Faults of a part of the process (a bug, or what it could not "
+            "read), once each", ["part"], registry=self.registry,
+        )  # fmt: skip
         self.sampling = Histogram(
             "autoscaler_sampling_seconds", "Wall time of one sampling round",
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )  # fmt: skip
+        self._seen: dict[ServiceKey, set[tuple[Counter, str]]] = {}
+        """The (counter, direction or kind) series of each service, to remove when it goes."""
 
     def evaluated(self, key: ServiceKey, evaluation: Evaluation) -> None:
-        labels = (key.project, key.service)
+        labels = self._labels(key)
         self.replicas.labels(*labels).set(evaluation.decision.current)
         self.desired.labels(*labels).set(evaluation.decision.desired)
         if evaluation.cpu is not None:
@@ -63,14 +72,29 @@ class Metrics:
         self.decisions.labels(*labels).inc()
 
     def acted(self, key: ServiceKey, direction: str) -> None:
-        self.actions.labels(key.project, key.service, direction).inc()
+        self.actions.labels(*self._labels(key), direction).inc()
+        self._seen.setdefault(key, set()).add((self.actions, direction))
 
     def failed(self, key: ServiceKey, exc: AutoscalerError) -> None:
-        self.errors.labels(key.project, key.service, type(exc).__name__).inc()
+        kind = type(exc).__name__
+        self.errors.labels(*self._labels(key), kind).inc()
+        self._seen.setdefault(key, set()).add((self.errors, kind))
+
+    def faulted(self, part: str) -> None:
+        self.faults.labels(part).inc()
 
     def forget(self, key: ServiceKey) -> None:
-        for gauge in (self.replicas, self.desired, self.cpu, self.memory):
-            try:
-                gauge.remove(key.project, key.service)
-            except KeyError:
-                pass
+        """Every series of a service that is gone: a standalone container's service is one per
+        container, and containers come and go."""
+        labels = self._labels(key)
+        for metric in (self.replicas, self.desired, self.cpu, self.memory, self.decisions):
+            with contextlib.suppress(KeyError):
+                metric.remove(*labels)
+        for counter, extra in self._seen.pop(key, set()):
+            with contextlib.suppress(KeyError):
+                counter.remove(*labels, extra)
+
+    @staticmethod
+    def _labels(key: ServiceKey) -> tuple[str, str]:
+        # `swarm/shop` for a Swarm stack: a Compose project of the same name is another series.
+        return key.namespace, key.service

@@ -20,9 +20,10 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import aiomqtt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autoscaler.backoff import Reconnect
 from autoscaler.engine import client as engine
@@ -125,6 +126,33 @@ def _wire(
     }
 
 
+_Percent = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class AgentSample(BaseModel):
+    """One task container's reading, as an agent publishes it (`_wire`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cpu: _Percent | None
+    memory: _Percent | None = None
+    memory_bytes: Annotated[int, Field(ge=0)] | None = None
+    throttled: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+    source: Annotated[str, Field(max_length=64)] | None = None
+    health: Literal["starting", "healthy", "unhealthy"] | None = None
+
+
+class AgentMessage(BaseModel):
+    """What one agent publishes, twice an interval; anything else is no such message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    node: Annotated[str, Field(min_length=1, max_length=128)]
+    hostname: Annotated[str, Field(max_length=255)] | None = None
+    time: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    samples: dict[str, AgentSample]
+
+
 @dataclass(frozen=True, slots=True)
 class _Heard:
     at: float
@@ -159,22 +187,25 @@ class AgentFeed:
 
     def _receive(self, payload: Any) -> None:
         try:
-            body = json.loads(payload)
-            samples = {
-                cid: Sample(
-                    cid,
-                    s["cpu"],
-                    s["memory_bytes"],
-                    s["memory"],
-                    f"{s.get('source') or 'agent'}@{body.get('hostname') or body['node']}",
-                    s.get("throttled"),
-                )
-                for cid, s in body["samples"].items()
-            }
-            health = {cid: s.get("health") for cid, s in body["samples"].items()}
-            self._nodes[body["node"]] = _Heard(self._now(), samples, health)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            logger.warning("agent samples: a message that is not one (%s); ignored", exc)
+            body = AgentMessage.model_validate_json(payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "the message"
+            logger.warning("agent samples: a message that is not one (%s: %s); ignored", where,
+                           first["msg"])  # fmt: skip
+            return
+        node = body.hostname or body.node
+        samples = {
+            cid: Sample(
+                cid, s.cpu, s.memory_bytes, s.memory, f"{s.source or 'agent'}@{node}", s.throttled
+            )
+            for cid, s in body.samples.items()
+        }
+        health = {cid: s.health for cid, s in body.samples.items()}
+        self._nodes[body.node] = _Heard(self._now(), samples, health)
+        # A node not heard from lately is silent whether it is remembered or not: forget it.
+        for gone in [n for n, heard in self._nodes.items() if not self._fresh(heard)]:
+            del self._nodes[gone]
 
     def _fresh(self, heard: _Heard) -> bool:
         return self._now() - heard.at <= 3 * self._interval

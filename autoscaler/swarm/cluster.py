@@ -21,10 +21,10 @@ import aiodocker
 
 from autoscaler.context import Context, Meter, Notices
 from autoscaler.controller import Controller
-from autoscaler.errors import AutoscalerError
 from autoscaler.labels import Replica, ServiceKey
 from autoscaler.settings import Settings
 from autoscaler.spec import MetricSource
+from autoscaler.supervisor import Faults
 from autoscaler.swarm.agents import AgentFeed
 from autoscaler.swarm.lease import SwarmLease
 from autoscaler.swarm.services import SwarmScaler, SwarmView
@@ -51,8 +51,9 @@ class Cluster:
         notifier: Notices,
         metrics: Meter,
         signal: Callable[[MetricSource], Signal],
+        faults: Faults,
     ) -> None:
-        self.view = SwarmView(docker)
+        self.view = SwarmView(docker, faults)
         self.lease = SwarmLease(docker, settings.swarm.lease_name, settings.swarm.lease_ttl)
         self.feed = AgentFeed(settings.mqtt, interval=settings.interval)
         self.context = Context(
@@ -70,27 +71,24 @@ class Cluster:
             clones=False,
         )
         self.controllers: dict[ServiceKey, Controller] = {}
+        self._faults = faults
         self._stacks = settings.projects
         self.silent: dict[str, str] = {}
         self._error: str | None = None
-
-    def start(self, tg: asyncio.TaskGroup) -> list[asyncio.Task[None]]:
-        return [
-            tg.create_task(self.lease.run(), name="swarm lease"),
-            tg.create_task(self.feed.run(), name="agent samples"),
-        ]
 
     async def tick(self, tg: asyncio.TaskGroup) -> None:
         """One round for every opted-in Swarm service; the caller checks that this instance holds
         the cluster lease."""
         try:
             services = await self.view.refresh()
-        except AutoscalerError as exc:
-            if str(exc) != self._error:
-                logger.error("%s; swarm services wait until it answers", exc)
-            self._error = str(exc)
+        except Exception as exc:
+            # An engine that does not answer, or a listing we cannot read: the Swarm services
+            # wait, the Compose services of this process go on.
+            self._error = f"swarm services wait: {exc}"
+            self._faults.failed("swarm services", exc)
             return
         self._error = None
+        self._faults.ok("swarm services")
         if self._stacks:
             services = {k: v for k, v in services.items() if k.project in self._stacks}
         silent = self.feed.silent(self.view.nodes)

@@ -26,6 +26,7 @@ from autoscaler.context import ScaleResult
 from autoscaler.engine.client import engine_errors
 from autoscaler.errors import EngineError
 from autoscaler.labels import Replica, ServiceKey, counted
+from autoscaler.supervisor import Faults
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,8 @@ def service_key(service: Mapping[str, Any]) -> ServiceKey:
     stack = own.get(STACK)
     name = spec["Name"]
     if stack:
-        return ServiceKey(stack, name.removeprefix(f"{stack}_"))
-    return ServiceKey(NO_STACK, name)
+        return ServiceKey(stack, name.removeprefix(f"{stack}_"), scope="swarm")
+    return ServiceKey(NO_STACK, name, scope="swarm")
 
 
 def task_replica(service: Mapping[str, Any], task: Mapping[str, Any]) -> Replica:
@@ -72,8 +73,9 @@ def task_replica(service: Mapping[str, Any], task: Mapping[str, Any]) -> Replica
 
 
 class SwarmView:
-    def __init__(self, docker: aiodocker.Docker) -> None:
+    def __init__(self, docker: aiodocker.Docker, faults: Faults | None = None) -> None:
         self._docker = docker
+        self._faults = faults or Faults()
         self.nodes: dict[str, str] = {}
         """node id -> hostname, of the nodes that run a task of an opted-in service."""
         self._services: dict[ServiceKey, list[Replica]] = {}
@@ -102,8 +104,15 @@ class SwarmView:
             own = by_service.get(service["ID"], [])
             if not own:
                 continue  # scaled to 0 by its owner, as a stopped Compose service: left alone
-            found[service_key(service)] = [task_replica(service, t) for t in own]
-            used.update((t["NodeID"], hostnames.get(t["NodeID"], t["NodeID"])) for t in own)
+            try:
+                found[service_key(service)] = [task_replica(service, t) for t in own]
+            except Exception as exc:
+                # One service we cannot read is left out this round; the others are scaled.
+                self._faults.failed(f"swarm service {service['Spec'].get('Name')}", exc)
+                continue
+            # A pending task has no node yet (Swarm found none with room for it).
+            placed = {t["NodeID"] for t in own if t.get("NodeID")}
+            used.update((node, hostnames.get(node, node)) for node in placed)
         self._services, self.nodes = found, used
         return found
 

@@ -8,8 +8,10 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from autoscaler.app import App
 from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings
 from policies import registry
 from tests.integration.browser import Browser, chromium
+from tests.integration.relay import Relay, relay
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_IMAGE = os.environ.get("AUTOSCALER_TEST_IMAGE", "autoscaler-test/busybox:latest")
@@ -496,3 +499,22 @@ async def exporter() -> AsyncIterator[Exporter]:
         yield served
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def engine_relay(docker_host: str) -> AsyncIterator[Relay]:
+    """The engine behind a relay a test can cut, hold or silence (relay.py); `.url` is its
+    DOCKER_HOST. A unix socket path must be short, so not under the test's own tmp_path."""
+    folder = Path(tempfile.mkdtemp(prefix="relay-"))
+    try:
+        async with relay(docker_host, folder / "engine.sock") as made:
+            yield made
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+async def prometheus_relay(exporter: Exporter) -> AsyncIterator[Relay]:
+    """The private Prometheus behind a relay (relay.py): `.url` is its base URL."""
+    async with relay(exporter.url.removeprefix("http://").rstrip("/")) as made:
+        yield made

@@ -14,6 +14,7 @@ import aiomqtt
 import pytest
 
 from tests.integration.conftest import Exporter, Mqtt, events, reaches, states, states_after
+from tests.integration.relay import Relay
 
 # One replica carries 10 jobs of the queue; a decision may add up to 10 replicas at once.
 QUEUE = {
@@ -34,15 +35,19 @@ async def publish(broker: tuple[str, int], topic: str, payload: str | bytes) -> 
 
 class Queue:
     """A queue's exporter, as docs/labels.md asks of a source: its depth published at once when it
-    changes and again every half second, so a value is never older than its max age."""
+    changes and again every half second, so a value is never older than its max age. `stall`
+    stops it (a publisher that hangs), `set` starts it again."""
 
     def __init__(self, broker: tuple[str, int], topic: str) -> None:
         self.broker, self.topic = broker, topic
         self.depth: str | None = None
 
-    async def set(self, depth: int) -> None:
+    async def set(self, depth: int | str) -> None:
         self.depth = str(depth)
         await publish(self.broker, self.topic, self.depth)
+
+    def stall(self) -> None:
+        self.depth = None
 
     async def run(self) -> None:
         async with aiomqtt.Client(*self.broker) as client:
@@ -52,9 +57,9 @@ class Queue:
                     await client.publish(self.topic, self.depth, qos=1, retain=True)
 
 
-@pytest.fixture
-async def queue(broker: tuple[str, int], mqtt: Mqtt, project: str) -> AsyncIterator[Queue]:
-    exporter = Queue(broker, f"{mqtt.prefix}-queues/{project}/jobs")
+@contextlib.asynccontextmanager
+async def exporting(broker: tuple[str, int], topic: str) -> AsyncIterator[Queue]:
+    exporter = Queue(broker, topic)
     task = asyncio.create_task(exporter.run())
     try:
         yield exporter
@@ -62,6 +67,12 @@ async def queue(broker: tuple[str, int], mqtt: Mqtt, project: str) -> AsyncItera
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@pytest.fixture
+async def queue(broker: tuple[str, int], mqtt: Mqtt, project: str) -> AsyncIterator[Queue]:
+    async with exporting(broker, f"{mqtt.prefix}-queues/{project}/jobs") as exporter:
+        yield exporter
 
 
 async def test_a_queue_step_is_one_action_and_a_drop_waits_for_the_window(
@@ -88,16 +99,19 @@ async def test_a_queue_step_is_one_action_and_a_drop_waits_for_the_window(
 
 
 async def test_a_stale_value_holds_and_is_reported_once_until_it_is_fresh_again(
-    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, broker: tuple[str, int], project: str
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, queue: Queue, project: str
 ) -> None:
-    topic = f"{mqtt.prefix}-queues/{project}/jobs"
-    labels = QUEUE | {"autoscaler.metric.topic": topic, "autoscaler.metric.max-age": "2s"}
+    topic = queue.topic
+    labels = QUEUE | {"autoscaler.metric.topic": topic, "autoscaler.metric.max-age": "2s",
+                      "autoscaler.scale-down.stabilization": "0s"}  # fmt: skip
     await make_container("worker", labels)
     await run_autoscaler()
-    await publish(broker, topic, "30")
+    await queue.set(30)
     await reaches(mqtt, project, "worker", 3)
 
-    # Nothing more is published: after 2 s the value is missing; the count holds at 3.
+    # The publisher stalls: after 2 s the value is missing; the count holds at 3, where a
+    # value of 0 would have taken it to 1 at once (no scale-down window).
+    queue.stall()
     errors = await mqtt.wait_for(lambda m: events(m, project, "worker", "error"), within=20)
     assert errors[0]["Actor"]["Attributes"]["source"] == f"mqtt {topic}"
     assert "no value for longer than its max age of 2s" in errors[0]["message"]
@@ -106,7 +120,7 @@ async def test_a_stale_value_holds_and_is_reported_once_until_it_is_fresh_again(
     assert all("no value for longer than its max age of 2s" in (s["error"] or "") for s in later)
     assert len(events(mqtt, project, "worker", "error")) == 1
 
-    await publish(broker, topic, "30")
+    await queue.set(30)
     back = await mqtt.wait_for(
         lambda m: [
             s
@@ -138,18 +152,78 @@ async def test_a_malformed_payload_is_an_error_never_a_crash_and_a_json_field_is
     assert app.inventory.ready.is_set()
 
 
-async def test_a_wildcard_sums_the_latest_value_of_every_matching_topic(
+async def test_a_wildcard_sums_its_members_and_holds_when_one_is_stale_or_malformed(
     make_container: Any, run_autoscaler: Any, mqtt: Mqtt, broker: tuple[str, int], project: str
 ) -> None:
     base = f"{mqtt.prefix}-queues/{project}"
-    await make_container("worker", QUEUE | {"autoscaler.metric.topic": f"{base}/+/depth"})
+    labels = QUEUE | {"autoscaler.metric.topic": f"{base}/+/depth",
+                      "autoscaler.metric.max-age": "2s",
+                      "autoscaler.scale-down.stabilization": "0s"}  # fmt: skip
+    await make_container("worker", labels)
     await run_autoscaler()
-    await publish(broker, f"{base}/eu/depth", "20")
-    await publish(broker, f"{base}/us/depth", "30")
-    await publish(broker, f"{base}/us/depth", "31")  # the latest counts, not the sum of all
-    await reaches(mqtt, project, "worker", 6)  # 20 + 31 = 51: ceil(51 / 10)
-    ups = events(mqtt, project, "worker", "scale_up")
-    assert ups[-1]["reason"].startswith(f"mqtt {base}/+/depth 51 vs 10")
+    async with exporting(broker, f"{base}/eu/depth") as eu, exporting(broker, f"{base}/us/depth") as us:  # fmt: skip
+        await eu.set(40)
+        await us.set(20)
+        await us.set(21)  # the latest counts, not the sum of all
+        await reaches(mqtt, project, "worker", 7)  # 40 + 21 = 61: ceil(61 / 10)
+        ups = events(mqtt, project, "worker", "scale_up")
+        assert ups[-1]["reason"].startswith(f"mqtt {base}/+/depth 61 vs 10")
+
+        # eu's publisher stalls: the sum without it (21) would scale down to 3. It holds.
+        eu.stall()
+        error = await mqtt.wait_for(lambda m: events(m, project, "worker", "error"), within=20)
+        assert f"{base}/eu/depth: no value for longer than its max age of 2s" in error[0]["message"]
+        held = await states_after(mqtt, project, "worker", error[0]["timeNano"] / 1e9, 4)
+        assert {s["replicas"] for s in held} == {7}
+
+        # eu comes back, malformed: still missing, and said so.
+        await eu.set("lots")
+        bad = await mqtt.wait_for(lambda m: events(m, project, "worker", "error")[1:])
+        assert f"{base}/eu/depth: payload 'lots' is not a number" in bad[0]["message"]
+        held = await states_after(mqtt, project, "worker", bad[0]["timeNano"] / 1e9, 4)
+        assert {s["replicas"] for s in held} == {7}
+        assert not events(mqtt, project, "worker", "scale_down")
+
+        # A good value again: the sum is trusted, and it is small now.
+        await eu.set(9)
+        await reaches(mqtt, project, "worker", 3)  # 9 + 21 = 30
+
+
+async def test_a_retained_value_of_unknown_age_is_not_taken_for_a_fresh_one(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, broker: tuple[str, int], project: str
+) -> None:
+    topic = f"{mqtt.prefix}-queues/{project}/stats"
+    # Retained before the autoscaler subscribes: it is handed over as an old retained message.
+    await publish(broker, topic, json.dumps({"depth": 90}))
+    labels = QUEUE | {"autoscaler.metric.topic": topic, "autoscaler.metric.field": "depth"}
+    await make_container("worker", labels)
+    await run_autoscaler()
+    errors = await mqtt.wait_for(lambda m: events(m, project, "worker", "error"))
+    assert "a retained value of unknown age" in errors[0]["message"]
+    # Retained an hour ago by its publisher's own word: as stale.
+    await publish(broker, topic, json.dumps({"depth": 90, "time": time.time() - 3600}))
+    later = await states_after(mqtt, project, "worker", time.time(), 4)
+    assert {s["replicas"] for s in later} == {1}
+    assert not events(mqtt, project, "worker", "scale_up")
+
+    await publish(broker, topic, json.dumps({"depth": 90, "time": time.time()}))
+    ups = await mqtt.wait_for(lambda m: events(m, project, "worker", "scale_up"))
+    assert (ups[0]["from"], ups[0]["to"]) == (1, 9)
+
+
+async def test_a_topic_that_is_no_mqtt_filter_is_a_label_error_and_others_still_scale(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, queue: Queue, project: str
+) -> None:
+    await make_container("broken", QUEUE | {"autoscaler.metric.topic": "shop/#/depth"})
+    await make_container("worker", QUEUE | {"autoscaler.metric.topic": queue.topic})
+    app = await run_autoscaler()
+    await queue.set(40)
+    await reaches(mqtt, project, "worker", 4)
+    errors = events(mqtt, project, "broken", "error")
+    assert [e["Actor"]["Attributes"]["label"] for e in errors] == ["autoscaler.metric.topic"]
+    assert "'#' must be a level of its own" in errors[0]["message"]
+    assert states(mqtt, project, "broken")[-1]["phase"] == "error"
+    assert app.inventory.ready.is_set()
 
 
 async def test_with_cpu_too_the_larger_proposal_wins(
@@ -171,18 +245,51 @@ async def test_with_cpu_too_the_larger_proposal_wins(
 
 
 async def test_a_prometheus_query_scales_and_an_unreachable_server_holds_and_says_so(
-    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, exporter: Exporter, project: str
-) -> None:
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, exporter: Exporter,
+    prometheus_relay: Relay, project: str,
+) -> None:  # fmt: skip
     query = f'sum(queue_depth{{project="{project}"}})'
-    base = QUEUE | {"autoscaler.metric.source": "prometheus", "autoscaler.metric.query": query}
-    await make_container("worker", base | {"autoscaler.metric.url": exporter.url})
-    await make_container("lost", base | {"autoscaler.metric.url": "http://127.0.0.1:9"})
+    base = QUEUE | {"autoscaler.metric.source": "prometheus", "autoscaler.metric.query": query,
+                    "autoscaler.scale-down.stabilization": "0s"}  # fmt: skip
+    await make_container("worker", base | {"autoscaler.metric.url": prometheus_relay.url})
     await run_autoscaler()
     exporter.set("queue_depth", project, 60)
     ups = await mqtt.wait_for(lambda m: events(m, project, "worker", "scale_up"), within=30)
     assert (ups[0]["from"], ups[0]["to"]) == (1, 6)
     assert ups[0]["reason"] == f"prometheus {query} 60 vs 10 a replica: propose 6"
+    await reaches(mqtt, project, "worker", 6)
 
-    errors = await mqtt.wait_for(lambda m: events(m, project, "lost", "error"))
-    assert "http://127.0.0.1:9 did not answer" in errors[0]["message"]
-    assert {s["replicas"] for s in states(mqtt, project, "lost")} == {1}
+    # The server goes away with the queue drained: a value of 0 would take it to 1 at once.
+    exporter.set("queue_depth", project, 0)
+    prometheus_relay.cut()
+    errors = await mqtt.wait_for(lambda m: events(m, project, "worker", "error"))
+    assert f"{prometheus_relay.url} did not answer" in errors[0]["message"]
+    held = await states_after(mqtt, project, "worker", errors[0]["timeNano"] / 1e9, 4)
+    assert {s["replicas"] for s in held} == {6}
+    assert all("did not answer" in (s["error"] or "") for s in held)
+    assert not events(mqtt, project, "worker", "scale_down")
+
+
+async def test_a_query_that_gives_nan_is_a_missing_value_reported_once_and_held(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, exporter: Exporter, project: str
+) -> None:
+    # What an idle rate() ratio gives: 0/0.
+    query = f'sum(queue_depth{{project="{project}"}}) / sum(queue_rate{{project="{project}"}})'
+    labels = QUEUE | {"autoscaler.metric.source": "prometheus", "autoscaler.metric.query": query,
+                      "autoscaler.metric.url": exporter.url,
+                      "autoscaler.scale-down.stabilization": "0s"}  # fmt: skip
+    await make_container("worker", labels)
+    await run_autoscaler()
+    exporter.set("queue_rate", project, 1)
+    exporter.set("queue_depth", project, 30)
+    await reaches(mqtt, project, "worker", 3)
+
+    exporter.set("queue_rate", project, 0)
+    exporter.set("queue_depth", project, 0)
+    errors = await mqtt.wait_for(lambda m: events(m, project, "worker", "error"), within=20)
+    assert "gave NaN" in errors[0]["message"]
+    held = await states_after(mqtt, project, "worker", errors[0]["timeNano"] / 1e9, 6)
+    assert {s["replicas"] for s in held} == {3}
+    assert all("gave NaN" in (s["error"] or "") for s in held)
+    assert {s["phase"] for s in held} == {"holding"}
+    assert len(events(mqtt, project, "worker", "error")) == 1

@@ -185,11 +185,12 @@ async def test_a_step_of_load_reaches_the_needed_task_count_across_nodes(
     make_load: Callable[[str], Load],
 ) -> None:
     load = make_load("web")
-    await cluster.create(LABELS, replicas=2, load=load)
+    # Max well above the need: a controller that jumped to max would be seen.
+    await cluster.create(LABELS | {"autoscaler.max": "10"}, replicas=2, load=load)
     for node in range(3):
         await agents(node)
     await run_autoscaler(**controller_settings(swarm, project))
-    await mqtt.wait_for(lambda m: states(m, project, "web"))
+    await mqtt.wait_for(lambda m: states(m, f"swarm/{project}", "web"))
 
     load.set(demand_for(5))
 
@@ -200,8 +201,8 @@ async def test_a_step_of_load_reaches_the_needed_task_count_across_nodes(
     spread = await until(five_running, 60)
     assert len(spread) >= 2, f"Swarm placed the tasks on one node only: {spread}"
     # What the controller asked for is what Swarm was told: the need, or one more while the
-    # new tasks warm up (the reaction bench's bound), never past max.
-    ups = events(mqtt, project, "web", "scale_up")
+    # new tasks warm up (the reaction bench's bound), never more, with max at 10.
+    ups = events(mqtt, f"swarm/{project}", "web", "scale_up")
     assert ups and ups[-1]["to"] in (5, 6)
     assert await cluster.replicas() in (5, 6)
 
@@ -235,22 +236,29 @@ async def test_a_silent_agent_holds_the_count_until_it_speaks_again(
         pill = "document.getElementById('swarm')"
         await page.wait_for(f"{pill}.textContent.includes('agent silent on')")
 
-        since = states(mqtt, project, "web")[-1]["time"] if states(mqtt, project, "web") else 0.0
+        since = (
+            states(mqtt, f"swarm/{project}", "web")[-1]["time"]
+            if states(mqtt, f"swarm/{project}", "web")
+            else 0.0
+        )
         held = await mqtt.wait_for(
             lambda m: (
-                (later := [s for s in states(m, project, "web") if s["time"] > since])[4:] and later
+                (later := [s for s in states(m, f"swarm/{project}", "web") if s["time"] > since])[
+                    4:
+                ]
+                and later
             ),
             30,
         )
         assert all(s["replicas"] == 3 for s in held)
-        decision = app.status()["services"][f"{project}/web"]["decisions"][-1]
+        decision = app.status()["services"][f"swarm/{project}/web"]["decisions"][-1]
         why = [s["why_not"] for s in decision["samples"] if not s["counted"]]
         assert why == [f"agent of node {app.status()['swarm']['silent'][silent]} silent"]
-        assert not events(mqtt, project, "web", "scale_down")
+        assert not events(mqtt, f"swarm/{project}", "web", "scale_down")
         assert await cluster.replicas() == 3
 
         await agents(2)
-        await mqtt.wait_for(lambda m: events(m, project, "web", "scale_down"), 30)
+        await mqtt.wait_for(lambda m: events(m, f"swarm/{project}", "web", "scale_down"), 30)
         assert await cluster.replicas() < 3
         assert silent not in app.status()["swarm"]["silent"]
         await page.wait_for(f"!{pill}.textContent.includes('silent')")
@@ -287,12 +295,12 @@ async def test_two_controllers_on_two_managers_never_both_act(
     assert first.cluster is not None and second.cluster is not None
 
     # Both start at once and race for the lease: one acts (1 -> 2, the minimum), never both.
-    await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"), 30)
+    await mqtt.wait_for(lambda m: events(m, f"swarm/{project}", "web", "scale_up"), 30)
     load.set(demand_for(4))
     # The need, or one more while the new tasks warm up (as in the step test).
-    ups = await mqtt.wait_for(lambda m: [e for e in events(m, project, "web", "scale_up")
+    ups = await mqtt.wait_for(lambda m: [e for e in events(m, f"swarm/{project}", "web", "scale_up")
                                          if e["to"] >= 4], 60)  # fmt: skip
-    actors = {e["Actor"]["Attributes"]["instance"] for e in mqtt.on(f"{project}/web/events")}
+    actors = {e["Actor"]["Attributes"]["instance"] for e in mqtt.on(f"swarm/{project}/web/events")}
     assert len(actors) == 1, f"both controllers acted: {actors}"
     assert actors <= {first.cluster.lease.holder, second.cluster.lease.holder}  # the cluster's
     leading = [a for a in (first, second) if a.cluster and a.cluster.lease.leading]
@@ -325,7 +333,10 @@ async def test_when_the_actor_stops_another_manager_takes_over(
     cluster: Cluster, project: str
 ) -> None:
     name = f"lease-{project}"
-    leases = [SwarmLease(cluster.clients[0], name, ttl=1), SwarmLease(cluster.clients[1], name, 1)]
+    # A ttl far longer than the wait below: the other takes over because the holder released
+    # the lease on its way out, never because it lapsed.
+    ttl = 60
+    leases = [SwarmLease(cluster.clients[0], name, ttl), SwarmLease(cluster.clients[1], name, ttl)]
     tasks = [asyncio.create_task(lease.run()) for lease in leases]
     try:
 
@@ -341,7 +352,7 @@ async def test_when_the_actor_stops_another_manager_takes_over(
         async def the_other_leads() -> bool:
             return next(lease for lease in leases if lease is not leader).leading
 
-        await until(the_other_leads, 10)
+        await until(the_other_leads, ttl / 6 + 5)  # the other's next look, and some
         assert not leader.leading
     finally:
         for task in tasks:
@@ -429,14 +440,14 @@ async def _explain(cluster: Cluster, stack: str, project: str) -> dict[str, Any]
         )
         for container in found:
             process = await asyncio.create_subprocess_exec(
-                "docker", "exec", container.id, "autoscaler", "explain", f"{project}/web", "--json",
+                "docker", "exec", container.id, "autoscaler", "explain", f"swarm/{project}/web", "--json",
                 env=os.environ | {"DOCKER_HOST": node},
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
             out, _ = await process.communicate()
             status = json.loads(out) if process.returncode == 0 else {}
             if status.get("leading") and status.get("swarm", {}).get("leading"):
-                state: dict[str, Any] = status["services"][f"{project}/web"]["state"]
+                state: dict[str, Any] = status["services"][f"swarm/{project}/web"]["state"]
                 return state
     return None
 
@@ -467,7 +478,9 @@ async def test_an_update_by_someone_else_in_between_is_kept_and_the_count_set_on
 
     docker._query_json = reads_then_someone_updates  # type: ignore[method-assign]
     try:
-        result = await SwarmScaler(docker).scale_to(ServiceKey(project, "web"), [], 3)
+        result = await SwarmScaler(docker).scale_to(
+            ServiceKey(project, "web", scope="swarm"), [], 3
+        )
     finally:
         await docker.close()
     assert interfered
@@ -491,9 +504,9 @@ async def test_a_service_its_owner_scaled_to_zero_is_left_alone(
     other = LABELS | {"autoscaler.min": "2"}
     await cluster.create(other, replicas=1, load=make_load("api"), service="api")
     app: App = await run_autoscaler(**controller_settings(swarm, project))
-    await mqtt.wait_for(lambda m: events(m, project, "api", "scale_up"), 30)
-    assert f"{project}/web" not in app.status()["services"]
-    assert not mqtt.on(f"{project}/web/events")
+    await mqtt.wait_for(lambda m: events(m, f"swarm/{project}", "api", "scale_up"), 30)
+    assert f"swarm/{project}/web" not in app.status()["services"]
+    assert not mqtt.on(f"swarm/{project}/web/events")
     assert await cluster.replicas() == 0
 
 
@@ -521,7 +534,8 @@ async def test_one_process_on_a_manager_scales_its_compose_services_and_the_swar
         await run_autoscaler(**controller_settings(swarm, project))
         await mqtt.wait_for(
             lambda m: (
-                events(m, project, "web", "scale_up") and events(m, project, "worker", "scale_up")
+                events(m, f"swarm/{project}", "web", "scale_up")
+                and events(m, project, "worker", "scale_up")
             ),
             30,
         )
@@ -532,3 +546,40 @@ async def test_one_process_on_a_manager_scales_its_compose_services_and_the_swar
         label = json.dumps({"label": [f"com.docker.compose.project={project}"]})
         for container in await cluster.manager.containers.list(all=True, filters=label):
             await container.delete(force=True)
+
+
+async def test_a_task_swarm_cannot_place_is_pending_and_everything_else_still_scales(
+    cluster: Cluster,
+    run_autoscaler: Any,
+    swarm: list[str],
+    project: str,
+    mqtt: Mqtt,
+    make_load: Callable[[str], Load],
+) -> None:
+    # More CPU reserved than any node has: its task stays pending, with no node (no NodeID).
+    pending = await cluster.create(LABELS, replicas=1, load=make_load("web"))
+    service = await cluster.manager._query_json(f"services/{pending}")
+    spec = service["Spec"]
+    spec["TaskTemplate"]["Resources"]["Reservations"] = {"NanoCPUs": 1000 * 10**9}
+    await cluster.manager._query_json(
+        f"services/{pending}/update", method="POST",
+        params={"version": service["Version"]["Index"]}, data=spec,
+    )  # fmt: skip
+    await cluster.create(LABELS | {"autoscaler.min": "2"}, replicas=1, load=make_load("api"),
+                         service="api")  # fmt: skip
+
+    async def unplaced() -> bool:
+        tasks = await cluster.manager._query_json(
+            "tasks", params={"filters": json.dumps({"service": [pending]})}
+        )
+        return any(t["Status"]["State"] == "pending" and not t.get("NodeID") for t in tasks)
+
+    await until(unplaced, 30)
+    app: App = await run_autoscaler(**controller_settings(swarm, project))
+    await mqtt.wait_for(lambda m: events(m, f"swarm/{project}", "api", "scale_up"), 30)
+    # The pending task is counted (Swarm was asked for it) but is no sample: the service holds.
+    web = await mqtt.wait_for(lambda m: states(m, f"swarm/{project}", "web")[2:])
+    assert {s["replicas"] for s in web} == {1}
+    assert {s["phase"] for s in web} == {"holding"}
+    assert app.status()["swarm"]["error"] is None
+    assert not mqtt.on("events")  # no part of the process failed

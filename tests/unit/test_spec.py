@@ -110,3 +110,41 @@ def test_nan_and_infinity_are_not_targets() -> None:
             assert exc.label == "autoscaler.cpu.target"
         else:
             raise AssertionError(f"cpu.target={value} was accepted")
+
+
+MQTT_BASE = {
+    "com.docker.compose.project": "shop",
+    "com.docker.compose.service": "worker",
+    "autoscaler.enable": "true",
+    "autoscaler.max": "10",
+}
+MQTT = {"autoscaler.metric.source": "mqtt", "autoscaler.metric.topic": "q/jobs",
+        "autoscaler.metric.target": "10"}  # fmt: skip
+WORKER = ServiceKey("shop", "worker")
+
+
+@pytest.mark.parametrize(
+    ("labels", "label", "words"),
+    [
+        pytest.param({"autoscaler.metric.source": "mqtt", "autoscaler.metric.target": "5"}, "autoscaler.metric.topic", "required with metric.source=mqtt", id="mqtt-without-topic"),
+        pytest.param({"autoscaler.metric.source": "prometheus", "autoscaler.metric.url": "http://p:9090", "autoscaler.metric.target": "5"}, "autoscaler.metric.query", "required", id="prometheus-without-query"),
+        pytest.param(MQTT | {"autoscaler.metric.url": "http://p:9090"}, "autoscaler.metric.url", "not for metric.source=mqtt", id="a-url-for-mqtt"),
+        pytest.param({"autoscaler.metric.source": "kafka", "autoscaler.metric.target": "5"}, "autoscaler.metric.source", "mqtt", id="unknown-source"),
+        pytest.param({k: v for k, v in MQTT.items() if k != "autoscaler.metric.target"}, "autoscaler.metric.source", "needs metric.target", id="source-without-target"),
+        pytest.param({"autoscaler.metric.target": "5"}, "autoscaler.metric.target", "needs metric.source", id="target-without-source"),
+        pytest.param(MQTT | {"autoscaler.metric.target": "0"}, "autoscaler.metric.target", "greater than 0", id="zero-target"),
+        pytest.param({}, "autoscaler.cpu.target", "required (or metric.target", id="no-target-at-all"),
+    ],
+)  # fmt: skip
+def test_bad_metric_labels_are_label_errors(labels: dict[str, str], label: str, words: str) -> None:
+    with pytest.raises(LabelError) as caught:
+        parse(WORKER, MQTT_BASE | labels)
+    assert caught.value.label == label
+    assert words in str(caught.value)
+
+
+def test_a_metric_alone_is_enough_and_its_source_is_parsed() -> None:
+    spec = parse(WORKER, MQTT_BASE | MQTT | {"autoscaler.metric.max-age": "30s"})
+    assert spec.metric is not None
+    assert (spec.metric.source, spec.metric.topic, spec.metric.max_age) == ("mqtt", "q/jobs", 30)
+    assert spec.metric.name == "mqtt q/jobs"

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from policies import registry
-from policies.base import Decision, PolicyInput, ReplicaSample
+from policies.base import Decision, PolicyInput, ReplicaSample, Signal
 from policies.behavior import Behavior
 
 
@@ -271,3 +271,56 @@ def test_a_new_replicas_sample_counts_only_after_its_warm_up(age: float, desired
     decision = Governed("target-tracking", labels).evaluate(PolicyInput(2, 1, 10, busy, now))
     assert decision.desired == desired
     assert ("new" in decision.ignored) == (age < 10)
+
+
+# The metric of a service (autoscaler.metric.*): the HPA's AverageValue rule.
+
+
+def decide_on_metric(current: int, value: float | None, *cpu: float, error: str | None = None,
+           **labels: str) -> int:  # fmt: skip
+    policy, options = registry.build(
+        "target-tracking",
+        {"metric.target": "10", "scale-up.max-replicas": "10",
+         "scale-down.stabilization": "0", **labels},
+    )  # fmt: skip
+    samples = tuple(ReplicaSample(f"c{i}", v) for i, v in enumerate(cpu))
+    signal = Signal("mqtt q", value, error=error)
+    inputs = PolicyInput(current, 1, 20, samples, now=0.0, signal=signal)
+    return Behavior(options).decide(inputs, policy.propose(inputs)).desired
+
+
+@pytest.mark.parametrize(
+    ("current", "value", "cpu", "labels", "desired"),
+    [
+        pytest.param(1, 90.0, (), {}, 9, id="ceil-of-value-over-target"),
+        pytest.param(4, 41.0, (), {}, 4, id="within-tolerance-holds"),
+        pytest.param(4, 45.0, (), {}, 5, id="past-the-tolerance"),
+        pytest.param(5, 3.0, (), {"metric.activation": "5"}, 1, id="below-activation-asks-for-min"),
+        pytest.param(5, 20.0, (), {}, 2, id="a-drop-scales-down"),
+        pytest.param(2, 50.0, (50.0, 50.0), {"cpu.target": "50"}, 5, id="the-metric-asks-more-than-cpu"),
+        pytest.param(2, 10.0, (100.0, 100.0), {"cpu.target": "50"}, 4, id="cpu-asks-more-than-the-metric"),
+    ],
+)  # fmt: skip
+def test_the_metric_is_the_hpas_average_value_rule(
+    current: int, value: float, cpu: tuple[float, ...], labels: dict[str, str], desired: int
+) -> None:
+    assert decide_on_metric(current, value, *cpu, **labels) == desired
+
+
+@pytest.mark.parametrize(
+    ("cpu", "labels", "desired"),
+    [
+        pytest.param((), {}, 5, id="alone-it-holds"),
+        # CPU would go down to 1; a missing metric holds any scale-down.
+        pytest.param((5.0,) * 5, {"cpu.target": "50"}, 5, id="no-scale-down-with-cpu"),
+        # But a scale-up CPU asks for goes ahead.
+        pytest.param((100.0,) * 5, {"cpu.target": "50"}, 10, id="cpu-may-still-scale-up"),
+    ],
+)
+def test_a_missing_metric_never_lets_the_count_fall(
+    cpu: tuple[float, ...], labels: dict[str, str], desired: int
+) -> None:
+    assert (
+        decide_on_metric(5, None, *cpu, error="no value for longer than its max age", **labels)
+        == desired
+    )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from autoscaler.settings import MqttSettings
 from autoscaler.swarm.agents import AgentFeed, health_of
 
@@ -91,3 +94,55 @@ def test_health_is_read_from_the_listing_status_text() -> None:
     assert health_of("Up 2 seconds (health: starting)") == "starting"
     assert health_of("Up 1 minute (unhealthy)") == "unhealthy"
     assert health_of("Up 5 seconds") is None
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+READING = st.fixed_dictionaries(
+    {},
+    optional={
+        "cpu": st.one_of(st.floats(), st.integers(), st.text(max_size=3), st.none()),
+        "memory": st.one_of(st.floats(), st.none(), st.booleans()),
+        "memory_bytes": st.one_of(st.integers(), st.floats(), st.none()),
+        "throttled": st.one_of(st.floats(), st.none()),
+        "source": st.one_of(st.text(max_size=8), st.integers(), st.none()),
+        "health": st.one_of(
+            st.sampled_from(["healthy", "starting", "unhealthy", "sick"]), st.none()
+        ),
+    },
+)
+MESSAGES = st.one_of(
+    JSON,
+    st.fixed_dictionaries(
+        {"node": st.one_of(st.text(max_size=6), st.integers(), st.none()),
+         "samples": st.one_of(st.dictionaries(st.text(max_size=4), READING, max_size=3), JSON)},
+        optional={"hostname": JSON, "time": st.one_of(st.floats(), st.text(max_size=3))},
+    ),
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(MESSAGES)
+def test_whatever_is_published_on_the_agents_topic_is_a_message_or_ignored(body: object) -> None:
+    feed = AgentFeed(MqttSettings(), interval=1.0, now=Clock())
+    feed._receive(json.dumps(body).encode())
+    for sample in feed.samples().values():
+        assert sample.cpu is None or 0 <= sample.cpu < float("inf")
+        assert sample.memory is None or 0 <= sample.memory < float("inf")
+        assert sample.throttled is None or 0 <= sample.throttled <= 1
+    assert set(feed.health().values()) <= {None, "healthy", "starting", "unhealthy"}
+
+
+def test_a_sample_that_is_not_a_number_is_no_message() -> None:
+    feed = AgentFeed(MqttSettings(), interval=1.0, now=Clock())
+    bad = json.loads(message("n1", {"a": 40.0}))
+    bad["samples"]["a"]["cpu"] = "x"
+    feed._receive(json.dumps(bad).encode())
+    assert feed.samples() == {}
+    feed._receive(b"\xff not json")
+    assert feed.samples() == {}

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from autoscaler.labels import counted
+from autoscaler.labels import ServiceKey, counted
 from autoscaler.swarm.services import service_key, task_replica
 
 SERVICE: dict[str, Any] = {
@@ -28,9 +28,12 @@ def task(state: str, container: str | None = "c1") -> dict[str, Any]:
 
 
 def test_a_stack_service_is_keyed_by_its_stack_and_its_name_within_it() -> None:
-    assert str(service_key(SERVICE)) == "shop/web"
+    # Never the key of a Compose project `shop`'s service `web`: the scope keeps them apart.
+    assert service_key(SERVICE) == ServiceKey("shop", "web", scope="swarm")
+    assert service_key(SERVICE) != ServiceKey("shop", "web")
+    assert str(service_key(SERVICE)) == "swarm/shop/web"
     alone = {"ID": "s", "Spec": {"Name": "web", "Labels": {}}}
-    assert str(service_key(alone)) == "swarm/web"
+    assert str(service_key(alone)) == "swarm/swarm/web"
 
 
 @pytest.mark.parametrize(
