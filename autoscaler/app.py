@@ -24,6 +24,7 @@ from typing import Any
 
 from autoscaler.context import Context
 from autoscaler.controller import Controller
+from autoscaler.controllers import Controllers
 from autoscaler.engine import client as engine
 from autoscaler.engine.actuator import Actuator
 from autoscaler.engine.client import LIBRARY_ERRORS
@@ -51,7 +52,9 @@ class App:
         self.faults = Faults(self._fault)
         self.inventory = Inventory(self.docker, on_event=self._engine_event, faults=self.faults)
         self.lease = (
-            Lease(self.docker, settings.lease.name, settings.lease.ttl)
+            Lease(
+                self.docker, settings.engine_lease, settings.lease.ttl, projects=settings.projects
+            )
             if settings.lease.enabled
             else None
         )
@@ -80,7 +83,7 @@ class App:
             heartbeat=settings.mqtt.heartbeat,
             band=settings.mqtt.state_band,
         )
-        self.controllers: dict[ServiceKey, Controller] = {}
+        self.controllers = Controllers(self.context)
         """The Compose services' controllers; the Swarm services' are the cluster's."""
         self.cluster: Cluster | None = None
 
@@ -158,17 +161,23 @@ class App:
                 signal=self.signals.read,
                 faults=self.faults,
             )
-            logger.info("swarm services too: lease %s", self.settings.swarm.lease_name)
+            logger.info("swarm services too: lease %s", self.settings.cluster_lease)
 
     def _all(self) -> dict[ServiceKey, Controller]:
-        cluster = self.cluster.controllers if self.cluster is not None else {}
-        return self.controllers | cluster
+        cluster = self.cluster.controllers.items() if self.cluster is not None else []
+        return dict([*self.controllers.items(), *cluster])
 
     async def _main_loop(self, tg: asyncio.TaskGroup, stop: asyncio.Event) -> None:
         next_tick = time.monotonic()
         while not stop.is_set():
             compose = self.inventory.ready.is_set() and (self.lease is None or self.lease.leading)
             swarm = self.cluster is not None and self.cluster.lease.leading
+            # Another instance acts while this one does not lead: what it did meanwhile is read
+            # afresh when this one leads again, never undone from what this one last decided.
+            if self.lease is not None and not self.lease.leading:
+                self.controllers.release()
+            if self.cluster is not None and not swarm:
+                self.cluster.controllers.release()
             if compose or swarm:
                 # The services' metric sources, read before any of them is evaluated.
                 metrics = [c.spec.metric for c in self._all().values() if c.spec and c.spec.metric]
@@ -176,7 +185,8 @@ class App:
                     await self.signals.follow(metrics)
             if swarm:
                 assert self.cluster is not None
-                await self.cluster.tick(tg)
+                with self.faults.guard("swarm round"):
+                    await self.cluster.tick(tg)
             if compose:
                 await self.tick(tg)
             else:
@@ -192,21 +202,13 @@ class App:
         services = self.inventory.services()
         if self.settings.projects:
             services = {k: v for k, v in services.items() if k.project in self.settings.projects}
-        for gone in set(self.controllers) - set(services):
-            if not self.controllers[gone].busy:
-                del self.controllers[gone]
-                self.metrics.forget(gone)
         started = time.perf_counter()
         samples: dict[str, Sample] = {}
         with self.faults.guard("sampling"):
             # Without samples every service holds this round: none is scaled on nothing.
             samples = await self.collector.sample(r for rs in services.values() for r in rs)
         self.metrics.sampling.observe(time.perf_counter() - started)
-        for key, replicas in sorted(services.items()):
-            controller = self.controllers.get(key)
-            if controller is None:
-                controller = self.controllers[key] = Controller(key, self.context)
-            controller.step(tg, replicas, samples)
+        self.controllers.step(tg, services, samples)
 
     def _engine_event(self, action: str, replica: Replica) -> None:
         """Engine events worth telling: an OOM kill, as it happens."""

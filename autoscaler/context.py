@@ -77,6 +77,9 @@ class Notices(Protocol):
 
     def state(self, key: ServiceKey, state: Mapping[str, Any]) -> None: ...
 
+    def clear(self, key: ServiceKey) -> None:
+        """The service is gone: its retained state is removed from the broker."""
+
 
 class Meter(Protocol):
     """What a controller counts for /metrics."""

@@ -30,7 +30,7 @@ from typing import Any
 
 from autoscaler.backoff import Backoff
 from autoscaler.context import Context, ScaleResult
-from autoscaler.errors import AutoscalerError, InternalError, MetricError
+from autoscaler.errors import AutoscalerError, InternalError, MetricError, TemplateError
 from autoscaler.labels import Replica, ServiceKey, counted, template_of
 from autoscaler.repairs import CrashLoop, Repair, broken, restore, roll
 from autoscaler.samples import Sample
@@ -54,6 +54,7 @@ class Controller:
         self._behavior: Behavior | None = None
         self._error: str | None = None  # the labels' or template's error, while it lasts
         self._bug: str | None = None  # an unexpected error while evaluating, while it lasts
+        self._down: str | None = None  # the user's crashed containers, while they are down
         self._announced: tuple[int, int] | None = None  # dry run: the last decision told
         self.history: deque[Evaluation] = deque(maxlen=HISTORY)
         self.inflight: asyncio.Task[None] | None = None
@@ -70,6 +71,17 @@ class Controller:
     @property
     def busy(self) -> bool:
         return self.inflight is not None
+
+    def close(self) -> None:
+        """The service is gone for good: its series leave /metrics, and its retained state is
+        cleared from the broker, so that no reader takes a removed service for a live one."""
+        self._ctx.metrics.forget(self.key)
+        self._ctx.notifier.clear(self.key)
+
+    def release(self) -> None:
+        """Another instance acts on the service now: what this one counted goes (the retained
+        state is the acting instance's to keep)."""
+        self._ctx.metrics.forget(self.key)
 
     def step(
         self, tg: asyncio.TaskGroup, replicas: Sequence[Replica], samples: Mapping[str, Sample]
@@ -110,7 +122,7 @@ class Controller:
         if self._error is not None:
             logger.info("%s: its error is fixed; scaling it again", self.key)
             self._error = None
-        if self._ctx.clones and not any(r.running for r in replicas if not r.is_clone):
+        if self._stopped(replicas):
             # Stopped by its owner (`docker compose stop`, or still being created): cloning it
             # back to life would fight them. (A Swarm service its owner scaled to 0 has no
             # tasks, and is not listed; one whose tasks are all on their way holds.)
@@ -146,6 +158,28 @@ class Controller:
                         decision.current, decision.desired, decision.reason)  # fmt: skip
             self._show(Phase.SCALING, replicas, spec, evaluation, decision.reason)
             self._run(tg, "scaling", self._scale(spec, replicas, evaluation))
+
+    def _stopped(self, replicas: Sequence[Replica]) -> bool:
+        """Whether its owner stopped the service: none of the user's own containers runs, and
+        none of them crashed. A crashed template is no owner's stop: the service is kept at its
+        count by its clones, and the template is reported down (in the state, and once as an
+        error event) until it runs again."""
+        if not self._ctx.clones:
+            return False
+        own = [r for r in replicas if not r.is_clone]
+        down = [r for r in own if r.crashed and r.status in ("exited", "dead")]
+        if any(r.running or r.status == "restarting" for r in own) or not down:
+            self._down = None
+            return not any(r.running for r in own)
+        message = "; ".join(f"{r.name} crashed ({r.exit})" for r in down)
+        error = TemplateError(
+            str(self.key), f"{message}: its clones keep the service at its count until it runs"
+        )
+        if str(error) != self._down:
+            logger.error("%s", error)
+            self._fault(error)
+        self._down = str(error)
+        return False
 
     def _spec_for(self, replicas: Sequence[Replica]) -> ServiceSpec:
         """The spec from the template's labels, parsed again only when they change; a new spec
@@ -371,7 +405,7 @@ class Controller:
             memory=evaluation.memory if evaluation else None,
             targets=_targets(spec),
             sampler="+".join(sources) or None,
-            error=error or self._signal_error,
+            error=error or self._down or self._signal_error,
         )
         now = self._ctx.monotonic()
         if self._published is not None:

@@ -103,6 +103,9 @@ class Replica:
     unseen: str | None = None
     """Why nothing can be known of it now, where the engine's state does not say: a Swarm task
     whose node's agent is silent. Such a replica is not a sample, and the count never falls."""
+    crashed: bool = False
+    """It exited (or died) without anyone asking it to stop: a crash or an OOM kill, not its
+    owner's `docker compose stop`. The inventory knows it from the engine's events."""
 
     @property
     def running(self) -> bool:
@@ -111,6 +114,13 @@ class Replica:
     @property
     def is_clone(self) -> bool:
         return self.clone_of is not None
+
+    @property
+    def exit(self) -> str:
+        """How it ended, in words: `exit code 3`, `exit code 137 (out of memory)`."""
+        state = self.inspect.get("State") or {}
+        words = f"exit code {state.get('ExitCode', '?')}"
+        return f"{words} (out of memory)" if state.get("OOMKilled") else words
 
     @classmethod
     def from_inspect(cls, data: Mapping[str, Any]) -> Replica:
@@ -133,6 +143,22 @@ class Replica:
             memory_limit=int(host.get("Memory") or 0) or None,
             inspect=data,
         )
+
+
+STOP_EXITS = frozenset({0, 128 + 2, 128 + 9, 128 + 15})
+"""Exit codes of a container that was asked to stop: it finished, or ended by SIGINT, SIGKILL or
+SIGTERM (`docker stop` sends TERM, then KILL after the grace period)."""
+
+
+def crashed_by_its_state(inspect: Mapping[str, Any]) -> bool:
+    """For a container that ended before anyone watched its events: whether its state reads
+    as a crash (killed for memory, an engine error, an exit code no stop gives)."""
+    state = inspect.get("State") or {}
+    if state.get("Status") not in ("exited", "dead"):
+        return False
+    if state.get("OOMKilled") or state.get("Error") or state.get("Status") == "dead":
+        return True
+    return state.get("ExitCode") not in STOP_EXITS
 
 
 def counted(replicas: Sequence[Replica]) -> list[Replica]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -45,10 +47,24 @@ class ApiSettings(BaseModel):
     """When set, the page, /status, /events and /metrics ask for it (not /healthz, /readyz)."""
 
 
+def lease_name(projects: frozenset[str]) -> str:
+    """The lease of the instances that manage these projects (all when empty): instances of two
+    stacks on one host, each with its own AUTOSCALER_PROJECTS, hold two leases and both act."""
+    if not projects:
+        return "autoscaler-lease"
+    if len(projects) == 1:
+        (project,) = projects
+        if re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,100}", project):
+            return f"autoscaler-lease-{project}"
+    digest = hashlib.sha256("\n".join(sorted(projects)).encode()).hexdigest()[:12]
+    return f"autoscaler-lease-{digest}"
+
+
 class LeaseSettings(BaseModel):
     enabled: bool = True
-    name: str = "autoscaler-lease"
-    """The container name that is the lease: instances sharing it share one engine's actions."""
+    name: str | None = None
+    """The container name that is the lease: instances sharing it share one engine's actions.
+    By default one per set of managed projects (`lease_name`)."""
     ttl: float = Field(default=30.0, ge=1)
     """Seconds of silence after which another instance takes over."""
 
@@ -56,8 +72,9 @@ class LeaseSettings(BaseModel):
 class SwarmSettings(BaseModel):
     enabled: bool | None = None
     """Scale Swarm services too: None (the default) when the engine is a Swarm manager."""
-    lease_name: str = "autoscaler-lease"
-    """The Swarm config whose labels are the cluster lease: one instance acts per cluster."""
+    lease_name: str | None = None
+    """The Swarm config whose labels are the cluster lease: one instance acts per cluster and
+    set of managed stacks. By default one per set of managed projects (`lease_name`)."""
     lease_ttl: float = Field(default=30.0, ge=1)
     """Seconds of silence after which another manager's instance takes over."""
 
@@ -88,3 +105,13 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     lease: LeaseSettings = Field(default_factory=LeaseSettings)
     swarm: SwarmSettings = Field(default_factory=SwarmSettings)
+
+    @property
+    def engine_lease(self) -> str:
+        """The engine lease's container name."""
+        return self.lease.name or lease_name(self.projects)
+
+    @property
+    def cluster_lease(self) -> str:
+        """The cluster lease's Swarm config name."""
+        return self.swarm.lease_name or lease_name(self.projects)

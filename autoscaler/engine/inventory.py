@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import aiodocker
@@ -45,6 +46,11 @@ class Inventory:
         self._on_event = on_event
         self._faults = faults or Faults()
         self._replicas: dict[str, Replica] = {}
+        # How each container last ended, told apart by its events: asked to stop (`kill`,
+        # `stop`: its owner, `docker compose stop`) or not (a crash, an `oom`).
+        self._asked: set[str] = set()
+        self._oomed: set[str] = set()
+        self._ended: dict[str, bool] = {}  # id -> crashed, as its last `die` said
         self.ready = asyncio.Event()
         """Set while the listing is complete and the event stream is followed."""
         self.events_seen = 0
@@ -113,6 +119,9 @@ class Inventory:
 
         found = await asyncio.gather(*(inspect(c.id) for c in listed))
         self._replicas = {r.id: r for r in found if r is not None}
+        for tracked in (self._asked, self._oomed):
+            tracked &= self._replicas.keys()
+        self._ended = {i: c for i, c in self._ended.items() if i in self._replicas}
 
     async def refresh(self, container_id: str) -> Replica | None:
         """Re-inspect one container, e.g. right after the actuator created it; an engine that
@@ -141,7 +150,30 @@ class Inventory:
             # One container we cannot read is left out; every other one is still seen.
             self._faults.failed(f"container {container_id[:12]}", exc)
             return None
-        return replica if labels.opted_in(replica.labels) else None
+        if not labels.opted_in(replica.labels):
+            return None
+        if replica.status in ("exited", "dead"):
+            # Its `die` event says; a container that ended before we watched, its state.
+            crashed = self._ended.get(replica.id)
+            if crashed is None:
+                crashed = labels.crashed_by_its_state(replica.inspect)
+            replica = replace(replica, crashed=crashed)
+        return replica
+
+    def _ending(self, action: str, container_id: str) -> None:
+        """Keep what the events say of how a container ends: a `die` after a `kill` or `stop`
+        request is its owner's stop; one without, or after an `oom`, a crash."""
+        if action in ("kill", "stop"):
+            self._asked.add(container_id)
+        elif action == "oom":
+            self._oomed.add(container_id)
+        elif action == "die":
+            asked = container_id in self._asked and container_id not in self._oomed
+            self._ended[container_id] = not asked
+        elif action in ("start", "destroy"):
+            self._asked.discard(container_id)
+            self._oomed.discard(container_id)
+            self._ended.pop(container_id, None)
 
     async def _apply(self, event: Mapping[str, Any]) -> None:
         action = str(event.get("Action", "")).split(":")[0]
@@ -149,6 +181,7 @@ class Inventory:
         if action in _IGNORED_ACTIONS or not container_id:
             return
         logger.debug("event %s %s", event.get("Action"), container_id[:12])
+        self._ending(action, container_id)
         if action == "destroy":
             replica = self._replicas.pop(container_id, None)
         else:

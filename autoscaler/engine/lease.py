@@ -5,7 +5,7 @@
        └───(a renewal fails, or the last good one is older than ttl/3 by our clock)┘
 
 The engine has no key-value store outside swarm mode, but container names are unique and taking
-one is atomic: whoever creates the container named `Settings.lease.name` holds the lease. The
+one is atomic: whoever creates the container named `Settings.engine_lease` holds the lease. The
 container is created, never started, from a tiny image the autoscaler loads itself (an empty
 file system with no command to run). The holder renews every ttl/6 by `update`-ing a counter the
 container carries (its restart policy's retry count, inert in a container that never runs).
@@ -44,7 +44,7 @@ from typing import Any
 
 import aiodocker
 
-from autoscaler.engine.client import LIBRARY_ERRORS
+from autoscaler.engine.client import LIBRARY_ERRORS, label_filter
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,31 @@ IMAGE = "autoscaler-lease:1"
 HOLDER = "autoscaler.lease.holder"
 _BOOT, _PIDNS, _PID, _START = (f"autoscaler.lease.{k}" for k in ("boot", "pidns", "pid", "start"))
 _CONTAINER, _CONTAINER_START = "autoscaler.lease.container", "autoscaler.lease.container-start"
+_PROJECTS = "autoscaler.lease.projects"
+"""The projects its holder manages: a JSON list, or `*` for all."""
+
+
+def _managing(projects: frozenset[str]) -> str:
+    return json.dumps(sorted(projects)) if projects else "*"
+
+
+def _shared(ours: set[str] | None, theirs: set[str] | None) -> str:
+    """The projects two leases both manage, in words (None: every project)."""
+    if ours is None and theirs is None:
+        return "every project"
+    common = theirs if ours is None else ours if theirs is None else ours & theirs
+    return ", ".join(sorted(common or ()))
+
+
+def _managed(label: str) -> set[str] | None:
+    """The projects a lease's label names; None for all (or a label we cannot read)."""
+    try:
+        found = json.loads(label) if label != "*" else None
+    except ValueError:
+        return None
+    return {str(p) for p in found} if isinstance(found, list) else None
+
+
 _CONTAINER_ID = re.compile(r"/containers/([0-9a-f]{64})/")
 
 
@@ -117,11 +142,18 @@ def _image_tar() -> bytes:
 
 class Lease:
     def __init__(
-        self, docker: aiodocker.Docker, name: str, ttl: float, *, proc: str = "/proc"
+        self,
+        docker: aiodocker.Docker,
+        name: str,
+        ttl: float,
+        *,
+        projects: frozenset[str] = frozenset(),
+        proc: str = "/proc",
     ) -> None:
         self._docker = docker
         self.name = name
         self.ttl = ttl
+        self._projects = projects
         self._proc = proc
         self.holder = f"{socket.gethostname()}-{os.getpid()}"
         self._identity = identity(proc)
@@ -138,6 +170,7 @@ class Lease:
     async def run(self) -> None:
         """Hold or watch the lease until cancelled; release it on the way out if held."""
         try:
+            await self._overlapping()
             while True:
                 try:
                     if self._mine is not None:
@@ -151,9 +184,31 @@ class Lease:
         finally:
             await asyncio.shield(self._release())
 
+    async def _overlapping(self) -> None:
+        """Warn when another lease on this engine manages some of our projects: its holder and
+        this instance would both act on them."""
+        try:
+            listed = await self._docker.containers.list(all=True, filters=label_filter(_PROJECTS))
+        except LIBRARY_ERRORS as exc:
+            logger.debug("lease %s: other leases not listed: %s", self.name, exc)
+            return
+        for other in listed:
+            name = (other["Names"] or ["?"])[0].lstrip("/")
+            if name == self.name:
+                continue
+            shared = _shared(set(self._projects) or None, _managed(other["Labels"][_PROJECTS]))
+            if shared:
+                logger.warning(
+                    "lease %s of another instance manages %s too: both act on them; give each "
+                    "instance AUTOSCALER_PROJECTS of its own", name, shared,
+                )  # fmt: skip
+
     async def _renew(self) -> None:
         assert self._mine is not None
         self._counter += 1
+        # Counted from before the write: a renewal answered late must not stretch our lead past
+        # the moment another instance may take over.
+        asked = time.monotonic()
         try:
             await self._docker._query_json(
                 f"containers/{self._mine}/update",
@@ -166,7 +221,7 @@ class Lease:
                 self._mine = None
                 return
             raise
-        self._renewed = time.monotonic()
+        self._renewed = asked
 
     async def _watch(self) -> None:
         try:
@@ -230,7 +285,7 @@ class Lease:
                     return  # someone else is taking it over
                 raise
         await self._ensure_image()
-        labels = {HOLDER: self.holder, **self._identity}
+        labels = {HOLDER: self.holder, _PROJECTS: _managing(self._projects), **self._identity}
         if _CONTAINER in labels:
             # Only a container this engine runs can be checked through it.
             try:
@@ -244,13 +299,14 @@ class Lease:
             "Labels": labels,
             "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "no"}},
         }
+        asked = time.monotonic()
         try:
             container = await self._docker.containers.create(config, name=self.name)
         except aiodocker.DockerError as exc:
             if exc.status == 409:
                 return  # someone was faster
             raise
-        self._mine, self._counter, self._renewed = container.id, 0, time.monotonic()
+        self._mine, self._counter, self._renewed = container.id, 0, asked
         self._seen = None
         logger.info("lease %s taken: this instance (%s) acts", self.name, self.holder)
 

@@ -125,6 +125,15 @@ class Notifier:
     def state(self, key: ServiceKey, state: Mapping[str, Any]) -> None:
         self.publish(self.topic(key, "state"), state, retain=True)
 
+    def clear(self, key: ServiceKey) -> None:
+        """An empty retained message: the broker forgets the service's retained state."""
+        if not self._settings.enabled:
+            return
+        topic = self.topic(key, "state")
+        self._retained.pop(topic, None)
+        self._retained[topic] = Message(topic, b"", True)
+        self._wake.set()
+
     @property
     def pending(self) -> int:
         return len(self._outbox) + len(self._retained)

@@ -20,8 +20,8 @@ from typing import Any
 import aiodocker
 
 from autoscaler.context import Context, Meter, Notices
-from autoscaler.controller import Controller
-from autoscaler.labels import Replica, ServiceKey
+from autoscaler.controllers import Controllers
+from autoscaler.labels import Replica
 from autoscaler.settings import Settings
 from autoscaler.spec import MetricSource
 from autoscaler.supervisor import Faults
@@ -54,7 +54,7 @@ class Cluster:
         faults: Faults,
     ) -> None:
         self.view = SwarmView(docker, faults)
-        self.lease = SwarmLease(docker, settings.swarm.lease_name, settings.swarm.lease_ttl)
+        self.lease = SwarmLease(docker, settings.cluster_lease, settings.swarm.lease_ttl)
         self.feed = AgentFeed(settings.mqtt, interval=settings.interval)
         self.context = Context(
             actuator=SwarmScaler(docker),
@@ -70,7 +70,7 @@ class Cluster:
             band=settings.mqtt.state_band,
             clones=False,
         )
-        self.controllers: dict[ServiceKey, Controller] = {}
+        self.controllers = Controllers(self.context)
         self._faults = faults
         self._stacks = settings.projects
         self.silent: dict[str, str] = {}
@@ -97,15 +97,8 @@ class Cluster:
                 logger.warning("agent of node %s (%s) is silent: its tasks are unseen", name, node)
             self.silent = silent
         samples, health = self.feed.samples(), self.feed.health()
-        for gone in set(self.controllers) - set(services):
-            if not self.controllers[gone].busy:
-                del self.controllers[gone]
-                self.context.metrics.forget(gone)
-        for key, tasks in sorted(services.items()):
-            controller = self.controllers.get(key)
-            if controller is None:
-                controller = self.controllers[key] = Controller(key, self.context)
-            controller.step(tg, self._as_seen(tasks, health, silent), samples)
+        seen = {key: self._as_seen(tasks, health, silent) for key, tasks in services.items()}
+        self.controllers.step(tg, seen, samples)
 
     def status(self) -> dict[str, Any]:
         return {

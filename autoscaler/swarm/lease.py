@@ -65,16 +65,18 @@ class SwarmLease:
             await asyncio.shield(self._release())
 
     async def _step(self) -> None:
+        # Counted from before the read: a renewal answered late must not stretch our lead past
+        # the moment another instance may take over.
+        now = time.monotonic()
         try:
             config = await self._docker._query_json(f"configs/{self.name}")
         except aiodocker.DockerError as exc:
             if exc.status != 404:
                 raise
-            await self._create()
+            await self._create(now)
             return
         own = config["Spec"].get("Labels") or {}
         holder, counter = own.get(self.HOLDER, ""), own.get(self.COUNTER, "0")
-        now = time.monotonic()
         if holder == self.holder:
             if await self._write(config, int(counter) + 1):
                 self._renewed = now
@@ -103,7 +105,7 @@ class SwarmLease:
             raise
         return True
 
-    async def _create(self) -> None:
+    async def _create(self, asked: float) -> None:
         spec = {
             "Name": self.name,
             "Labels": {self.HOLDER: self.holder, self.COUNTER: "0"},
@@ -116,7 +118,7 @@ class SwarmLease:
             if exc.status == 409:
                 return  # someone was faster
             raise
-        self._renewed = time.monotonic()
+        self._renewed = asked
         logger.info("swarm lease %s taken: this instance (%s) acts", self.name, self.holder)
 
     async def _release(self) -> None:

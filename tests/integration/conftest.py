@@ -174,6 +174,7 @@ async def make_container(
         name: str | None = None,
         stop_timeout: int = 2,
         env: Mapping[str, str] | None = None,
+        command: list[str] | None = None,
     ) -> aiodocker.containers.DockerContainer:
         all_labels = {"com.docker.compose.oneoff": "False", **(labels or {})}
         if compose:
@@ -189,7 +190,7 @@ async def make_container(
             binds.append(f"{load.path}:/load")
         config = {
             "Image": TEST_IMAGE,
-            "Cmd": ["sh", "/burn.sh"] if load is not None else ["sleep", "86400"],
+            "Cmd": command or (["sh", "/burn.sh"] if load is not None else ["sleep", "86400"]),
             "Labels": all_labels,
             "StopTimeout": stop_timeout,
             "Env": [f"{k}={v}" for k, v in (env or {}).items()],
@@ -219,6 +220,8 @@ class Mqtt:
 
     prefix: str
     messages: list[tuple[str, dict[str, Any], bool]] = field(default_factory=list)
+    cleared: list[str] = field(default_factory=list)
+    """Topics whose retained message was cleared (an empty retained payload), in order."""
     arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     def on(self, suffix: str) -> list[dict[str, Any]]:
@@ -241,9 +244,13 @@ async def subscribe(
                 await client.subscribe(f"{prefix}/#", qos=1)  # returns on the broker's SUBACK
                 subscribed.set()
                 async for message in client.messages:
-                    payload = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+                    raw = bytes(message.payload or b"")  # type: ignore[arg-type]
                     async with into.arrived:
-                        into.messages.append((str(message.topic), payload, message.retain))
+                        if raw:
+                            payload = json.loads(raw)
+                            into.messages.append((str(message.topic), payload, message.retain))
+                        else:
+                            into.cleared.append(str(message.topic))
                         into.arrived.notify_all()
         except aiomqtt.MqttError:
             await asyncio.sleep(0.2)
@@ -339,9 +346,11 @@ async def spawn_autoscaler(
     }
     started: list[asyncio.subprocess.Process] = []
 
-    async def start(**settings: str) -> asyncio.subprocess.Process:
+    async def start(**settings: str | None) -> asyncio.subprocess.Process:
+        """A setting given as None is left unset (its default applies)."""
+        chosen = {k: v for k, v in (env | settings).items() if v is not None}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "autoscaler", "run", env=env | settings,
+            sys.executable, "-m", "autoscaler", "run", env=chosen,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         started.append(process)
