@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from autoscaler.context import Context
+from autoscaler.context import Clock, Context
 from autoscaler.controller import Controller
 from autoscaler.controllers import Controllers
 from autoscaler.engine import client as engine
@@ -46,8 +46,10 @@ logger = logging.getLogger(__name__)
 
 
 class App:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        """`clock`: the clocks the controllers read (tests step the wall clock)."""
         self.settings = settings
+        self.clock = clock or Clock()
         self.docker = engine.client(settings.docker_host)
         self.faults = Faults(self._fault)
         self.inventory = Inventory(self.docker, on_event=self._engine_event, faults=self.faults)
@@ -82,6 +84,7 @@ class App:
             signal=self.signals.read,
             heartbeat=settings.mqtt.heartbeat,
             band=settings.mqtt.state_band,
+            clock=self.clock,
         )
         self.controllers = Controllers(self.context)
         """The Compose services' controllers; the Swarm services' are the cluster's."""
@@ -160,6 +163,7 @@ class App:
                 metrics=self.metrics,
                 signal=self.signals.read,
                 faults=self.faults,
+                clock=self.clock,
             )
             logger.info("swarm services too: lease %s", self.settings.cluster_lease)
 

@@ -93,6 +93,16 @@ class Meter(Protocol):
     def forget(self, key: ServiceKey) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """The two clocks a controller reads. `wall` says when (states, events, what people read);
+    `monotonic` measures how long (windows, cooldowns, rates, backoffs), so that a step of
+    the wall clock (NTP, a suspended host) neither holds nor empties them."""
+
+    wall: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+
+
 @dataclass(slots=True)
 class Context:
     """What every controller of one backend shares: its writer, the view, the outside world."""
@@ -117,5 +127,4 @@ class Context:
     clones: bool = True
     """Replicas are clones of the user's containers, which are never removed; broken clones are
     mended here. False where the engine places and mends them (Swarm tasks)."""
-    now: Callable[[], float] = time.time
-    monotonic: Callable[[], float] = time.monotonic
+    clock: Clock = field(default_factory=Clock)

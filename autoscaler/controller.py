@@ -55,6 +55,7 @@ class Controller:
         self._error: str | None = None  # the labels' or template's error, while it lasts
         self._bug: str | None = None  # an unexpected error while evaluating, while it lasts
         self._down: str | None = None  # the user's crashed containers, while they are down
+        self._started: dict[tuple[str, float], float] = {}  # (id, StartedAt) -> our clock
         self._announced: tuple[int, int] | None = None  # dry run: the last decision told
         self.history: deque[Evaluation] = deque(maxlen=HISTORY)
         self.inflight: asyncio.Task[None] | None = None
@@ -129,7 +130,7 @@ class Controller:
             reason = "no container of the service's own is running: not scaling"
             self._show(Phase.STOPPED, replicas, spec, None, reason)
             return
-        monotonic = self._ctx.monotonic()
+        monotonic = self._ctx.clock.monotonic()
         if not self._failures.ready(monotonic):
             reason = f"the last action failed; next try in {self._failures.left(monotonic):.0f}s"
             self._show(Phase.BACKOFF, replicas, spec, None, reason)
@@ -197,8 +198,8 @@ class Controller:
         self, spec: ServiceSpec, replicas: Sequence[Replica], samples: Mapping[str, Sample]
     ) -> Evaluation:
         assert self._policy is not None and self._behavior is not None
-        observed = replica_samples(replicas, samples)
-        now = self._ctx.now()
+        now, wall = self._ctx.clock.monotonic(), self._ctx.clock.wall()
+        observed = replica_samples(replicas, samples, self._started_on_our_clock(replicas))
         signal = self._signal(spec)
         inputs = PolicyInput(len(observed), spec.minimum, spec.maximum, observed, now, signal)
         decision = self._behavior.decide(inputs, self._policy.propose(inputs))
@@ -211,10 +212,23 @@ class Controller:
             decision = replace(decision, desired=own, bound="own", reason=reason, steps=steps)
         logger.debug("%s: %d -> %d: %s", self.key, decision.current, decision.desired,
                      decision.reason)  # fmt: skip
-        evaluation = Evaluation(now, decision, observed, {r.id: r.name for r in replicas})
+        evaluation = Evaluation(wall, decision, observed, {r.id: r.name for r in replicas})
         self.history.append(evaluation)
         self._ctx.metrics.evaluated(self.key, evaluation)
         return evaluation
+
+    def _started_on_our_clock(self, replicas: Sequence[Replica]) -> dict[str, float]:
+        """When each replica started, on the monotonic clock: the engine says it in wall time,
+        which is read once per start, so that a later step of the wall clock does not make a
+        replica young again (or old at once)."""
+        now, wall = self._ctx.clock.monotonic(), self._ctx.clock.wall()
+        seen = {}
+        for r in replicas:
+            if r.started_at > 0:
+                key = (r.id, r.started_at)
+                seen[key] = self._started.get(key, now - max(wall - r.started_at, 0.0))
+        self._started = seen
+        return {cid: at for (cid, _), at in seen.items()}
 
     def _signal(self, spec: ServiceSpec) -> Signal | None:
         """The service's metric, if it has one; a failing source is reported once, and shown in
@@ -292,7 +306,7 @@ class Controller:
             self._fault(error)
         replicas = self._ctx.view(self.key)
         if errors:
-            self._failures.failed(self._ctx.monotonic())
+            self._failures.failed(self._ctx.clock.monotonic())
             reason = f"{doing} failed; next try in {self._failures.wait:.0f}s: {errors[0]}"
             logger.warning("%s: %s", self.key, reason)
             self._show(Phase.BACKOFF, replicas, self.spec, self._last, reason, error=str(errors[0]))
@@ -308,7 +322,9 @@ class Controller:
         result = await self._ctx.actuator.scale_to(self.key, replicas, target)
         assert self._behavior is not None
         saturated = evaluation.decision.saturated
-        self._behavior.record(self._ctx.now(), result.before, result.after, saturated=saturated)
+        self._behavior.record(
+            self._ctx.clock.monotonic(), result.before, result.after, saturated=saturated
+        )
         self.decided = result.after
         self._announce(spec, evaluation, result)
         logger.info("%s: scaled %d -> %d in %.2fs", self.key, result.before, result.after,
@@ -392,7 +408,7 @@ class Controller:
             replicas=len(live),
             containers=tuple(sorted(r.name for r in live)),
             reason=reason,
-            time=self._ctx.now(),
+            time=self._ctx.clock.wall(),
             instance=self._ctx.instance(),
             dry_run=self._ctx.dry_run,
             desired=evaluation.decision.desired if evaluation else None,
@@ -407,7 +423,7 @@ class Controller:
             sampler="+".join(sources) or None,
             error=error or self._down or self._signal_error,
         )
-        now = self._ctx.monotonic()
+        now = self._ctx.clock.monotonic()
         if self._published is not None:
             last, at = self._published
             if not self.state.differs(last, self._ctx.band) and now - at < self._ctx.heartbeat:

@@ -137,9 +137,13 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 
 def replica_samples(
-    replicas: Sequence[Replica], samples: Mapping[str, Sample]
+    replicas: Sequence[Replica],
+    samples: Mapping[str, Sample],
+    started: Mapping[str, float] | None = None,
 ) -> tuple[ReplicaSample, ...]:
-    """What the policy sees of each counted replica; a replica it must not trust says why."""
+    """What the policy sees of each counted replica; a replica it must not trust says why.
+    `started`: when each started, on the clock of `PolicyInput.now` (the engine's wall time
+    without it)."""
     out = []
     for replica in counted(replicas):
         sample = samples.get(replica.id)
@@ -158,7 +162,7 @@ def replica_samples(
                 memory=sample.memory if sample else None,
                 ready=not note,
                 note=note,
-                started_at=replica.started_at,
+                started_at=(started or {}).get(replica.id, replica.started_at),
                 throttled=sample.throttled if sample else None,
             )
         )

@@ -26,11 +26,11 @@ class ReplicaSample:
     `cpu` is percent of the replica's CPU limit (of one core when it has none); `memory` is percent
     of its memory limit, None when it has no limit. `ready` is False when the engine says the
     replica is not serving (starting, or its health check says starting or unhealthy), with
-    `note` saying why; `started_at` (seconds, same clock as `PolicyInput.now`) lets a policy
-    treat replicas inside their warm-up as not ready. `throttled` is the share of the window's
-    CFS periods in which the kernel held the replica back at its CPU limit (0 to 1), None where
-    that is not known or it has no limit: a throttled replica's `cpu` is a lower bound of its
-    demand, not the demand.
+    `note` saying why; `started_at` (seconds, same clock as `PolicyInput.now`; 0 when not
+    known) lets a policy treat replicas inside their warm-up as not ready. `throttled` is the
+    share of the window's CFS periods in which the kernel held the replica back at its CPU
+    limit (0 to 1), None where that is not known or it has no limit: a throttled replica's
+    `cpu` is a lower bound of its demand, not the demand.
     """
 
     container_id: str
@@ -63,6 +63,8 @@ class PolicyInput:
     maximum: int
     samples: tuple[ReplicaSample, ...]
     now: float
+    """Seconds on a clock that only moves forward (the controller's monotonic clock, or the
+    simulator's): what the behaviour's windows, rates and cooldowns are measured by."""
     signal: Signal | None = None
     """The service's metric source, when its labels name one."""
 

@@ -2,7 +2,8 @@
 
 Scale-up clones the template's inspect data (Config, HostConfig, networks) under a new name and
 container number, with `autoscaler.clone-of` marking it as ours; clones are created and started
-concurrently, bounded by a semaphore shared by all services. Scale-down stops clones gracefully
+concurrently, bounded by slots shared by all services (removals have slots of their own, so a
+slow graceful stop never holds back another service's create). Scale-down stops clones gracefully
 (the template's stop signal and timeout travel with the clone's config) and removes them, newest
 and least healthy first. The template, and any container the autoscaler did not create, is never
 stopped or removed.
@@ -94,7 +95,11 @@ def _endpoint(endpoint: Mapping[str, Any], template_id: str) -> dict[str, Any]:
 class Actuator:
     def __init__(self, docker: aiodocker.Docker, *, concurrency: int) -> None:
         self._docker = docker
-        self._slots = asyncio.Semaphore(concurrency)
+        # Creates and removals each have slots of their own: a removal holds its slot through the
+        # clone's graceful stop (up to its stop_grace_period), and one service's slow
+        # scale-down must never hold back another's scale-up or repair.
+        self._creating = asyncio.Semaphore(concurrency)
+        self._removing = asyncio.Semaphore(concurrency)
 
     async def scale_to(
         self, key: ServiceKey, replicas: Sequence[Replica], target: int
@@ -171,7 +176,7 @@ class Actuator:
     ) -> str:
         """Create and start clone `number`. If another container already holds its name, try
         `number + stride` (the stride keeps clear of the batch's other numbers), a few times."""
-        async with self._slots:
+        async with self._creating:
             for _ in range(_NAME_TRIES):
                 name = clone_name(template, number)
                 try:
@@ -203,7 +208,7 @@ class Actuator:
             raise TemplateError(str(key), f"refusing to remove {replica.name}: not a clone")
         timeout = replica.inspect["Config"].get("StopTimeout") or _DEFAULT_STOP_TIMEOUT
         container = self._docker.containers.container(replica.id)
-        async with self._slots:
+        async with self._removing:
             if replica.status in ("running", "restarting", "paused"):
                 with engine_errors(f"stopping clone {replica.name}", service=str(key)):
                     await container.stop(t=int(timeout))

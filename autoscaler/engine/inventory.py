@@ -30,8 +30,14 @@ logger = logging.getLogger(__name__)
 
 _BACKOFF_START, _BACKOFF_CAP = 0.5, 30.0
 _LIST_CONCURRENCY = 16
-# Actions that change nothing a scaling decision reads.
-_IGNORED_ACTIONS = frozenset({"attach", "detach", "resize", "top", "export", "commit", "copy"})
+# The actions that change what a decision reads: a container's existence, state, health,
+# limits, name. Asked of the engine by name, so that what changes none of it (a health check's
+# exec_create/exec_start/exec_die three times an interval, attach, resize, top, ...) is never
+# sent, and never costs an inspect.
+_ACTIONS = (
+    "create", "start", "restart", "die", "kill", "stop", "oom", "destroy", "pause", "unpause",
+    "update", "rename", "health_status",
+)  # fmt: skip
 
 
 class Inventory:
@@ -93,7 +99,7 @@ class Inventory:
         since = f"{labels.timestamp(info.get('SystemTime')) - 1:.6f}"
         await self.resync()
         subscriber = self._docker.events.subscribe(create_task=False)  # type: ignore[no-untyped-call]
-        filters = label_filter(labels.ENABLE, type=["container"])
+        filters = label_filter(labels.ENABLE, type=["container"], event=list(_ACTIONS))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._docker.events.run(since=since, filters=filters))
             self.ready.set()
@@ -178,7 +184,7 @@ class Inventory:
     async def _apply(self, event: Mapping[str, Any]) -> None:
         action = str(event.get("Action", "")).split(":")[0]
         container_id = event.get("id") or event.get("Actor", {}).get("ID", "")
-        if action in _IGNORED_ACTIONS or not container_id:
+        if action not in _ACTIONS or not container_id:
             return
         logger.debug("event %s %s", event.get("Action"), container_id[:12])
         self._ending(action, container_id)

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiodocker
 
-from autoscaler.context import Context, Meter, Notices
+from autoscaler.context import Clock, Context, Meter, Notices
 from autoscaler.controllers import Controllers
 from autoscaler.labels import Replica
 from autoscaler.settings import Settings
@@ -52,6 +52,7 @@ class Cluster:
         metrics: Meter,
         signal: Callable[[MetricSource], Signal],
         faults: Faults,
+        clock: Clock,
     ) -> None:
         self.view = SwarmView(docker, faults)
         self.lease = SwarmLease(docker, settings.cluster_lease, settings.swarm.lease_ttl)
@@ -68,6 +69,7 @@ class Cluster:
             signal=signal,
             heartbeat=settings.mqtt.heartbeat,
             band=settings.mqtt.state_band,
+            clock=clock,
             clones=False,
         )
         self.controllers = Controllers(self.context)

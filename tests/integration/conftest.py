@@ -307,7 +307,8 @@ async def run_autoscaler(
 
     async def start(**overrides: Any) -> App:
         host = overrides.pop("docker_host", docker_host)  # another engine: a swarm manager
-        app = App(settings_for(host, broker, project, mqtt.prefix, **overrides))
+        clock = overrides.pop("clock", None)  # the controllers' clocks, when a test steps one
+        app = App(settings_for(host, broker, project, mqtt.prefix, **overrides), clock=clock)
         stop = asyncio.Event()
         running.append((stop, asyncio.create_task(app.serve(stop))))
         async with asyncio.timeout(10):

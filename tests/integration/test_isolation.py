@@ -4,14 +4,18 @@ beside a scale-up, a service that goes away for good."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from typing import Any
 
 import aiodocker
+import aiohttp
+import aiomqtt
 import pytest
 
 from autoscaler.app import App
-from tests.integration.conftest import Mqtt, events, reaches, states, states_after
+from tests.integration.conftest import TEST_IMAGE, Mqtt, events, reaches, states, states_after
 
 # Two replicas from the start (min 2): the clone the autoscaler makes at once shows it scales.
 TWO = {
@@ -119,3 +123,104 @@ async def test_a_crashed_template_is_reported_and_its_clones_keep_the_count(
         assert {s["phase"] for s in held} == {"stopped"}
         assert not events(mqtt, project, "web", "restore")
         assert not events(mqtt, project, "web", "error")
+
+
+async def retained(broker: tuple[str, int], topic: str) -> list[bytes]:
+    """What a new reader is handed, retained, on `topic`: subscribed first, then to a sentinel
+    retained just before; the broker hands over retained messages in the order of the
+    subscriptions, so once the sentinel is in, anything retained on `topic` is too."""
+    sentinel = f"sentinels/{topic}"  # outside the prefix the test collects
+    found: list[bytes] = []
+    async with aiomqtt.Client(*broker) as client:
+        await client.publish(sentinel, b"here", qos=1, retain=True)
+        await client.subscribe(topic, qos=1)
+        await client.subscribe(sentinel, qos=1)
+        async with asyncio.timeout(10):
+            async for message in client.messages:
+                if str(message.topic) == sentinel:
+                    break
+                found.append(bytes(message.payload))  # type: ignore[arg-type]
+        await client.publish(sentinel, b"", qos=1, retain=True)
+    return found
+
+
+async def test_a_service_gone_for_good_leaves_no_retained_state_and_no_series(
+    make_container: Any,
+    run_autoscaler: Any,
+    mqtt: Mqtt,
+    docker: aiodocker.Docker,
+    broker: tuple[str, int],
+    project: str,
+) -> None:
+    await make_container("web", TWO)
+    await make_container("api", TWO)
+    app: App = await run_autoscaler()
+    await reaches(mqtt, project, "web", 2)
+    await reaches(mqtt, project, "api", 2)
+    # Its decisions and its action left series of their own.
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{app.api.port}/metrics") as response:
+            assert 'service="web"' in await response.text()
+
+    # `docker compose down` of the one service: all its containers go.
+    label = json.dumps(
+        {"label": ["com.docker.compose.service=web", f"com.docker.compose.project={project}"]}
+    )
+    for container in await docker.containers.list(all=True, filters=label):
+        await container.delete(force=True)
+    topic = f"{mqtt.prefix}/{project}/web/state"
+    await mqtt.wait_for(lambda m: topic in m.cleared)
+    assert await retained(broker, topic) == []
+    assert await retained(broker, f"{mqtt.prefix}/{project}/api/state") != []
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{app.api.port}/metrics") as response:
+            text = await response.text()
+    assert f'project="{project}",service="web"' not in text
+    assert f'project="{project}",service="api"' in text
+
+
+async def test_a_slow_scale_down_never_holds_back_another_services_scale_up(
+    make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    # `slow`'s replicas ignore SIGTERM: each graceful stop takes its whole 30 s grace period.
+    load = make_load("slow")
+    labels = TWO | {"autoscaler.min": "1", "autoscaler.scale-down.stabilization": "0s",
+                    "autoscaler.warmup": "0s"}  # fmt: skip
+    await make_container("slow", labels, load=load, stop_timeout=30, env={"IGNORE_TERM": "1"})
+    # One create or removal at a time, as a busy host would set it.
+    await run_autoscaler(clone_concurrency=1, shutdown_timeout=2)
+    load.set(300)  # ceil(300 / 125) = 3
+    await reaches(mqtt, project, "slow", 3)
+    load.set(0)
+    shrinking = await mqtt.wait_for(
+        lambda m: [s for s in states(m, project, "slow") if s["phase"] == "scaling" and s["desired"] == 1]
+    )  # fmt: skip
+    # While its two stops run, another service needs a clone.
+    await make_container("fast", TWO)
+    ups = await mqtt.wait_for(lambda m: events(m, project, "fast", "scale_up"), within=20)
+    assert ups[0]["timeNano"] / 1e9 - shrinking[0]["time"] < 15, "the scale-up waited for the stops"
+    assert not events(mqtt, project, "slow", "scale_down")  # still stopping, 30 s each
+
+
+async def test_health_check_probes_are_not_engine_events_to_follow(
+    docker: aiodocker.Docker, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    app: App = await run_autoscaler()
+    # A health check ten times a second: each probe is an exec_create, exec_start and exec_die.
+    config = {
+        "Image": TEST_IMAGE, "Cmd": ["sleep", "86400"],
+        "Labels": TWO | {"com.docker.compose.project": project, "com.docker.compose.service": "web",
+                         "com.docker.compose.container-number": "1", "autoscaler.min": "1"},
+        "Healthcheck": {"Test": ["CMD", "true"], "Interval": 100_000_000, "StartPeriod": 0},
+        "HostConfig": {"NetworkMode": "none"},
+    }  # fmt: skip
+    container = await docker.containers.create(config, name=f"{project}-web-1")
+    await container.start()
+    healthy = await mqtt.wait_for(
+        lambda m: [s for s in states(m, project, "web") if s["replicas"] == 1], within=20
+    )
+    before = app.inventory.events_seen
+    later = await states_after(mqtt, project, "web", healthy[0]["time"], 4)
+    assert later
+    # Four rounds of 1 s: about 120 probe events if they were followed, none now.
+    assert app.inventory.events_seen - before <= 3

@@ -10,8 +10,10 @@ from typing import Any
 import aiodocker
 import aiohttp
 import aiomqtt
+import pytest
 
 from autoscaler.app import App
+from autoscaler.context import Clock
 from tests.integration.conftest import (
     Mqtt,
     events,
@@ -305,3 +307,31 @@ async def test_a_plugin_policy_cannot_break_the_bounds(
     later = await states_after(mqtt, project, "web", ups[0]["timeNano"] / 1e9, 3)
     assert {s["replicas"] for s in later} == {2}
     assert len(await names(docker, project)) == 2
+
+
+class SteppedWall:
+    """The wall clock as NTP may leave it: stepped by `offset` seconds at some moment."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@pytest.mark.parametrize("step", [-3600.0, 3600.0], ids=["back-an-hour", "forward-an-hour"])
+async def test_a_step_of_the_wall_clock_neither_holds_nor_hastens_a_scale_down(
+    step: float, make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    load, wall = make_load("web"), SteppedWall()
+    await make_container("web", WEB | {"autoscaler.scale-down.stabilization": "6s"}, load=load)
+    await run_autoscaler(clock=Clock(wall=wall))
+    load.set(300)
+    await reaches(mqtt, project, "web", 3)
+    dropped = time.time()
+    load.set(0)
+    wall.offset = step  # right after the drop: the window's proposals are an hour off now
+    downs = await mqtt.wait_for(lambda m: events(m, project, "web", "scale_down"), within=30)
+    # The window holds the scale-down its 6 s, measured on a clock that does not step.
+    waited = downs[0]["timeNano"] / 1e9 - dropped
+    assert 5 <= waited <= 20, f"scaled down {waited:.1f}s after the drop"
