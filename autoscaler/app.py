@@ -50,9 +50,11 @@ class App:
         """`clock`: the clocks the controllers read (tests step the wall clock)."""
         self.settings = settings
         self.clock = clock or Clock()
-        self.docker = engine.client(settings.docker_host)
+        self.docker = engine.client(settings.docker_host, settings.engine_timeout)
         self.faults = Faults(self._fault)
-        self.inventory = Inventory(self.docker, on_event=self._engine_event, faults=self.faults)
+        self.inventory = Inventory(
+            self.docker, on_event=self._engine_event, faults=self.faults, relist=settings.relist
+        )
         self.lease = (
             Lease(
                 self.docker, settings.engine_lease, settings.lease.ttl, projects=settings.projects
@@ -73,7 +75,9 @@ class App:
             token=settings.api.token.get_secret_value() if settings.api.token else None,
         )
         self.context = Context(
-            actuator=Actuator(self.docker, concurrency=settings.clone_concurrency),
+            actuator=Actuator(
+                self.docker, concurrency=settings.clone_concurrency, timeout=settings.engine_timeout
+            ),
             refresh=self.inventory.refresh,
             restart=self.collector.restart,
             view=lambda key: self.inventory.services().get(key, []),

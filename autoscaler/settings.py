@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     """Only manage these Compose projects and Swarm stacks (a JSON list); all when empty."""
     dry_run: bool = False
     """Decide and publish, but never create or remove containers."""
+    engine_timeout: float = Field(default=30.0, gt=0)
+    """Seconds any engine call may take before it is an error (a graceful stop: its grace period
+    more); the event stream is the one call without a bound."""
+    relist: float = Field(default=60.0, gt=0)
+    """Seconds between listings that check the event stream missed nothing: a stream that died
+    without a word (a `tcp://` engine behind a NAT) is found and followed afresh."""
     clone_concurrency: int = Field(default=8, ge=1, le=256)
     """Containers created or removed at once per scale action."""
     shutdown_timeout: float = Field(default=30.0, gt=0)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 import aiodocker
+import aiohttp
 
 from autoscaler import labels
 from autoscaler.context import ScaleResult
@@ -93,8 +94,11 @@ def _endpoint(endpoint: Mapping[str, Any], template_id: str) -> dict[str, Any]:
 
 
 class Actuator:
-    def __init__(self, docker: aiodocker.Docker, *, concurrency: int) -> None:
+    def __init__(
+        self, docker: aiodocker.Docker, *, concurrency: int, timeout: float = 30.0
+    ) -> None:
         self._docker = docker
+        self._timeout = timeout
         # Creates and removals each have slots of their own: a removal holds its slot through the
         # clone's graceful stop (up to its stop_grace_period), and one service's slow
         # scale-down must never hold back another's scale-up or repair.
@@ -211,7 +215,9 @@ class Actuator:
         async with self._removing:
             if replica.status in ("running", "restarting", "paused"):
                 with engine_errors(f"stopping clone {replica.name}", service=str(key)):
-                    await container.stop(t=int(timeout))
+                    # Its grace period, and then as long as any other call may take.
+                    bound = aiohttp.ClientTimeout(total=int(timeout) + self._timeout)
+                    await container.stop(t=int(timeout), timeout=bound)
             with engine_errors(f"removing clone {replica.name}", service=str(key)):
                 await container.delete(v=True)
         logger.info("%s: removed clone %s", key, replica.name)

@@ -28,13 +28,18 @@ def engine_errors(doing: str, service: str | None = None) -> Iterator[None]:
         yield
     except aiodocker.DockerError as exc:
         raise EngineError(f"{doing}: {exc.message}", service=service, status=exc.status) from exc
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+    except TimeoutError as exc:
+        raise EngineError(f"{doing}: the engine did not answer in time", service=service) from exc
+    except (aiohttp.ClientError, OSError) as exc:
         raise EngineError(f"{doing}: {exc or type(exc).__name__}", service=service) from exc
 
 
-def client(docker_host: str | None) -> aiodocker.Docker:
+def client(docker_host: str | None, timeout: float = 30.0) -> aiodocker.Docker:
+    """A client whose every call is bounded by `timeout` seconds, but for those that last by
+    nature (the event stream, a graceful stop: aiodocker leaves them unbounded, and a stop is
+    bounded by the caller, by its grace period)."""
     try:
-        return aiodocker.Docker(url=docker_host)
+        return aiodocker.Docker(url=docker_host, timeout=aiohttp.ClientTimeout(total=timeout))
     except (ValueError, aiodocker.DockerError) as exc:
         raise EngineError(f"cannot use engine address {docker_host!r}: {exc}") from exc
 

@@ -1,12 +1,18 @@
 """The live set of opted-in containers, kept from one listing plus the engine's event stream.
 
-    connect ──► list (since = engine time) ──► follow events ──► (stream ends or fails)
-       ▲                                                               │
-       └──────────────── backoff, `ready` cleared ◄────────────────────┘
+    connect ──► list (since = engine time) ──► follow events ──► (stream ends, fails,
+       ▲                                           │ list again      or is found silent)
+       │                                           ▼ every `relist`        │
+       └──────────────── backoff, `ready` cleared ◄────────────────────────┘
 
 Events are requested from the moment just before the listing, so nothing that happens between
 the two is missed; replaying an event twice is harmless because every event re-inspects its
 container. While disconnected `ready` is clear and the control loop does not act.
+
+A stream can die without a word (a `tcp://` engine behind a NAT that forgot the connection):
+every `relist` seconds the containers are listed again, and a difference from the view that is
+still there a moment later is what the stream failed to say. The stream is then followed
+afresh, from a new listing.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from autoscaler.supervisor import Faults
 logger = logging.getLogger(__name__)
 
 _BACKOFF_START, _BACKOFF_CAP = 0.5, 30.0
+_SETTLE = 1.0  # seconds for the events of a change the listing saw to arrive
 _LIST_CONCURRENCY = 16
 # The actions that change what a decision reads: a container's existence, state, health,
 # limits, name. Asked of the engine by name, so that what changes none of it (a health check's
@@ -40,6 +47,10 @@ _ACTIONS = (
 )  # fmt: skip
 
 
+class SilentStream(Exception):
+    """The event stream said nothing of changes a listing found."""
+
+
 class Inventory:
     def __init__(
         self,
@@ -47,8 +58,11 @@ class Inventory:
         *,
         on_event: Callable[[str, Replica], None] | None = None,
         faults: Faults | None = None,
+        relist: float = 60.0,
     ) -> None:
         self._docker = docker
+        self._relist = relist
+        self._unreadable: set[str] = set()  # containers whose inspect we could not read
         self._on_event = on_event
         self._faults = faults or Faults()
         self._replicas: dict[str, Replica] = {}
@@ -86,6 +100,8 @@ class Inventory:
                     "; ".join(str(e) or type(e).__name__ for e in group.exceptions),
                     retry.delay,
                 )
+            except* SilentStream as group:
+                logger.warning("%s; following it afresh", group.exceptions[0])
             else:
                 logger.warning("engine event stream ended; re-listing in about %.1fs", retry.delay)
             if self.ready.is_set():
@@ -102,6 +118,7 @@ class Inventory:
         filters = label_filter(labels.ENABLE, type=["container"], event=list(_ACTIONS))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._docker.events.run(since=since, filters=filters))
+            tg.create_task(self._audit())
             self.ready.set()
             logger.info("following engine events; %d opted-in containers", len(self._replicas))
             while (event := await subscriber.get()) is not None:
@@ -114,6 +131,31 @@ class Inventory:
                     # An event we cannot read must not stop us reading the next one.
                     self._faults.failed("engine events", exc)
 
+    async def _audit(self) -> None:
+        """List again every `relist` seconds; raise SilentStream when the listing and the view
+        still differ about the same containers a moment after they first did."""
+        suspects: set[str] = set()
+        while True:
+            await asyncio.sleep(_SETTLE if suspects else self._relist)
+            listed = await self._docker.containers.list(
+                all=True, filters=label_filter(labels.ENABLE)
+            )
+            found = {
+                c.id: c._container.get("State")
+                for c in listed
+                if labels.opted_in(c._container.get("Labels") or {})
+            }
+            view = {r.id: r.status for r in self._replicas.values()}
+            differ = {i for i in found.keys() | view.keys() if found.get(i) != view.get(i)}
+            differ -= self._unreadable
+            if missed := differ & suspects:
+                raise SilentStream(
+                    f"the engine's event stream missed changes of {len(missed)} containers "
+                    f"(the view had {', '.join(sorted(view.get(i) or 'none' for i in missed))}, "
+                    f"the engine {', '.join(sorted(found.get(i) or 'none' for i in missed))})"
+                )
+            suspects = differ
+
     async def resync(self) -> None:
         """Replace the whole view with a fresh listing."""
         listed = await self._docker.containers.list(all=True, filters=label_filter(labels.ENABLE))
@@ -125,6 +167,7 @@ class Inventory:
 
         found = await asyncio.gather(*(inspect(c.id) for c in listed))
         self._replicas = {r.id: r for r in found if r is not None}
+        self._unreadable &= {c.id for c in listed}
         for tracked in (self._asked, self._oomed):
             tracked &= self._replicas.keys()
         self._ended = {i: c for i, c in self._ended.items() if i in self._replicas}
@@ -155,6 +198,7 @@ class Inventory:
         except Exception as exc:
             # One container we cannot read is left out; every other one is still seen.
             self._faults.failed(f"container {container_id[:12]}", exc)
+            self._unreadable.add(container_id)
             return None
         if not labels.opted_in(replica.labels):
             return None

@@ -122,6 +122,30 @@ async def test_compose_up_with_the_counts_the_autoscaler_prints_keeps_every_repl
     assert not events(mqtt, project, "web", "restore")
 
 
+async def test_the_counts_of_a_service_its_owner_stopped_keep_its_containers(
+    compose: Callable[[Load], Compose], make_load: Any, run_autoscaler: Any, mqtt: Mqtt,
+    docker: aiodocker.Docker, project: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    up = compose(make_load("web"))
+    await up("up", "-d", "--scale", "web=2")
+    await up("stop")
+    app = await run_autoscaler()
+    seen = await reaches(mqtt, project, "web", 0)
+    assert seen[-1]["phase"] == "stopped"
+
+    monkeypatch.setenv("AUTOSCALER_API__PORT", str(app.api.port))
+    assert await asyncio.to_thread(main, ["replicas", "--project", project, "--compose-args"]) == 0
+    scale = capsys.readouterr().out.split()
+    # Not web=0: `up --scale web=0` would remove the user's own two containers.
+    assert scale == ["--scale", "web=2"]
+    mine = {c["Id"] for c in await docker.containers.list(all=True, filters=json.dumps(
+        {"label": [f"com.docker.compose.project={project}"]}))}  # fmt: skip
+    out = await up("up", "-d", *scale)
+    assert "Removing" not in out, out
+    assert {c["Id"] for c in await running(docker, project)} == mine
+
+
 async def test_clones_of_a_replaced_template_are_replaced_never_below_the_decided_count(
     compose: Callable[[Load], Compose], make_load: Any, run_autoscaler: Any, mqtt: Mqtt,
     docker: aiodocker.Docker, project: str,

@@ -124,7 +124,7 @@ async def test_a_holder_whose_container_is_gone_is_taken_over_at_once(
 
 
 async def test_a_renewal_answered_late_never_stretches_the_lead(
-    make_container: Any, run_autoscaler: Any, engine_relay: Relay, project: str
+    engine_relay: Relay, make_container: Any, run_autoscaler: Any, project: str
 ) -> None:
     ttl = 3.0
     app: App = await run_autoscaler(

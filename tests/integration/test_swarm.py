@@ -510,7 +510,7 @@ async def test_a_service_its_owner_scaled_to_zero_is_left_alone(
     assert await cluster.replicas() == 0
 
 
-async def test_one_process_on_a_manager_scales_its_compose_services_and_the_swarms(
+async def test_one_process_on_a_manager_scales_its_compose_services_and_the_swarms_apart(
     cluster: Cluster,
     run_autoscaler: Any,
     swarm: list[str],
@@ -518,27 +518,33 @@ async def test_one_process_on_a_manager_scales_its_compose_services_and_the_swar
     mqtt: Mqtt,
     make_load: Callable[[str], Load],
 ) -> None:
+    # A Compose project and a Swarm stack of the same name, each with a service `web`.
     both = LABELS | {"autoscaler.min": "2"}
     await cluster.create(both, replicas=1, load=make_load("web"))
     compose = {
         "com.docker.compose.project": project,
-        "com.docker.compose.service": "worker",
+        "com.docker.compose.service": "web",
         "com.docker.compose.container-number": "1",
         "com.docker.compose.oneoff": "False",
     }
     config = {"Image": TEST_IMAGE, "Cmd": ["sleep", "86400"], "Labels": compose | both,
               "HostConfig": {"NetworkMode": "none"}}  # fmt: skip
-    worker = await cluster.manager.containers.create(config, name=f"{project}-worker-1")
+    worker = await cluster.manager.containers.create(config, name=f"{project}-web-1")
     try:
         await worker.start()
-        await run_autoscaler(**controller_settings(swarm, project))
+        app: App = await run_autoscaler(**controller_settings(swarm, project))
         await mqtt.wait_for(
             lambda m: (
                 events(m, f"swarm/{project}", "web", "scale_up")
-                and events(m, project, "worker", "scale_up")
+                and events(m, project, "web", "scale_up")
             ),
             30,
         )
+        swarm_up = events(mqtt, f"swarm/{project}", "web", "scale_up")
+        compose_up = events(mqtt, project, "web", "scale_up")
+        assert (swarm_up[0]["scope"], compose_up[0]["scope"]) == ("swarm", "local")
+        assert (swarm_up[0]["from"], compose_up[0]["from"]) == (1, 1)
+        assert {f"swarm/{project}/web", f"{project}/web"} <= set(app.status()["services"])
         assert await cluster.replicas() == 2  # Swarm was told
         label = json.dumps({"label": [f"com.docker.compose.project={project}"]})
         assert len(await cluster.manager.containers.list(filters=label)) == 2  # a clone made

@@ -146,3 +146,13 @@ def test_a_sample_that_is_not_a_number_is_no_message() -> None:
     assert feed.samples() == {}
     feed._receive(b"\xff not json")
     assert feed.samples() == {}
+
+
+def test_nodes_not_heard_from_lately_are_forgotten_not_kept_for_ever() -> None:
+    clock = Clock()
+    feed = AgentFeed(MqttSettings(), interval=1.0, now=clock)
+    for i in range(50):  # nodes come and go (a cluster that replaces its nodes)
+        feed._receive(message(f"n{i}", {f"c{i}": 10.0}))
+        clock.now += 1.0
+    assert len(feed._nodes) <= 4  # those heard from within three intervals
+    assert feed.silent({"n0": "host-n0"}) == {"n0": "host-n0"}
