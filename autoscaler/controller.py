@@ -33,6 +33,7 @@ from autoscaler.context import Context, ScaleResult
 from autoscaler.errors import AutoscalerError, InternalError, MetricError, TemplateError
 from autoscaler.labels import Replica, ServiceKey, counted, template_of
 from autoscaler.repairs import CrashLoop, Repair, broken, restore, roll
+from autoscaler.report import Report
 from autoscaler.samples import Sample
 from autoscaler.spec import ServiceSpec, own_labels, parse
 from autoscaler.state import Evaluation, Phase, ServiceState, replica_samples
@@ -62,8 +63,7 @@ class Controller:
         self._failures = Backoff(start=2.0, cap=60.0)
         self._crash_loop = CrashLoop()
         self._sources: dict[str, str] = {}  # container id -> the sampler that read it
-        self.state: ServiceState | None = None
-        self._published: tuple[ServiceState, float] | None = None  # and when (monotonic)
+        self._report = Report(key, context)
         self._signal_error: str | None = None  # the metric source's failure, while it lasts
         self.decided: int | None = None
         """The count the last action settled on (or that was found): what vanished replicas are
@@ -98,7 +98,7 @@ class Controller:
             error = InternalError(str(self.key), "evaluating", exc)
             if str(error) != self._bug:
                 logger.error("%s", error, exc_info=exc)
-                self._fault(error)
+                self._report.fault(error)
             self._bug = str(error)
             try:
                 self._show(Phase.ERROR, replicas, self.spec, None, str(error), error=str(error))
@@ -116,7 +116,7 @@ class Controller:
         except AutoscalerError as exc:
             if str(exc) != self._error:
                 logger.error("%s; skipping this service until it is fixed", exc)
-                self._fault(exc)
+                self._report.fault(exc)
             self._error = str(exc)
             self._show(Phase.ERROR, replicas, None, None, str(exc), error=str(exc))
             return
@@ -152,7 +152,7 @@ class Controller:
                         decision.current, decision.desired, decision.reason)  # fmt: skip
             if self._announced != (decision.current, decision.desired):
                 self._announced = (decision.current, decision.desired)
-                self._announce(spec, evaluation, None)
+                self._report.scaled(spec, evaluation, None)
             self._show(Phase.HOLDING, replicas, spec, evaluation, f"dry run; {decision.reason}")
         else:
             logger.info("%s: %d -> %d: %s", self.key,
@@ -178,7 +178,7 @@ class Controller:
         )
         if str(error) != self._down:
             logger.error("%s", error)
-            self._fault(error)
+            self._report.fault(error)
         self._down = str(error)
         return False
 
@@ -245,7 +245,7 @@ class Controller:
         exc = MetricError(str(self.key), signal.name, signal.error)
         if str(exc) != self._signal_error:
             logger.error("%s", exc)
-            self._fault(exc)
+            self._report.fault(exc)
         self._signal_error = str(exc)
         return signal
 
@@ -303,7 +303,7 @@ class Controller:
             self.inflight = None
         for error in errors:
             logger.error("%s", error)
-            self._fault(error)
+            self._report.fault(error)
         replicas = self._ctx.view(self.key)
         if errors:
             self._failures.failed(self._ctx.clock.monotonic())
@@ -326,7 +326,7 @@ class Controller:
             self._ctx.clock.monotonic(), result.before, result.after, saturated=saturated
         )
         self.decided = result.after
-        self._announce(spec, evaluation, result)
+        self._report.scaled(spec, evaluation, result)
         logger.info("%s: scaled %d -> %d in %.2fs", self.key, result.before, result.after,
                     result.seconds)  # fmt: skip
         return result
@@ -336,7 +336,7 @@ class Controller:
             self.key, replicas, repair.remove, repair.replace, surge=repair.surge
         )
         names = {r.id: r.name for r in repair.remove}
-        self._event(
+        self._report.event(
             repair.kind,
             {"removed": len(result.removed), "created": len(result.created)},
             removed=[names.get(i, i[:12]) for i in result.removed],
@@ -345,45 +345,14 @@ class Controller:
         )
         return result
 
-    # -- what the world is told ----------------------------------------------------------------
-
-    def _announce(
-        self, spec: ServiceSpec, evaluation: Evaluation, result: ScaleResult | None
-    ) -> None:
-        """A scale event: what the actuator did, or (dry run, `result` None) what it would do."""
-        decision = evaluation.decision
-        after = decision.desired if result is None else result.after
-        if after == decision.current:
-            return
-        action = "scale_up" if after > decision.current else "scale_down"
-        attributes: dict[str, Any] = {"policy": spec.policy_name, "from": decision.current,
-                                      "to": after}  # fmt: skip
-        if result is None:
-            attributes["dry_run"] = "true"
-        else:
-            self._ctx.metrics.acted(self.key, action)
-        self._event(
-            action,
-            attributes,
-            **{"from": decision.current, "to": after, "desired": decision.desired},
-            reason=decision.reason,
-            dry_run=result is None,
-        )
-
-    def _fault(self, exc: AutoscalerError) -> None:
-        self._ctx.metrics.failed(self.key, exc)
-        self._event("error", exc.event_attributes(), message=str(exc))
-
-    def _event(self, action: str, attributes: Mapping[str, Any], **extra: Any) -> None:
-        """Every event of this service names the instance that acted: the engine lease's
-        holder, or the cluster lease's for a Swarm service."""
-        self._ctx.notifier.event(
-            self.key, action, attributes, instance=self._ctx.instance(), **extra
-        )
-
     @property
     def _last(self) -> Evaluation | None:
         return self.history[-1] if self.history else None
+
+    @property
+    def state(self) -> ServiceState | None:
+        """The service as it stands after the latest step (None before the first)."""
+        return self._report.state
 
     def _show(
         self,
@@ -395,46 +364,8 @@ class Controller:
         *,
         error: str | None = None,
     ) -> None:
-        """Build the service's state and keep it; publish it (retained) when it says something
-        new, or when the last one is a heartbeat old. The one place a state is made."""
-        live = counted(replicas)
-        sources = sorted({s for r in live if (s := self._sources.get(r.id))})
-        self.state = ServiceState(
-            project=self.key.project,
-            service=self.key.service,
-            scope=self.key.scope,
-            own=sum(1 for r in replicas if not r.is_clone) if self._ctx.clones else None,
-            phase=phase,
-            replicas=len(live),
-            containers=tuple(sorted(r.name for r in live)),
-            reason=reason,
-            time=self._ctx.clock.wall(),
-            instance=self._ctx.instance(),
-            dry_run=self._ctx.dry_run,
-            desired=evaluation.decision.desired if evaluation else None,
-            decided=self.decided,
-            minimum=spec.minimum if spec else None,
-            maximum=spec.maximum if spec else None,
-            policy=spec.policy_name if spec else None,
-            paused=spec.paused if spec else None,
-            cpu=evaluation.cpu if evaluation else None,
-            memory=evaluation.memory if evaluation else None,
-            targets=_targets(spec),
-            sampler="+".join(sources) or None,
+        self._report.show(
+            phase, replicas, spec, evaluation, reason,
+            decided=self.decided, samplers=self._sources,
             error=error or self._down or self._signal_error,
-        )
-        now = self._ctx.clock.monotonic()
-        if self._published is not None:
-            last, at = self._published
-            if not self.state.differs(last, self._ctx.band) and now - at < self._ctx.heartbeat:
-                return
-        self._published = (self.state, now)
-        self._ctx.notifier.state(self.key, self.state.to_dict())
-
-
-def _targets(spec: ServiceSpec | None) -> dict[str, float] | None:
-    """The policy's targets by metric, when its options name them the built-ins' way."""
-    if spec is None:
-        return None
-    found = {m: getattr(spec.policy_options, f"{m}_target", None) for m in ("cpu", "memory")}
-    return {m: float(t) for m, t in found.items() if isinstance(t, (int, float))} or None
+        )  # fmt: skip
