@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install format lint typecheck test unit integration bench demo image all up down clean
+.PHONY: install format lint typecheck test unit integration bench demo image all up down clean mutate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ test: install
 
 unit: install
 	$(BIN)/pytest tests/unit
+
+# Which rules of policies/ no unit test pins: every surviving mutant is either equivalent (it
+# changes nothing a caller can see) or a test to write. Results stay in mutants/ (ignored).
+mutate: install
+	$(BIN)/pip install -q -e '.[mutation]'
+	$(BIN)/mutmut run
+	$(BIN)/mutmut results
 
 bench: install up
 	bash -c '. scripts/lib.sh && need_cmd docker-compose docker-compose'

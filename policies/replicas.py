@@ -66,30 +66,32 @@ def replica_count(
 ) -> int:
     """HPA's proposal for one metric from the ready replicas' `values` (percent)."""
     ratio = fmean(values) / target
-    within = 1 - down_tolerance <= ratio <= 1 + up_tolerance
-    if hold_while_unready and groups.unready and ratio < 1:
-        # A replica that is running but not counted yet (starting, warming up) carries its
-        # share already: the others read low partly because of it. Shrink once it is counted.
-        return current
-    if not groups.missing and not (groups.unready and ratio > 1):
-        if within:
-            return current
-        return math.ceil(ratio * len(values) - _EPSILON)
+
+    def within(r: float) -> bool:
+        return 1 - down_tolerance <= r <= 1 + up_tolerance
+
+    if not groups.missing and not groups.unready:
+        return current if within(ratio) else math.ceil(ratio * len(values) - _EPSILON)
 
     total, count = sum(values), len(values)
-    if groups.missing:
+    if groups.missing and ratio != 1:
+        # At the target going down, idle going up: neither can cause the move. (At exactly the
+        # target they are left out, as the HPA does, rather than taken as idle.)
         total += (target if ratio < 1 else 0.0) * groups.missing
         count += groups.missing
     if groups.unready and ratio > 1:
-        count += groups.unready
+        count += groups.unready  # idle going up; left out going down
     adjusted = total / count / target
-    if (
-        1 - down_tolerance <= adjusted <= 1 + up_tolerance
-        or (ratio < 1 < adjusted)
-        or (ratio > 1 > adjusted)
-    ):
-        return current
-    proposal = math.ceil(adjusted * count - _EPSILON)
-    if (adjusted < 1 and proposal > current) or (adjusted > 1 and proposal < current):
+    # Filling in can only move the ratio toward 1 from below (the missing at the target), so
+    # a flip is only ever from above: a scale-up that the idle replicas turn into a scale-down.
+    if within(adjusted) or ratio > 1 > adjusted:
+        proposal = current
+    else:
+        proposal = math.ceil(adjusted * count - _EPSILON)
+        if (adjusted < 1 and proposal > current) or (adjusted > 1 and proposal < current):
+            proposal = current
+    if hold_while_unready and groups.unready and proposal < current:
+        # A replica that is running but not counted yet (starting, warming up) carries its
+        # share already: the others read low partly because of it. Shrink once it is counted.
         return current
     return proposal

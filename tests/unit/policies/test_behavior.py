@@ -136,3 +136,143 @@ def test_new_labels_keep_the_windows_and_actions_of_the_old_behaviour() -> None:
     new = Behavior(BehaviorOptions.model_validate({"scale-up.cooldown": "30s"}), previous=old)
     assert decide(new, 4, 6, 10).bound == "cooldown"
     assert decide(new, 4, 6, 31).desired == 6
+
+
+# Each rule at its edge, with everything a decision says: the cases a mutation run of
+# policies/ (make mutate) showed no test pinned.
+
+
+def behaving(**labels: str) -> Behavior:
+    return Behavior(BehaviorOptions.model_validate(labels))
+
+
+def proposing(count: int | None, *, saturated: bool = False) -> Proposal:
+    return Proposal(count, f"propose {count}", metrics={"cpu": 42.0}, notes=("a note",),
+                    saturated=saturated)  # fmt: skip
+
+
+def test_without_data_the_decision_holds_says_only_the_policys_reason_and_no_steps() -> None:
+    decision = behaving().decide(PolicyInput(4, 1, 10, (), 100.0), proposing(None))
+    assert (decision.desired, decision.stabilized, decision.bound) == (4, 4, None)
+    assert (decision.reason, decision.steps) == ("propose None", ("a note",))
+
+
+def test_without_data_a_count_above_max_is_bound_and_says_so() -> None:
+    decision = behaving().decide(PolicyInput(12, 1, 10, (), 100.0), proposing(None))
+    assert (decision.desired, decision.stabilized, decision.bound) == (10, 12, "max")
+    assert decision.steps == ("a note", "bound to max 10")
+    assert decision.reason == "propose None; bound to max 10"
+
+
+def test_a_decision_carries_the_policys_metrics_notes_and_every_step_in_order() -> None:
+    behavior = behaving(**{"scale-down.stabilization": "30s", "scale-down.max-percent": "50"})
+    for now, proposal in ((100, 1), (110, 4)):
+        behavior.decide(PolicyInput(10, 1, 20, (), now), proposing(proposal))
+    decision = behavior.decide(PolicyInput(10, 1, 20, (), 131), proposing(1))
+    assert (decision.proposal, decision.stabilized, decision.desired) == (1, 4, 5)
+    assert decision.bound == "rate"
+    assert decision.metrics == {"cpu": 42.0}
+    steps = ("scale-down stabilization: highest proposal of the last 30s is 4",
+             "rate limit: at least 5 within 15s")  # fmt: skip
+    assert decision.steps == ("a note", *steps)
+    assert decision.reason == "propose 1; " + "; ".join(steps)
+
+
+def test_the_up_window_is_measured_from_each_proposal_at_any_time() -> None:
+    assert run([(100, 8), (105, 8), (111, 8)], **{"scale-up.stabilization": "10s"}) == [
+        (4, None), (4, None), (8, None),
+    ]  # fmt: skip
+
+
+def test_new_labels_do_not_start_the_windows_over() -> None:
+    old = behaving(**{"scale-down.stabilization": "30s"})
+    old.decide(PolicyInput(4, 1, 20, (), 100.0), proposing(2))
+    new = Behavior(BehaviorOptions.model_validate({"scale-down.stabilization": "30s"}), old)
+    assert new.decide(PolicyInput(4, 1, 20, (), 120.0), proposing(2)).desired == 4
+    assert new.decide(PolicyInput(4, 1, 20, (), 131.0), proposing(2)).desired == 2
+
+
+@pytest.mark.parametrize(
+    ("labels", "start", "proposal", "maximum", "desired", "bound"),
+    [
+        pytest.param({"scale-up.max-percent": "100", "scale-up.max-replicas": "0"}, 101, 300, 400, 202, "rate", id="up-percent-exactly"),
+        pytest.param({"scale-down.max-percent": "50", "scale-down.stabilization": "0"}, 101, 1, 400, 50, "rate", id="down-percent-exactly"),
+        pytest.param({}, 4, 20, 20, 8, "rate", id="up-rate-names-the-rate"),
+        pytest.param({}, 10, 20, 20, 20, None, id="at-max-exactly-is-no-bound"),
+        pytest.param({"scale-down.max-percent": "50", "scale-down.stabilization": "0"}, 10, 5, 20, 5, None, id="at-the-down-rate-exactly-is-no-bound"),
+    ],
+)  # fmt: skip
+def test_rates_and_bounds_at_their_edges(
+    labels: dict[str, str], start: int, proposal: int, maximum: int, desired: int, bound: str | None
+) -> None:
+    decision = behaving(**labels).decide(
+        PolicyInput(start, 1, maximum, (), 0.0), proposing(proposal)
+    )
+    assert (decision.desired, decision.bound) == (desired, bound)
+    if bound == "rate":
+        assert decision.steps[-1].startswith("rate limit: ")
+
+
+@pytest.mark.parametrize(
+    ("minimum", "proposal", "desired", "bound"),
+    [
+        pytest.param(2, 1, 2, "min", id="min-where-it-meets-the-rate"),
+        pytest.param(2, 2, 2, None, id="at-min-exactly-is-no-bound"),
+    ],
+)
+def test_the_min_bound_where_it_meets_the_down_rate(
+    minimum: int, proposal: int, desired: int, bound: str | None
+) -> None:
+    behavior = behaving(**{"scale-down.max-percent": "50", "scale-down.stabilization": "0"})
+    decision = behavior.decide(PolicyInput(4, minimum, 20, (), 0.0), proposing(proposal))
+    assert (decision.desired, decision.bound) == (desired, bound)
+
+
+def test_the_up_rate_never_takes_the_count_below_what_it_is() -> None:
+    behavior = behaving()
+    behavior.record(0.0, 2, 10)  # more than one period's rate: a restore, or a saturated climb
+    decision = behavior.decide(PolicyInput(10, 1, 20, (), 1.0), proposing(20))
+    assert (decision.desired, decision.bound) == (10, "rate")
+
+
+def test_the_down_rate_counts_what_was_removed_within_the_period() -> None:
+    labels = {"scale-down.max-percent": "50", "scale-down.stabilization": "0"}
+    assert run([(0, 1), (5, 1), (16, 1)], start=10, **labels) == [
+        (5, "rate"),
+        (5, "rate"),
+        (2, "rate"),
+    ]
+
+
+def test_the_up_rate_counts_only_what_was_added_and_only_within_the_period() -> None:
+    labels = {"scale-down.stabilization": "0"}
+    assert run([(0, 5), (5, 20)], start=10, **labels) == [(5, None), (10, "rate")]
+    assert run([(0, 20), (15, 20)], start=2) == [(6, "rate"), (12, "rate")]
+
+
+def test_a_cooldown_is_over_the_moment_it_has_lasted() -> None:
+    assert run([(0, 6), (30, 8)], **{"scale-up.cooldown": "30s"}) == [(6, None), (8, None)]
+
+
+def test_a_saturated_service_grows_through_a_cooldown_and_says_it_is_saturated_only_when_it_grows() -> (
+    None
+):
+    behavior = behaving(**{"scale-up.cooldown": "60s"})
+    behavior.record(0.0, 2, 4)
+    grows = behavior.decide(PolicyInput(4, 1, 20, (), 0.5), proposing(6, saturated=True))
+    assert (grows.desired, grows.saturated) == (6, True)
+    at_max = behavior.decide(PolicyInput(20, 1, 20, (), 1.0), proposing(40, saturated=True))
+    assert (at_max.desired, at_max.saturated) == (20, False)
+
+
+def test_a_saturated_decision_adds_its_percent_of_the_count_exactly() -> None:
+    behavior = behaving(**{"scale-up.saturated-max-percent": "100"})
+    decision = behavior.decide(PolicyInput(101, 1, 400, (), 0.0), proposing(300, saturated=True))
+    assert (decision.desired, decision.bound) == (202, "rate")
+
+
+def test_an_up_action_a_whole_period_old_no_longer_counts_even_while_down_actions_are_kept() -> (
+    None
+):
+    labels = {"scale-down.period": "30s"}  # actions are kept for the longer period
+    assert run([(0, 20), (15, 20)], start=2, **labels) == [(6, "rate"), (12, "rate")]

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, model_validator
 
 from autoscaler.errors import LabelError
 from autoscaler.labels import ServiceKey
@@ -110,3 +111,37 @@ def test_a_plugin_that_does_not_load_is_an_error_of_the_services_that_chose_it(
     # The other policies, the plugin beside it included, are unaffected.
     assert parse(ServiceKey("standalone", "w"), labels | {"autoscaler.policy": "always-two"})
     assert parse(ServiceKey("standalone", "w"), labels | {"autoscaler.cpu.target": "50"})
+
+
+def test_an_option_error_names_the_label_its_value_and_why() -> None:
+    with pytest.raises(registry.PolicyError) as caught:
+        registry.create("target-tracking", {"cpu.target": "lots"})
+    error = caught.value
+    assert (error.key, error.value) == ("cpu.target", "lots")
+    assert (
+        str(error)
+        == "cpu.target='lots': Input should be a valid number, unable to parse string as a number"
+    )
+
+
+def test_a_rule_over_several_labels_names_the_one_it_is_about() -> None:
+    with pytest.raises(registry.PolicyError) as caught:
+        registry.create("target-tracking", {})
+    error = caught.value
+    assert (error.key, error.value, error.reason) == (
+        "cpu.target",
+        None,
+        "required (or metric.target, with a metric source)",
+    )
+    assert str(error) == "cpu.target: required (or metric.target, with a metric source)"
+
+
+def test_a_rule_that_names_no_label_is_the_policys() -> None:
+    class Picky(BaseModel):
+        @model_validator(mode="after")
+        def _never(self) -> Picky:
+            raise ValueError("no options please")
+
+    with pytest.raises(registry.PolicyError) as caught:
+        registry.validate(Picky, {})
+    assert (caught.value.key, caught.value.reason) == ("policy", "Value error, no options please")
