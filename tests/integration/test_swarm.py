@@ -7,8 +7,11 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiodocker
@@ -28,6 +31,7 @@ from tests.integration.conftest import (
     events,
     states,
 )
+from tests.integration.relay import relay
 
 CPU = 0.1  # of a core, each task's limit
 BURN = ROOT / "scripts" / "burn.sh"
@@ -589,3 +593,35 @@ async def test_a_task_swarm_cannot_place_is_pending_and_everything_else_still_sc
     assert {s["phase"] for s in web} == {"holding"}
     assert app.status()["swarm"]["error"] is None
     assert not mqtt.on("events")  # no part of the process failed
+
+
+async def test_a_cluster_lease_renewal_answered_late_never_stretches_the_lead(
+    swarm: list[str], project: str
+) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="relay-"))
+    try:
+        async with relay(swarm[0], folder / "manager.sock") as path:
+            client = aiodocker.Docker(url=path.url)
+            lease = SwarmLease(client, f"lease-{project}", ttl=3.0)
+            task = asyncio.create_task(lease.run())
+            try:
+                await until(lambda: _true(lease.leading), 10)
+                # Every renewal is answered 2 s late: longer than the lead one buys (ttl/3).
+                held = path.hold(r"POST /v[\d.]+/configs/[0-9a-z]+/update", 2.0)
+                await until(lambda: _true(held.seen >= 2), 15)
+                led = []
+                for _ in range(40):
+                    led.append(lease.leading)
+                    await asyncio.sleep(0.05)
+                assert not any(led), "a renewal answered 2 s late counted as fresh"
+            finally:
+                path.release()
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await client.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _true(value: bool) -> bool:
+    return value
