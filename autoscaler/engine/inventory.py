@@ -200,6 +200,9 @@ class Inventory:
             self._faults.failed(f"container {container_id[:12]}", exc)
             self._unreadable.add(container_id)
             return None
+        if container_id in self._unreadable:
+            self._unreadable.discard(container_id)
+            self._faults.ok(f"container {container_id[:12]}")
         if not labels.opted_in(replica.labels):
             return None
         if replica.status in ("exited", "dead"):

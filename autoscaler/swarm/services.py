@@ -104,12 +104,14 @@ class SwarmView:
             own = by_service.get(service["ID"], [])
             if not own:
                 continue  # scaled to 0 by its owner, as a stopped Compose service: left alone
+            part = f"swarm service {service['Spec'].get('Name')}"
             try:
                 found[service_key(service)] = [task_replica(service, t) for t in own]
             except Exception as exc:
                 # One service we cannot read is left out this round; the others are scaled.
-                self._faults.failed(f"swarm service {service['Spec'].get('Name')}", exc)
+                self._faults.failed(part, exc)
                 continue
+            self._faults.ok(part)
             # A pending task has no node yet (Swarm found none with room for it).
             placed = {t["NodeID"] for t in own if t.get("NodeID")}
             used.update((node, hostnames.get(node, node)) for node in placed)
