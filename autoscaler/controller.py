@@ -31,7 +31,7 @@ from typing import Any
 from autoscaler.backoff import Backoff
 from autoscaler.context import Context, ScaleResult
 from autoscaler.errors import AutoscalerError, InternalError, MetricError, TemplateError
-from autoscaler.labels import Replica, ServiceKey, counted, template_of
+from autoscaler.labels import Replica, ServiceKey, counted, template_of, unclonable
 from autoscaler.repairs import CrashLoop, Repair, broken, restore, roll
 from autoscaler.report import Report
 from autoscaler.samples import Sample
@@ -185,7 +185,10 @@ class Controller:
     def _spec_for(self, replicas: Sequence[Replica]) -> ServiceSpec:
         """The spec from the template's labels, parsed again only when they change; a new spec
         brings a new policy, and a behaviour that carries the old one's windows over."""
-        all_labels = template_of(self.key, replicas).labels
+        template = template_of(self.key, replicas)
+        if self._ctx.clones and (why := unclonable(template)) is not None:
+            raise TemplateError(str(self.key), f"{template.name} cannot be cloned: {why}")
+        all_labels = template.labels
         if self.spec is not None and dict(self.spec.labels) == own_labels(all_labels):
             return self.spec
         spec = parse(self.key, all_labels)

@@ -167,6 +167,23 @@ def counted(replicas: Sequence[Replica]) -> list[Replica]:
     return [r for r in replicas if r.status in ("running", "restarting", "starting")]
 
 
+def unclonable(template: Replica) -> str | None:
+    """Why clones of this container could not work, or None: one that shares a network stack
+    (another container's, or the host's with ports to listen on) has clones that would bind the
+    very ports it binds, and crash-loop."""
+    host = template.inspect.get("HostConfig") or {}
+    mode = str(host.get("NetworkMode") or "")
+    if mode.startswith("container:"):
+        other = mode.removeprefix("container:")[:12]
+        return (f"it shares the network stack of container {other} (network_mode: service: or "
+                "container:), and so would every clone, binding the same ports")  # fmt: skip
+    exposed = (template.inspect.get("Config") or {}).get("ExposedPorts")
+    if mode == "host" and (host.get("PortBindings") or exposed):
+        return ("it uses the host's network (network_mode: host) and has ports: every clone "
+                "would bind the same ones")  # fmt: skip
+    return None
+
+
 def template_of(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:
     """The container clones are made from: one the user created (not a clone), running first."""
     originals = [r for r in replicas if not r.is_clone]

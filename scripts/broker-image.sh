@@ -21,13 +21,8 @@ fi
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 binary=$(command -v mosquitto)
-mkdir -p "$root/usr/sbin" "$root/etc" "$root/mosquitto/data"
-cp "$binary" "$root/usr/sbin/mosquitto"
-# The binary's libraries at the paths it was linked against (the loader included).
-for lib in $(ldd "$binary" | grep -o '/[^ ]*'); do
-    mkdir -p "$root$(dirname "$lib")"
-    cp -L "$lib" "$root$lib"
-done
+mkdir -p "$root/etc" "$root/mosquitto/data"
+with_libraries "$binary" "$root" /usr/sbin/mosquitto
 # mosquitto started as root drops to this user.
 echo 'root:x:0:0::/:/bin/false' >"$root/etc/passwd"
 echo 'mosquitto:x:1883:1883::/mosquitto:/bin/false' >>"$root/etc/passwd"

@@ -6,6 +6,8 @@
 #   scripts/engine.sh start   install what is missing, start dockerd, build the test image
 #   scripts/engine.sh stop    stop the dockerd this script started (by its pid file)
 #   scripts/engine.sh env     print DOCKER_HOST=... for the running engine
+#   scripts/engine.sh netns   print the engine's network namespace (for `nsenter --net=`): where
+#                             its containers' addresses can be reached
 #   scripts/engine.sh image   build the test image on the engine DOCKER_HOST names
 set -euo pipefail
 
@@ -89,9 +91,13 @@ case ${1:-} in
     start) start ;;
     stop) stop ;;
     env) echo "DOCKER_HOST=unix://$SOCKET" ;;
+    netns)
+        [ -f "$ENGINE_DIR/dockerd.inner.pid" ] || die "no engine started by this script"
+        echo "/proc/$(cat "$ENGINE_DIR/dockerd.inner.pid")/ns/net"
+        ;;
     image)
         need_cmd busybox busybox-static
         build_test_image "${DOCKER_HOST:?image needs DOCKER_HOST}"
         ;;
-    *) die "usage: $0 start|stop|env|image" ;;
+    *) die "usage: $0 start|stop|env|netns|image" ;;
 esac

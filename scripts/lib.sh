@@ -37,3 +37,15 @@ stop_pidfile() {
     fi
     rm -f "$pidfile"
 }
+
+# with_libraries BINARY ROOT [AT]: copy BINARY into the image root ROOT (at AT, its own path by
+# default) with every library it links, at the paths it was linked against (the loader too).
+with_libraries() {
+    local binary=$1 root=$2 at=${3:-$1} lib
+    mkdir -p "$root$(dirname "$at")"
+    cp -L "$binary" "$root$at"
+    for lib in $(ldd "$binary" | grep -o '/[^ ]*'); do
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+}

@@ -35,7 +35,10 @@ _CONFIG_KEYS = (
     "ArgsEscaped", "Volumes", "WorkingDir", "Entrypoint", "NetworkDisabled", "OnBuild",
     "StopSignal", "StopTimeout", "Shell", "Domainname",
 )  # fmt: skip
+# HostConfig keys that are one container's alone.
+_HOST_OWN = frozenset({"ContainerIDFile"})
 _DEFAULT_STOP_TIMEOUT = 10
+_EVERY_NETWORK_AT_CREATE = (1, 44)  # the API from which create takes several endpoints
 _NAME_TRIES = 5
 
 
@@ -51,15 +54,27 @@ def victims(live: Sequence[Replica], count: int) -> list[Replica]:
 
 def clone_name(template: Replica, number: int) -> str:
     """`demo-web-1` -> `demo-web-4` (Compose v2); `demo_web_1` -> `demo_web_4` (v1)."""
+    return _renumbered(template.name, template.number, number)
+
+
+def _renumbered(name: str, own: int | None, number: int) -> str:
     for sep in ("-", "_"):
-        suffix = f"{sep}{template.number}"
-        if template.number is not None and template.name.endswith(suffix):
-            return f"{template.name.removesuffix(suffix)}{sep}{number}"
-    return f"{template.name}-{number}"
+        suffix = f"{sep}{own}"
+        if own is not None and name.endswith(suffix):
+            return f"{name.removesuffix(suffix)}{sep}{number}"
+    return f"{name}-{number}"
 
 
-def clone_config(template: Mapping[str, Any], number: int) -> dict[str, Any]:
-    """The create body for clone `number` of the container whose inspect data is `template`."""
+def clone_config(
+    template: Mapping[str, Any],
+    number: int,
+    name: str | None = None,
+    *,
+    every_network: bool = False,
+) -> dict[str, Any]:
+    """The create body for clone `number` (named `name`) of the container whose inspect data is
+    `template`: on its primary network, or (`every_network`, API 1.44 and later) on all of
+    them; below 1.44 the others are connected before the clone starts (`clone_networks`)."""
     source = template["Config"]
     config: dict[str, Any] = {k: source[k] for k in _CONFIG_KEYS if source.get(k) is not None}
     # The image ID, not its tag: a tag moved by a rebuild must not make clones differ.
@@ -69,7 +84,7 @@ def clone_config(template: Mapping[str, Any], number: int) -> dict[str, Any]:
     own[labels.CLONE_OF] = template["Id"]
     config["Labels"] = own
 
-    host = dict(template["HostConfig"])
+    host = {k: v for k, v in template["HostConfig"].items() if k not in _HOST_OWN}
     # Fixed host ports would collide with the template's; let the engine pick free ones.
     bindings = host.get("PortBindings") or {}
     host["PortBindings"] = {
@@ -78,19 +93,35 @@ def clone_config(template: Mapping[str, Any], number: int) -> dict[str, Any]:
     }
     config["HostConfig"] = host
 
-    networks = (template.get("NetworkSettings") or {}).get("Networks") or {}
+    endpoints = clone_networks(template, name or clone_name_of(template, number))
     primary = host.get("NetworkMode", "")
-    if primary in networks:
-        config["NetworkingConfig"] = {
-            "EndpointsConfig": {primary: _endpoint(networks[primary], template["Id"])}
-        }
+    chosen = endpoints if every_network else {n: e for n, e in endpoints.items() if n == primary}
+    if chosen:
+        config["NetworkingConfig"] = {"EndpointsConfig": chosen}
     return config
 
 
-def _endpoint(endpoint: Mapping[str, Any], template_id: str) -> dict[str, Any]:
-    """An endpoint like the template's, without what is unique to it (IP, MAC, its id alias)."""
-    aliases = [a for a in endpoint.get("Aliases") or [] if not template_id.startswith(a)]
-    return {"Aliases": aliases or None, "Links": endpoint.get("Links")}
+def clone_networks(template: Mapping[str, Any], name: str) -> dict[str, dict[str, Any]]:
+    """Every network of the template, each with an endpoint like the template's there: its
+    aliases (the service's name, the user's aliases), without what is the template's alone
+    (its id, its name, its addresses); and the clone's own name where the template's was among
+    them, as Compose v2 adds every container's name."""
+    networks = (template.get("NetworkSettings") or {}).get("Networks") or {}
+    own = template["Name"].lstrip("/")
+    out: dict[str, dict[str, Any]] = {}
+    for network, endpoint in networks.items():
+        theirs = endpoint.get("Aliases") or []
+        aliases = [a for a in theirs if a != own and not template["Id"].startswith(a)]
+        if own in theirs:
+            aliases.insert(0, name)
+        out[network] = {"Aliases": aliases or None, "Links": endpoint.get("Links")}
+    return out
+
+
+def clone_name_of(template: Mapping[str, Any], number: int) -> str:
+    """`clone_name`, from inspect data."""
+    own = str((template["Config"].get("Labels") or {}).get(labels.COMPOSE_NUMBER, ""))
+    return _renumbered(template["Name"].lstrip("/"), int(own) if own.isdigit() else None, number)
 
 
 class Actuator:
@@ -180,13 +211,14 @@ class Actuator:
     ) -> str:
         """Create and start clone `number`. If another container already holds its name, try
         `number + stride` (the stride keeps clear of the batch's other numbers), a few times."""
+        every = await self._every_network_at_create()
         async with self._creating:
             for _ in range(_NAME_TRIES):
                 name = clone_name(template, number)
                 try:
                     with engine_errors(f"creating clone {name} of {template.name}", str(key)):
                         container = await self._docker.containers.create(
-                            clone_config(data, number), name=name
+                            clone_config(data, number, name, every_network=every), name=name
                         )
                     break
                 except EngineError as exc:
@@ -197,6 +229,8 @@ class Actuator:
             else:
                 raise TemplateError(str(key), f"no free clone name after {_NAME_TRIES} tries")
             try:
+                if not every:
+                    await self._connect(key, container.id, name, data)
                 with engine_errors(f"starting clone {name}", service=str(key)):
                     await container.start()
             except AutoscalerError:
@@ -206,6 +240,32 @@ class Actuator:
                 raise
         logger.info("%s: started clone %s", key, name)
         return container.id
+
+    async def _connect(
+        self, key: ServiceKey, clone_id: str, name: str, data: Mapping[str, Any]
+    ) -> None:
+        """The template's other networks, before the clone starts: from its first moment it is
+        a member of its service on each (a proxy on any of them finds it)."""
+        primary = data["HostConfig"].get("NetworkMode", "")
+        for network, endpoint in clone_networks(data, name).items():
+            if network == primary:
+                continue
+            with engine_errors(f"connecting clone {name} to network {network}", str(key)):
+                await self._docker._query_json(
+                    f"networks/{network}/connect",
+                    method="POST",
+                    data={"Container": clone_id, "EndpointConfig": endpoint},
+                )
+
+    async def _every_network_at_create(self) -> bool:
+        """Whether this engine's API takes every endpoint at create (1.44 and later)."""
+        with engine_errors("asking the engine for its API version"):
+            await self._docker._check_version()
+        version = str(self._docker.api_version).lstrip("v").split(".")
+        try:
+            return (int(version[0]), int(version[1])) >= _EVERY_NETWORK_AT_CREATE
+        except (ValueError, IndexError):
+            return False
 
     async def _remove(self, key: ServiceKey, replica: Replica) -> str:
         if not replica.is_clone:

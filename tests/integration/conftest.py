@@ -175,6 +175,7 @@ async def make_container(
         stop_timeout: int = 2,
         env: Mapping[str, str] | None = None,
         command: list[str] | None = None,
+        network: str = "none",
     ) -> aiodocker.containers.DockerContainer:
         all_labels = {"com.docker.compose.oneoff": "False", **(labels or {})}
         if compose:
@@ -194,7 +195,7 @@ async def make_container(
             "Labels": all_labels,
             "StopTimeout": stop_timeout,
             "Env": [f"{k}={v}" for k, v in (env or {}).items()],
-            "HostConfig": {"NetworkMode": "none", "NanoCpus": int(cpus * 1e9), "Binds": binds},
+            "HostConfig": {"NetworkMode": network, "NanoCpus": int(cpus * 1e9), "Binds": binds},
         }
         container = await docker.containers.create(
             config, name=name or f"{project}-{service}-{number}"

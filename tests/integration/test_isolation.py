@@ -203,8 +203,9 @@ async def test_a_slow_scale_down_never_holds_back_another_services_scale_up(
 
 
 async def test_health_check_probes_are_not_engine_events_to_follow(
-    docker: aiodocker.Docker, run_autoscaler: Any, mqtt: Mqtt, project: str
+    docker: aiodocker.Docker, make_container: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
 ) -> None:
+    # (make_container: its clean-up removes every container of the project, this one too.)
     app: App = await run_autoscaler()
     # A health check ten times a second: each probe is an exec_create, exec_start and exec_die.
     config = {

@@ -3,12 +3,13 @@ removes: the least useful first, never a container the user made."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 
-from autoscaler.engine.actuator import clone_config, victims
-from autoscaler.labels import Replica, ServiceKey
+from autoscaler.engine.actuator import clone_config, clone_networks, victims
+from autoscaler.labels import Replica, ServiceKey, unclonable
 
 TEMPLATE: dict[str, Any] = {
     "Id": "abcdef0123456789" * 4,
@@ -113,3 +114,78 @@ def replica(number: int, health: str | None = None, *, clone: bool = True) -> Re
 )  # fmt: skip
 def test_victims(live: list[Replica], count: int, removed: list[int]) -> None:
     assert [r.number for r in victims(live, count)] == removed
+
+
+def on_networks(*networks: tuple[str, list[str]], name: str = "/shop-web-1") -> dict[str, Any]:
+    """The template as it is on several networks, each endpoint with these aliases."""
+    template = copy.deepcopy(TEMPLATE) | {"Name": name}
+    template["HostConfig"]["NetworkMode"] = networks[0][0]
+    template["NetworkSettings"] = {
+        "Networks": {
+            network: {"Aliases": aliases, "IPAddress": "172.18.0.2", "IPAMConfig": {"IPv4Address": "172.18.0.2"}}
+            for network, aliases in networks
+        }
+    }  # fmt: skip
+    return template
+
+
+def test_a_clone_joins_every_network_of_its_template_as_a_member_of_the_service() -> None:
+    # docker-compose 1.29: the service's name (and the user's aliases) and the engine's short id.
+    template = on_networks(("shop_back", ["web", "abcdef012345"]),
+                           ("shop_front", ["web", "api", "abcdef012345"]), name="/shop_web_1")  # fmt: skip
+    assert clone_networks(template, "shop_web_4") == {
+        "shop_back": {"Aliases": ["web"], "Links": None},
+        "shop_front": {"Aliases": ["web", "api"], "Links": None},
+    }
+
+
+def test_under_compose_v2_a_clone_answers_to_its_own_name_never_to_the_templates() -> None:
+    # Compose v2 (pkg/compose getAliases): the container's name, the service's, the user's.
+    template = on_networks(("shop_back", ["shop-web-1", "web", "abcdef012345"]),
+                           ("shop_front", ["shop-web-1", "web"]))  # fmt: skip
+    endpoints = clone_networks(template, "shop-web-4")
+    assert endpoints["shop_back"]["Aliases"] == ["shop-web-4", "web"]
+    assert endpoints["shop_front"]["Aliases"] == ["shop-web-4", "web"]
+    assert all("IPAMConfig" not in e and "IPAddress" not in e for e in endpoints.values())
+
+
+def test_below_api_1_44_a_clone_is_created_on_its_primary_network_and_at_1_44_on_all() -> None:
+    template = on_networks(("shop_back", ["web"]), ("shop_front", ["web"]))
+    below = clone_config(template, 4, "shop-web-4")["NetworkingConfig"]["EndpointsConfig"]
+    assert set(below) == {"shop_back"}
+    every = clone_config(template, 4, "shop-web-4", every_network=True)
+    assert set(every["NetworkingConfig"]["EndpointsConfig"]) == {"shop_back", "shop_front"}
+
+
+def test_what_is_one_containers_alone_is_not_copied() -> None:
+    template = copy.deepcopy(TEMPLATE)
+    template["HostConfig"]["ContainerIDFile"] = "/run/web.cid"
+    assert "ContainerIDFile" not in clone_config(template, 4)["HostConfig"]
+
+
+def replica_of(host: dict[str, Any], exposed: dict[str, Any] | None = None) -> Replica:
+    return Replica(
+        id="t", name="shop-web-1", key=ServiceKey("shop", "web"), labels={}, status="running",
+        health=None, pid=1, started_at=0.0, number=1, clone_of=None, cpu_limit=None,
+        memory_limit=None, inspect={"HostConfig": host, "Config": {"ExposedPorts": exposed}},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("host", "exposed", "words"),
+    [
+        pytest.param({"NetworkMode": "container:0123456789abcdef"}, None, "shares the network stack of container 0123456789ab", id="service-or-container"),
+        pytest.param({"NetworkMode": "host", "PortBindings": {"80/tcp": [{"HostPort": "80"}]}}, None, "host's network", id="host-with-published-ports"),
+        pytest.param({"NetworkMode": "host"}, {"8080/tcp": {}}, "host's network", id="host-with-exposed-ports"),
+    ],
+)  # fmt: skip
+def test_a_template_whose_clones_would_bind_its_ports_cannot_be_cloned(
+    host: dict[str, Any], exposed: dict[str, Any] | None, words: str
+) -> None:
+    why = unclonable(replica_of(host, exposed))
+    assert why is not None and words in why
+
+
+@pytest.mark.parametrize("mode", ["shop_default", "bridge", "none", "host"])
+def test_every_other_network_mode_clones(mode: str) -> None:
+    assert unclonable(replica_of({"NetworkMode": mode})) is None

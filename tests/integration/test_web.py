@@ -1,0 +1,174 @@
+"""A web service behind a real proxy, as users run one: deploy/web's stack under docker-compose
+1.29 (the service on two networks, the proxy on one), Caddy or HAProxy built from Debian's
+binaries, and open-loop HTTP load from inside the engine's network namespace. Requests are
+counted: sent, answered, failed."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiodocker
+import pytest
+
+from tests.integration.conftest import TEST_IMAGE, Mqtt, events, reaches
+from tests.integration.web import (
+    PHASES,
+    build_images,
+    phase_starts,
+    send_load,
+    watching,
+    web_stack,
+)
+
+
+@pytest.fixture(scope="session")
+def web_images(docker_host: str) -> None:
+    build_images(docker_host)
+
+
+@pytest.mark.parametrize(
+    ("proxy", "one_network"),
+    [
+        pytest.param("caddy", False, id="caddy-two-networks"),
+        pytest.param("haproxy", False, id="haproxy-two-networks"),
+        pytest.param("caddy", True, id="caddy-one-network"),
+    ],
+)
+async def test_behind_a_real_proxy_no_request_fails_through_a_scale_up_and_a_scale_down(
+    proxy: str,
+    one_network: bool,
+    web_images: None,
+    docker_host: str,
+    docker: aiodocker.Docker,
+    run_autoscaler: Any,
+    mqtt: Mqtt,
+    project: str,
+    tmp_path: Path,
+) -> None:
+    async with web_stack(project, proxy, docker_host, tmp_path / "stack",
+                         one_network=one_network) as stack:  # fmt: skip
+        await run_autoscaler()
+        await reaches(mqtt, project, "web", 2)
+        url = f"http://{await stack.address(docker)}/"
+        async with watching(docker, project) as replicas:
+            outcomes = await send_load(url)
+        ended = time.time()
+
+    starts = phase_starts()
+    step = starts["high"]
+    failed = [o for o in outcomes if o["status"] != 200]
+    # The step may cost requests while the new replicas start; nothing else may.
+    late = [o for o in failed if not step <= o["t"] < step + 10]
+    assert not late, f"{len(late)} failed outside the step's first 10 s: {late[:5]}"
+    assert len(outcomes) == sum(int(rate * seconds) for _, rate, seconds in PHASES)
+    ups, downs = (
+        events(mqtt, project, "web", "scale_up"),
+        events(mqtt, project, "web", "scale_down"),
+    )
+    assert ups and max(e["to"] for e in ups) >= 6, [e["to"] for e in ups]
+    assert downs and downs[0]["timeNano"] / 1e9 < ended, "no scale-down while the load ran"
+    # Every replica that ran a while served: none sat off the proxy's network.
+    answered = Counter(o["by"] for o in outcomes if o["status"] == 200)
+    idle = replicas.ran_for(8) - set(answered)
+    assert not idle, f"replicas that never answered: {idle}; answers: {dict(answered)}"
+
+
+async def test_a_clone_of_a_compose_1_29_container_joins_every_network_as_the_service(
+    web_images: None, docker_host: str, docker: aiodocker.Docker, run_autoscaler: Any,
+    mqtt: Mqtt, project: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    async with web_stack(project, "caddy", docker_host, tmp_path / "stack") as stack:
+        await stack.compose("up", "-d", "--scale", "web=1")
+        await run_autoscaler()
+        await reaches(mqtt, project, "web", 2)  # min 2: one clone
+        clone = await _clone(docker, project, "web")
+        networks = clone["NetworkSettings"]["Networks"]
+        assert set(networks) == {f"{project}_back", f"{project}_front"}
+        for endpoint in networks.values():
+            assert "web" in endpoint["Aliases"]
+        # The proxy's network resolves the service's name to the clone too.
+        front = networks[f"{project}_front"]["IPAddress"]
+        assert front in await _resolve(docker, f"{project}_front", "web")
+
+
+async def test_a_clone_of_a_compose_v2_container_answers_to_its_own_name_not_the_templates(
+    make_container: Any, docker: aiodocker.Docker, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    # As Compose v2 creates a container of service `api` on two networks (pkg/compose create.go
+    # getAliases): its own name and the service's among the aliases of each endpoint.
+    back, front = f"{project}_back", f"{project}_front"
+    for network in (back, front):
+        await docker.networks.create({"Name": network, "Labels": {"test.project": project}})
+    try:
+        name = f"{project}-api-1"
+        labels = {"com.docker.compose.project": project, "com.docker.compose.service": "api",
+                  "com.docker.compose.container-number": "1", "com.docker.compose.oneoff": "False",
+                  "com.docker.compose.config-hash": "c0ffee", "autoscaler.enable": "true",
+                  "autoscaler.min": "2", "autoscaler.max": "3", "autoscaler.cpu.target": "50"}  # fmt: skip
+        config = {"Image": "autoscaler-test/web:latest", "Labels": labels,
+                  "HostConfig": {"NetworkMode": back},
+                  "NetworkingConfig": {"EndpointsConfig": {back: {"Aliases": [name, "api"]}}}}  # fmt: skip
+        template = await docker.containers.create(config, name=name)
+        await (await docker.networks.get(front)).connect(
+            {"Container": template.id, "EndpointConfig": {"Aliases": [name, "api"]}}
+        )
+        await template.start()
+        await run_autoscaler()
+        await reaches(mqtt, project, "api", 2)
+        clone = await _clone(docker, project, "api")
+        for network in (back, front):
+            aliases = clone["NetworkSettings"]["Networks"][network]["Aliases"]
+            assert f"{project}-api-2" in aliases and "api" in aliases
+            assert name not in aliases
+        answers = await _resolve(docker, front, name)
+        assert clone["NetworkSettings"]["Networks"][front]["IPAddress"] not in answers
+        assert (await template.show())["NetworkSettings"]["Networks"][front]["IPAddress"] in answers
+    finally:
+        for c in await docker.containers.list(
+            all=True, filters=json.dumps({"label": [f"com.docker.compose.project={project}"]})
+        ):
+            await c.delete(force=True)
+        for network in (back, front):
+            await (await docker.networks.get(network)).delete()
+
+
+async def test_a_template_that_shares_a_network_stack_is_a_clear_error_not_a_crash_loop(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    host = await make_container("db", {"autoscaler.enable": "false"})
+    sidecar = await make_container("web", {"autoscaler.enable": "true", "autoscaler.min": "2",
+                                           "autoscaler.max": "3", "autoscaler.cpu.target": "50"},
+                                   network=f"container:{host.id}")  # fmt: skip
+    await run_autoscaler()
+    errors = await mqtt.wait_for(lambda m: events(m, project, "web", "error"))
+    assert errors[0]["Actor"]["Attributes"]["error"] == "TemplateError"
+    assert (
+        f"{project}-web-1 cannot be cloned: it shares the network stack of container"
+        in errors[0]["message"]
+    )
+    assert not events(mqtt, project, "web", "scale_up")
+    del sidecar
+
+
+async def _clone(docker: aiodocker.Docker, project: str, service: str) -> dict[str, Any]:
+    label = json.dumps({"label": [f"com.docker.compose.project={project}",
+                                  f"com.docker.compose.service={service}", "autoscaler.clone-of"]})  # fmt: skip
+    (found,) = await docker.containers.list(filters=label)
+    return (await docker.containers.get(found.id))._container  # type: ignore[no-any-return]
+
+
+async def _resolve(docker: aiodocker.Docker, network: str, name: str) -> str:
+    """What a container on `network` resolves `name` to, through Docker's DNS."""
+    config = {"Image": TEST_IMAGE, "Cmd": ["nslookup", name],
+              "HostConfig": {"NetworkMode": network}}  # fmt: skip
+    container = await docker.containers.create(config)
+    try:
+        await container.start()
+        await container.wait()
+        return "".join(await container.log(stdout=True, stderr=True))
+    finally:
+        await container.delete(force=True)

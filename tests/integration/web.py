@@ -1,0 +1,167 @@
+"""A real web stack for the tests, the benchmarks and the demo: deploy/web's compose file run by
+docker-compose 1.29, with a real proxy (Caddy or HAProxy, built from Debian's binaries) in front
+of the webapp (scripts/webapp.c), and open-loop HTTP load (scripts/load.py) sent from inside the
+engine's network namespace, where the proxy's address is."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiodocker
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "deploy" / "web"
+PROXIES = {
+    "caddy": {"image": "autoscaler-test/caddy:latest", "files": ["compose.yaml"], "metrics": 2019},
+    "haproxy": {"image": "autoscaler-test/haproxy:latest",
+                "files": ["compose.yaml", "compose.haproxy.yaml"], "metrics": 8404},
+}  # fmt: skip
+PHASES = (("low", 8.0, 8.0), ("high", 40.0, 20.0), ("low again", 8.0, 17.0))
+"""(name, requests a second, seconds): the load a web test sends."""
+
+
+def build_images(docker_host: str) -> None:
+    """The webapp and the proxies' images, offline (scripts/web-images.sh)."""
+    env = {**os.environ, "DOCKER_HOST": docker_host}
+    subprocess.run(["bash", str(ROOT / "scripts" / "web-images.sh")], check=True, env=env)
+
+
+def engine_netns() -> str:
+    """The engine's network namespace now (an engine restarted by a test has a new one)."""
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "engine.sh"), "netns"], check=True,
+                         capture_output=True, text=True)  # fmt: skip
+    return out.stdout.strip()
+
+
+@dataclass
+class Stack:
+    """One web stack, a Compose project of its own."""
+
+    project: str
+    proxy: str
+    docker_host: str
+    folder: Path
+    one_network: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.folder / name for name in PROXIES[self.proxy]["files"]]
+
+    async def compose(self, *args: str) -> str:
+        files = [arg for path in self.files for arg in ("-f", str(path))]
+        process = await asyncio.create_subprocess_exec(
+            "docker-compose", "-p", self.project, *files, *args,
+            env={**os.environ, "DOCKER_HOST": self.docker_host, **self.env},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await process.communicate()
+        assert process.returncode == 0, out.decode()
+        return out.decode()
+
+    async def address(self, docker: aiodocker.Docker) -> str:
+        """The proxy's address on its network, reachable inside the engine's namespace."""
+        container = await docker.containers.get(f"{self.project}_proxy_1")
+        networks = container["NetworkSettings"]["Networks"]
+        return str(next(iter(networks.values()))["IPAddress"])
+
+
+def write_stack(folder: Path, *, one_network: bool) -> None:
+    """deploy/web as it ships, or with the service on the proxy's network only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in WEB.iterdir():
+        text = path.read_text()
+        if one_network and path.name == "compose.yaml":
+            text = text.replace(
+                "networks: [back, front]\n    labels:", "networks: [front]\n    labels:"
+            )
+        (folder / path.name).write_text(text)
+
+
+@contextlib.asynccontextmanager
+async def web_stack(
+    project: str, proxy: str, docker_host: str, folder: Path, *, one_network: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[Stack]:  # fmt: skip
+    """The stack up with two replicas of `web`; down (clones, networks and all) afterwards."""
+    write_stack(folder, one_network=one_network)
+    stack = Stack(project, proxy, docker_host, folder, one_network, {
+        "WEB_IMAGE": "autoscaler-test/web:latest",
+        "PROXY_IMAGE": str(PROXIES[proxy]["image"]),
+        "PROXY_PORT": "0",
+        "SCALE_DOWN_WINDOW": "5s",
+        **(env or {}),
+    })  # fmt: skip
+    try:
+        await stack.compose("up", "-d", "--scale", "web=2")
+        yield stack
+    finally:
+        with contextlib.suppress(AssertionError):
+            await stack.compose("down", "-v", "--remove-orphans", "-t", "1")
+
+
+async def send_load(
+    url: str, phases: tuple[tuple[str, float, float], ...] = PHASES, *, every: float = 0.0
+) -> list[dict[str, Any]]:
+    """scripts/load.py inside the engine's network namespace; each request's outcome."""
+    args = [arg for _, rate, seconds in phases for arg in ("--phase", f"{rate:g}:{seconds:g}")]
+    process = await asyncio.create_subprocess_exec(
+        "nsenter", f"--net={engine_netns()}", str(ROOT / ".venv" / "bin" / "python"),
+        str(ROOT / "scripts" / "load.py"), "--url", url, *args, "--every", str(every),
+        stdout=asyncio.subprocess.PIPE, stderr=None if every else asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    assert process.returncode == 0
+    return [json.loads(line) for line in out.decode().splitlines()]
+
+
+def phase_starts(phases: tuple[tuple[str, float, float], ...] = PHASES) -> dict[str, float]:
+    starts, at = {}, 0.0
+    for name, _, seconds in phases:
+        starts[name] = at
+        at += seconds
+    starts["end"] = at
+    return starts
+
+
+@dataclass
+class Replicas:
+    """Which containers of a service ran, and for how long, as the engine lists them."""
+
+    seen: dict[str, list[float]] = field(default_factory=dict)
+    """short id (the webapp's hostname) -> [first, last] monotonic time it was seen running."""
+
+    def ran_for(self, seconds: float) -> set[str]:
+        return {cid for cid, (first, last) in self.seen.items() if last - first >= seconds}
+
+
+@contextlib.asynccontextmanager
+async def watching(docker: aiodocker.Docker, project: str) -> AsyncIterator[Replicas]:
+    """Follow the running `web` containers of `project` twice a second while the block runs."""
+    found = Replicas()
+    label = json.dumps({"label": [f"com.docker.compose.project={project}",
+                                  "com.docker.compose.service=web"]})  # fmt: skip
+
+    async def follow() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            for c in await docker.containers.list(filters=label):
+                now = loop.time()
+                found.seen.setdefault(c.id[:12], [now, now])[1] = now
+            await asyncio.sleep(0.5)  # an observation period, not a wait for a state
+
+    task = asyncio.create_task(follow())
+    try:
+        yield found
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
