@@ -8,6 +8,7 @@ options of the chosen policy. A label that is none of these is an error, for eve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -26,20 +27,77 @@ from policies.options import BehaviorOptions, Seconds
 _COMMON = frozenset({"enable", "service", "clone-of", "min", "max", "policy", "paused"})
 
 
+_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """One label matcher of a scraped sample, as PromQL writes it: `code!="500"`."""
+
+    label: str
+    op: str
+    value: str
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        have = labels.get(self.label, "")
+        if self.op == "=":
+            return have == self.value
+        if self.op == "!=":
+            return have != self.value
+        found = re.fullmatch(self.value, have) is not None
+        return found if self.op == "=~" else not found
+
+    def __str__(self) -> str:
+        return f'{self.label}{self.op}"{self.value}"'
+
+
+def matchers(text: str) -> tuple[Matcher, ...]:
+    """`a="x",b!~"y.*"` -> matchers; ValueError saying where it is not one."""
+    out: list[Matcher] = []
+    at, text = 0, text.strip()
+    while at < len(text):
+        found = _MATCHER.match(text, at)
+        if found is None or found.end() == at:
+            raise ValueError(f'expected label="value" (or !=, =~, !~) at {text[at : at + 20]!r}')
+        label, op, value = found.groups()
+        value = re.sub(r"\\(.)", r"\1", value)
+        if op in ("=~", "!~"):
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{label}{op}{value!r}: not a regular expression: {exc}") from None
+        out.append(Matcher(label, op, value))
+        at = found.end()
+    return tuple(out)
+
+
 class MetricSource(BaseModel):
-    """Where a service's demand is read: a number published on an MQTT topic, or the value of
-    a Prometheus query. The labels `metric.target` and `metric.activation` belong to the policy,
-    which turns the value into a count."""
+    """Where a service's demand is read: a number published on an MQTT topic, the value of a
+    Prometheus query, or a sample of a Prometheus text endpoint read directly (`scrape`). The
+    labels `metric.target` and `metric.activation` belong to the policy, which turns the value
+    into a count."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
-    source: Literal["mqtt", "prometheus"] = Field(alias="metric.source")
+    source: Literal["mqtt", "prometheus", "scrape"] = Field(alias="metric.source")
     topic: str | None = Field(default=None, alias="metric.topic", min_length=1)
     """MQTT topic; `+` and `#` wildcards sum the latest value of every matching topic."""
     field: str | None = Field(default=None, alias="metric.field", min_length=1)
     """A dotted path to the number in a JSON payload; the payload is the number without it."""
     url: str | None = Field(default=None, alias="metric.url", pattern=r"^https?://\S+$")
-    """The Prometheus server's base URL."""
+    """The Prometheus server's base URL; for `scrape`, the text endpoint itself."""
+    sample: str | None = Field(
+        default=None, alias="metric.name", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+    )
+    """(scrape) The sample to read, e.g. `caddy_http_requests_total`."""
+    match: str | None = Field(default=None, alias="metric.match")
+    """(scrape) Label matchers, e.g. `handler="reverse_proxy",code!="500"`."""
+    pending: str | None = Field(
+        default=None, alias="metric.pending", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+    )
+    """(scrape) A gauge of the requests the source holds (in flight, queued), with the same
+    matchers: its growth a second is added to the rate, so that a counter that counts requests
+    as they complete (Caddy's) still measures those that arrive while the replicas are held."""
     query: str | None = Field(default=None, alias="metric.query", min_length=1)
     """An instant PromQL query: one number, or a vector whose values are summed."""
     max_age: Seconds | None = Field(default=None, alias="metric.max-age")
@@ -54,27 +112,49 @@ class MetricSource(BaseModel):
             )
         return topic
 
+    @field_validator("match")
+    @classmethod
+    def _matchers(cls, match: str | None) -> str | None:
+        if match is not None:
+            try:
+                matchers(match)
+            except ValueError as exc:
+                raise PydanticCustomError("match", "{problem}", {"problem": str(exc)}) from exc
+        return match
+
     @model_validator(mode="after")
     def _complete(self) -> MetricSource:
-        needs = {"mqtt": ("topic",), "prometheus": ("url", "query")}[self.source]
-        foreign = {"mqtt": ("url", "query"), "prometheus": ("topic", "field")}[self.source]
-        for name in needs:
+        needs = {"mqtt": ("topic",), "prometheus": ("url", "query"), "scrape": ("url", "sample")}
+        uses = {"mqtt": {"topic", "field"}, "prometheus": {"url", "query"},
+                "scrape": {"url", "sample", "match", "pending"}}  # fmt: skip
+        for name in needs[self.source]:
             if getattr(self, name) is None:
                 raise PydanticCustomError(
                     "missing",
                     f"required with metric.source={self.source}",
-                    {"label": f"metric.{name}"},
+                    {"label": MetricSource.model_fields[name].alias},
                 )
-        for name in foreign:
+        every = {"topic", "field", "url", "query", "sample", "match", "pending"}
+        for name in sorted(every - uses[self.source]):
             if getattr(self, name) is not None:
                 raise PydanticCustomError(
-                    "extra", f"not for metric.source={self.source}", {"label": f"metric.{name}"}
+                    "extra",
+                    f"not for metric.source={self.source}",
+                    {"label": MetricSource.model_fields[name].alias},
                 )
         return self
 
     @property
+    def matchers(self) -> tuple[Matcher, ...]:
+        return matchers(self.match) if self.match else ()
+
+    @property
     def name(self) -> str:
-        return f"mqtt {self.topic}" if self.source == "mqtt" else f"prometheus {self.query}"
+        if self.source == "mqtt":
+            return f"mqtt {self.topic}"
+        if self.source == "prometheus":
+            return f"prometheus {self.query}"
+        return f"scrape {self.sample}{{{self.match}}}" if self.match else f"scrape {self.sample}"
 
 
 def topic_filter_problem(topic: str) -> str | None:

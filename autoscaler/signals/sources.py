@@ -15,6 +15,7 @@ stays the same while the cause lasts, so that the controller reports it once.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +23,7 @@ from typing import NamedTuple
 
 from autoscaler.settings import MqttSettings
 from autoscaler.signals.prometheus import Queries
+from autoscaler.signals.scrape import Scrapes, value_of
 from autoscaler.signals.topics import Heard, Topics, parse
 from autoscaler.spec import MetricSource
 from autoscaler.supervisor import Faults
@@ -42,6 +44,7 @@ class Signals:
         self._now, self._wall = now, wall
         self.topics = Topics(mqtt, now=now, wall=wall, faults=faults)
         self.queries = Queries(interval=interval, now=now, faults=faults)
+        self.scrapes = Scrapes(interval=interval, now=now, faults=faults)
         self._since: dict[str, float] = {}  # source name -> when it was first asked for
 
     async def follow(self, sources: Iterable[MetricSource]) -> None:
@@ -52,8 +55,11 @@ class Signals:
         for source in wanted:
             self._since.setdefault(source.name, self._now())
         await self.topics.want({s.topic for s in wanted if s.topic is not None})
-        await self.queries.ask(
-            (s.url, s.query) for s in wanted if s.url is not None and s.query is not None
+        await asyncio.gather(
+            self.queries.ask(
+                (s.url, s.query) for s in wanted if s.url is not None and s.query is not None
+            ),
+            self.scrapes.ask(s.url for s in wanted if s.source == "scrape" and s.url is not None),
         )
 
     async def run(self) -> None:
@@ -64,14 +70,7 @@ class Signals:
         """The source's value as the policy should see it."""
         max_age = source.max_age if source.max_age is not None else 3 * self._interval
         now = self._now()
-        members: list[_Member] = []
-        if source.topic is not None:
-            for topic, heard in sorted(self.topics.heard(source.topic).items()):
-                members.append(self._reading(topic, heard, source.field))
-        elif source.url is not None and source.query is not None:
-            answer = self.queries.answer(source.url, source.query)
-            if answer is not None:
-                members.append(_Member(source.query, answer.value, answer.at, answer.error))
+        members = self._members(source)
         if not members:
             waited = now - self._since.get(source.name, now)
             if waited <= max_age:
@@ -93,6 +92,25 @@ class Signals:
         if not math.isfinite(total):
             return Signal(source.name, None, age=age, error=f"the sum is {total}")
         return Signal(source.name, total, age=age)
+
+    def _members(self, source: MetricSource) -> list[_Member]:
+        """The values a source is made of now: a topic's (or a wildcard's several), a query's,
+        a scraped sample's; none while there is none yet."""
+        members: list[_Member] = []
+        if source.topic is not None:
+            for topic, heard in sorted(self.topics.heard(source.topic).items()):
+                members.append(self._reading(topic, heard, source.field))
+        elif source.source == "scrape" and source.url is not None and source.sample is not None:
+            scraped = self.scrapes.scraped(source.url)
+            if scraped is not None:
+                value, error = value_of(scraped, source.sample, source.matchers, source.pending)
+                if value is not None or error is not None:
+                    members.append(_Member(source.sample, value, scraped.at, error))
+        elif source.url is not None and source.query is not None:
+            answer = self.queries.answer(source.url, source.query)
+            if answer is not None:
+                members.append(_Member(source.query, answer.value, answer.at, answer.error))
+        return members
 
     def _reading(self, topic: str, heard: Heard, field: str | None) -> _Member:
         """A topic's latest message as a member of its source."""

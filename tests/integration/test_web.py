@@ -14,9 +14,10 @@ from typing import Any
 import aiodocker
 import pytest
 
-from tests.integration.conftest import TEST_IMAGE, Mqtt, events, reaches
+from tests.integration.conftest import ROOT, TEST_IMAGE, Mqtt, events, reaches
 from tests.integration.web import (
     PHASES,
+    WEB,
     build_images,
     phase_starts,
     send_load,
@@ -172,3 +173,44 @@ async def _resolve(docker: aiodocker.Docker, network: str, name: str) -> str:
         return "".join(await container.log(stdout=True, stderr=True))
     finally:
         await container.delete(force=True)
+
+
+async def test_on_the_proxys_request_rate_a_step_is_followed_in_one_or_two_actions(
+    web_images: None, deploy_image: str, docker_host: str, docker: aiodocker.Docker,
+    mqtt: Mqtt, project: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    # As a user deploys it: deploy/web with compose.scrape.yaml and the deploy overlay, the
+    # autoscaler container on the proxy's network reading Caddy's /metrics each round.
+    overlay = ROOT / "deploy" / "compose.autoscaler.yaml"
+    env = {"AUTOSCALER_IMAGE": deploy_image, "DOCKER_SOCKET": docker_host.removeprefix("unix://"),
+           "AUTOSCALER_INTERVAL": "2", "COMPOSE_PROJECT_NAME": project}  # fmt: skip
+    extra = (WEB / "compose.scrape.yaml", overlay)
+    async with web_stack(project, "caddy", docker_host, tmp_path / "stack", env=env,
+                         extra=extra) as stack:  # fmt: skip
+        url = f"http://{await stack.address(docker)}/"
+        outcomes = await send_load(url, (("low", 8.0, 10.0), ("high", 40.0, 20.0)))
+        status = await _status(docker, f"{project}_autoscaler_1")
+    decisions = status["services"][f"{project}/web"]["decisions"]
+    ups = [d for d in decisions if d["to"] > d["from"]]
+    moves = [(d["from"], d["to"], d["reason"], d["steps"], d["bound"]) for d in ups]
+    # 40 requests a second at 4 a replica: 10. The round that sees the step may see part of it
+    # (the rate over an interval the step began in), the next one the whole: at most two
+    # actions, where CPU held at its limit takes one a decision (bench/results/web.txt).
+    assert ups and ups[min(1, len(ups) - 1)]["to"] >= 10, moves
+    scraped = 'scrape caddy_http_requests_total{handler="reverse_proxy"}'
+    assert any(scraped in reason for _, _, reason, *_ in moves), moves
+    failed = [o for o in outcomes if o["status"] != 200 and not 10 <= o["t"] < 20]
+    assert not failed, failed[:5]
+
+
+async def _status(docker: aiodocker.Docker, container: str) -> dict[str, Any]:
+    """The containerised autoscaler's /status, from inside its container."""
+    fetch = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(" \
+            "'http://127.0.0.1:9464/status').read().decode())"  # fmt: skip
+    found = await docker.containers.get(container)
+    run = await found.exec(["python3", "-c", fetch])
+    out = b""
+    async with run.start(detach=False) as stream:
+        while (message := await stream.read_out()) is not None:
+            out += message.data
+    return json.loads(out)  # type: ignore[no-any-return]

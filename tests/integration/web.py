@@ -51,10 +51,12 @@ class Stack:
     folder: Path
     one_network: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    extra: tuple[Path, ...] = ()
+    """More files after the proxy's: deploy/web/compose.scrape.yaml, the deploy overlay."""
 
     @property
     def files(self) -> list[Path]:
-        return [self.folder / name for name in PROXIES[self.proxy]["files"]]
+        return [self.folder / name for name in PROXIES[self.proxy]["files"]] + list(self.extra)
 
     async def compose(self, *args: str) -> str:
         files = [arg for path in self.files for arg in ("-f", str(path))]
@@ -89,17 +91,20 @@ def write_stack(folder: Path, *, one_network: bool) -> None:
 @contextlib.asynccontextmanager
 async def web_stack(
     project: str, proxy: str, docker_host: str, folder: Path, *, one_network: bool = False,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None, extra: tuple[Path, ...] = (),
 ) -> AsyncIterator[Stack]:  # fmt: skip
     """The stack up with two replicas of `web`; down (clones, networks and all) afterwards."""
     write_stack(folder, one_network=one_network)
-    stack = Stack(project, proxy, docker_host, folder, one_network, {
+    settings = {
         "WEB_IMAGE": "autoscaler-test/web:latest",
         "PROXY_IMAGE": str(PROXIES[proxy]["image"]),
         "PROXY_PORT": "0",
         "SCALE_DOWN_WINDOW": "5s",
         **(env or {}),
-    })  # fmt: skip
+    }
+    # deploy/web's own files are used from the stack's folder, beside the proxy's config.
+    files = tuple(folder / p.name if p.parent == WEB else p for p in extra)
+    stack = Stack(project, proxy, docker_host, folder, one_network, settings, files)
     try:
         await stack.compose("up", "-d", "--scale", "web=2")
         yield stack

@@ -148,3 +148,32 @@ def test_a_metric_alone_is_enough_and_its_source_is_parsed() -> None:
     assert spec.metric is not None
     assert (spec.metric.source, spec.metric.topic, spec.metric.max_age) == ("mqtt", "q/jobs", 30)
     assert spec.metric.name == "mqtt q/jobs"
+
+
+SCRAPE = {"autoscaler.metric.source": "scrape", "autoscaler.metric.url": "http://proxy:2019/metrics",
+          "autoscaler.metric.name": "caddy_http_requests_total", "autoscaler.metric.target": "4"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("labels", "label", "words"),
+    [
+        pytest.param({k: v for k, v in SCRAPE.items() if k != "autoscaler.metric.name"}, "autoscaler.metric.name", "required with metric.source=scrape", id="no-sample-name"),
+        pytest.param(SCRAPE | {"autoscaler.metric.match": "handler=proxy"}, "autoscaler.metric.match", 'expected label="value"', id="a-bad-matcher"),
+        pytest.param(SCRAPE | {"autoscaler.metric.query": "up"}, "autoscaler.metric.query", "not for metric.source=scrape", id="a-query-for-scrape"),
+        pytest.param(SCRAPE | {"autoscaler.metric.name": "not a name"}, "autoscaler.metric.name", "should match pattern", id="not-a-metric-name"),
+    ],
+)  # fmt: skip
+def test_bad_scrape_labels_are_label_errors(labels: dict[str, str], label: str, words: str) -> None:
+    with pytest.raises(LabelError) as caught:
+        parse(WORKER, MQTT_BASE | labels)
+    assert caught.value.label == label
+    assert words in str(caught.value)
+
+
+def test_a_scrape_source_is_parsed_with_its_matchers() -> None:
+    spec = parse(
+        WORKER, MQTT_BASE | SCRAPE | {"autoscaler.metric.match": 'handler="reverse_proxy"'}
+    )
+    assert spec.metric is not None
+    assert spec.metric.name == 'scrape caddy_http_requests_total{handler="reverse_proxy"}'
+    assert [str(m) for m in spec.metric.matchers] == ['handler="reverse_proxy"']
