@@ -37,13 +37,16 @@ from autoscaler.report import Report
 from autoscaler.samples import Sample
 from autoscaler.spec import ServiceSpec, own_labels, parse
 from autoscaler.state import Evaluation, Phase, ServiceState, replica_samples
-from policies.base import Direction, Policy, PolicyInput, Signal
+from policies.base import Direction, Policy, PolicyInput, Proposal, Signal
 from policies.behavior import Behavior
+from policies.idle import idle_beside_saturated, propose_without, still_idle
 
 logger = logging.getLogger(__name__)
 
 HISTORY = 50
 """Evaluations kept per service, for /status and `autoscaler explain`."""
+IDLE_ROUNDS = 3
+"""Rounds in a row replicas must idle beside saturated ones to be a finding, not a moment."""
 
 
 class Controller:
@@ -57,6 +60,9 @@ class Controller:
         self._bug: str | None = None  # an unexpected error while evaluating, while it lasts
         self._down: str | None = None  # the user's crashed containers, while they are down
         self._started: dict[tuple[str, float], float] = {}  # (id, StartedAt) -> our clock
+        self._idle_rounds = 0  # rounds in a row with replicas idle beside saturated ones
+        self._finding: str | None = None
+        self._idle: tuple[str, ...] = ()  # the idle replicas the finding was told for
         self._announced: tuple[int, int] | None = None  # dry run: the last decision told
         self.history: deque[Evaluation] = deque(maxlen=HISTORY)
         self.inflight: asyncio.Task[None] | None = None
@@ -205,7 +211,7 @@ class Controller:
         observed = replica_samples(replicas, samples, self._started_on_our_clock(replicas))
         signal = self._signal(spec)
         inputs = PolicyInput(len(observed), spec.minimum, spec.maximum, observed, now, signal)
-        decision = self._behavior.decide(inputs, self._policy.propose(inputs))
+        decision = self._behavior.decide(inputs, self._propose(inputs, replicas))
         own = sum(1 for r in counted(replicas) if not r.is_clone) if self._ctx.clones else 0
         if decision.desired < own:
             # The user's containers are theirs: a service Compose runs 3 of never goes below 3.
@@ -219,6 +225,35 @@ class Controller:
         self.history.append(evaluation)
         self._ctx.metrics.evaluated(self.key, evaluation)
         return evaluation
+
+    def _propose(self, inputs: PolicyInput, replicas: Sequence[Replica]) -> Proposal:
+        """The policy's proposal; over the replicas that take load only, once some have idled
+        beside saturated ones for IDLE_ROUNDS rounds in a row (a finding, told once)."""
+        assert self._policy is not None
+        if self._idle:
+            idle = still_idle(inputs.samples, self._idle)
+        else:
+            idle = idle_beside_saturated(inputs.samples)
+            self._idle_rounds = self._idle_rounds + 1 if idle else 0
+        if idle is None or (not self._idle and self._idle_rounds < IDLE_ROUNDS):
+            if idle is None and self._finding is not None:
+                logger.info("%s: every replica takes load again", self.key)
+                self._finding, self._idle, self._idle_rounds = None, (), 0
+            return self._policy.propose(inputs)
+        names = {r.id: r.name for r in replicas}
+        which = ", ".join(sorted(names.get(i, i[:12]) for i in idle.idle))
+        verb = "takes" if len(idle.idle) == 1 else "take"
+        others = (f"{idle.held} of {idle.measured} are saturated" if idle.held
+                  else "the others take it")  # fmt: skip
+        finding = f"{which} {verb} no load while {others}: is it on the proxy's network?"
+        if not self._idle:
+            # Told once; the state keeps the counts current while it lasts.
+            logger.warning("%s: %s", self.key, finding)
+            self._report.event("finding", {"idle": which}, message=finding)
+        self._finding, self._idle = finding, idle.idle
+        return propose_without(
+            self._policy, inputs, idle, "takes no load while others are saturated"
+        )
 
     def _started_on_our_clock(self, replicas: Sequence[Replica]) -> dict[str, float]:
         """When each replica started, on the monotonic clock: the engine says it in wall time,
@@ -370,5 +405,5 @@ class Controller:
         self._report.show(
             phase, replicas, spec, evaluation, reason,
             decided=self.decided, samplers=self._sources,
-            error=error or self._down or self._signal_error,
+            error=error or self._down or self._signal_error, finding=self._finding,
         )  # fmt: skip

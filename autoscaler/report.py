@@ -65,6 +65,7 @@ class Report:
         decided: int | None,
         samplers: Mapping[str, str],
         error: str | None,
+        finding: str | None = None,
     ) -> None:
         """Build the service's state and keep it; publish it when it says something new."""
         live = counted(replicas)
@@ -92,6 +93,7 @@ class Report:
             targets=_targets(spec),
             sampler="+".join(sources) or None,
             error=error,
+            finding=finding,
         )
         now = self._ctx.clock.monotonic()
         if self._published is not None:

@@ -103,6 +103,9 @@ class ServiceState:
     sampler: str | None = None
     """Which sampler served the replicas: cgroup (the fast path), api, or both."""
     error: str | None = None
+    finding: str | None = None
+    """Something wrong that is not an error: replicas that take no load while others are held
+    at their limit (policies/idle.py)."""
 
     def differs(self, other: ServiceState, band: float) -> bool:
         """Whether this state says something `other` did not: a count, a decision, a phase, an
@@ -121,7 +124,7 @@ class ServiceState:
 
 _MEANINGFUL = (
     "phase", "replicas", "containers", "desired", "minimum", "maximum", "policy", "paused",
-    "dry_run", "sampler", "error", "instance",
+    "dry_run", "sampler", "error", "finding", "instance",
 )  # fmt: skip
 
 

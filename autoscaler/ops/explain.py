@@ -45,6 +45,8 @@ def render(status: dict[str, Any], last: int) -> str:
             head += f", sampled by {state['sampler']}"
         if state.get("error"):
             head += f"\n  error: {state['error']}"
+        if state.get("finding"):
+            head += f"\n  finding: {state['finding']}"
         lines.append(head)
         for d in service["decisions"][-last:]:
             when = datetime.fromtimestamp(d["time"]).strftime("%H:%M:%S")

@@ -5,7 +5,9 @@ counted: sent, answered, failed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import aiodocker
 import pytest
 
+from tests.integration.browser import Browser
 from tests.integration.conftest import ROOT, TEST_IMAGE, Mqtt, events, reaches
 from tests.integration.web import (
     PHASES,
@@ -214,3 +217,45 @@ async def _status(docker: aiodocker.Docker, container: str) -> dict[str, Any]:
         while (message := await stream.read_out()) is not None:
             out += message.data
     return json.loads(out)  # type: ignore[no-any-return]
+
+
+async def test_replicas_the_proxy_never_reaches_are_a_finding_and_hide_no_saturation(
+    web_images: None, docker_host: str, docker: aiodocker.Docker, run_autoscaler: Any,
+    mqtt: Mqtt, project: str, tmp_path: Path, browser: Browser,
+) -> None:  # fmt: skip
+    async with web_stack(project, "caddy", docker_host, tmp_path / "stack") as stack:
+        # Three more containers of the service, made by hand on `back` only: the proxy, on
+        # `front`, never reaches them. Two pegged and three idle read 40 % against a 50 %
+        # target: averaged in, the idle ones would hide that the service needs more.
+        first = await docker.containers.get(f"{project}_web_1")
+        for number in (3, 4, 5):
+            labels = dict(first["Config"]["Labels"]) | {
+                "com.docker.compose.container-number": str(number)
+            }
+            config = {"Image": first["Config"]["Image"], "Labels": labels,
+                      "HostConfig": {"NetworkMode": f"{project}_back", "NanoCpus": 100_000_000}}  # fmt: skip
+            stray = await docker.containers.create(config, name=f"{project}_web_{number}")
+            await stray.start()
+        app = await run_autoscaler()
+        await reaches(mqtt, project, "web", 5)
+        url = f"http://{await stack.address(docker)}/"
+        load = asyncio.create_task(send_load(url, (("high", 24.0, 25.0),)))
+        try:
+            found = await mqtt.wait_for(lambda m: events(m, project, "web", "finding"), within=30)
+            strays = ", ".join(f"{project}_web_{n}" for n in (3, 4, 5))
+            # Both reachable replicas are held at their limit (or one, at the first look).
+            assert re.fullmatch(
+                f"{strays} take no load while [12] of 5 are saturated: is it on the proxy's network\\?",
+                found[0]["message"],
+            ), found[0]["message"]
+            ups = await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"), within=30)
+            assert "3 idle kept on top" in ups[0]["reason"], ups[0]["reason"]
+            async with browser.page(1280, 800) as page:
+                await page.open(f"http://127.0.0.1:{app.api.port}/")
+                await page.wait_for(
+                    "[...document.querySelectorAll('.finding')]"
+                    f".some(e => e.textContent.includes('{project}_web_3'))"
+                )
+        finally:
+            await load
+    assert len(events(mqtt, project, "web", "finding")) == 1

@@ -102,6 +102,9 @@ function update(card, name, service) {
   const error = card.querySelector(".error");
   error.hidden = !state.error;
   setText(error, state.error || "");
+  const finding = card.querySelector(".finding");
+  finding.hidden = !state.finding;
+  setText(finding, state.finding || "");
   // An error is shown once, as the error.
   setText(card.querySelector(".reason"), state.reason === state.error ? "" : state.reason || "");
   remember(name, service);
