@@ -24,7 +24,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 broker_runs() {
-    [ -f "$PIDFILE" ] && [ -f "$PORTFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
+    [ -f "$PORTFILE" ] && pid_runs "$PIDFILE" mosquitto
 }
 
 # Ports are kept across a stop and start (a restart); `reset` forgets them and the sessions.
@@ -103,7 +103,7 @@ CONF
 }
 
 stop() {
-    stop_pidfile "$PIDFILE" mosquitto
+    stop_pidfile "$PIDFILE" mosquitto mosquitto
 }
 
 case ${1:-} in

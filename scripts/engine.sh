@@ -57,7 +57,14 @@ start() {
     if engine_answers; then
         log "engine already answers on unix://$SOCKET"
     else
-        rm -f "$SOCKET"
+        # An engine that does not answer leaves only stale runtime state behind: after a reboot its
+        # exec root still names containerd by a pid that some other process may now hold, and
+        # dockerd would wait on that process instead of starting its own containerd.
+        if pid_runs "$ENGINE_DIR/dockerd.inner.pid" dockerd; then
+            stop_pidfile "$ENGINE_DIR/dockerd.inner.pid" dockerd dockerd
+        fi
+        unmount_under "$ENGINE_DIR/exec"
+        rm -rf "$SOCKET" "$ENGINE_DIR/exec"
         # --exec-root and --pidfile keep this engine apart from any system one; the containerd it
         # starts lives under the same data root.
         unshare --net --fork sh -c "ip link set lo up; exec dockerd \
@@ -82,8 +89,8 @@ start() {
 
 stop() {
     # Signal dockerd itself: the unshare wrapper whose pid $PIDFILE holds exits when it does.
-    stop_pidfile "$ENGINE_DIR/dockerd.inner.pid" dockerd
-    stop_pidfile "$PIDFILE" "dockerd's namespace wrapper"
+    stop_pidfile "$ENGINE_DIR/dockerd.inner.pid" dockerd dockerd
+    stop_pidfile "$PIDFILE" "dockerd's namespace wrapper" unshare
     rm -f "$SOCKET"
 }
 

@@ -18,11 +18,23 @@ need_cmd() {
     command -v "$1" >/dev/null 2>&1 || die "installing $2 did not provide $1"
 }
 
-# stop_pidfile FILE NAME: stop the process whose pid FILE holds, waiting up to 20 s.
+# pid_runs FILE COMMAND: the pid FILE holds is alive and still COMMAND (pids are reused, and a pid
+# file outlives a reboot).
+pid_runs() {
+    [ -f "$1" ] && [ "$(ps -p "$(cat "$1")" -o comm= 2>/dev/null)" = "$2" ]
+}
+
+# stop_pidfile FILE NAME [COMMAND]: stop the process whose pid FILE holds, waiting up to 20 s. With
+# COMMAND, a pid that now belongs to another program (a pid file left from before a reboot) is only
+# forgotten, never signalled.
 stop_pidfile() {
-    local pidfile=$1 name=$2 pid
+    local pidfile=$1 name=$2 command=${3:-} pid
     [ -f "$pidfile" ] || { log "$name: not started by this script"; return 0; }
     pid=$(cat "$pidfile")
+    if [ -n "$command" ] && ! pid_runs "$pidfile" "$command"; then
+        rm -f "$pidfile"
+        return 0
+    fi
     if kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid"
         for _ in $(seq 1 100); do
@@ -36,6 +48,13 @@ stop_pidfile() {
         log "$name (pid $pid) stopped"
     fi
     rm -f "$pidfile"
+}
+
+# unmount_under DIR: unmount whatever is mounted below DIR, deepest first (an engine that was
+# killed leaves its containers' network namespaces mounted there), so that DIR can be removed.
+unmount_under() {
+    awk -v dir="$1/" 'index($5, dir) == 1 {print $5}' /proc/self/mountinfo | sort -r |
+        xargs -r -n1 umount 2>/dev/null || true
 }
 
 # with_libraries BINARY ROOT [AT]: copy BINARY into the image root ROOT (at AT, its own path by

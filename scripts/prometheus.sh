@@ -20,7 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 runs() {
-    [ -f "$PIDFILE" ] && [ -f "$PORTFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
+    [ -f "$PORTFILE" ] && pid_runs "$PIDFILE" prometheus
 }
 
 free_port() {
@@ -65,7 +65,7 @@ CONF
 
 case ${1:-} in
     start) start ;;
-    stop) stop_pidfile "$PIDFILE" prometheus ;;
+    stop) stop_pidfile "$PIDFILE" prometheus prometheus ;;
     env)
         runs || die "no prometheus started by this script runs"
         echo "AUTOSCALER_TEST_PROMETHEUS_URL=http://127.0.0.1:$(cat "$PORTFILE")"

@@ -65,6 +65,11 @@ start() {
     need_cmd dockerd docker.io
     need_cmd ip iproute2
     need_cmd nsenter util-linux
+    # A swarm left from before a reboot has state but no engine: a new start makes a new swarm.
+    if [ -d "$DIR" ] && ! answers 1 && ! pid_runs "$DIR/node1/dockerd.pid" dockerd; then
+        log "clearing the state of a swarm none of whose engines runs"
+        stop
+    fi
     mkdir -p "$DIR"
     echo "$count" >"$DIR/nodes"
     if [ ! -e "/run/netns/$BRIDGE_NS" ]; then
@@ -96,14 +101,13 @@ stop() {
     local count
     count=$(cat "$DIR/nodes" 2>/dev/null || echo 0)
     for n in $(seq "$count" -1 1); do
-        stop_pidfile "$DIR/node$n/dockerd.pid" "node $n's dockerd"
+        stop_pidfile "$DIR/node$n/dockerd.pid" "node $n's dockerd" dockerd
         ip netns del "${PREFIX}-node$n" 2>/dev/null || true
     done
     ip netns del "$BRIDGE_NS" 2>/dev/null || true
     # Anything an engine left mounted under the state directory (none in its own mount
     # namespace, but an engine killed mid-start may), so that the folder can go.
-    awk -v dir="$DIR/" 'index($5, dir) == 1 {print $5}' /proc/self/mountinfo | sort -r |
-        xargs -r -n1 umount 2>/dev/null || true
+    unmount_under "$DIR"
     # The swarm's state goes too: a new start makes a new swarm.
     rm -rf "$DIR"
 }

@@ -10,10 +10,10 @@ BIN=${BIN:-.venv/bin}
 
 STATE_DIR=${AUTOSCALER_STATE_DIR:-${TMPDIR:-/tmp}/compose-autoscaler}
 started=()
-[ -f "$STATE_DIR/engine/dockerd.pid" ] || started+=(engine)
-[ -f "$STATE_DIR/broker/mosquitto.pid" ] || started+=(broker)
-[ -f "$STATE_DIR/prometheus/prometheus.pid" ] || started+=(prometheus)
-[ -f "$STATE_DIR/swarm/nodes" ] || started+=(swarm)
+pid_runs "$STATE_DIR/engine/dockerd.pid" unshare || started+=(engine)
+pid_runs "$STATE_DIR/broker/mosquitto.pid" mosquitto || started+=(broker)
+pid_runs "$STATE_DIR/prometheus/prometheus.pid" prometheus || started+=(prometheus)
+pid_runs "$STATE_DIR/swarm/node1/dockerd.pid" dockerd || started+=(swarm)
 cleanup() {
     for what in "${started[@]}"; do
         # The broker's reset also forgets its ports and sessions; the others just stop.
@@ -46,4 +46,5 @@ eval "$(bash scripts/broker.sh env)"
 eval "$(bash scripts/prometheus.sh env)"
 eval "$(bash scripts/swarm.sh env)"
 set +a
-"$BIN/pytest" "$@"
+# The slowest tests, so that the suite's 15 minutes are watched where they go.
+"$BIN/pytest" --durations=15 "$@"
