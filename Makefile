@@ -61,8 +61,11 @@ bench: install up
 	bash scripts/swarm.sh load "$${AUTOSCALER_TEST_IMAGE:-autoscaler-test/busybox:latest}"; \
 	$(BIN)/python -m bench $(B)
 
-demo: install
-	bash scripts/demo.sh
+# The page's address comes first, before anything is installed.
+demo:
+	@echo; echo "  The autoscaler's page: http://127.0.0.1:$${AUTOSCALER_API__PORT:-9464}/  (open it now; it fills in as the demo starts)"; echo
+	@$(MAKE) --no-print-directory install
+	DEMO_BANNER_SHOWN=1 bash scripts/demo.sh
 
 # The deploy image, offline, on the engine DOCKER_HOST names (the private one if unset).
 image: install

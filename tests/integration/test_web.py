@@ -18,20 +18,16 @@ import pytest
 
 from tests.integration.browser import Browser
 from tests.integration.conftest import ROOT, TEST_IMAGE, Mqtt, events, reaches
+from tests.integration.socket_proxy import overlay_env
 from tests.integration.web import (
     PHASES,
     WEB,
-    build_images,
+    explained,
     phase_starts,
     send_load,
     watching,
     web_stack,
 )
-
-
-@pytest.fixture(scope="session")
-def web_images(docker_host: str) -> None:
-    build_images(docker_host)
 
 
 @pytest.mark.parametrize(
@@ -56,6 +52,7 @@ async def test_behind_a_real_proxy_no_request_fails_through_a_scale_up_and_a_sca
     async with web_stack(project, proxy, docker_host, tmp_path / "stack",
                          one_network=one_network) as stack:  # fmt: skip
         await run_autoscaler()
+        stack.before_down.append(run_autoscaler.stop)
         await reaches(mqtt, project, "web", 2)
         url = f"http://{await stack.address(docker)}/"
         async with watching(docker, project) as replicas:
@@ -88,6 +85,7 @@ async def test_a_clone_of_a_compose_1_29_container_joins_every_network_as_the_se
     async with web_stack(project, "caddy", docker_host, tmp_path / "stack") as stack:
         await stack.compose("up", "-d", "--scale", "web=1")
         await run_autoscaler()
+        stack.before_down.append(run_autoscaler.stop)
         await reaches(mqtt, project, "web", 2)  # min 2: one clone
         clone = await _clone(docker, project, "web")
         networks = clone["NetworkSettings"]["Networks"]
@@ -132,6 +130,7 @@ async def test_a_clone_of_a_compose_v2_container_answers_to_its_own_name_not_the
         assert clone["NetworkSettings"]["Networks"][front]["IPAddress"] not in answers
         assert (await template.show())["NetworkSettings"]["Networks"][front]["IPAddress"] in answers
     finally:
+        await run_autoscaler.stop()  # before it could mend what goes now
         for c in await docker.containers.list(
             all=True, filters=json.dumps({"label": [f"com.docker.compose.project={project}"]})
         ):
@@ -183,16 +182,21 @@ async def test_on_the_proxys_request_rate_a_step_is_followed_in_one_or_two_actio
     mqtt: Mqtt, project: str, tmp_path: Path,
 ) -> None:  # fmt: skip
     # As a user deploys it: deploy/web with compose.scrape.yaml and the deploy overlay, the
-    # autoscaler container on the proxy's network reading Caddy's /metrics each round.
+    # autoscaler container on the proxy's network reading Caddy's /metrics each round, and
+    # reaching the engine only through the overlay's socket proxy.
     overlay = ROOT / "deploy" / "compose.autoscaler.yaml"
     env = {"AUTOSCALER_IMAGE": deploy_image, "DOCKER_SOCKET": docker_host.removeprefix("unix://"),
-           "AUTOSCALER_INTERVAL": "2", "COMPOSE_PROJECT_NAME": project}  # fmt: skip
+           "AUTOSCALER_INTERVAL": "2", "COMPOSE_PROJECT_NAME": project,
+           **overlay_env(docker_host, tmp_path / "secrets")}  # fmt: skip
     extra = (WEB / "compose.scrape.yaml", overlay)
     async with web_stack(project, "caddy", docker_host, tmp_path / "stack", env=env,
                          extra=extra) as stack:  # fmt: skip
         url = f"http://{await stack.address(docker)}/"
         outcomes = await send_load(url, (("low", 8.0, 10.0), ("high", 40.0, 20.0)))
-        status = await _status(docker, f"{project}_autoscaler_1")
+        status = await explained(docker, f"{project}_autoscaler_1", f"{project}/web")
+    # Its own broker took it in by its password (the ACL lets it publish its topics), and it
+    # acted: the lease was taken through the proxy.
+    assert status["mqtt"]["connected"] and status["leading"], status
     decisions = status["services"][f"{project}/web"]["decisions"]
     ups = [d for d in decisions if d["to"] > d["from"]]
     moves = [(d["from"], d["to"], d["reason"], d["steps"], d["bound"]) for d in ups]
@@ -204,19 +208,6 @@ async def test_on_the_proxys_request_rate_a_step_is_followed_in_one_or_two_actio
     assert any(scraped in reason for _, _, reason, *_ in moves), moves
     failed = [o for o in outcomes if o["status"] != 200 and not 10 <= o["t"] < 20]
     assert not failed, failed[:5]
-
-
-async def _status(docker: aiodocker.Docker, container: str) -> dict[str, Any]:
-    """The containerised autoscaler's /status, from inside its container."""
-    fetch = "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(" \
-            "'http://127.0.0.1:9464/status').read().decode())"  # fmt: skip
-    found = await docker.containers.get(container)
-    run = await found.exec(["python3", "-c", fetch])
-    out = b""
-    async with run.start(detach=False) as stream:
-        while (message := await stream.read_out()) is not None:
-            out += message.data
-    return json.loads(out)  # type: ignore[no-any-return]
 
 
 async def test_replicas_the_proxy_never_reaches_are_a_finding_and_hide_no_saturation(
@@ -237,6 +228,7 @@ async def test_replicas_the_proxy_never_reaches_are_a_finding_and_hide_no_satura
             stray = await docker.containers.create(config, name=f"{project}_web_{number}")
             await stray.start()
         app = await run_autoscaler()
+        stack.before_down.append(run_autoscaler.stop)
         await reaches(mqtt, project, "web", 5)
         url = f"http://{await stack.address(docker)}/"
         load = asyncio.create_task(send_load(url, (("high", 24.0, 25.0),)))

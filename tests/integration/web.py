@@ -10,7 +10,7 @@ import contextlib
 import json
 import os
 import subprocess
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,20 @@ import aiodocker
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "deploy" / "web"
+
+
+@dataclass(frozen=True)
+class Proxy:
+    image: str
+    files: tuple[str, ...]
+    """deploy/web's files that put this proxy in front."""
+
+
 PROXIES = {
-    "caddy": {"image": "autoscaler-test/caddy:latest", "files": ["compose.yaml"], "metrics": 2019},
-    "haproxy": {"image": "autoscaler-test/haproxy:latest",
-                "files": ["compose.yaml", "compose.haproxy.yaml"], "metrics": 8404},
-}  # fmt: skip
-PHASES = (("low", 8.0, 8.0), ("high", 40.0, 20.0), ("low again", 8.0, 17.0))
+    "caddy": Proxy("autoscaler-test/caddy:latest", ("compose.yaml",)),
+    "haproxy": Proxy("autoscaler-test/haproxy:latest", ("compose.yaml", "compose.haproxy.yaml")),
+}
+PHASES = (("low", 8.0, 6.0), ("high", 40.0, 16.0), ("low again", 8.0, 12.0))
 """(name, requests a second, seconds): the load a web test sends."""
 
 
@@ -53,10 +61,13 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     extra: tuple[Path, ...] = ()
     """More files after the proxy's: deploy/web/compose.scrape.yaml, the deploy overlay."""
+    before_down: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    """Run before the stack goes down: an autoscaler still running would mend the service
+    while `down` removes it, and leave a clone behind."""
 
     @property
     def files(self) -> list[Path]:
-        return [self.folder / name for name in PROXIES[self.proxy]["files"]] + list(self.extra)
+        return [self.folder / name for name in PROXIES[self.proxy].files] + list(self.extra)
 
     async def compose(self, *args: str) -> str:
         files = [arg for path in self.files for arg in ("-f", str(path))]
@@ -91,13 +102,15 @@ def write_stack(folder: Path, *, one_network: bool) -> None:
 @contextlib.asynccontextmanager
 async def web_stack(
     project: str, proxy: str, docker_host: str, folder: Path, *, one_network: bool = False,
-    env: Mapping[str, str] | None = None, extra: tuple[Path, ...] = (),
+    env: Mapping[str, str] | None = None, extra: tuple[Path, ...] = (), rewrite: bool = True,
 ) -> AsyncIterator[Stack]:  # fmt: skip
-    """The stack up with two replicas of `web`; down (clones, networks and all) afterwards."""
-    write_stack(folder, one_network=one_network)
+    """The stack up with two replicas of `web`; down (clones, networks and all) afterwards.
+    `rewrite=False` keeps the files already in `folder` (written and changed by the caller)."""
+    if rewrite:
+        write_stack(folder, one_network=one_network)
     settings = {
         "WEB_IMAGE": "autoscaler-test/web:latest",
-        "PROXY_IMAGE": str(PROXIES[proxy]["image"]),
+        "PROXY_IMAGE": PROXIES[proxy].image,
         "PROXY_PORT": "0",
         "SCALE_DOWN_WINDOW": "5s",
         **(env or {}),
@@ -109,6 +122,8 @@ async def web_stack(
         await stack.compose("up", "-d", "--scale", "web=2")
         yield stack
     finally:
+        for step in stack.before_down:
+            await step()
         with contextlib.suppress(AssertionError):
             await stack.compose("down", "-v", "--remove-orphans", "-t", "1")
 
@@ -170,3 +185,15 @@ async def watching(docker: aiodocker.Docker, project: str) -> AsyncIterator[Repl
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def explained(docker: aiodocker.Docker, container: str, service: str) -> dict[str, Any]:
+    """`autoscaler explain SERVICE --json` in the containerised autoscaler: its /status of the
+    service, asked for with the token the overlay gives it (AUTOSCALER_API__TOKEN_FILE)."""
+    found = await docker.containers.get(container)
+    run = await found.exec(["autoscaler", "explain", service, "--json"])
+    out = b""
+    async with run.start(detach=False) as stream:
+        while (message := await stream.read_out()) is not None:
+            out += message.data
+    return json.loads(out)  # type: ignore[no-any-return]
