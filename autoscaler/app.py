@@ -57,7 +57,11 @@ class App:
         )
         self.lease = (
             Lease(
-                self.docker, settings.engine_lease, settings.lease.ttl, projects=settings.projects
+                self.docker,
+                settings.engine_lease,
+                settings.lease.ttl,
+                projects=settings.projects,
+                faults=self.faults,
             )
             if settings.lease.enabled
             else None
@@ -70,9 +74,10 @@ class App:
             settings.api.host,
             settings.api.port,
             metrics=self.metrics,
-            ready=self.inventory.ready.is_set,
+            unready=self.unready,
             status=self.status,
             token=settings.api.token.get_secret_value() if settings.api.token else None,
+            streams=settings.api.streams,
         )
         self.context = Context(
             actuator=Actuator(
@@ -89,6 +94,7 @@ class App:
             heartbeat=settings.mqtt.heartbeat,
             band=settings.mqtt.state_band,
             clock=self.clock,
+            interval=settings.interval,
         )
         self.controllers = Controllers(self.context)
         """The Compose services' controllers; the Swarm services' are the cluster's."""
@@ -199,6 +205,7 @@ class App:
                 await self.tick(tg)
             else:
                 logger.debug("engine view not ready, or another instance holds the lease")
+            self.notifier.standing_by(self.lease.problem if self.lease is not None else None)
             self.api.round_done()
             next_tick = max(next_tick + self.settings.interval, time.monotonic())
             with contextlib.suppress(TimeoutError):
@@ -230,12 +237,21 @@ class App:
                 container=replica.id,
             )
 
+    def unready(self) -> str | None:
+        """Why this instance cannot act, or None: what /readyz answers."""
+        if not self.inventory.ready.is_set():
+            return "engine view not current"
+        if self.lease is not None and self.lease.problem is not None:
+            return f"standing by: {self.lease.problem}"
+        return None
+
     def status(self) -> dict[str, Any]:
         """Every service's state and recent decisions, newest last: what /status serves."""
         return {
             "ready": self.inventory.ready.is_set(),
             "engine_events": self.inventory.events_seen,
             "leading": self.lease.leading if self.lease else True,
+            **({"standing_by": self.lease.problem} if self.lease and self.lease.problem else {}),
             "dry_run": self.settings.dry_run,
             "mqtt": {
                 "connected": self.notifier.connected,

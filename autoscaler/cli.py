@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -86,12 +87,18 @@ def _label(text: str) -> tuple[str, str]:
 def _simulate(args: argparse.Namespace) -> int:
     from autoscaler.ops import simulate
     from policies.registry import PolicyError
+    from policies.schedule import parse_window
     from policies.simulator import Model
 
     labels = {"cpu.target": "50", **dict(args.label)}
+    # Schedule windows are the service's, not a policy's: the same labels as on a service.
+    windows = {k: labels.pop(k) for k in [k for k in labels if k.startswith("schedule.")]}
     policies = [args.policy, *(p for p in ("hpa", "step") if p != args.policy)]
     try:
         simulate.check(policies, labels)
+        schedule = tuple(
+            parse_window(key.removeprefix("schedule."), value) for key, value in windows.items()
+        )
         model = Model(
             capacity=args.capacity,
             startup=args.startup,
@@ -99,6 +106,8 @@ def _simulate(args: argparse.Namespace) -> int:
             target=float(labels["cpu.target"]),
             minimum=args.min,
             maximum=args.max,
+            schedule=schedule,
+            start=args.start,
         )
         results = simulate.run(args.trace, policies, labels, model, args.out)
     except (OSError, ValueError, PolicyError) as exc:
@@ -174,13 +183,18 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--policy", default="target-tracking")
     sim.add_argument(
         "--label", type=_label, action="append", default=[], metavar="KEY=VALUE",
-        help="a policy label, e.g. cpu.target=60 or scale-down.stabilization=60s (repeatable)",
+        help="a service label, e.g. cpu.target=60, scale-down.stabilization=60s or "
+        "'schedule.work=Mon-Fri 08:00-18:00 min=4' (repeatable)",
     )  # fmt: skip
     sim.add_argument("--capacity", type=float, default=1.0, help="cores per replica")
     sim.add_argument("--startup", type=float, default=10.0, help="seconds until a replica serves")
     sim.add_argument("--interval", type=float, default=5.0, help="seconds between decisions")
     sim.add_argument("--min", type=int, default=1)
     sim.add_argument("--max", type=int, default=20)
+    sim.add_argument(
+        "--start", type=datetime.fromisoformat, default=datetime(2026, 1, 5),
+        help="when the trace starts, for schedule.<name> labels (default a Monday, 00:00)",
+    )  # fmt: skip
     sim.add_argument("--out", type=Path, default=Path("simulation"), help="output folder")
     sim.add_argument("--json", action="store_true", help="print the summary as JSON, for scripts")
     return parser

@@ -128,3 +128,5 @@ class Context:
     """Replicas are clones of the user's containers, which are never removed; broken clones are
     mended here. False where the engine places and mends them (Swarm tasks)."""
     clock: Clock = field(default_factory=Clock)
+    interval: float = 5.0
+    """Seconds between rounds: what defaults that count in rounds are measured by."""

@@ -30,14 +30,15 @@ from typing import Any
 
 from autoscaler.backoff import Backoff
 from autoscaler.context import Context, ScaleResult
-from autoscaler.errors import AutoscalerError, InternalError, MetricError, TemplateError
+from autoscaler.errors import AutoscalerError, InternalError, TemplateError
 from autoscaler.labels import Replica, ServiceKey, counted, template_of, unclonable
+from autoscaler.metric_watch import MetricWatch
 from autoscaler.repairs import CrashLoop, Repair, broken, restore, roll
 from autoscaler.report import Report
 from autoscaler.samples import Sample
 from autoscaler.spec import ServiceSpec, own_labels, parse
 from autoscaler.state import Evaluation, Phase, ServiceState, replica_samples
-from policies.base import Direction, Policy, PolicyInput, Proposal, Signal
+from policies.base import Direction, Policy, PolicyInput, Proposal
 from policies.behavior import Behavior
 from policies.idle import idle_beside_saturated, propose_without, still_idle
 
@@ -70,7 +71,8 @@ class Controller:
         self._crash_loop = CrashLoop()
         self._sources: dict[str, str] = {}  # container id -> the sampler that read it
         self._report = Report(key, context)
-        self._signal_error: str | None = None  # the metric source's failure, while it lasts
+        self._metric = MetricWatch(key, context, self._report)
+        self._schedule: str | None = None  # the schedule's windows in force, in words
         self.decided: int | None = None
         """The count the last action settled on (or that was found): what vanished replicas are
         restored to."""
@@ -129,6 +131,14 @@ class Controller:
         if self._error is not None:
             logger.info("%s: its error is fixed; scaling it again", self.key)
             self._error = None
+        spec, in_force = spec.in_force(self._ctx.clock.wall())
+        if in_force.reason != self._schedule:
+            # A window began or ended: told once, as the bounds change.
+            self._schedule = in_force.reason
+            message = in_force.reason or "no schedule window in force: the labels' min and max"
+            logger.info("%s: %s", self.key, message)
+            self._report.event("schedule", {"min": spec.minimum, "max": spec.maximum},
+                               message=message)  # fmt: skip
         if self._stopped(replicas):
             # Stopped by its owner (`docker compose stop`, or still being created): cloning it
             # back to life would fight them. (A Swarm service its owner scaled to 0 has no
@@ -209,9 +219,10 @@ class Controller:
         assert self._policy is not None and self._behavior is not None
         now, wall = self._ctx.clock.monotonic(), self._ctx.clock.wall()
         observed = replica_samples(replicas, samples, self._started_on_our_clock(replicas))
-        signal = self._signal(spec)
+        signal = self._metric.read(spec)
         inputs = PolicyInput(len(observed), spec.minimum, spec.maximum, observed, now, signal)
-        decision = self._behavior.decide(inputs, self._propose(inputs, replicas))
+        proposal = self._metric.fallback(spec, signal, self._propose(inputs, replicas), now)
+        decision = self._behavior.decide(inputs, proposal)
         own = sum(1 for r in counted(replicas) if not r.is_clone) if self._ctx.clones else 0
         if decision.desired < own:
             # The user's containers are theirs: a service Compose runs 3 of never goes below 3.
@@ -267,25 +278,6 @@ class Controller:
                 seen[key] = self._started.get(key, now - max(wall - r.started_at, 0.0))
         self._started = seen
         return {cid: at for (cid, _), at in seen.items()}
-
-    def _signal(self, spec: ServiceSpec) -> Signal | None:
-        """The service's metric, if it has one; a failing source is reported once, and shown in
-        the state while it fails."""
-        if spec.metric is None or self._ctx.signal is None:
-            self._signal_error = None
-            return None
-        signal = self._ctx.signal(spec.metric)
-        if signal.error is None:
-            if self._signal_error is not None:
-                logger.info("%s: metric %s reads again", self.key, signal.name)
-            self._signal_error = None
-            return signal
-        exc = MetricError(str(self.key), signal.name, signal.error)
-        if str(exc) != self._signal_error:
-            logger.error("%s", exc)
-            self._report.fault(exc)
-        self._signal_error = str(exc)
-        return signal
 
     def _upkeep(
         self, tg: asyncio.TaskGroup, spec: ServiceSpec, replicas: Sequence[Replica], now: float
@@ -405,5 +397,6 @@ class Controller:
         self._report.show(
             phase, replicas, spec, evaluation, reason,
             decided=self.decided, samplers=self._sources,
-            error=error or self._down or self._signal_error, finding=self._finding,
+            error=error or self._down or self._metric.error, finding=self._finding,
+            schedule=self._schedule,
         )  # fmt: skip

@@ -66,6 +66,7 @@ class Report:
         samplers: Mapping[str, str],
         error: str | None,
         finding: str | None = None,
+        schedule: str | None = None,
     ) -> None:
         """Build the service's state and keep it; publish it when it says something new."""
         live = counted(replicas)
@@ -94,6 +95,7 @@ class Report:
             sampler="+".join(sources) or None,
             error=error,
             finding=finding,
+            schedule=schedule,
         )
         now = self._ctx.clock.monotonic()
         if self._published is not None:

@@ -8,8 +8,21 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _secret(path: Path | None, given: SecretStr | None, setting: str) -> SecretStr | None:
+    """A secret from its file (a Compose or Swarm secret, /run/secrets/...), else as given."""
+    if path is None:
+        return given
+    try:
+        text = path.read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ValueError(f"{setting}: cannot read {path}: {exc.strerror}") from exc
+    if not text:
+        raise ValueError(f"{setting}: {path} is empty")
+    return SecretStr(text)
 
 
 class MqttSettings(BaseModel):
@@ -18,6 +31,8 @@ class MqttSettings(BaseModel):
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = None
+    password_file: Path | None = None
+    """A file holding the password (a secret); it wins over `password`."""
     topic_prefix: str = "autoscaler"
     client_id: str | None = None
     keepalive: int = Field(default=30, ge=5)
@@ -37,6 +52,11 @@ class MqttSettings(BaseModel):
     key_file: Path | None = None
     """Client certificate and key, for brokers that ask for one."""
 
+    @model_validator(mode="after")
+    def _password_from_file(self) -> MqttSettings:
+        self.password = _secret(self.password_file, self.password, "AUTOSCALER_MQTT__PASSWORD_FILE")
+        return self
+
 
 class ApiSettings(BaseModel):
     enabled: bool = True
@@ -45,6 +65,20 @@ class ApiSettings(BaseModel):
     port: int = Field(default=9464, ge=0, le=65535)
     token: SecretStr | None = None
     """When set, the page, /status, /events and /metrics ask for it (not /healthz, /readyz)."""
+    token_file: Path | None = None
+    """A file holding the token (a secret); it wins over `token`."""
+    streams: int = Field(default=16, ge=1, le=1024)
+    """Event streams (/events: open pages) served at once; one more is answered 503."""
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> ApiSettings:
+        self.token = _secret(self.token_file, self.token, "AUTOSCALER_API__TOKEN_FILE")
+        return self
+
+    @property
+    def loopback(self) -> bool:
+        """Whether only this host can reach the endpoints."""
+        return self.host in ("127.0.0.1", "::1", "localhost")
 
 
 def lease_name(projects: frozenset[str]) -> str:

@@ -10,11 +10,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
 from types import MappingProxyType
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from autoscaler import labels
@@ -23,8 +33,10 @@ from autoscaler.labels import ServiceKey
 from policies import registry
 from policies.base import Policy
 from policies.options import BehaviorOptions, Seconds
+from policies.schedule import Bounds, Window, bounds, parse_window
 
 _COMMON = frozenset({"enable", "service", "clone-of", "min", "max", "policy", "paused"})
+_SCHEDULE = "schedule."
 
 
 _MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
@@ -102,6 +114,12 @@ class MetricSource(BaseModel):
     """An instant PromQL query: one number, or a vector whose values are summed."""
     max_age: Seconds | None = Field(default=None, alias="metric.max-age")
     """An older value is missing; three intervals when unset."""
+    fallback: int | None = Field(default=None, alias="metric.fallback", ge=0, le=10_000)
+    """Replicas to run once the value has been missing for `fallback-after`, instead of
+    holding the count (the default): policies/fallback.py."""
+    fallback_after: Seconds | None = Field(default=None, alias="metric.fallback-after")
+    """How long the value must be missing first (counted from when it went missing: past its
+    max age, or the source failing); three intervals when unset."""
 
     @field_validator("topic")
     @classmethod
@@ -193,6 +211,21 @@ class ServiceSpec:
     metric: MetricSource | None
     labels: Mapping[str, str]
     """The `autoscaler.*` labels this spec was parsed from, to notice when they change."""
+    schedule: tuple[Window, ...] = ()
+    """`autoscaler.schedule.<name>` windows that change min and max (policies/schedule.py)."""
+    timezone: tzinfo = UTC
+    """`autoscaler.schedule.timezone`: where the windows' times of day are."""
+    lead: float = 0.0
+    """`autoscaler.schedule.lead`: seconds early a window's min is in force."""
+
+    def in_force(self, wall: float) -> tuple[ServiceSpec, Bounds]:
+        """This spec with the `min` and `max` its schedule's windows set at `wall` (Unix time),
+        and the bounds with the windows in force."""
+        local = datetime.fromtimestamp(wall, self.timezone)
+        found = bounds(self.minimum, self.maximum, self.schedule, local, self.lead)
+        if (found.minimum, found.maximum) == (self.minimum, self.maximum):
+            return self, found
+        return replace(self, minimum=found.minimum, maximum=found.maximum), found
 
     def new_policy(self) -> Policy:
         """A fresh policy object; it keeps state of its own for as long as the spec stands."""
@@ -234,7 +267,7 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str]) -> ServiceSpec:
         metric: dict[str, str] = {}
         for label, value in own.items():
             short = label.removeprefix(labels.PREFIX)
-            if short in _COMMON:
+            if short in _COMMON or short.startswith(_SCHEDULE):
                 continue
             if short in METRIC_KEYS:
                 metric[short] = value
@@ -260,6 +293,7 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str]) -> ServiceSpec:
     except registry.PolicyError as exc:
         raise LabelError(str(key), labels.PREFIX + exc.key, exc.value, exc.reason) from exc
     _check_metric(key, own, source, policy_options)
+    windows, timezone, lead = _schedule(key, own)
     return ServiceSpec(
         key=key,
         minimum=minimum,
@@ -271,7 +305,42 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str]) -> ServiceSpec:
         behavior=behavior_options,
         metric=source,
         labels=MappingProxyType(own),
+        schedule=windows,
+        timezone=timezone,
+        lead=lead,
     )
+
+
+def _schedule(key: ServiceKey, own: Mapping[str, str]) -> tuple[tuple[Window, ...], tzinfo, float]:
+    """The service's schedule windows, their time zone and how early a window's min comes."""
+    zone_label = labels.PREFIX + _SCHEDULE + "timezone"
+    lead_label = labels.PREFIX + _SCHEDULE + "lead"
+    lead = 0.0
+    if lead_label in own:
+        try:
+            lead = TypeAdapter(Seconds).validate_python(own[lead_label])
+        except ValidationError:
+            raise LabelError(str(key), lead_label, own[lead_label],
+                             "expected a duration, e.g. 90s or 2m") from None  # fmt: skip
+    timezone: tzinfo = UTC
+    if zone_label in own:
+        try:
+            timezone = ZoneInfo(own[zone_label].strip())
+        except (ValueError, ZoneInfoNotFoundError):
+            raise LabelError(str(key), zone_label, own[zone_label],
+                             "not an IANA time zone (e.g. Europe/Berlin)") from None  # fmt: skip
+    windows = []
+    for label, value in sorted(own.items()):
+        name = label.removeprefix(labels.PREFIX + _SCHEDULE)
+        if not label.startswith(labels.PREFIX + _SCHEDULE) or label in (zone_label, lead_label):
+            continue
+        if not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", name):
+            raise LabelError(str(key), label, value, "a window's name is letters, digits, - or _")
+        try:
+            windows.append(parse_window(name, value))
+        except ValueError as exc:
+            raise LabelError(str(key), label, value, str(exc)) from None
+    return tuple(windows), timezone, lead
 
 
 def _check_metric(
@@ -310,5 +379,5 @@ def _unknown(policy_name: str) -> str:
     keys = sorted(
         _COMMON | METRIC_KEYS | registry.BEHAVIOR_KEYS | registry.option_keys(policy_name)
     )
-    known = ", ".join(labels.PREFIX + k for k in keys)
+    known = ", ".join([*(labels.PREFIX + k for k in keys), labels.PREFIX + _SCHEDULE + "<name>"])
     return f"unknown label (policy {policy_name} knows: {known})"

@@ -106,6 +106,8 @@ class ServiceState:
     finding: str | None = None
     """Something wrong that is not an error: replicas that take no load while others are held
     at their limit (policies/idle.py)."""
+    schedule: str | None = None
+    """The schedule's windows in force and the min and max they set (policies/schedule.py)."""
 
     def differs(self, other: ServiceState, band: float) -> bool:
         """Whether this state says something `other` did not: a count, a decision, a phase, an
@@ -124,7 +126,7 @@ class ServiceState:
 
 _MEANINGFUL = (
     "phase", "replicas", "containers", "desired", "minimum", "maximum", "policy", "paused",
-    "dry_run", "sampler", "error", "finding", "instance",
+    "dry_run", "sampler", "error", "finding", "schedule", "instance",
 )  # fmt: skip
 
 

@@ -22,10 +22,12 @@ import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from policies.base import Policy, PolicyInput, ReplicaSample
 from policies.behavior import Behavior
 from policies.options import BehaviorOptions
+from policies.schedule import Bounds, Window, bounds
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +43,19 @@ class Model:
     maximum: int = 20
     initial: int | None = None
     """Replicas at t=0; the needed count for the first demand when None."""
+    schedule: tuple[Window, ...] = ()
+    """Windows that change min and max (policies/schedule.py), on the clock `start` sets."""
+    start: datetime = datetime(2026, 1, 5)
+    """When the trace's t=0 is, in the schedule's time zone (by default a Monday, 00:00)."""
 
-    def needed(self, demand: float) -> int:
+    def bounds(self, t: float) -> Bounds:
+        """Min and max at `t` seconds into the trace, as the schedule sets them."""
+        return bounds(self.minimum, self.maximum, self.schedule, self.start + timedelta(seconds=t))
+
+    def needed(self, demand: float, t: float = 0.0) -> int:
         raw = math.ceil(demand / (self.capacity * self.target / 100) - 1e-9)
-        return min(max(raw, self.minimum), self.maximum)
+        found = self.bounds(t)
+        return min(max(raw, found.minimum), found.maximum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +65,8 @@ class Row:
     needed: int
     replicas: int
     ready: int
+    schedule: str | None = None
+    """The windows in force and the bounds they set, when any is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +123,11 @@ def read_trace(text: str) -> list[tuple[float, float]]:
 def write_timeline(rows: Iterable[Row]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["time", "demand", "needed", "replicas", "ready"])
+    writer.writerow(["time", "demand", "needed", "replicas", "ready", "schedule"])
     for r in rows:
-        writer.writerow([f"{r.t:g}", f"{r.demand:.3f}", r.needed, r.replicas, r.ready])
+        writer.writerow(
+            [f"{r.t:g}", f"{r.demand:.3f}", r.needed, r.replicas, r.ready, r.schedule or ""]
+        )
     return out.getvalue()
 
 
@@ -141,7 +156,8 @@ def simulate(
         # Report first: a report at t covers the seconds [t - interval, t).
         if t > 0 and t % model.interval == 0:
             samples = tuple(_report(r, t, model) for r in replicas)
-            inputs = PolicyInput(len(replicas), model.minimum, model.maximum, samples, now=t)
+            found = model.bounds(t)
+            inputs = PolicyInput(len(replicas), found.minimum, found.maximum, samples, now=t)
             decision = rules.decide(inputs, policy.propose(inputs))
             serial = _scale(replicas, decision.desired, t, serial)
             rules.record(t, decision.current, decision.desired, saturated=decision.saturated)
@@ -151,7 +167,7 @@ def simulate(
         while cursor + 1 < len(trace) and trace[cursor + 1][0] <= t:
             cursor += 1
         demand = trace[cursor][1]
-        needed = model.needed(demand)
+        needed = model.needed(demand, t)
         ready = [r for r in replicas if t - r.created >= model.startup]
         if any(t - r.created == model.startup for r in ready):
             # A replica starts serving: every window starts afresh, as the service's do when
@@ -175,7 +191,8 @@ def simulate(
         reached.update(
             (i, t) for i, (_, want) in enumerate(rises) if i not in reached and len(ready) >= want
         )
-        result.timeline.append(Row(t, demand, needed, len(replicas), len(ready)))
+        in_force = model.bounds(t).reason if model.schedule else None
+        result.timeline.append(Row(t, demand, needed, len(replicas), len(ready), in_force))
         t += 1.0
 
     reactions = [reached.get(i, end) - start for i, (start, _) in enumerate(rises)]

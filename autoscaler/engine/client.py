@@ -17,6 +17,11 @@ import aiohttp
 
 from autoscaler.errors import EngineError
 
+GRANTS_HINT = (
+    "a socket proxy must grant CONTAINERS, EVENTS, INFO, VERSION and POST, and NETWORKS for "
+    "POST /networks/{id}/connect below API 1.44; see docs/security.md"
+)
+
 # What a lost or refused engine connection raises through aiodocker.
 LIBRARY_ERRORS = (aiodocker.DockerError, aiohttp.ClientError, OSError, TimeoutError)
 
@@ -27,7 +32,13 @@ def engine_errors(doing: str, service: str | None = None) -> Iterator[None]:
     try:
         yield
     except aiodocker.DockerError as exc:
-        raise EngineError(f"{doing}: {exc.message}", service=service, status=exc.status) from exc
+        # aiodocker's 900 is no answer at all, not an HTTP status.
+        status = f"{exc.status} " if exc.status < 600 else ""
+        message = f"{doing}: {status}{exc.message}".rstrip()
+        if exc.status in (401, 403):
+            # Most often a socket proxy in front of the engine that was not granted this call.
+            message += f" (refused: {GRANTS_HINT})"
+        raise EngineError(message, service=service, status=exc.status) from exc
     except TimeoutError as exc:
         raise EngineError(f"{doing}: the engine did not answer in time", service=service) from exc
     except (aiohttp.ClientError, OSError) as exc:

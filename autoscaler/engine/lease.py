@@ -6,9 +6,12 @@
 
 The engine has no key-value store outside swarm mode, but container names are unique and taking
 one is atomic: whoever creates the container named `Settings.engine_lease` holds the lease. The
-container is created, never started, from a tiny image the autoscaler loads itself (an empty
-file system with no command to run). The holder renews every ttl/6 by `update`-ing a counter the
-container carries (its restart policy's retry count, inert in a container that never runs).
+container is created, never started, from an image already on the engine: the one the autoscaler's
+own container runs, else a managed container's, so that the lease needs no more of the Engine API
+than the containers a socket proxy grants. Only an engine with neither gets a tiny image loaded
+(an empty file system with nothing to run; the images API). The holder renews every ttl/6 by
+`update`-ing a counter the container carries (its restart policy's retry count, inert in a
+container that never runs).
 Others poll it every ttl/6 and time the counter with their own clock, so no two clocks need
 agree. If it stood still for a whole ttl, they delete that very container (by id: if someone
 else already took over, the delete fails) and create their own (if someone was faster, the
@@ -44,7 +47,10 @@ from typing import Any
 
 import aiodocker
 
-from autoscaler.engine.client import LIBRARY_ERRORS, label_filter
+from autoscaler.engine.client import LIBRARY_ERRORS, engine_errors, label_filter
+from autoscaler.errors import EngineError
+from autoscaler.labels import ENABLE
+from autoscaler.supervisor import Faults
 
 logger = logging.getLogger(__name__)
 
@@ -149,8 +155,12 @@ class Lease:
         *,
         projects: frozenset[str] = frozenset(),
         proc: str = "/proc",
+        faults: Faults | None = None,
     ) -> None:
         self._docker = docker
+        self._faults = faults
+        self.problem: str | None = None
+        """Why this instance cannot take or keep the lease, while it cannot."""
         self.name = name
         self.ttl = ttl
         self._projects = projects
@@ -174,15 +184,31 @@ class Lease:
             while True:
                 try:
                     if self._mine is not None:
-                        await self._renew()
+                        with engine_errors(f"cannot renew the lease {self.name}"):
+                            await self._renew()
                     else:
                         await self._watch()
-                except LIBRARY_ERRORS as exc:
-                    if self._mine is not None:
-                        logger.warning("lease %s: renewal failed (%s)", self.name, exc)
+                except EngineError as exc:
+                    self._failed(exc)
+                else:
+                    self._working()
                 await asyncio.sleep(self.ttl / 6)
         finally:
             await asyncio.shield(self._release())
+
+    def _failed(self, exc: EngineError) -> None:
+        """Why this instance cannot act, for /readyz, the page and the retained status; told
+        once (an error event and an ERROR line) while it lasts."""
+        self.problem = str(exc)
+        if self._faults is not None:
+            self._faults.failed("engine lease", exc)
+        else:
+            logger.error("%s", exc)
+
+    def _working(self) -> None:
+        self.problem = None
+        if self._faults is not None:
+            self._faults.ok("engine lease")
 
     async def _overlapping(self) -> None:
         """Warn when another lease on this engine manages some of our projects: its holder and
@@ -225,8 +251,9 @@ class Lease:
 
     async def _watch(self) -> None:
         try:
-            data = (await self._docker.containers.get(self.name))._container
-        except aiodocker.DockerError as exc:
+            with engine_errors(f"cannot watch the lease: GET /containers/{self.name}/json"):
+                data = (await self._docker.containers.get(self.name))._container
+        except EngineError as exc:
             if exc.status != 404:
                 raise
             await self._take(None)
@@ -279,30 +306,33 @@ class Lease:
     async def _take(self, lapsed: str | None) -> None:
         if lapsed is not None:
             try:
-                await self._docker.containers.container(lapsed).delete(force=True)
-            except aiodocker.DockerError as exc:
+                with engine_errors(f"cannot take the lease: DELETE /containers/{lapsed[:12]}"):
+                    await self._docker.containers.container(lapsed).delete(force=True)
+            except EngineError as exc:
                 if exc.status in (404, 409):
                     return  # someone else is taking it over
                 raise
-        await self._ensure_image()
         labels = {HOLDER: self.holder, _PROJECTS: _managing(self._projects), **self._identity}
+        image = None
         if _CONTAINER in labels:
             # Only a container this engine runs can be checked through it.
             try:
                 own = (await self._docker.containers.get(labels[_CONTAINER]))._container
                 labels[_CONTAINER_START] = own["State"]["StartedAt"]
+                image = own["Image"]
             except aiodocker.DockerError:
                 del labels[_CONTAINER]
         config: dict[str, Any] = {
-            "Image": IMAGE,
+            "Image": image or await self._image(),
             "Cmd": ["lease"],
             "Labels": labels,
             "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "no"}},
         }
         asked = time.monotonic()
         try:
-            container = await self._docker.containers.create(config, name=self.name)
-        except aiodocker.DockerError as exc:
+            with engine_errors("cannot take the lease: POST /containers/create"):
+                container = await self._docker.containers.create(config, name=self.name)
+        except EngineError as exc:
             if exc.status == 409:
                 return  # someone was faster
             raise
@@ -310,11 +340,22 @@ class Lease:
         self._seen = None
         logger.info("lease %s taken: this instance (%s) acts", self.name, self.holder)
 
-    async def _ensure_image(self) -> None:
-        try:
-            await self._docker.images.inspect(IMAGE)
-        except aiodocker.DockerError:
-            await self._docker.images.import_image(_image_tar())
+    async def _image(self) -> str:
+        """An image the engine has, to create the lease from: a managed container's (any
+        container's, on an engine that runs none yet); loaded only on an engine without any."""
+        with engine_errors("cannot take the lease: GET /containers/json"):
+            listed = await self._docker.containers.list(all=True, filters=label_filter(ENABLE))
+            listed = listed or await self._docker.containers.list(all=True)
+        for container in listed:
+            if image := container._container.get("ImageID"):
+                return str(image)
+        with engine_errors("cannot take the lease: no container on the engine to take an image "
+                           "from, and loading one failed: POST /images/load"):  # fmt: skip
+            try:
+                await self._docker.images.inspect(IMAGE)
+            except aiodocker.DockerError:
+                await self._docker.images.import_image(_image_tar())
+        return IMAGE
 
     async def _release(self) -> None:
         if self._mine is None:

@@ -3,7 +3,8 @@ and a retained online/offline status backed by a last will.
 
     <prefix>/<project>/<service>/events   one JSON event per action or error (QoS 1)
     <prefix>/<project>/<service>/state    retained: replicas, min, max, cpu, memory, ...
-    <prefix>/status                       retained: online / offline (the last will says offline)
+    <prefix>/status                       retained: online / offline (the last will says offline),
+                                          with `standing_by` while the instance cannot act
 
 `publish` never waits for the broker: messages go to an outbox that `run` delivers in order,
 reconnecting with capped backoff while the broker is away, so a broker outage never slows
@@ -81,6 +82,7 @@ class Notifier:
         self.published = 0
         self.failed_connects = 0
         """Connection attempts that failed since start: the outage, as the notifier saw it."""
+        self._standing_by: str | None = None
 
     def topic(self, key: ServiceKey | None, leaf: str) -> str:
         prefix = self._settings.topic_prefix.rstrip("/")
@@ -121,6 +123,15 @@ class Notifier:
             attributes["instance"] = instance
         event = _shaped("autoscaler", "error", part, attributes, message=f"{part}: {exc}")
         self.publish(self.topic(None, "events"), event)
+
+    def standing_by(self, reason: str | None) -> None:
+        """Why this instance cannot act (None: it can), in the retained status as it changes."""
+        if reason == self._standing_by:
+            return
+        self._standing_by = reason
+        if self._settings.enabled:
+            self._online()
+            self._wake.set()
 
     def state(self, key: ServiceKey, state: Mapping[str, Any]) -> None:
         self.publish(self.topic(key, "state"), state, retain=True)
@@ -202,7 +213,9 @@ class Notifier:
         return client(self._settings, self._tls, identifier=self._settings.client_id, will=will)
 
     def _status_payload(self, status: str) -> bytes:
-        body = {"status": status, "host": socket.gethostname(), "time": time.time()}
+        body: dict[str, Any] = {"status": status, "host": socket.gethostname(), "time": time.time()}
+        if status == "online" and self._standing_by is not None:
+            body["standing_by"] = self._standing_by
         return json.dumps(body, sort_keys=True).encode()
 
     def _online(self) -> None:

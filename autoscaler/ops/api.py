@@ -3,7 +3,8 @@
 GET /          the live page: a card per service (static/, no build step, nothing remote)
 GET /events    server-sent events: the /status document after every round
 GET /healthz   200 while the service runs
-GET /readyz    200 while the engine view is complete and current, 503 otherwise
+GET /readyz    200 while the engine view is complete and current, 503 with the reason otherwise
+               (the view is stale, or the engine lease cannot be taken: what to grant)
 GET /metrics   Prometheus text: replicas, desired, CPU, memory per service; decisions,
                actions, errors; sampling latency
 GET /status    JSON: every service's state and its recent decisions (?service=project/name)
@@ -44,13 +45,17 @@ class Api:
         port: int,
         *,
         metrics: Metrics,
-        ready: Callable[[], bool],
+        unready: Callable[[], str | None],
         status: Callable[[], Mapping[str, Any]],
         token: str | None = None,
+        streams: int = 16,
     ) -> None:
         self.host, self.port = host, port
-        self._metrics, self._ready, self._status = metrics, ready, status
+        self._metrics, self._unready, self._status = metrics, unready, status
         self._token = token
+        self._streams = streams
+        self.streaming = 0
+        """Event streams open now."""
         self._round = asyncio.Event()
         self.bound: asyncio.Event = asyncio.Event()
         self.app = web.Application(middlewares=[self._guard])
@@ -91,20 +96,35 @@ class Api:
         return web.FileResponse(_STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
+        # Each open stream costs a status document a round: a bound keeps a crowd of open
+        # pages (or someone opening streams on purpose) from slowing the rounds.
+        if self.streaming >= self._streams:
+            return web.json_response(
+                {"error": f"{self._streams} event streams are open already; "
+                          "AUTOSCALER_API__STREAMS allows more"},
+                status=503, headers={"Retry-After": "10"},
+            )  # fmt: skip
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
-        await response.prepare(request)
-        await response.write(self._event())
-        while True:
-            round_done = self._round
-            try:
-                async with asyncio.timeout(_KEEPALIVE):
-                    await round_done.wait()
-            except TimeoutError:
-                await response.write(b": still here\n\n")
-            else:
-                await response.write(self._event())
+        self.streaming += 1
+        try:
+            await response.prepare(request)
+            await response.write(self._event())
+            while True:
+                round_done = self._round
+                try:
+                    async with asyncio.timeout(_KEEPALIVE):
+                        await round_done.wait()
+                except TimeoutError:
+                    await response.write(b": still here\n\n")
+                else:
+                    await response.write(self._event())
+        except ConnectionResetError:
+            # The page was closed: the stream ends with it, which is no error.
+            return response
+        finally:
+            self.streaming -= 1
 
     def _event(self) -> bytes:
         return f"data: {json.dumps(self._status(), sort_keys=True)}\n\n".encode()
@@ -126,6 +146,11 @@ class Api:
             self.port = int(runner.addresses[0][1])
             self.bound.set()
             logger.info("API on http://%s:%d", self.host, self.port)
+            if self._token is None and self.host not in ("127.0.0.1", "::1", "localhost"):
+                logger.warning(
+                    "API on %s without a token: whoever reaches it reads every service's "
+                    "containers and decisions; set AUTOSCALER_API__TOKEN_FILE", self.host,
+                )  # fmt: skip
             await asyncio.Event().wait()
         finally:
             await runner.cleanup()
@@ -134,9 +159,10 @@ class Api:
         return web.Response(text="ok\n")
 
     async def _readyz(self, _: web.Request) -> web.Response:
-        if self._ready():
+        reason = self._unready()
+        if reason is None:
             return web.Response(text="ready\n")
-        return web.Response(status=503, text="engine view not current\n")
+        return web.Response(status=503, text=f"{reason}\n")
 
     async def _metrics_page(self, _: web.Request) -> web.Response:
         body = generate_latest(self._metrics.registry)

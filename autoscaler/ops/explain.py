@@ -19,10 +19,18 @@ def fetch(api: ApiSettings, service: str | None = None) -> dict[str, Any]:
     url = f"http://{host}:{api.port}/status"
     if service is not None:
         url += f"?service={urllib.parse.quote(service)}"
+    request = urllib.request.Request(url)
+    if api.token is not None:
+        request.add_header("Authorization", f"Bearer {api.token.get_secret_value()}")
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:
             body: dict[str, Any] = json.load(response)
     except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            raise AutoscalerError(
+                f"the autoscaler at {url} asks for its token: set AUTOSCALER_API__TOKEN "
+                "(or AUTOSCALER_API__TOKEN_FILE) to the one it was given"
+            ) from exc
         detail = json.load(exc)
         known = ", ".join(detail.get("services", [])) or "none"
         raise AutoscalerError(f"{detail.get('error', exc)}; services: {known}") from exc
@@ -33,21 +41,26 @@ def fetch(api: ApiSettings, service: str | None = None) -> dict[str, Any]:
     return body
 
 
+def _head(name: str, state: dict[str, Any]) -> str:
+    """A service's first lines: its count, bounds, phase, and what is wrong or in force."""
+    head = f"{name}: {state.get('replicas')} replicas"
+    if state.get("min") is not None:
+        head += f" (min {state['min']}, max {state['max']}), policy {state['policy']}"
+    head += f", {state.get('phase', '?')}"
+    if state.get("sampler"):
+        head += f", sampled by {state['sampler']}"
+    for note in ("error", "finding"):
+        if state.get(note):
+            head += f"\n  {note}: {state[note]}"
+    if state.get("schedule"):
+        head += f"\n  {state['schedule']}"
+    return head
+
+
 def render(status: dict[str, Any], last: int) -> str:
     lines: list[str] = []
     for name, service in status["services"].items():
-        state = service["state"]
-        head = f"{name}: {state.get('replicas')} replicas"
-        if state.get("min") is not None:
-            head += f" (min {state['min']}, max {state['max']}), policy {state['policy']}"
-        head += f", {state.get('phase', '?')}"
-        if state.get("sampler"):
-            head += f", sampled by {state['sampler']}"
-        if state.get("error"):
-            head += f"\n  error: {state['error']}"
-        if state.get("finding"):
-            head += f"\n  finding: {state['finding']}"
-        lines.append(head)
+        lines.append(_head(name, service["state"]))
         for d in service["decisions"][-last:]:
             when = datetime.fromtimestamp(d["time"]).strftime("%H:%M:%S")
             arrow = f"{d['from']} -> {d['to']}" if d["to"] != d["from"] else f"hold {d['from']}"

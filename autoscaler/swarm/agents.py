@@ -126,7 +126,10 @@ def _wire(
     }
 
 
-_Percent = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+_CPU = Annotated[float, Field(ge=0, le=25_600, allow_inf_nan=False)]
+"""Percent of the limit, or of one core without one: 256 busy cores at most."""
+_Memory = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+"""Percent of the memory limit, which the kernel never lets a container pass."""
 
 
 class AgentSample(BaseModel):
@@ -134,8 +137,8 @@ class AgentSample(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    cpu: _Percent | None
-    memory: _Percent | None = None
+    cpu: _CPU | None
+    memory: _Memory | None = None
     memory_bytes: Annotated[int, Field(ge=0)] | None = None
     throttled: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
     source: Annotated[str, Field(max_length=64)] | None = None
@@ -149,8 +152,8 @@ class AgentMessage(BaseModel):
 
     node: Annotated[str, Field(min_length=1, max_length=128)]
     hostname: Annotated[str, Field(max_length=255)] | None = None
-    time: Annotated[float, Field(allow_inf_nan=False)] | None = None
-    samples: dict[str, AgentSample]
+    time: Annotated[float, Field(allow_inf_nan=False)]
+    samples: Annotated[dict[str, AgentSample], Field(max_length=10_000)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +165,20 @@ class _Heard:
 
 class AgentFeed:
     def __init__(
-        self, mqtt: MqttSettings, *, interval: float, now: Callable[[], float] = time.monotonic
+        self,
+        mqtt: MqttSettings,
+        *,
+        interval: float,
+        now: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._mqtt = mqtt
         self._tls = tls_context(mqtt)
         self._interval = interval
-        self._now = now
+        self._now, self._wall = now, wall
+        self._skew = max(30.0, 3 * interval)
+        """How far a message's time may be from our clock: clocks of a cluster's nodes agree
+        within a second or two; a message further off is a replay, or a clock to fix."""
         self._nodes: dict[str, _Heard] = {}
         self._since = now()
 
@@ -180,19 +191,30 @@ class AgentFeed:
                     retry.reset()
                     await mqtt.subscribe(topic(self._mqtt.topic_prefix, "+"), qos=0)
                     async for message in mqtt.messages:
-                        self._receive(message.payload)
+                        self._receive(str(message.topic), message.payload)
             except aiomqtt.MqttError as exc:
                 logger.debug("agent samples: broker connection lost or refused: %s", exc)
             await asyncio.sleep(retry.next())
 
-    def _receive(self, payload: Any) -> None:
+    def _receive(self, where: str, payload: Any) -> None:
+        """One agent's message on `where`, its node's topic: the node is the topic's (what the
+        broker's ACL lets only that agent publish on), never the body's word alone."""
         try:
             body = AgentMessage.model_validate_json(payload)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "the message"
-            logger.warning("agent samples: a message that is not one (%s: %s); ignored", where,
-                           first["msg"])  # fmt: skip
+            field = ".".join(str(p) for p in first["loc"]) or "the message"
+            logger.warning("agent samples on %s: a message that is not one (%s: %s); ignored",
+                           where, field, first["msg"])  # fmt: skip
+            return
+        if where != topic(self._mqtt.topic_prefix, body.node):
+            logger.warning("agent samples on %s: the message names node %s; ignored", where,
+                           body.node)  # fmt: skip
+            return
+        if abs(self._wall() - body.time) > self._skew:
+            logger.warning("agent samples on %s: the message's time is %.0f s from this clock "
+                           "(a replay, or a clock to set); ignored", where,
+                           self._wall() - body.time)  # fmt: skip
             return
         node = body.hostname or body.node
         samples = {
@@ -210,16 +232,19 @@ class AgentFeed:
     def _fresh(self, heard: _Heard) -> bool:
         return self._now() - heard.at <= 3 * self._interval
 
-    def samples(self) -> dict[str, Sample]:
-        """The samples of every node heard from lately, by container id."""
-        return {cid: s for heard in self._lately() for cid, s in heard.samples.items()}
-
-    def health(self) -> dict[str, str | None]:
-        """The health-check verdict of every container heard from lately, by id."""
-        return {cid: h for heard in self._lately() for cid, h in heard.health.items()}
-
-    def _lately(self) -> list[_Heard]:
-        return [heard for heard in self._nodes.values() if self._fresh(heard)]
+    def readings(
+        self, placed: Mapping[str, str]
+    ) -> tuple[dict[str, Sample], dict[str, str | None]]:
+        """The samples and health-check verdicts of the containers `placed` (id -> the node the
+        Swarm runs it on), each as its own node's agent told it lately: an agent speaks for its
+        node's tasks only, so one node's topic cannot drive another's services."""
+        samples: dict[str, Sample] = {}
+        health: dict[str, str | None] = {}
+        for cid, node in placed.items():
+            heard = self._nodes.get(node)
+            if heard is not None and self._fresh(heard) and cid in heard.samples:
+                samples[cid], health[cid] = heard.samples[cid], heard.health.get(cid)
+        return samples, health
 
     def silent(self, nodes: Mapping[str, str]) -> dict[str, str]:
         """Of `nodes` (id -> hostname), those whose agent has not been heard from lately."""

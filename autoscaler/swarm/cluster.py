@@ -71,6 +71,7 @@ class Cluster:
             band=settings.mqtt.state_band,
             clock=clock,
             clones=False,
+            interval=settings.interval,
         )
         self.controllers = Controllers(self.context)
         self._faults = faults
@@ -98,7 +99,8 @@ class Cluster:
             for node, name in silent.items() - self.silent.items():
                 logger.warning("agent of node %s (%s) is silent: its tasks are unseen", name, node)
             self.silent = silent
-        samples, health = self.feed.samples(), self.feed.health()
+        placed = {t.id: t.inspect.get("NodeID", "") for ts in services.values() for t in ts}
+        samples, health = self.feed.readings(placed)
         seen = {key: self._as_seen(tasks, health, silent) for key, tasks in services.items()}
         self.controllers.step(tg, seen, samples)
 

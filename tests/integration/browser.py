@@ -1,146 +1,101 @@
-"""Debian's chromium, headless, driven over its DevTools protocol with aiohttp's websocket client:
-enough to open a page, read it, collect console errors, count the bytes it loaded and take a
-screenshot. Started once per test session (conftest's `browser` fixture)."""
+"""Debian's chromium, headless, driven by Playwright (its `executable_path`: Playwright's own
+browser download is never used): enough to open a page, read it, collect console errors, count
+the bytes it loaded and take a screenshot. Started once per test session (conftest's `browser`
+fixture)."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import contextlib
-import itertools
-import json
-import tempfile
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
+from playwright.async_api import Browser as Chromium
+from playwright.async_api import CDPSession, ConsoleMessage, Error, async_playwright
+from playwright.async_api import Page as Tab
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+# As a closed network wants it: nothing phones home, nothing waits on a lookup that cannot work.
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
+    "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--remote-debugging-port=0",
 ]  # fmt: skip
 
 
 class Browser:
-    def __init__(self, process: asyncio.subprocess.Process, endpoint: str) -> None:
-        self.process = process
-        self.endpoint = endpoint  # http://127.0.0.1:PORT
+    def __init__(self, chromium: Chromium) -> None:
+        self._chromium = chromium
 
     @contextlib.asynccontextmanager
     async def page(self, width: int = 1280, height: int = 800) -> AsyncIterator[Page]:
-        async with aiohttp.ClientSession() as http:
-            async with http.put(f"{self.endpoint}/json/new?about:blank") as response:
-                target = await response.json()
-            try:
-                async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-                    page = Page(ws)
-                    reader = asyncio.create_task(page.read())
-                    try:
-                        for domain in ("Page", "Runtime", "Network", "Log"):
-                            await page.send(f"{domain}.enable")
-                        await page.send("Emulation.setDeviceMetricsOverride", width=width,
-                                        height=height, deviceScaleFactor=1, mobile=width < 600)  # fmt: skip
-                        yield page
-                    finally:
-                        reader.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await reader
-            finally:
-                async with http.get(f"{self.endpoint}/json/close/{target['id']}"):
-                    pass
+        context = await self._chromium.new_context(
+            viewport={"width": width, "height": height}, is_mobile=width < 600
+        )
+        try:
+            tab = await context.new_page()
+            page = Page(tab, await context.new_cdp_session(tab))
+            await page.watch()
+            yield page
+        finally:
+            await context.close()
 
 
 class Page:
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self._ws = ws
-        self._ids = itertools.count(1)
-        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+    def __init__(self, tab: Tab, cdp: CDPSession) -> None:
+        self._tab = tab
+        self._cdp = cdp
         self.errors: list[str] = []
         """Console errors and uncaught exceptions, as the page reported them."""
         self.received_bytes = 0
         """Bytes the page's requests transferred (encoded), the event stream included."""
-        self._loaded = asyncio.Event()
 
-    async def read(self) -> None:
-        async for message in self._ws:
-            data = json.loads(message.data)
-            if "id" in data:
-                future = self._replies.pop(data["id"], None)
-                if future is not None and not future.done():
-                    future.set_result(data)
-                continue
-            self._on_event(data["method"], data.get("params", {}))
+    async def watch(self) -> None:
+        self._tab.on("pageerror", lambda error: self.errors.append(str(error)))
+        self._tab.on("console", self._console)
+        # Playwright reports a response's size once it is complete; the event stream never is,
+        # so its bytes are counted as the protocol reports them arriving.
+        await self._cdp.send("Network.enable")
+        self._cdp.on("Network.dataReceived", self._received)
+        self._cdp.on("Network.loadingFinished", self._received)
 
-    def _on_event(self, method: str, params: dict[str, Any]) -> None:
-        if method == "Runtime.exceptionThrown":
-            details = params["exceptionDetails"]
-            thrown = details.get("exception", {}).get("description", "")
-            self.errors.append(f"{details.get('text', 'exception')} {thrown}".strip())
-        elif method == "Runtime.consoleAPICalled" and params["type"] == "error":
-            self.errors.append(" ".join(str(a.get("value", "")) for a in params["args"]))
-        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
-            self.errors.append(params["entry"]["text"])
-        elif method == "Network.loadingFinished":
-            self.received_bytes += int(params.get("encodedDataLength", 0))
-        elif method == "Network.dataReceived":
-            # A stream that never finishes (the event stream) reports its bytes as they come.
-            self.received_bytes += int(params.get("encodedDataLength", 0))
-        elif method == "Page.loadEventFired":
-            self._loaded.set()
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
 
-    async def send(self, method: str, **params: Any) -> dict[str, Any]:
-        number = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._replies[number] = future
-        await self._ws.send_json({"id": number, "method": method, "params": params})
-        reply = await asyncio.wait_for(future, 30)
-        if "error" in reply:
-            raise RuntimeError(f"{method}: {reply['error']}")
-        result: dict[str, Any] = reply.get("result", {})
-        return result
+    def _received(self, params: dict[str, Any]) -> None:
+        self.received_bytes += int(params.get("encodedDataLength", 0))
 
     async def open(self, url: str) -> None:
-        self._loaded.clear()
-        await self.send("Page.navigate", url=url)
-        await asyncio.wait_for(self._loaded.wait(), 30)
+        await self._tab.goto(url, wait_until="load")
 
     async def evaluate(self, expression: str) -> Any:
-        reply = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
-        if "exceptionDetails" in reply:
-            raise RuntimeError(f"{expression}: {reply['exceptionDetails']}")
-        return reply["result"].get("value")
+        try:
+            return await self._tab.evaluate(expression)
+        except Error as exc:
+            raise RuntimeError(f"{expression}: {exc.message}") from exc
 
     async def wait_for(self, expression: str, within: float = 30.0) -> Any:
         """Until `expression` is truthy in the page; what it last gave."""
-        async with asyncio.timeout(within):
-            while not (value := await self.evaluate(expression)):  # noqa: ASYNC110
-                await asyncio.sleep(0.1)  # the page has no event to offer a test
-        return value
+        try:
+            handle = await self._tab.wait_for_function(expression, timeout=within * 1000)
+        except PlaywrightTimeout as exc:
+            raise TimeoutError(f"not within {within:g}s: {expression}") from exc
+        return await handle.json_value()
 
     async def screenshot(self, path: Path) -> None:
-        shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
+        await self._tab.screenshot(path=str(path), full_page=True)
 
 
 @contextlib.asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
-    # Chromium may still write into its profile as it exits: tidy up what can be tidied.
-    with tempfile.TemporaryDirectory(
-        prefix="autoscaler-chromium-", ignore_cleanup_errors=True
-    ) as profile:
-        process = await asyncio.create_subprocess_exec(
-            "chromium", *FLAGS, f"--user-data-dir={profile}",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
+    executable = shutil.which("chromium")
+    if executable is None:
+        raise RuntimeError("chromium is not installed: scripts/test.sh installs Debian's")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=executable, args=FLAGS)
         try:
-            port_file = Path(profile) / "DevToolsActivePort"
-            async with asyncio.timeout(30):
-                while not port_file.exists() or not port_file.read_text().strip():  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)  # chromium writes it once it listens
-            port = port_file.read_text().split()[0]
-            yield Browser(process, f"http://127.0.0.1:{port}")
+            yield Browser(launched)
         finally:
-            process.terminate()
-            await process.wait()
+            with contextlib.suppress(Error):
+                await launched.close()

@@ -24,10 +24,12 @@ import pytest
 from aiohttp import web
 
 from autoscaler.app import App
-from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings
+from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings, lease_name
 from policies import registry
 from tests.integration.browser import Browser, chromium
 from tests.integration.relay import Relay, relay
+from tests.integration.socket_proxy import socket_proxy
+from tests.integration.web import build_images
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_IMAGE = os.environ.get("AUTOSCALER_TEST_IMAGE", "autoscaler-test/busybox:latest")
@@ -92,6 +94,21 @@ def deploy_image(docker_host: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def web_images(docker_host: str) -> None:
+    """The webapp's and the proxies' images, made offline once a machine."""
+    build_images(docker_host)
+
+
+@pytest.fixture(scope="session")
+def engine_api(
+    web_images: None, docker_host: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The engine through deploy/socket-proxy, with its shipped grants: a DOCKER_HOST."""
+    with socket_proxy(docker_host, tmp_path_factory.mktemp("socket-proxy")) as host:
+        yield host
+
+
+@pytest.fixture(scope="session")
 def swarm(docker_host: str) -> list[str]:
     """The engines of a three-node Swarm (scripts/swarm.sh: nodes 1 and 2 managers, 3 a worker),
     each with the test image; started once a session, as slow fixtures are."""
@@ -128,10 +145,26 @@ async def docker(docker_host: str) -> AsyncIterator[aiodocker.Docker]:
         await client.close()
 
 
+_PROJECTS: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def _leases(docker_host: str) -> Iterator[None]:
+    """The lease containers of the session's projects go when the session ends: a lease outlives
+    its holder by design (the next instance reads it), so nothing else removes a test's."""
+    yield
+    names = [lease_name(frozenset({p})) for p in _PROJECTS]
+    for start in range(0, len(names), 50):
+        subprocess.run(["docker", "rm", "-f", *names[start : start + 50]], capture_output=True,
+                       env=os.environ | {"DOCKER_HOST": docker_host})  # fmt: skip
+
+
 @pytest.fixture
-def project() -> str:
+def project(_leases: None) -> str:
     """A Compose project name of the test's own, so tests never see each other's containers."""
-    return f"t{uuid.uuid4().hex[:8]}"
+    name = f"t{uuid.uuid4().hex[:8]}"
+    _PROJECTS.append(name)
+    return name
 
 
 @dataclass
@@ -302,23 +335,35 @@ def settings_for(
 @pytest.fixture
 async def run_autoscaler(
     docker_host: str, broker: tuple[str, int], project: str, mqtt: Mqtt
-) -> AsyncIterator[Callable[..., Any]]:
-    """Start the service in this event loop; it is stopped (with its bounded drain) afterwards."""
-    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+) -> AsyncIterator[_Runner]:
+    """Start the service in this event loop; it is stopped (with its bounded drain) afterwards,
+    or by `await run_autoscaler.stop()` (before a stack goes down, so that it mends nothing)."""
+    runner = _Runner(lambda host, **o: settings_for(host, broker, project, mqtt.prefix, **o),
+                     docker_host)  # fmt: skip
+    try:
+        yield runner
+    finally:
+        await runner.stop()
 
-    async def start(**overrides: Any) -> App:
-        host = overrides.pop("docker_host", docker_host)  # another engine: a swarm manager
+
+class _Runner:
+    def __init__(self, settings: Callable[..., Settings], docker_host: str) -> None:
+        self._settings, self._docker_host = settings, docker_host
+        self._running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+
+    async def __call__(self, **overrides: Any) -> App:
+        host = overrides.pop("docker_host", self._docker_host)  # another engine: a swarm manager
         clock = overrides.pop("clock", None)  # the controllers' clocks, when a test steps one
-        app = App(settings_for(host, broker, project, mqtt.prefix, **overrides), clock=clock)
+        app = App(self._settings(host, **overrides), clock=clock)
         stop = asyncio.Event()
-        running.append((stop, asyncio.create_task(app.serve(stop))))
+        self._running.append((stop, asyncio.create_task(app.serve(stop))))
         async with asyncio.timeout(10):
             await app.inventory.ready.wait()
         return app
 
-    try:
-        yield start
-    finally:
+    async def stop(self) -> None:
+        """Every instance started, stopped."""
+        running, self._running = self._running, []
         for stop, _ in running:
             stop.set()
         for _, task in running:

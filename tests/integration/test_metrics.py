@@ -131,6 +131,32 @@ async def test_a_stale_value_holds_and_is_reported_once_until_it_is_fresh_again(
     assert back[0]["replicas"] == 3
 
 
+async def test_a_metric_missing_past_its_fallback_wait_runs_the_fallback_count_until_it_reads(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, queue: Queue, project: str
+) -> None:
+    labels = QUEUE | {"autoscaler.metric.topic": queue.topic, "autoscaler.metric.max-age": "2s",
+                      "autoscaler.metric.fallback": "5", "autoscaler.metric.fallback-after": "2s",
+                      "autoscaler.scale-down.stabilization": "0s"}  # fmt: skip
+    await make_container("worker", labels)
+    await run_autoscaler()
+    await queue.set(20)
+    await reaches(mqtt, project, "worker", 2)
+
+    queue.stall()  # missing after 2 s of max age, the fallback 2 s later
+    told = await mqtt.wait_for(lambda m: events(m, project, "worker", "fallback"), within=20)
+    assert told[0]["Actor"]["Attributes"]["replicas"] == "5"
+    assert "missing for" in told[0]["message"] and "running 5" in told[0]["message"]
+    await reaches(mqtt, project, "worker", 5)
+    fallen = states_after(mqtt, project, "worker", told[0]["timeNano"] / 1e9, 1)
+    assert "fallback to 5" in (await fallen)[-1]["reason"]
+
+    await queue.set(10)  # reads again: the metric decides (1), the fallback is over
+    over = await mqtt.wait_for(lambda m: events(m, project, "worker", "fallback_end"))
+    assert "reads again" in over[0]["message"]
+    await reaches(mqtt, project, "worker", 1)
+    assert len(events(mqtt, project, "worker", "fallback")) == 1
+
+
 async def test_a_malformed_payload_is_an_error_never_a_crash_and_a_json_field_is_read(
     make_container: Any, run_autoscaler: Any, mqtt: Mqtt, broker: tuple[str, int], project: str
 ) -> None:

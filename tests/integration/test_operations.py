@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from autoscaler.cli import main
+from autoscaler.settings import ApiSettings
 from tests.integration.conftest import Mqtt, reaches
 from tests.integration.test_scaling import WEB
 
@@ -90,3 +91,44 @@ async def test_health_readiness_status_and_metrics(
     assert f"autoscaler_desired_replicas{{{labels}}} 2.0" in metrics
     assert f'autoscaler_actions_total{{direction="scale_up",{labels}}} 1.0' in metrics
     assert "autoscaler_sampling_seconds_count" in metrics
+
+
+async def test_explain_and_replicas_send_the_token_an_autoscaler_asks_for(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, project: str, tmp_path: Any,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    await make_container("web", WEB)
+    secret = tmp_path / "token"
+    secret.write_text("s3cret\n")  # as a Compose or Swarm secret file holds it
+    app = await run_autoscaler(api=ApiSettings(port=0, token_file=secret))
+    await reaches(mqtt, project, "web", 1, hold=1)
+    monkeypatch.setenv("AUTOSCALER_API__PORT", str(app.api.port))
+    assert await asyncio.to_thread(main, ["explain", "web"]) == 1
+    assert "asks for its token: set AUTOSCALER_API__TOKEN" in capsys.readouterr().err
+    monkeypatch.setenv("AUTOSCALER_API__TOKEN_FILE", str(secret))
+    assert await asyncio.to_thread(main, ["explain", "web"]) == 0
+    assert capsys.readouterr().out.startswith(f"{project}/web: 1 replicas")
+    assert await asyncio.to_thread(main, ["replicas", "--project", project]) == 0
+
+
+async def test_event_streams_beyond_the_bound_are_refused_until_one_closes(
+    make_container: Any, run_autoscaler: Any
+) -> None:
+    await make_container("web", WEB)
+    app = await run_autoscaler(api=ApiSettings(port=0, streams=2))
+    events = f"http://127.0.0.1:{app.api.port}/events"
+    async with aiohttp.ClientSession() as http:
+        first, second = await http.get(events), await http.get(events)
+        await first.content.readline()  # both streams are open: each sent its first document
+        await second.content.readline()
+        async with http.get(events) as third:
+            assert third.status == 503
+            assert "2 event streams are open already" in (await third.json())["error"]
+        first.close()
+        async with asyncio.timeout(10):
+            # The server sees the closed stream at its next write, a round later.
+            while app.api.streaming > 1:  # noqa: ASYNC110 - a count of the server's, no event
+                await asyncio.sleep(0.1)
+        async with http.get(events) as again:
+            assert again.status == 200
+        second.close()

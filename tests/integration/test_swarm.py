@@ -32,6 +32,7 @@ from tests.integration.conftest import (
     states,
 )
 from tests.integration.relay import relay
+from tests.integration.socket_proxy import socket_proxy
 
 CPU = 0.1  # of a core, each task's limit
 BURN = ROOT / "scripts" / "burn.sh"
@@ -136,10 +137,11 @@ async def agents(
     """`autoscaler agent` on a node (by index), as a process of its own; stopped at the end."""
     started: dict[int, asyncio.subprocess.Process] = {}
 
-    async def start(index: int) -> asyncio.subprocess.Process:
+    async def start(index: int, docker_host: str | None = None) -> asyncio.subprocess.Process:
+        """`docker_host`: the node's engine another way (through a socket proxy)."""
         env = {
             **os.environ,
-            "DOCKER_HOST": swarm[index],
+            "DOCKER_HOST": docker_host or swarm[index],
             "AUTOSCALER_INTERVAL": "1",
             "AUTOSCALER_MQTT__HOST": broker[0],
             "AUTOSCALER_MQTT__PORT": str(broker[1]),
@@ -209,6 +211,37 @@ async def test_a_step_of_load_reaches_the_needed_task_count_across_nodes(
     ups = events(mqtt, f"swarm/{project}", "web", "scale_up")
     assert ups and ups[-1]["to"] in (5, 6)
     assert await cluster.replicas() in (5, 6)
+
+
+async def test_through_socket_proxies_the_controller_and_the_agents_scale_a_swarm_service(
+    cluster: Cluster, agents: Any, run_autoscaler: Any, swarm: list[str], docker_host: str,
+    web_images: None, project: str, mqtt: Mqtt, make_load: Callable[[str], Load],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    # deploy/socket-proxy in front of every node: with the Swarm grants for the controller on
+    # the manager, the default (reading containers) for each node's agent.
+    load = make_load("web")
+    await cluster.create(LABELS | {"autoscaler.max": "10"}, replicas=2, load=load)
+    with contextlib.ExitStack() as proxies:
+        nodes = [
+            proxies.enter_context(socket_proxy(docker_host, tmp_path / f"n{n}", engine=node))
+            for n, node in enumerate(swarm)
+        ]
+        manager = proxies.enter_context(
+            socket_proxy(docker_host, tmp_path / "manager", engine=swarm[0], swarm=True)
+        )
+        for index, node in enumerate(nodes):
+            await agents(index, node)
+        await run_autoscaler(**controller_settings(swarm, project) | {"docker_host": manager})
+        await mqtt.wait_for(lambda m: states(m, f"swarm/{project}", "web"))
+        load.set(demand_for(5))
+        ups = await mqtt.wait_for(
+            lambda m: [e for e in events(m, f"swarm/{project}", "web", "scale_up")
+                       if e["to"] >= 5], 60,
+        )  # fmt: skip
+        assert ups[0]["to"] in (5, 6)
+        assert await cluster.replicas() in (5, 6)
+        await run_autoscaler.stop()
 
 
 async def test_a_silent_agent_holds_the_count_until_it_speaks_again(
@@ -399,6 +432,13 @@ async def test_the_stack_example_deploys_and_scales_a_labelled_service(
         monkeypatch.setenv(name, image)  # the stack file's variables
     monkeypatch.setenv("AUTOSCALER_INTERVAL", "1")
     monkeypatch.setenv("AUTOSCALER_PROJECTS", json.dumps([project]))  # no other test's services
+    # The broker asks for passwords and keeps to its ACL: the agents' samples reach the
+    # controller as the agent user's, the API asks for its token (explain below sends it).
+    secrets = tmp_path / "secrets"
+    made = await asyncio.create_subprocess_exec("sh", str(ROOT / "deploy" / "secrets.sh"),
+                                                str(secrets))  # fmt: skip
+    assert await made.wait() == 0
+    monkeypatch.setenv("AUTOSCALER_SECRETS", str(secrets))
     stack, web = f"{project}as", tmp_path / "web.yaml"
     web.write_text(WEB_STACK.format(image=TEST_IMAGE))
     manager = cluster.nodes[0]

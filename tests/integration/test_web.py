@@ -192,7 +192,7 @@ async def test_on_the_proxys_request_rate_a_step_is_followed_in_one_or_two_actio
     async with web_stack(project, "caddy", docker_host, tmp_path / "stack", env=env,
                          extra=extra) as stack:  # fmt: skip
         url = f"http://{await stack.address(docker)}/"
-        outcomes = await send_load(url, (("low", 8.0, 10.0), ("high", 40.0, 20.0)))
+        outcomes = await send_load(url, (("low", 8.0, 6.0), ("high", 40.0, 14.0)))
         status = await explained(docker, f"{project}_autoscaler_1", f"{project}/web")
     # Its own broker took it in by its password (the ACL lets it publish its topics), and it
     # acted: the lease was taken through the proxy.
@@ -231,7 +231,7 @@ async def test_replicas_the_proxy_never_reaches_are_a_finding_and_hide_no_satura
         stack.before_down.append(run_autoscaler.stop)
         await reaches(mqtt, project, "web", 5)
         url = f"http://{await stack.address(docker)}/"
-        load = asyncio.create_task(send_load(url, (("high", 24.0, 25.0),)))
+        load = asyncio.create_task(send_load(url, (("high", 24.0, 16.0),)))
         try:
             found = await mqtt.wait_for(lambda m: events(m, project, "web", "finding"), within=30)
             strays = ", ".join(f"{project}_web_{n}" for n in (3, 4, 5))

@@ -32,7 +32,7 @@ PROXIES = {
     "caddy": Proxy("autoscaler-test/caddy:latest", ("compose.yaml",)),
     "haproxy": Proxy("autoscaler-test/haproxy:latest", ("compose.yaml", "compose.haproxy.yaml")),
 }
-PHASES = (("low", 8.0, 6.0), ("high", 40.0, 16.0), ("low again", 8.0, 12.0))
+PHASES = (("low", 8.0, 6.0), ("high", 40.0, 13.0), ("low again", 8.0, 10.0))
 """(name, requests a second, seconds): the load a web test sends."""
 
 

@@ -177,3 +177,60 @@ def test_a_scrape_source_is_parsed_with_its_matchers() -> None:
     assert spec.metric is not None
     assert spec.metric.name == 'scrape caddy_http_requests_total{handler="reverse_proxy"}'
     assert [str(m) for m in spec.metric.matchers] == ['handler="reverse_proxy"']
+
+
+def test_a_fallback_count_and_its_wait_are_read_with_the_metric() -> None:
+    spec = parse(WORKER, MQTT_BASE | MQTT | {"autoscaler.metric.fallback": "6",
+                                             "autoscaler.metric.fallback-after": "1m"})  # fmt: skip
+    assert spec.metric is not None
+    assert (spec.metric.fallback, spec.metric.fallback_after) == (6, 60)
+
+
+@pytest.mark.parametrize(
+    ("labels", "words"),
+    [
+        pytest.param({"autoscaler.metric.fallback": "-1"}, "greater than or equal to 0", id="negative"),
+        pytest.param({"autoscaler.metric.fallback": "six"}, "valid integer", id="not-a-number"),
+        pytest.param({"autoscaler.metric.fallback-after": "soon"}, "", id="not-a-duration"),
+    ],
+)  # fmt: skip
+def test_a_bad_fallback_is_a_label_error_naming_it(labels: dict[str, str], words: str) -> None:
+    with pytest.raises(LabelError) as caught:
+        parse(WORKER, MQTT_BASE | MQTT | labels)
+    assert caught.value.label == next(iter(labels))
+    assert words in str(caught.value)
+
+
+def test_schedule_windows_and_their_time_zone_are_read_and_set_min_and_max_in_force() -> None:
+    labels = MQTT_BASE | {"autoscaler.cpu.target": "50",
+                          "autoscaler.schedule.work": "Mon-Fri 08:00-18:00 min=4",
+                          "autoscaler.schedule.timezone": "Europe/Berlin"}  # fmt: skip
+    spec = parse(WORKER, labels)
+    assert [w.name for w in spec.schedule] == ["work"]
+    monday_9_berlin = 1_795_996_800.0 + 8 * 3600  # Monday 2026-11-30 08:00 UTC, 09:00 in Berlin
+    in_force, found = spec.in_force(monday_9_berlin)
+    assert (in_force.minimum, in_force.maximum) == (4, 10)
+    assert found.reason == "schedule work (min 4): min 4, max 10"
+    assert spec.in_force(monday_9_berlin + 10 * 3600)[0] is spec  # 19:00 in Berlin
+    early = parse(WORKER, labels | {"autoscaler.schedule.lead": "2m"})
+    assert early.lead == 120
+    assert early.in_force(monday_9_berlin - 3600 - 90)[0].minimum == 4  # 07:58:30 in Berlin
+
+
+@pytest.mark.parametrize(
+    ("label", "value", "words"),
+    [
+        ("autoscaler.schedule.work", "weekdays 8-18 min=4", "expected"),
+        ("autoscaler.schedule.timezone", "Mars/Olympus", "not an IANA time zone"),
+        ("autoscaler.schedule.a b", "08:00-09:00 min=2", "a window's name"),
+        ("autoscaler.schedule.lead", "early", "expected a duration"),
+    ],
+)
+def test_a_bad_schedule_label_is_a_label_error_naming_it(
+    label: str, value: str, words: str
+) -> None:
+    labels = MQTT_BASE | {"autoscaler.cpu.target": "50", label: value}
+    with pytest.raises(LabelError) as caught:
+        parse(WORKER, labels)
+    assert caught.value.label == label
+    assert words in str(caught.value)

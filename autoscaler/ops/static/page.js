@@ -44,8 +44,11 @@ function pill(node, text, tone) {
 function render(status) {
   pill(document.getElementById("engine"), status.ready ? "engine ready" : "engine view stale",
        status.ready ? "ok" : "bad");
-  pill(document.getElementById("lease"), status.leading ? "acting (lease held)" : "standing by",
-       status.leading ? "ok" : "warn");
+  // An instance that cannot take the lease says why (what the engine refused): it never acts.
+  pill(document.getElementById("lease"),
+       status.leading ? "acting (lease held)"
+         : status.standing_by ? `standing by: ${status.standing_by}` : "standing by",
+       status.leading ? "ok" : status.standing_by ? "bad" : "warn");
   const mqtt = status.mqtt || {};
   const queued = mqtt.pending ? `, ${mqtt.pending} waiting` : "";
   const dropped = mqtt.dropped ? `, ${mqtt.dropped} dropped` : "";
@@ -105,6 +108,10 @@ function update(card, name, service) {
   const finding = card.querySelector(".finding");
   finding.hidden = !state.finding;
   setText(finding, state.finding || "");
+  // A schedule window in force sets the min and max shown above: say which.
+  const schedule = card.querySelector(".schedule");
+  schedule.hidden = !state.schedule;
+  setText(schedule, state.schedule || "");
   // An error is shown once, as the error.
   setText(card.querySelector(".reason"), state.reason === state.error ? "" : state.reason || "");
   remember(name, service);

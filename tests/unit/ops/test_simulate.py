@@ -23,8 +23,8 @@ def test_simulate_writes_timelines_and_a_plot_and_prints_a_summary(
     }  # fmt: skip
     assert (out / "step.png").read_bytes().startswith(b"\x89PNG")
     timeline = (out / "step-target-tracking.csv").read_text().splitlines()
-    assert timeline[0] == "time,demand,needed,replicas,ready"
-    assert timeline[26] == "25,1.800,4,4,2"
+    assert timeline[0] == "time,demand,needed,replicas,ready,schedule"
+    assert timeline[26] == "25,1.800,4,4,2,"
     lines = printed.splitlines()
     assert lines[0].split()[:2] == ["policy", "actions"]
     assert lines[2].split()[:2] == ["target-tracking", "1"]
@@ -80,3 +80,20 @@ def test_each_reference_takes_only_the_labels_it_understands(
     args = ["simulate", "--trace", str(trace), "--out", str(tmp_path), "--json"]
     assert main([*args, "--label", "step=2", "--label", "scale-down.stabilization=1m"]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {"target-tracking", "hpa", "step"}
+
+
+def test_a_trace_runs_across_a_schedule_given_as_the_services_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "idle.csv"
+    trace.write_text("time,demand\n0,0.1\n300,0.1\n")
+    out = tmp_path / "out"
+    window = "schedule.morning=Mon 08:00-08:02 min=3"
+    args = ["simulate", "--trace", str(trace), "--out", str(out), "--label", window,
+            "--start", "2026-11-30T07:59:00"]  # fmt: skip
+    assert main(args) == 0
+    rows = {line.split(",")[0]: line for line in (out / "idle-hpa.csv").read_text().splitlines()}
+    assert rows["30"].endswith(",1,1,")  # 07:59:30, before the window
+    assert rows["100"] == '100,0.100,3,3,3,"schedule morning (min 3): min 3, max 20"'
+    assert main([*args[:-4], "--label", "schedule.x=soon"]) == 2
+    assert "expected" in capsys.readouterr().err

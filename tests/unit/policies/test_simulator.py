@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 from policies import registry
+from policies.options import BehaviorOptions
+from policies.schedule import parse_window
 from policies.simulator import Model, Result, Row, read_trace, simulate, write_timeline
+from policies.target_tracking import TargetTracking, TargetTrackingOptions
 
 
 def run(
@@ -78,10 +81,25 @@ def test_a_trace_is_csv_with_an_optional_header() -> None:
 
 
 def test_the_timeline_is_csv() -> None:
-    rows = [Row(0, 1.0, 2, 2, 2), Row(1, 1.5, 3, 2, 2)]
+    rows = [Row(0, 1.0, 2, 2, 2), Row(1, 1.5, 4, 2, 2, "schedule work (min 4): min 4, max 20")]
     assert write_timeline(rows) == (
-        "time,demand,needed,replicas,ready\n0,1.000,2,2,2\n1,1.500,3,2,2\n"
+        "time,demand,needed,replicas,ready,schedule\n0,1.000,2,2,2,\n"
+        '1,1.500,4,2,2,"schedule work (min 4): min 4, max 20"\n'
     )
+
+
+def test_a_trace_runs_across_a_schedule_that_raises_min_ahead_of_a_peak_and_lets_it_go() -> None:
+    # Idle all along: a morning window (from 00:01 of the Monday the trace starts on) holds 4.
+    trace = [(0.0, 0.1), (180.0, 0.1)]
+    window = parse_window("morning", "Mon 00:01-00:02 min=4")
+    model = Model(interval=5.0, startup=1.0, schedule=(window,))
+    result = simulate(trace, TargetTracking(TargetTrackingOptions(**{"cpu.target": 50})),
+                      model, BehaviorOptions(**{"scale-down.stabilization": 0}))  # fmt: skip
+    at = {row.t: row for row in result.timeline}
+    assert at[30].replicas == 1 and at[30].schedule is None
+    assert at[65].replicas == 4 and at[65].needed == 4
+    assert at[65].schedule == "schedule morning (min 4): min 4, max 20"
+    assert at[170].replicas == 1 and at[170].schedule is None
 
 
 def test_a_saturated_service_grows_every_decision_to_exactly_what_it_needs() -> None:
