@@ -124,16 +124,19 @@ def swarm(docker_host: str) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def stack_images(swarm: list[str], deploy_image: str, docker_host: str) -> dict[str, str]:
-    """deploy/stack.yaml's images on every node of the swarm: the deploy image, and a broker
-    image made offline from this machine's mosquitto (scripts/broker-image.sh)."""
-    broker = "autoscaler-test/mosquitto:latest"
+def stack_images(
+    swarm: list[str], deploy_image: str, docker_host: str, web_images: None
+) -> dict[str, str]:
+    """deploy/stack.yaml's images on every node of the swarm: the deploy image, a broker image
+    made offline from this machine's mosquitto (scripts/broker-image.sh), and the socket
+    proxy's (Debian's HAProxy, scripts/web-images.sh)."""
+    broker, proxy = "autoscaler-test/mosquitto:latest", "autoscaler-test/haproxy:latest"
     env = os.environ | {"DOCKER_HOST": docker_host}
     subprocess.run(["bash", str(ROOT / "scripts" / "broker-image.sh"), broker], check=True, env=env)
-    for image in (deploy_image, broker):
+    for image in (deploy_image, broker, proxy):
         script = str(ROOT / "scripts" / "swarm.sh")
         subprocess.run(["bash", script, "load", image], check=True, env=env)
-    return {"AUTOSCALER_IMAGE": deploy_image, "BROKER_IMAGE": broker}
+    return {"AUTOSCALER_IMAGE": deploy_image, "BROKER_IMAGE": broker, "SOCKET_PROXY_IMAGE": proxy}
 
 
 @pytest.fixture

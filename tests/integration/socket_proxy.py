@@ -50,11 +50,13 @@ def socket_proxy(
     *,
     engine: str | None = None,
     swarm: bool = False,
+    write: bool = True,
 ) -> Iterator[str]:
     """The proxy with `config` (the shipped one by default), as deploy/compose.autoscaler.yaml
     runs it (root without capabilities, a read-only file system), in a container of the engine
     at `docker_host`, in front of that engine or of `engine` (another one's DOCKER_HOST, a node
-    of the swarm); `swarm`: with the Swarm grants (SWARM=1). Yields its DOCKER_HOST."""
+    of the swarm); `swarm`: with the Swarm grants (SWARM=1); `write=False`: reading only
+    (WRITE=0, as a node's agent is given it). Yields its DOCKER_HOST."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "haproxy.cfg").write_text(config if config is not None else CONFIG.read_text())
     name = f"autoscaler-test-socket-proxy-{uuid.uuid4().hex[:8]}"
@@ -63,6 +65,7 @@ def socket_proxy(
         ["docker", "run", "-d", "--name", name, "--network", "none", "--user", "0",
          "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--read-only",
          "-e", "LISTEN=/run/proxy/docker.sock", "-e", f"SWARM={int(swarm)}",
+         "-e", f"WRITE={int(write)}",
          "-v", f"{(engine or docker_host).removeprefix('unix://')}:/var/run/docker.sock",
          "-v", f"{folder / 'haproxy.cfg'}:/usr/local/etc/haproxy/haproxy.cfg:ro",
          "-v", f"{folder}:/run/proxy", IMAGE],

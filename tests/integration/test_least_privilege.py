@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.browser import Browser
 from tests.integration.conftest import Mqtt, reaches
-from tests.integration.socket_proxy import CONFIG, socket_proxy
+from tests.integration.socket_proxy import socket_proxy
 from tests.integration.test_scaling import WEB, names
 
 
@@ -66,11 +66,8 @@ async def test_an_instance_that_cannot_take_its_lease_says_why_and_what_to_grant
     browser: Browser, tmp_path: Path,
 ) -> None:  # fmt: skip
     await make_container("web", WEB)
-    # A proxy that grants reading only: the lease cannot be created.
-    readonly = "".join(
-        line for line in CONFIG.read_text().splitlines(keepends=True) if " if post " not in line
-    )
-    with socket_proxy(docker_host, tmp_path / "proxy", readonly) as refusing:
+    # The proxy as a node's agent is given it, reading only: the lease cannot be created.
+    with socket_proxy(docker_host, tmp_path / "proxy", write=False) as refusing:
         app = await run_autoscaler(docker_host=refusing)
         told = await mqtt.wait_for(
             lambda m: [e for e in m.on("events") if e["Actor"]["ID"] == "engine lease"]

@@ -219,12 +219,14 @@ async def test_through_socket_proxies_the_controller_and_the_agents_scale_a_swar
     tmp_path: Path,
 ) -> None:  # fmt: skip
     # deploy/socket-proxy in front of every node: with the Swarm grants for the controller on
-    # the manager, the default (reading containers) for each node's agent.
+    # the manager, reading only (WRITE=0) for each node's agent, as deploy/stack.yaml has them.
     load = make_load("web")
     await cluster.create(LABELS | {"autoscaler.max": "10"}, replicas=2, load=load)
     with contextlib.ExitStack() as proxies:
         nodes = [
-            proxies.enter_context(socket_proxy(docker_host, tmp_path / f"n{n}", engine=node))
+            proxies.enter_context(
+                socket_proxy(docker_host, tmp_path / f"n{n}", engine=node, write=False)
+            )
             for n, node in enumerate(swarm)
         ]
         manager = proxies.enter_context(
