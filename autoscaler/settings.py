@@ -58,6 +58,10 @@ class MqttSettings(BaseModel):
         return self
 
 
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+"""API hosts only this machine can reach: beyond them, the API wants a token."""
+
+
 class ApiSettings(BaseModel):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -74,11 +78,6 @@ class ApiSettings(BaseModel):
     def _token_from_file(self) -> ApiSettings:
         self.token = _secret(self.token_file, self.token, "AUTOSCALER_API__TOKEN_FILE")
         return self
-
-    @property
-    def loopback(self) -> bool:
-        """Whether only this host can reach the endpoints."""
-        return self.host in ("127.0.0.1", "::1", "localhost")
 
 
 def lease_name(projects: frozenset[str]) -> str:

@@ -16,15 +16,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from autoscaler import labels
@@ -32,7 +24,7 @@ from autoscaler.errors import LabelError
 from autoscaler.labels import ServiceKey
 from policies import registry
 from policies.base import Policy
-from policies.options import BehaviorOptions, Seconds
+from policies.options import BehaviorOptions, Seconds, seconds
 from policies.schedule import Bounds, Window, bounds, parse_window
 
 _COMMON = frozenset({"enable", "service", "clone-of", "min", "max", "policy", "paused"})
@@ -318,8 +310,8 @@ def _schedule(key: ServiceKey, own: Mapping[str, str]) -> tuple[tuple[Window, ..
     lead = 0.0
     if lead_label in own:
         try:
-            lead = TypeAdapter(Seconds).validate_python(own[lead_label])
-        except ValidationError:
+            lead = seconds(own[lead_label])
+        except ValueError:
             raise LabelError(str(key), lead_label, own[lead_label],
                              "expected a duration, e.g. 90s or 2m") from None  # fmt: skip
     timezone: tzinfo = UTC

@@ -11,14 +11,16 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
+def seconds(text: str) -> float:
+    """`300`, `300s`, `5m`, `1.5h`, `250ms` -> seconds; ValueError for anything else."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError("expected a duration such as 30, 30s, 5m or 1h")
+    return float(match.group(1)) * _UNIT[match.group(2)]
+
+
 def _seconds(value: object) -> object:
-    """`300`, `300s`, `5m`, `1.5h`, `250ms` -> seconds."""
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError("expected a duration such as 30, 30s, 5m or 1h")
-        return float(match.group(1)) * _UNIT[match.group(2)]
-    return value
+    return seconds(value) if isinstance(value, str) else value
 
 
 Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]

@@ -25,6 +25,8 @@ from datetime import datetime, timedelta
 
 from cronsim import CronSim, CronSimError
 
+from policies.options import seconds
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WINDOW = re.compile(
     r"^\s*(?:(?P<days>[A-Za-z]{3}(?:\s*[-,]\s*[A-Za-z]{3})*)\s+)?"
@@ -36,7 +38,6 @@ _CRON = re.compile(
     r"(?P<settings>(?:\s+(?:min|max)\s*=\s*\d+)+)\s*$"
 )
 _SETTING = re.compile(r"(min|max)\s*=\s*(\d+)")
-_UNIT = {"s": 1, "m": 60, "h": 3600}
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +108,7 @@ def _cron_window(name: str, found: re.Match[str]) -> Window:
         CronSim(expr, datetime(2026, 1, 1))
     except CronSimError as exc:
         raise ValueError(f"cron({expr}): {exc}") from None
-    length = float(found["length"][:-1]) * _UNIT[found["length"][-1]]
+    length = seconds(found["length"])
     if length <= 0:
         raise ValueError("a cron window lasts longer than 0s")
     low, high = _settings(found["settings"])

@@ -29,6 +29,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from autoscaler.ops.metrics import Metrics
+from autoscaler.settings import LOOPBACK
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ class Api:
             self.port = int(runner.addresses[0][1])
             self.bound.set()
             logger.info("API on http://%s:%d", self.host, self.port)
-            if self._token is None and self.host not in ("127.0.0.1", "::1", "localhost"):
+            if self._token is None and self.host not in LOOPBACK:
                 logger.warning(
                     "API on %s without a token: whoever reaches it reads every service's "
                     "containers and decisions; set AUTOSCALER_API__TOKEN_FILE", self.host,
