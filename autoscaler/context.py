@@ -1,7 +1,8 @@
 """What every controller shares, and the small interfaces through which it meets the world.
 
     Backend   where a service's replicas live: `scale_to` and `repair` (engine.Actuator clones
-              containers on one engine; swarm.SwarmScaler updates a Swarm service's count)
+              containers on one engine; swarm.SwarmScaler updates a Swarm service's count),
+              and for scale to zero `sleep`, `wake`, `asleep` and `awake`
     Notices   where events and retained states go (mqtt.Notifier)
     Meter     what is counted for /metrics (ops.Metrics)
 
@@ -29,6 +30,10 @@ class ScaleResult:
     before: int
     created: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    """The user's own containers a sleep stopped (never removed)."""
+    started: list[str] = field(default_factory=list)
+    """The user's own containers a wake started again."""
     errors: list[AutoscalerError] = field(default_factory=list)
     seconds: float = 0.0
     target: int | None = None
@@ -39,7 +44,8 @@ class ScaleResult:
     def after(self) -> int:
         if self.target is not None:
             return self.target
-        return self.before + len(self.created) - len(self.removed)
+        return (self.before + len(self.created) + len(self.started)
+                - len(self.removed) - len(self.stopped))  # fmt: skip
 
 
 class Backend(Protocol):
@@ -60,6 +66,21 @@ class Backend(Protocol):
         *,
         surge: bool = False,
     ) -> ScaleResult: ...
+
+    async def sleep(self, key: ServiceKey, replicas: Sequence[Replica]) -> ScaleResult:
+        """To zero: recorded as the autoscaler's doing first, then every replica goes (the
+        user's own containers are stopped, never removed)."""
+
+    async def wake(self, key: ServiceKey, replicas: Sequence[Replica]) -> ScaleResult:
+        """From zero: the user's own containers started again (a start, not a create), and the
+        record of the sleep ended."""
+
+    async def asleep(self, key: ServiceKey) -> bool:
+        """Whether the autoscaler put the service to zero (and not its owner)."""
+
+    async def awake(self, key: ServiceKey) -> bool:
+        """Its owner started the service again: any record of a sleep ends (True if there was
+        one)."""
 
 
 class Notices(Protocol):

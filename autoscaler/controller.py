@@ -4,6 +4,7 @@ backoffs and last state all live here, and nowhere else.
 Every interval, when nothing of the service's is in flight, `step` runs:
 
     labels wrong, or no template ──────────────────────────────► ERROR (reported once, skipped)
+    min 0: quiet for to-zero-after ─► sleep ───────────────────► IDLE (at zero) ─► wake on demand
     none of the service's own containers runs ─────────────────► STOPPED (its owner stopped it)
     the last action failed, its backoff not over ──────────────► BACKOFF (2, 4, ... 60 s)
     broken clones ──(crash-loop backoff allows)──► repair ─────► REPAIRING ─► guarded runner
@@ -31,6 +32,7 @@ from typing import Any
 from autoscaler.backoff import Backoff
 from autoscaler.context import Context, ScaleResult
 from autoscaler.errors import AutoscalerError, InternalError, TemplateError
+from autoscaler.idle_watch import IdleWatch
 from autoscaler.labels import Replica, ServiceKey, counted, template_of, unclonable
 from autoscaler.metric_watch import MetricWatch
 from autoscaler.repairs import CrashLoop, Repair, broken, restore, roll
@@ -38,16 +40,14 @@ from autoscaler.report import Report
 from autoscaler.samples import Sample
 from autoscaler.spec import ServiceSpec, own_labels, parse
 from autoscaler.state import Evaluation, Phase, ServiceState, replica_samples
-from policies.base import Direction, Policy, PolicyInput, Proposal
+from autoscaler.zero import Sleep
+from policies.base import Direction, Policy, PolicyInput
 from policies.behavior import Behavior
-from policies.idle import idle_beside_saturated, propose_without, still_idle
 
 logger = logging.getLogger(__name__)
 
 HISTORY = 50
 """Evaluations kept per service, for /status and `autoscaler explain`."""
-IDLE_ROUNDS = 3
-"""Rounds in a row replicas must idle beside saturated ones to be a finding, not a moment."""
 
 
 class Controller:
@@ -61,9 +61,6 @@ class Controller:
         self._bug: str | None = None  # an unexpected error while evaluating, while it lasts
         self._down: str | None = None  # the user's crashed containers, while they are down
         self._started: dict[tuple[str, float], float] = {}  # (id, StartedAt) -> our clock
-        self._idle_rounds = 0  # rounds in a row with replicas idle beside saturated ones
-        self._finding: str | None = None
-        self._idle: tuple[str, ...] = ()  # the idle replicas the finding was told for
         self._announced: tuple[int, int] | None = None  # dry run: the last decision told
         self.history: deque[Evaluation] = deque(maxlen=HISTORY)
         self.inflight: asyncio.Task[None] | None = None
@@ -72,7 +69,9 @@ class Controller:
         self._sources: dict[str, str] = {}  # container id -> the sampler that read it
         self._report = Report(key, context)
         self._metric = MetricWatch(key, context, self._report)
+        self._idle = IdleWatch(key, self._report)
         self._schedule: str | None = None  # the schedule's windows in force, in words
+        self._zero = Sleep(key, context, self._report)
         self.decided: int | None = None
         """The count the last action settled on (or that was found): what vanished replicas are
         restored to."""
@@ -131,14 +130,9 @@ class Controller:
         if self._error is not None:
             logger.info("%s: its error is fixed; scaling it again", self.key)
             self._error = None
-        spec, in_force = spec.in_force(self._ctx.clock.wall())
-        if in_force.reason != self._schedule:
-            # A window began or ended: told once, as the bounds change.
-            self._schedule = in_force.reason
-            message = in_force.reason or "no schedule window in force: the labels' min and max"
-            logger.info("%s: %s", self.key, message)
-            self._report.event("schedule", {"min": spec.minimum, "max": spec.maximum},
-                               message=message)  # fmt: skip
+        spec = self._in_force(spec)
+        if self._zero_step(tg, spec, replicas):
+            return
         if self._stopped(replicas):
             # Stopped by its owner (`docker compose stop`, or still being created): cloning it
             # back to life would fight them. (A Swarm service its owner scaled to 0 has no
@@ -175,6 +169,28 @@ class Controller:
                         decision.current, decision.desired, decision.reason)  # fmt: skip
             self._show(Phase.SCALING, replicas, spec, evaluation, decision.reason)
             self._run(tg, "scaling", self._scale(spec, replicas, evaluation))
+
+    def _in_force(self, spec: ServiceSpec) -> ServiceSpec:
+        """The spec with the min and max its schedule sets now; a change of window told once."""
+        spec, in_force = spec.in_force(self._ctx.clock.wall())
+        if in_force.reason != self._schedule:
+            # A window began or ended: told once, as the bounds change.
+            self._schedule = in_force.reason
+            message = in_force.reason or "no schedule window in force: the labels' min and max"
+            logger.info("%s: %s", self.key, message)
+            self._report.event("schedule", {"min": spec.minimum, "max": spec.maximum},
+                               message=message)  # fmt: skip
+        return spec
+
+    def _zero_step(
+        self, tg: asyncio.TaskGroup, spec: ServiceSpec, replicas: Sequence[Replica]
+    ) -> bool:
+        """A service whose labels allow zero, or that is asleep: zero.Sleep takes the round
+        when it acts or the service is at zero."""
+        zero_able = self.spec is not None and self.spec.minimum == 0
+        if not zero_able and not self._zero.asleep:
+            return False
+        return self._zero.step(tg, self, spec, replicas, self._metric.read(spec))
 
     def _stopped(self, replicas: Sequence[Replica]) -> bool:
         """Whether its owner stopped the service: none of the user's own containers runs, and
@@ -220,8 +236,12 @@ class Controller:
         now, wall = self._ctx.clock.monotonic(), self._ctx.clock.wall()
         observed = replica_samples(replicas, samples, self._started_on_our_clock(replicas))
         signal = self._metric.read(spec)
-        inputs = PolicyInput(len(observed), spec.minimum, spec.maximum, observed, now, signal)
-        proposal = self._metric.fallback(spec, signal, self._propose(inputs, replicas), now)
+        # A running service runs at least one: only a sleep (zero.py) takes it to zero.
+        floor = max(spec.minimum, 1)
+        inputs = PolicyInput(len(observed), floor, spec.maximum, observed, now, signal)
+        proposal = self._metric.fallback(
+            spec, signal, self._idle.propose(self._policy, inputs, replicas), now
+        )
         decision = self._behavior.decide(inputs, proposal)
         own = sum(1 for r in counted(replicas) if not r.is_clone) if self._ctx.clones else 0
         if decision.desired < own:
@@ -236,35 +256,6 @@ class Controller:
         self.history.append(evaluation)
         self._ctx.metrics.evaluated(self.key, evaluation)
         return evaluation
-
-    def _propose(self, inputs: PolicyInput, replicas: Sequence[Replica]) -> Proposal:
-        """The policy's proposal; over the replicas that take load only, once some have idled
-        beside saturated ones for IDLE_ROUNDS rounds in a row (a finding, told once)."""
-        assert self._policy is not None
-        if self._idle:
-            idle = still_idle(inputs.samples, self._idle)
-        else:
-            idle = idle_beside_saturated(inputs.samples)
-            self._idle_rounds = self._idle_rounds + 1 if idle else 0
-        if idle is None or (not self._idle and self._idle_rounds < IDLE_ROUNDS):
-            if idle is None and self._finding is not None:
-                logger.info("%s: every replica takes load again", self.key)
-                self._finding, self._idle, self._idle_rounds = None, (), 0
-            return self._policy.propose(inputs)
-        names = {r.id: r.name for r in replicas}
-        which = ", ".join(sorted(names.get(i, i[:12]) for i in idle.idle))
-        verb = "takes" if len(idle.idle) == 1 else "take"
-        others = (f"{idle.held} of {idle.measured} are saturated" if idle.held
-                  else "the others take it")  # fmt: skip
-        finding = f"{which} {verb} no load while {others}: is it on the proxy's network?"
-        if not self._idle:
-            # Told once; the state keeps the counts current while it lasts.
-            logger.warning("%s: %s", self.key, finding)
-            self._report.event("finding", {"idle": which}, message=finding)
-        self._finding, self._idle = finding, idle.idle
-        return propose_without(
-            self._policy, inputs, idle, "takes no load while others are saturated"
-        )
 
     def _started_on_our_clock(self, replicas: Sequence[Replica]) -> dict[str, float]:
         """When each replica started, on the monotonic clock: the engine says it in wall time,
@@ -310,6 +301,29 @@ class Controller:
 
     # -- the guarded runner and the actions it runs ---------------------------------------------
 
+    def run(
+        self, tg: asyncio.TaskGroup, doing: str, action: Coroutine[Any, Any, ScaleResult]
+    ) -> None:
+        """Run `action` as this service's one action in flight, guarded (for zero.Sleep)."""
+        self._run(tg, doing, action)
+
+    def failing(self) -> str | None:
+        """While the last action's backoff lasts, how long is left, in words."""
+        monotonic = self._ctx.clock.monotonic()
+        if self._failures.ready(monotonic):
+            return None
+        return f"the last action failed; next try in {self._failures.left(monotonic):.0f}s"
+
+    def record(self, result: ScaleResult) -> None:
+        """A sleep or a wake happened: a scale action for the behaviour's rates and cooldowns."""
+        assert self._behavior is not None
+        self._behavior.record(self._ctx.clock.monotonic(), result.before, result.after)
+        self.decided = result.after
+
+    def show(self, phase: Phase, replicas: Sequence[Replica], spec: ServiceSpec,
+             reason: str) -> None:  # fmt: skip
+        self._show(phase, replicas, spec, self._last, reason)
+
     def _run(
         self, tg: asyncio.TaskGroup, doing: str, action: Coroutine[Any, Any, ScaleResult]
     ) -> None:
@@ -320,7 +334,7 @@ class Controller:
         try:
             result = await action
             errors += result.errors
-            for container_id in result.created + result.removed:
+            for container_id in result.created + result.removed + result.stopped + result.started:
                 await self._ctx.refresh(container_id)
             # The next decision looks at the load spread over the count there is now.
             await self._ctx.restart(self._ctx.view(self.key))
@@ -342,6 +356,9 @@ class Controller:
             self._show(Phase.BACKOFF, replicas, self.spec, self._last, reason, error=str(errors[0]))
         else:
             self._failures.succeeded()
+            if self._zero.asleep:
+                self._show(Phase.IDLE, replicas, self.spec, self._last, self._zero.reason)
+                return
             reason = self._last.decision.reason if self._last else f"done {doing}"
             self._show(Phase.HOLDING, replicas, self.spec, self._last, reason)
 
@@ -397,6 +414,6 @@ class Controller:
         self._report.show(
             phase, replicas, spec, evaluation, reason,
             decided=self.decided, samplers=self._sources,
-            error=error or self._down or self._metric.error, finding=self._finding,
+            error=error or self._down or self._metric.error, finding=self._idle.finding,
             schedule=self._schedule,
         )  # fmt: skip

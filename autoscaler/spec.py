@@ -26,8 +26,9 @@ from policies import registry
 from policies.base import Policy
 from policies.options import BehaviorOptions, Seconds, seconds
 from policies.schedule import Bounds, Window, bounds, parse_window
+from policies.zero import ZeroRule
 
-_COMMON = frozenset({"enable", "service", "clone-of", "min", "max", "policy", "paused"})
+_COMMON = frozenset({"enable", "service", "clone-of", "asleep", "min", "max", "policy", "paused"})
 _SCHEDULE = "schedule."
 
 
@@ -219,6 +220,14 @@ class ServiceSpec:
             return self, found
         return replace(self, minimum=found.minimum, maximum=found.maximum), found
 
+    @property
+    def zero(self) -> ZeroRule | None:
+        """How the service goes to zero and wakes, where its `min` is 0 (policies/zero.py)."""
+        if self.minimum != 0:
+            return None
+        activation = getattr(self.policy_options, "metric_activation", None)
+        return ZeroRule(self.behavior.to_zero_after, activation)
+
     def new_policy(self) -> Policy:
         """A fresh policy object; it keeps state of its own for as long as the spec stands."""
         policy: Policy = self.policy_class(self.policy_options)
@@ -245,7 +254,7 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str]) -> ServiceSpec:
         )
     if labels.MAX not in own:
         raise LabelError(str(key), labels.MAX, None, "required")
-    minimum = _int(key, labels.MIN, own.get(labels.MIN, "1"), 1)
+    minimum = _int(key, labels.MIN, own.get(labels.MIN, "1"), 0)
     maximum = _int(key, labels.MAX, own[labels.MAX], 1)
     if minimum > maximum:
         raise LabelError(str(key), labels.MIN, own.get(labels.MIN), f"greater than max {maximum}")
@@ -284,7 +293,7 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str]) -> ServiceSpec:
         source = registry.validate(MetricSource, metric) if metric else None
     except registry.PolicyError as exc:
         raise LabelError(str(key), labels.PREFIX + exc.key, exc.value, exc.reason) from exc
-    _check_metric(key, own, source, policy_options)
+    _check_metric(key, own, source, policy_options, minimum)
     windows, timezone, lead = _schedule(key, own)
     return ServiceSpec(
         key=key,
@@ -336,9 +345,18 @@ def _schedule(key: ServiceKey, own: Mapping[str, str]) -> tuple[tuple[Window, ..
 
 
 def _check_metric(
-    key: ServiceKey, own: Mapping[str, str], source: MetricSource | None, options: BaseModel
+    key: ServiceKey,
+    own: Mapping[str, str],
+    source: MetricSource | None,
+    options: BaseModel,
+    minimum: int,
 ) -> None:
-    """A source needs a policy that turns its value into a count, and a target needs a source."""
+    """A source needs a policy that turns its value into a count, and a target needs a source;
+    only a metric can wake a service at zero."""
+    if minimum == 0 and source is None:
+        raise LabelError(str(key), labels.MIN, own[labels.MIN],
+                         "0 needs a metric source (autoscaler.metric.source) to wake the service: "
+                         "CPU is not measured while nothing runs")  # fmt: skip
     target = getattr(options, "metric_target", None)
     if source is not None and target is None:
         label = labels.PREFIX + "metric.source"

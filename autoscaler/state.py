@@ -22,6 +22,8 @@ class Phase(StrEnum):
     REPAIRING = "repairing"
     BACKOFF = "backoff"
     PAUSED = "paused"
+    IDLE = "idle"
+    """At zero, put there by the autoscaler (`min: "0"`): woken when its metric is wanted."""
     STOPPED = "stopped"
     """None of the service's own containers runs: its owner stopped it; not scaled."""
     ERROR = "error"

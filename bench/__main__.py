@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL = ("policies", "sampling", "reaction", "compose", "mqtt", "soak", "swarm", "web")
+ALL = ("policies", "sampling", "reaction", "compose", "mqtt", "soak", "swarm", "web", "zero")
 
 
 class _Tee(io.StringIO):

@@ -132,7 +132,7 @@ def _change(folder: Path, case: Case) -> None:
 async def _case(docker: aiodocker.Docker, docker_host: str, case: Case) -> Row:
     project = f"benchweb{uuid.uuid4().hex[:6]}"
     folder = Path(tempfile.mkdtemp(prefix="bench-web-"))
-    write_stack(folder, one_network=False)
+    write_stack(folder)
     _change(folder, case)
     env = {"AUTOSCALER_IMAGE": IMAGE, "DOCKER_SOCKET": docker_host.removeprefix("unix://"),
            "AUTOSCALER_INTERVAL": "2", "COMPOSE_PROJECT_NAME": project,

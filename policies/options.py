@@ -58,3 +58,6 @@ class BehaviorOptions(PolicyOptions):
     """No scale-up until this long after the last scale action."""
     down_cooldown: Seconds = Field(default=0.0, alias="scale-down.cooldown")
     """No scale-down until this long after the last scale action."""
+    to_zero_after: Seconds = Field(default=300.0, alias="scale-down.to-zero-after")
+    """With `min: "0"`: how long the metric must stay below activation before the last
+    replica goes (policies/zero.py)."""

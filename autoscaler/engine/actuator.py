@@ -22,6 +22,7 @@ import aiohttp
 
 from autoscaler import labels
 from autoscaler.context import ScaleResult
+from autoscaler.engine import asleep
 from autoscaler.engine.client import engine_errors
 from autoscaler.errors import AutoscalerError, EngineError, TemplateError
 from autoscaler.labels import Replica, ServiceKey, counted, template_of
@@ -40,6 +41,7 @@ _HOST_OWN = frozenset({"ContainerIDFile"})
 _DEFAULT_STOP_TIMEOUT = 10
 _EVERY_NETWORK_AT_CREATE = (1, 44)  # the API from which create takes several endpoints
 _NAME_TRIES = 5
+_RUNNING = ("running", "restarting", "paused")
 
 
 def victims(live: Sequence[Replica], count: int) -> list[Replica]:
@@ -166,6 +168,48 @@ class Actuator:
         result.seconds += removed.seconds
         return result
 
+    async def sleep(self, key: ServiceKey, replicas: Sequence[Replica]) -> ScaleResult:
+        """To zero: the sleep is marked on the engine (engine/asleep.py), then every clone is
+        removed and every running container of the user's is stopped, gracefully and at once."""
+        started = time.monotonic()
+        live = counted(replicas)
+        result = ScaleResult(key, len(live))
+        own = [r for r in replicas if not r.is_clone and r.status in _RUNNING]
+        await asleep.mark(self._docker, key, template_of(key, replicas), own)
+        clones = [r for r in replicas if r.is_clone]
+        outcomes = await _each([*(self._remove(key, r) for r in clones),
+                                *(self._stop(key, r) for r in own)])  # fmt: skip
+        for i, outcome in enumerate(outcomes):
+            if isinstance(outcome, AutoscalerError):
+                result.errors.append(outcome)
+            else:
+                (result.removed if i < len(clones) else result.stopped).append(outcome)
+        result.seconds = time.monotonic() - started
+        return result
+
+    async def wake(self, key: ServiceKey, replicas: Sequence[Replica]) -> ScaleResult:
+        """From zero: the user's own containers are started again, all at once, and the sleep's
+        marker goes once they have."""
+        started = time.monotonic()
+        result = ScaleResult(key, len(counted(replicas)))
+        own = [r for r in replicas if not r.is_clone and r.status not in _RUNNING]
+        outcomes = await _each([self._start(key, r) for r in own])
+        for outcome in outcomes:
+            if isinstance(outcome, AutoscalerError):
+                result.errors.append(outcome)
+            else:
+                result.started.append(outcome)
+        if result.started:
+            await asleep.unmark(self._docker, key)
+        result.seconds = time.monotonic() - started
+        return result
+
+    async def asleep(self, key: ServiceKey) -> bool:
+        return await asleep.asleep(self._docker, key)
+
+    async def awake(self, key: ServiceKey) -> bool:
+        return await asleep.unmark(self._docker, key)
+
     async def _change(
         self,
         key: ServiceKey,
@@ -266,6 +310,26 @@ class Actuator:
             return (int(version[0]), int(version[1])) >= _EVERY_NETWORK_AT_CREATE
         except (ValueError, IndexError):
             return False
+
+    async def _stop(self, key: ServiceKey, replica: Replica) -> str:
+        """Stop one of the user's own containers, within its grace period; never remove it."""
+        timeout = replica.inspect["Config"].get("StopTimeout") or _DEFAULT_STOP_TIMEOUT
+        async with self._removing:
+            with engine_errors(f"stopping {replica.name} to sleep", service=str(key)):
+                bound = aiohttp.ClientTimeout(total=int(timeout) + self._timeout)
+                await self._docker.containers.container(replica.id).stop(
+                    t=int(timeout), timeout=bound
+                )
+        logger.info("%s: stopped %s (asleep)", key, replica.name)
+        return replica.id
+
+    async def _start(self, key: ServiceKey, replica: Replica) -> str:
+        """Start one of the user's own containers again: the fastest way back from zero."""
+        async with self._creating:
+            with engine_errors(f"starting {replica.name} to wake", service=str(key)):
+                await self._docker.containers.container(replica.id).start()
+        logger.info("%s: started %s (awake)", key, replica.name)
+        return replica.id
 
     async def _remove(self, key: ServiceKey, replica: Replica) -> str:
         if not replica.is_clone:

@@ -4,7 +4,8 @@ policies; Swarm places the tasks, the autoscaler decides how many. Talks to a ma
     SwarmView      the opted-in services and their running tasks, listed each round
     SwarmScaler    `scale_to`: a service update of the replica count, at the version read; an
                    update by someone else in between is retried on the fresh spec, never
-                   overwritten blindly
+                   overwritten blindly. `sleep` and `wake`: to 0 with the label `autoscaler.asleep`
+                   on the service, and back to 1 without it
 
 A service is `<stack>/<service>` (the stack from `com.docker.stack.namespace`, `swarm` without
 one). Its tasks are its replicas, each keyed by its container's id so that the samples the
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 STACK = "com.docker.stack.namespace"
 NO_STACK = "swarm"
 _TRIES = 5
+ASLEEP = "autoscaler.asleep"
+"""On a Swarm service the autoscaler scaled to 0 (`min: "0"`), so that it wakes it, and only it:
+a service its owner scaled to 0 stays left alone."""
 # Task states on the way to running: counted (Swarm was asked for them), not yet a sample.
 _ON_THE_WAY = {"new", "pending", "assigned", "accepted", "ready", "preparing", "starting"}
 
@@ -72,6 +76,27 @@ def task_replica(service: Mapping[str, Any], task: Mapping[str, Any]) -> Replica
     )
 
 
+def asleep_replica(service: Mapping[str, Any]) -> Replica:
+    """A service the autoscaler put to 0 has no task: one that never runs stands for it, so
+    that its controller has its labels (and can wake it)."""
+    spec = service["Spec"]
+    return Replica(
+        id=f"asleep-{service['ID']}",
+        name=f"{spec['Name']} (asleep)",
+        key=service_key(service),
+        labels={**(spec.get("Labels") or {}), labels.SWARM_SERVICE: spec["Name"]},
+        status="exited",
+        health=None,
+        pid=0,
+        started_at=0.0,
+        number=None,
+        clone_of=None,
+        cpu_limit=None,
+        memory_limit=None,
+        inspect={"ServiceID": service["ID"]},
+    )
+
+
 class SwarmView:
     def __init__(self, docker: aiodocker.Docker, faults: Faults | None = None) -> None:
         self._docker = docker
@@ -102,8 +127,12 @@ class SwarmView:
             if "Replicated" not in service["Spec"].get("Mode", {}):
                 continue  # a global service runs one task a node: nothing to decide
             own = by_service.get(service["ID"], [])
-            if not own:
+            if not own and ASLEEP not in (service["Spec"].get("Labels") or {}):
                 continue  # scaled to 0 by its owner, as a stopped Compose service: left alone
+            if not own:
+                # At 0 by the autoscaler (`min: "0"`): listed, so that it can be woken.
+                found[service_key(service)] = [asleep_replica(service)]
+                continue
             part = f"swarm service {service['Spec'].get('Name')}"
             try:
                 found[service_key(service)] = [task_replica(service, t) for t in own]
@@ -134,16 +163,58 @@ class SwarmScaler:
     async def scale_to(
         self, key: ServiceKey, replicas: Sequence[Replica], target: int
     ) -> ScaleResult:
+        return await self._update(key, replicas, target)
+
+    async def sleep(self, key: ServiceKey, replicas: Sequence[Replica]) -> ScaleResult:
+        """To 0, with the label that says the autoscaler did it (in the same update)."""
+        return await self._update(key, replicas, 0, asleep=True)
+
+    async def wake(self, key: ServiceKey, replicas: Sequence[Replica]) -> ScaleResult:
+        """To 1, the label gone; the policy takes it from there."""
+        return await self._update(key, replicas, 1, asleep=False)
+
+    async def asleep(self, key: ServiceKey) -> bool:
+        service = await self._read(await self._find(key), key)
+        return ASLEEP in (service["Spec"].get("Labels") or {})
+
+    async def awake(self, key: ServiceKey) -> bool:
+        service_id = await self._find(key)
+        if ASLEEP not in ((await self._read(service_id, key))["Spec"].get("Labels") or {}):
+            return False
+        await self._update(key, (), None, asleep=False, service_id=service_id)
+        return True
+
+    async def _read(self, service_id: str, key: ServiceKey) -> dict[str, Any]:
+        with engine_errors(f"reading swarm service {key}", service=str(key)):
+            found: dict[str, Any] = await self._docker._query_json(f"services/{service_id}")
+        return found
+
+    async def _update(
+        self,
+        key: ServiceKey,
+        replicas: Sequence[Replica],
+        target: int | None,
+        *,
+        asleep: bool | None = None,
+        service_id: str | None = None,
+    ) -> ScaleResult:
+        """Set the replica count (`target`) and the sleep's label (`asleep`) at the version
+        read; None leaves either as it is."""
         started = time.monotonic()
         result = ScaleResult(key, len(counted(replicas)))
-        service_id = next((r.inspect["ServiceID"] for r in replicas), None)
+        service_id = service_id or next((r.inspect["ServiceID"] for r in replicas), None)
         if service_id is None:
             service_id = await self._find(key)
         for attempt in range(_TRIES):
-            with engine_errors(f"reading swarm service {key}", service=str(key)):
-                current = await self._docker._query_json(f"services/{service_id}")
+            current = await self._read(service_id, key)
             spec, version = current["Spec"], current["Version"]["Index"]
-            spec["Mode"]["Replicated"]["Replicas"] = target
+            if target is not None:
+                spec["Mode"]["Replicated"]["Replicas"] = target
+            own = spec.setdefault("Labels", {})
+            if asleep:
+                own[ASLEEP] = "true"
+            elif asleep is False:
+                own.pop(ASLEEP, None)
             try:
                 with engine_errors(f"updating swarm service {key}", service=str(key)):
                     await self._docker._query_json(
@@ -161,7 +232,7 @@ class SwarmScaler:
                             key, attempt + 1)  # fmt: skip
         else:
             raise EngineError(f"service {key} kept changing under us", service=str(key))
-        result.target = target
+        result.target = target if target is not None else result.before
         result.seconds = time.monotonic() - started
         return result
 

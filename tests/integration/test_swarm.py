@@ -33,6 +33,7 @@ from tests.integration.conftest import (
 )
 from tests.integration.relay import relay
 from tests.integration.socket_proxy import socket_proxy
+from tests.integration.test_metrics import exporting
 
 CPU = 0.1  # of a core, each task's limit
 BURN = ROOT / "scripts" / "burn.sh"
@@ -667,3 +668,31 @@ async def test_a_cluster_lease_renewal_answered_late_never_stretches_the_lead(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_swarm_service_sleeps_at_zero_with_its_label_and_wakes_on_demand(
+    cluster: Cluster, run_autoscaler: Any, swarm: list[str], project: str, mqtt: Mqtt,
+    broker: tuple[str, int], make_load: Callable[[str], Load],
+) -> None:  # fmt: skip
+    async with exporting(broker, f"{mqtt.prefix}-queues/{project}/jobs") as queue:
+        labels = {"autoscaler.enable": "true", "autoscaler.min": "0", "autoscaler.max": "4",
+                  "autoscaler.metric.source": "mqtt", "autoscaler.metric.topic": queue.topic,
+                  "autoscaler.metric.target": "10", "autoscaler.scale-down.to-zero-after": "2s",
+                  "autoscaler.scale-down.stabilization": "0"}  # fmt: skip
+        await cluster.create(labels, replicas=1, load=make_load("web"))
+        await queue.set(0)
+        await run_autoscaler(**controller_settings(swarm, project))
+        slept = await mqtt.wait_for(lambda m: events(m, f"swarm/{project}", "web", "sleep"), 30)
+        assert slept[0]["to"] == 0
+        service = await cluster.manager._query_json(f"services/{project}_web")
+        assert service["Spec"]["Labels"]["autoscaler.asleep"] == "true"
+        assert await cluster.replicas() == 0
+        await mqtt.wait_for(lambda m: [s for s in states(m, f"swarm/{project}", "web")
+                                       if s["phase"] == "idle" and s["replicas"] == 0])  # fmt: skip
+
+        await queue.set(15)  # the label says the sleep was ours: woken, then scaled as usual
+        woke = await mqtt.wait_for(lambda m: events(m, f"swarm/{project}", "web", "wake"), 30)
+        assert woke[0]["to"] == 1
+        await until(lambda: _count(cluster, 2), 60)
+        service = await cluster.manager._query_json(f"services/{project}_web")
+        assert "autoscaler.asleep" not in service["Spec"]["Labels"]

@@ -32,7 +32,7 @@ PROXIES = {
     "caddy": Proxy("autoscaler-test/caddy:latest", ("compose.yaml",)),
     "haproxy": Proxy("autoscaler-test/haproxy:latest", ("compose.yaml", "compose.haproxy.yaml")),
 }
-PHASES = (("low", 8.0, 6.0), ("high", 40.0, 13.0), ("low again", 8.0, 10.0))
+PHASES = (("low", 8.0, 4.0), ("high", 40.0, 13.0), ("low again", 8.0, 10.0))
 """(name, requests a second, seconds): the load a web test sends."""
 
 
@@ -57,7 +57,6 @@ class Stack:
     proxy: str
     docker_host: str
     folder: Path
-    one_network: bool = False
     env: dict[str, str] = field(default_factory=dict)
     extra: tuple[Path, ...] = ()
     """More files after the proxy's: deploy/web/compose.scrape.yaml, the deploy overlay."""
@@ -87,27 +86,22 @@ class Stack:
         return str(next(iter(networks.values()))["IPAddress"])
 
 
-def write_stack(folder: Path, *, one_network: bool) -> None:
-    """deploy/web as it ships, or with the service on the proxy's network only."""
+def write_stack(folder: Path) -> None:
+    """deploy/web as it ships, in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     for path in WEB.iterdir():
-        text = path.read_text()
-        if one_network and path.name == "compose.yaml":
-            text = text.replace(
-                "networks: [back, front]\n    labels:", "networks: [front]\n    labels:"
-            )
-        (folder / path.name).write_text(text)
+        (folder / path.name).write_text(path.read_text())
 
 
 @contextlib.asynccontextmanager
 async def web_stack(
-    project: str, proxy: str, docker_host: str, folder: Path, *, one_network: bool = False,
+    project: str, proxy: str, docker_host: str, folder: Path, *,
     env: Mapping[str, str] | None = None, extra: tuple[Path, ...] = (), rewrite: bool = True,
 ) -> AsyncIterator[Stack]:  # fmt: skip
     """The stack up with two replicas of `web`; down (clones, networks and all) afterwards.
     `rewrite=False` keeps the files already in `folder` (written and changed by the caller)."""
     if rewrite:
-        write_stack(folder, one_network=one_network)
+        write_stack(folder)
     settings = {
         "WEB_IMAGE": "autoscaler-test/web:latest",
         "PROXY_IMAGE": PROXIES[proxy].image,
@@ -117,7 +111,7 @@ async def web_stack(
     }
     # deploy/web's own files are used from the stack's folder, beside the proxy's config.
     files = tuple(folder / p.name if p.parent == WEB else p for p in extra)
-    stack = Stack(project, proxy, docker_host, folder, one_network, settings, files)
+    stack = Stack(project, proxy, docker_host, folder, settings, files)
     try:
         await stack.compose("up", "-d", "--scale", "web=2")
         yield stack

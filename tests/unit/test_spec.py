@@ -33,7 +33,9 @@ def test_defaults() -> None:
         pytest.param({"autoscaler.max": None}, "autoscaler.max", None, "required", id="max-missing"),
         pytest.param({"autoscaler.max": "many"}, "autoscaler.max", "many", "whole number", id="max-not-a-number"),
         pytest.param({"autoscaler.min": "2.5"}, "autoscaler.min", "2.5", "whole number", id="min-fraction"),
-        pytest.param({"autoscaler.min": "0"}, "autoscaler.min", "0", "at least 1", id="min-zero"),
+        pytest.param({"autoscaler.min": "0"}, "autoscaler.min", "0", "0 needs a metric source", id="min-zero-without-a-metric"),
+        pytest.param({"autoscaler.min": "-1"}, "autoscaler.min", "-1", "at least 0", id="min-negative"),
+        pytest.param({"autoscaler.scale-down.to-zero-after": "later"}, "autoscaler.scale-down.to-zero-after", "later", "duration", id="to-zero-after-text"),
         pytest.param({"autoscaler.min": "9"}, "autoscaler.min", "9", "greater than max 5", id="min-above-max"),
         pytest.param({"autoscaler.cpu.target": None}, "autoscaler.cpu.target", None, "required", id="target-missing"),
         pytest.param({"autoscaler.cpu.target": "high"}, "autoscaler.cpu.target", "high", "number", id="target-text"),
@@ -234,3 +236,32 @@ def test_a_bad_schedule_label_is_a_label_error_naming_it(
         parse(WORKER, labels)
     assert caught.value.label == label
     assert words in str(caught.value)
+
+
+def test_min_zero_with_a_metric_is_a_rule_to_sleep_and_wake_by() -> None:
+    spec = parse(WORKER, MQTT_BASE | MQTT | {"autoscaler.min": "0",
+                                             "autoscaler.metric.activation": "2",
+                                             "autoscaler.scale-down.to-zero-after": "90s"})  # fmt: skip
+    assert spec.minimum == 0
+    assert spec.zero is not None
+    assert (spec.zero.after, spec.zero.activation) == (90, 2)
+    assert parse(WORKER, MQTT_BASE | MQTT).zero is None
+
+
+def test_without_its_label_the_sleep_waits_five_minutes_and_any_demand_wakes() -> None:
+    spec = parse(WORKER, MQTT_BASE | MQTT | {"autoscaler.min": "0"})
+    assert spec.zero is not None
+    assert (spec.zero.after, spec.zero.activation) == (300, None)
+
+
+def test_a_window_that_sets_a_min_above_zero_keeps_the_service_awake() -> None:
+    spec = parse(WORKER, MQTT_BASE | MQTT | {"autoscaler.min": "0",
+                                             "autoscaler.schedule.work": "00:00-24:00 min=1"})  # fmt: skip
+    in_force, _ = spec.in_force(0.0)
+    assert in_force.minimum == 1
+    assert in_force.zero is None
+
+
+def test_the_sleep_label_the_autoscaler_writes_on_a_swarm_service_is_no_label_error() -> None:
+    spec = parse(WORKER, MQTT_BASE | MQTT | {"autoscaler.min": "0", "autoscaler.asleep": "true"})
+    assert spec.minimum == 0

@@ -90,7 +90,7 @@ function render(status) {
 }
 
 const TONES = { holding: "ok", scaling: "info", repairing: "warn", backoff: "bad",
-                paused: "warn", stopped: "warn", error: "bad" };
+                paused: "warn", stopped: "warn", idle: "info", error: "bad" };
 
 function update(card, name, service) {
   const state = service.state;

@@ -4,11 +4,13 @@ removes: the least useful first, never a container the user made."""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
 
 from autoscaler.engine.actuator import clone_config, clone_networks, victims
+from autoscaler.engine.asleep import marker_name
 from autoscaler.labels import Replica, ServiceKey, unclonable
 
 TEMPLATE: dict[str, Any] = {
@@ -189,3 +191,14 @@ def test_a_template_whose_clones_would_bind_its_ports_cannot_be_cloned(
 @pytest.mark.parametrize("mode", ["shop_default", "bridge", "none", "host"])
 def test_every_other_network_mode_clones(mode: str) -> None:
     assert unclonable(replica_of({"NetworkMode": mode})) is None
+
+
+def test_a_sleep_marker_is_named_after_its_service_and_apart_from_every_other() -> None:
+    web = marker_name(ServiceKey("shop", "web"))
+    assert web.startswith("autoscaler-asleep-shop-web-")
+    assert web != marker_name(ServiceKey("shop", "web", scope="swarm"))
+    # Names that differ only where a container name cannot follow still differ.
+    assert marker_name(ServiceKey("standalone", "a b")) != marker_name(
+        ServiceKey("standalone", "a:b")
+    )
+    assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", marker_name(ServiceKey("x", "ünï cödé")))

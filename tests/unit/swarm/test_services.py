@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from autoscaler.labels import ServiceKey, counted
-from autoscaler.swarm.services import service_key, task_replica
+from autoscaler.swarm.services import asleep_replica, service_key, task_replica
 
 SERVICE: dict[str, Any] = {
     "ID": "svc1",
@@ -56,3 +56,12 @@ def test_a_task_on_its_way_is_counted_but_is_not_a_ready_sample(
     assert replica.cpu_limit == 0.5
     assert replica.id == "c1"
     assert replica.name == "shop_web.3"
+
+
+def test_a_service_the_autoscaler_put_to_zero_stands_as_one_replica_that_never_counts() -> None:
+    # No task, but its controller needs the service's labels to wake it.
+    asleep = asleep_replica(SERVICE)
+    assert asleep.key == ServiceKey("shop", "web", scope="swarm")
+    assert asleep.labels["autoscaler.enable"] == "true"
+    assert asleep.inspect["ServiceID"] == "svc1"
+    assert counted([asleep]) == []
