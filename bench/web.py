@@ -25,9 +25,10 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiodocker
 
@@ -46,6 +47,8 @@ from tests.integration.web import (
 
 PHASES = (("low", 8.0, 15.0), ("high", 40.0, 40.0), ("low again", 8.0, 40.0))
 IMAGE = "compose-autoscaler:bench"
+C = TypeVar("C")
+R = TypeVar("R")
 OUT = ROOT / "bench" / "out"
 
 
@@ -179,21 +182,33 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-async def run(docker_host: str) -> list[Row]:
-    rows = []
+async def each_case(
+    docker_host: str,
+    cases: Sequence[C],
+    one: Callable[[aiodocker.Docker, str, C], Awaitable[R]],
+    table: Callable[[list[R]], str],
+) -> list[R]:
+    """Every case in turn, on one engine client; each row told on stderr as it is measured."""
+    rows: list[R] = []
     async with engine() as docker:
-        for case in CASES:
-            rows.append(await _case(docker, docker_host, case))
+        for case in cases:
+            rows.append(await one(docker, docker_host, case))
             # Progress, not the table: stderr stays out of bench/results.
             print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     return rows
 
 
-def main() -> None:
+def prepare() -> str:
+    """The engine DOCKER_HOST names, with the web stack's images and the autoscaler's built."""
     docker_host = os.environ["DOCKER_HOST"]
     build_images(docker_host)
     subprocess.run(["bash", str(ROOT / "scripts" / "image.sh"), IMAGE], check=True)
-    rows = asyncio.run(run(docker_host))
+    return docker_host
+
+
+def main() -> None:
+    docker_host = prepare()
+    rows = asyncio.run(each_case(docker_host, CASES, _case, table))
     phases = ", ".join(f"{rate:g}/s for {seconds:g} s" for _, rate, seconds in PHASES)
     print(f"\nWeb: deploy/web (two networks), {phases}; 10 ms of CPU a request on 0.1 of a core, "
           "target 50 % (10 replicas at 40/s), 2 s interval; goal: nothing failed after the "

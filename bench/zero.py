@@ -20,10 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -31,10 +28,10 @@ from pathlib import Path
 
 import aiodocker
 
-from bench.common import ROOT, engine
-from bench.web import IMAGE, OUT, Case, _change
+from bench.common import ROOT
+from bench.web import IMAGE, OUT, Case, _change, each_case, prepare
 from tests.integration.socket_proxy import overlay_env
-from tests.integration.web import WEB, build_images, send_load, web_stack, write_stack
+from tests.integration.web import WEB, send_load, web_stack, write_stack
 
 WAKES = 3
 WAKE = (("wake", 2.0, 6.0),)
@@ -149,20 +146,9 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-async def run(docker_host: str) -> list[Row]:
-    rows = []
-    async with engine() as docker:
-        for case in CASES:
-            rows.append(await _case(docker, docker_host, case))
-            print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
-    return rows
-
-
 def main() -> None:
-    docker_host = os.environ["DOCKER_HOST"]
-    build_images(docker_host)
-    subprocess.run(["bash", str(ROOT / "scripts" / "image.sh"), IMAGE], check=True)
-    rows = asyncio.run(run(docker_host))
+    docker_host = prepare()
+    rows = asyncio.run(each_case(docker_host, CASES, _case, table))
     print(
         f"\nScale to zero: deploy/web (two networks) with compose.zero.yaml, to zero after "
         f"{TO_ZERO_AFTER} without a request, then 2 requests/s for 6 s, {WAKES} times a row; "
