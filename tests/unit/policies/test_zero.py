@@ -16,6 +16,7 @@ def test_without_an_activation_any_demand_is_wanted_and_none_is_quiet() -> None:
     assert not rule.active(None)
     assert rule.describe(0) == "0 at 0"
     assert rule.describe(3) == "3 above 0"
+    assert rule.describe(None) == "no value"
 
 
 def test_with_an_activation_the_service_is_wanted_from_that_value() -> None:
