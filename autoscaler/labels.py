@@ -11,6 +11,8 @@ turns a template's labels into a validated spec).
     autoscaler.policy=NAME        target-tracking by default; its options are labels too
     autoscaler.paused=false       hold the service at its current count
     autoscaler.clone-of=ID        set by the autoscaler on the containers it creates
+    autoscaler.asleep             set by the autoscaler where it put a service to zero: on the
+                                  engine's sleep marker, or on the Swarm service
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ MIN = "autoscaler.min"
 MAX = "autoscaler.max"
 POLICY = "autoscaler.policy"
 PAUSED = "autoscaler.paused"
+ASLEEP = "autoscaler.asleep"
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_NUMBER = "com.docker.compose.container-number"

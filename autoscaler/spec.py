@@ -28,7 +28,11 @@ from policies.options import BehaviorOptions, Seconds, seconds
 from policies.schedule import Bounds, Window, bounds, parse_window
 from policies.zero import ZeroRule
 
-_COMMON = frozenset({"enable", "service", "clone-of", "asleep", "min", "max", "policy", "paused"})
+_COMMON = frozenset(
+    k.removeprefix(labels.PREFIX)
+    for k in (labels.ENABLE, labels.SERVICE, labels.CLONE_OF, labels.ASLEEP, labels.MIN,
+              labels.MAX, labels.POLICY, labels.PAUSED)
+)  # fmt: skip
 _SCHEDULE = "schedule."
 
 

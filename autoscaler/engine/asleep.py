@@ -25,10 +25,9 @@ import aiodocker
 
 from autoscaler.engine.client import engine_errors
 from autoscaler.errors import EngineError
-from autoscaler.labels import Replica, ServiceKey
+from autoscaler.labels import ASLEEP, Replica, ServiceKey
 
-ASLEEP = "autoscaler.asleep"
-"""On the marker: the service it puts to sleep (`project/service`)."""
+# On the marker: ASLEEP names the service it puts to sleep (`project/service`).
 STOPPED = "autoscaler.asleep.containers"
 """On the marker: the ids of the service's own containers the sleep stopped (a JSON list)."""
 SINCE = "autoscaler.asleep.since"

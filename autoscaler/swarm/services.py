@@ -26,7 +26,7 @@ from autoscaler import labels
 from autoscaler.context import ScaleResult
 from autoscaler.engine.client import engine_errors
 from autoscaler.errors import EngineError
-from autoscaler.labels import Replica, ServiceKey, counted
+from autoscaler.labels import ASLEEP, Replica, ServiceKey, counted
 from autoscaler.supervisor import Faults
 
 logger = logging.getLogger(__name__)
@@ -34,9 +34,6 @@ logger = logging.getLogger(__name__)
 STACK = "com.docker.stack.namespace"
 NO_STACK = "swarm"
 _TRIES = 5
-ASLEEP = "autoscaler.asleep"
-"""On a Swarm service the autoscaler scaled to 0 (`min: "0"`), so that it wakes it, and only it:
-a service its owner scaled to 0 stays left alone."""
 # Task states on the way to running: counted (Swarm was asked for them), not yet a sample.
 _ON_THE_WAY = {"new", "pending", "assigned", "accepted", "ready", "preparing", "starting"}
 
@@ -127,11 +124,11 @@ class SwarmView:
             if "Replicated" not in service["Spec"].get("Mode", {}):
                 continue  # a global service runs one task a node: nothing to decide
             own = by_service.get(service["ID"], [])
-            if not own and ASLEEP not in (service["Spec"].get("Labels") or {}):
-                continue  # scaled to 0 by its owner, as a stopped Compose service: left alone
             if not own:
-                # At 0 by the autoscaler (`min: "0"`): listed, so that it can be woken.
-                found[service_key(service)] = [asleep_replica(service)]
+                # At 0 by the autoscaler (`min: "0"`, its label on the service): listed, so that
+                # it can be woken. At 0 by its owner, as a stopped Compose service: left alone.
+                if ASLEEP in (service["Spec"].get("Labels") or {}):
+                    found[service_key(service)] = [asleep_replica(service)]
                 continue
             part = f"swarm service {service['Spec'].get('Name')}"
             try:
@@ -174,19 +171,20 @@ class SwarmScaler:
         return await self._update(key, replicas, 1, asleep=False)
 
     async def asleep(self, key: ServiceKey) -> bool:
-        service = await self._read(await self._find(key), key)
+        service = await self._read(_name(key), key)
         return ASLEEP in (service["Spec"].get("Labels") or {})
 
     async def awake(self, key: ServiceKey) -> bool:
-        service_id = await self._find(key)
-        if ASLEEP not in ((await self._read(service_id, key))["Spec"].get("Labels") or {}):
+        service = await self._read(_name(key), key)
+        if ASLEEP not in (service["Spec"].get("Labels") or {}):
             return False
-        await self._update(key, (), None, asleep=False, service_id=service_id)
+        await self._update(key, (), None, asleep=False, service_id=service["ID"])
         return True
 
-    async def _read(self, service_id: str, key: ServiceKey) -> dict[str, Any]:
+    async def _read(self, service: str, key: ServiceKey) -> dict[str, Any]:
+        """The service by its id or its name (the Engine API takes either)."""
         with engine_errors(f"reading swarm service {key}", service=str(key)):
-            found: dict[str, Any] = await self._docker._query_json(f"services/{service_id}")
+            found: dict[str, Any] = await self._docker._query_json(f"services/{service}")
         return found
 
     async def _update(
@@ -204,7 +202,7 @@ class SwarmScaler:
         result = ScaleResult(key, len(counted(replicas)))
         service_id = service_id or next((r.inspect["ServiceID"] for r in replicas), None)
         if service_id is None:
-            service_id = await self._find(key)
+            service_id = (await self._read(_name(key), key))["ID"]
         for attempt in range(_TRIES):
             current = await self._read(service_id, key)
             spec, version = current["Spec"], current["Version"]["Index"]
@@ -239,8 +237,7 @@ class SwarmScaler:
     async def repair(self, key: ServiceKey, *_: Any, **__: Any) -> ScaleResult:
         raise EngineError("Swarm replaces its failed tasks itself", service=str(key))
 
-    async def _find(self, key: ServiceKey) -> str:
-        name = key.service if key.project == NO_STACK else f"{key.project}_{key.service}"
-        with engine_errors(f"finding swarm service {key}", service=str(key)):
-            found: dict[str, Any] = await self._docker._query_json(f"services/{name}")
-        return str(found["ID"])
+
+def _name(key: ServiceKey) -> str:
+    """The Swarm service's own name: `<stack>_<service>`, or the service's alone."""
+    return key.service if key.project == NO_STACK else f"{key.project}_{key.service}"
