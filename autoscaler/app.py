@@ -32,10 +32,13 @@ from autoscaler.engine.collector import Collector
 from autoscaler.engine.inventory import Inventory
 from autoscaler.engine.lease import Lease
 from autoscaler.errors import AutoscalerError
+from autoscaler.history import History
+from autoscaler.journal import Journal
 from autoscaler.labels import Replica, ServiceKey
 from autoscaler.mqtt.notifier import Notifier
 from autoscaler.ops.api import Api
 from autoscaler.ops.metrics import Metrics
+from autoscaler.ops.stream import Snapshot
 from autoscaler.samples import Sample
 from autoscaler.settings import Settings
 from autoscaler.signals.sources import Signals
@@ -68,7 +71,8 @@ class App:
         )
         self.collector = Collector(self.docker, interval=settings.interval)
         self.signals = Signals(settings.mqtt, interval=settings.interval, faults=self.faults)
-        self.notifier = Notifier(settings.mqtt)
+        self.journal = Journal()
+        self.notifier = Notifier(settings.mqtt, self.journal)
         self.metrics = Metrics()
         self.api = Api(
             settings.api.host,
@@ -76,6 +80,10 @@ class App:
             metrics=self.metrics,
             unready=self.unready,
             status=self.status,
+            snapshot=self.snapshot,
+            history=self.history,
+            journal=self.journal,
+            band=settings.mqtt.state_band,
             token=settings.api.token.get_secret_value() if settings.api.token else None,
             streams=settings.api.streams,
         )
@@ -245,8 +253,8 @@ class App:
             return f"standing by: {self.lease.problem}"
         return None
 
-    def status(self) -> dict[str, Any]:
-        """Every service's state and recent decisions, newest last: what /status serves."""
+    def _header(self) -> dict[str, Any]:
+        """The instance's own state, as /status and the page's stream begin."""
         return {
             "ready": self.inventory.ready.is_set(),
             "engine_events": self.inventory.events_seen,
@@ -258,6 +266,13 @@ class App:
                 "pending": self.notifier.pending,
                 "dropped": self.notifier.dropped,
             },
+            **({"swarm": self.cluster.status()} if self.cluster is not None else {}),
+        }
+
+    def status(self) -> dict[str, Any]:
+        """Every service's state and recent decisions, newest last: what /status serves."""
+        return {
+            **self._header(),
             "services": {
                 str(key): {
                     "state": c.state.to_dict(),
@@ -266,8 +281,19 @@ class App:
                 for key, c in sorted(self._all().items())
                 if c.state is not None
             },
-            **({"swarm": self.cluster.status()} if self.cluster is not None else {}),
         }
+
+    def snapshot(self) -> Snapshot:
+        """The instance and every service's state, without decisions: what the page streams."""
+        states = {str(k): c.state for k, c in self._all().items() if c.state is not None}
+        return Snapshot(self._header(), states)
+
+    def history(self, name: str) -> tuple[str, History] | None:
+        """The service named `name` (`project/service`, or a service alone when only one has
+        that name) and its history."""
+        named = {str(k): c for k, c in self._all().items()}
+        found = [name] if name in named else [n for n in named if n.endswith(f"/{name}")]
+        return (found[0], named[found[0]].timeline) if len(found) == 1 else None
 
     async def _shutdown(self, follower: asyncio.Task[None], notifier: asyncio.Task[None]) -> None:
         inflight = [c.inflight for c in self._all().values() if c.inflight is not None]

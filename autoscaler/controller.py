@@ -32,6 +32,7 @@ from typing import Any
 from autoscaler.backoff import Backoff
 from autoscaler.context import Context, ScaleResult
 from autoscaler.errors import AutoscalerError, InternalError, TemplateError
+from autoscaler.history import History
 from autoscaler.idle_watch import IdleWatch
 from autoscaler.labels import Replica, ServiceKey, counted, template_of, unclonable
 from autoscaler.metric_watch import MetricWatch
@@ -66,7 +67,7 @@ class Controller:
         self.inflight: asyncio.Task[None] | None = None
         self._failures = Backoff(start=2.0, cap=60.0)
         self._crash_loop = CrashLoop()
-        self._sources: dict[str, str] = {}  # container id -> the sampler that read it
+        self._samples: Mapping[str, Sample] = {}  # this round's, by container id
         self._report = Report(key, context)
         self._metric = MetricWatch(key, context, self._report)
         self._idle = IdleWatch(key, self._report)
@@ -117,7 +118,7 @@ class Controller:
     def _step(
         self, tg: asyncio.TaskGroup, replicas: Sequence[Replica], samples: Mapping[str, Sample]
     ) -> None:
-        self._sources = {r.id: samples[r.id].source for r in replicas if r.id in samples}
+        self._samples = samples
         try:
             spec = self._spec_for(replicas)
         except AutoscalerError as exc:
@@ -401,6 +402,11 @@ class Controller:
         """The service as it stands after the latest step (None before the first)."""
         return self._report.state
 
+    @property
+    def timeline(self) -> History:
+        """Its states over the last hour, a row a round."""
+        return self._report.history
+
     def _show(
         self,
         phase: Phase,
@@ -413,7 +419,7 @@ class Controller:
     ) -> None:
         self._report.show(
             phase, replicas, spec, evaluation, reason,
-            decided=self.decided, samplers=self._sources,
+            decided=self.decided, samples=self._samples, signal=self._metric.last,
             error=error or self._down or self._metric.error, finding=self._idle.finding,
             schedule=self._schedule,
         )  # fmt: skip

@@ -25,6 +25,8 @@ class MetricWatch:
         self._report = report
         self.error: str | None = None
         """The source's failure, while it lasts: shown in the state."""
+        self.last: Signal | None = None
+        """What the source gave when last read (None: the service has no metric)."""
         self._missing_since: float | None = None  # monotonic: when the value went missing
         self._falling_back = False  # the fallback count is in force (told once)
 
@@ -32,9 +34,9 @@ class MetricWatch:
         """The service's metric, if it has one; a failing source is reported once, and shown in
         the state while it fails."""
         if spec.metric is None or self._ctx.signal is None:
-            self.error = None
+            self.error = self.last = None
             return None
-        signal = self._ctx.signal(spec.metric)
+        signal = self.last = self._ctx.signal(spec.metric)
         if signal.error is None:
             if self.error is not None:
                 logger.info("%s: metric %s reads again", self.key, signal.name)

@@ -1,18 +1,25 @@
 """What the world is told of one service: its events, each naming the instance that acted, and
 its state, built in one place and published (retained) when it says something new or when the
-last one is a heartbeat old. MQTT, /status, /metrics and `explain` all read that one state.
+last one is a heartbeat old. MQTT, /status, /metrics, `explain` and the page all read that one
+state; each state shown is a row of the service's history (history.py), which the page charts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from autoscaler.context import Context, ScaleResult
 from autoscaler.errors import AutoscalerError
+from autoscaler.history import History
 from autoscaler.labels import Replica, ServiceKey, counted
+from autoscaler.samples import Sample
 from autoscaler.spec import ServiceSpec
 from autoscaler.state import Evaluation, Phase, ServiceState
+from policies.base import Signal
+
+ACTIONS = frozenset({"scale_up", "scale_down", "repair", "restore", "roll", "sleep", "wake"})
+"""The events that change the service's containers: the state's `last_action`."""
 
 
 class Report:
@@ -21,6 +28,8 @@ class Report:
         self._ctx = context
         self.state: ServiceState | None = None
         self._published: tuple[ServiceState, float] | None = None  # and when (monotonic)
+        self.history = History(context.interval)
+        self._last_action: tuple[str, float] | None = None  # in words, and when (wall time)
 
     def scaled(self, spec: ServiceSpec, evaluation: Evaluation, result: ScaleResult | None) -> None:
         """A scale event: what the actuator did, or (dry run, `result` None) what it would do."""
@@ -50,6 +59,8 @@ class Report:
     def event(self, action: str, attributes: Mapping[str, Any], **extra: Any) -> None:
         """Every event of this service names the instance that acted: the engine lease's
         holder, or the cluster lease's for a Swarm service."""
+        if action in ACTIONS:
+            self._last_action = (_words(action, extra), self._ctx.clock.wall())
         self._ctx.notifier.event(
             self.key, action, attributes, instance=self._ctx.instance(), **extra
         )
@@ -63,14 +74,17 @@ class Report:
         reason: str,
         *,
         decided: int | None,
-        samplers: Mapping[str, str],
+        samples: Mapping[str, Sample],
+        signal: Signal | None,
         error: str | None,
         finding: str | None = None,
         schedule: str | None = None,
     ) -> None:
         """Build the service's state and keep it; publish it when it says something new."""
         live = counted(replicas)
-        sources = sorted({s for r in live if (s := samplers.get(r.id))})
+        seen = [samples[r.id] for r in live if r.id in samples]
+        sources = sorted({s.source for s in seen})
+        action, action_at = self._last_action or (None, None)
         self.state = ServiceState(
             project=self.key.project,
             service=self.key.service,
@@ -92,11 +106,19 @@ class Report:
             cpu=evaluation.cpu if evaluation else None,
             memory=evaluation.memory if evaluation else None,
             targets=_targets(spec),
+            metric=signal.name if signal else None,
+            metric_value=signal.value if signal else None,
+            received=_total(s.received for s in seen),
+            sent=_total(s.sent for s in seen),
+            bound=evaluation.decision.bound if evaluation else None,
+            last_action=action,
+            last_action_at=action_at,
             sampler="+".join(sources) or None,
             error=error,
             finding=finding,
             schedule=schedule,
         )
+        self.history.add(self.state)
         now = self._ctx.clock.monotonic()
         if self._published is not None:
             last, at = self._published
@@ -110,5 +132,19 @@ def _targets(spec: ServiceSpec | None) -> dict[str, float] | None:
     """The policy's targets by metric, when its options name them the built-ins' way."""
     if spec is None:
         return None
-    found = {m: getattr(spec.policy_options, f"{m}_target", None) for m in ("cpu", "memory")}
+    found = {
+        m: getattr(spec.policy_options, f"{m}_target", None) for m in ("cpu", "memory", "metric")
+    }
     return {m: float(t) for m, t in found.items() if isinstance(t, (int, float))} or None
+
+
+def _total(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def _words(action: str, extra: Mapping[str, Any]) -> str:
+    """`scale_up 2 → 3`, `restore` ...: an action as the overview shows it."""
+    before, after = extra.get("from"), extra.get("to")
+    counts = f" {before} → {after}" if before is not None and after is not None else ""
+    return f"{action}{counts}"

@@ -20,3 +20,7 @@ class Sample:
     throttled: float | None = None
     """Share of the window's CFS periods in which the kernel held the container back at its CPU
     limit (0 to 1); None without a limit, or where the counters are not known."""
+    received: float | None = None
+    """Bytes a second the replica's network namespace received and sent over the window,
+    loopback aside; None where not known (the first window, or a namespace not readable)."""
+    sent: float | None = None

@@ -101,7 +101,23 @@ class ServiceState:
     cpu: float | None = None
     memory: float | None = None
     targets: Mapping[str, float] | None = None
-    """Percent each metric should average (the policy's targets), for charts."""
+    """What each measure should average (the policy's targets), for charts: `cpu` and `memory`
+    in percent, `metric` in the metric's own unit a replica."""
+    metric: str | None = None
+    """The service's metric source, when its labels name one (`mqtt queue/jobs`, ...)."""
+    metric_value: float | None = None
+    """Its value this round; None when there is none to trust."""
+    received: float | None = None
+    """Bytes a second the service's counted replicas received and sent, summed (their network
+    namespaces, loopback aside); None where no replica's traffic is known."""
+    sent: float | None = None
+    bound: str | None = None
+    """What held the last decision back (policies/base.py Decision.bound): `max` is a service
+    saturated at its maximum."""
+    last_action: str | None = None
+    """The service's latest action (scale_up, scale_down, repair, restore, roll, sleep, wake), in
+    words with its counts, and when it happened (wall time)."""
+    last_action_at: float | None = None
     sampler: str | None = None
     """Which sampler served the replicas: cgroup (the fast path), api, or both."""
     error: str | None = None
@@ -113,10 +129,16 @@ class ServiceState:
 
     def differs(self, other: ServiceState, band: float) -> bool:
         """Whether this state says something `other` did not: a count, a decision, a phase, an
-        error or a setting changed, or utilisation moved by more than `band` points."""
+        error, an action or a setting changed, utilisation moved by more than `band` points, or
+        the metric by more than `band` percent. The network's rates are shown, never told."""
         if any(getattr(self, f) != getattr(other, f) for f in _MEANINGFUL):
             return True
-        return any(_moved(getattr(self, f), getattr(other, f), band) for f in ("cpu", "memory"))
+        if any(_moved(getattr(self, f), getattr(other, f), band) for f in ("cpu", "memory")):
+            return True
+        # A metric has its own unit: it moves by `band` percent of itself.
+        now, before = self.metric_value, other.metric_value
+        scale = max(abs(now), abs(before)) if now is not None and before is not None else 0.0
+        return _moved(now, before, band / 100 * scale)
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form: MQTT's retained state and `/status`."""
@@ -128,7 +150,8 @@ class ServiceState:
 
 _MEANINGFUL = (
     "phase", "replicas", "containers", "desired", "minimum", "maximum", "policy", "paused",
-    "dry_run", "sampler", "error", "finding", "schedule", "instance",
+    "dry_run", "sampler", "error", "finding", "schedule", "instance", "metric", "bound",
+    "last_action", "last_action_at",
 )  # fmt: skip
 
 

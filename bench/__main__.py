@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL = ("policies", "sampling", "reaction", "compose", "mqtt", "soak", "swarm", "web", "zero")
+ALL = ("policies", "sampling", "reaction", "compose", "mqtt", "soak", "swarm", "web", "zero",
+       "page")  # fmt: skip
 
 
 class _Tee(io.StringIO):

@@ -1,9 +1,11 @@
 """A container's counters read straight from its cgroup files, cgroup v1 or v2: CPU time, CFS
-throttling, and memory without inactive page cache. The files are found through
-/proc/<pid>/cgroup and this process's mount table, opened once and re-read with pread.
+throttling, and memory without inactive page cache; and the bytes its network namespace received
+and sent, from /proc/<pid>/net/dev. The files are found through /proc/<pid>/cgroup and this
+process's mount table, opened once and re-read with pread.
 
     v1  cpuacct/cpuacct.usage (ns)  cpu/cpu.stat (nr_periods, nr_throttled)  memory/memory.*
     v2  cpu.stat (usage_usec, nr_periods, nr_throttled)                       memory.*
+    both  /proc/<pid>/net/dev: every interface of the container's namespace but loopback
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ class Counters:
     """CFS periods in which the container ran, and in how many of them it was held back at its
     CPU limit; None where there is no limit to be held at (or the file is not readable)."""
     throttled: int | None
+    received: int | None = None
+    """Bytes the container's network namespace received and sent, loopback aside; None where
+    its namespace is not readable here."""
+    sent: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,8 @@ class CgroupPaths:
     v2: bool
     throttling: str | None = None
     """v1's cpu controller cpu.stat; on v2 the throttling counters are in `cpu` itself."""
+    network: str | None = None
+    """/proc/<pid>/net/dev of the container's main process, when that pid is known to be it."""
 
 
 class CgroupFiles:
@@ -42,13 +50,15 @@ class CgroupFiles:
     read at offset 0 is fresh each time, and skipping open/close makes a read ~1 µs instead of
     ~10. Closed when the container goes; a read of a removed cgroup fails and is dropped."""
 
-    __slots__ = ("_cpu", "_inactive_key", "_memory", "_memory_stat", "_throttling", "v2")
+    __slots__ = (
+        "_cpu", "_inactive_key", "_memory", "_memory_stat", "_network", "_throttling", "v2",
+    )  # fmt: skip
 
     def __init__(self, paths: CgroupPaths) -> None:
         self.v2 = paths.v2
         self._inactive_key = b"inactive_file" if paths.v2 else b"total_inactive_file"
         self._cpu = os.open(paths.cpu, os.O_RDONLY | os.O_CLOEXEC)
-        self._memory = self._memory_stat = self._throttling = -1
+        self._memory = self._memory_stat = self._throttling = self._network = -1
         try:
             if paths.memory and paths.memory_stat:
                 self._memory = os.open(paths.memory, os.O_RDONLY | os.O_CLOEXEC)
@@ -58,6 +68,13 @@ class CgroupFiles:
         except OSError:
             self.close()
             raise
+        if paths.network:
+            # Held open, it keeps reading the namespace the process was in when opened; where
+            # it is not readable, CPU and memory are still measured.
+            try:
+                self._network = os.open(paths.network, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                self._network = -1
 
     def read(self) -> Counters:
         raw = os.pread(self._cpu, 4096, 0)
@@ -70,18 +87,22 @@ class CgroupFiles:
         else:
             stat = b""
         periods, throttled = _field(stat, b"nr_periods"), _field(stat, b"nr_throttled")
-        if self._memory < 0:
-            return Counters(cpu_ns, None, periods, throttled)
-        raw = os.pread(self._memory, 64, 0)
-        used = 0 if raw.startswith(b"max") else int(raw)
-        inactive = _field(os.pread(self._memory_stat, 16384, 0), self._inactive_key)
-        return Counters(cpu_ns, max(used - (inactive or 0), 0), periods, throttled)
+        received = sent = None
+        if self._network >= 0:
+            received, sent = net_dev(os.pread(self._network, 65536, 0))
+        memory = None
+        if self._memory >= 0:
+            raw = os.pread(self._memory, 64, 0)
+            used = 0 if raw.startswith(b"max") else int(raw)
+            inactive = _field(os.pread(self._memory_stat, 16384, 0), self._inactive_key)
+            memory = max(used - (inactive or 0), 0)
+        return Counters(cpu_ns, memory, periods, throttled, received, sent)
 
     def close(self) -> None:
-        for fd in (self._cpu, self._memory, self._memory_stat, self._throttling):
+        for fd in (self._cpu, self._memory, self._memory_stat, self._throttling, self._network):
             if fd >= 0:
                 os.close(fd)
-        self._cpu = self._memory = self._memory_stat = self._throttling = -1
+        self._cpu = self._memory = self._memory_stat = self._throttling = self._network = -1
 
 
 class CgroupLocator:
@@ -140,10 +161,11 @@ class CgroupLocator:
                     lines = f.read().splitlines()
             except OSError:
                 pass
+        network: str | None = f"{self._proc}/{pid}/net/dev"
         if not any(container_id in line for line in lines):
             # Another pid namespace (a Swarm service has no `pid: host`): the engine's own
-            # cgroup layouts, tried by the container's id.
-            lines = self._by_id(container_id)
+            # cgroup layouts, tried by the container's id; the pid is some other process's.
+            lines, network = self._by_id(container_id), None
         if not lines:
             return None
         v1: dict[str, str] = {}
@@ -172,6 +194,7 @@ class CgroupLocator:
                 memory_stat=f"{mem_dir}/memory.stat" if mem_dir else None,
                 v2=False,
                 throttling=throttling,
+                network=network,
             )
         if v2_path is not None and self._v2 is not None:
             directory = self._join(self._v2, v2_path)
@@ -180,6 +203,7 @@ class CgroupLocator:
                 memory=f"{directory}/memory.current",
                 memory_stat=f"{directory}/memory.stat",
                 v2=True,
+                network=network,
             )
         return None
 
@@ -198,6 +222,21 @@ class CgroupLocator:
         mount_point, root = mount
         relative = os.path.relpath(path, root) if path.startswith(root) else path.lstrip("/")
         return os.path.normpath(os.path.join(mount_point, relative))
+
+
+def net_dev(text: bytes) -> tuple[int, int]:
+    """Bytes received and sent by every interface of a /proc/<pid>/net/dev but loopback (the
+    traffic a container exchanges with its own processes is not load from outside)."""
+    received = sent = 0
+    for line in text.splitlines()[2:]:
+        name, colon, counters = line.partition(b":")
+        if not colon or name.strip() == b"lo":
+            continue
+        fields = counters.split()
+        # Receive: bytes packets errs drop fifo frame compressed multicast; Transmit: bytes ...
+        received += int(fields[0])
+        sent += int(fields[8])
+    return received, sent
 
 
 def _field(stat: bytes, key: bytes) -> int | None:

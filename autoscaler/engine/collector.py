@@ -158,7 +158,8 @@ class Collector:
             memory = max(int(memory_stats["usage"]) - int(inactive), 0)
         throttling = stats["cpu_stats"].get("throttling_data") or {}
         periods, throttled = throttling.get("periods"), throttling.get("throttled_periods")
-        counters = Counters(cpu_ns, memory, periods, throttled)
+        received, sent = _network(stats.get("networks"))
+        counters = Counters(cpu_ns, memory, periods, throttled, received, sent)
         return Reading(counters, self._clock())
 
 
@@ -169,24 +170,46 @@ def sample_of(
     source: str,
     min_window: float = MIN_WINDOW,
 ) -> Sample:
-    """CPU as percent of the replica's limit (of one core without one) and the share of CFS
-    periods throttled, between two readings; no CPU on the first reading, over a window shorter
-    than `min_window` seconds, or when the counter went back (the container restarted)."""
+    """CPU as percent of the replica's limit (of one core without one), the share of CFS
+    periods throttled and the network's bytes a second, between two readings; none of them on
+    the first reading, over a window shorter than `min_window` seconds, or when the counter went
+    back (the container restarted)."""
     now, memory = reading.counters, reading.counters.memory
     cpu: float | None = None
-    throttled: float | None = None
+    throttled = received = sent = None
     if previous is not None:
         before, elapsed = previous.counters, reading.at_ns - previous.at_ns
         if elapsed >= min_window * 1e9 and now.cpu_ns >= before.cpu_ns:
             cores = replica.cpu_limit or 1.0
             cpu = 100.0 * (now.cpu_ns - before.cpu_ns) / elapsed / cores
             throttled = _share(now, before)
+            received = _rate(now.received, before.received, elapsed)
+            sent = _rate(now.sent, before.sent, elapsed)
     memory_percent = (
         100.0 * memory / replica.memory_limit
         if memory is not None and replica.memory_limit
         else None
     )
-    return Sample(replica.id, cpu, memory, memory_percent, source, throttled)
+    return Sample(replica.id, cpu, memory, memory_percent, source, throttled, received, sent)
+
+
+def _rate(now: int | None, before: int | None, elapsed_ns: int) -> float | None:
+    """Bytes a second; None without both readings, or when the counter went back."""
+    if now is None or before is None or now < before:
+        return None
+    return (now - before) * 1e9 / elapsed_ns
+
+
+def _network(networks: Any) -> tuple[int | None, int | None]:
+    """The stats API's bytes received and sent, summed over the container's interfaces."""
+    if not isinstance(networks, dict) or not networks:
+        return None, None
+    try:
+        received = sum(int(n["rx_bytes"]) for n in networks.values())
+        sent = sum(int(n["tx_bytes"]) for n in networks.values())
+    except (KeyError, TypeError, ValueError):
+        return None, None
+    return received, sent
 
 
 def _share(now: Counters, before: Counters) -> float | None:

@@ -27,6 +27,7 @@ from typing import Any
 import aiomqtt
 
 from autoscaler.backoff import Reconnect
+from autoscaler.journal import Journal
 from autoscaler.labels import ServiceKey
 from autoscaler.mqtt.client import client, tls_context
 from autoscaler.mqtt.outbox import Message, Outbox
@@ -71,8 +72,10 @@ def _shaped(
 
 
 class Notifier:
-    def __init__(self, settings: MqttSettings) -> None:
+    def __init__(self, settings: MqttSettings, journal: Journal | None = None) -> None:
         self._settings = settings
+        self.journal = journal or Journal()
+        """Every event told, kept for the page whether or not a broker is configured."""
         self._tls = tls_context(settings)
         self._outbox = Outbox(settings.outbox_size, settings.outbox_path)
         self._retained: OrderedDict[str, Message] = OrderedDict()
@@ -114,7 +117,9 @@ class Notifier:
         engine's lease, or the cluster's), among the actor's attributes."""
         if instance is not None:
             attributes = {**attributes, "instance": instance}
-        self.publish(self.topic(key, "events"), engine_event(action, key, attributes, **extra))
+        event = engine_event(action, key, attributes, **extra)
+        self.journal.add(event)
+        self.publish(self.topic(key, "events"), event)
 
     def fault(self, part: str, exc: BaseException, *, instance: str | None) -> None:
         """A part of the process failed (supervisor.py): `<prefix>/events`, Type `autoscaler`."""
@@ -122,6 +127,7 @@ class Notifier:
         if instance is not None:
             attributes["instance"] = instance
         event = _shaped("autoscaler", "error", part, attributes, message=f"{part}: {exc}")
+        self.journal.add(event)
         self.publish(self.topic(None, "events"), event)
 
     def standing_by(self, reason: str | None) -> None:

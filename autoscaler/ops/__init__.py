@@ -1,6 +1,7 @@
 """The operator's face: what a person or a monitoring system reads of a running autoscaler.
 
-    api.py         /healthz /readyz /metrics /status /events and the page (static/)
+    api.py         /healthz /readyz /metrics /status /history /events and the page (static/)
+    stream.py      what the page's event stream sends: everything once, then what changed
     metrics.py     the Prometheus registry (context.Meter)
     explain.py     `autoscaler explain` and `replicas`: a running autoscaler's /status, rendered
     simulate.py    `autoscaler simulate`: a trace through policies, timelines and a plot

@@ -1,8 +1,12 @@
 """Operations endpoints (aiohttp), on loopback by default:
 
-GET /          the live page: a card per service (static/, no build step, nothing remote)
-GET /events    server-sent events: the /status document after every round
+GET /          the live page: an overview of every service, a service's card with its history,
+               the events (static/, no build step, nothing remote)
+GET /events    server-sent events: every service's state at first, then after every round only
+               the services whose state changed, and the new events (stream.py)
 GET /healthz   200 while the service runs
+GET /history   one service's last hour, a row a round, by column, and its events
+               (?service=project/name, &since=<wall time> for the rows after it)
 GET /readyz    200 while the engine view is complete and current, 503 with the reason otherwise
                (the view is stale, or the engine lease cannot be taken: what to grant)
 GET /metrics   Prometheus text: replicas, desired, CPU, memory per service; decisions,
@@ -28,7 +32,11 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from autoscaler.history import History
+from autoscaler.journal import Journal
 from autoscaler.ops.metrics import Metrics
+from autoscaler.ops.stream import Follower, Snapshot
+from autoscaler.report import ACTIONS
 from autoscaler.settings import LOOPBACK
 
 logger = logging.getLogger(__name__)
@@ -48,11 +56,17 @@ class Api:
         metrics: Metrics,
         unready: Callable[[], str | None],
         status: Callable[[], Mapping[str, Any]],
+        snapshot: Callable[[], Snapshot],
+        history: Callable[[str], tuple[str, History] | None],
+        journal: Journal,
+        band: float = 0.0,
         token: str | None = None,
         streams: int = 16,
     ) -> None:
         self.host, self.port = host, port
         self._metrics, self._unready, self._status = metrics, unready, status
+        self._snapshot, self._history, self._journal = snapshot, history, journal
+        self._band = band
         self._token = token
         self._streams = streams
         self.streaming = 0
@@ -65,6 +79,7 @@ class Api:
                 web.get("/", self._page),
                 web.get("/events", self._events),
                 web.get("/healthz", self._healthz),
+                web.get("/history", self._history_page),
                 web.get("/readyz", self._readyz),
                 web.get("/metrics", self._metrics_page),
                 web.get("/status", self._status_page),
@@ -109,9 +124,10 @@ class Api:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         self.streaming += 1
+        follower = Follower(self._journal, self._band)
         try:
             await response.prepare(request)
-            await response.write(self._event())
+            await response.write(_event(follower.message(self._snapshot())))
             while True:
                 round_done = self._round
                 try:
@@ -120,15 +136,12 @@ class Api:
                 except TimeoutError:
                     await response.write(b": still here\n\n")
                 else:
-                    await response.write(self._event())
+                    await response.write(_event(follower.message(self._snapshot())))
         except ConnectionResetError:
             # The page was closed: the stream ends with it, which is no error.
             return response
         finally:
             self.streaming -= 1
-
-    def _event(self) -> bytes:
-        return f"data: {json.dumps(self._status(), sort_keys=True)}\n\n".encode()
 
     async def serve(self) -> None:
         """Serve until cancelled; the listening socket is closed on the way out."""
@@ -169,6 +182,29 @@ class Api:
         body = generate_latest(self._metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    async def _history_page(self, request: web.Request) -> web.Response:
+        wanted = request.query.get("service")
+        if not wanted:
+            return web.json_response({"error": "which service? ?service=project/name"}, status=400)
+        try:
+            after = float(request.query["since"]) if "since" in request.query else None
+        except ValueError:
+            return web.json_response(
+                {"error": f"since={request.query['since']!r}: a wall time in seconds"}, status=400
+            )
+        found = self._history(wanted)
+        if found is None:
+            return web.json_response({"error": f"no service {wanted!r}"}, status=404)
+        name, history = found
+        rows = history.since(after)
+        # The events of the rows' span (from a round before the first, which led to it), or with
+        # `since` only those after it: what the chart has not marked yet.
+        since = after if after is not None else (rows["time"] or [0.0])[0] - history.interval
+        events = [e for e in self._journal.of(name, since) if _marked(e)]
+        body = {"service": name, "interval": history.interval, "span": history.span,
+                "rows": rows, "events": events}  # fmt: skip
+        return web.json_response(body, dumps=_compact)
+
     async def _status_page(self, request: web.Request) -> web.Response:
         status = dict(self._status())
         wanted = request.query.get("service")
@@ -181,3 +217,16 @@ class Api:
                 )
             status["services"] = matches
         return web.json_response(status, dumps=lambda o: json.dumps(o, sort_keys=True))
+
+
+def _event(message: Mapping[str, Any]) -> bytes:
+    return f"data: {_compact(message)}\n\n".encode()
+
+
+def _compact(document: Any) -> str:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+def _marked(event: Mapping[str, Any]) -> bool:
+    """Whether the chart marks the event: what changed the containers, and errors."""
+    return event.get("Action") == "error" or event.get("Action") in ACTIONS

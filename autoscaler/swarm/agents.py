@@ -119,6 +119,8 @@ def _wire(
             "memory": s.memory,
             "memory_bytes": s.memory_bytes,
             "throttled": s.throttled,
+            "received": s.received,
+            "sent": s.sent,
             "source": s.source,
             "health": health.get(cid),
         }
@@ -130,6 +132,8 @@ _CPU = Annotated[float, Field(ge=0, le=25_600, allow_inf_nan=False)]
 """Percent of the limit, or of one core without one: 256 busy cores at most."""
 _Memory = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 """Percent of the memory limit, which the kernel never lets a container pass."""
+_Rate = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+"""Bytes a second."""
 
 
 class AgentSample(BaseModel):
@@ -141,6 +145,8 @@ class AgentSample(BaseModel):
     memory: _Memory | None = None
     memory_bytes: Annotated[int, Field(ge=0)] | None = None
     throttled: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+    received: _Rate | None = None
+    sent: _Rate | None = None
     source: Annotated[str, Field(max_length=64)] | None = None
     health: Literal["starting", "healthy", "unhealthy"] | None = None
 
@@ -219,7 +225,14 @@ class AgentFeed:
         node = body.hostname or body.node
         samples = {
             cid: Sample(
-                cid, s.cpu, s.memory_bytes, s.memory, f"{s.source or 'agent'}@{node}", s.throttled
+                cid,
+                s.cpu,
+                s.memory_bytes,
+                s.memory,
+                f"{s.source or 'agent'}@{node}",
+                s.throttled,
+                s.received,
+                s.sent,
             )
             for cid, s in body.samples.items()
         }

@@ -47,8 +47,8 @@ class Page:
         self._cdp = cdp
         self.errors: list[str] = []
         """Console errors and uncaught exceptions, as the page reported them."""
-        self.received_bytes = 0
-        """Bytes the page's requests transferred (encoded), the event stream included."""
+        self._received: dict[str, int] = {}  # request id -> bytes it transferred so far
+        self._done: set[str] = set()  # the requests that finished
 
     async def watch(self) -> None:
         self._tab.on("pageerror", lambda error: self.errors.append(str(error)))
@@ -56,15 +56,37 @@ class Page:
         # Playwright reports a response's size once it is complete; the event stream never is,
         # so its bytes are counted as the protocol reports them arriving.
         await self._cdp.send("Network.enable")
-        self._cdp.on("Network.dataReceived", self._received)
-        self._cdp.on("Network.loadingFinished", self._received)
+        self._cdp.on("Network.dataReceived", self._chunk)
+        self._cdp.on("Network.loadingFinished", self._finished)
 
     def _console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
             self.errors.append(message.text)
 
-    def _received(self, params: dict[str, Any]) -> None:
-        self.received_bytes += int(params.get("encodedDataLength", 0))
+    def _chunk(self, params: dict[str, Any]) -> None:
+        request = str(params["requestId"])
+        self._received[request] = self._received.get(request, 0) + int(
+            params.get("encodedDataLength", 0)
+        )
+
+    def _finished(self, params: dict[str, Any]) -> None:
+        # The request's whole size, headers included: it replaces the chunks counted so far.
+        request = str(params["requestId"])
+        self._done.add(request)
+        self._received[request] = max(
+            self._received.get(request, 0), int(params.get("encodedDataLength", 0))
+        )
+
+    @property
+    def received_bytes(self) -> int:
+        """Bytes the page's requests transferred (encoded, headers included), the event stream
+        included as its chunks arrive."""
+        return sum(self._received.values())
+
+    @property
+    def loaded_bytes(self) -> int:
+        """Bytes of the requests that finished (the page's files, not an open stream)."""
+        return sum(n for request, n in self._received.items() if request in self._done)
 
     async def open(self, url: str) -> None:
         await self._tab.goto(url, wait_until="load")
@@ -83,8 +105,19 @@ class Page:
             raise TimeoutError(f"not within {within:g}s: {expression}") from exc
         return await handle.json_value()
 
-    async def screenshot(self, path: Path) -> None:
-        await self._tab.screenshot(path=str(path), full_page=True)
+    async def hover(self, x: float, y: float) -> None:
+        """The pointer moved to (x, y), in the page's CSS pixels."""
+        await self._tab.mouse.move(x, y)
+
+    async def click(self, selector: str) -> None:
+        await self._tab.click(selector)
+
+    async def type(self, selector: str, text: str) -> None:
+        await self._tab.fill(selector, text)
+
+    async def screenshot(self, path: Path, *, full_page: bool = True) -> None:
+        """The whole page, or only what the window shows."""
+        await self._tab.screenshot(path=str(path), full_page=full_page)
 
 
 @contextlib.asynccontextmanager

@@ -239,6 +239,12 @@ async def make_container(
         await container.start()
         return container
 
+    async def remove(container: aiodocker.containers.DockerContainer) -> None:
+        async with slots:
+            with contextlib.suppress(aiodocker.DockerError):
+                await container.delete(force=True)
+
+    slots = asyncio.Semaphore(8)
     try:
         yield make
     finally:
@@ -246,9 +252,7 @@ async def make_container(
             leftovers = await docker.containers.list(
                 all=True, filters=json.dumps({"label": [label]})
             )
-            for container in leftovers:
-                with contextlib.suppress(aiodocker.DockerError):
-                    await container.delete(force=True)
+            await asyncio.gather(*(remove(c) for c in leftovers))
 
 
 @dataclass

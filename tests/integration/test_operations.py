@@ -1,4 +1,5 @@
-"""What an operator sees: explain, /status, /metrics, /healthz and /readyz of a running service."""
+"""What an operator sees: explain, /status, /history, /metrics, /healthz and /readyz of a running
+service."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ async def test_explain_names_the_services_it_knows_when_asked_for_another(
     assert f"no service 'nope'; services: {project}/web" in capsys.readouterr().err
 
 
-async def test_health_readiness_status_and_metrics(
+async def test_health_readiness_status_history_and_metrics(
     make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
 ) -> None:
     load = make_load("web")
@@ -82,6 +83,24 @@ async def test_health_readiness_status_and_metrics(
             status = await r.json()
         async with http.get(f"{base}/metrics") as r:
             metrics = await r.text()
+        async with http.get(f"{base}/history", params={"service": "web"}) as r:
+            history = await r.json()
+        newest = history["rows"]["time"][-1]
+        async with http.get(f"{base}/history", params={"service": "web", "since": newest}) as r:
+            after = await r.json()
+        async with http.get(f"{base}/history", params={"service": "web", "since": "soon"}) as r:
+            assert r.status == 400
+            assert "since='soon'" in (await r.json())["error"]
+        async with http.get(f"{base}/history", params={"service": "nope"}) as r:
+            assert r.status == 404
+    # A row a round, oldest first, from one replica to two, with the scale-up to mark it.
+    rows = history["rows"]
+    assert history["service"] == f"{project}/web" and history["interval"] == 1.0
+    assert rows["time"] == sorted(rows["time"]) and len(rows["time"]) >= 3
+    assert rows["replicas"][0] == 1 and rows["replicas"][-1] == 2 and rows["max"][-1] == 4
+    assert any(cpu is not None and cpu > 50 for cpu in rows["cpu"])
+    assert [(e["Action"], e["from"], e["to"]) for e in history["events"]] == [("scale_up", 1, 2)]
+    assert all(t > newest for t in after["rows"]["time"]) and after["events"] == []
     service = status["services"][f"{project}/web"]
     assert service["state"]["replicas"] == 2
     assert service["decisions"][-1]["samples"]

@@ -44,13 +44,16 @@ async def test_behind_a_real_proxy_no_request_fails_through_a_scale_up_and_a_sca
     # The service on two networks (`back` and the proxy's `front`), the proxy on one: each
     # clone must join both, with the service's aliases, for the proxy to reach it.
     async with web_stack(project, proxy, docker_host, tmp_path / "stack") as stack:
-        await run_autoscaler()
+        app = await run_autoscaler()
         stack.before_down.append(run_autoscaler.stop)
         await reaches(mqtt, project, "web", 2)
         url = f"http://{await stack.address(docker)}/"
         async with watching(docker, project) as replicas:
             outcomes = await send_load(url)
         ended = time.time()
+        found = app.history(f"{project}/web")
+        assert found is not None
+        history = found[1].since()
 
     starts = phase_starts()
     step = starts["high"]
@@ -65,6 +68,10 @@ async def test_behind_a_real_proxy_no_request_fails_through_a_scale_up_and_a_sca
     )
     assert ups and max(e["to"] for e in ups) >= 6, [e["to"] for e in ups]
     assert downs and downs[0]["timeNano"] / 1e9 < ended, "no scale-down while the load ran"
+    # The requests and their answers, as the replicas' own network namespaces counted them.
+    rates = zip(history["received"], history["sent"], strict=True)
+    busiest = max((r or 0.0, t or 0.0) for r, t in rates)
+    assert min(busiest) > 1000, f"bytes a second received and sent, at most: {busiest}"
     # Every replica that ran a while served: none sat off the proxy's network.
     answered = Counter(o["by"] for o in outcomes if o["status"] == 200)
     idle = replicas.ran_for(8) - set(answered)

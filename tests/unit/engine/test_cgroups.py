@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autoscaler.engine.cgroups import CgroupLocator, Counters
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autoscaler.engine.cgroups import CgroupLocator, Counters, net_dev
 
 CID = "c0ffee" * 10
 
@@ -127,3 +130,51 @@ def test_by_id_under_the_systemd_driver_on_v2(tmp_path: Path) -> None:
     assert files is not None
     assert files.read().cpu_ns == 3000
     files.close()
+
+
+NET_DEV = (
+    b"Inter-|   Receive                                                |  Transmit\n"
+    b" face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs "
+    b"drop fifo colls carrier compressed\n"
+    b"    lo: 4597682  274075    0    0    0     0          0         0  4597682  274075    0 "
+    b"   0    0     0       0          0\n"
+    b"  eth0: 2295780  72193    0    0    0     0          0         0  4687047   44673    0 "
+    b"   0    0     0       0          0\n"
+    b"  eth1:    1000      10    0    0    0     0          0         0      200       2    0 "
+    b"   0    0     0       0          0\n"
+)
+
+
+def test_the_network_is_every_interface_of_the_namespace_but_loopback() -> None:
+    assert net_dev(NET_DEV) == (2295780 + 1000, 4687047 + 200)
+
+
+@given(st.lists(st.tuples(st.from_regex(r"[a-z][a-z0-9]{0,7}", fullmatch=True),
+                          st.integers(0, 2**63), st.integers(0, 2**63)), max_size=6))  # fmt: skip
+def test_net_dev_sums_what_each_interface_says(interfaces: list[tuple[str, int, int]]) -> None:
+    lines = [b"header one", b"header two"] + [
+        # The kernel's "%6s:%8llu": a large count touches the colon.
+        f"{name:>6}:{rx:>8} 1 0 0 0 0 0 0 {tx} 1 0 0 0 0 0 0".encode()
+        for name, rx, tx in interfaces
+    ]
+    outside = [(rx, tx) for name, rx, tx in interfaces if name != "lo"]
+    assert net_dev(b"\n".join(lines)) == (sum(r for r, _ in outside), sum(t for _, t in outside))
+
+
+def test_a_container_s_network_is_read_from_its_own_process(tmp_path: Path) -> None:
+    unit = "system.slice/docker-" + CID + ".scope"
+    locator = lay_out(
+        tmp_path,
+        "30 23 0:26 / ROOT/sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
+        f"0::/{unit}\n",
+        {
+            f"sys/fs/cgroup/{unit}/cpu.stat": "usage_usec 2500\n",
+            f"sys/fs/cgroup/{unit}/memory.current": "100\n",
+            f"sys/fs/cgroup/{unit}/memory.stat": "inactive_file 0\n",
+            "proc/42/net/dev": NET_DEV.decode(),
+        },
+    )
+    files = locator.locate(42, CID)
+    assert files is not None
+    counters = files.read()
+    assert (counters.received, counters.sent) == (2296780, 4687247)

@@ -80,3 +80,17 @@ def test_memory_is_percent_of_its_limit_and_unknown_without_one() -> None:
     limited = sample_of(replica(memory_limit=200 * 2**20), None, now, "api")
     assert (limited.memory_bytes, limited.memory, limited.source) == (50 * 2**20, 25.0, "api")
     assert sample_of(replica(), None, now, "api").memory is None
+
+
+def test_the_network_s_rates_are_bytes_a_second_over_the_window() -> None:
+    before = Reading(Counters(0, None, None, None, received=1000, sent=500), 0)
+    after = Reading(Counters(SECOND, None, None, None, received=5000, sent=500), 2 * SECOND)
+    sample = sample_of(replica(), before, after, "cgroup")
+    assert (sample.received, sample.sent) == (2000.0, 0.0)
+
+
+def test_no_network_rate_when_the_counters_went_back_or_are_not_known() -> None:
+    before = Reading(Counters(0, None, None, None, received=5000, sent=None), 0)
+    after = Reading(Counters(SECOND, None, None, None, received=1000, sent=None), SECOND)
+    sample = sample_of(replica(), before, after, "cgroup")
+    assert (sample.received, sample.sent) == (None, None)
