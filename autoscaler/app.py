@@ -34,6 +34,7 @@ from autoscaler.engine.lease import Lease
 from autoscaler.errors import AutoscalerError
 from autoscaler.history import History
 from autoscaler.journal import Journal
+from autoscaler.keep import Keep
 from autoscaler.labels import Replica, ServiceKey
 from autoscaler.mqtt.notifier import Notifier
 from autoscaler.ops.api import Api
@@ -103,6 +104,7 @@ class App:
             band=settings.mqtt.state_band,
             clock=self.clock,
             interval=settings.interval,
+            keep=Keep(settings.state_dir) if settings.state_dir else None,
         )
         self.controllers = Controllers(self.context)
         """The Compose services' controllers; the Swarm services' are the cluster's."""

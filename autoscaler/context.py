@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from autoscaler.errors import AutoscalerError
+from autoscaler.keep import Keep
 from autoscaler.labels import Replica, ServiceKey
 from autoscaler.spec import MetricSource
 from autoscaler.state import Evaluation
@@ -151,3 +152,5 @@ class Context:
     clock: Clock = field(default_factory=Clock)
     interval: float = 5.0
     """Seconds between rounds: what defaults that count in rounds are measured by."""
+    keep: Keep | None = None
+    """Where what a policy learns over days is kept across restarts; None: not kept."""

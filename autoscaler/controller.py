@@ -34,12 +34,14 @@ from autoscaler.context import Context, ScaleResult
 from autoscaler.errors import AutoscalerError, InternalError, TemplateError
 from autoscaler.history import History
 from autoscaler.idle_watch import IdleWatch
+from autoscaler.keep import Memory
 from autoscaler.labels import Replica, ServiceKey, counted, template_of, unclonable
 from autoscaler.metric_watch import MetricWatch
 from autoscaler.repairs import CrashLoop, Repair, broken, restore, roll
 from autoscaler.report import Report
 from autoscaler.samples import Sample
 from autoscaler.spec import ServiceSpec, own_labels, parse
+from autoscaler.startup import Startup
 from autoscaler.state import Evaluation, Phase, ServiceState, replica_samples
 from autoscaler.zero import Sleep
 from policies.base import Direction, Policy, PolicyInput
@@ -61,7 +63,6 @@ class Controller:
         self._error: str | None = None  # the labels' or template's error, while it lasts
         self._bug: str | None = None  # an unexpected error while evaluating, while it lasts
         self._down: str | None = None  # the user's crashed containers, while they are down
-        self._started: dict[tuple[str, float], float] = {}  # (id, StartedAt) -> our clock
         self._announced: tuple[int, int] | None = None  # dry run: the last decision told
         self.history: deque[Evaluation] = deque(maxlen=HISTORY)
         self.inflight: asyncio.Task[None] | None = None
@@ -73,6 +74,8 @@ class Controller:
         self._idle = IdleWatch(key, self._report)
         self._schedule: str | None = None  # the schedule's windows in force, in words
         self._zero = Sleep(key, context, self._report)
+        self._startup = Startup()
+        self._memory = Memory(context.keep, key)
         self.decided: int | None = None
         """The count the last action settled on (or that was found): what vanished replicas are
         restored to."""
@@ -226,6 +229,7 @@ class Controller:
             return self.spec
         spec = parse(self.key, all_labels)
         self._policy = spec.new_policy()
+        self._memory.restore(self._policy)
         self._behavior = Behavior(spec.behavior, previous=self._behavior)
         self.spec = spec
         return spec
@@ -235,15 +239,21 @@ class Controller:
     ) -> Evaluation:
         assert self._policy is not None and self._behavior is not None
         now, wall = self._ctx.clock.monotonic(), self._ctx.clock.wall()
-        observed = replica_samples(replicas, samples, self._started_on_our_clock(replicas))
+        observed = replica_samples(
+            replicas, samples, self._startup.on_our_clock(replicas, now, wall)
+        )
+        counting = [s.container_id for s in observed if s.ready and s.cpu is not None]
+        self._startup.counted(counting, now, [r.id for r in replicas])
         signal = self._metric.read(spec)
         # A running service runs at least one: only a sleep (zero.py) takes it to zero.
         floor = max(spec.minimum, 1)
-        inputs = PolicyInput(len(observed), floor, spec.maximum, observed, now, signal)
+        inputs = PolicyInput(len(observed), floor, spec.maximum, observed, now, signal,
+                             wall=wall, startup=self._startup.seconds)  # fmt: skip
         proposal = self._metric.fallback(
             spec, signal, self._idle.propose(self._policy, inputs, replicas), now
         )
         decision = self._behavior.decide(inputs, proposal)
+        self._memory.tick(self._policy, now)
         own = sum(1 for r in counted(replicas) if not r.is_clone) if self._ctx.clones else 0
         if decision.desired < own:
             # The user's containers are theirs: a service Compose runs 3 of never goes below 3.
@@ -257,19 +267,6 @@ class Controller:
         self.history.append(evaluation)
         self._ctx.metrics.evaluated(self.key, evaluation)
         return evaluation
-
-    def _started_on_our_clock(self, replicas: Sequence[Replica]) -> dict[str, float]:
-        """When each replica started, on the monotonic clock: the engine says it in wall time,
-        which is read once per start, so that a later step of the wall clock does not make a
-        replica young again (or old at once)."""
-        now, wall = self._ctx.clock.monotonic(), self._ctx.clock.wall()
-        seen = {}
-        for r in replicas:
-            if r.started_at > 0:
-                key = (r.id, r.started_at)
-                seen[key] = self._started.get(key, now - max(wall - r.started_at, 0.0))
-        self._started = seen
-        return {cid: at for (cid, _), at in seen.items()}
 
     def _upkeep(
         self, tg: asyncio.TaskGroup, spec: ServiceSpec, replicas: Sequence[Replica], now: float
@@ -328,13 +325,19 @@ class Controller:
     def _run(
         self, tg: asyncio.TaskGroup, doing: str, action: Coroutine[Any, Any, ScaleResult]
     ) -> None:
-        self.inflight = tg.create_task(self._guarded(doing, action), name=f"{doing} {self.key}")
+        began = self._ctx.clock.monotonic()
+        self.inflight = tg.create_task(
+            self._guarded(doing, action, began), name=f"{doing} {self.key}"
+        )
 
-    async def _guarded(self, doing: str, action: Coroutine[Any, Any, ScaleResult]) -> None:
+    async def _guarded(
+        self, doing: str, action: Coroutine[Any, Any, ScaleResult], began: float
+    ) -> None:
         errors: list[AutoscalerError] = []
         try:
             result = await action
             errors += result.errors
+            self._startup.created(result.created, began)
             for container_id in result.created + result.removed + result.stopped + result.started:
                 await self._ctx.refresh(container_id)
             # The next decision looks at the load spread over the count there is now.
@@ -421,5 +424,5 @@ class Controller:
             phase, replicas, spec, evaluation, reason,
             decided=self.decided, samples=self._samples, signal=self._metric.last,
             error=error or self._down or self._metric.error, finding=self._idle.finding,
-            schedule=self._schedule,
+            schedule=self._schedule, startup=self._startup.seconds,
         )  # fmt: skip

@@ -75,7 +75,9 @@ class History:
         newest = times[self._last] if self._size else 0.0
         oldest = newest - self.span
         after = -math.inf if after is None else after
-        picked = [i for i in self._rows() if times[i] >= oldest and times[i] > after]
+        # Compared as they are served (to the millisecond): a client that asks for the rows
+        # after the newest time it was given gets none of those again.
+        picked = [i for i in self._rows() if times[i] >= oldest and round(times[i], 3) > after]
         out: dict[str, list[Any]] = {"time": [round(times[i], 3) for i in picked]}
         for name, column in zip(COLUMNS[1:], self._columns[1:], strict=True):
             out[name] = [None if math.isnan(v := column[i]) else round(v, 2) for i in picked]

@@ -79,6 +79,7 @@ class Report:
         error: str | None,
         finding: str | None = None,
         schedule: str | None = None,
+        startup: float | None = None,
     ) -> None:
         """Build the service's state and keep it; publish it when it says something new."""
         live = counted(replicas)
@@ -113,6 +114,7 @@ class Report:
             bound=evaluation.decision.bound if evaluation else None,
             last_action=action,
             last_action_at=action_at,
+            startup=round(startup, 2) if startup is not None else None,
             sampler="+".join(sources) or None,
             error=error,
             finding=finding,

@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     """Containers created or removed at once per scale action."""
     shutdown_timeout: float = Field(default=30.0, gt=0)
     """Seconds shutdown waits for in-flight scale actions before cancelling them."""
+    state_dir: Path | None = None
+    """Where what a policy learns over days is kept across restarts (the predictive policy's
+    daily history: a small JSON file a service); not kept when unset."""
     loop: Literal["uvloop", "asyncio"] = "uvloop"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     mqtt: MqttSettings = Field(default_factory=MqttSettings)

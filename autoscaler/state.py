@@ -118,6 +118,9 @@ class ServiceState:
     """The service's latest action (scale_up, scale_down, repair, restore, roll, sleep, wake), in
     words with its counts, and when it happened (wall time)."""
     last_action_at: float | None = None
+    startup: float | None = None
+    """Seconds a new replica took from the action that created it to its first counted sample
+    (the median of the latest five); None before one was measured."""
     sampler: str | None = None
     """Which sampler served the replicas: cgroup (the fast path), api, or both."""
     error: str | None = None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ALL = ("policies", "sampling", "reaction", "compose", "mqtt", "soak", "swarm", "web", "zero",
-       "page")  # fmt: skip
+       "page", "predict")  # fmt: skip
 
 
 class _Tee(io.StringIO):

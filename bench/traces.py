@@ -72,11 +72,47 @@ def noisy_level(level: float = 2.0, noise: float = 0.2, seed: int = 7) -> Trace:
     return [(t, level * (1 + rng.uniform(-noise, noise))) for t in range(0, 3601)]
 
 
+def ramp_stops(low: float = 0.9, high: float = 4.4, start: int = 120, rise: int = 300) -> Trace:
+    """Level at 2 replicas' worth, a rise to 9 over five minutes, then level again: the trend
+    must not carry on past the top."""
+    rows: Trace = [(0, low)]
+    rows += [(start + t, low + (high - low) * t / rise) for t in range(0, rise + 1, 10)]
+    rows.append((1500, high))
+    return rows
+
+
+def flash_crowd(base: float = 1.0, crowd: float = 4.5, at: int = 300, lasts: int = 120) -> Trace:
+    """A base needing 2, and once, without warning, 9 for two minutes."""
+    return [(0, base), (at, crowd), (at + lasts, base), (1200, base)]
+
+
+def _day(hour: float, low: float, high: float) -> float:
+    """A working day's curve: `low` at night, rising from 6:00 to `high` at 14:00, back by 22:00."""
+    if not 6 <= hour < 22:
+        return low
+    return low + (high - low) * math.sin(math.pi * (hour - 6) / 16)
+
+
+def days(count: int = 3, low: float = 0.75, high: float = 3.25, noise: float = 0.1,
+         seed: int = 11, weekend: float | None = None) -> Trace:  # fmt: skip
+    """`count` real days (a reading a minute), each the working day's curve with ±`noise`
+    uniform noise; with `weekend`, days 6 and 7 of each week run at that share of it."""
+    rng = random.Random(seed)
+    rows: Trace = []
+    for minute in range(count * 24 * 60 + 1):
+        hour = minute / 60 % 24
+        level = _day(hour, low, high)
+        if weekend is not None and (minute // (24 * 60)) % 7 in (5, 6):
+            level = low + (level - low) * weekend
+        rows.append((minute * 60.0, level * (1 + rng.uniform(-noise, noise))))
+    return rows
+
+
 def _cases() -> list[Case]:
     made: list[tuple[str, str, Callable[[], Trace], bool]] = [
         ("step", "step 2->4", step, False),
         ("step", "step 2->10", big_step, False),
-        ("step", "ramp", ramp, False),
+        ("ramp", "ramp", ramp, False),
         ("spikes", "spikes x3", spikes, False),
         ("spikes", "spikes x2 wide", lambda: spikes(every=240, width=60, height=2.0), False),
         ("diurnal", "diurnal", diurnal, False),
@@ -86,9 +122,14 @@ def _cases() -> list[Case]:
         ("noisy-level", "noisy 4", noisy_level, True),
         ("noisy-level", "noisy 7", lambda: noisy_level(3.3, 0.2, seed=8), True),
         ("noisy-level", "noisy 8 ±10%", lambda: noisy_level(4.0, 0.1, seed=9), True),
+        ("ramp", "ramp 2->9 stops", ramp_stops, False),
+        ("ramp", "ramp 2->9 fast", lambda: ramp_stops(rise=120), False),
+        ("spikes", "flash crowd", flash_crowd, False),
+        ("days", "3 days ±10%", days, False),
+        ("days", "8 days, weekends", lambda: days(8, weekend=0.3, seed=12), False),
     ]
     return [Case(family, name, make(), covered) for family, name, make, covered in made]
 
 
 CASES = _cases()
-FAMILIES = ("noisy-level", "step", "spikes", "diurnal", "sawtooth")
+FAMILIES = ("noisy-level", "step", "spikes", "diurnal", "sawtooth", "ramp", "days")

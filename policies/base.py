@@ -67,6 +67,11 @@ class PolicyInput:
     simulator's): what the behaviour's windows, rates and cooldowns are measured by."""
     signal: Signal | None = None
     """The service's metric source, when its labels name one."""
+    wall: float | None = None
+    """Wall time (seconds since the epoch): what repeats by the time of day is read on it."""
+    startup: float | None = None
+    """Seconds a new replica of the service took to count, as measured (from the action that
+    created it to its first counted sample); None before one was measured."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from policies.base import Policy
 from policies.options import BehaviorOptions
+from policies.predictive import Predictive
 from policies.step import Step
 from policies.target_tracking import Hpa, TargetTracking
 
@@ -25,7 +26,7 @@ DEFAULT = "target-tracking"
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
-_BUILTINS: dict[str, type[Any]] = {cls.name: cls for cls in (TargetTracking, Hpa, Step)}
+_BUILTINS: dict[str, type[Any]] = {cls.name: cls for cls in (TargetTracking, Hpa, Step, Predictive)}
 
 
 class PolicyClass(Protocol):

@@ -7,7 +7,9 @@ The model, one step a second:
 * a new replica is starting (reported not ready) for `startup` seconds, then serves;
 * every `interval` seconds each replica reports its mean utilisation over the seconds it served
   since its last report (none yet: no reading) and the share of them it spent at capacity (where
-  CFS would have throttled it), the policy decides, and the count changes at once; when a new
+  CFS would have throttled it), the policy decides (told the wall time `start` + t, and the
+  start-up measured as the service measures it: from a replica's create to its first counted
+  report, the median of the last five), and the count changes at once; when a new
   replica starts serving, every replica's window starts afresh, as the service's do;
   scale-down removes starting replicas first, then the newest.
 
@@ -23,6 +25,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from statistics import median
 
 from policies.base import Policy, PolicyInput, ReplicaSample
 from policies.behavior import Behavior
@@ -78,6 +81,8 @@ class Summary:
     over_provisioned_replica_s: float
     """Sum over seconds of replicas beyond the needed count."""
     actions: int
+    replica_s: float
+    """Sum over seconds of the replicas there were, starting ones included: what it cost."""
     reaction_s: float | None
     """Longest time, over the steps up (the needed count rising by 2 or more at once), until that
     many replicas were ready; None without such a step."""
@@ -146,7 +151,9 @@ def simulate(
     replicas = [_Replica(f"r{i}", -model.startup) for i in range(initial)]
     serial = initial
     cursor = 0
-    under = saturated = over = 0.0
+    under = saturated = over = cost = 0.0
+    startups: list[float] = []  # measured, newest last
+    counted = {r.name for r in replicas}  # those whose start-up is measured, or was before t=0
     rises: list[tuple[float, int]] = []  # (time, needed) where the needed count went up
     reached: dict[int, float] = {}  # index in rises -> when ready replicas caught up
     previous_needed = model.needed(trace[0][1])
@@ -156,8 +163,12 @@ def simulate(
         # Report first: a report at t covers the seconds [t - interval, t).
         if t > 0 and t % model.interval == 0:
             samples = tuple(_report(r, t, model) for r in replicas)
+            startups += _started(replicas, samples, counted, t)
             found = model.bounds(t)
-            inputs = PolicyInput(len(replicas), found.minimum, found.maximum, samples, now=t)
+            startup = median(startups[-5:]) if startups else None
+            wall = (model.start + timedelta(seconds=t)).timestamp()
+            inputs = PolicyInput(len(replicas), found.minimum, found.maximum, samples, now=t,
+                                 wall=wall, startup=startup)  # fmt: skip
             decision = rules.decide(inputs, policy.propose(inputs))
             serial = _scale(replicas, decision.desired, t, serial)
             rules.record(t, decision.current, decision.desired, saturated=decision.saturated)
@@ -185,6 +196,7 @@ def simulate(
         if demand > len(ready) * model.capacity + 1e-9:
             saturated += 1
         over += max(len(replicas) - needed, 0)
+        cost += len(replicas)
         if needed >= previous_needed + 2:
             rises.append((t, needed))
         previous_needed = needed
@@ -201,9 +213,23 @@ def simulate(
         saturated_s=saturated,
         over_provisioned_replica_s=over,
         actions=len(result.decisions),
+        replica_s=cost,
         reaction_s=max(reactions) if reactions else None,
     )
     return result
+
+
+def _started(
+    replicas: list[_Replica], samples: Sequence[ReplicaSample], counted: set[str], now: float
+) -> list[float]:
+    """The start-ups of the replicas counted for the first time now, as the service measures
+    them: from the create to the first report that counts."""
+    out = []
+    for replica, sample in zip(replicas, samples, strict=True):
+        if replica.name not in counted and sample.ready and sample.cpu is not None:
+            counted.add(replica.name)
+            out.append(now - replica.created)
+    return out
 
 
 def _scale(replicas: list[_Replica], desired: int, now: float, serial: int) -> int:

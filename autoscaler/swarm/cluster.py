@@ -21,6 +21,7 @@ import aiodocker
 
 from autoscaler.context import Clock, Context, Meter, Notices
 from autoscaler.controllers import Controllers
+from autoscaler.keep import Keep
 from autoscaler.labels import Replica
 from autoscaler.settings import Settings
 from autoscaler.spec import MetricSource
@@ -72,6 +73,7 @@ class Cluster:
             clock=clock,
             clones=False,
             interval=settings.interval,
+            keep=Keep(settings.state_dir) if settings.state_dir else None,
         )
         self.controllers = Controllers(self.context)
         self._faults = faults

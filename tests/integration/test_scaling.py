@@ -54,6 +54,11 @@ async def test_shared_demand_scales_to_the_needed_count_then_max_then_back_to_mi
     load.set(300)  # ceil(300 / 125) = 3, far enough from 250 and 375 for noisy samples
     await reaches(mqtt, project, "web", 3)
     assert set(await names(docker, project)) == {f"{project}-web-{n}" for n in (1, 2, 3)}
+    # How long a clone took from the action to its first counted sample, in the state.
+    measured = await mqtt.wait_for(
+        lambda m: [s["startup"] for s in states(m, project, "web") if s.get("startup")]
+    )
+    assert 0 < measured[0] < 10, measured
 
     load.set(1000)  # needs 8, max is 4
     await reaches(mqtt, project, "web", 4)

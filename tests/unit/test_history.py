@@ -55,6 +55,13 @@ def test_since_gives_only_the_rows_after_it() -> None:
     assert history.since(1045.0)["time"] == []
 
 
+def test_the_rows_after_the_newest_time_served_are_none_even_below_a_millisecond() -> None:
+    history = History(interval=5.0)
+    history.add(replace(STATE, time=1000.0004))
+    newest = history.since()["time"][-1]
+    assert newest == 1000.0 and history.since(newest)["time"] == []
+
+
 def test_a_second_state_within_half_an_interval_replaces_the_round_s_row() -> None:
     # An action's start (scaling) and its end (holding, a count later) in the same round.
     history = History(interval=5.0)

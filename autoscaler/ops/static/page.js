@@ -299,6 +299,7 @@ function now(state) {
   if (state.metric) {
     parts.push(`${state.metric} ${typeof state.metric_value === "number" ? round(state.metric_value) : "–"}`);
   }
+  if (typeof state.startup === "number") parts.push(`start-up ${state.startup.toFixed(1)} s`);
   if (typeof state.received === "number") {
     const { bytes } = window.charts;
     parts.push(`network ${bytes(state.received)}/s in, ${bytes(state.sent || 0)}/s out`);

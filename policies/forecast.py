@@ -1,0 +1,172 @@
+"""The arithmetic of leading the load (policies/predictive.py): a trend, the headroom its own
+misses teach, and the demand seen at this time on earlier days. Pure: values and times in,
+numbers out; each class keeps only what its rule needs, bounded.
+
+Demand is in replicas' worth at the target (the HPA's raw ratio times the count, before ceil):
+2.6 means 2.6 replicas would run exactly at the target.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from statistics import median
+
+DAY = 86400.0
+SIGNAL = 2.0
+"""How many times the readings' scatter about the line its rise over the window must exceed to
+be a rise and not noise."""
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A robust straight line through recent demand: where it is now and how fast it moves."""
+
+    level: float
+    """Demand now, on the line (less noisy than the last reading)."""
+    slope: float
+    """Replicas' worth a second."""
+    rising: bool
+    """Both halves of the window rise on their own: a ramp, not one jump. A single step up in
+    the middle of the window tilts the whole line (more than half the pairs straddle it), but
+    leaves one half flat; leading a step would only overshoot what the step already asks for."""
+
+
+class Trend:
+    """The Theil-Sen line over the last `window` readings: the median of the slopes between
+    every pair, so that a few outliers (a burst, a missed reading) do not tilt it. The HPA's
+    answer to a rising load is one reading behind it; a line through the last minute says where
+    the load will be when a replica asked for now starts serving."""
+
+    def __init__(self, window: int = 12) -> None:
+        self._points: deque[tuple[float, float]] = deque(maxlen=window)
+
+    def add(self, t: float, demand: float) -> None:
+        self._points.append((t, demand))
+
+    def clear(self) -> None:
+        self._points.clear()
+
+    def line(self, now: float) -> Line | None:
+        """The line at `now`; None with fewer than three readings."""
+        return _fit(list(self._points), now)
+
+
+def _fit(points: list[tuple[float, float]], now: float) -> Line | None:
+    if len(points) < 3:
+        return None
+    slope = _slope(points)
+    if slope is None:
+        return None
+    intercept = median(d - slope * t for t, d in points)
+    half = (len(points) + 1) // 2
+    first, second = _slope(points[:half]), _slope(points[-half:])
+    # Noise alone can tilt both halves: the rise over the window must also stand out of the
+    # readings' scatter about the line (their median distance from it).
+    scatter = median(abs(d - intercept - slope * t) for t, d in points)
+    rise = slope * (points[-1][0] - points[0][0])
+    rising = (
+        slope > 0 and first is not None and second is not None and min(first, second) > 0
+        and rise > SIGNAL * scatter
+    )  # fmt: skip
+    return Line(intercept + slope * now, slope, rising)
+
+
+def _slope(points: list[tuple[float, float]]) -> float | None:
+    """Theil-Sen: the median of the slopes between every pair of points."""
+    slopes = [
+        (d2 - d1) / (t2 - t1)
+        for i, (t1, d1) in enumerate(points)
+        for t2, d2 in points[i + 1 :]
+        if t2 > t1
+    ]
+    return median(slopes) if slopes else None
+
+
+class Headroom:
+    """What the forecasts missed by, learned: each forecast is kept until the time it was for,
+    then compared with the demand seen then. The headroom is the `quantile` of the recent
+    shortfalls (a forecast above the demand is no shortfall): on a load the trend follows well
+    it is near 0, on a jumpy one it grows until the forecasts cover the jumps."""
+
+    def __init__(self, size: int = 30, quantile: float = 0.9) -> None:
+        self._pending: deque[tuple[float, float]] = deque(maxlen=256)  # (due, forecast)
+        self._misses: deque[float] = deque(maxlen=size)
+        self._quantile = quantile
+
+    def expect(self, due: float, forecast: float) -> None:
+        self._pending.append((due, forecast))
+
+    def seen(self, t: float, demand: float) -> None:
+        """The demand at `t`: every forecast due by then is scored against it."""
+        while self._pending and self._pending[0][0] <= t:
+            _, forecast = self._pending.popleft()
+            self._misses.append(max(demand - forecast, 0.0))
+
+    @property
+    def value(self) -> float:
+        """Replicas' worth to add to the forecast; 0 until a forecast has been scored."""
+        if not self._misses:
+            return 0.0
+        ordered = sorted(self._misses)
+        return ordered[min(len(ordered) - 1, math.floor(self._quantile * len(ordered)))]
+
+
+class Daily:
+    """The demand of each `bucket` seconds of the day, for the last `days` days, by wall time:
+    what this time of day needed before. The floor is yesterday's, or last week's same day's if
+    lower (a Monday after a quiet Sunday expects last Monday's load, not Sunday's, but never
+    more than yesterday's), and only once a whole day has been seen, as AWS's predictive
+    scaling waits for its history."""
+
+    def __init__(self, bucket: float = 300.0, days: int = 7) -> None:
+        self.bucket = bucket
+        self._days = days
+        self._sums: dict[int, tuple[float, int]] = {}  # bucket number -> (sum, count)
+        self._first: float | None = None
+
+    def add(self, wall: float, demand: float) -> None:
+        if self._first is None:
+            self._first = wall
+        number = int(wall // self.bucket)
+        if number not in self._sums:
+            # A new bucket: the days beyond the span go (once a bucket, not once a reading).
+            oldest = number - int(self._days * DAY // self.bucket) - 1
+            for gone in [n for n in self._sums if n < oldest]:
+                del self._sums[gone]
+        total, count = self._sums.get(number, (0.0, 0))
+        self._sums[number] = (total + demand, count + 1)
+
+    def floor(self, wall: float) -> float | None:
+        """What this time of day (the bucket `wall` falls in) needed yesterday, or the same
+        day last week if that was less; None before a whole day of history, or when yesterday
+        has no such bucket."""
+        if self._first is None or wall - self._first < DAY:
+            return None
+        number = int(wall // self.bucket)
+        per_day = int(DAY // self.bucket)
+        found = []
+        for day in (1, 7):
+            # The most of that day's buckets from five minutes before to half an hour after: a
+            # floor that moved once a bucket with the noise of a bucket's mean would move the
+            # count with it, up and down; this one leads a rise and steps down once it is over.
+            near = [self._sums.get(number - day * per_day + k) for k in range(-1, 7)]
+            means = [total / count for total, count in filter(None, near)]
+            if day <= self._days and means:
+                found.append(max(means))
+        return min(found) if found else None
+
+    def export(self) -> dict[str, object]:
+        """What the floor knows, to be kept across a restart."""
+        return {"bucket": self.bucket, "first": self._first,
+                "sums": {str(n): list(v) for n, v in self._sums.items()}}  # fmt: skip
+
+    def restore(self, saved: dict[str, object]) -> None:
+        """Take back what `export` gave, if it was made with the same bucket."""
+        sums = saved.get("sums")
+        if saved.get("bucket") != self.bucket or not isinstance(sums, dict):
+            return
+        first = saved.get("first")
+        self._first = float(first) if isinstance(first, (int, float)) else None
+        self._sums = {int(n): (float(v[0]), int(v[1])) for n, v in sums.items()}

@@ -1,0 +1,186 @@
+"""The predictive policy and its arithmetic: a robust trend, the headroom its misses teach, the
+floor of what this time of day needed before; and the policy that leads a rising load with them
+but never proposes less than the load needs now."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policies import registry
+from policies.base import PolicyInput, Proposal, ReplicaSample
+from policies.forecast import DAY, Daily, Headroom, Trend
+
+TARGET = 50.0
+
+
+def test_the_trend_is_the_line_through_the_readings() -> None:
+    trend = Trend(window=12)
+    for t in range(0, 60, 5):
+        trend.add(t, 2.0 + 0.1 * t)
+    line = trend.line(now=55)
+    assert line is not None
+    assert math.isclose(line.slope, 0.1) and math.isclose(line.level, 7.5)
+
+
+def test_an_outlier_does_not_tilt_the_trend() -> None:
+    trend = Trend(window=12)
+    for t in range(0, 60, 5):
+        trend.add(t, 10.0 if t == 50 else 4.0)  # one burst on a level load
+    line = trend.line(now=55)
+    assert line is not None and line.slope == 0 and line.level == 4.0
+
+
+def test_the_trend_needs_three_readings_and_forgets_beyond_its_window() -> None:
+    trend = Trend(window=3)
+    trend.add(0, 1.0)
+    trend.add(5, 2.0)
+    assert trend.line(5) is None
+    for t, d in ((10, 9.0), (15, 9.0), (20, 9.0)):
+        trend.add(t, d)
+    line = trend.line(20)
+    assert line is not None and line.slope == 0 and line.level == 9.0
+
+
+def test_headroom_is_what_the_forecasts_fell_short_by() -> None:
+    headroom = Headroom(size=10, quantile=0.9)
+    assert headroom.value == 0.0
+    for t in range(10):
+        headroom.expect(due=t + 15, forecast=5.0)
+    for t in range(15, 25):
+        headroom.seen(t, 6.0 if t % 2 else 5.0)  # short by 1 half the time
+    assert headroom.value == 1.0
+
+
+def test_a_forecast_above_the_demand_is_no_shortfall_and_is_scored_only_when_due() -> None:
+    headroom = Headroom()
+    headroom.expect(due=20, forecast=8.0)
+    headroom.seen(10, 50.0)  # before it was due: not scored
+    assert headroom.value == 0.0
+    headroom.seen(20, 3.0)
+    assert headroom.value == 0.0
+    headroom.expect(due=30, forecast=3.0)
+    headroom.seen(30, 5.5)
+    assert headroom.value == 2.5
+
+
+def test_the_daily_floor_waits_for_a_whole_day_then_takes_yesterday() -> None:
+    daily = Daily(bucket=300.0, days=7)
+    noon = 12 * 3600.0
+    daily.add(0.0, 1.0)
+    daily.add(noon, 6.0)  # day 0 at noon
+    assert daily.floor(noon) is None  # not a whole day seen
+    daily.add(DAY + 100.0, 1.0)
+    assert daily.floor(DAY + noon) == 6.0
+    # It leads: twenty minutes before noon, noon's bucket is within its half hour.
+    assert daily.floor(DAY + noon - 1200) == 6.0
+    assert daily.floor(DAY + noon + 3600) is None  # yesterday has no such bucket
+    again = Daily(bucket=300.0, days=7)
+    again.restore(daily.export())
+    assert again.floor(DAY + noon) == 6.0
+
+
+def test_yesterday_s_flash_crowd_is_no_floor_when_last_week_was_quiet() -> None:
+    daily = Daily(bucket=300.0, days=7)
+    noon = 12 * 3600.0
+    for day in range(8):
+        daily.add(day * DAY + noon, 9.0 if day == 7 else 2.0)
+    assert daily.floor(8 * DAY + noon) == 2.0  # the lower of yesterday (9) and a week ago (2)
+
+
+def test_the_daily_floor_forgets_days_beyond_its_span() -> None:
+    daily = Daily(bucket=300.0, days=2)
+    daily.add(0.0, 5.0)
+    for day in range(1, 5):
+        daily.add(day * DAY, 1.0)
+    assert daily.floor(5 * DAY) == 1.0
+
+
+class Service:
+    """The predictive policy fed a round at a time: `demand` replicas' worth spread evenly."""
+
+    def __init__(self, labels: dict[str, str] | None = None, startup: float = 10.0) -> None:
+        self.policy, _ = registry.build("predictive", {"cpu.target": "50", **(labels or {})})
+        self.default, _ = registry.build("target-tracking", {"cpu.target": "50"})
+        self.startup = startup
+
+    def round(self, t: float, demand: float, current: int) -> tuple[Proposal, Proposal]:
+        cpu = demand * TARGET / current
+        samples = tuple(ReplicaSample(f"c{i}", cpu) for i in range(current))
+        inputs = PolicyInput(current, 1, 50, samples, now=t, wall=t, startup=self.startup)
+        return self.policy.propose(inputs), self.default.propose(inputs)
+
+
+def test_on_a_ramp_it_provisions_for_the_demand_one_start_up_ahead() -> None:
+    service = Service(startup=10.0)
+    for t in range(0, 60, 5):
+        ours, default = service.round(t, 2.0 + 0.1 * t, current=math.ceil(2.0 + 0.1 * t))
+    # At t=55 the load needs 7.5; at 55 + 10 s start-up + 5 s interval it will need 9, and the
+    # line reaches 10 within five minutes: one more, in the same step.
+    assert default.count == 8
+    assert ours.count == 10
+    assert "forecast 9.00 replicas' worth in 15s" in ours.reason
+    assert ours.metrics["forecast"] == 9.0 and ours.metrics["headroom"] == 0.0
+
+
+def test_the_horizon_is_the_label_when_set() -> None:
+    service = Service({"predict.horizon": "40s"})
+    for t in range(0, 60, 5):
+        ours, _ = service.round(t, 2.0 + 0.1 * t, current=math.ceil(2.0 + 0.1 * t))
+    assert ours.metrics["forecast"] == 7.5 + 0.1 * 40
+    assert "in 40s" in ours.reason
+
+
+def test_misses_raise_the_next_forecasts() -> None:
+    # A load that rises faster and faster: the line lags the curve, and learns by how much.
+    service = Service(startup=10.0)
+    seen = {}
+    for t in range(0, 305, 5):
+        demand = 2.0 * math.exp(t / 100)
+        ours, _ = service.round(t, demand, current=math.ceil(demand))
+        seen[t] = ours.metrics.get("headroom")
+    assert 0 < seen[150] < seen[300]
+    assert f"headroom {seen[300]:.2f}" in ours.reason
+
+
+def test_a_falling_load_is_left_to_the_scale_down_window() -> None:
+    service = Service()
+    for t in range(0, 60, 5):
+        ours, default = service.round(t, 9.0 - 0.1 * t, current=9)
+    assert ours.count == default.count
+    assert "forecast" not in ours.reason
+
+
+def test_the_floor_of_yesterday_raises_the_count_ahead_of_the_daily_peak() -> None:
+    service = Service({"predict.window": "30s"})
+    noon = 12 * 3600
+    # Yesterday: 2 replicas' worth all day, 8 from noon for an hour.
+    for t in range(0, int(DAY), 60):
+        service.round(t, 8.0 if noon <= t < noon + 3600 else 2.0, current=2)
+    # Today, a minute before noon, the load is still 2: the floor of yesterday's noon leads it.
+    for t in range(int(DAY) + noon - 300, int(DAY) + noon, 60):
+        ours, default = service.round(t, 2.0, current=2)
+    assert default.count == 2
+    assert ours.count == 8 and "this time of day needed 8.00" in ours.reason
+
+
+def test_daily_off_has_no_floor() -> None:
+    service = Service({"predict.daily": "false"})
+    noon = 12 * 3600
+    for t in range(0, int(DAY), 60):
+        service.round(t, 8.0 if noon <= t < noon + 3600 else 2.0, current=2)
+    for t in range(int(DAY) + noon - 300, int(DAY) + noon, 60):
+        ours, _ = service.round(t, 2.0, current=2)
+    assert ours.count == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.2, 20.0), min_size=1, max_size=40), st.integers(1, 12))
+def test_it_never_proposes_less_than_the_load_needs_now(demands: list[float], current: int) -> None:
+    service = Service()
+    for i, demand in enumerate(demands):
+        ours, default = service.round(5.0 * i, demand, current)
+        assert ours.count is not None and default.count is not None
+        assert ours.count >= default.count
