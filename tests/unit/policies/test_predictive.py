@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies import registry
-from policies.base import PolicyInput, Proposal, ReplicaSample
+from policies.base import PolicyInput, Proposal, ReplicaSample, Signal
 from policies.forecast import DAY, Daily, Headroom, Trend
 
 TARGET = 50.0
@@ -184,3 +184,78 @@ def test_it_never_proposes_less_than_the_load_needs_now(demands: list[float], cu
         ours, default = service.round(5.0 * i, demand, current)
         assert ours.count is not None and default.count is not None
         assert ours.count >= default.count
+
+
+def test_one_jump_is_a_step_not_a_rise() -> None:
+    # The whole window's line tilts up (most pairs straddle the jump), but its older half is
+    # flat: the default follows a step at once, and leading it would only overshoot.
+    trend = Trend(window=12)
+    for t in range(0, 60, 5):
+        trend.add(t, 2.0 if t < 30 else 6.0)
+    line = trend.line(now=55)
+    assert line is not None and line.slope > 0 and not line.rising
+
+
+def test_a_rise_lost_in_its_own_noise_is_no_rise() -> None:
+    clean, noisy = Trend(window=12), Trend(window=12)
+    for i, t in enumerate(range(0, 60, 5)):
+        clean.add(t, 4.0 + 0.01 * t)
+        noisy.add(t, 4.0 + 0.01 * t + (1.0 if i % 2 else -1.0))
+    steady, jumpy = clean.line(55), noisy.line(55)
+    assert steady is not None and steady.rising
+    assert jumpy is not None and jumpy.slope > 0 and not jumpy.rising
+
+
+def test_a_level_or_falling_line_is_no_rise() -> None:
+    for slope in (0.0, -0.1):
+        trend = Trend(window=12)
+        for t in range(0, 60, 5):
+            trend.add(t, 6.0 + slope * t)
+        line = trend.line(55)
+        assert line is not None and not line.rising
+
+
+def test_the_floor_looks_from_five_minutes_before_to_half_an_hour_after() -> None:
+    daily = Daily(bucket=300.0, days=7)
+    noon = 12 * 3600.0
+    daily.add(0.0, 1.0)
+    daily.add(noon, 6.0)
+    daily.add(DAY, 1.0)
+    assert daily.floor(DAY + noon + 300) == 6.0  # noon's bucket is five minutes back
+    assert daily.floor(DAY + noon + 600) is None  # ten minutes back: out of reach
+    assert daily.floor(DAY + noon - 1800) == 6.0  # half an hour ahead
+    assert daily.floor(DAY + noon - 2400) is None  # forty minutes ahead: not yet
+    assert daily.floor(DAY - 1) is None  # a day minus a second: not a whole day seen
+
+
+def test_the_horizon_is_the_measured_start_up_plus_an_interval() -> None:
+    service = Service(startup=4.0)
+    for t in range(0, 60, 5):
+        ours, _ = service.round(t, 2.0 + 0.1 * t, current=math.ceil(2.0 + 0.1 * t))
+    assert "in 9s" in ours.reason and ours.metrics["forecast"] == 7.5 + 0.1 * 9
+
+
+def test_on_a_metric_the_demand_is_its_value_over_a_replica_s_share() -> None:
+    policy, _ = registry.build("predictive", {"metric.target": "10"})
+    for t in range(0, 60, 5):
+        queue = 20.0 + 1.0 * t  # a queue that grows by a replica's share every 10 s
+        samples = tuple(ReplicaSample(f"c{i}", None) for i in range(8))
+        inputs = PolicyInput(8, 1, 50, samples, now=t, wall=t, startup=10.0,
+                             signal=Signal("mqtt queue", queue))  # fmt: skip
+        ours = policy.propose(inputs)
+    assert ours.metrics["demand"] == 7.5
+    assert ours.metrics["forecast"] == 7.5 + 0.1 * 15 and ours.count == 10
+
+
+def test_the_daily_floor_learns_what_it_missed_today_by() -> None:
+    service = Service({"predict.window": "30s"})
+    noon = 12 * 3600
+    # Yesterday: 3.6 replicas' worth in the morning, 6 from noon. Today's morning runs at 4.
+    for t in range(0, int(DAY), 60):
+        service.round(t, 6.0 if t >= noon else 3.6, current=6)
+    for t in range(int(DAY) + noon - 7200, int(DAY) + noon - 1200, 60):
+        ours, default = service.round(t, 4.0, current=4)
+    assert default.count == 4 and ours.metrics["daily"] == 6.0
+    # Missed by 0.4 all morning: the floor ahead of noon is 6 and 0.4 more, so 7, not 6.
+    assert math.isclose(ours.metrics["daily_headroom"], 0.4, abs_tol=1e-6)
+    assert ours.count == 7 and "this time of day needed 6.00 before + headroom 0.40" in ours.reason
