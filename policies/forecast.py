@@ -45,9 +45,6 @@ class Trend:
     def add(self, t: float, demand: float) -> None:
         self._points.append((t, demand))
 
-    def clear(self) -> None:
-        self._points.clear()
-
     def line(self, now: float) -> Line | None:
         """The line at `now`; None with fewer than three readings."""
         return _fit(list(self._points), now)

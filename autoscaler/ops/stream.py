@@ -44,25 +44,23 @@ class Follower:
 
     def message(self, snapshot: Snapshot) -> dict[str, Any]:
         """The next message for this page, and what it was sent is now `snapshot`."""
-        states = snapshot.states
-        if self._sent is None:
-            out = {**snapshot.header, "full": True}
+        states, sent = snapshot.states, self._sent
+        out: dict[str, Any] = dict(snapshot.header)
+        if sent is None:
+            out["full"] = True
             changed = dict(states)
             events = self._journal.after(0, FIRST_EVENTS)
+            self._sent = sent = {}
         else:
-            out = dict(snapshot.header)
-            sent = self._sent
             changed = {
                 name: state for name, state in states.items()
                 if name not in sent or state.differs(sent[name], self._band)
             }  # fmt: skip
             out["gone"] = sorted(name for name in sent if name not in states)
+            for name in out["gone"]:
+                del sent[name]
             events = self._journal.after(self._seen)
-        if self._sent is None:
-            self._sent = {}
-        for name in out.get("gone", []):
-            del self._sent[name]
-        self._sent.update(changed)
+        sent.update(changed)
         self._seen = self._journal.last
         out["services"] = {name: {"state": s.to_dict()} for name, s in sorted(changed.items())}
         out["events"] = events
