@@ -121,6 +121,12 @@ async def remove_project(docker: aiodocker.Docker, project: str) -> None:
             await c.delete(force=True)
 
 
+def actions(app: Any) -> int:
+    """The scale actions a running autoscaler took, as its /metrics counts them."""
+    return int(sum(s.value for m in app.metrics.actions.collect()
+                   for s in m.samples if s.name.endswith("_total")))  # fmt: skip
+
+
 def running(app: Any, project: str) -> int:
     """The running containers of `project` in a running autoscaler's view of the engine."""
     return sum(

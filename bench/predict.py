@@ -23,7 +23,7 @@ import aiodocker
 
 from autoscaler.app import App
 from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings
-from bench.common import ROOT, busybox, engine, labels_for, remove_run, running
+from bench.common import ROOT, actions, busybox, engine, labels_for, remove_run, running
 from bench.reaction import _evaluations, _until
 
 LIMIT, TARGET = 0.1, 50
@@ -87,8 +87,7 @@ async def _scenario(docker: aiodocker.Docker, policy: str) -> Ramp:
                 result.replica_s += POLL * count
                 result.most = max(result.most, count)
                 await asyncio.sleep(POLL)
-            result.actions = int(sum(s.value for m in app.metrics.actions.collect()
-                                     for s in m.samples if s.name.endswith("_total")))  # fmt: skip
+            result.actions = actions(app)
             states = [c.state for c in app.controllers.values() if c.state is not None]
             result.startup = states[0].startup if states else None
         finally:

@@ -24,7 +24,7 @@ import aiomqtt
 
 from autoscaler.app import App
 from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings
-from bench.common import ROOT, busybox, engine, labels_for, remove_run, running
+from bench.common import ROOT, actions, busybox, engine, labels_for, remove_run, running
 
 LIMIT = 0.1  # cores a replica may use
 TARGET = 50  # percent
@@ -148,8 +148,7 @@ async def watch(
             result.scaled_down_s = elapsed
         await asyncio.sleep(poll)
     result.most = max(result.counts)
-    result.actions = int(sum(s.value for m in app.metrics.actions.collect()
-                             for s in m.samples if s.name.endswith("_total")))  # fmt: skip
+    result.actions = actions(app)
 
 
 def _evaluations(app: App) -> int:
