@@ -29,6 +29,7 @@ for the count, with its forecast.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -96,9 +97,9 @@ class Predictive(TargetTracking):
         ]  # fmt: skip
         count, why = max(candidates, default=(0, ""), key=lambda c: c[0])
         if count <= base.count:
-            return _with(base, metrics)
-        return Proposal(count, f"{why}: propose {count} (the load now asks for {base.count})",
-                        metrics, base.ignored, (*base.notes, why), base.saturated)  # fmt: skip
+            return replace(base, metrics=metrics)
+        reason = f"{why}: propose {count} (the load now asks for {base.count})"
+        return replace(base, count=count, reason=reason, metrics=metrics, notes=(*base.notes, why))
 
     def _led(self, inputs: PolicyInput, demand: float, horizon: float,
              metrics: dict[str, float]) -> tuple[int, str] | None:  # fmt: skip
@@ -165,7 +166,3 @@ class Predictive(TargetTracking):
 
     def restore(self, saved: dict[str, Any]) -> None:
         self._daily.restore(saved)
-
-
-def _with(base: Proposal, metrics: dict[str, float]) -> Proposal:
-    return Proposal(base.count, base.reason, metrics, base.ignored, base.notes, base.saturated)

@@ -153,26 +153,27 @@ def test_a_falling_load_is_left_to_the_scale_down_window() -> None:
     assert "forecast" not in ours.reason
 
 
-def test_the_floor_of_yesterday_raises_the_count_ahead_of_the_daily_peak() -> None:
-    service = Service({"predict.window": "30s"})
-    noon = 12 * 3600
-    # Yesterday: 2 replicas' worth all day, 8 from noon for an hour.
+NOON = 12 * 3600
+
+
+def before_today_s_noon(service: Service) -> tuple[Proposal, Proposal]:
+    """Yesterday: 2 replicas' worth all day, 8 from noon for an hour; today, up to a minute
+    before noon, still 2. What the policy and the default proposed last."""
     for t in range(0, int(DAY), 60):
-        service.round(t, 8.0 if noon <= t < noon + 3600 else 2.0, current=2)
-    # Today, a minute before noon, the load is still 2: the floor of yesterday's noon leads it.
-    for t in range(int(DAY) + noon - 300, int(DAY) + noon, 60):
+        service.round(t, 8.0 if NOON <= t < NOON + 3600 else 2.0, current=2)
+    for t in range(int(DAY) + NOON - 300, int(DAY) + NOON, 60):
         ours, default = service.round(t, 2.0, current=2)
+    return ours, default
+
+
+def test_the_floor_of_yesterday_raises_the_count_ahead_of_the_daily_peak() -> None:
+    ours, default = before_today_s_noon(Service({"predict.window": "30s"}))
     assert default.count == 2
     assert ours.count == 8 and "this time of day needed 8.00" in ours.reason
 
 
 def test_daily_off_has_no_floor() -> None:
-    service = Service({"predict.daily": "false"})
-    noon = 12 * 3600
-    for t in range(0, int(DAY), 60):
-        service.round(t, 8.0 if noon <= t < noon + 3600 else 2.0, current=2)
-    for t in range(int(DAY) + noon - 300, int(DAY) + noon, 60):
-        ours, _ = service.round(t, 2.0, current=2)
+    ours, _ = before_today_s_noon(Service({"predict.daily": "false"}))
     assert ours.count == 2
 
 
