@@ -47,6 +47,20 @@ build_test_image() {
     log "built test image $TEST_IMAGE offline"
 }
 
+# On cgroup v1 every container of the engine (and of the swarm's nodes) sits in one group, docker,
+# which the scheduler weighs as one task against each of the host's own: with the tests' processes
+# and the engine busy, all containers together would get one task's share of the two cores, and a
+# replica's CPU reading would say how busy the host is rather than the replica. The group is weighed
+# as eight tasks (where this may write it; cgroup v2 weighs it as cpu.weight).
+weigh_containers() {
+    if [ -f /sys/fs/cgroup/cpu/cpu.shares ]; then
+        mkdir -p /sys/fs/cgroup/cpu/docker 2>/dev/null &&
+            echo 8192 >/sys/fs/cgroup/cpu/docker/cpu.shares 2>/dev/null || true
+    elif [ -f /sys/fs/cgroup/docker/cpu.weight ]; then
+        echo 800 >/sys/fs/cgroup/docker/cpu.weight 2>/dev/null || true
+    fi
+}
+
 start() {
     need_cmd dockerd docker.io
     need_cmd docker docker.io
@@ -84,6 +98,7 @@ start() {
         engine_answers || die "dockerd did not answer on unix://$SOCKET within 30 s (log: $LOG)"
         log "engine started on unix://$SOCKET (pid $(cat "$PIDFILE"))"
     fi
+    weigh_containers
     build_test_image "unix://$SOCKET"
 }
 

@@ -46,5 +46,15 @@ eval "$(bash scripts/broker.sh env)"
 eval "$(bash scripts/prometheus.sh env)"
 eval "$(bash scripts/swarm.sh env)"
 set +a
-# The slowest tests, so that the suite's 15 minutes are watched where they go.
-"$BIN/pytest" --durations=15 "$@"
+# The slowest tests are listed, so that the suite's 15 minutes are watched where they go.
+if [ $# -gt 0 ]; then
+    "$BIN/pytest" --durations=15 "$@"
+    exit
+fi
+# Each test has a Compose project, a topic prefix, a lease and a Prometheus target of its own, so
+# most share the engine and broker three at a time (they mostly wait on them). Then the few
+# marked `alone`, which stop the engine or broker or count everything it sends, one at a time.
+# (worksteal: an idle worker takes queued tests from a busy one, so the long web tests at the end
+# of the collection do not leave the others waiting.)
+"$BIN/pytest" -n "${TEST_WORKERS:-3}" --dist worksteal -m "not alone" --durations=15
+"$BIN/pytest" -m alone --durations=5

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -84,19 +85,43 @@ async def control(script: str, verb: str) -> None:
     assert await process.wait() == 0, f"{script} {verb} failed"
 
 
+@contextlib.contextmanager
+def once_a_run(name: str) -> Iterator[bool]:
+    """A build that session fixtures start, done once a test run. `make test` runs most tests in
+    several processes (pytest-xdist), each with its own session: the first to get here builds
+    (True) while the others wait on the lock and find it built (False). Run without xdist,
+    every session builds."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        yield True
+        return
+    shared = Path(tempfile.gettempdir()) / f"autoscaler-tests-{run}"
+    shared.mkdir(exist_ok=True)
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / f"{name}.done"
+        first = not done.exists()
+        yield first
+        done.touch()  # not reached when the build raised: the next worker tries again
+
+
 @pytest.fixture(scope="session")
 def deploy_image(docker_host: str) -> str:
     """The deploy image, built once a session (the Debian base once a machine: it is cached)."""
     image = "compose-autoscaler:test"
     env = {**os.environ, "DOCKER_HOST": docker_host}
-    subprocess.run(["bash", str(ROOT / "scripts" / "image.sh"), image], check=True, env=env)
+    with once_a_run("deploy-image") as first:
+        if first:
+            subprocess.run(["bash", str(ROOT / "scripts" / "image.sh"), image], check=True, env=env)
     return image
 
 
 @pytest.fixture(scope="session")
 def web_images(docker_host: str) -> None:
     """The webapp's and the proxies' images, made offline once a machine."""
-    build_images(docker_host)
+    with once_a_run("web-images") as first:
+        if first:
+            build_images(docker_host)
 
 
 @pytest.fixture(scope="session")
@@ -115,11 +140,13 @@ def swarm(docker_host: str) -> list[str]:
     env: Mapping[str, str] = os.environ
     if "AUTOSCALER_TEST_SWARM_NODES" not in env:
         env = _script_env("swarm.sh")
-    subprocess.run(
-        ["bash", str(ROOT / "scripts" / "swarm.sh"), "load", TEST_IMAGE],
-        check=True,
-        env=os.environ | {"DOCKER_HOST": docker_host},
-    )
+    with once_a_run("swarm-test-image") as first:
+        if first:
+            subprocess.run(
+                ["bash", str(ROOT / "scripts" / "swarm.sh"), "load", TEST_IMAGE],
+                check=True,
+                env=os.environ | {"DOCKER_HOST": docker_host},
+            )
     return [f"unix://{path}" for path in env["AUTOSCALER_TEST_SWARM_NODES"].split(",")]
 
 
@@ -132,10 +159,13 @@ def stack_images(
     proxy's (Debian's HAProxy, scripts/web-images.sh)."""
     broker, proxy = "autoscaler-test/mosquitto:latest", "autoscaler-test/haproxy:latest"
     env = os.environ | {"DOCKER_HOST": docker_host}
-    subprocess.run(["bash", str(ROOT / "scripts" / "broker-image.sh"), broker], check=True, env=env)
-    for image in (deploy_image, broker, proxy):
-        script = str(ROOT / "scripts" / "swarm.sh")
-        subprocess.run(["bash", script, "load", image], check=True, env=env)
+    with once_a_run("stack-images") as first:
+        if first:
+            script = str(ROOT / "scripts" / "broker-image.sh")
+            subprocess.run(["bash", script, broker], check=True, env=env)
+            for image in (deploy_image, broker, proxy):
+                script = str(ROOT / "scripts" / "swarm.sh")
+                subprocess.run(["bash", script, "load", image], check=True, env=env)
     return {"AUTOSCALER_IMAGE": deploy_image, "BROKER_IMAGE": broker, "SOCKET_PROXY_IMAGE": proxy}
 
 
@@ -541,13 +571,18 @@ class Exporter:
 
 @pytest.fixture(scope="session")
 async def exporter() -> AsyncIterator[Exporter]:
-    """scripts/prometheus.sh's Prometheus, and the target it scrapes, served here."""
+    """scripts/prometheus.sh's Prometheus, and one of the targets it scrapes, served here."""
     env: Mapping[str, str] = os.environ
     if "AUTOSCALER_TEST_PROMETHEUS_URL" not in env:
         env = _script_env("prometheus.sh")
-    served = Exporter(
-        int(env["AUTOSCALER_TEST_EXPORTER_PORT"]), env["AUTOSCALER_TEST_PROMETHEUS_URL"]
-    )
+    # A target a test process: `make test` runs several (PYTEST_XDIST_WORKER gw0, gw1, ...).
+    ports = env["AUTOSCALER_TEST_EXPORTER_PORTS"].split(",")
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    if worker >= len(ports):
+        raise RuntimeError(
+            f"{len(ports)} exporter targets for test process gw{worker}: fewer workers"
+        )
+    served = Exporter(int(ports[worker % len(ports)]), env["AUTOSCALER_TEST_PROMETHEUS_URL"])
 
     async def metrics(_: web.Request) -> web.Response:
         body = "".join(f"{k} {v}\n" for k, v in served.values.items())

@@ -177,6 +177,7 @@ async def test_killed_in_the_middle_of_a_scale_up_a_restarted_autoscaler_converg
     assert listed == {f"{project}-web-{n}": "running" for n in (1, 2, 3, 4)}, listed
 
 
+@pytest.mark.alone
 async def test_an_engine_restart_is_survived_and_nothing_acts_while_it_is_down(
     make_container: Any,
     make_load: Any,
@@ -226,6 +227,7 @@ async def test_an_engine_restart_is_survived_and_nothing_acts_while_it_is_down(
     assert later[0]["replicas"] == 2
 
 
+@pytest.mark.alone
 async def test_a_broker_outage_never_stops_scaling_and_events_arrive_in_order_after_it(
     make_container: Any,
     make_load: Any,

@@ -202,6 +202,7 @@ async def test_a_slow_scale_down_never_holds_back_another_services_scale_up(
     assert not events(mqtt, project, "slow", "scale_down")  # still stopping, 30 s each
 
 
+@pytest.mark.alone
 async def test_health_check_probes_are_not_engine_events_to_follow(
     docker: aiodocker.Docker, make_container: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
 ) -> None:
