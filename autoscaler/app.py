@@ -304,6 +304,8 @@ class App:
             _, pending = await asyncio.wait(inflight, timeout=self.settings.shutdown_timeout)
             for task in pending:
                 task.cancel(f"shutdown: not finished within {self.settings.shutdown_timeout}s")
+        for controller in self._all().values():
+            controller.keep()
         follower.cancel("shutdown")
         self.notifier.close()
         _, pending_mqtt = await asyncio.wait([notifier], timeout=5.0)

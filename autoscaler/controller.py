@@ -90,6 +90,11 @@ class Controller:
         self._ctx.metrics.forget(self.key)
         self._ctx.notifier.clear(self.key)
 
+    def keep(self) -> None:
+        """The process stops: what the service's policy learned is saved (AUTOSCALER_STATE_DIR)."""
+        if self._policy is not None:
+            self._memory.save(self._policy)
+
     def release(self) -> None:
         """Another instance acts on the service now: what this one counted goes (the retained
         state is the acting instance's to keep)."""
@@ -228,6 +233,8 @@ class Controller:
         if self.spec is not None and dict(self.spec.labels) == own_labels(all_labels):
             return self.spec
         spec = parse(self.key, all_labels)
+        if self._policy is not None:
+            self._memory.save(self._policy)  # what the policy the labels replace learned
         self._policy = spec.new_policy()
         self._memory.restore(self._policy)
         self._behavior = Behavior(spec.behavior, previous=self._behavior)

@@ -73,7 +73,8 @@ SAVE_EVERY = 300.0
 
 class Memory:
     """One service's policy's learning: restored when its policy is made, saved every
-    SAVE_EVERY seconds. Only a policy with `export` and `restore` learns anything to keep."""
+    SAVE_EVERY seconds, at shutdown and when new labels bring a new policy. Only a policy with
+    `export` and `restore` learns anything to keep."""
 
     def __init__(self, keep: Keep | None, key: ServiceKey) -> None:
         self._keep, self._key = keep, key
@@ -88,6 +89,13 @@ class Memory:
             restore(saved)
             logger.info("%s: what its policy learned is read back from %s", self._key,
                         self._keep.path(self._key))  # fmt: skip
+
+    def save(self, policy: object) -> None:
+        """Save now, whatever the time since the last: at shutdown and before a new policy
+        replaces this one, so that a restart loses none of what was learned."""
+        export = getattr(policy, "export", None)
+        if self._keep is not None and export is not None and self._saved is not None:
+            self._keep.save(self._key, export())
 
     def tick(self, policy: object, now: float) -> None:
         export = getattr(policy, "export", None)

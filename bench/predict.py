@@ -11,6 +11,7 @@ of hpa's seconds, at most 15 % more replica-seconds, at most 1.2x its actions.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import os
 import tempfile
@@ -103,14 +104,26 @@ async def run() -> list[Ramp]:
         return [await _scenario(docker, policy) for policy in POLICIES]
 
 
+def needed() -> Ramp:
+    """The count the demand needs at every poll, run at once with no start-up: never under,
+    never over; the replica-seconds below which no policy can go without being under."""
+    ideal = Ramp("(needed)")
+    steps = int((RISE + HOLD) / POLL)
+    counts = [math.ceil(demand(i * POLL) / SHARE - 1e-9) for i in range(steps)]
+    ideal.replica_s, ideal.most = POLL * sum(counts), max(counts)
+    ideal.actions = sum(1 for a, b in itertools.pairwise(counts) if b != a)
+    return ideal
+
+
 def main() -> None:
-    results = asyncio.run(run())
+    results = [*asyncio.run(run()), needed()]
     hpa = next(r for r in results if r.policy == "hpa")
     print(
         f"\nA ramp on the real engine: replicas of {LIMIT} CPU at {TARGET} %, demand from {LOW} "
         f"to {HIGH} replicas' worth over {RISE:g} s, then {HOLD:g} s level; {INTERVAL:g} s "
         "interval (goal for predictive: under s at most 0.30x hpa's, r·s at most 1.15x, actions "
-        "at most 1.2x)"
+        "at most 1.2x). (needed): the needed count at every poll, with no start-up: the least "
+        "replica-seconds of a policy never under-provisioned"
     )
     head = (f"{'policy':<16} {'under s':>8} {'vs hpa':>7} {'r·s':>7} {'vs hpa':>7} "
             f"{'actions':>8} {'vs hpa':>7} {'most':>5} {'start-up s':>11}")  # fmt: skip
@@ -119,7 +132,7 @@ def main() -> None:
     for r in results:
         startup = "—" if r.startup is None else f"{r.startup:.2f}"
         print(
-            f"{r.policy:<16} {r.under_s:>8.1f} {r.under_s / hpa.under_s:>6.2f}x "
+            f"{r.policy:<16} {r.under_s:>8.1f} {r.under_s / max(hpa.under_s, POLL):>6.2f}x "
             f"{r.replica_s:>7.0f} {r.replica_s / hpa.replica_s:>6.2f}x {r.actions:>8} "
             f"{r.actions / max(hpa.actions, 1):>6.2f}x {r.most:>5} {startup:>11}"
         )

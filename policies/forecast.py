@@ -17,6 +17,9 @@ DAY = 86400.0
 SIGNAL = 2.0
 """How many times the readings' scatter about the line its rise over the window must exceed to
 be a rise and not noise."""
+LEAST = 0.1
+"""Replicas' worth: a line that rises less over its whole window is level, however little the
+readings scatter (a load that moves in rare small steps has almost none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,13 +27,18 @@ class Line:
     """A robust straight line through recent demand: where it is now and how fast it moves."""
 
     level: float
-    """Demand now, on the line (less noisy than the last reading)."""
+    """Demand now: where the newest quarter of the readings points, carried to now along the
+    slope (their median: less noisy than the last reading, and not the window's line, which at
+    a bend in the load runs a quarter of a window or more behind or ahead of it)."""
     slope: float
     """Replicas' worth a second."""
     rising: bool
     """Both halves of the window rise on their own: a ramp, not one jump. A single step up in
     the middle of the window tilts the whole line (more than half the pairs straddle it), but
-    leaves one half flat; leading a step would only overshoot what the step already asks for."""
+    leaves one half flat; leading a step would only overshoot what the step already asks for.
+    And the newest readings have not fallen below the line: where a rise stops, the line
+    through the window still rises for half a window, and leading it would provision for a
+    load that is not coming."""
 
 
 class Trend:
@@ -63,11 +71,15 @@ def _fit(points: list[tuple[float, float]], now: float) -> Line | None:
     # readings' scatter about the line (their median distance from it).
     scatter = median(abs(d - intercept - slope * t) for t, d in points)
     rise = slope * (points[-1][0] - points[0][0])
+    newest = points[-max(3, len(points) // 4) :]
+    level = median(d + slope * (now - t) for t, d in newest)
+    # The newest readings below the line by more than noise would put them: the rise bends.
+    bending = intercept + slope * now - level > SIGNAL * scatter
     rising = (
         slope > 0 and first is not None and second is not None and min(first, second) > 0
-        and rise > SIGNAL * scatter
+        and rise > max(SIGNAL * scatter, LEAST) and not bending
     )  # fmt: skip
-    return Line(intercept + slope * now, slope, rising)
+    return Line(level, slope, rising)
 
 
 def _slope(points: list[tuple[float, float]]) -> float | None:
@@ -153,6 +165,17 @@ class Daily:
             if day <= self._days and means:
                 found.append(max(means))
         return min(found) if found else None
+
+    def rises(self, wall: float) -> bool:
+        """Whether yesterday's demand rose at this time of day: the most of its buckets from
+        this one to half an hour after above the most of the two before."""
+        number = int(wall // self.bucket) - int(DAY // self.bucket)
+        before: list[float] = []
+        ahead: list[float] = []
+        for k in range(-2, 7):
+            if (found := self._sums.get(number + k)) is not None:
+                (ahead if k >= 0 else before).append(found[0] / found[1])
+        return bool(before and ahead) and max(ahead) > max(before)
 
     def export(self) -> dict[str, object]:
         """What the floor knows, to be kept across a restart."""

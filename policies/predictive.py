@@ -7,17 +7,21 @@ the default's count (what the demand needs now: it never proposes less) and:
 * **the trend**: the demand (replicas' worth at the target: the ready replicas' CPU over the
   target, or the metric over a replica's share) on a robust line through the last
   `predict.window` (Theil-Sen: the median slope of every pair of readings), carried one horizon
-  ahead: the service's measured start-up time (from the action that created a replica to its
-  first counted sample) plus an interval, or `predict.horizon`. Only a rise is led, and only a
-  real one: both halves of the window rise on their own (one jump is a step, which the default
-  already follows at once), and the rise stands out of the readings' scatter about the line
-  (policies/forecast.py). A falling load is left to the scale-down window, as for every policy;
+  ahead from where the newest readings are: the service's measured start-up time (from the
+  action that created a replica to its first counted sample) plus an interval, or
+  `predict.horizon`. Only a rise is led, and only a real one: both halves of the window rise on
+  their own (one jump is a step, which the default already follows at once), the rise stands
+  out of the readings' scatter about the line, and the newest readings have not fallen below it
+  (where a rise stops; policies/forecast.py). A falling load is left to the scale-down window,
+  as for every policy;
 * **the headroom** its forecasts teach: each is scored against the demand seen when it was
-  due, and the 90th percentile of the recent shortfalls is added;
+  due, and the 90th percentile of the latest 15 shortfalls is added (few, so that what the
+  start of a rise taught is forgotten by its end, where it would overshoot);
 * **the daily floor** (`predict.daily`, on by default): once a whole day has been seen, what
   this time of day needed yesterday (the most of its buckets from five minutes before to half an
   hour after), or the same day last week if that was less, plus the headroom its own misses
-  teach, as AWS's predictive scaling takes yesterday's curve.
+  teach, as AWS's predictive scaling takes yesterday's curve. It raises the count only where
+  yesterday's curve rose; where it was level or fell, it only holds what runs.
 
 A forecast within a tenth of a replica above a count is served by it (SLACK); going up on the
 trend, one replica more is taken if the line reaches it within five minutes (BATCH), so that a
@@ -67,7 +71,7 @@ class Predictive(TargetTracking):
         super().__init__(options)
         self.options: PredictiveOptions = options
         self._trend: Trend | None = None  # sized once the interval is known
-        self._headroom = Headroom()
+        self._headroom = Headroom(size=15)
         self._daily = Daily()
         # Scored every round and moving slowly: an hour of misses at a 5 s interval.
         self._daily_headroom = Headroom(size=720)
@@ -138,9 +142,13 @@ class Predictive(TargetTracking):
         self._daily_headroom.expect(inputs.now + horizon, floor)
         extra = self._daily_headroom.value
         metrics |= {"daily": round(floor, 3), "daily_headroom": round(extra, 3)}
-        return math.ceil(floor + extra - SLACK), (
-            f"this time of day needed {floor:.2f} before + headroom {extra:.2f}"
-        )
+        count = math.ceil(floor + extra - SLACK)
+        if not self._daily.rises(wall + horizon):
+            # Where yesterday's curve was level or fell, the floor only holds what runs: asking
+            # for more there would undo today's scale-down, which found less needed than
+            # yesterday did, and the next would undo that.
+            count = min(count, inputs.current)
+        return count, f"this time of day needed {floor:.2f} before + headroom {extra:.2f}"
 
     def _demand(self, inputs: PolicyInput, base: Proposal) -> float | None:
         """Replicas' worth at the target now: the metric over a replica's share, or the ready

@@ -340,3 +340,31 @@ async def test_a_step_of_the_wall_clock_neither_holds_nor_hastens_a_scale_down(
     # The window holds the scale-down its 6 s, measured on a clock that does not step.
     waited = downs[0]["timeNano"] / 1e9 - dropped
     assert 5 <= waited <= 20, f"scaled down {waited:.1f}s after the drop"
+
+
+async def test_what_the_predictive_policy_learned_is_kept_across_a_restart(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, project: str, tmp_path: Any
+) -> None:
+    labels = WEB | {"autoscaler.policy": "predictive"}
+    await make_container("web", labels)
+    kept = tmp_path / "state"
+    await run_autoscaler(state_dir=kept)
+    first = await states_after(mqtt, project, "web", time.time(), 2)
+    assert first[-1]["replicas"] == 1
+    # A stop saves what was learned (a restart within the five minutes between saves loses
+    # nothing): today's first bucket of the daily history.
+    await run_autoscaler.stop()
+    saved = json.loads((kept / f"{project}_web.json").read_text())
+    assert saved["bucket"] == 300.0 and saved["sums"]
+    # As if it had run for two days, and yesterday's load rose from now on (a bucket more
+    # each five minutes, whichever bucket the next minute falls in): the file is read back
+    # when the policy is made, and its daily floor leads that rise with no load at all.
+    now = time.time()
+    yesterday = int((now - 86400) // 300)
+    saved |= {"first": now - 2 * 86400,
+              "sums": {str(yesterday + k): [1.0 + 0.5 * (k + 2), 1] for k in range(-2, 10)}}  # fmt: skip
+    (kept / f"{project}_web.json").write_text(json.dumps(saved))
+    await run_autoscaler(state_dir=kept)
+    up = (await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up")))[0]
+    assert up["to"] == 4  # the floor asks for 5 and more; max is 4
+    assert "this time of day needed" in up["reason"], up["reason"]

@@ -42,6 +42,19 @@ def test_a_policy_s_learning_is_saved_every_few_minutes_and_read_back(tmp_path: 
     assert restarted.state == {"n": 7}
 
 
+def test_a_stop_saves_what_was_learned_since_the_last_save_and_nothing_before_any(
+    tmp_path: Path,
+) -> None:
+    keep = Keep(tmp_path)
+    memory, learner = Memory(keep, KEY), Learner()
+    memory.save(learner)  # no round yet: nothing learned, nothing written
+    assert not keep.path(KEY).exists()
+    memory.tick(learner, now=0.0)
+    learner.state["n"] = 3
+    memory.save(learner)  # a minute later, not five: a restart now would lose it otherwise
+    assert json.loads(keep.path(KEY).read_text()) == {"n": 3}
+
+
 def test_the_predictive_policy_s_daily_history_survives_a_restart(tmp_path: Path) -> None:
     keep = Keep(tmp_path)
     before, _ = registry.build("predictive", {"cpu.target": "50"})

@@ -260,3 +260,64 @@ def test_the_daily_floor_learns_what_it_missed_today_by() -> None:
     # Missed by 0.4 all morning: the floor ahead of noon is 6 and 0.4 more, so 7, not 6.
     assert math.isclose(ours.metrics["daily_headroom"], 0.4, abs_tol=1e-6)
     assert ours.count == 7 and "this time of day needed 6.00 before + headroom 0.40" in ours.reason
+
+
+def test_where_a_rise_stops_the_newest_readings_below_its_line_end_it() -> None:
+    # Up by 0.15 a second to 8, then level for the last 20 s: the window's line still rises
+    # through both halves, but the newest readings lie below it. Leading it on would provision
+    # for 10.25 and more while the load holds at 8.
+    trend = Trend(window=12)
+    for t in range(0, 60, 5):
+        trend.add(t, min(2.0 + 0.15 * t, 8.0))
+    line = trend.line(now=55)
+    assert line is not None and line.slope > 0 and not line.rising
+
+
+def test_the_level_is_where_the_newest_readings_are_not_where_the_window_s_line_is() -> None:
+    # A rise that speeds up: the line through the whole window says 7.0 now, the newest
+    # readings (8.05 last) say the load is already past it.
+    trend = Trend(window=12)
+    for t in range(0, 60, 5):
+        trend.add(t, 2.0 + 0.002 * t * t)
+    line = trend.line(now=55)
+    assert line is not None and line.rising
+    assert math.isclose(line.level, 7.55) and math.isclose(line.slope, 0.11)
+
+
+def test_a_rise_of_less_than_a_tenth_of_a_replica_over_its_window_is_level() -> None:
+    # Readings that barely move and do not scatter at all (a load that changes in rare steps):
+    # no scatter to stand out of, but 0.011 over a minute is no trend worth leading.
+    trend = Trend(window=12)
+    for t in range(0, 60, 5):
+        trend.add(t, 4.0 + 0.0002 * t)
+    line = trend.line(now=55)
+    assert line is not None and line.slope > 0 and not line.rising
+
+
+def test_where_yesterday_fell_the_floor_holds_what_runs_and_asks_for_no_more() -> None:
+    service = Service({"predict.window": "30s"})
+    afternoon = 14 * 3600
+    # Yesterday: 6 replicas' worth until 14:00, 2 after. Today runs lower: at 3 near 14:00,
+    # where the default has just scaled down to 3.
+    for t in range(0, int(DAY), 60):
+        service.round(t, 6.0 if t < afternoon else 2.0, current=6)
+    for t in range(int(DAY) + afternoon - 1200, int(DAY) + afternoon - 600, 60):
+        ours, default = service.round(t, 3.0, current=3)
+    assert ours.metrics["daily"] == 6.0 and default.count == 3
+    assert ours.count == 3
+
+
+def test_the_headroom_forgets_the_misses_of_a_rise_s_start_within_fifteen_forecasts() -> None:
+    # Faster and faster until t=200 (the line lags: it misses, by 0.65 at most), then a steady
+    # rise the line follows exactly. Fifteen forecasts later, at a 5 s interval, the headroom
+    # of that start is gone: carried on, it would put the end of the rise 0.65 too high.
+    def demand(t: float) -> float:
+        return 2.0 + 0.0005 * min(t, 200) ** 2 + 0.2 * max(t - 200, 0)
+
+    service = Service(startup=10.0)
+    seen = {}
+    for t in range(0, 330, 5):
+        ours, _ = service.round(t, demand(t), current=math.ceil(demand(t)))
+        seen[t] = ours.metrics.get("headroom")
+    assert seen[200] == 0.65
+    assert seen[320] == 0.0
