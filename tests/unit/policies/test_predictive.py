@@ -101,15 +101,20 @@ def test_the_daily_floor_forgets_days_beyond_its_span() -> None:
 class Service:
     """The predictive policy fed a round at a time: `demand` replicas' worth spread evenly."""
 
-    def __init__(self, labels: dict[str, str] | None = None, startup: float = 10.0) -> None:
+    def __init__(
+        self, labels: dict[str, str] | None = None, startup: float = 10.0, wall: float = 0.0
+    ) -> None:
         self.policy, _ = registry.build("predictive", {"cpu.target": "50", **(labels or {})})
         self.default, _ = registry.build("target-tracking", {"cpu.target": "50"})
         self.startup = startup
+        self.wall = wall
+        """The wall clock at monotonic 0: a process's monotonic clock starts anywhere."""
 
     def round(self, t: float, demand: float, current: int) -> tuple[Proposal, Proposal]:
         cpu = demand * TARGET / current
         samples = tuple(ReplicaSample(f"c{i}", cpu) for i in range(current))
-        inputs = PolicyInput(current, 1, 50, samples, now=t, wall=t, startup=self.startup)
+        inputs = PolicyInput(current, 1, 50, samples, now=t, wall=self.wall + t,
+                             startup=self.startup)  # fmt: skip
         return self.policy.propose(inputs), self.default.propose(inputs)
 
 
@@ -143,6 +148,8 @@ def test_misses_raise_the_next_forecasts() -> None:
         seen[t] = ours.metrics.get("headroom")
     assert 0 < seen[150] < seen[300]
     assert f"headroom {seen[300]:.2f}" in ours.reason
+    # The count covers the forecast and the headroom, and one more: the line gets there soon.
+    assert ours.count == math.ceil(ours.metrics["forecast"] + seen[300] - 0.1) + 1
 
 
 def test_a_falling_load_is_left_to_the_scale_down_window() -> None:
@@ -321,3 +328,62 @@ def test_the_headroom_forgets_the_misses_of_a_rise_s_start_within_fifteen_foreca
         seen[t] = ours.metrics.get("headroom")
     assert seen[200] == 0.65
     assert seen[320] == 0.0
+
+
+def test_yesterday_rose_when_this_bucket_or_the_half_hour_after_it_beat_the_ten_minutes_before() -> (
+    None
+):
+    def yesterday(means: dict[int, tuple[float, int]]) -> Daily:
+        """Yesterday's buckets around noon, by their place from noon's: (sum, readings)."""
+        daily = Daily(bucket=300.0, days=7)
+        for k, (total, count) in means.items():
+            for _ in range(count):
+                daily.add(NOON + k * 300.0, total / count)
+        return daily
+
+    today = DAY + NOON
+    assert yesterday({-2: (1.0, 1), -1: (1.0, 1), 0: (5.0, 1)}).rises(today)  # noon's own
+    assert yesterday({-1: (1.0, 1), 6: (5.0, 1)}).rises(today)  # half an hour on
+    assert not yesterday({-1: (1.0, 1), 0: (1.0, 1), 7: (5.0, 1)}).rises(today)  # too far on
+    assert yesterday({-3: (9.0, 1), -1: (1.0, 1), 0: (5.0, 1)}).rises(today)  # too far back
+    assert not yesterday({-1: (3.0, 1), 0: (10.0, 5)}).rises(today)  # means, not sums: 2 < 3
+    assert not yesterday({-2: (1.0, 1), 0: (1.0, 1)}).rises(today)  # level
+
+
+def test_the_daily_floor_goes_by_the_wall_clock_not_the_monotonic_one() -> None:
+    # Yesterday's history, read back by a process started today at 11:55, whose monotonic
+    # clock begins at 0 there: the floor is found at noon on the wall, not at 0 on that clock.
+    yesterday = Service({"predict.window": "30s"})
+    for t in range(0, int(DAY), 60):
+        yesterday.round(t, 8.0 if NOON <= t < NOON + 3600 else 2.0, current=2)
+    today = Service({"predict.window": "30s"}, wall=DAY + NOON - 300)
+    today.policy.restore(yesterday.policy.export())  # type: ignore[attr-defined]
+    for t in range(0, 300, 60):
+        ours, _ = today.round(t, 2.0, current=2)
+    assert ours.count == 8 and "this time of day needed 8.00" in ours.reason
+
+
+def test_at_the_count_the_forecast_asks_for_no_replica_more_is_taken() -> None:
+    # A slow rise whose forecast (7.7 in 15 s) the 8 running already serve: nothing to do,
+    # however far the line would reach in five minutes.
+    service = Service(startup=10.0)
+    for t in range(0, 60, 5):
+        ours, default = service.round(t, 7.0 + 0.01 * t, current=8)
+    assert ours.metrics["forecast"] == 7.7
+    assert ours.count == default.count == 8
+
+
+def test_a_forecast_that_asks_for_no_more_than_the_load_keeps_the_default_s_reason() -> None:
+    service = Service(startup=10.0)
+    for t in range(0, 60, 5):
+        ours, default = service.round(t, 4.0 + 0.005 * t, current=5)
+    assert ours.metrics["forecast"] == 4.35
+    assert ours.count == default.count == 5 and ours.reason == default.reason
+
+
+def test_a_starting_replica_s_reading_is_not_demand() -> None:
+    policy, _ = registry.build("predictive", {"cpu.target": "50"})
+    samples = (ReplicaSample("a", 50.0), ReplicaSample("b", 50.0),
+               ReplicaSample("c", 100.0, ready=False, note="starting"))  # fmt: skip
+    ours = policy.propose(PolicyInput(3, 1, 50, samples, now=0.0, wall=0.0))
+    assert ours.metrics["demand"] == 2.0
