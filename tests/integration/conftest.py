@@ -582,7 +582,7 @@ async def exporter() -> AsyncIterator[Exporter]:
         raise RuntimeError(
             f"{len(ports)} exporter targets for test process gw{worker}: fewer workers"
         )
-    served = Exporter(int(ports[worker % len(ports)]), env["AUTOSCALER_TEST_PROMETHEUS_URL"])
+    served = Exporter(int(ports[worker]), env["AUTOSCALER_TEST_PROMETHEUS_URL"])
 
     async def metrics(_: web.Request) -> web.Response:
         body = "".join(f"{k} {v}\n" for k, v in served.values.items())
