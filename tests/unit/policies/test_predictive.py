@@ -126,7 +126,10 @@ def test_on_a_ramp_it_provisions_for_the_demand_one_start_up_ahead() -> None:
     # line reaches 10 within five minutes: one more, in the same step.
     assert default.count == 8
     assert ours.count == 10
-    assert "forecast 9.00 replicas' worth in 15s" in ours.reason
+    assert ours.reason.startswith(
+        "forecast 9.00 replicas' worth in 15s (trend +6.00/min over 60s) + headroom 0.00: "
+        "propose 10 (the load now asks for 8)"
+    )
     assert ours.metrics["forecast"] == 9.0 and ours.metrics["headroom"] == 0.0
 
 
