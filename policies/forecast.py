@@ -166,6 +166,19 @@ class Daily:
                 found.append(max(means))
         return min(found) if found else None
 
+    def pace(self, wall: float) -> float:
+        """Today's last hour against the same hour yesterday (their buckets' means summed), at
+        most 1: a quiet day (a Saturday after a week of work) runs its floor lower."""
+        number = int(wall // self.bucket)
+        per_day = int(DAY // self.bucket)
+        today = yesterday = 0.0
+        for k in range(1, 13):
+            now, then = self._sums.get(number - k), self._sums.get(number - k - per_day)
+            if now is not None and then is not None:
+                today += now[0] / now[1]
+                yesterday += then[0] / then[1]
+        return min(today / yesterday, 1.0) if yesterday > 0 else 1.0
+
     def rises(self, wall: float) -> bool:
         """Whether yesterday's demand rose at this time of day: the most of its buckets from
         this one to half an hour after above the most of the two before."""

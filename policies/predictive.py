@@ -20,8 +20,9 @@ the default's count (what the demand needs now: it never proposes less) and:
 * **the daily floor** (`predict.daily`, on by default): once a whole day has been seen, what
   this time of day needed yesterday (the most of its buckets from five minutes before to half an
   hour after), or the same day last week if that was less, plus the headroom its own misses
-  teach, as AWS's predictive scaling takes yesterday's curve. It raises the count only where
-  yesterday's curve rose; where it was level or fell, it only holds what runs.
+  teach, as AWS's predictive scaling takes yesterday's curve. On a day that has run quieter
+  than yesterday for the last hour, the floor is taken at that pace. It raises the count only
+  where yesterday's curve rose; where it was level or fell, it only holds what runs.
 
 A forecast within a tenth of a replica above a count is served by it (SLACK); going up on the
 trend, one replica more is taken if the line reaches it within five minutes (BATCH), so that a
@@ -137,6 +138,12 @@ class Predictive(TargetTracking):
         floor = self._daily.floor(wall + horizon) if self.options.daily else None
         if floor is None:
             return None
+        needed = f"this time of day needed {floor:.2f} before"
+        if (pace := self._daily.pace(wall)) < 1:
+            # A quieter day than yesterday (a Saturday after a working week) so far: its floor
+            # at its own pace, not at yesterday's.
+            floor *= pace
+            needed += f", {floor:.2f} at today's pace ({pace:.2f} of yesterday's)"
         # A day's readings scatter about its buckets' means: what the floor missed by is
         # learned as the trend's misses are.
         self._daily_headroom.expect(inputs.now + horizon, floor)
@@ -148,7 +155,7 @@ class Predictive(TargetTracking):
             # for more there would undo today's scale-down, which found less needed than
             # yesterday did, and the next would undo that.
             count = min(count, inputs.current)
-        return count, f"this time of day needed {floor:.2f} before + headroom {extra:.2f}"
+        return count, f"{needed} + headroom {extra:.2f}"
 
     def _demand(self, inputs: PolicyInput, base: Proposal) -> float | None:
         """Replicas' worth at the target now: the metric over a replica's share, or the ready

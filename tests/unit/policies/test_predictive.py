@@ -307,14 +307,32 @@ def test_a_rise_of_less_than_a_tenth_of_a_replica_over_its_window_is_level() -> 
 def test_where_yesterday_fell_the_floor_holds_what_runs_and_asks_for_no_more() -> None:
     service = Service({"predict.window": "30s"})
     afternoon = 14 * 3600
-    # Yesterday: 6 replicas' worth until 14:00, 2 after. Today runs lower: at 3 near 14:00,
-    # where the default has just scaled down to 3.
+    # Yesterday: 6 replicas' worth until 14:00, 2 after. Today the same, but its fall came a
+    # quarter of an hour sooner: at 3 from 13:45, where the default has scaled down to 3.
     for t in range(0, int(DAY), 60):
         service.round(t, 6.0 if t < afternoon else 2.0, current=6)
-    for t in range(int(DAY) + afternoon - 1200, int(DAY) + afternoon - 600, 60):
+    for t in range(int(DAY) + afternoon - 3600, int(DAY) + afternoon - 900, 60):
+        service.round(t, 6.0, current=6)
+    for t in range(int(DAY) + afternoon - 900, int(DAY) + afternoon - 600, 60):
         ours, default = service.round(t, 3.0, current=3)
-    assert ours.metrics["daily"] == 6.0 and default.count == 3
+    assert ours.metrics["daily"] > 5 and default.count == 3  # the floor would ask for 6
     assert ours.count == 3
+
+
+def test_a_quiet_day_runs_its_floor_at_today_s_pace_against_yesterday() -> None:
+    # Yesterday (a working day): 4 replicas' worth before 09:00, 8 from then. Today (a
+    # Saturday) has run at 2, half of yesterday, for the last hour: the floor ahead of 09:00 is
+    # half of 8.
+    service = Service({"predict.window": "30s"})
+    nine = 9 * 3600
+    for t in range(0, int(DAY), 60):
+        service.round(t, 8.0 if nine <= t < nine + 3600 else 4.0, current=4)
+    for t in range(int(DAY) + nine - 3600, int(DAY) + nine - 120, 60):
+        ours, default = service.round(t, 2.0, current=2)
+    assert default.count == 2
+    assert math.isclose(ours.metrics["daily"], 4.0, rel_tol=0.05)
+    assert ours.count == 4
+    assert ours.reason.startswith("this time of day needed 8.00 before, 4.00 at today's pace")
 
 
 def test_the_headroom_forgets_the_misses_of_a_rise_s_start_within_fifteen_forecasts() -> None:
