@@ -167,8 +167,9 @@ class Daily:
         return min(found) if found else None
 
     def pace(self, wall: float) -> float:
-        """Today's last hour against the same hour yesterday (their buckets' means summed), at
-        most 1: a quiet day (a Saturday after a week of work) runs its floor lower."""
+        """Today's last hour against the same hour yesterday (their buckets' means summed, the
+        current bucket left out: it is not over); 1 where yesterday has no such hour. Below 1,
+        a quieter day so far (a Saturday after a week of work)."""
         number = int(wall // self.bucket)
         per_day = int(DAY // self.bucket)
         today = yesterday = 0.0
@@ -177,7 +178,7 @@ class Daily:
             if now is not None and then is not None:
                 today += now[0] / now[1]
                 yesterday += then[0] / then[1]
-        return min(today / yesterday, 1.0) if yesterday > 0 else 1.0
+        return today / yesterday if yesterday > 0 else 1.0
 
     def rises(self, wall: float) -> bool:
         """Whether yesterday's demand rose at this time of day: the most of its buckets from

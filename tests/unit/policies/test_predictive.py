@@ -408,3 +408,16 @@ def test_a_starting_replica_s_reading_is_not_demand() -> None:
                ReplicaSample("c", 100.0, ready=False, note="starting"))  # fmt: skip
     ours = policy.propose(PolicyInput(3, 1, 50, samples, now=0.0, wall=0.0))
     assert ours.metrics["demand"] == 2.0
+
+
+def test_today_s_pace_is_its_last_hour_of_whole_buckets_against_the_same_hour_yesterday() -> None:
+    daily = Daily(bucket=300.0, days=7)
+    now = DAY + NOON + 60  # a minute into noon's bucket
+    for k in range(0, 14):  # buckets back from noon's: 0 is noon's own, not over yet
+        at = NOON - k * 300.0
+        daily.add(at, 4.0)  # yesterday: 4 all along
+        daily.add(DAY + at, 100.0 if k in (0, 13) else 4.0 if k == 1 else 2.0)
+    # Today's last hour: 4 in the bucket just over, 2 in the eleven before; noon's own bucket
+    # and the one an hour back are not in it.
+    assert math.isclose(daily.pace(now), (4.0 + 11 * 2.0) / (12 * 4.0))
+    assert Daily(bucket=300.0).pace(now) == 1.0  # no yesterday: no pace to take
