@@ -215,9 +215,15 @@ class Inventory:
 
     def _ending(self, action: str, container_id: str) -> None:
         """Keep what the events say of how a container ends: a `die` after a `kill` or `stop`
-        request is its owner's stop; one without, or after an `oom`, a crash."""
+        request, or followed by the engine's `stop`, is its owner's stop; one without, or after
+        an `oom`, a crash."""
         if action in ("kill", "stop"):
             self._asked.add(container_id)
+            if action == "stop" and container_id in self._ended and container_id not in self._oomed:
+                # The engine says `stop` after the `die` it asked for: a `die` seen without its
+                # `kill` (the events read back from just before this process started) was still
+                # its owner's stop, not a crash.
+                self._ended[container_id] = False
         elif action == "oom":
             self._oomed.add(container_id)
         elif action == "die":

@@ -146,6 +146,24 @@ async def test_the_counts_of_a_service_its_owner_stopped_keep_its_containers(
     assert {c["Id"] for c in await running(docker, project)} == mine
 
 
+async def test_a_slow_stop_just_before_a_start_is_still_its_owners(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    # `docker stop` of a replica that takes two seconds to finish on SIGTERM: the engine's
+    # `kill` now, its `die` and `stop` two seconds later. Started right after, the autoscaler
+    # reads the engine's events from a second back: the `die` and the `stop`, not the `kill`
+    # that asked for them (as `docker compose stop` meets it on a busy host).
+    labels = {"autoscaler.enable": "true", "autoscaler.min": "1", "autoscaler.max": "4",
+              "autoscaler.cpu.target": "50"}  # fmt: skip
+    slow = "trap 'sleep 2; exit 0' TERM; while true; do sleep 0.2; done"
+    own = await make_container("web", labels, stop_timeout=10, command=["sh", "-c", slow])
+    await own.stop()
+    await run_autoscaler()
+    seen = await reaches(mqtt, project, "web", 0)
+    assert seen[-1]["phase"] == "stopped", seen[-1]
+    assert not events(mqtt, project, "web", "scale_up")
+
+
 async def test_clones_of_a_replaced_template_are_replaced_never_below_the_decided_count(
     compose: Callable[[Load], Compose], make_load: Any, run_autoscaler: Any, mqtt: Mqtt,
     docker: aiodocker.Docker, project: str,

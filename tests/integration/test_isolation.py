@@ -192,9 +192,18 @@ async def test_a_slow_scale_down_never_holds_back_another_services_scale_up(
     load.set(300)  # ceil(300 / 125) = 3
     await reaches(mqtt, project, "slow", 3)
     load.set(0)
-    shrinking = await mqtt.wait_for(
-        lambda m: [s for s in states(m, project, "slow") if s["phase"] == "scaling" and s["desired"] == 1]
-    )  # fmt: skip
+    # Down to 1, or first to 2 when the round that saw the drop also saw some of the load:
+    # either way a scale-down whose stops take 30 s each is under way.
+    try:
+        shrinking = await mqtt.wait_for(lambda m: [
+            s for s in states(m, project, "slow") if s["phase"] == "scaling" and s["desired"] < 3
+        ])  # fmt: skip
+    except TimeoutError:
+        seen = [
+            (s["replicas"], s["desired"], s["phase"], s["reason"])
+            for s in states(mqtt, project, "slow")
+        ]
+        raise AssertionError(f"slow never began its scale-down; the last states: {seen[-5:]}") from None  # fmt: skip
     # While its two stops run, another service needs a clone.
     await make_container("fast", TWO)
     ups = await mqtt.wait_for(lambda m: events(m, project, "fast", "scale_up"), within=20)
