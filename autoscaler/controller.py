@@ -91,7 +91,8 @@ class Controller:
         self._ctx.notifier.clear(self.key)
 
     def keep(self) -> None:
-        """The process stops: what the service's policy learned is saved (AUTOSCALER_STATE_DIR)."""
+        """What the service's policy learned is saved (AUTOSCALER_STATE_DIR): the process stops,
+        or new labels replace the policy."""
         if self._policy is not None:
             self._memory.save(self._policy)
 
@@ -233,8 +234,7 @@ class Controller:
         if self.spec is not None and dict(self.spec.labels) == own_labels(all_labels):
             return self.spec
         spec = parse(self.key, all_labels)
-        if self._policy is not None:
-            self._memory.save(self._policy)  # what the policy the labels replace learned
+        self.keep()  # what the policy the labels replace learned
         self._policy = spec.new_policy()
         self._memory.restore(self._policy)
         self._behavior = Behavior(spec.behavior, previous=self._behavior)

@@ -98,11 +98,8 @@ class Memory:
             self._keep.save(self._key, export())
 
     def tick(self, policy: object, now: float) -> None:
-        export = getattr(policy, "export", None)
-        if self._keep is None or export is None:
-            return
         if self._saved is None:
             self._saved = now  # a first save once there is something to keep
         elif now - self._saved >= SAVE_EVERY:
             self._saved = now
-            self._keep.save(self._key, export())
+            self.save(policy)

@@ -160,8 +160,8 @@ class Daily:
             # The most of that day's buckets from five minutes before to half an hour after: a
             # floor that moved once a bucket with the noise of a bucket's mean would move the
             # count with it, up and down; this one leads a rise and steps down once it is over.
-            near = [self._sums.get(number - day * per_day + k) for k in range(-1, 7)]
-            means = [total / count for total, count in filter(None, near)]
+            near = (self._mean(number - day * per_day + k) for k in range(-1, 7))
+            means = [m for m in near if m is not None]
             if day <= self._days and means:
                 found.append(max(means))
         return min(found) if found else None
@@ -174,10 +174,10 @@ class Daily:
         per_day = int(DAY // self.bucket)
         today = yesterday = 0.0
         for k in range(1, 13):
-            now, then = self._sums.get(number - k), self._sums.get(number - k - per_day)
+            now, then = self._mean(number - k), self._mean(number - k - per_day)
             if now is not None and then is not None:
-                today += now[0] / now[1]
-                yesterday += then[0] / then[1]
+                today += now
+                yesterday += then
         return today / yesterday if yesterday > 0 else 1.0
 
     def rises(self, wall: float) -> bool:
@@ -187,9 +187,14 @@ class Daily:
         before: list[float] = []
         ahead: list[float] = []
         for k in range(-2, 7):
-            if (found := self._sums.get(number + k)) is not None:
-                (ahead if k >= 0 else before).append(found[0] / found[1])
+            if (mean := self._mean(number + k)) is not None:
+                (ahead if k >= 0 else before).append(mean)
         return bool(before and ahead) and max(ahead) > max(before)
+
+    def _mean(self, number: int) -> float | None:
+        """The mean demand of bucket `number`, None where nothing was seen in it."""
+        found = self._sums.get(number)
+        return found[0] / found[1] if found is not None else None
 
     def export(self) -> dict[str, object]:
         """What the floor knows, to be kept across a restart."""
