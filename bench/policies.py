@@ -27,7 +27,7 @@ from dataclasses import replace
 from bench import traces
 from policies import registry
 from policies.forecast import DAY
-from policies.simulator import Model, Result, Summary, simulate
+from policies.simulator import Model, Result, Summary, simulate, summarize
 
 POLICIES = ("target-tracking", "predictive", "hpa", "step")
 LABELS = {"cpu.target": "50"}
@@ -59,17 +59,9 @@ def run(model: Model = MODEL, *, days: bool = True) -> dict[tuple[str, str], Sum
 
 
 def _since(result: Result, begin: float, model: Model) -> Summary:
-    """The summary of the seconds from `begin` on (under, r·s and actions; no reach)."""
+    """The summary of the seconds from `begin` on (no reach: the rises are the whole run's)."""
     rows = [r for r in result.timeline if r.t >= begin]
-    serve = model.capacity * model.target / 100
-    return Summary(
-        under_provisioned_s=sum(r.demand > r.ready * serve + 1e-9 for r in rows),
-        saturated_s=sum(r.demand > r.ready * model.capacity + 1e-9 for r in rows),
-        over_provisioned_replica_s=sum(max(r.replicas - r.needed, 0) for r in rows),
-        actions=sum(1 for t, *_ in result.decisions if t >= begin),
-        replica_s=sum(r.replicas for r in rows),
-        reaction_s=None,
-    )
+    return summarize(rows, [d for d in result.decisions if d[0] >= begin], model)
 
 
 def _peak(trace: traces.Trace, interval: float) -> float:

@@ -151,7 +151,6 @@ def simulate(
     replicas = [_Replica(f"r{i}", -model.startup) for i in range(initial)]
     serial = initial
     cursor = 0
-    under = saturated = over = cost = 0.0
     startups: list[float] = []  # measured, newest last
     counted = {r.name for r in replicas}  # those whose start-up is measured, or was before t=0
     rises: list[tuple[float, int]] = []  # (time, needed) where the needed count went up
@@ -191,12 +190,6 @@ def simulate(
             r.busy += utilisation
             r.served += 1
             r.held += share > model.capacity
-        if demand > len(ready) * model.capacity * model.target / 100 + 1e-9:
-            under += 1
-        if demand > len(ready) * model.capacity + 1e-9:
-            saturated += 1
-        over += max(len(replicas) - needed, 0)
-        cost += len(replicas)
         if needed >= previous_needed + 2:
             rises.append((t, needed))
         previous_needed = needed
@@ -208,15 +201,30 @@ def simulate(
         t += 1.0
 
     reactions = [reached.get(i, end) - start for i, (start, _) in enumerate(rises)]
-    result.summary = Summary(
-        under_provisioned_s=under,
-        saturated_s=saturated,
-        over_provisioned_replica_s=over,
-        actions=len(result.decisions),
-        replica_s=cost,
-        reaction_s=max(reactions) if reactions else None,
+    result.summary = summarize(
+        result.timeline, result.decisions, model, max(reactions) if reactions else None
     )
     return result
+
+
+def summarize(
+    rows: Sequence[Row],
+    decisions: Sequence[tuple[float, int, int, str]],
+    model: Model,
+    reaction_s: float | None = None,
+) -> Summary:
+    """The summary of a timeline's seconds and its actions (of all of a run, or of a part of
+    it: the benchmark counts a run of days from its second day too)."""
+    return Summary(
+        under_provisioned_s=float(
+            sum(r.demand > r.ready * model.capacity * model.target / 100 + 1e-9 for r in rows)
+        ),
+        saturated_s=float(sum(r.demand > r.ready * model.capacity + 1e-9 for r in rows)),
+        over_provisioned_replica_s=float(sum(max(r.replicas - r.needed, 0) for r in rows)),
+        actions=len(decisions),
+        replica_s=float(sum(r.replicas for r in rows)),
+        reaction_s=reaction_s,
+    )
 
 
 def _started(
