@@ -4,6 +4,8 @@ service lives in its controller (controller.py); the App owns time, not services
     startup ──► every interval: sample all ─► controller.step per service ─► (actions in flight)
                      ▲                                                              │
                      └───────────────────────── until stop is set ◄─────────────────┘
+                     between rounds: an engine event that a replica went away or one of the
+                     user's containers started ─► controller.mend for that service, at once
     shutdown: finish in-flight actions (bounded), flush MQTT, publish offline, cancel the rest
 
 One TaskGroup owns every long-lived task: the inventory's event follower, the MQTT notifier, the
@@ -48,17 +50,27 @@ from autoscaler.swarm.cluster import Cluster, is_manager
 
 logger = logging.getLogger(__name__)
 
+_SETTLE = 0.1
+"""Seconds an engine event that asks for a mend waits for the rest of its command's events:
+Compose removes a service's clones all at once, and their ends arrive within milliseconds."""
+
 
 class App:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         """`clock`: the clocks the controllers read (tests step the wall clock)."""
         self.settings = settings
         self.clock = clock or Clock()
-        self.docker = engine.client(settings.docker_host, settings.engine_timeout)
+        self._wake = asyncio.Event()
+        """Set when the loop should look before the next round: a stop, services to mend, a
+        view of the engine that is current again, or a lease just taken."""
+        self.docker = engine.client(
+            settings.docker_host, settings.engine_timeout, settings.docker_api_version
+        )
         self.faults = Faults(self._fault)
         self.inventory = Inventory(
-            self.docker, on_event=self._engine_event, faults=self.faults, relist=settings.relist
-        )
+            self.docker, on_event=self._engine_event, on_ready=self._wake.set,
+            faults=self.faults, relist=settings.relist,
+        )  # fmt: skip
         self.lease = (
             Lease(
                 self.docker,
@@ -66,6 +78,7 @@ class App:
                 settings.lease.ttl,
                 projects=settings.projects,
                 faults=self.faults,
+                on_lead=self._wake.set,
             )
             if settings.lease.enabled
             else None
@@ -109,6 +122,10 @@ class App:
         self.controllers = Controllers(self.context)
         """The Compose services' controllers; the Swarm services' are the cluster's."""
         self.cluster: Cluster | None = None
+        self._to_mend: set[ServiceKey] = set()
+        self._owed = False
+        """A round was skipped for want of a current view or of the lease: it runs as soon as
+        this instance acts."""
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down within the configured bound."""
@@ -125,6 +142,7 @@ class App:
                 if self.cluster is not None:
                     others.append(self._supervised(tg, "swarm lease", self.cluster.lease.run))
                     others.append(self._supervised(tg, "agent samples", self.cluster.feed.run))
+                others.append(tg.create_task(self._wake_on(stop), name="stop"))
                 await self._main_loop(tg, stop)
                 await self._shutdown(follower, notifier)
                 for task in others:
@@ -194,7 +212,8 @@ class App:
     async def _main_loop(self, tg: asyncio.TaskGroup, stop: asyncio.Event) -> None:
         next_tick = time.monotonic()
         while not stop.is_set():
-            compose = self.inventory.ready.is_set() and (self.lease is None or self.lease.leading)
+            compose = self._acts()
+            self._owed = not compose
             swarm = self.cluster is not None and self.cluster.lease.leading
             # Another instance acts while this one does not lead: what it did meanwhile is read
             # afresh when this one leads again, never undone from what this one last decided.
@@ -218,9 +237,48 @@ class App:
             self.notifier.standing_by(self.lease.problem if self.lease is not None else None)
             self.api.round_done()
             next_tick = max(next_tick + self.settings.interval, time.monotonic())
+            if await self._between_rounds(tg, stop, next_tick):
+                next_tick = time.monotonic()  # the rounds keep their interval from this one
+
+    def _acts(self) -> bool:
+        """Whether this instance acts on the Compose services now: its view of the engine is
+        current, and it holds the lease (if there is one)."""
+        return self.inventory.ready.is_set() and (self.lease is None or self.lease.leading)
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
+
+    async def _between_rounds(
+        self, tg: asyncio.TaskGroup, stop: asyncio.Event, next_tick: float
+    ) -> bool:
+        """Until the next round (or a stop): services the engine's events named are mended at
+        once, so that what Compose removed or replaced is back in the time the engine takes,
+        not at the next round; and a round skipped for want of a view runs once there is one
+        (True: that round is early)."""
+        while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(next_tick - time.monotonic()):
-                    await stop.wait()
+                    await self._wake.wait()
+            self._wake.clear()
+            if stop.is_set() or time.monotonic() >= next_tick:
+                return False
+            if self._owed and self._acts():
+                return True  # the view is current again, or the lease taken: the round now
+            await asyncio.sleep(_SETTLE)  # the rest of one command's events
+            self.mend(tg)
+        return False
+
+    def mend(self, tg: asyncio.TaskGroup) -> None:
+        """Mend the services events named since the last look; while this instance does not
+        act (a lease renewal answered late), they wait for it to act again."""
+        if not self._acts():
+            logger.debug("not acting: %s wait", self._to_mend)
+            return
+        keys, self._to_mend = self._to_mend, set()
+        logger.debug("mending %s", keys)
+        services = self.inventory.services()
+        self.controllers.mend(tg, {k: services[k] for k in keys if k in services})
 
     async def tick(self, tg: asyncio.TaskGroup) -> None:
         """One round: sample every opted-in container, then step each service's controller."""
@@ -236,7 +294,15 @@ class App:
         self.controllers.step(tg, services, samples)
 
     def _engine_event(self, action: str, replica: Replica) -> None:
-        """Engine events worth telling: an OOM kill, as it happens."""
+        """Engine events worth acting on between rounds: a replica gone (removed, crashed) or
+        one of the user's containers started (a template replaced or started again); and worth
+        telling: an OOM kill, as it happens."""
+        ours = not self.settings.projects or replica.key.project in self.settings.projects
+        gone = action == "destroy" or (action == "die" and replica.crashed)
+        if ours and (gone or (action == "start" and not replica.is_clone)):
+            logger.debug("%s: %s of %s: mend at once", replica.key, action, replica.name)
+            self._to_mend.add(replica.key)
+            self._wake.set()
         if action == "oom":
             logger.warning("%s: %s was killed for lack of memory", replica.key, replica.name)
             self.notifier.event(

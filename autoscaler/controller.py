@@ -5,9 +5,12 @@ Every interval, when nothing of the service's is in flight, `step` runs:
 
     labels wrong, or no template ──────────────────────────────► ERROR (reported once, skipped)
     min 0: quiet for to-zero-after ─► sleep ───────────────────► IDLE (at zero) ─► wake on demand
-    none of the service's own containers runs ─────────────────► STOPPED (its owner stopped it)
+    none of the service's own containers runs, or each that ───► STOPPED (its owner stopped,
+      runs is being stopped, or all are paused                           paused or replaces it)
     the last action failed, its backoff not over ──────────────► BACKOFF (2, 4, ... 60 s)
     broken clones ──(crash-loop backoff allows)──► repair ─────► REPAIRING ─► guarded runner
+    replicas gone by another hand, stale clones ─► restore, roll ► REPAIRING ─► guarded runner
+    ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ (`mend`, between rounds on an engine event, stops here) ─ ─ ─ ─ ─ ─ ─ ─
     policy.propose ─► Behavior.decide ─► Decision
         no change ──────────────────────────────────────────────► HOLDING
         paused ─────────────────────────────────────────────────► PAUSED (says what it would do)
@@ -37,7 +40,16 @@ from autoscaler.idle_watch import IdleWatch
 from autoscaler.keep import Memory
 from autoscaler.labels import Replica, ServiceKey, counted, template_of, unclonable
 from autoscaler.metric_watch import MetricWatch
-from autoscaler.repairs import CrashLoop, Repair, broken, restore, roll
+from autoscaler.repairs import (
+    CrashLoop,
+    Repair,
+    broken,
+    heeded,
+    restore,
+    roll,
+    winding_down,
+    woke,
+)
 from autoscaler.report import Report
 from autoscaler.samples import Sample
 from autoscaler.spec import ServiceSpec, own_labels, parse
@@ -105,10 +117,29 @@ class Controller:
         self, tg: asyncio.TaskGroup, replicas: Sequence[Replica], samples: Mapping[str, Sample]
     ) -> None:
         """One round for this service; starts at most one action, in `tg`, and never raises."""
+        self._guard(tg, replicas, samples, decide=True)
+
+    def mend(self, tg: asyncio.TaskGroup, replicas: Sequence[Replica]) -> None:
+        """Between rounds, when the engine said replicas went away or a container of the
+        user's started (Compose removing clones, replacing the template): restore, roll or
+        repair now, on the last round's samples, without deciding the size (that waits for the
+        round). Never raises."""
+        if self.spec is not None and not self._zero.asleep:
+            self._guard(tg, replicas, self._samples, decide=False)
+
+    def _guard(
+        self,
+        tg: asyncio.TaskGroup,
+        replicas: Sequence[Replica],
+        samples: Mapping[str, Sample],
+        *,
+        decide: bool,
+    ) -> None:
         if self.busy:
             return
         try:
-            self._step(tg, replicas, samples)
+            replicas = heeded(replicas, self._ctx.clock.wall())
+            self._step(tg, replicas, samples, decide=decide)
         except Exception as exc:
             # A bug for one service must not stop the others, nor flood the log and the broker:
             # told once while it lasts, and shown in the service's state.
@@ -125,9 +156,21 @@ class Controller:
             self._bug = None
 
     def _step(
-        self, tg: asyncio.TaskGroup, replicas: Sequence[Replica], samples: Mapping[str, Sample]
+        self,
+        tg: asyncio.TaskGroup,
+        replicas: Sequence[Replica],
+        samples: Mapping[str, Sample],
+        *,
+        decide: bool = True,
     ) -> None:
         self._samples = samples
+        if self._ctx.clones and all(r.is_clone for r in replicas):
+            wall = self._ctx.clock.wall()
+            if len(winding_down(replicas, wall)) == len(replicas):
+                # `docker compose down` removed the template first: the rest follow it.
+                reason = "its containers are being removed: not scaling"
+                self._show(Phase.STOPPED, replicas, self.spec, None, reason)
+                return
         try:
             spec = self._spec_for(replicas)
         except AutoscalerError as exc:
@@ -141,13 +184,13 @@ class Controller:
             logger.info("%s: its error is fixed; scaling it again", self.key)
             self._error = None
         spec = self._in_force(spec)
-        if self._zero_step(tg, spec, replicas):
+        if decide and self._zero_step(tg, spec, replicas):
             return
-        if self._stopped(replicas):
-            # Stopped by its owner (`docker compose stop`, or still being created): cloning it
-            # back to life would fight them. (A Swarm service its owner scaled to 0 has no
-            # tasks, and is not listed; one whose tasks are all on their way holds.)
-            reason = "no container of the service's own is running: not scaling"
+        if (reason := self._stopped(replicas)) is not None:
+            # Stopped by its owner (`docker compose stop`, `down`, `restart`, `pause`, Compose
+            # replacing its containers, or still being created): cloning it back to life would
+            # fight them. (A Swarm service its owner scaled to 0 has no tasks, and is not
+            # listed; one whose tasks are all on their way holds.)
             self._show(Phase.STOPPED, replicas, spec, None, reason)
             return
         monotonic = self._ctx.clock.monotonic()
@@ -158,7 +201,17 @@ class Controller:
         mends = self._ctx.clones and not self._ctx.dry_run
         if mends and self._upkeep(tg, spec, replicas, monotonic):
             return
+        if decide:
+            self._decide(tg, spec, replicas, samples)
 
+    def _decide(
+        self,
+        tg: asyncio.TaskGroup,
+        spec: ServiceSpec,
+        replicas: Sequence[Replica],
+        samples: Mapping[str, Sample],
+    ) -> None:
+        """The policy proposes, the behaviour disposes, and the decision is acted on."""
         evaluation = self._evaluate(spec, replicas, samples)
         decision = evaluation.decision
         if decision.direction is Direction.NONE:
@@ -202,18 +255,27 @@ class Controller:
             return False
         return self._zero.step(tg, self, spec, replicas, self._metric.read(spec))
 
-    def _stopped(self, replicas: Sequence[Replica]) -> bool:
-        """Whether its owner stopped the service: none of the user's own containers runs, and
-        none of them crashed. A crashed template is no owner's stop: the service is kept at its
-        count by its clones, and the template is reported down (in the state, and once as an
-        error event) until it runs again."""
+    def _stopped(self, replicas: Sequence[Replica]) -> str | None:
+        """Why its owner stopped the service, or None: none of the user's own containers runs
+        (or each that runs was asked to stop), and none of them crashed. A crashed template is
+        no owner's stop: the service is kept at its count by its clones, and the template is
+        reported down (in the state, and once as an error event) until it runs again."""
         if not self._ctx.clones:
-            return False
+            return None
         own = [r for r in replicas if not r.is_clone]
         down = [r for r in own if r.crashed and r.status in ("exited", "dead")]
-        if any(r.running or r.status == "restarting" for r in own) or not down:
+        if any(r.serving or r.status == "restarting" for r in own) or not down:
             self._down = None
-            return not any(r.running for r in own)
+            if any(r.serving for r in own):
+                if going := winding_down(replicas, self._ctx.clock.wall()):
+                    return (f"another hand is stopping or removing {len(going)} of its "
+                            "containers: not scaling until they are gone or back")  # fmt: skip
+                return None
+            if any(r.status == "paused" for r in own):
+                return "its containers are paused (docker compose pause): not scaling"
+            if any(r.stopping for r in own):
+                return "its own containers are being stopped or replaced: not scaling"
+            return "no container of the service's own is running: not scaling"
         message = "; ".join(f"{r.name} crashed ({r.exit})" for r in down)
         error = TemplateError(
             str(self.key), f"{message}: its clones keep the service at its count until it runs"
@@ -222,7 +284,7 @@ class Controller:
             logger.error("%s", error)
             self._report.fault(error)
         self._down = str(error)
-        return False
+        return None
 
     def _spec_for(self, replicas: Sequence[Replica]) -> ServiceSpec:
         """The spec from the template's labels, parsed again only when they change; a new spec
@@ -285,8 +347,9 @@ class Controller:
         if self.decided is None or live > self.decided:
             self.decided = live  # at start-up, or the user added containers of their own
         self.decided = min(self.decided, spec.maximum)
-        if any(broken(r) for r in replicas):
-            repair = self._crash_loop.plan(replicas, now)
+        wall = self._ctx.clock.wall()
+        if any(broken(r, wall, woke(replicas)) for r in replicas):
+            repair = self._crash_loop.plan(replicas, now, wall, self.decided)
             if repair is None:
                 reason = "broken clones: waiting out the crash-loop backoff to replace them"
                 self._show(Phase.REPAIRING, replicas, spec, None, reason)
@@ -295,7 +358,7 @@ class Controller:
             return False
         else:
             template = template_of(self.key, replicas)
-            repair = restore(replicas, self.decided) or roll(replicas, template, self.decided)
+            repair = restore(replicas, self.decided, wall) or roll(replicas, template, self.decided)
             if repair is None:
                 return False
         reason = f"{repair.kind}: {'; '.join(repair.reasons)}"

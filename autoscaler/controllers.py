@@ -4,6 +4,8 @@ gone with it (the Compose services of the engine, or the Swarm services of the c
     step(services)   step each service's controller; a service that is gone for good takes its
                      controller with it: its series leave /metrics, its retained state is
                      cleared from the broker
+    mend(services)   between rounds, for services the engine's events named: each controller
+                     restores, rolls or repairs at once (never decides a size)
     release()        this instance no longer leads: every controller not in the middle of an
                      action is dropped, so that what another instance did meanwhile (a
                      scale-down, say) is read afresh, never undone from a stale decided count
@@ -50,6 +52,11 @@ class Controllers:
             if controller is None:
                 controller = self._by_key[key] = Controller(key, self._ctx)
             controller.step(tg, replicas, samples)
+
+    def mend(self, tg: asyncio.TaskGroup, services: Mapping[ServiceKey, Sequence[Replica]]) -> None:
+        for key, replicas in sorted(services.items()):
+            if (controller := self._by_key.get(key)) is not None:
+                controller.mend(tg, replicas)
 
     def release(self) -> None:
         for key in [k for k, c in self._by_key.items() if not c.busy]:

@@ -40,6 +40,9 @@ COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_NUMBER = "com.docker.compose.container-number"
 CONFIG_HASH = "com.docker.compose.config-hash"
 """Compose's hash of a service's configuration: a container whose hash differs is out of date."""
+COMPOSE_ONEOFF = "com.docker.compose.oneoff"
+"""`True` on the container of `docker compose run` (both Compose generations): a one-off task
+that carries the service's labels, and so its `autoscaler.enable`, but is no replica of it."""
 STANDALONE_PROJECT = "standalone"
 
 
@@ -69,8 +72,15 @@ SWARM_SERVICE = "com.docker.swarm.service.name"
 def opted_in(labels: Mapping[str, str]) -> bool:
     """True when the container carries `autoscaler.enable`, whatever its value: a wrong value is
     reported by `spec.parse`, not silently ignored. A Swarm task's container is Swarm's: its
-    service is scaled as a Swarm service (swarm.py), never cloned."""
-    return ENABLE in labels and SWARM_TASK not in labels
+    service is scaled as a Swarm service (swarm.py), never cloned. A one-off of `docker compose
+    run` (a migration, a shell) is the user's task: never a template, never counted, sampled,
+    cloned, repaired, woken or removed."""
+    return ENABLE in labels and SWARM_TASK not in labels and not one_off(labels)
+
+
+def one_off(labels: Mapping[str, str]) -> bool:
+    """Whether Compose made this container for `run` (`com.docker.compose.oneoff=True`)."""
+    return labels.get(COMPOSE_ONEOFF, "").lower() == "true"
 
 
 def service_key(labels: Mapping[str, str], container_name: str) -> ServiceKey:
@@ -109,10 +119,28 @@ class Replica:
     crashed: bool = False
     """It exited (or died) without anyone asking it to stop: a crash or an OOM kill, not its
     owner's `docker compose stop`. The inventory knows it from the engine's events."""
+    stopping_since: float = 0.0
+    """When someone asked it to stop (the engine's `kill` with a stop signal, wall clock), while
+    it still runs: `docker compose down`, `stop`, `restart`, or Compose replacing it; 0 if no
+    one did. It is on its way out: no template to clone, nor a replica to count on."""
 
     @property
     def running(self) -> bool:
         return self.status == "running"
+
+    @property
+    def stopping(self) -> bool:
+        return self.stopping_since > 0
+
+    @property
+    def serving(self) -> bool:
+        """Running, and nobody asked it to stop."""
+        return self.running and not self.stopping
+
+    @property
+    def finished_at(self) -> float:
+        """When it last exited (wall clock), 0 if it never did."""
+        return timestamp((self.inspect.get("State") or {}).get("FinishedAt"))
 
     @property
     def is_clone(self) -> bool:
@@ -188,7 +216,8 @@ def unclonable(template: Replica) -> str | None:
 
 
 def template_of(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:
-    """The container clones are made from: one the user created (not a clone), running first."""
+    """The container clones are made from: one the user created (not a clone), serving first
+    (one on its way out is being replaced or stopped by its owner)."""
     originals = [r for r in replicas if not r.is_clone]
     if not originals:
         raise TemplateError(
@@ -196,7 +225,7 @@ def template_of(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:
             "no template container: every container of this service was created by the "
             "autoscaler; recreate the service (docker compose up) to give it one",
         )
-    return min(originals, key=lambda r: (not r.running, r.number or 0))
+    return min(originals, key=lambda r: (not r.serving, not r.running, r.number or 0))
 
 
 def cpu_limit(host: Mapping[str, Any]) -> float | None:

@@ -8,6 +8,13 @@
                             remove, and create a replacement
     running but unhealthy   its health check says so: remove, and create a replacement
 
+   A clone someone stopped is resting, not broken, for STOPPED_GRACE seconds after it stopped
+   or after the service's own containers last started: whoever stopped it removes it next
+   (`docker compose up` stops what is beyond its scale, then removes it) or starts it again
+   (`docker compose start` starts the clones one by one after the template), and a removal of
+   ours would race theirs. A resting or paused clone is still there, not gone. Replacements
+   only fill the decided count: a clone whose place was already restored goes without one.
+
    A service whose clones keep breaking is a crash loop: its k-th repair in a row waits 2^(k-1)
    seconds (capped at a minute) after the previous one, and the streak ends after five quiet
    minutes.
@@ -25,10 +32,13 @@ Only clones are touched; the containers a user made are theirs, and their restar
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from autoscaler.backoff import Backoff
 from autoscaler.labels import CONFIG_HASH, Replica, counted
+
+STOPPED_GRACE = 10.0
+"""Seconds a clone stopped by request is not taken for broken (see above)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +57,55 @@ class Repair:
         return {"repair": "repairing", "restore": "restoring", "roll": "rolling"}[self.kind]
 
 
-def restore(replicas: Sequence[Replica], decided: int) -> Repair | None:
+def resting(replica: Replica, wall: float, woke: float) -> bool:
+    """A clone stopped by request that its owner may still remove or start again: stopped, or
+    the service's own containers started (`woke`), less than STOPPED_GRACE seconds ago."""
+    return (
+        replica.is_clone
+        and replica.status == "exited"
+        and not replica.crashed
+        and wall - max(replica.finished_at, woke) < STOPPED_GRACE
+    )
+
+
+def heeded(replicas: Sequence[Replica], wall: float) -> list[Replica]:
+    """The replicas, each stop counted only while it is heeded: a container still running
+    STOPPED_GRACE seconds past its stop timeout after a stop was asked ignored the signal
+    (`docker kill -s TERM` to a process that traps it, with no kill to follow), and serves."""
+    out = []
+    for r in replicas:
+        timeout = (r.inspect.get("Config") or {}).get("StopTimeout") or 10
+        if r.stopping and wall - r.stopping_since > float(timeout) + STOPPED_GRACE:
+            r = replace(r, stopping_since=0.0)
+        out.append(r)
+    return out
+
+
+def winding_down(replicas: Sequence[Replica], wall: float) -> list[Replica]:
+    """What another hand is stopping or removing now: replicas asked to stop that still run,
+    and resting clones. While there are any, the service's size is theirs to finish changing
+    (`docker compose up`, `down`, `restart` act on several containers at once, and the engine
+    tells of each in turn)."""
+    since = woke(replicas)
+    return [r for r in replicas if r.stopping or resting(r, wall, since)]
+
+
+def woke(replicas: Sequence[Replica]) -> float:
+    """When the latest of the service's own containers started (wall clock)."""
+    return max((r.started_at for r in replicas if not r.is_clone), default=0.0)
+
+
+def present(replicas: Sequence[Replica], wall: float) -> list[Replica]:
+    """The replicas the service has, for what is to be restored: those counted, and those held
+    by their owner, paused (`docker compose pause`) or resting."""
+    since, live = woke(replicas), {r.id for r in counted(replicas)}
+    return [r for r in replicas
+            if r.id in live or r.status == "paused" or resting(r, wall, since)]  # fmt: skip
+
+
+def restore(replicas: Sequence[Replica], decided: int, wall: float) -> Repair | None:
     """The clones to create when replicas vanished below the decided count."""
-    live = len(counted(replicas))
+    live = len(present(replicas, wall))
     if live >= decided:
         return None
     why = f"{decided - live} of {decided} replicas went away outside the autoscaler"
@@ -84,8 +140,10 @@ def roll(replicas: Sequence[Replica], template: Replica, decided: int) -> Repair
     return Repair(batch, len(batch), (why,), kind="roll", surge=True)
 
 
-def broken(replica: Replica) -> str | None:
-    """Why a clone will not serve again, or None if it is fine (or not a clone)."""
+def broken(replica: Replica, wall: float, since: float = 0.0) -> str | None:
+    """Why a clone will not serve again, or None if it is fine (or not a clone). `wall`: the
+    time now, by the wall clock the engine's times are on; `since`: when the service's own
+    containers last started (`woke`)."""
     if not replica.is_clone:
         return None
     restart = (replica.inspect.get("HostConfig") or {}).get("RestartPolicy") or {}
@@ -98,7 +156,7 @@ def broken(replica: Replica) -> str | None:
         return f"{replica.name} is dead"
     if replica.running and replica.health == "unhealthy":
         return f"{replica.name} is unhealthy"
-    if replica.status != "exited":
+    if replica.status != "exited" or resting(replica, wall, since):
         return None
     exited = f"{replica.name} exited with code {exit_code}"
     if state.get("OOMKilled"):
@@ -118,11 +176,16 @@ class CrashLoop:
 
     backoff: Backoff = field(default_factory=lambda: Backoff(start=1.0, cap=60.0, quiet=300.0))
 
-    def plan(self, replicas: Sequence[Replica], now: float) -> Repair | None:
-        found = [(r, why) for r in replicas if (why := broken(r)) is not None]
+    def plan(
+        self, replicas: Sequence[Replica], now: float, wall: float, decided: int
+    ) -> Repair | None:
+        """What to mend now: `now` on the monotonic clock the backoff keeps, `wall` on the
+        engine's; replacements up to the `decided` count."""
+        since = woke(replicas)
+        found = [(r, why) for r in replicas if (why := broken(r, wall, since)) is not None]
         if not found or not self.backoff.ready(now):
             return None
         self.backoff.failed(now)
-        # Orphans never counted as replicas; the others did, and are replaced.
-        replace = sum(1 for r, _ in found if r.status != "created")
-        return Repair(tuple(r for r, _ in found), replace, tuple(why for _, why in found))
+        remove = tuple(r for r, _ in found)
+        staying = [r for r in present(replicas, wall) if r not in remove]
+        return Repair(remove, max(0, decided - len(staying)), tuple(why for _, why in found))

@@ -122,6 +122,12 @@ class Settings(BaseSettings):
 
     docker_host: str | None = Field(default_factory=lambda: os.environ.get("DOCKER_HOST"))
     """Engine address (unix:///path or tcp://host:port); DOCKER_HOST when unset."""
+    docker_api_version: str | None = Field(
+        default_factory=lambda: os.environ.get("DOCKER_API_VERSION") or None,
+        pattern=r"^1\.\d{1,3}$",
+    )
+    """The Engine API version to speak (`1.41`), as Docker's own DOCKER_API_VERSION pins it; the
+    engine's own version when unset (docs/platforms.md)."""
     interval: float = Field(default=5.0, gt=0, le=3600)
     """Seconds between sampling rounds and policy evaluations."""
     projects: frozenset[str] = frozenset()

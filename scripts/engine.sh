@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
 # A private Docker Engine for tests and the demo: its own unix socket, its own data root, and its own
 # network namespace, so nothing it or a container does can leave the machine and an accidental image
-# pull fails at once. Idempotent: `start` reuses an engine that already answers.
+# pull fails at once. It runs as users run theirs, with the default bridge (docker0, inside that
+# namespace; iptables left alone). Idempotent: `start` reuses an engine that already answers.
 #
-#   scripts/engine.sh start   install what is missing, start dockerd, build the test image
-#   scripts/engine.sh stop    stop the dockerd this script started (by its pid file)
-#   scripts/engine.sh env     print DOCKER_HOST=... for the running engine
-#   scripts/engine.sh netns   print the engine's network namespace (for `nsenter --net=`): where
-#                             its containers' addresses can be reached
-#   scripts/engine.sh image   build the test image on the engine DOCKER_HOST names
+#   scripts/engine.sh start [NAME]   fetch what is missing, start dockerd, build the test image
+#   scripts/engine.sh stop [NAME]    stop the dockerd this script started (by its pid file)
+#   scripts/engine.sh env [NAME]     print DOCKER_HOST=... for the running engine
+#   scripts/engine.sh netns [NAME]   print the engine's network namespace (for `nsenter --net=`):
+#                                    where its containers' addresses can be reached
+#   scripts/engine.sh image          build the test image on the engine DOCKER_HOST names
+#
+# NAME picks the engine (platform.sh fetches its lane):
+#   engine    Docker 26.1, the default bridge: where every test runs (the default)
+#   legacy    Docker 20.10 (API 1.41), the default bridge: the paths below API 1.44, Compose 1.29
+#   bare      Docker 20.10 without the default bridge ("bridge": "none"), as some hosts run it
 set -euo pipefail
 
 STATE_DIR=${AUTOSCALER_STATE_DIR:-${TMPDIR:-/tmp}/compose-autoscaler}
-ENGINE_DIR=$STATE_DIR/engine
+NAME=${2:-engine}
+case $NAME in
+    engine) LANE=current BRIDGE=default ;;
+    legacy) LANE=legacy BRIDGE=default ;;
+    bare) LANE=legacy BRIDGE=none ;;
+    *) echo "[engine.sh] error: unknown engine $NAME: engine, legacy or bare" >&2; exit 1 ;;
+esac
+ENGINE_DIR=$STATE_DIR/$NAME
 SOCKET=$ENGINE_DIR/docker.sock
 PIDFILE=$ENGINE_DIR/dockerd.pid
 LOG=$ENGINE_DIR/dockerd.log
@@ -21,6 +34,11 @@ TEST_IMAGE=${AUTOSCALER_TEST_IMAGE:-autoscaler-test/busybox:latest}
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/lib.sh
 . "$here/lib.sh"
+
+# The lane's own commands (docker, dockerd, containerd, docker-init, docker-proxy) come first; runc
+# is the host's.
+PLATFORM_BIN=$(bash "$here/platform.sh" bin "$LANE")
+export PATH=$PLATFORM_BIN:$PATH
 
 engine_answers() {
     [ -S "$SOCKET" ] && DOCKER_HOST=unix://$SOCKET docker version --format '{{.Server.Version}}' >/dev/null 2>&1
@@ -62,8 +80,9 @@ weigh_containers() {
 }
 
 start() {
-    need_cmd dockerd docker.io
-    need_cmd docker docker.io
+    bash "$here/platform.sh" fetch "$LANE"
+    need_cmd runc runc
+    need_cmd iptables iptables
     need_cmd busybox busybox-static
     need_cmd unshare util-linux
     need_cmd ip iproute2
@@ -80,11 +99,14 @@ start() {
         unmount_under "$ENGINE_DIR/exec"
         rm -rf "$SOCKET" "$ENGINE_DIR/exec"
         # --exec-root and --pidfile keep this engine apart from any system one; the containerd it
-        # starts lives under the same data root.
+        # starts lives under the same data root. The namespace is the engine's alone: its
+        # default bridge, and everything on it, exist only there.
+        local bridge=
+        [ "$BRIDGE" = none ] && bridge=--bridge=none
         unshare --net --fork sh -c "ip link set lo up; exec dockerd \
             --host unix://$SOCKET --data-root $ENGINE_DIR/data --exec-root $ENGINE_DIR/exec \
-            --pidfile $ENGINE_DIR/dockerd.inner.pid \
-            --bridge=none --iptables=false --ip6tables=false --ip-masq=false" \
+            --pidfile $ENGINE_DIR/dockerd.inner.pid $bridge \
+            --iptables=false --ip6tables=false --ip-masq=false" \
             >"$LOG" 2>&1 &
         echo $! >"$PIDFILE"
         for _ in $(seq 1 150); do
@@ -96,7 +118,7 @@ start() {
             sleep 0.2
         done
         engine_answers || die "dockerd did not answer on unix://$SOCKET within 30 s (log: $LOG)"
-        log "engine started on unix://$SOCKET (pid $(cat "$PIDFILE"))"
+        log "engine $NAME ($(dockerd --version)) started on unix://$SOCKET (pid $(cat "$PIDFILE"))"
     fi
     weigh_containers
     build_test_image "unix://$SOCKET"

@@ -19,6 +19,9 @@ BRIDGE_NS=${PREFIX}-lan
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/lib.sh
 . "$here/lib.sh"
+# The nodes run the users' engine (platform.sh's current lane: Docker 26.1), with the host's runc.
+PATH=$(bash "$here/platform.sh" bin current):$PATH
+export PATH
 
 # Each node's /run is a folder of its own (a mount namespace per node), so that on every node the
 # engine answers at /var/run/docker.sock, as on a real one: a stack's services bind-mount that.
@@ -50,7 +53,7 @@ node_up() {
     nsenter --net="/run/netns/$ns" unshare --mount sh -c 'mount --bind "$1" /run && shift && exec "$@"' \
         sh "$DIR/node$n/run" dockerd --host unix:///run/docker.sock \
         --data-root "$DIR/node$n/data" --pidfile "$DIR/node$n/dockerd.pid" \
-        --bridge=none --iptables=false --ip6tables=false --ip-masq=false \
+        --iptables=false --ip6tables=false --ip-masq=false \
         >"$DIR/node$n/dockerd.log" 2>&1 &
     for _ in $(seq 1 150); do
         answers "$n" && return
@@ -62,7 +65,9 @@ node_up() {
 
 start() {
     local count=${1:-3}
-    need_cmd dockerd docker.io
+    bash "$here/platform.sh" fetch current
+    need_cmd runc runc
+    need_cmd iptables iptables
     need_cmd ip iproute2
     need_cmd nsenter util-linux
     # A swarm left from before a reboot has state but no engine: a new start makes a new swarm.

@@ -11,6 +11,8 @@ BIN=${BIN:-.venv/bin}
 STATE_DIR=${AUTOSCALER_STATE_DIR:-${TMPDIR:-/tmp}/compose-autoscaler}
 started=()
 pid_runs "$STATE_DIR/engine/dockerd.pid" unshare || started+=(engine)
+pid_runs "$STATE_DIR/legacy/dockerd.pid" unshare || started+=("engine legacy")
+pid_runs "$STATE_DIR/bare/dockerd.pid" unshare || started+=("engine bare")
 pid_runs "$STATE_DIR/broker/mosquitto.pid" mosquitto || started+=(broker)
 pid_runs "$STATE_DIR/prometheus/prometheus.pid" prometheus || started+=(prometheus)
 pid_runs "$STATE_DIR/swarm/node1/dockerd.pid" dockerd || started+=(swarm)
@@ -19,6 +21,7 @@ cleanup() {
         # The broker's reset also forgets its ports and sessions; the others just stop.
         case $what in
             broker) bash scripts/broker.sh reset || true ;;
+            engine\ *) bash scripts/engine.sh stop "${what#engine }" || true ;;
             *) bash "scripts/$what.sh" stop || true ;;
         esac
     done
@@ -30,17 +33,27 @@ trap cleanup EXIT
 "$BIN/mypy"
 "$BIN/lint-imports"
 
+# The users' platform (platform.sh): Docker 26.1 and Compose v2.26 for every test; Docker 20.10
+# and docker-compose 1.29 for the paths below API 1.44 and Compose v1; and one engine without the
+# default bridge.
 bash scripts/engine.sh start
+bash scripts/engine.sh start legacy
+bash scripts/engine.sh start bare
 bash scripts/broker.sh start
 bash scripts/prometheus.sh start
 # The Swarm tests: three engines, each in a network namespace of its own, joined as one swarm.
 bash scripts/swarm.sh start 3
-# The Compose tests run the real docker-compose (1.29, Debian's); the deploy image test builds
-# its base with debootstrap (scripts/image.sh installs it when missing).
-need_cmd docker-compose docker-compose
+# The deploy image test builds its base with debootstrap (scripts/image.sh installs it when
+# missing).
 # The page is tested in a real browser: Debian's chromium, headless.
 need_cmd chromium chromium
 set -a
+# The current lane's docker, dockerd and Compose lead PATH; the legacy engine and its Compose are
+# named for the tests that run there too.
+eval "$(bash scripts/platform.sh env current)"
+AUTOSCALER_TEST_LEGACY_COMPOSE=$(bash scripts/platform.sh bin legacy)/docker-compose
+AUTOSCALER_TEST_LEGACY_HOST=$(bash scripts/engine.sh env legacy | cut -d= -f2-)
+AUTOSCALER_TEST_BARE_HOST=$(bash scripts/engine.sh env bare | cut -d= -f2-)
 eval "$(bash scripts/engine.sh env)"
 eval "$(bash scripts/broker.sh env)"
 eval "$(bash scripts/prometheus.sh env)"

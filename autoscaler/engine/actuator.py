@@ -96,26 +96,43 @@ def clone_config(
     config["HostConfig"] = host
 
     endpoints = clone_networks(template, name or clone_name_of(template, number))
-    primary = host.get("NetworkMode", "")
+    primary = primary_network(template)
     chosen = endpoints if every_network else {n: e for n, e in endpoints.items() if n == primary}
     if chosen:
         config["NetworkingConfig"] = {"EndpointsConfig": chosen}
     return config
 
 
+def primary_network(template: Mapping[str, Any]) -> str:
+    """The network the template was created on (its network mode), by the name its endpoint
+    has: `default` is the engine's word for its default bridge, `bridge`."""
+    mode = str((template.get("HostConfig") or {}).get("NetworkMode") or "")
+    return "bridge" if mode == "default" else mode
+
+
 def clone_networks(template: Mapping[str, Any], name: str) -> dict[str, dict[str, Any]]:
     """Every network of the template, each with an endpoint like the template's there: its
     aliases (the service's name, the user's aliases), without what is the template's alone
     (its id, its name, its addresses); and the clone's own name where the template's was among
-    them, as Compose v2 adds every container's name."""
+    them, as Compose v2 adds every container's name.
+
+    Not the default bridge's aliases (it has no DNS, and the engine refuses them there), and
+    not an endpoint the engine never joined: a container started on an engine without a
+    default bridge (`"bridge": "none"`) still reports one for `bridge`, with no network id;
+    connecting a clone to it fails (Docker 20.10 panics in the handler)."""
     networks = (template.get("NetworkSettings") or {}).get("Networks") or {}
+    started = bool(labels.timestamp((template.get("State") or {}).get("StartedAt")))
     own = template["Name"].lstrip("/")
     out: dict[str, dict[str, Any]] = {}
     for network, endpoint in networks.items():
+        if started and not endpoint.get("NetworkID"):
+            continue
         theirs = endpoint.get("Aliases") or []
         aliases = [a for a in theirs if a != own and not template["Id"].startswith(a)]
         if own in theirs:
             aliases.insert(0, name)
+        if network == "bridge":
+            aliases = []
         out[network] = {"Aliases": aliases or None, "Links": endpoint.get("Links")}
     return out
 
@@ -290,7 +307,7 @@ class Actuator:
     ) -> None:
         """The template's other networks, before the clone starts: from its first moment it is
         a member of its service on each (a proxy on any of them finds it)."""
-        primary = data["HostConfig"].get("NetworkMode", "")
+        primary = primary_network(data)
         for network, endpoint in clone_networks(data, name).items():
             if network == primary:
                 continue
@@ -336,14 +353,22 @@ class Actuator:
             raise TemplateError(str(key), f"refusing to remove {replica.name}: not a clone")
         timeout = replica.inspect["Config"].get("StopTimeout") or _DEFAULT_STOP_TIMEOUT
         container = self._docker.containers.container(replica.id)
-        async with self._removing:
-            if replica.status in ("running", "restarting", "paused"):
-                with engine_errors(f"stopping clone {replica.name}", service=str(key)):
-                    # Its grace period, and then as long as any other call may take.
-                    bound = aiohttp.ClientTimeout(total=int(timeout) + self._timeout)
-                    await container.stop(t=int(timeout), timeout=bound)
-            with engine_errors(f"removing clone {replica.name}", service=str(key)):
-                await container.delete(v=True)
+        try:
+            async with self._removing:
+                if replica.status in ("running", "restarting", "paused"):
+                    with engine_errors(f"stopping clone {replica.name}", service=str(key)):
+                        # Its grace period, and then as long as any other call may take.
+                        bound = aiohttp.ClientTimeout(total=int(timeout) + self._timeout)
+                        await container.stop(t=int(timeout), timeout=bound)
+                with engine_errors(f"removing clone {replica.name}", service=str(key)):
+                    await container.delete(v=True)
+        except EngineError as exc:
+            if exc.status != 404 and not (exc.status == 409 and "in progress" in str(exc)):
+                raise
+            # Another hand removed it first, or is removing it (`docker compose up` removes
+            # what is beyond its scale): gone, as asked.
+            logger.info("%s: clone %s was already removed", key, replica.name)
+            return replica.id
         logger.info("%s: removed clone %s", key, replica.name)
         return replica.id
 

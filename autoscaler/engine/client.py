@@ -45,12 +45,18 @@ def engine_errors(doing: str, service: str | None = None) -> Iterator[None]:
         raise EngineError(f"{doing}: {exc or type(exc).__name__}", service=service) from exc
 
 
-def client(docker_host: str | None, timeout: float = 30.0) -> aiodocker.Docker:
+def client(
+    docker_host: str | None, timeout: float = 30.0, api_version: str | None = None
+) -> aiodocker.Docker:
     """A client whose every call is bounded by `timeout` seconds, but for those that last by
     nature (the event stream, a graceful stop: aiodocker leaves them unbounded, and a stop is
-    bounded by the caller, by its grace period)."""
+    bounded by the caller, by its grace period). It speaks the engine's own API version, or
+    `api_version` (`1.41`) where one is pinned."""
+    version = f"v{api_version}" if api_version else "auto"
     try:
-        return aiodocker.Docker(url=docker_host, timeout=aiohttp.ClientTimeout(total=timeout))
+        return aiodocker.Docker(
+            url=docker_host, timeout=aiohttp.ClientTimeout(total=timeout), api_version=version
+        )
     except (ValueError, aiodocker.DockerError) as exc:
         raise EngineError(f"cannot use engine address {docker_host!r}: {exc}") from exc
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -47,6 +49,11 @@ _ACTIONS = (
 )  # fmt: skip
 
 
+# The signals of a stop: the engine's `kill` event names the signal sent, and only these (or the
+# container's own stop signal) ask it to end; `docker kill -s HUP` asks it to reload.
+_STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGKILL, signal.SIGTERM})
+
+
 class SilentStream(Exception):
     """The event stream said nothing of changes a listing found."""
 
@@ -57,6 +64,7 @@ class Inventory:
         docker: aiodocker.Docker,
         *,
         on_event: Callable[[str, Replica], None] | None = None,
+        on_ready: Callable[[], None] | None = None,
         faults: Faults | None = None,
         relist: float = 60.0,
     ) -> None:
@@ -64,11 +72,12 @@ class Inventory:
         self._relist = relist
         self._unreadable: set[str] = set()  # containers whose inspect we could not read
         self._on_event = on_event
+        self._on_ready = on_ready
         self._faults = faults or Faults()
         self._replicas: dict[str, Replica] = {}
         # How each container last ended, told apart by its events: asked to stop (`kill`,
         # `stop`: its owner, `docker compose stop`) or not (a crash, an `oom`).
-        self._asked: set[str] = set()
+        self._asked: dict[str, float] = {}  # id -> when its stop was asked (wall clock)
         self._oomed: set[str] = set()
         self._ended: dict[str, bool] = {}  # id -> crashed, as its last `die` said
         self.ready = asyncio.Event()
@@ -120,6 +129,8 @@ class Inventory:
             tg.create_task(self._docker.events.run(since=since, filters=filters))
             tg.create_task(self._audit())
             self.ready.set()
+            if self._on_ready is not None:
+                self._on_ready()
             logger.info("following engine events; %d opted-in containers", len(self._replicas))
             while (event := await subscriber.get()) is not None:
                 self.events_seen += 1
@@ -168,8 +179,8 @@ class Inventory:
         found = await asyncio.gather(*(inspect(c.id) for c in listed))
         self._replicas = {r.id: r for r in found if r is not None}
         self._unreadable &= {c.id for c in listed}
-        for tracked in (self._asked, self._oomed):
-            tracked &= self._replicas.keys()
+        self._oomed &= self._replicas.keys()
+        self._asked = {i: t for i, t in self._asked.items() if i in self._replicas}
         self._ended = {i: c for i, c in self._ended.items() if i in self._replicas}
 
     async def refresh(self, container_id: str) -> Replica | None:
@@ -205,6 +216,8 @@ class Inventory:
             self._faults.ok(f"container {container_id[:12]}")
         if not labels.opted_in(replica.labels):
             return None
+        if replica.running and replica.id in self._asked:
+            replica = replace(replica, stopping_since=self._asked[replica.id])
         if replica.status in ("exited", "dead"):
             # Its `die` event says; a container that ended before we watched, its state.
             crashed = self._ended.get(replica.id)
@@ -213,12 +226,16 @@ class Inventory:
             replica = replace(replica, crashed=crashed)
         return replica
 
-    def _ending(self, action: str, container_id: str) -> None:
+    def _ending(
+        self, action: str, container_id: str, sent: str | None = None, at: float = 0.0
+    ) -> None:
         """Keep what the events say of how a container ends: a `die` after a `kill` or `stop`
         request, or followed by the engine's `stop`, is its owner's stop; one without, or after
-        an `oom`, a crash."""
+        an `oom`, a crash. `sent`: the signal a `kill` event names; `at`: when it happened."""
+        if action == "kill" and not self._stops(container_id, sent):
+            return
         if action in ("kill", "stop"):
-            self._asked.add(container_id)
+            self._asked.setdefault(container_id, at or time.time())
             if action == "stop" and container_id in self._ended and container_id not in self._oomed:
                 # The engine says `stop` after the `die` it asked for: a `die` seen without its
                 # `kill` (the events read back from just before this process started) was still
@@ -230,9 +247,24 @@ class Inventory:
             asked = container_id in self._asked and container_id not in self._oomed
             self._ended[container_id] = not asked
         elif action in ("start", "destroy"):
-            self._asked.discard(container_id)
+            self._asked.pop(container_id, None)
             self._oomed.discard(container_id)
             self._ended.pop(container_id, None)
+
+    def _stops(self, container_id: str, sent: str | None) -> bool:
+        """Whether the signal a `kill` sent asks the container to stop: a stop signal, or the
+        container's own (`stop_signal`). An event without one is taken as a stop."""
+        if not sent or not sent.isdigit():
+            return True
+        number = int(sent)
+        if number in _STOP_SIGNALS:
+            return True
+        known = self._replicas.get(container_id)
+        own = str(((known.inspect.get("Config") or {}) if known else {}).get("StopSignal") or "")
+        if own.isdigit():
+            return number == int(own)
+        name = own.upper() if own.upper().startswith("SIG") else f"SIG{own.upper()}"
+        return name in signal.Signals.__members__ and number == signal.Signals[name].value
 
     async def _apply(self, event: Mapping[str, Any]) -> None:
         action = str(event.get("Action", "")).split(":")[0]
@@ -240,10 +272,17 @@ class Inventory:
         if action not in _ACTIONS or not container_id:
             return
         logger.debug("event %s %s", event.get("Action"), container_id[:12])
-        self._ending(action, container_id)
+        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        at = float(event.get("timeNano") or 0) / 1e9
+        self._ending(action, container_id, attributes.get("signal"), at)
         if action == "destroy":
             replica = self._replicas.pop(container_id, None)
         else:
+            known = self._replicas.get(container_id)
             replica = await self._refresh(container_id)
+            if replica is None and known is not None:
+                # Removed before its event was read (`docker compose up` stops and removes at
+                # once): told as its destroy now, which then finds nothing left to tell.
+                action, replica = "destroy", known
         if replica is not None and self._on_event is not None:
             self._on_event(action, replica)

@@ -41,7 +41,7 @@ import re
 import socket
 import tarfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -156,9 +156,12 @@ class Lease:
         projects: frozenset[str] = frozenset(),
         proc: str = "/proc",
         faults: Faults | None = None,
+        on_lead: Callable[[], None] | None = None,
     ) -> None:
+        """`on_lead`: called each time this instance begins to lead."""
         self._docker = docker
         self._faults = faults
+        self._on_lead = on_lead
         self.problem: str | None = None
         """Why this instance cannot take or keep the lease, while it cannot."""
         self.name = name
@@ -182,6 +185,7 @@ class Lease:
         try:
             await self._overlapping()
             while True:
+                was = self.leading
                 try:
                     if self._mine is not None:
                         with engine_errors(f"cannot renew the lease {self.name}"):
@@ -192,6 +196,8 @@ class Lease:
                     self._failed(exc)
                 else:
                     self._working()
+                if self.leading and not was and self._on_lead is not None:
+                    self._on_lead()
                 await asyncio.sleep(self.ttl / 6)
         finally:
             await asyncio.shield(self._release())

@@ -48,7 +48,9 @@ async def run_agent(settings: Settings, stop: asyncio.Event) -> None:
     `stop`: so the controller's samples, read once an interval at its own moment, are never
     more than half an interval old, and a new task's first reading comes that much sooner."""
     period = settings.interval / 2
-    docker = engine.client(settings.docker_host, settings.engine_timeout)
+    docker = engine.client(
+        settings.docker_host, settings.engine_timeout, settings.docker_api_version
+    )
     collector = Collector(docker, interval=period)
     tls = tls_context(settings.mqtt)
     inspected: dict[str, Replica] = {}

@@ -28,6 +28,7 @@ from autoscaler.app import App
 from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings, lease_name
 from policies import registry
 from tests.integration.browser import Browser, chromium
+from tests.integration.platforms import Platform, platform_named
 from tests.integration.relay import Relay, relay
 from tests.integration.socket_proxy import socket_proxy
 from tests.integration.web import build_images
@@ -46,9 +47,19 @@ def _script_env(script: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.split())
 
 
+ON_BOTH = pytest.mark.parametrize("platform", ["current", "legacy"], indirect=True)
+"""On Docker 26.1 with Compose v2.26, and on Docker 20.10 with docker-compose 1.29."""
+
+
 @pytest.fixture(scope="session")
-def docker_host() -> str:
-    return os.environ.get("DOCKER_HOST") or _script_env("engine.sh")["DOCKER_HOST"]
+def platform(request: pytest.FixtureRequest) -> Platform:
+    """The engine and Compose a test runs on (platforms.py): `current` unless it asks."""
+    return platform_named(getattr(request, "param", "current"))
+
+
+@pytest.fixture(scope="session")
+def docker_host(platform: Platform) -> str:
+    return platform.docker_host
 
 
 @pytest.fixture(scope="session")
@@ -97,6 +108,7 @@ def once_a_run(name: str) -> Iterator[bool]:
         return
     shared = Path(tempfile.gettempdir()) / f"autoscaler-tests-{run}"
     shared.mkdir(exist_ok=True)
+    name = name.replace("/", "_")
     with (shared / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = shared / f"{name}.done"
@@ -110,7 +122,7 @@ def deploy_image(docker_host: str) -> str:
     """The deploy image, built once a session (the Debian base once a machine: it is cached)."""
     image = "compose-autoscaler:test"
     env = {**os.environ, "DOCKER_HOST": docker_host}
-    with once_a_run("deploy-image") as first:
+    with once_a_run(f"deploy-image {docker_host}") as first:
         if first:
             subprocess.run(["bash", str(ROOT / "scripts" / "image.sh"), image], check=True, env=env)
     return image
@@ -119,7 +131,7 @@ def deploy_image(docker_host: str) -> str:
 @pytest.fixture(scope="session")
 def web_images(docker_host: str) -> None:
     """The webapp's and the proxies' images, made offline once a machine."""
-    with once_a_run("web-images") as first:
+    with once_a_run(f"web-images {docker_host}") as first:
         if first:
             build_images(docker_host)
 

@@ -17,7 +17,8 @@ import aiodocker
 import pytest
 
 from tests.integration.browser import Browser
-from tests.integration.conftest import ROOT, TEST_IMAGE, Mqtt, events, reaches
+from tests.integration.conftest import ON_BOTH, ROOT, TEST_IMAGE, Mqtt, events, reaches
+from tests.integration.platforms import Platform
 from tests.integration.socket_proxy import overlay_env
 from tests.integration.web import (
     PHASES,
@@ -35,6 +36,7 @@ async def test_behind_a_real_proxy_no_request_fails_through_a_scale_up_and_a_sca
     proxy: str,
     web_images: None,
     docker_host: str,
+    platform: Platform,
     docker: aiodocker.Docker,
     run_autoscaler: Any,
     mqtt: Mqtt,
@@ -43,7 +45,7 @@ async def test_behind_a_real_proxy_no_request_fails_through_a_scale_up_and_a_sca
 ) -> None:
     # The service on two networks (`back` and the proxy's `front`), the proxy on one: each
     # clone must join both, with the service's aliases, for the proxy to reach it.
-    async with web_stack(project, proxy, docker_host, tmp_path / "stack") as stack:
+    async with web_stack(project, proxy, platform, tmp_path / "stack") as stack:
         app = await run_autoscaler()
         stack.before_down.append(run_autoscaler.stop)
         await reaches(mqtt, project, "web", 2)
@@ -78,11 +80,12 @@ async def test_behind_a_real_proxy_no_request_fails_through_a_scale_up_and_a_sca
     assert not idle, f"replicas that never answered: {idle}; answers: {dict(answered)}"
 
 
-async def test_a_clone_of_a_compose_1_29_container_joins_every_network_as_the_service(
-    web_images: None, docker_host: str, docker: aiodocker.Docker, run_autoscaler: Any,
+@ON_BOTH
+async def test_a_clone_of_a_compose_container_joins_every_network_as_the_service(
+    web_images: None, platform: Platform, docker: aiodocker.Docker, run_autoscaler: Any,
     mqtt: Mqtt, project: str, tmp_path: Path,
 ) -> None:  # fmt: skip
-    async with web_stack(project, "caddy", docker_host, tmp_path / "stack") as stack:
+    async with web_stack(project, "caddy", platform, tmp_path / "stack") as stack:
         await stack.compose("up", "-d", "--scale", "web=1")
         await run_autoscaler()
         stack.before_down.append(run_autoscaler.stop)
@@ -178,8 +181,8 @@ async def _resolve(docker: aiodocker.Docker, network: str, name: str) -> str:
 
 
 async def test_on_the_proxys_request_rate_a_step_is_followed_in_one_or_two_actions(
-    web_images: None, deploy_image: str, docker_host: str, docker: aiodocker.Docker,
-    mqtt: Mqtt, project: str, tmp_path: Path,
+    web_images: None, deploy_image: str, docker_host: str, platform: Platform,
+    docker: aiodocker.Docker, mqtt: Mqtt, project: str, tmp_path: Path,
 ) -> None:  # fmt: skip
     # As a user deploys it: deploy/web with compose.scrape.yaml and the deploy overlay, the
     # autoscaler container on the proxy's network reading Caddy's /metrics each round, and
@@ -189,11 +192,13 @@ async def test_on_the_proxys_request_rate_a_step_is_followed_in_one_or_two_actio
            "AUTOSCALER_INTERVAL": "2", "COMPOSE_PROJECT_NAME": project,
            **overlay_env(docker_host, tmp_path / "secrets")}  # fmt: skip
     extra = (WEB / "compose.scrape.yaml", overlay)
-    async with web_stack(project, "caddy", docker_host, tmp_path / "stack", env=env,
+    async with web_stack(project, "caddy", platform, tmp_path / "stack", env=env,
                          extra=extra) as stack:  # fmt: skip
         url = f"http://{await stack.address(docker)}/"
         outcomes = await send_load(url, (("low", 8.0, 6.0), ("high", 40.0, 14.0)))
-        status = await explained(docker, f"{project}_autoscaler_1", f"{project}/web")
+        status = await explained(
+            docker, platform.container(project, "autoscaler"), f"{project}/web"
+        )
     # Its own broker took it in by its password (the ACL lets it publish its topics), and it
     # acted: the lease was taken through the proxy.
     assert status["mqtt"]["connected"] and status["leading"], status
@@ -211,21 +216,23 @@ async def test_on_the_proxys_request_rate_a_step_is_followed_in_one_or_two_actio
 
 
 async def test_replicas_the_proxy_never_reaches_are_a_finding_and_hide_no_saturation(
-    web_images: None, docker_host: str, docker: aiodocker.Docker, run_autoscaler: Any,
+    web_images: None, platform: Platform, docker: aiodocker.Docker, run_autoscaler: Any,
     mqtt: Mqtt, project: str, tmp_path: Path, browser: Browser,
 ) -> None:  # fmt: skip
-    async with web_stack(project, "caddy", docker_host, tmp_path / "stack") as stack:
+    async with web_stack(project, "caddy", platform, tmp_path / "stack") as stack:
         # Three more containers of the service, made by hand on `back` only: the proxy, on
         # `front`, never reaches them. Two pegged and three idle read 40 % against a 50 %
         # target: averaged in, the idle ones would hide that the service needs more.
-        first = await docker.containers.get(f"{project}_web_1")
+        first = await docker.containers.get(platform.container(project, "web"))
         for number in (3, 4, 5):
             labels = dict(first["Config"]["Labels"]) | {
                 "com.docker.compose.container-number": str(number)
             }
             config = {"Image": first["Config"]["Image"], "Labels": labels,
                       "HostConfig": {"NetworkMode": f"{project}_back", "NanoCpus": 100_000_000}}  # fmt: skip
-            stray = await docker.containers.create(config, name=f"{project}_web_{number}")
+            stray = await docker.containers.create(
+                config, name=platform.container(project, "web", number)
+            )
             await stray.start()
         app = await run_autoscaler()
         stack.before_down.append(run_autoscaler.stop)
@@ -234,7 +241,7 @@ async def test_replicas_the_proxy_never_reaches_are_a_finding_and_hide_no_satura
         load = asyncio.create_task(send_load(url, (("high", 24.0, 16.0),)))
         try:
             found = await mqtt.wait_for(lambda m: events(m, project, "web", "finding"), within=30)
-            strays = ", ".join(f"{project}_web_{n}" for n in (3, 4, 5))
+            strays = ", ".join(platform.container(project, "web", n) for n in (3, 4, 5))
             # Both reachable replicas are held at their limit (or one, at the first look).
             assert re.fullmatch(
                 f"{strays} take no load while [12] of 5 are saturated: is it on the proxy's network\\?",
@@ -246,7 +253,7 @@ async def test_replicas_the_proxy_never_reaches_are_a_finding_and_hide_no_satura
                 await page.open(f"http://127.0.0.1:{app.api.port}/")
                 await page.wait_for(
                     "[...document.querySelectorAll('.finding')]"
-                    f".some(e => e.textContent.includes('{project}_web_3'))"
+                    f".some(e => e.textContent.includes('{platform.container(project, 'web', 3)}'))"
                 )
         finally:
             await load

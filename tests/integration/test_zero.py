@@ -17,6 +17,7 @@ import pytest
 from autoscaler.engine.asleep import marker_name
 from autoscaler.labels import ServiceKey
 from tests.integration.conftest import ROOT, Mqtt, events, states
+from tests.integration.platforms import Platform
 from tests.integration.socket_proxy import overlay_env
 from tests.integration.test_metrics import QUEUE, Queue, exporting
 from tests.integration.web import WEB, explained, send_load, web_stack
@@ -113,15 +114,17 @@ async def test_its_owners_stop_is_left_alone_and_its_owners_start_ends_a_sleep(
     assert await running(docker, project) == []
 
 
-async def _no_server_told(docker: aiodocker.Docker, project: str) -> int:
+async def _no_server_told(docker: aiodocker.Docker, platform: Platform, project: str) -> int:
     """How often the proxy (HAProxy) has logged that its backend has no server up."""
-    logs = await (await docker.containers.get(f"{project}_proxy_1")).log(stdout=True, stderr=True)
+    logs = await (await docker.containers.get(platform.container(project, "proxy"))).log(
+        stdout=True, stderr=True
+    )
     return "".join(logs).count("has no server available")
 
 
 @pytest.mark.parametrize("proxy", ["caddy", "haproxy"])
 async def test_behind_a_real_proxy_the_first_requests_to_a_service_at_zero_are_answered(
-    proxy: str, web_images: None, deploy_image: str, docker_host: str,
+    proxy: str, web_images: None, deploy_image: str, docker_host: str, platform: Platform,
     docker: aiodocker.Docker, project: str, tmp_path: Path,
 ) -> None:  # fmt: skip
     # deploy/web as a user runs it: the proxy's own metrics (requests as they arrive) wake the
@@ -133,12 +136,12 @@ async def test_behind_a_real_proxy_the_first_requests_to_a_service_at_zero_are_a
            **overlay_env(docker_host, tmp_path / "secrets")}  # fmt: skip
     scrape = "compose.scrape.yaml" if proxy == "caddy" else "compose.haproxy.scrape.yaml"
     extra = (WEB / scrape, WEB / "compose.zero.yaml", overlay)
-    async with web_stack(project, proxy, docker_host, tmp_path / "stack", env=env,
+    async with web_stack(project, proxy, platform, tmp_path / "stack", env=env,
                          extra=extra) as stack:  # fmt: skip
         url = f"http://{await stack.address(docker)}/"
         warm = await send_load(url, (("warm", 4.0, 1.0),))
         assert all(o["status"] == 200 for o in warm), warm
-        told = await _no_server_told(docker, project)
+        told = await _no_server_told(docker, platform, project)
         async with asyncio.timeout(60):
             # Asleep 2 s after the last request; the engine has no event for "none runs".
             while await running(docker, project, "web"):  # noqa: ASYNC110
@@ -146,14 +149,14 @@ async def test_behind_a_real_proxy_the_first_requests_to_a_service_at_zero_are_a
             # HAProxy takes the stopped replicas for up until a check fails (up to a second
             # later): a request in that moment passes wake.lua and is answered 503
             # (docs/proxies.md). Its own alert says when it knows.
-            while proxy == "haproxy" and await _no_server_told(docker, project) == told:  # noqa: ASYNC110
+            while proxy == "haproxy" and await _no_server_told(docker, platform, project) == told:  # noqa: ASYNC110
                 await asyncio.sleep(0.25)
         service = f"{project}/web"
-        asleep = await explained(docker, f"{project}_autoscaler_1", service)
+        asleep = await explained(docker, platform.container(project, "autoscaler"), service)
         assert asleep["services"][service]["state"]["phase"] == "idle", asleep
 
         outcomes = await send_load(url, (("wake", 2.0, 3.0),))
-        awake = await explained(docker, f"{project}_autoscaler_1", service)
+        awake = await explained(docker, platform.container(project, "autoscaler"), service)
     failed = [o for o in outcomes if o["status"] != 200]
     assert not failed, failed
     assert len(outcomes) == 6

@@ -1,5 +1,5 @@
 """A real web stack for the tests, the benchmarks and the demo: deploy/web's compose file run by
-docker-compose 1.29, with a real proxy (Caddy or HAProxy, built from Debian's binaries) in front
+the platform's Compose (v2.26 unless a test asks for another, platforms.py), with a real proxy (Caddy or HAProxy, built from Debian's binaries) in front
 of the webapp (scripts/webapp.c), and open-loop HTTP load (scripts/load.py) sent from inside the
 engine's network namespace, where the proxy's address is."""
 
@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import aiodocker
+
+from tests.integration.platforms import Platform, platform_named
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "deploy" / "web"
@@ -42,20 +44,13 @@ def build_images(docker_host: str) -> None:
     subprocess.run(["bash", str(ROOT / "scripts" / "web-images.sh")], check=True, env=env)
 
 
-def engine_netns() -> str:
-    """The engine's network namespace now (an engine restarted by a test has a new one)."""
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "engine.sh"), "netns"], check=True,
-                         capture_output=True, text=True)  # fmt: skip
-    return out.stdout.strip()
-
-
 @dataclass
 class Stack:
     """One web stack, a Compose project of its own."""
 
     project: str
     proxy: str
-    docker_host: str
+    platform: Platform
     folder: Path
     env: dict[str, str] = field(default_factory=dict)
     extra: tuple[Path, ...] = ()
@@ -69,19 +64,11 @@ class Stack:
         return [self.folder / name for name in PROXIES[self.proxy].files] + list(self.extra)
 
     async def compose(self, *args: str) -> str:
-        files = [arg for path in self.files for arg in ("-f", str(path))]
-        process = await asyncio.create_subprocess_exec(
-            "docker-compose", "-p", self.project, *files, *args,
-            env={**os.environ, "DOCKER_HOST": self.docker_host, **self.env},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        out, _ = await process.communicate()
-        assert process.returncode == 0, out.decode()
-        return out.decode()
+        return await self.platform.run_compose(self.project, self.files, *args, env=self.env)
 
     async def address(self, docker: aiodocker.Docker) -> str:
         """The proxy's address on its network, reachable inside the engine's namespace."""
-        container = await docker.containers.get(f"{self.project}_proxy_1")
+        container = await docker.containers.get(self.platform.container(self.project, "proxy"))
         networks = container["NetworkSettings"]["Networks"]
         return str(next(iter(networks.values()))["IPAddress"])
 
@@ -95,7 +82,7 @@ def write_stack(folder: Path) -> None:
 
 @contextlib.asynccontextmanager
 async def web_stack(
-    project: str, proxy: str, docker_host: str, folder: Path, *,
+    project: str, proxy: str, platform: Platform, folder: Path, *,
     env: Mapping[str, str] | None = None, extra: tuple[Path, ...] = (), rewrite: bool = True,
 ) -> AsyncIterator[Stack]:  # fmt: skip
     """The stack up with two replicas of `web`; down (clones, networks and all) afterwards.
@@ -111,7 +98,7 @@ async def web_stack(
     }
     # deploy/web's own files are used from the stack's folder, beside the proxy's config.
     files = tuple(folder / p.name if p.parent == WEB else p for p in extra)
-    stack = Stack(project, proxy, docker_host, folder, settings, files)
+    stack = Stack(project, proxy, platform, folder, settings, files)
     try:
         await stack.compose("up", "-d", "--scale", "web=2")
         yield stack
@@ -123,12 +110,18 @@ async def web_stack(
 
 
 async def send_load(
-    url: str, phases: tuple[tuple[str, float, float], ...] = PHASES, *, every: float = 0.0
+    url: str,
+    phases: tuple[tuple[str, float, float], ...] = PHASES,
+    *,
+    every: float = 0.0,
+    netns: str | None = None,
 ) -> list[dict[str, Any]]:
-    """scripts/load.py inside the engine's network namespace; each request's outcome."""
+    """scripts/load.py inside the engine's network namespace (`netns`, the current platform's
+    unless given); each request's outcome."""
     args = [arg for _, rate, seconds in phases for arg in ("--phase", f"{rate:g}:{seconds:g}")]
+    netns = netns or platform_named("current").netns()
     process = await asyncio.create_subprocess_exec(
-        "nsenter", f"--net={engine_netns()}", str(ROOT / ".venv" / "bin" / "python"),
+        "nsenter", f"--net={netns}", str(ROOT / ".venv" / "bin" / "python"),
         str(ROOT / "scripts" / "load.py"), "--url", url, *args, "--every", str(every),
         stdout=asyncio.subprocess.PIPE, stderr=None if every else asyncio.subprocess.DEVNULL,
     )  # fmt: skip

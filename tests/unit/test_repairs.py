@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from autoscaler.labels import Replica, ServiceKey
-from autoscaler.repairs import CrashLoop, broken, restore, roll, stale
+from autoscaler.repairs import STOPPED_GRACE, CrashLoop, broken, restore, roll, stale
 
 KEY = ServiceKey("shop", "web")
+NOW = 1_800_000_000.0
 
 
 def replica(
@@ -23,16 +25,20 @@ def replica(
     retries: int = 0,
     restarts: int = 0,
     exit_code: int = 0,
+    crashed: bool = True,
+    finished: float = 0.0,
 ) -> Replica:
+    """`finished`: seconds before NOW it exited (0: long ago)."""
+    ended = datetime.fromtimestamp(NOW - finished, UTC).isoformat() if finished else None
     inspect: dict[str, Any] = {
         "HostConfig": {"RestartPolicy": {"Name": restart, "MaximumRetryCount": retries}},
-        "State": {"ExitCode": exit_code},
+        "State": {"ExitCode": exit_code, "FinishedAt": ended},
         "RestartCount": restarts,
     }
     return Replica(
         id=name, name=name, key=KEY, labels={}, status=status, health=health, pid=1,
         started_at=0.0, number=1, clone_of="t" if clone else None, cpu_limit=None,
-        memory_limit=None, inspect=inspect,
+        memory_limit=None, inspect=inspect, crashed=crashed and status == "exited",
     )  # fmt: skip
 
 
@@ -51,15 +57,21 @@ def replica(
         pytest.param(replica("a", "dead"), "a is dead", id="dead"),
         pytest.param(replica("a", health="unhealthy"), "a is unhealthy", id="unhealthy"),
         pytest.param(replica("a", "exited", clone=False), None, id="never-a-users-container"),
+        pytest.param(replica("a", "exited", crashed=False, finished=1), None, id="just-stopped-by-someone-who-removes-it-next"),
+        pytest.param(replica("a", "exited", crashed=False, finished=30), "a exited with code 0", id="stopped-by-someone-and-left"),
+        pytest.param(replica("a", "exited", exit_code=1, finished=1), "a exited with code 1", id="crashed-just-now"),
     ],
 )  # fmt: skip
 def test_broken(r: Replica, why: str | None) -> None:
-    assert broken(r) == why
+    assert broken(r, wall=NOW) == why
 
 
 def test_orphans_are_removed_and_the_dead_replaced() -> None:
     repair = CrashLoop().plan(
-        [replica("t", clone=False), replica("o", "created"), replica("d", "exited")], now=0
+        [replica("t", clone=False), replica("o", "created"), replica("d", "exited")],
+        now=0,
+        wall=NOW,
+        decided=2,
     )
     assert repair is not None
     assert [r.name for r in repair.remove] == ["o", "d"]
@@ -69,9 +81,43 @@ def test_orphans_are_removed_and_the_dead_replaced() -> None:
 def test_a_crash_loop_backs_off_exponentially_and_a_quiet_spell_resets_it() -> None:
     repairs, dead = CrashLoop(), [replica("d", "exited")]
     times = [0.0, 0.5, 1.0, 1.5, 3.0, 6.0, 7.0, 7.5, 400.0]
-    done = [t for t in times if repairs.plan(dead, t) is not None]
+    done = [t for t in times if repairs.plan(dead, t, NOW, decided=2) is not None]
     # Repairs at 0, then waits of 1, 2 and 4 s; five quiet minutes start the streak over.
     assert done == [0.0, 1.0, 3.0, 7.0, 400.0]
+
+
+def test_a_replacement_only_fills_the_decided_count() -> None:
+    # A clone stopped a while ago whose place was restored already: removed, not replaced.
+    left = replica("s", "exited", crashed=False, finished=30)
+    running = [replica("t", clone=False), replica("a"), replica("b")]
+    repair = CrashLoop().plan([*running, left], now=0, wall=NOW, decided=3)
+    assert repair is not None and [r.name for r in repair.remove] == ["s"]
+    assert repair.replace == 0
+    # An unhealthy one that still counts is replaced.
+    sick = replica("u", health="unhealthy")
+    repair = CrashLoop().plan([*running, sick], now=0, wall=NOW, decided=4)
+    assert repair is not None and repair.replace == 1
+
+
+def test_a_clone_its_owner_stopped_rests_until_they_start_or_remove_it() -> None:
+    # `docker compose stop` long ago, then `start`: the template runs again, its clones are
+    # started one by one after it. Meanwhile they are neither broken nor gone.
+    template = replace(replica("t", clone=False), started_at=NOW - 1)
+    stopped = [replica(n, "exited", crashed=False, finished=600) for n in ("a", "b")]
+    assert [broken(r, NOW, since=template.started_at) for r in stopped] == [None, None]
+    assert restore([template, *stopped], 3, NOW) is None
+    # Its owner left them stopped: broken once the grace is over, and replaced.
+    later = NOW + STOPPED_GRACE + 1
+    assert broken(stopped[0], later, since=template.started_at) == "a exited with code 0"
+    repair = CrashLoop().plan([template, *stopped], now=0, wall=later, decided=3)
+    assert repair is not None and repair.replace == 2
+
+
+def test_a_paused_replica_is_not_gone() -> None:
+    paused = [replica("t", clone=False), replica("a", "paused"), replica("b", "paused")]
+    assert restore(paused, 3, NOW) is None
+    gone = restore([replica("t", clone=False), replica("a", "paused")], 3, NOW)
+    assert gone is not None and gone.replace == 1
 
 
 def with_config(r: Replica, *, clone_of: str, env: str, config_hash: str) -> Replica:
@@ -82,11 +128,11 @@ def with_config(r: Replica, *, clone_of: str, env: str, config_hash: str) -> Rep
 
 def test_vanished_replicas_are_restored_to_the_decided_count() -> None:
     live = [replica("t", clone=False), replica("a")]
-    repair = restore(live, decided=4)
+    repair = restore(live, decided=4, wall=NOW)
     assert repair is not None
     assert (repair.kind, repair.replace, repair.remove) == ("restore", 2, ())
     assert repair.reasons == ("2 of 4 replicas went away outside the autoscaler",)
-    assert restore(live, decided=2) is None
+    assert restore(live, decided=2, wall=NOW) is None
 
 
 def test_clones_of_a_replaced_template_are_rolled_in_surge_batches() -> None:

@@ -3,10 +3,15 @@ secrets read from files, as Compose and Swarm mount them."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from autoscaler.engine.client import client
 from autoscaler.settings import LeaseSettings, Settings, lease_name
 
 
@@ -46,3 +51,26 @@ def test_a_secret_file_missing_or_empty_is_an_error_that_names_the_setting(
     monkeypatch.setenv("AUTOSCALER_API__TOKEN_FILE", str(tmp_path / "token"))
     with pytest.raises(ValueError, match="AUTOSCALER_API__TOKEN_FILE"):
         Settings()
+
+
+def test_the_api_version_is_pinned_as_the_docker_cli_pins_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AUTOSCALER_DOCKER_API_VERSION", raising=False)
+    monkeypatch.delenv("DOCKER_API_VERSION", raising=False)
+    assert Settings().docker_api_version is None  # the engine's own
+    monkeypatch.setenv("DOCKER_API_VERSION", "1.41")
+    assert Settings().docker_api_version == "1.41"
+    monkeypatch.setenv("AUTOSCALER_DOCKER_API_VERSION", "1.45")
+    assert Settings().docker_api_version == "1.45"
+
+
+@given(st.text(max_size=8))
+def test_an_api_version_is_major_dot_minor_or_refused_naming_the_setting(text: str) -> None:
+    try:
+        settings = Settings(docker_api_version=text)
+    except ValidationError as exc:
+        assert "docker_api_version" in str(exc)
+    else:
+        assert re.fullmatch(r"1\.\d{1,3}", settings.docker_api_version or "")
+        assert client(None, api_version=settings.docker_api_version).api_version == f"v{text}"

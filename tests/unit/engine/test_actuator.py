@@ -124,7 +124,7 @@ def on_networks(*networks: tuple[str, list[str]], name: str = "/shop-web-1") -> 
     template["HostConfig"]["NetworkMode"] = networks[0][0]
     template["NetworkSettings"] = {
         "Networks": {
-            network: {"Aliases": aliases, "IPAddress": "172.18.0.2", "IPAMConfig": {"IPv4Address": "172.18.0.2"}}
+            network: {"Aliases": aliases, "NetworkID": f"id-{network}", "IPAddress": "172.18.0.2", "IPAMConfig": {"IPv4Address": "172.18.0.2"}}
             for network, aliases in networks
         }
     }  # fmt: skip
@@ -157,6 +157,30 @@ def test_below_api_1_44_a_clone_is_created_on_its_primary_network_and_at_1_44_on
     assert set(below) == {"shop_back"}
     every = clone_config(template, 4, "shop-web-4", every_network=True)
     assert set(every["NetworkingConfig"]["EndpointsConfig"]) == {"shop_back", "shop_front"}
+
+
+@pytest.mark.parametrize("mode", ["default", "bridge"])
+def test_on_the_default_bridge_a_clone_is_created_there_without_aliases(mode: str) -> None:
+    # `docker run` without --network: the mode is `default` (Docker 20.10) or `bridge` (26.1),
+    # the endpoint `bridge`. Created there, never connected to it again below API 1.44.
+    template = on_networks(("bridge", []), name="/web-1")
+    template["HostConfig"]["NetworkMode"] = mode
+    below = clone_config(template, 2, "web-2")["NetworkingConfig"]["EndpointsConfig"]
+    assert below == {"bridge": {"Aliases": None, "Links": None}}
+
+
+def test_an_endpoint_the_engine_never_joined_is_left_out() -> None:
+    # An engine without the default bridge reports one for a started `docker run` container,
+    # with no network id: there is nothing to join.
+    template = on_networks(("bridge", []), ("shop_back", ["web"]), name="/web-1")
+    template["HostConfig"]["NetworkMode"] = "bridge"
+    template["State"] = {"StartedAt": "2026-12-01T10:00:00.123456789Z"}
+    template["NetworkSettings"]["Networks"]["bridge"]["NetworkID"] = ""
+    assert set(clone_networks(template, "web-2")) == {"shop_back"}
+    assert "NetworkingConfig" not in clone_config(template, 2, "web-2")
+    # Before its first start no endpoint has an id yet: each is still the template's.
+    del template["State"]
+    assert set(clone_networks(template, "web-2")) == {"bridge", "shop_back"}
 
 
 def test_what_is_one_containers_alone_is_not_copied() -> None:
