@@ -30,6 +30,8 @@ typecheck: install
 
 up:
 	bash scripts/engine.sh start
+	bash scripts/engine.sh start legacy
+	bash scripts/engine.sh start bare
 	bash scripts/broker.sh start
 	bash scripts/prometheus.sh start
 	bash scripts/swarm.sh start 3
@@ -38,6 +40,8 @@ down:
 	-bash scripts/swarm.sh stop
 	-bash scripts/prometheus.sh stop
 	-bash scripts/broker.sh reset
+	-bash scripts/engine.sh stop bare
+	-bash scripts/engine.sh stop legacy
 	-bash scripts/engine.sh stop
 
 # Starts the engine and broker, runs every test against them, and stops what it started.
@@ -55,8 +59,11 @@ mutate: install
 	$(BIN)/mutmut results
 
 bench: install up
-	bash -c '. scripts/lib.sh && need_cmd docker-compose docker-compose'
-	set -a; eval "$$(bash scripts/engine.sh env)"; eval "$$(bash scripts/broker.sh env)"; \
+	set -a; eval "$$(bash scripts/platform.sh env current)"; \
+	AUTOSCALER_TEST_LEGACY_COMPOSE=$$(bash scripts/platform.sh bin legacy)/docker-compose; \
+	AUTOSCALER_TEST_LEGACY_HOST=$$(bash scripts/engine.sh env legacy | cut -d= -f2-); \
+	AUTOSCALER_TEST_BARE_HOST=$$(bash scripts/engine.sh env bare | cut -d= -f2-); \
+	eval "$$(bash scripts/engine.sh env)"; eval "$$(bash scripts/broker.sh env)"; \
 	eval "$$(bash scripts/prometheus.sh env)"; eval "$$(bash scripts/swarm.sh env)"; set +a; \
 	bash scripts/swarm.sh load "$${AUTOSCALER_TEST_IMAGE:-autoscaler-test/busybox:latest}"; \
 	$(BIN)/python -m bench $(B)

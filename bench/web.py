@@ -1,5 +1,5 @@
 """A web service behind a real proxy, deployed as a user deploys it: deploy/web's stack (the
-service on two networks, `back` and `front`, the proxy on `front`), docker-compose 1.29, the
+service on two networks, `back` and `front`, the proxy on `front`), Compose v2.26, the
 containerised autoscaler from the deploy overlay at a 2 s interval, and open-loop HTTP load from
 inside the engine's network namespace: 8 requests a second, then 40 (what 10 replicas carry at
 the 50 % target), then 8 again. Each request costs the webapp 10 ms of CPU on 0.1 of a core.
@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import aiodocker
 
 from bench.common import ROOT, engine
+from tests.integration.platforms import platform_named
 from tests.integration.socket_proxy import overlay_env
 from tests.integration.web import (
     WEB,
@@ -141,13 +142,15 @@ async def _case(docker: aiodocker.Docker, docker_host: str, case: Case) -> Row:
            "AUTOSCALER_INTERVAL": "2", "COMPOSE_PROJECT_NAME": project,
            "SCALE_DOWN_WINDOW": "15s", **overlay_env(docker_host, folder / "secrets")}  # fmt: skip
     row = Row(case)
-    async with web_stack(project, case.proxy, docker_host, folder, env=env,
+    async with web_stack(project, case.proxy, platform_named("current"), folder, env=env,
                          extra=_overrides(folder, case), rewrite=False) as stack:  # fmt: skip
         url = f"http://{await stack.address(docker)}/"
         await asyncio.sleep(10)  # the autoscaler's start-up and first rounds, idle
         async with watching(docker, project) as replicas:
             outcomes = await send_load(url, PHASES)
-        status = await explained(docker, f"{project}_autoscaler_1", f"{project}/web")
+        status = await explained(
+            docker, platform_named("current").container(project, "autoscaler"), f"{project}/web"
+        )
     # The lease outlives its holder by design; the bench's project is gone for good.
     with contextlib.suppress(aiodocker.DockerError):
         await (await docker.containers.get(f"autoscaler-lease-{project}")).delete(force=True)

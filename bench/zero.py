@@ -30,6 +30,7 @@ import aiodocker
 
 from bench.common import ROOT
 from bench.web import IMAGE, OUT, Case, _change, each_case, prepare
+from tests.integration.platforms import platform_named
 from tests.integration.socket_proxy import overlay_env
 from tests.integration.web import WEB, send_load, web_stack, write_stack
 
@@ -110,7 +111,8 @@ async def _case(docker: aiodocker.Docker, docker_host: str, case: ZeroCase) -> R
     extra = (WEB / scrape, WEB / "compose.zero.yaml", ROOT / "deploy" / "compose.autoscaler.yaml")
     row = Row(case)
     outcomes = []
-    async with web_stack(project, case.proxy, docker_host, folder, env=env, extra=extra,
+    current = platform_named("current")
+    async with web_stack(project, case.proxy, current, folder, env=env, extra=extra,
                          rewrite=False) as stack:  # fmt: skip
         url = f"http://{await stack.address(docker)}/"
         await send_load(url, (("warm", 4.0, 3.0),))  # the proxy's counters exist once it served

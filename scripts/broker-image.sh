@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
 need_cmd mosquitto mosquitto
-need_cmd docker docker.io
+use_platform
 if docker image inspect "$TAG" >/dev/null 2>&1; then
     exit 0
 fi

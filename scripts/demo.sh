@@ -25,18 +25,12 @@ if [ -z "${DEMO_BANNER_SHOWN:-}" ]; then
     echo
 fi
 
-need_cmd docker docker.io
+# The users' docker CLI and Compose v2 (Debian 13's, scripts/platform.sh): they speak to any
+# engine from API 1.24 on, the one DOCKER_HOST names or the private one.
+use_platform
 need_cmd mosquitto_sub mosquitto-clients
 need_cmd nsenter util-linux
-if command -v docker-compose >/dev/null 2>&1; then
-    compose=(docker-compose)
-elif docker compose version >/dev/null 2>&1; then
-    compose=(docker compose)
-else
-    need_cmd docker-compose docker-compose
-    compose=(docker-compose)
-fi
-compose+=(-p "$PROJECT" -f deploy/web/compose.yaml)
+compose=(docker compose -p "$PROJECT" -f deploy/web/compose.yaml)
 export WEB_IMAGE=autoscaler-test/web:latest PROXY_IMAGE=autoscaler-test/caddy:latest
 export PROXY_PORT=${DEMO_PROXY_PORT:-0} SCALE_DOWN_WINDOW=20s
 

@@ -43,7 +43,7 @@ base_image() {
     log "imported base image $BASE"
 }
 
-need_cmd docker docker.io
+use_platform
 base_image
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT

@@ -68,3 +68,13 @@ with_libraries() {
         cp -L "$lib" "$root$lib"
     done
 }
+
+# use_platform: the users' docker CLI and Compose (platform.sh's current lane: Docker 26.1,
+# Compose v2.26) lead PATH, fetched first if missing.
+use_platform() {
+    local scripts
+    scripts=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+    bash "$scripts/platform.sh" fetch current
+    eval "$(bash "$scripts/platform.sh" env current)"
+    export PATH DOCKER_CONFIG
+}

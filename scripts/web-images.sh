@@ -13,7 +13,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=scripts/lib.sh
 . "$here/lib.sh"
-need_cmd docker docker.io
+use_platform
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 
