@@ -164,13 +164,11 @@ class Controller:
         decide: bool = True,
     ) -> None:
         self._samples = samples
-        if self._ctx.clones and all(r.is_clone for r in replicas):
-            wall = self._ctx.clock.wall()
-            if len(winding_down(replicas, wall)) == len(replicas):
-                # `docker compose down` removed the template first: the rest follow it.
-                reason = "its containers are being removed: not scaling"
-                self._show(Phase.STOPPED, replicas, self.spec, None, reason)
-                return
+        if self._going(replicas):
+            # `docker compose down` removed the template first: the rest follow it.
+            gone = "its containers are being removed: not scaling"
+            self._show(Phase.STOPPED, replicas, self.spec, None, gone)
+            return
         try:
             spec = self._spec_for(replicas)
         except AutoscalerError as exc:
@@ -254,6 +252,13 @@ class Controller:
         if not zero_able and not self._zero.asleep:
             return False
         return self._zero.step(tg, self, spec, replicas, self._metric.read(spec))
+
+    def _going(self, replicas: Sequence[Replica]) -> bool:
+        """Whether only clones are left, each on its way out: the service is being removed,
+        which is no missing template."""
+        if not self._ctx.clones or not all(r.is_clone for r in replicas):
+            return False
+        return len(winding_down(replicas, self._ctx.clock.wall())) == len(replicas)
 
     def _stopped(self, replicas: Sequence[Replica]) -> str | None:
         """Why its owner stopped the service, or None: none of the user's own containers runs

@@ -334,11 +334,18 @@ class Actuator:
         async with self._removing:
             with engine_errors(f"stopping {replica.name} to sleep", service=str(key)):
                 bound = aiohttp.ClientTimeout(total=int(timeout) + self._timeout)
-                await self._docker.containers.container(replica.id).stop(
-                    t=int(timeout), timeout=bound
-                )
+                container = self._docker.containers.container(replica.id)
+                await container.stop(t=int(timeout), timeout=bound)
+                await self._stopped(container)
         logger.info("%s: stopped %s (asleep)", key, replica.name)
         return replica.id
+
+    async def _stopped(self, container: aiodocker.containers.DockerContainer) -> None:
+        """Until the engine has the container as not running: Docker 26 answers a stop as its
+        process ends, a moment before its state says so, and an inspect (or a removal) in that
+        moment would still find it running."""
+        bound = aiohttp.ClientTimeout(total=self._timeout)
+        await container.wait(condition="not-running", timeout=bound)
 
     async def _start(self, key: ServiceKey, replica: Replica) -> str:
         """Start one of the user's own containers again: the fastest way back from zero."""
@@ -360,6 +367,7 @@ class Actuator:
                         # Its grace period, and then as long as any other call may take.
                         bound = aiohttp.ClientTimeout(total=int(timeout) + self._timeout)
                         await container.stop(t=int(timeout), timeout=bound)
+                        await self._stopped(container)
                 with engine_errors(f"removing clone {replica.name}", service=str(key)):
                     await container.delete(v=True)
         except EngineError as exc:

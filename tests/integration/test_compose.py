@@ -9,8 +9,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,17 @@ import aiodocker
 import pytest
 
 from autoscaler.cli import main
+from tests.integration.compose_stack import (
+    EVENTS_ONLY,
+    HELD,
+    Stack,
+    below,
+    containers,
+    engine_until,
+    is_clone,
+)
 from tests.integration.conftest import (
     ON_BOTH,
-    ROOT,
-    TEST_IMAGE,
     Load,
     Mqtt,
     events,
@@ -31,60 +37,6 @@ from tests.integration.conftest import (
 )
 from tests.integration.platforms import Platform
 
-COMPOSE_FILE = """\
-services:
-  web:
-    image: {image}
-    command: ["sh", "-c", "echo serving as $$(hostname); exec sh /burn.sh"]
-    networks: [back, front]
-    cpus: 0.25
-    stop_grace_period: 2s
-    environment:
-      RELEASE: "${{RELEASE:-1}}"
-    volumes:
-      - {burn}:/burn.sh:ro
-      - {load}:/load
-    labels:
-      autoscaler.enable: "true"
-      autoscaler.min: "${{MIN:-1}}"
-      autoscaler.max: "6"
-      autoscaler.cpu.target: "50"
-      autoscaler.scale-down.stabilization: "${{DOWN_WINDOW:-30s}}"
-  job:
-    image: {image}
-    command: ["true"]
-    networks: [back]
-    depends_on: [web]
-    profiles: [jobs]
-networks:
-  back: {{}}
-  front: {{}}
-"""
-HELD = {"MIN": "3"}
-"""A service the autoscaler holds at 3 from its first round (its min): no load to wait for."""
-EVENTS_ONLY = 60.0
-"""An interval no test waits out: what happens before the next round came from the events."""
-
-
-@dataclass
-class Stack:
-    """COMPOSE_FILE as a project of the test's own, on the test's platform."""
-
-    platform: Platform
-    project: str
-    file: Path
-
-    async def __call__(
-        self, *args: str, env: Mapping[str, str] | None = None, check: bool = True
-    ) -> str:
-        """`docker compose -p PROJECT -f FILE ARGS...` (or docker-compose 1.29): its output."""
-        return await self.platform.run_compose(
-            self.project, [self.file], *args, env=env, check=check
-        )
-
-    def name(self, number: int, service: str = "web") -> str:
-        return self.platform.container(self.project, service, number)
-
 
 @pytest.fixture
 async def stack(
@@ -93,72 +45,11 @@ async def stack(
 ) -> AsyncIterator[Stack]:  # fmt: skip
     """The project's file, written; afterwards its containers (make_container's cleanup) and
     its networks go, so that a run of tests never exhausts the engine's address pools."""
-    load = make_load("web")
-    path = tmp_path / "compose.yaml"
-    path.write_text(COMPOSE_FILE.format(image=TEST_IMAGE, burn=ROOT / "scripts" / "burn.sh",
-                                        load=load.path))  # fmt: skip
-    made = Stack(platform, project, path)
+    made = Stack.write(platform, project, tmp_path, make_load("web").path)
     try:
         yield made
     finally:
-        await made("down", "-t", "0", "--remove-orphans", check=False)
-        label = {"label": [f"com.docker.compose.project={project}"]}
-        for network in await docker.networks.list(filters=label):
-            await docker.networks.delete(network["Id"])
-
-
-async def containers(
-    docker: aiodocker.Docker, project: str, *, every: bool = False, service: str = "web"
-) -> list[dict[str, Any]]:
-    """The service's containers, as the engine lists them: running ones (`every`: all)."""
-    labels = [f"com.docker.compose.project={project}", f"com.docker.compose.service={service}"]
-    listed = await docker.containers.list(all=every, filters=json.dumps({"label": labels}))
-    return [c._container for c in listed]
-
-
-def is_clone(container: Mapping[str, Any]) -> bool:
-    return "autoscaler.clone-of" in container["Labels"]
-
-
-async def engine_until(
-    docker: aiodocker.Docker, project: str, condition: Callable[[], Awaitable[Any]],
-    within: float = 30.0,
-) -> Any:  # fmt: skip
-    """`condition()` once now and again at each engine event of the project's containers, until
-    it is true: a wait on what the engine does, not on the clock."""
-    subscriber = docker.events.subscribe(create_task=False)  # type: ignore[no-untyped-call]
-    label = f"com.docker.compose.project={project}"
-    filters = json.dumps({"type": ["container"], "label": [label]})
-    async with asyncio.timeout(within), asyncio.TaskGroup() as tg:
-        feed = tg.create_task(docker.events.run(since=f"{time.time() - 1:.3f}", filters=filters))
-        try:
-            while not (result := await condition()):
-                if await subscriber.get() is None:
-                    raise AssertionError("the engine's event stream ended")
-        finally:
-            feed.cancel()
-    return result
-
-
-async def below(
-    docker: aiodocker.Docker, project: str, count: int, command: Awaitable[str]
-) -> float:
-    """Seconds the service ran fewer than `count` replicas from the start of `command` until it
-    runs `count` again (after the command returned), watched from outside every 20 ms."""
-    task = asyncio.ensure_future(command)
-    short: float | None = None
-    spent = 0.0
-    async with asyncio.timeout(60):
-        while True:
-            now, running = time.monotonic(), len(await containers(docker, project))
-            if running < count and short is None:
-                short = now
-            if running >= count and short is not None:
-                spent, short = spent + now - short, None
-            if task.done() and short is None:
-                await task
-                return spent
-            await asyncio.sleep(0.02)  # an observation period: the engine has no count event
+        await made.remove(docker)
 
 
 # -- one-offs ------------------------------------------------------------------------------------
