@@ -44,10 +44,10 @@ from autoscaler.repairs import (
     CrashLoop,
     Repair,
     broken,
+    changing,
     heeded,
     restore,
     roll,
-    winding_down,
     woke,
 )
 from autoscaler.report import Report
@@ -258,7 +258,7 @@ class Controller:
         which is no missing template."""
         if not self._ctx.clones or not all(r.is_clone for r in replicas):
             return False
-        return len(winding_down(replicas, self._ctx.clock.wall())) == len(replicas)
+        return len(changing(replicas, self._ctx.clock.wall())) == len(replicas)
 
     def _stopped(self, replicas: Sequence[Replica]) -> str | None:
         """Why its owner stopped the service, or None: none of the user's own containers runs
@@ -272,9 +272,9 @@ class Controller:
         if any(r.serving or r.status == "restarting" for r in own) or not down:
             self._down = None
             if any(r.serving for r in own):
-                if going := winding_down(replicas, self._ctx.clock.wall()):
-                    return (f"another hand is stopping or removing {len(going)} of its "
-                            "containers: not scaling until they are gone or back")  # fmt: skip
+                if busy := changing(replicas, self._ctx.clock.wall()):
+                    return (f"another hand is creating, stopping or removing {len(busy)} of "
+                            "its containers: not scaling until it is done")  # fmt: skip
                 return None
             if any(r.status == "paused" for r in own):
                 return "its containers are paused (docker compose pause): not scaling"

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from autoscaler.backoff import Backoff
-from autoscaler.labels import CONFIG_HASH, Replica, counted
+from autoscaler.labels import CONFIG_HASH, Replica, counted, timestamp
 
 STOPPED_GRACE = 10.0
 """Seconds a clone stopped by request is not taken for broken (see above)."""
@@ -81,13 +81,21 @@ def heeded(replicas: Sequence[Replica], wall: float) -> list[Replica]:
     return out
 
 
-def winding_down(replicas: Sequence[Replica], wall: float) -> list[Replica]:
-    """What another hand is stopping or removing now: replicas asked to stop that still run,
-    and resting clones. While there are any, the service's size is theirs to finish changing
-    (`docker compose up`, `down`, `restart` act on several containers at once, and the engine
-    tells of each in turn)."""
+def changing(replicas: Sequence[Replica], wall: float) -> list[Replica]:
+    """What another hand is changing now: replicas asked to stop that still run, resting
+    clones, and containers of the user's created less than STOPPED_GRACE seconds ago and not
+    yet started (Compose creates, then starts). While there are any, the service's size is
+    theirs to finish changing (`docker compose up`, `down`, `restart` act on several containers
+    at once, and the engine tells of each in turn)."""
     since = woke(replicas)
-    return [r for r in replicas if r.stopping or resting(r, wall, since)]
+    return [r for r in replicas
+            if r.stopping or resting(r, wall, since) or _just_created(r, wall)]  # fmt: skip
+
+
+def _just_created(replica: Replica, wall: float) -> bool:
+    created = timestamp(str(replica.inspect.get("Created") or ""))
+    return (not replica.is_clone and replica.status == "created"
+            and wall - created < STOPPED_GRACE)  # fmt: skip
 
 
 def woke(replicas: Sequence[Replica]) -> float:

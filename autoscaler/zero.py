@@ -120,9 +120,10 @@ class Sleep:
 
     def _running(self, replicas: Sequence[Replica]) -> bool:
         """Whether any replica of the service runs (one of the user's own, where replicas are
-        clones of them: a clone left alone does not make a service awake)."""
+        clones of them: a clone left alone does not make a service awake), and nobody asked it
+        to stop: a service its owner is stopping is theirs, not one to put to sleep."""
         own = [r for r in replicas if not r.is_clone] if self._ctx.clones else list(replicas)
-        return bool(counted(own))
+        return any(not r.stopping for r in counted(own))
 
     async def _read(self) -> ScaleResult:
         self.asleep = await self._ctx.actuator.asleep(self.key)

@@ -87,6 +87,17 @@ def clone_config(
     config["Labels"] = own
 
     host = {k: v for k, v in template["HostConfig"].items() if k not in _HOST_OWN}
+    if host.get("NanoCpus"):
+        # One CPU limit, as it was given: Podman reports NanoCpus with the quota and period it
+        # made of them, and refuses a create that sets both (as Docker would).
+        host.pop("CpuQuota", None)
+        host.pop("CpuPeriod", None)
+    if host.get("Ulimits"):
+        # Podman names them RLIMIT_NOFILE where its create (and Docker's) takes `nofile`.
+        host["Ulimits"] = [
+            {**u, "Name": str(u.get("Name", "")).lower().removeprefix("rlimit_")}
+            for u in host["Ulimits"]
+        ]
     # Fixed host ports would collide with the template's; let the engine pick free ones.
     bindings = host.get("PortBindings") or {}
     host["PortBindings"] = {

@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 
 from autoscaler.labels import Replica, ServiceKey
-from autoscaler.repairs import STOPPED_GRACE, CrashLoop, broken, restore, roll, stale
+from autoscaler.repairs import (
+    STOPPED_GRACE,
+    CrashLoop,
+    broken,
+    changing,
+    heeded,
+    restore,
+    roll,
+    stale,
+)
 
 KEY = ServiceKey("shop", "web")
 NOW = 1_800_000_000.0
@@ -160,3 +169,24 @@ def test_a_clone_made_from_the_current_template_or_of_the_same_config_is_not_sta
     same_config = with_config(replica("c2"), clone_of="t1", env="V=1", config_hash="h1")
     assert stale([template, same_config], template) == []
     assert roll([template, same_config], template, decided=2) is None
+
+
+def test_what_another_hand_is_changing_holds_the_service() -> None:
+    template = replace(replica("t", clone=False), started_at=NOW - 600)
+    stopping = replace(replica("a"), stopping_since=NOW - 1)
+    resting_clone = replica("b", "exited", crashed=False, finished=1)
+    crashed = replica("c", "exited", exit_code=1, finished=1)
+    created = replace(replica("n", "created", clone=False),
+                      inspect={"Created": datetime.fromtimestamp(NOW - 1, UTC).isoformat()})  # fmt: skip
+    left = replace(created, inspect={"Created": datetime.fromtimestamp(NOW - 60, UTC).isoformat()})
+    found = changing([template, stopping, resting_clone, crashed, created, left], NOW)
+    assert [r.name for r in found] == ["a", "b", "n"]
+
+
+def test_a_stop_ignored_past_its_timeout_is_no_stop() -> None:
+    asked = replace(replica("a"), stopping_since=NOW - 5)
+    assert heeded([asked], NOW)[0].stopping  # within its 10 s and the grace
+    ignored = replace(replica("a"), stopping_since=NOW - 10 - STOPPED_GRACE - 1)
+    assert not heeded([ignored], NOW)[0].stopping
+    quick = replace(ignored, inspect={**ignored.inspect, "Config": {"StopTimeout": 60}})
+    assert heeded([quick], NOW)[0].stopping  # its own, longer stop timeout

@@ -183,6 +183,21 @@ def test_an_endpoint_the_engine_never_joined_is_left_out() -> None:
     assert set(clone_networks(template, "web-2")) == {"bridge", "shop_back"}
 
 
+def test_a_clone_takes_its_limits_in_the_words_a_create_accepts() -> None:
+    # Podman reports NanoCpus beside the quota it made of them, and its own names for ulimits;
+    # a create with both CPU limits, or those names, is refused.
+    template = copy.deepcopy(TEMPLATE)
+    template["HostConfig"] |= {"CpuQuota": 50_000, "CpuPeriod": 100_000,
+                               "Ulimits": [{"Name": "RLIMIT_NOFILE", "Soft": 1024, "Hard": 4096}]}  # fmt: skip
+    host = clone_config(template, 4)["HostConfig"]
+    assert host["NanoCpus"] == 500_000_000
+    assert "CpuQuota" not in host and "CpuPeriod" not in host
+    assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 4096}]
+    # A quota given as one (Docker's --cpu-quota) stays.
+    template["HostConfig"]["NanoCpus"] = 0
+    assert clone_config(template, 4)["HostConfig"]["CpuQuota"] == 50_000
+
+
 def test_what_is_one_containers_alone_is_not_copied() -> None:
     template = copy.deepcopy(TEMPLATE)
     template["HostConfig"]["ContainerIDFile"] = "/run/web.cid"
