@@ -43,9 +43,10 @@ from autoscaler.metric_watch import MetricWatch
 from autoscaler.repairs import (
     CrashLoop,
     Repair,
+    being_removed,
     broken,
-    changing,
     heeded,
+    held,
     restore,
     roll,
     woke,
@@ -164,7 +165,7 @@ class Controller:
         decide: bool = True,
     ) -> None:
         self._samples = samples
-        if self._going(replicas):
+        if self._ctx.clones and being_removed(replicas, self._ctx.clock.wall()):
             # `docker compose down` removed the template first: the rest follow it.
             gone = "its containers are being removed: not scaling"
             self._show(Phase.STOPPED, replicas, self.spec, None, gone)
@@ -253,34 +254,17 @@ class Controller:
             return False
         return self._zero.step(tg, self, spec, replicas, self._metric.read(spec))
 
-    def _going(self, replicas: Sequence[Replica]) -> bool:
-        """Whether only clones are left, each on its way out: the service is being removed,
-        which is no missing template."""
-        if not self._ctx.clones or not all(r.is_clone for r in replicas):
-            return False
-        return len(changing(replicas, self._ctx.clock.wall())) == len(replicas)
-
     def _stopped(self, replicas: Sequence[Replica]) -> str | None:
-        """Why its owner stopped the service, or None: none of the user's own containers runs
-        (or each that runs was asked to stop), and none of them crashed. A crashed template is
-        no owner's stop: the service is kept at its count by its clones, and the template is
+        """Why its owner holds the service (repairs.held), or None. A crashed template is no
+        owner's stop: the service is kept at its count by its clones, and the template is
         reported down (in the state, and once as an error event) until it runs again."""
         if not self._ctx.clones:
             return None
         own = [r for r in replicas if not r.is_clone]
         down = [r for r in own if r.crashed and r.status in ("exited", "dead")]
-        if any(r.serving or r.status == "restarting" for r in own) or not down:
+        if not down or any(r.serving or r.status == "restarting" for r in own):
             self._down = None
-            if any(r.serving for r in own):
-                if busy := changing(replicas, self._ctx.clock.wall()):
-                    return (f"another hand is creating, stopping or removing {len(busy)} of "
-                            "its containers: not scaling until it is done")  # fmt: skip
-                return None
-            if any(r.status == "paused" for r in own):
-                return "its containers are paused (docker compose pause): not scaling"
-            if any(r.stopping for r in own):
-                return "its own containers are being stopped or replaced: not scaling"
-            return "no container of the service's own is running: not scaling"
+            return held(replicas, self._ctx.clock.wall())
         message = "; ".join(f"{r.name} crashed ({r.exit})" for r in down)
         error = TemplateError(
             str(self.key), f"{message}: its clones keep the service at its count until it runs"

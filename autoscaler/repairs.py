@@ -98,6 +98,30 @@ def _just_created(replica: Replica, wall: float) -> bool:
             and wall - created < STOPPED_GRACE)  # fmt: skip
 
 
+def held(replicas: Sequence[Replica], wall: float) -> str | None:
+    """Why the service is its owner's to change now, or None: none of the user's own containers
+    serves (stopped, paused, or each asked to stop: `docker compose stop`, `down`, `restart`,
+    `pause`, Compose replacing them), or another hand is changing some of its containers."""
+    own = [r for r in replicas if not r.is_clone]
+    if any(r.serving for r in own):
+        if busy := changing(replicas, wall):
+            return (f"another hand is creating, stopping or removing {len(busy)} of its "
+                    "containers: not scaling until it is done")  # fmt: skip
+        return None
+    if any(r.status == "paused" for r in own):
+        return "its containers are paused (docker compose pause): not scaling"
+    if any(r.stopping for r in own):
+        return "its own containers are being stopped or replaced: not scaling"
+    return "no container of the service's own is running: not scaling"
+
+
+def being_removed(replicas: Sequence[Replica], wall: float) -> bool:
+    """Whether only clones are left, each on its way out: `docker compose down` removed the
+    template first, which is no missing template."""
+    leaving = changing(replicas, wall)
+    return bool(replicas) and all(r.is_clone for r in replicas) and len(leaving) == len(replicas)
+
+
 def woke(replicas: Sequence[Replica]) -> float:
     """When the latest of the service's own containers started (wall clock)."""
     return max((r.started_at for r in replicas if not r.is_clone), default=0.0)

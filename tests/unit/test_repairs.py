@@ -12,9 +12,11 @@ from autoscaler.labels import Replica, ServiceKey
 from autoscaler.repairs import (
     STOPPED_GRACE,
     CrashLoop,
+    being_removed,
     broken,
     changing,
     heeded,
+    held,
     restore,
     roll,
     stale,
@@ -190,3 +192,32 @@ def test_a_stop_ignored_past_its_timeout_is_no_stop() -> None:
     assert not heeded([ignored], NOW)[0].stopping
     quick = replace(ignored, inspect={**ignored.inspect, "Config": {"StopTimeout": 60}})
     assert heeded([quick], NOW)[0].stopping  # its own, longer stop timeout
+
+
+SERVING = replace(replica("t", clone=False), started_at=NOW - 600)
+
+
+@pytest.mark.parametrize(
+    ("replicas", "words"),
+    [
+        pytest.param([SERVING, replica("a")], None, id="serving"),
+        pytest.param([SERVING, replace(replica("a"), stopping_since=NOW)], "another hand is creating, stopping or removing 1 of its containers", id="a-clone-being-removed"),
+        pytest.param([replace(SERVING, stopping_since=NOW), replica("a")], "its own containers are being stopped or replaced", id="down-or-replaced"),
+        pytest.param([replace(SERVING, status="paused"), replica("a", "paused")], "paused (docker compose pause)", id="paused"),
+        pytest.param([replica("t", "exited", clone=False, crashed=False), replica("a")], "no container of the service's own is running", id="stopped"),
+    ],
+)  # fmt: skip
+def test_what_the_owner_holds(replicas: list[Replica], words: str | None) -> None:
+    why = held(replicas, NOW)
+    assert why == words if words is None else why is not None and words in why
+
+
+def test_a_service_whose_template_went_first_is_being_removed_not_broken() -> None:
+    leaving = [
+        replace(replica("a"), stopping_since=NOW),
+        replica("b", "exited", crashed=False, finished=1),
+    ]
+    assert being_removed(leaving, NOW)
+    assert not being_removed([*leaving, replica("c")], NOW)  # one that still serves
+    assert not being_removed([SERVING, *leaving], NOW)
+    assert not being_removed([], NOW)
