@@ -273,10 +273,8 @@ class App:
         """Mend the services events named since the last look; while this instance does not
         act (a lease renewal answered late), they wait for it to act again."""
         if not self._acts():
-            logger.debug("not acting: %s wait", self._to_mend)
             return
         keys, self._to_mend = self._to_mend, set()
-        logger.debug("mending %s", keys)
         services = self.inventory.services()
         self.controllers.mend(tg, {k: services[k] for k in keys if k in services})
 

@@ -5,8 +5,9 @@ Every interval, when nothing of the service's is in flight, `step` runs:
 
     labels wrong, or no template ──────────────────────────────► ERROR (reported once, skipped)
     min 0: quiet for to-zero-after ─► sleep ───────────────────► IDLE (at zero) ─► wake on demand
-    none of the service's own containers runs, or each that ───► STOPPED (its owner stopped,
-      runs is being stopped, or all are paused                           paused or replaces it)
+    none of the service's own containers serves (stopped, ─────► STOPPED (its owner stopped,
+      paused, asked to stop), or another hand is creating,           paused or is changing it)
+      stopping or removing some of its containers
     the last action failed, its backoff not over ──────────────► BACKOFF (2, 4, ... 60 s)
     broken clones ──(crash-loop backoff allows)──► repair ─────► REPAIRING ─► guarded runner
     replicas gone by another hand, stale clones ─► restore, roll ► REPAIRING ─► guarded runner
