@@ -39,7 +39,7 @@ from autoscaler.errors import AutoscalerError, InternalError, TemplateError
 from autoscaler.history import History
 from autoscaler.idle_watch import IdleWatch
 from autoscaler.keep import Memory
-from autoscaler.labels import Replica, ServiceKey, counted, template_of, unclonable
+from autoscaler.labels import Replica, ServiceKey, counted, template_of
 from autoscaler.metric_watch import MetricWatch
 from autoscaler.repairs import (
     CrashLoop,
@@ -280,7 +280,7 @@ class Controller:
         """The spec from the template's labels, parsed again only when they change; a new spec
         brings a new policy, and a behaviour that carries the old one's windows over."""
         template = template_of(self.key, replicas)
-        if self._ctx.clones and (why := unclonable(template)) is not None:
+        if self._ctx.clones and (why := template.unclonable) is not None:
             raise TemplateError(str(self.key), f"{template.name} cannot be cloned: {why}")
         all_labels = template.labels
         if self.spec is not None and dict(self.spec.labels) == own_labels(all_labels):

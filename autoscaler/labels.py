@@ -21,8 +21,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import MappingProxyType
-from typing import Any
 
 from autoscaler.errors import TemplateError
 
@@ -93,26 +91,57 @@ def service_key(labels: Mapping[str, str], container_name: str) -> ServiceKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Restart:
+    """A replica's restart policy, and how often the engine restarted it under it."""
+
+    policy: str = "no"
+    """`no`, `always`, `unless-stopped` or `on-failure`."""
+    retries: int = 0
+    """For `on-failure`: how many restarts it allows (0: without a limit)."""
+    count: int = 0
+    """Restarts so far."""
+
+
+@dataclass(frozen=True, slots=True)
 class Replica:
-    """One opted-in container, as its last inspect showed it."""
+    """One replica of a service as its backend last saw it, in plain facts: what the core
+    decides on. The backend fills it in (a container's inspect, a Swarm task); nothing of the
+    engine's own data travels with it."""
 
     id: str
     name: str
     key: ServiceKey
     labels: Mapping[str, str]
     status: str
-    """Docker's State.Status: created, running, paused, restarting, exited, dead; or `starting`,
-    a Swarm task on its way to running."""
+    """created, running, paused, restarting, exited, dead; or `starting`, a Swarm task on its
+    way to running."""
     health: str | None
-    """State.Health.Status when the image or service has a health check: starting, healthy..."""
+    """Its health check's verdict where it has one: starting, healthy, unhealthy."""
     pid: int
+    """Its main process on the host, 0 if none runs (or it is not on this host)."""
     started_at: float
     number: int | None
     clone_of: str | None
     cpu_limit: float | None
-    """Cores the container may use (NanoCpus, CFS quota/period or cpuset), None without a limit."""
+    """Cores it may use, None without a limit."""
     memory_limit: int | None
-    inspect: Mapping[str, Any]
+    image: str = ""
+    """The image it runs, by id."""
+    created_at: float = 0.0
+    finished_at: float = 0.0
+    """When it last exited (wall clock), 0 if it never did."""
+    exit_code: int | None = None
+    oom_killed: bool = False
+    restart: Restart = Restart()
+    stop_timeout: float | None = None
+    """Seconds a stop waits for it before killing it, where it has its own."""
+    fingerprint: str = ""
+    """Its configuration, summed up: two replicas with the same fingerprint run the same
+    configuration (the backend says what counts: image, command, environment, Compose's hash)."""
+    unclonable: str | None = None
+    """Why clones of it could not work, or None."""
+    node: str | None = None
+    """The node it runs on, where the backend places replicas on several (a Swarm task)."""
     unseen: str | None = None
     """Why nothing can be known of it now, where the engine's state does not say: a Swarm task
     whose node's agent is silent. Such a replica is not a sample, and the count never falls."""
@@ -138,81 +167,20 @@ class Replica:
         return self.running and not self.stopping
 
     @property
-    def finished_at(self) -> float:
-        """When it last exited (wall clock), 0 if it never did."""
-        return timestamp((self.inspect.get("State") or {}).get("FinishedAt"))
-
-    @property
     def is_clone(self) -> bool:
         return self.clone_of is not None
 
     @property
     def exit(self) -> str:
         """How it ended, in words: `exit code 3`, `exit code 137 (out of memory)`."""
-        state = self.inspect.get("State") or {}
-        words = f"exit code {state.get('ExitCode', '?')}"
-        return f"{words} (out of memory)" if state.get("OOMKilled") else words
-
-    @classmethod
-    def from_inspect(cls, data: Mapping[str, Any]) -> Replica:
-        config, host, state = data["Config"], data["HostConfig"], data["State"]
-        labels = MappingProxyType(dict(config.get("Labels") or {}))
-        name = data["Name"].lstrip("/")
-        number = labels.get(COMPOSE_NUMBER, "")
-        return cls(
-            id=data["Id"],
-            name=name,
-            key=service_key(labels, name),
-            labels=labels,
-            status=state.get("Status", "unknown"),
-            health=(state.get("Health") or {}).get("Status"),
-            pid=int(state.get("Pid") or 0),
-            started_at=timestamp(state.get("StartedAt")),
-            number=int(number) if number.isdigit() else None,
-            clone_of=labels.get(CLONE_OF),
-            cpu_limit=cpu_limit(host),
-            memory_limit=int(host.get("Memory") or 0) or None,
-            inspect=data,
-        )
-
-
-STOP_EXITS = frozenset({0, 128 + 2, 128 + 9, 128 + 15})
-"""Exit codes of a container that was asked to stop: it finished, or ended by SIGINT, SIGKILL or
-SIGTERM (`docker stop` sends TERM, then KILL after the grace period)."""
-
-
-def crashed_by_its_state(inspect: Mapping[str, Any]) -> bool:
-    """For a container that ended before anyone watched its events: whether its state reads
-    as a crash (killed for memory, an engine error, an exit code no stop gives)."""
-    state = inspect.get("State") or {}
-    if state.get("Status") not in ("exited", "dead"):
-        return False
-    if state.get("OOMKilled") or state.get("Error") or state.get("Status") == "dead":
-        return True
-    return state.get("ExitCode") not in STOP_EXITS
+        code = "?" if self.exit_code is None else self.exit_code
+        return f"exit code {code} (out of memory)" if self.oom_killed else f"exit code {code}"
 
 
 def counted(replicas: Sequence[Replica]) -> list[Replica]:
     """The replicas a service has now: running, or restarting under its restart policy, or a
     Swarm task on its way (the count Swarm was asked for, as the HPA counts a scale's replicas)."""
     return [r for r in replicas if r.status in ("running", "restarting", "starting")]
-
-
-def unclonable(template: Replica) -> str | None:
-    """Why clones of this container could not work, or None: one that shares a network stack
-    (another container's, or the host's with ports to listen on) has clones that would bind the
-    very ports it binds, and crash-loop."""
-    host = template.inspect.get("HostConfig") or {}
-    mode = str(host.get("NetworkMode") or "")
-    if mode.startswith("container:"):
-        other = mode.removeprefix("container:")[:12]
-        return (f"it shares the network stack of container {other} (network_mode: service: or "
-                "container:), and so would every clone, binding the same ports")  # fmt: skip
-    exposed = (template.inspect.get("Config") or {}).get("ExposedPorts")
-    if mode == "host" and (host.get("PortBindings") or exposed):
-        return ("it uses the host's network (network_mode: host) and has ports: every clone "
-                "would bind the same ones")  # fmt: skip
-    return None
 
 
 def template_of(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:
@@ -226,26 +194,6 @@ def template_of(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:
             "autoscaler; recreate the service (docker compose up) to give it one",
         )
     return min(originals, key=lambda r: (not r.serving, not r.running, r.number or 0))
-
-
-def cpu_limit(host: Mapping[str, Any]) -> float | None:
-    if host.get("NanoCpus"):
-        return float(host["NanoCpus"]) / 1e9
-    quota, period = host.get("CpuQuota") or 0, host.get("CpuPeriod") or 100_000
-    if quota > 0:
-        return float(quota) / float(period)
-    cpuset = host.get("CpusetCpus") or ""
-    if cpuset:
-        return float(_count_cpus(cpuset))
-    return None
-
-
-def _count_cpus(cpuset: str) -> int:
-    count = 0
-    for part in cpuset.split(","):
-        low, _, high = part.partition("-")
-        count += int(high or low) - int(low) + 1
-    return count
 
 
 def timestamp(value: str | None) -> float:

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from autoscaler.backoff import Backoff
-from autoscaler.labels import CONFIG_HASH, Replica, counted, timestamp
+from autoscaler.labels import Replica, counted
 
 STOPPED_GRACE = 10.0
 """Seconds a clone stopped by request is not taken for broken (see above)."""
@@ -74,7 +74,7 @@ def heeded(replicas: Sequence[Replica], wall: float) -> list[Replica]:
     (`docker kill -s TERM` to a process that traps it, with no kill to follow), and serves."""
     out = []
     for r in replicas:
-        timeout = (r.inspect.get("Config") or {}).get("StopTimeout") or 10
+        timeout = r.stop_timeout or 10
         if r.stopping and wall - r.stopping_since > float(timeout) + STOPPED_GRACE:
             r = replace(r, stopping_since=0.0)
         out.append(r)
@@ -93,9 +93,8 @@ def changing(replicas: Sequence[Replica], wall: float) -> list[Replica]:
 
 
 def _just_created(replica: Replica, wall: float) -> bool:
-    created = timestamp(str(replica.inspect.get("Created") or ""))
     return (not replica.is_clone and replica.status == "created"
-            and wall - created < STOPPED_GRACE)  # fmt: skip
+            and wall - replica.created_at < STOPPED_GRACE)  # fmt: skip
 
 
 def held(replicas: Sequence[Replica], wall: float) -> str | None:
@@ -146,19 +145,10 @@ def restore(replicas: Sequence[Replica], decided: int, wall: float) -> Repair | 
 
 def stale(replicas: Sequence[Replica], template: Replica) -> list[Replica]:
     """Running clones whose configuration is not their template's any more: made from a
-    template that was since replaced by one of another config hash, image, command or env."""
-    config = template.inspect.get("Config") or {}
-    own = (template.labels.get(CONFIG_HASH), template.inspect.get("Image"), config.get("Cmd"),
-           sorted(config.get("Env") or ()))  # fmt: skip
-    out = []
-    for r in counted(replicas):
-        if not r.is_clone or r.clone_of == template.id:
-            continue
-        theirs = r.inspect.get("Config") or {}
-        if (r.labels.get(CONFIG_HASH), r.inspect.get("Image"), theirs.get("Cmd"),
-                sorted(theirs.get("Env") or ())) != own:  # fmt: skip
-            out.append(r)
-    return out
+    template that was since replaced by one of another configuration (its fingerprint)."""
+    return [r for r in counted(replicas)
+            if r.is_clone and r.clone_of != template.id
+            and r.fingerprint != template.fingerprint]  # fmt: skip
 
 
 def roll(replicas: Sequence[Replica], template: Replica, decided: int) -> Repair | None:
@@ -178,10 +168,8 @@ def broken(replica: Replica, wall: float, since: float = 0.0) -> str | None:
     containers last started (`woke`)."""
     if not replica.is_clone:
         return None
-    restart = (replica.inspect.get("HostConfig") or {}).get("RestartPolicy") or {}
-    policy = restart.get("Name") or "no"
-    state = replica.inspect.get("State") or {}
-    exit_code = int(state.get("ExitCode") or 0)
+    policy = replica.restart.policy
+    exit_code = replica.exit_code or 0
     if replica.status == "created":
         return f"{replica.name} was created but never started"
     if replica.status == "dead":
@@ -191,12 +179,11 @@ def broken(replica: Replica, wall: float, since: float = 0.0) -> str | None:
     if replica.status != "exited" or resting(replica, wall, since):
         return None
     exited = f"{replica.name} exited with code {exit_code}"
-    if state.get("OOMKilled"):
+    if replica.oom_killed:
         exited += " (out of memory)"
     if policy == "no" or (policy == "on-failure" and not exit_code):
         return exited
-    retries = int(restart.get("MaximumRetryCount") or 0)
-    restarts = int(replica.inspect.get("RestartCount") or 0)
+    retries, restarts = replica.restart.retries, replica.restart.count
     if policy == "on-failure" and retries and restarts >= retries:
         return f"{exited}; its restart policy gave up after {restarts} restarts"
     return None

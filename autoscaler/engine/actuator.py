@@ -341,7 +341,7 @@ class Actuator:
 
     async def _stop(self, key: ServiceKey, replica: Replica) -> str:
         """Stop one of the user's own containers, within its grace period; never remove it."""
-        timeout = replica.inspect["Config"].get("StopTimeout") or _DEFAULT_STOP_TIMEOUT
+        timeout = replica.stop_timeout or _DEFAULT_STOP_TIMEOUT
         async with self._removing:
             with engine_errors(f"stopping {replica.name} to sleep", service=str(key)):
                 bound = aiohttp.ClientTimeout(total=int(timeout) + self._timeout)
@@ -369,7 +369,7 @@ class Actuator:
     async def _remove(self, key: ServiceKey, replica: Replica) -> str:
         if not replica.is_clone:
             raise TemplateError(str(key), f"refusing to remove {replica.name}: not a clone")
-        timeout = replica.inspect["Config"].get("StopTimeout") or _DEFAULT_STOP_TIMEOUT
+        timeout = replica.stop_timeout or _DEFAULT_STOP_TIMEOUT
         container = self._docker.containers.container(replica.id)
         try:
             async with self._removing:

@@ -46,7 +46,7 @@ async def mark(docker: aiodocker.Docker, key: ServiceKey, template: Replica,
     """Record that the service goes to sleep, before anything of it stops; a marker there
     already (a sleep that did not finish) stands."""
     config: dict[str, Any] = {
-        "Image": template.inspect.get("Image") or template.inspect["Config"]["Image"],
+        "Image": template.image,
         "Cmd": ["asleep"],
         "Labels": {
             ASLEEP: str(key),

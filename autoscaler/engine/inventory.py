@@ -31,6 +31,7 @@ import aiodocker
 from autoscaler import labels
 from autoscaler.backoff import Reconnect
 from autoscaler.engine.client import LIBRARY_ERRORS, engine_errors, label_filter
+from autoscaler.engine.replicas import from_inspect
 from autoscaler.labels import Replica, ServiceKey
 from autoscaler.supervisor import Faults
 
@@ -80,6 +81,7 @@ class Inventory:
         self._asked: dict[str, float] = {}  # id -> when its stop was asked (wall clock)
         self._oomed: set[str] = set()
         self._ended: dict[str, bool] = {}  # id -> crashed, as its last `die` said
+        self._stop_signals: dict[str, str] = {}  # id -> its own stop signal, where it has one
         self.ready = asyncio.Event()
         """Set while the listing is complete and the event stream is followed."""
         self.events_seen = 0
@@ -182,6 +184,7 @@ class Inventory:
         self._oomed &= self._replicas.keys()
         self._asked = {i: t for i, t in self._asked.items() if i in self._replicas}
         self._ended = {i: c for i, c in self._ended.items() if i in self._replicas}
+        self._stop_signals = {i: s for i, s in self._stop_signals.items() if i in self._replicas}
 
     async def refresh(self, container_id: str) -> Replica | None:
         """Re-inspect one container, e.g. right after the actuator created it; an engine that
@@ -205,7 +208,8 @@ class Inventory:
                 return None
             raise
         try:
-            replica = Replica.from_inspect(data._container)
+            replica = from_inspect(data._container)
+            stop_signal = str((data._container.get("Config") or {}).get("StopSignal") or "")
         except Exception as exc:
             # One container we cannot read is left out; every other one is still seen.
             self._faults.failed(f"container {container_id[:12]}", exc)
@@ -216,14 +220,13 @@ class Inventory:
             self._faults.ok(f"container {container_id[:12]}")
         if not labels.opted_in(replica.labels):
             return None
+        self._stop_signals[replica.id] = stop_signal
         if replica.running and replica.id in self._asked:
             replica = replace(replica, stopping_since=self._asked[replica.id])
-        if replica.status in ("exited", "dead"):
-            # Its `die` event says; a container that ended before we watched, its state.
-            crashed = self._ended.get(replica.id)
-            if crashed is None:
-                crashed = labels.crashed_by_its_state(replica.inspect)
-            replica = replace(replica, crashed=crashed)
+        if replica.status in ("exited", "dead") and replica.id in self._ended:
+            # Its `die` event says; of a container that ended before we watched, its state
+            # (replicas.crashed_by_its_state).
+            replica = replace(replica, crashed=self._ended[replica.id])
         return replica
 
     def _ending(
@@ -259,8 +262,7 @@ class Inventory:
         number = int(sent)
         if number in _STOP_SIGNALS:
             return True
-        known = self._replicas.get(container_id)
-        own = str(((known.inspect.get("Config") or {}) if known else {}).get("StopSignal") or "")
+        own = self._stop_signals.get(container_id, "")
         if own.isdigit():
             return number == int(own)
         name = own.upper() if own.upper().startswith("SIG") else f"SIG{own.upper()}"

@@ -29,6 +29,7 @@ from autoscaler.backoff import Reconnect
 from autoscaler.engine import client as engine
 from autoscaler.engine.client import LIBRARY_ERRORS
 from autoscaler.engine.collector import Collector
+from autoscaler.engine.replicas import from_inspect
 from autoscaler.labels import SWARM_TASK, Replica
 from autoscaler.mqtt.client import client, tls_context
 from autoscaler.samples import Sample
@@ -99,7 +100,7 @@ async def _tasks(
         del inspected[gone]
     for c in listed:
         if c.id not in inspected:
-            inspected[c.id] = Replica.from_inspect((await docker.containers.get(c.id))._container)
+            inspected[c.id] = from_inspect((await docker.containers.get(c.id))._container)
     health = {c.id: health_of(c._container.get("Status", "")) for c in listed}
     return [inspected[i] for i in ids], health
 

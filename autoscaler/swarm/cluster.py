@@ -101,7 +101,7 @@ class Cluster:
             for node, name in silent.items() - self.silent.items():
                 logger.warning("agent of node %s (%s) is silent: its tasks are unseen", name, node)
             self.silent = silent
-        placed = {t.id: t.inspect.get("NodeID", "") for ts in services.values() for t in ts}
+        placed = {t.id: t.node or "" for ts in services.values() for t in ts}
         samples, health = self.feed.readings(placed)
         seen = {key: self._as_seen(tasks, health, silent) for key, tasks in services.items()}
         self.controllers.step(tg, seen, samples)
@@ -124,7 +124,7 @@ class Cluster:
         (an unready replica holds any scale-down, policies/replicas.py)."""
         seen = []
         for task in tasks:
-            node = task.inspect.get("NodeID", "")
+            node = task.node or ""
             unseen = f"agent of node {silent[node]} silent" if node in silent else None
             seen.append(replace(task, health=health.get(task.id), unseen=unseen))
         return seen

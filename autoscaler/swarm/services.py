@@ -69,7 +69,7 @@ def task_replica(service: Mapping[str, Any], task: Mapping[str, Any]) -> Replica
         clone_of=None,
         cpu_limit=(limits.get("NanoCPUs") or 0) / 1e9 or None,
         memory_limit=limits.get("MemoryBytes") or None,
-        inspect={**task, "ServiceID": service["ID"]},
+        node=task.get("NodeID") or None,
     )
 
 
@@ -90,7 +90,6 @@ def asleep_replica(service: Mapping[str, Any]) -> Replica:
         clone_of=None,
         cpu_limit=None,
         memory_limit=None,
-        inspect={"ServiceID": service["ID"]},
     )
 
 
@@ -200,12 +199,9 @@ class SwarmScaler:
         read; None leaves either as it is."""
         started = time.monotonic()
         result = ScaleResult(key, len(counted(replicas)))
-        service_id = service_id or next((r.inspect["ServiceID"] for r in replicas), None)
-        if service_id is None:
-            service_id = (await self._read(_name(key), key))["ID"]
         for attempt in range(_TRIES):
-            current = await self._read(service_id, key)
-            spec, version = current["Spec"], current["Version"]["Index"]
+            current = await self._read(service_id or _name(key), key)
+            service_id, spec, version = current["ID"], current["Spec"], current["Version"]["Index"]
             if target is not None:
                 spec["Mode"]["Replicated"]["Replicas"] = target
             own = spec.setdefault("Labels", {})

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
-from autoscaler.labels import Replica, ServiceKey
+from autoscaler.labels import Replica, Restart, ServiceKey
 from autoscaler.repairs import (
     STOPPED_GRACE,
     CrashLoop,
@@ -40,16 +38,11 @@ def replica(
     finished: float = 0.0,
 ) -> Replica:
     """`finished`: seconds before NOW it exited (0: long ago)."""
-    ended = datetime.fromtimestamp(NOW - finished, UTC).isoformat() if finished else None
-    inspect: dict[str, Any] = {
-        "HostConfig": {"RestartPolicy": {"Name": restart, "MaximumRetryCount": retries}},
-        "State": {"ExitCode": exit_code, "FinishedAt": ended},
-        "RestartCount": restarts,
-    }
     return Replica(
         id=name, name=name, key=KEY, labels={}, status=status, health=health, pid=1,
         started_at=0.0, number=1, clone_of="t" if clone else None, cpu_limit=None,
-        memory_limit=None, inspect=inspect, crashed=crashed and status == "exited",
+        memory_limit=None, exit_code=exit_code, finished_at=NOW - finished if finished else 0.0,
+        restart=Restart(restart, retries, restarts), crashed=crashed and status == "exited",
     )  # fmt: skip
 
 
@@ -132,9 +125,9 @@ def test_a_paused_replica_is_not_gone() -> None:
 
 
 def with_config(r: Replica, *, clone_of: str, env: str, config_hash: str) -> Replica:
-    inspect = {**r.inspect, "Image": "sha256:img", "Config": {"Cmd": ["run"], "Env": [env]}}
-    labels = {"com.docker.compose.config-hash": config_hash}
-    return replace(r, clone_of=clone_of, inspect=inspect, labels=labels)
+    """`r` made from template `clone_of`, of a configuration its environment and Compose's
+    hash sum up (engine/replicas.py's fingerprint)."""
+    return replace(r, clone_of=clone_of, fingerprint=f"{config_hash}/{env}")
 
 
 def test_vanished_replicas_are_restored_to_the_decided_count() -> None:
@@ -178,9 +171,8 @@ def test_what_another_hand_is_changing_holds_the_service() -> None:
     stopping = replace(replica("a"), stopping_since=NOW - 1)
     resting_clone = replica("b", "exited", crashed=False, finished=1)
     crashed = replica("c", "exited", exit_code=1, finished=1)
-    created = replace(replica("n", "created", clone=False),
-                      inspect={"Created": datetime.fromtimestamp(NOW - 1, UTC).isoformat()})  # fmt: skip
-    left = replace(created, inspect={"Created": datetime.fromtimestamp(NOW - 60, UTC).isoformat()})
+    created = replace(replica("n", "created", clone=False), created_at=NOW - 1)
+    left = replace(created, created_at=NOW - 60)
     found = changing([template, stopping, resting_clone, crashed, created, left], NOW)
     assert [r.name for r in found] == ["a", "b", "n"]
 
@@ -190,7 +182,7 @@ def test_a_stop_ignored_past_its_timeout_is_no_stop() -> None:
     assert heeded([asked], NOW)[0].stopping  # within its 10 s and the grace
     ignored = replace(replica("a"), stopping_since=NOW - 10 - STOPPED_GRACE - 1)
     assert not heeded([ignored], NOW)[0].stopping
-    quick = replace(ignored, inspect={**ignored.inspect, "Config": {"StopTimeout": 60}})
+    quick = replace(ignored, stop_timeout=60)
     assert heeded([quick], NOW)[0].stopping  # its own, longer stop timeout
 
 

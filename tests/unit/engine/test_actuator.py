@@ -11,7 +11,7 @@ import pytest
 
 from autoscaler.engine.actuator import clone_config, clone_networks, victims
 from autoscaler.engine.asleep import marker_name
-from autoscaler.labels import Replica, ServiceKey, unclonable
+from autoscaler.labels import Replica, ServiceKey
 
 TEMPLATE: dict[str, Any] = {
     "Id": "abcdef0123456789" * 4,
@@ -99,7 +99,7 @@ def replica(number: int, health: str | None = None, *, clone: bool = True) -> Re
     return Replica(
         id=f"c{number}", name=f"web-{number}", key=ServiceKey("p", "web"), labels={},
         status="running", health=health, pid=1, started_at=0.0, number=number,
-        clone_of="t" if clone else None, cpu_limit=None, memory_limit=None, inspect={},
+        clone_of="t" if clone else None, cpu_limit=None, memory_limit=None,
     )  # fmt: skip
 
 
@@ -202,34 +202,6 @@ def test_what_is_one_containers_alone_is_not_copied() -> None:
     template = copy.deepcopy(TEMPLATE)
     template["HostConfig"]["ContainerIDFile"] = "/run/web.cid"
     assert "ContainerIDFile" not in clone_config(template, 4)["HostConfig"]
-
-
-def replica_of(host: dict[str, Any], exposed: dict[str, Any] | None = None) -> Replica:
-    return Replica(
-        id="t", name="shop-web-1", key=ServiceKey("shop", "web"), labels={}, status="running",
-        health=None, pid=1, started_at=0.0, number=1, clone_of=None, cpu_limit=None,
-        memory_limit=None, inspect={"HostConfig": host, "Config": {"ExposedPorts": exposed}},
-    )  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("host", "exposed", "words"),
-    [
-        pytest.param({"NetworkMode": "container:0123456789abcdef"}, None, "shares the network stack of container 0123456789ab", id="service-or-container"),
-        pytest.param({"NetworkMode": "host", "PortBindings": {"80/tcp": [{"HostPort": "80"}]}}, None, "host's network", id="host-with-published-ports"),
-        pytest.param({"NetworkMode": "host"}, {"8080/tcp": {}}, "host's network", id="host-with-exposed-ports"),
-    ],
-)  # fmt: skip
-def test_a_template_whose_clones_would_bind_its_ports_cannot_be_cloned(
-    host: dict[str, Any], exposed: dict[str, Any] | None, words: str
-) -> None:
-    why = unclonable(replica_of(host, exposed))
-    assert why is not None and words in why
-
-
-@pytest.mark.parametrize("mode", ["shop_default", "bridge", "none", "host"])
-def test_every_other_network_mode_clones(mode: str) -> None:
-    assert unclonable(replica_of({"NetworkMode": mode})) is None
 
 
 def test_a_sleep_marker_is_named_after_its_service_and_apart_from_every_other() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from autoscaler.engine.cgroups import Counters
@@ -21,11 +19,10 @@ def reading(
 
 
 def replica(cpu_limit: float | None = None, memory_limit: int | None = None) -> Replica:
-    inspect: dict[str, Any] = {}
     return Replica(
         id="c", name="c", key=ServiceKey("p", "s"), labels={}, status="running", health=None,
         pid=1, started_at=0.0, number=1, clone_of=None, cpu_limit=cpu_limit,
-        memory_limit=memory_limit, inspect=inspect,
+        memory_limit=memory_limit,
     )  # fmt: skip
 
 
