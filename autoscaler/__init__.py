@@ -4,18 +4,17 @@ The folders are the architecture; each package's docstring says what it owns and
 import, and `make lint` holds them to it (import-linter, pyproject.toml):
 
     cli.py, app.py      the entry point and the lifecycle: start-up, the loop, bounded shutdown
-    swarm/              the Swarm backend: services and tasks, the cluster lease, node agents
-    engine/             the Compose backend on one engine: inventory, collector, actuator, lease
-    signals/            service-level demand: MQTT topics, Prometheus queries
+    backends/           where replicas live, the only code that knows Docker's shapes: docker/
+                        (what both share), compose/ (one engine), swarm/ (a cluster)
+    sources/            service-level demand: MQTT topics, Prometheus queries, scraped metrics
     ops/                the operator's face: the API and page, metrics, explain, simulate
-    mqtt/               notifications: events, retained state, the outbox
-    controller.py       one service: spec, policy, behaviour, backoffs, the guarded runner
-    the core            context (what a controller meets the world through), repairs, state,
-                        spec, samples, labels, settings, backoff, errors
+    mqtt/               notifications: events, retained state, the outbox, the journal
+    control/            the core: one service's control, and the fleet of them; it meets the
+                        world only through the interfaces of control/ports.py
+    labels.py, settings.py, errors.py    the ground floor: label keys, settings, failure
     policies/           (a package of its own) pure policies and behaviour rules
 
-Higher layers import lower ones, never the reverse: the controller knows the world only through
-the protocols in context.py, and policies import nothing of this package.
+Higher layers import lower ones, never the reverse.
 """
 
 __version__ = "0.1.0"

@@ -1,5 +1,5 @@
 """The service's lifecycle: start-up, the loop, and a bounded shutdown. Everything about one
-service lives in its controller (controller.py); the App owns time, not services.
+service lives in its controller (control/controller.py); the App owns time, not services.
 
     startup ──► every interval: sample all ─► controller.step per service ─► (actions in flight)
                      ▲                                                              │
@@ -10,7 +10,7 @@ service lives in its controller (controller.py); the App owns time, not services
 
 One TaskGroup owns every long-lived task: the inventory's event follower, the MQTT notifier, the
 metric topics, the API, the leases and each controller's action in flight. Each long-lived task
-runs under the supervisor (supervisor.py), and each part of a round (the metric sources, the
+runs under the supervisor (errors.Faults), and each part of a round (the metric sources, the
 Swarm listing, the sampling) under its guard: a bug of one part is logged, reported and that
 part alone starts over; only cancellation ever reaches the TaskGroup.
 """
@@ -24,29 +24,28 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from autoscaler.context import Clock, Context
-from autoscaler.controller import Controller
-from autoscaler.controllers import Controllers
-from autoscaler.engine import client as engine
-from autoscaler.engine.actuator import Actuator
-from autoscaler.engine.client import LIBRARY_ERRORS
-from autoscaler.engine.collector import Collector
-from autoscaler.engine.inventory import Inventory
-from autoscaler.engine.lease import Lease
-from autoscaler.errors import AutoscalerError
-from autoscaler.history import History
-from autoscaler.journal import Journal
-from autoscaler.keep import Keep
-from autoscaler.labels import Replica, ServiceKey
+from autoscaler.backends.compose.actuator import Actuator
+from autoscaler.backends.compose.inventory import Inventory
+from autoscaler.backends.compose.lease import Lease
+from autoscaler.backends.docker import client as engine
+from autoscaler.backends.docker.client import LIBRARY_ERRORS
+from autoscaler.backends.docker.collector import Collector
+from autoscaler.backends.swarm.cluster import Cluster, is_manager
+from autoscaler.control.context import Clock, Context
+from autoscaler.control.controller import Controller
+from autoscaler.control.fleet import Fleet
+from autoscaler.control.history import History
+from autoscaler.control.keep import Keep
+from autoscaler.control.replicas import Replica, Sample
+from autoscaler.errors import AutoscalerError, Faults
+from autoscaler.labels import ServiceKey
+from autoscaler.mqtt.journal import Journal
 from autoscaler.mqtt.notifier import Notifier
 from autoscaler.ops.api import Api
 from autoscaler.ops.metrics import Metrics
 from autoscaler.ops.stream import Snapshot
-from autoscaler.samples import Sample
 from autoscaler.settings import Settings
-from autoscaler.signals.sources import Signals
-from autoscaler.supervisor import Faults
-from autoscaler.swarm.cluster import Cluster, is_manager
+from autoscaler.sources.signals import Signals
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +118,7 @@ class App:
             interval=settings.interval,
             keep=Keep(settings.state_dir) if settings.state_dir else None,
         )
-        self.controllers = Controllers(self.context)
+        self.controllers = Fleet(self.context)
         """The Compose services' controllers; the Swarm services' are the cluster's."""
         self.cluster: Cluster | None = None
         self._to_mend: set[ServiceKey] = set()

@@ -58,7 +58,7 @@ async def _serve(settings: Settings, agent: bool = False) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, handle_exit, signum)
     if agent:
-        from autoscaler.swarm.agents import run_agent
+        from autoscaler.backends.swarm.agents import run_agent
 
         await run_agent(settings, stop)
     else:

@@ -1,8 +1,8 @@
-"""The ground floor: the label keys, which service a container belongs to, which of its containers
-count as replicas and which one is the template. Everything else builds on these words.
+"""The ground floor: the label keys, and which service a container belongs to by its labels.
+Everything else builds on these words.
 
-This module reads labels and inspect data; it writes nothing and loads no policy (`spec.py`
-turns a template's labels into a validated spec).
+This module reads labels; it writes nothing and loads no policy (control/spec.py turns a
+template's labels into a validated spec, control/replicas.py says which replicas count).
 
     autoscaler.enable=true        opt in (required)
     autoscaler.service=NAME       the service outside Compose (Compose labels name it otherwise)
@@ -18,11 +18,9 @@ turns a template's labels into a validated spec).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-
-from autoscaler.errors import TemplateError
 
 PREFIX = "autoscaler."
 ENABLE = "autoscaler.enable"
@@ -64,13 +62,13 @@ class ServiceKey:
 
 SWARM_TASK = "com.docker.swarm.task.id"
 SWARM_SERVICE = "com.docker.swarm.service.name"
-"""Set on a Swarm service's replicas by swarm.py (as the engine sets it on its tasks)."""
+"""Set on a Swarm service's replicas by the Swarm backend (as the engine sets it on its tasks)."""
 
 
 def opted_in(labels: Mapping[str, str]) -> bool:
     """True when the container carries `autoscaler.enable`, whatever its value: a wrong value is
     reported by `spec.parse`, not silently ignored. A Swarm task's container is Swarm's: its
-    service is scaled as a Swarm service (swarm.py), never cloned. A one-off of `docker compose
+    service is scaled as a Swarm service (backends/swarm), never cloned. A one-off of `docker compose
     run` (a migration, a shell) is the user's task: never a template, never counted, sampled,
     cloned, repaired, woken or removed."""
     return ENABLE in labels and SWARM_TASK not in labels and not one_off(labels)
@@ -88,112 +86,6 @@ def service_key(labels: Mapping[str, str], container_name: str) -> ServiceKey:
         return ServiceKey(labels[COMPOSE_PROJECT], labels[COMPOSE_SERVICE])
     # Without a service name the container is a service of its own, so the error has a home.
     return ServiceKey(STANDALONE_PROJECT, container_name)
-
-
-@dataclass(frozen=True, slots=True)
-class Restart:
-    """A replica's restart policy, and how often the engine restarted it under it."""
-
-    policy: str = "no"
-    """`no`, `always`, `unless-stopped` or `on-failure`."""
-    retries: int = 0
-    """For `on-failure`: how many restarts it allows (0: without a limit)."""
-    count: int = 0
-    """Restarts so far."""
-
-
-@dataclass(frozen=True, slots=True)
-class Replica:
-    """One replica of a service as its backend last saw it, in plain facts: what the core
-    decides on. The backend fills it in (a container's inspect, a Swarm task); nothing of the
-    engine's own data travels with it."""
-
-    id: str
-    name: str
-    key: ServiceKey
-    labels: Mapping[str, str]
-    status: str
-    """created, running, paused, restarting, exited, dead; or `starting`, a Swarm task on its
-    way to running."""
-    health: str | None
-    """Its health check's verdict where it has one: starting, healthy, unhealthy."""
-    pid: int
-    """Its main process on the host, 0 if none runs (or it is not on this host)."""
-    started_at: float
-    number: int | None
-    clone_of: str | None
-    cpu_limit: float | None
-    """Cores it may use, None without a limit."""
-    memory_limit: int | None
-    image: str = ""
-    """The image it runs, by id."""
-    created_at: float = 0.0
-    finished_at: float = 0.0
-    """When it last exited (wall clock), 0 if it never did."""
-    exit_code: int | None = None
-    oom_killed: bool = False
-    restart: Restart = Restart()
-    stop_timeout: float | None = None
-    """Seconds a stop waits for it before killing it, where it has its own."""
-    fingerprint: str = ""
-    """Its configuration, summed up: two replicas with the same fingerprint run the same
-    configuration (the backend says what counts: image, command, environment, Compose's hash)."""
-    unclonable: str | None = None
-    """Why clones of it could not work, or None."""
-    node: str | None = None
-    """The node it runs on, where the backend places replicas on several (a Swarm task)."""
-    unseen: str | None = None
-    """Why nothing can be known of it now, where the engine's state does not say: a Swarm task
-    whose node's agent is silent. Such a replica is not a sample, and the count never falls."""
-    crashed: bool = False
-    """It exited (or died) without anyone asking it to stop: a crash or an OOM kill, not its
-    owner's `docker compose stop`. The inventory knows it from the engine's events."""
-    stopping_since: float = 0.0
-    """When someone asked it to stop (the engine's `kill` with a stop signal, wall clock), while
-    it still runs: `docker compose down`, `stop`, `restart`, or Compose replacing it; 0 if no
-    one did. It is on its way out: no template to clone, nor a replica to count on."""
-
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
-
-    @property
-    def stopping(self) -> bool:
-        return self.stopping_since > 0
-
-    @property
-    def serving(self) -> bool:
-        """Running, and nobody asked it to stop."""
-        return self.running and not self.stopping
-
-    @property
-    def is_clone(self) -> bool:
-        return self.clone_of is not None
-
-    @property
-    def exit(self) -> str:
-        """How it ended, in words: `exit code 3`, `exit code 137 (out of memory)`."""
-        code = "?" if self.exit_code is None else self.exit_code
-        return f"exit code {code} (out of memory)" if self.oom_killed else f"exit code {code}"
-
-
-def counted(replicas: Sequence[Replica]) -> list[Replica]:
-    """The replicas a service has now: running, or restarting under its restart policy, or a
-    Swarm task on its way (the count Swarm was asked for, as the HPA counts a scale's replicas)."""
-    return [r for r in replicas if r.status in ("running", "restarting", "starting")]
-
-
-def template_of(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:
-    """The container clones are made from: one the user created (not a clone), serving first
-    (one on its way out is being replaced or stopped by its owner)."""
-    originals = [r for r in replicas if not r.is_clone]
-    if not originals:
-        raise TemplateError(
-            str(key),
-            "no template container: every container of this service was created by the "
-            "autoscaler; recreate the service (docker compose up) to give it one",
-        )
-    return min(originals, key=lambda r: (not r.serving, not r.running, r.number or 0))
 
 
 def timestamp(value: str | None) -> float:

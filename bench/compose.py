@@ -27,7 +27,7 @@ from typing import Any
 import aiodocker
 
 from autoscaler.app import App
-from autoscaler.labels import Replica
+from autoscaler.control.replicas import Replica
 from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings
 from bench.common import IMAGE
 from tests.integration.compose_stack import HELD, Stack, below, containers

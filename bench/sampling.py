@@ -19,8 +19,8 @@ from typing import Any
 
 import aiodocker
 
-from autoscaler.engine.collector import Collector
-from autoscaler.engine.inventory import Inventory
+from autoscaler.backends.compose.inventory import Inventory
+from autoscaler.backends.docker.collector import Collector
 from bench.common import busybox, containers, dockerd_pid, engine, process_cpu_seconds
 
 ROUNDS = 5

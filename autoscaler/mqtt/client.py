@@ -1,5 +1,5 @@
 """One way to reach the broker, shared by every MQTT connection of the process: the notifier's,
-the metric topics' (signals/) and the agents' (swarm/). Credentials and TLS come from
+the metric topics' (sources/) and the agents' (backends/swarm/). Credentials and TLS come from
 `MqttSettings`; a wrong TLS file is a clear error at start-up, not a crash later."""
 
 from __future__ import annotations

@@ -26,10 +26,10 @@ from typing import Any
 
 import aiomqtt
 
-from autoscaler.backoff import Reconnect
-from autoscaler.journal import Journal
+from autoscaler.errors import Reconnect
 from autoscaler.labels import ServiceKey
 from autoscaler.mqtt.client import client, tls_context
+from autoscaler.mqtt.journal import Journal
 from autoscaler.mqtt.outbox import Message, Outbox
 from autoscaler.settings import MqttSettings
 
@@ -122,7 +122,7 @@ class Notifier:
         self.publish(self.topic(key, "events"), event)
 
     def fault(self, part: str, exc: BaseException, *, instance: str | None) -> None:
-        """A part of the process failed (supervisor.py): `<prefix>/events`, Type `autoscaler`."""
+        """A part of the process failed (errors.Faults): `<prefix>/events`, Type `autoscaler`."""
         attributes = {"part": part, "error": type(exc).__name__}
         if instance is not None:
             attributes["instance"] = instance

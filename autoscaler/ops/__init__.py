@@ -2,10 +2,10 @@
 
     api.py         /healthz /readyz /metrics /status /history /events and the page (static/)
     stream.py      what the page's event stream sends: everything once, then what changed
-    metrics.py     the Prometheus registry (context.Meter)
+    metrics.py     the Prometheus registry (control.ports.Meter)
     explain.py     `autoscaler explain` and `replicas`: a running autoscaler's /status, rendered
     simulate.py    `autoscaler simulate`: a trace through policies, timelines and a plot
 
-Reads state, never acts: may import the core and policies; never a backend, the controller,
-signals or mqtt.
+Reads state, never acts: may import the core, policies and mqtt's journal; never a backend, a
+source, or what reaches the broker.
 """

@@ -32,11 +32,11 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from autoscaler.history import History
-from autoscaler.journal import Journal
+from autoscaler.control.history import History
+from autoscaler.control.report import ACTIONS
+from autoscaler.mqtt.journal import Journal
 from autoscaler.ops.metrics import Metrics
 from autoscaler.ops.stream import Follower, Snapshot
-from autoscaler.report import ACTIONS
 from autoscaler.settings import LOOPBACK
 
 logger = logging.getLogger(__name__)

@@ -1,12 +1,12 @@
 """The Prometheus metrics of one autoscaler process, in a registry of their own; `/metrics`
-(api.py) serves them. A controller counts through the `Meter` protocol (context.py), so the core
+(api.py) serves them. A controller counts through the `Meter` protocol (control/ports.py), so the core
 never imports this module.
 
     autoscaler_replicas, autoscaler_desired_replicas        per service, as last evaluated
     autoscaler_cpu_percent, autoscaler_memory_percent       mean over its ready replicas
     autoscaler_decisions_total, autoscaler_actions_total    policy rounds; scale actions
     autoscaler_errors_total{kind}                           errors by kind
-    autoscaler_faults_total{part}                           a part's faults (supervisor.py)
+    autoscaler_faults_total{part}                           a part's faults (errors.Faults)
     autoscaler_sampling_seconds                             one sampling round's wall time
 """
 
@@ -16,9 +16,9 @@ import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from autoscaler.control.state import Evaluation
 from autoscaler.errors import AutoscalerError
 from autoscaler.labels import ServiceKey
-from autoscaler.state import Evaluation
 
 
 class Metrics:

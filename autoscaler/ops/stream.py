@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from autoscaler.journal import Journal
-from autoscaler.state import ServiceState
+from autoscaler.control.state import ServiceState
+from autoscaler.mqtt.journal import Journal
 
 FIRST_EVENTS = 100
 """Events the first message carries (the newest); the page's list keeps this many."""

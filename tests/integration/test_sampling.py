@@ -13,9 +13,9 @@ from typing import Any
 
 import aiodocker
 
-from autoscaler.engine.cgroups import CgroupLocator
-from autoscaler.engine.collector import Collector
-from autoscaler.labels import Replica
+from autoscaler.backends.docker.cgroups import CgroupLocator
+from autoscaler.backends.docker.collector import Collector
+from autoscaler.control.replicas import Replica
 from tests.integration.conftest import Mqtt, reaches, states
 from tests.integration.test_scaling import WEB
 

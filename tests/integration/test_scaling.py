@@ -13,7 +13,7 @@ import aiomqtt
 import pytest
 
 from autoscaler.app import App
-from autoscaler.context import Clock
+from autoscaler.control.context import Clock
 from tests.integration.conftest import (
     Mqtt,
     events,

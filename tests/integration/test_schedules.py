@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from autoscaler.context import Clock
+from autoscaler.control.context import Clock
 from tests.integration.conftest import Mqtt, events, reaches, states
 from tests.integration.test_scaling import WEB, SteppedWall, names
 

@@ -18,10 +18,10 @@ import aiodocker
 import pytest
 
 from autoscaler.app import App
+from autoscaler.backends.swarm.lease import SwarmLease
+from autoscaler.backends.swarm.services import SwarmScaler
 from autoscaler.labels import ServiceKey
 from autoscaler.settings import LeaseSettings, SwarmSettings
-from autoscaler.swarm.lease import SwarmLease
-from autoscaler.swarm.services import SwarmScaler
 from tests.integration.browser import Browser
 from tests.integration.conftest import (
     ROOT,

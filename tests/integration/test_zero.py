@@ -14,7 +14,7 @@ from typing import Any
 import aiodocker
 import pytest
 
-from autoscaler.engine.asleep import marker_name
+from autoscaler.backends.compose.marker import marker_name
 from autoscaler.labels import ServiceKey
 from tests.integration.conftest import ROOT, Mqtt, events, states
 from tests.integration.platforms import Platform

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from autoscaler.engine.client import client
+from autoscaler.backends.docker.client import client
 from autoscaler.settings import LeaseSettings, Settings, lease_name
 
 

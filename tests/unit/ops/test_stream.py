@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from autoscaler.journal import Journal
+from autoscaler.control.state import Phase, ServiceState
+from autoscaler.mqtt.journal import Journal
 from autoscaler.ops.stream import FIRST_EVENTS, Follower, Snapshot
-from autoscaler.state import Phase, ServiceState
 
 BAND = 5.0
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, model_validator
 
+from autoscaler.control.spec import parse
 from autoscaler.errors import LabelError
 from autoscaler.labels import ServiceKey
-from autoscaler.spec import parse
 from policies import registry
 
 

@@ -1,0 +1,290 @@
+"""The live set of opted-in containers, kept from one listing plus the engine's event stream.
+
+    connect ──► list (since = engine time) ──► follow events ──► (stream ends, fails,
+       ▲                                           │ list again      or is found silent)
+       │                                           ▼ every `relist`        │
+       └──────────────── backoff, `ready` cleared ◄────────────────────────┘
+
+Events are requested from the moment just before the listing, so nothing that happens between
+the two is missed; replaying an event twice is harmless because every event re-inspects its
+container. While disconnected `ready` is clear and the control loop does not act.
+
+A stream can die without a word (a `tcp://` engine behind a NAT that forgot the connection):
+every `relist` seconds the containers are listed again, and a difference from the view that is
+still there a moment later is what the stream failed to say. The stream is then followed
+afresh, from a new listing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import aiodocker
+
+from autoscaler import labels
+from autoscaler.backends.docker.client import LIBRARY_ERRORS, engine_errors, label_filter
+from autoscaler.backends.docker.replicas import from_inspect
+from autoscaler.control.replicas import Replica
+from autoscaler.errors import Faults, Reconnect
+from autoscaler.labels import ServiceKey
+
+logger = logging.getLogger(__name__)
+
+_BACKOFF_START, _BACKOFF_CAP = 0.5, 30.0
+_SETTLE = 1.0  # seconds for the events of a change the listing saw to arrive
+_LIST_CONCURRENCY = 16
+# The actions that change what a decision reads: a container's existence, state, health,
+# limits, name. Asked of the engine by name, so that what changes none of it (a health check's
+# exec_create/exec_start/exec_die three times an interval, attach, resize, top, ...) is never
+# sent, and never costs an inspect.
+_ACTIONS = (
+    "create", "start", "restart", "die", "kill", "stop", "oom", "destroy", "pause", "unpause",
+    "update", "rename", "health_status",
+)  # fmt: skip
+
+
+# The signals of a stop: the engine's `kill` event names the signal sent, and only these (or the
+# container's own stop signal) ask it to end; `docker kill -s HUP` asks it to reload.
+_STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGKILL, signal.SIGTERM})
+
+
+class SilentStream(Exception):
+    """The event stream said nothing of changes a listing found."""
+
+
+class Inventory:
+    def __init__(
+        self,
+        docker: aiodocker.Docker,
+        *,
+        on_event: Callable[[str, Replica], None] | None = None,
+        on_ready: Callable[[], None] | None = None,
+        faults: Faults | None = None,
+        relist: float = 60.0,
+    ) -> None:
+        self._docker = docker
+        self._relist = relist
+        self._unreadable: set[str] = set()  # containers whose inspect we could not read
+        self._on_event = on_event
+        self._on_ready = on_ready
+        self._faults = faults or Faults()
+        self._replicas: dict[str, Replica] = {}
+        # How each container last ended, told apart by its events: asked to stop (`kill`,
+        # `stop`: its owner, `docker compose stop`) or not (a crash, an `oom`).
+        self._asked: dict[str, float] = {}  # id -> when its stop was asked (wall clock)
+        self._oomed: set[str] = set()
+        self._ended: dict[str, bool] = {}  # id -> crashed, as its last `die` said
+        self._stop_signals: dict[str, str] = {}  # id -> its own stop signal, where it has one
+        self.ready = asyncio.Event()
+        """Set while the listing is complete and the event stream is followed."""
+        self.events_seen = 0
+        """Engine events applied since start: shown in /status."""
+
+    def services(self) -> dict[ServiceKey, list[Replica]]:
+        """Replicas grouped by service, each list in container-number order."""
+        grouped: dict[ServiceKey, list[Replica]] = defaultdict(list)
+        for replica in self._replicas.values():
+            grouped[replica.key].append(replica)
+        for replicas in grouped.values():
+            replicas.sort(key=lambda r: (r.number is None, r.number or 0, r.name))
+        return dict(grouped)
+
+    def get(self, container_id: str) -> Replica | None:
+        return self._replicas.get(container_id)
+
+    async def run(self) -> None:
+        """Follow the engine forever; reconnect with capped, jittered backoff."""
+        retry = Reconnect(_BACKOFF_START, _BACKOFF_CAP)
+        while True:
+            try:
+                await self._follow()
+            except* LIBRARY_ERRORS as group:
+                logger.warning(
+                    "engine connection lost (%s); retrying in about %.1fs",
+                    "; ".join(str(e) or type(e).__name__ for e in group.exceptions),
+                    retry.delay,
+                )
+            except* SilentStream as group:
+                logger.warning("%s; following it afresh", group.exceptions[0])
+            else:
+                logger.warning("engine event stream ended; re-listing in about %.1fs", retry.delay)
+            if self.ready.is_set():
+                # It had been working: start the backoff over rather than wait the capped delay.
+                self.ready.clear()
+                retry.reset()
+            await asyncio.sleep(retry.next())
+
+    async def _follow(self) -> None:
+        info = await self._docker.system.info()
+        since = f"{labels.timestamp(info.get('SystemTime')) - 1:.6f}"
+        await self.resync()
+        subscriber = self._docker.events.subscribe(create_task=False)  # type: ignore[no-untyped-call]
+        filters = label_filter(labels.ENABLE, type=["container"], event=list(_ACTIONS))
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._docker.events.run(since=since, filters=filters))
+            tg.create_task(self._audit())
+            self.ready.set()
+            if self._on_ready is not None:
+                self._on_ready()
+            logger.info("following engine events; %d opted-in containers", len(self._replicas))
+            while (event := await subscriber.get()) is not None:
+                self.events_seen += 1
+                try:
+                    await self._apply(event)
+                except LIBRARY_ERRORS:
+                    raise  # the engine went away: reconnect and list again
+                except Exception as exc:
+                    # An event we cannot read must not stop us reading the next one.
+                    self._faults.failed("engine events", exc)
+
+    async def _audit(self) -> None:
+        """List again every `relist` seconds; raise SilentStream when the listing and the view
+        still differ about the same containers a moment after they first did."""
+        suspects: set[str] = set()
+        while True:
+            await asyncio.sleep(_SETTLE if suspects else self._relist)
+            listed = await self._docker.containers.list(
+                all=True, filters=label_filter(labels.ENABLE)
+            )
+            found = {
+                c.id: c._container.get("State")
+                for c in listed
+                if labels.opted_in(c._container.get("Labels") or {})
+            }
+            view = {r.id: r.status for r in self._replicas.values()}
+            differ = {i for i in found.keys() | view.keys() if found.get(i) != view.get(i)}
+            differ -= self._unreadable
+            if missed := differ & suspects:
+                raise SilentStream(
+                    f"the engine's event stream missed changes of {len(missed)} containers "
+                    f"(the view had {', '.join(sorted(view.get(i) or 'none' for i in missed))}, "
+                    f"the engine {', '.join(sorted(found.get(i) or 'none' for i in missed))})"
+                )
+            suspects = differ
+
+    async def resync(self) -> None:
+        """Replace the whole view with a fresh listing."""
+        listed = await self._docker.containers.list(all=True, filters=label_filter(labels.ENABLE))
+        slots = asyncio.Semaphore(_LIST_CONCURRENCY)
+
+        async def inspect(container_id: str) -> Replica | None:
+            async with slots:
+                return await self._inspect(container_id)
+
+        found = await asyncio.gather(*(inspect(c.id) for c in listed))
+        self._replicas = {r.id: r for r in found if r is not None}
+        self._unreadable &= {c.id for c in listed}
+        self._oomed &= self._replicas.keys()
+        self._asked = {i: t for i, t in self._asked.items() if i in self._replicas}
+        self._ended = {i: c for i, c in self._ended.items() if i in self._replicas}
+        self._stop_signals = {i: s for i, s in self._stop_signals.items() if i in self._replicas}
+
+    async def refresh(self, container_id: str) -> Replica | None:
+        """Re-inspect one container, e.g. right after the actuator created it; an engine that
+        fails to answer is an EngineError."""
+        with engine_errors(f"refreshing the view of container {container_id[:12]}"):
+            return await self._refresh(container_id)
+
+    async def _refresh(self, container_id: str) -> Replica | None:
+        replica = await self._inspect(container_id)
+        if replica is None:
+            self._replicas.pop(container_id, None)
+        else:
+            self._replicas[container_id] = replica
+        return replica
+
+    async def _inspect(self, container_id: str) -> Replica | None:
+        try:
+            data = await self._docker.containers.get(container_id)
+        except aiodocker.DockerError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        try:
+            replica = from_inspect(data._container)
+            stop_signal = str((data._container.get("Config") or {}).get("StopSignal") or "")
+        except Exception as exc:
+            # One container we cannot read is left out; every other one is still seen.
+            self._faults.failed(f"container {container_id[:12]}", exc)
+            self._unreadable.add(container_id)
+            return None
+        if container_id in self._unreadable:
+            self._unreadable.discard(container_id)
+            self._faults.ok(f"container {container_id[:12]}")
+        if not labels.opted_in(replica.labels):
+            return None
+        self._stop_signals[replica.id] = stop_signal
+        if replica.running and replica.id in self._asked:
+            replica = replace(replica, stopping_since=self._asked[replica.id])
+        if replica.status in ("exited", "dead") and replica.id in self._ended:
+            # Its `die` event says; of a container that ended before we watched, its state
+            # (replicas.crashed_by_its_state).
+            replica = replace(replica, crashed=self._ended[replica.id])
+        return replica
+
+    def _ending(
+        self, action: str, container_id: str, sent: str | None = None, at: float = 0.0
+    ) -> None:
+        """Keep what the events say of how a container ends: a `die` after a `kill` or `stop`
+        request, or followed by the engine's `stop`, is its owner's stop; one without, or after
+        an `oom`, a crash. `sent`: the signal a `kill` event names; `at`: when it happened."""
+        if action == "kill" and not self._stops(container_id, sent):
+            return
+        if action in ("kill", "stop"):
+            self._asked.setdefault(container_id, at or time.time())
+            if action == "stop" and container_id in self._ended and container_id not in self._oomed:
+                # The engine says `stop` after the `die` it asked for: a `die` seen without its
+                # `kill` (the events read back from just before this process started) was still
+                # its owner's stop, not a crash.
+                self._ended[container_id] = False
+        elif action == "oom":
+            self._oomed.add(container_id)
+        elif action == "die":
+            asked = container_id in self._asked and container_id not in self._oomed
+            self._ended[container_id] = not asked
+        elif action in ("start", "destroy"):
+            self._asked.pop(container_id, None)
+            self._oomed.discard(container_id)
+            self._ended.pop(container_id, None)
+
+    def _stops(self, container_id: str, sent: str | None) -> bool:
+        """Whether the signal a `kill` sent asks the container to stop: a stop signal, or the
+        container's own (`stop_signal`). An event without one is taken as a stop."""
+        if not sent or not sent.isdigit():
+            return True
+        number = int(sent)
+        if number in _STOP_SIGNALS:
+            return True
+        own = self._stop_signals.get(container_id, "")
+        if own.isdigit():
+            return number == int(own)
+        name = own.upper() if own.upper().startswith("SIG") else f"SIG{own.upper()}"
+        return name in signal.Signals.__members__ and number == signal.Signals[name].value
+
+    async def _apply(self, event: Mapping[str, Any]) -> None:
+        action = str(event.get("Action", "")).split(":")[0]
+        container_id = event.get("id") or event.get("Actor", {}).get("ID", "")
+        if action not in _ACTIONS or not container_id:
+            return
+        logger.debug("event %s %s", event.get("Action"), container_id[:12])
+        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        at = float(event.get("timeNano") or 0) / 1e9
+        self._ending(action, container_id, attributes.get("signal"), at)
+        if action == "destroy":
+            replica = self._replicas.pop(container_id, None)
+        else:
+            known = self._replicas.get(container_id)
+            replica = await self._refresh(container_id)
+            if replica is None and known is not None:
+                # Removed before its event was read (`docker compose up` stops and removes at
+                # once): told as its destroy now, which then finds nothing left to tell.
+                action, replica = "destroy", known
+        if replica is not None and self._on_event is not None:
+            self._on_event(action, replica)

@@ -1,0 +1,220 @@
+"""Per-container CPU, CFS throttling and memory samples, each over a window of our own readings.
+
+The fast path reads the container's cgroup files (cgroups.py): tens of microseconds a container.
+The stats API, which blocks about a second per call and costs the engine CPU, is the fallback
+for containers whose cgroup files are not readable here (a remote engine, or no access to the
+host's /proc). Either way CPU percent comes from our own successive readings, so both paths
+measure the same window.
+
+A window normally runs from one round to the next. `restart` starts the windows of some
+containers afresh, now: after a scale action, so that the next samples show the load as it is
+spread over the new count (a window that straddled the action would mix the old count's load
+into it), and so that a new replica is measured from its first moments on. A window shorter
+than `min_window` (three quarters of an interval, and never under MIN_WINDOW) gives no CPU
+figure yet; it is left to grow until the next round, so that no decision rests on the first
+instants after an action, while the load is still moving onto the new replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aiodocker
+
+from autoscaler.backends.docker.cgroups import CgroupFiles, CgroupLocator, Counters
+from autoscaler.backends.docker.client import LIBRARY_ERRORS
+from autoscaler.control.replicas import Replica, Sample
+
+logger = logging.getLogger(__name__)
+
+_API_CONCURRENCY = 32
+MIN_WINDOW = 0.4
+"""Seconds: CPU over less would rest on a handful of CFS periods."""
+WINDOW_SHARE = 0.6
+"""A window must span this share of an interval to be measured."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A container's counters, and when we read them (our monotonic clock)."""
+
+    counters: Counters
+    at_ns: int
+
+
+class Collector:
+    def __init__(
+        self,
+        docker: aiodocker.Docker,
+        *,
+        use_cgroups: bool = True,
+        interval: float = 0.0,
+        clock: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self._docker = docker
+        self._clock = clock
+        self._min_window = max(MIN_WINDOW, WINDOW_SHARE * interval)
+        self._locator = CgroupLocator() if use_cgroups else None
+        self._files: dict[str, tuple[int, CgroupFiles | None]] = {}  # id -> (pid, files)
+        self._last: dict[str, Reading] = {}  # id -> where its window starts
+        self._api_slots = asyncio.Semaphore(_API_CONCURRENCY)
+
+    async def sample(self, replicas: Iterable[Replica]) -> dict[str, Sample]:
+        """One sample per running replica, over its window; the next window starts now."""
+        running = [r for r in replicas if r.running]
+        live = {r.id for r in running}
+        for gone in set(self._last) - live:
+            del self._last[gone]
+        for gone in set(self._files) - live:
+            self._drop(gone)
+        samples: dict[str, Sample] = {}
+        for replica, reading, source in await self._read(running):
+            previous = self._last.get(replica.id)
+            sample = sample_of(replica, previous, reading, source, self._min_window)
+            if (
+                previous is None
+                or sample.cpu is not None
+                or reading.counters.cpu_ns < previous.counters.cpu_ns
+            ):
+                self._last[replica.id] = reading
+            samples[replica.id] = sample
+        return samples
+
+    async def restart(self, replicas: Iterable[Replica]) -> None:
+        """Start these containers' windows afresh, now."""
+        for replica, reading, _ in await self._read([r for r in replicas if r.running]):
+            self._last[replica.id] = reading
+
+    async def _read(self, running: list[Replica]) -> list[tuple[Replica, Reading, str]]:
+        out: list[tuple[Replica, Reading, str]] = []
+        slow: list[Replica] = []
+        for replica in running:
+            files = self._cgroup_files(replica)
+            if files is None:
+                slow.append(replica)
+                continue
+            try:
+                counters = files.read()
+            except (OSError, ValueError, IndexError):
+                # The container stopped between the listing and this read.
+                self._drop(replica.id)
+                continue
+            out.append((replica, Reading(counters, self._clock()), "cgroup"))
+        if slow:
+            results = await asyncio.gather(*(self._from_api(r) for r in slow))
+            out.extend(
+                (r, reading, "api") for r, reading in zip(slow, results, strict=True) if reading
+            )
+        return out
+
+    def _cgroup_files(self, replica: Replica) -> CgroupFiles | None:
+        if self._locator is None:
+            return None
+        cached = self._files.get(replica.id)
+        if cached is None or cached[0] != replica.pid:
+            # New, or restarted with a new process: find its cgroup (again).
+            self._drop(replica.id)
+            cached = (replica.pid, self._locator.locate(replica.pid, replica.id))
+            self._files[replica.id] = cached
+        return cached[1]
+
+    def _drop(self, container_id: str) -> None:
+        _, files = self._files.pop(container_id, (0, None))
+        if files is not None:
+            files.close()
+
+    def close(self) -> None:
+        """Close every counter file held open."""
+        for container_id in list(self._files):
+            self._drop(container_id)
+
+    async def _from_api(self, replica: Replica) -> Reading | None:
+        async with self._api_slots:
+            try:
+                # one-shot (API 1.41+) answers at once instead of waiting for a second reading;
+                # aiodocker's stats() does not pass it.
+                stats: dict[str, Any] = await self._docker._query_json(
+                    f"containers/{replica.id}/stats",
+                    params={"stream": "false", "one-shot": "true"},
+                )
+            except LIBRARY_ERRORS as exc:
+                logger.debug("stats of %s failed: %s", replica.name, exc)
+                return None
+        try:
+            cpu_ns = int(stats["cpu_stats"]["cpu_usage"]["total_usage"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        memory_stats = stats.get("memory_stats") or {}
+        memory: int | None = None
+        if "usage" in memory_stats:
+            extra = memory_stats.get("stats") or {}
+            inactive = extra.get("total_inactive_file", extra.get("inactive_file", 0))
+            memory = max(int(memory_stats["usage"]) - int(inactive), 0)
+        throttling = stats["cpu_stats"].get("throttling_data") or {}
+        periods, throttled = throttling.get("periods"), throttling.get("throttled_periods")
+        received, sent = _network(stats.get("networks"))
+        counters = Counters(cpu_ns, memory, periods, throttled, received, sent)
+        return Reading(counters, self._clock())
+
+
+def sample_of(
+    replica: Replica,
+    previous: Reading | None,
+    reading: Reading,
+    source: str,
+    min_window: float = MIN_WINDOW,
+) -> Sample:
+    """CPU as percent of the replica's limit (of one core without one), the share of CFS
+    periods throttled and the network's bytes a second, between two readings; none of them on
+    the first reading, over a window shorter than `min_window` seconds, or when the counter went
+    back (the container restarted)."""
+    now, memory = reading.counters, reading.counters.memory
+    cpu: float | None = None
+    throttled = received = sent = None
+    if previous is not None:
+        before, elapsed = previous.counters, reading.at_ns - previous.at_ns
+        if elapsed >= min_window * 1e9 and now.cpu_ns >= before.cpu_ns:
+            cores = replica.cpu_limit or 1.0
+            cpu = 100.0 * (now.cpu_ns - before.cpu_ns) / elapsed / cores
+            throttled = _share(now, before)
+            received = _rate(now.received, before.received, elapsed)
+            sent = _rate(now.sent, before.sent, elapsed)
+    memory_percent = (
+        100.0 * memory / replica.memory_limit
+        if memory is not None and replica.memory_limit
+        else None
+    )
+    return Sample(replica.id, cpu, memory, memory_percent, source, throttled, received, sent)
+
+
+def _rate(now: int | None, before: int | None, elapsed_ns: int) -> float | None:
+    """Bytes a second; None without both readings, or when the counter went back."""
+    if now is None or before is None or now < before:
+        return None
+    return (now - before) * 1e9 / elapsed_ns
+
+
+def _network(networks: Any) -> tuple[int | None, int | None]:
+    """The stats API's bytes received and sent, summed over the container's interfaces."""
+    if not isinstance(networks, dict) or not networks:
+        return None, None
+    try:
+        received = sum(int(n["rx_bytes"]) for n in networks.values())
+        sent = sum(int(n["tx_bytes"]) for n in networks.values())
+    except (KeyError, TypeError, ValueError):
+        return None, None
+    return received, sent
+
+
+def _share(now: Counters, before: Counters) -> float | None:
+    if now.periods is None or now.throttled is None:
+        return None
+    if before.periods is None or before.throttled is None:
+        return None
+    periods = now.periods - before.periods
+    return (now.throttled - before.throttled) / periods if periods > 0 else None

@@ -1,0 +1,131 @@
+"""The Swarm side of one process: its services' controllers, run while this instance holds the
+cluster lease, on samples the per-node agents publish.
+
+    every interval, when leading:  list services and tasks (services.SwarmView)
+                                   ─► the agents' latest samples (agents.AgentFeed)
+                                   ─► controller.step per service ─► SwarmScaler.scale_to
+
+The controllers are the very ones Compose services get (control/controller.py), on a context whose
+backend is Swarm: Swarm places and mends the tasks, so nothing here clones or repairs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import aiodocker
+
+from autoscaler.backends.swarm.agents import AgentFeed
+from autoscaler.backends.swarm.lease import SwarmLease
+from autoscaler.backends.swarm.services import SwarmScaler, SwarmView
+from autoscaler.control.context import Clock, Context
+from autoscaler.control.fleet import Fleet
+from autoscaler.control.keep import Keep
+from autoscaler.control.ports import Meter, Notices
+from autoscaler.control.replicas import Replica
+from autoscaler.control.spec import MetricSource
+from autoscaler.errors import Faults
+from autoscaler.settings import Settings
+from policies.base import Signal
+
+logger = logging.getLogger(__name__)
+
+
+async def _nothing(*_: Any) -> None:
+    """Swarm tasks need no re-inspect after a scale, and their sample windows are the agents'."""
+
+
+async def is_manager(docker: aiodocker.Docker) -> bool:
+    info = await docker.system.info()
+    return bool((info.get("Swarm") or {}).get("ControlAvailable"))
+
+
+class Cluster:
+    def __init__(
+        self,
+        docker: aiodocker.Docker,
+        settings: Settings,
+        *,
+        notifier: Notices,
+        metrics: Meter,
+        signal: Callable[[MetricSource], Signal],
+        faults: Faults,
+        clock: Clock,
+    ) -> None:
+        self.view = SwarmView(docker, faults)
+        self.lease = SwarmLease(docker, settings.cluster_lease, settings.swarm.lease_ttl)
+        self.feed = AgentFeed(settings.mqtt, interval=settings.interval)
+        self.context = Context(
+            actuator=SwarmScaler(docker),
+            refresh=_nothing,
+            restart=_nothing,
+            view=self.view.get,
+            notifier=notifier,
+            metrics=metrics,
+            dry_run=settings.dry_run,
+            instance=lambda: self.lease.holder,
+            signal=signal,
+            heartbeat=settings.mqtt.heartbeat,
+            band=settings.mqtt.state_band,
+            clock=clock,
+            clones=False,
+            interval=settings.interval,
+            keep=Keep(settings.state_dir) if settings.state_dir else None,
+        )
+        self.controllers = Fleet(self.context)
+        self._faults = faults
+        self._stacks = settings.projects
+        self.silent: dict[str, str] = {}
+        self._error: str | None = None
+
+    async def tick(self, tg: asyncio.TaskGroup) -> None:
+        """One round for every opted-in Swarm service; the caller checks that this instance holds
+        the cluster lease."""
+        try:
+            services = await self.view.refresh()
+        except Exception as exc:
+            # An engine that does not answer, or a listing we cannot read: the Swarm services
+            # wait, the Compose services of this process go on.
+            self._error = f"swarm services wait: {exc}"
+            self._faults.failed("swarm services", exc)
+            return
+        self._error = None
+        self._faults.ok("swarm services")
+        if self._stacks:
+            services = {k: v for k, v in services.items() if k.project in self._stacks}
+        silent = self.feed.silent(self.view.nodes)
+        if self.feed.settled:
+            for node, name in silent.items() - self.silent.items():
+                logger.warning("agent of node %s (%s) is silent: its tasks are unseen", name, node)
+            self.silent = silent
+        placed = {t.id: t.node or "" for ts in services.values() for t in ts}
+        samples, health = self.feed.readings(placed)
+        seen = {key: self._as_seen(tasks, health, silent) for key, tasks in services.items()}
+        self.controllers.step(tg, seen, samples)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "leading": self.lease.leading,
+            "lease": self.lease.name,
+            "nodes": dict(sorted(self.view.nodes.items())),
+            "silent": dict(sorted(self.silent.items())),
+            "error": self._error,
+        }
+
+    def _as_seen(
+        self, tasks: Sequence[Replica], health: dict[str, str | None], silent: dict[str, str]
+    ) -> list[Replica]:
+        """Tasks as their agents last saw them: a health check's `starting` or `unhealthy` makes
+        a task's sample not ready, as it does for a container on one engine; a task on a node
+        whose agent is silent is unseen, so the service cannot shrink on what nobody measured
+        (an unready replica holds any scale-down, policies/replicas.py)."""
+        seen = []
+        for task in tasks:
+            node = task.node or ""
+            unseen = f"agent of node {silent[node]} silent" if node in silent else None
+            seen.append(replace(task, health=health.get(task.id), unseen=unseen))
+        return seen

@@ -1,0 +1,60 @@
+"""What every controller of one backend shares (`Context`): its backend, the view, the
+world's ports (control/ports.py), and the clocks.
+
+The controller imports none of the backends, MQTT or the operator's face: the app builds a
+`Context` from them, and each only has to fit a protocol of ports.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from autoscaler.control.keep import Keep
+from autoscaler.control.ports import Backend, Meter, Notices
+from autoscaler.control.replicas import Replica
+from autoscaler.control.spec import MetricSource
+from autoscaler.labels import ServiceKey
+from policies.base import Signal
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """The two clocks a controller reads. `wall` says when (states, events, what people read);
+    `monotonic` measures how long (windows, cooldowns, rates, backoffs), so that a step of
+    the wall clock (NTP, a suspended host) neither holds nor empties them."""
+
+    wall: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+
+
+@dataclass(slots=True)
+class Context:
+    """What every controller of one backend shares: its writer, the view, the outside world."""
+
+    actuator: Backend
+    refresh: Callable[[str], Awaitable[object]]
+    """Re-inspect one container into the view; raises only AutoscalerError."""
+    restart: Callable[[Sequence[Replica]], Awaitable[None]]
+    """Start these replicas' sample windows afresh (the collector's)."""
+    view: Callable[[ServiceKey], list[Replica]]
+    """The service's replicas as the view has them now."""
+    notifier: Notices
+    metrics: Meter
+    dry_run: bool
+    instance: Callable[[], str | None]
+    signal: Callable[[MetricSource], Signal] | None = None
+    """The latest value of a service's metric source (signals.Signals.read)."""
+    heartbeat: float = 60.0
+    """Seconds between retained states of a service whose state does not change."""
+    band: float = 5.0
+    """Points CPU or memory must move to be a change of state."""
+    clones: bool = True
+    """Replicas are clones of the user's containers, which are never removed; broken clones are
+    mended here. False where the engine places and mends them (Swarm tasks)."""
+    clock: Clock = field(default_factory=Clock)
+    interval: float = 5.0
+    """Seconds between rounds: what defaults that count in rounds are measured by."""
+    keep: Keep | None = None
+    """Where what a policy learns over days is kept across restarts; None: not kept."""

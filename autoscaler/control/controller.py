@@ -1,0 +1,487 @@
+"""One controller per service: its spec, decision history, behaviour state, in-flight action,
+backoffs and last state all live here, and nowhere else.
+
+Every interval, when nothing of the service's is in flight, `step` runs:
+
+    labels wrong, or no template ──────────────────────────────► ERROR (reported once, skipped)
+    min 0: quiet for to-zero-after ─► sleep ───────────────────► IDLE (at zero) ─► wake on demand
+    none of the service's own containers serves (stopped, ─────► STOPPED (its owner stopped,
+      paused, asked to stop), or another hand is creating,           paused or is changing it)
+      stopping or removing some of its containers
+    the last action failed, its backoff not over ──────────────► BACKOFF (2, 4, ... 60 s)
+    broken clones ──(crash-loop backoff allows)──► repair ─────► REPAIRING ─► guarded runner
+    replicas gone by another hand, stale clones ─► restore, roll ► REPAIRING ─► guarded runner
+    ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ (`mend`, between rounds on an engine event, stops here) ─ ─ ─ ─ ─ ─ ─ ─
+    policy.propose ─► Behavior.decide ─► Decision
+        no change ──────────────────────────────────────────────► HOLDING
+        paused ─────────────────────────────────────────────────► PAUSED (says what it would do)
+        dry run ──(a decision not announced yet)─► scale event ─► HOLDING
+        otherwise ─► actuator.scale_to ────────────────────────► SCALING ─► guarded runner
+
+The guarded runner is the one way a side effect runs: its result is recorded (a scale action in
+the behaviour's rate limits and cooldowns, from what the actuator reports, never from what was
+decided), the view is refreshed, and any error, expected or not, becomes an error event and a
+backoff. Nothing escapes into the TaskGroup, whichever kind of action it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from autoscaler.control.context import Context
+from autoscaler.control.history import History
+from autoscaler.control.idle import IdleWatch
+from autoscaler.control.keep import Memory
+from autoscaler.control.metric import MetricWatch
+from autoscaler.control.repairs import (
+    CrashLoop,
+    Repair,
+    being_removed,
+    broken,
+    heeded,
+    held,
+    restore,
+    roll,
+    woke,
+)
+from autoscaler.control.replicas import Replica, Sample, ScaleResult, counted, template_of
+from autoscaler.control.report import Report
+from autoscaler.control.sleep import Sleep
+from autoscaler.control.spec import ServiceSpec, own_labels, parse
+from autoscaler.control.startup import Startup
+from autoscaler.control.state import Evaluation, Phase, ServiceState, replica_samples
+from autoscaler.errors import AutoscalerError, Backoff, InternalError, TemplateError
+from autoscaler.labels import ServiceKey
+from policies.base import Direction, Policy, PolicyInput
+from policies.behavior import Behavior
+
+logger = logging.getLogger(__name__)
+
+HISTORY = 50
+"""Evaluations kept per service, for /status and `autoscaler explain`."""
+
+
+class Controller:
+    def __init__(self, key: ServiceKey, context: Context) -> None:
+        self.key = key
+        self._ctx = context
+        self.spec: ServiceSpec | None = None
+        self._policy: Policy | None = None
+        self._behavior: Behavior | None = None
+        self._error: str | None = None  # the labels' or template's error, while it lasts
+        self._bug: str | None = None  # an unexpected error while evaluating, while it lasts
+        self._down: str | None = None  # the user's crashed containers, while they are down
+        self._announced: tuple[int, int] | None = None  # dry run: the last decision told
+        self.history: deque[Evaluation] = deque(maxlen=HISTORY)
+        self.inflight: asyncio.Task[None] | None = None
+        self._failures = Backoff(start=2.0, cap=60.0)
+        self._crash_loop = CrashLoop()
+        self._samples: Mapping[str, Sample] = {}  # this round's, by container id
+        self._report = Report(key, context)
+        self._metric = MetricWatch(key, context, self._report)
+        self._idle = IdleWatch(key, self._report)
+        self._schedule: str | None = None  # the schedule's windows in force, in words
+        self._zero = Sleep(key, context, self._report)
+        self._startup = Startup()
+        self._memory = Memory(context.keep, key)
+        self.decided: int | None = None
+        """The count the last action settled on (or that was found): what vanished replicas are
+        restored to."""
+
+    @property
+    def busy(self) -> bool:
+        return self.inflight is not None
+
+    def close(self) -> None:
+        """The service is gone for good: its series leave /metrics, and its retained state is
+        cleared from the broker, so that no reader takes a removed service for a live one."""
+        self._ctx.metrics.forget(self.key)
+        self._ctx.notifier.clear(self.key)
+
+    def keep(self) -> None:
+        """What the service's policy learned is saved (AUTOSCALER_STATE_DIR): the process stops,
+        or new labels replace the policy."""
+        if self._policy is not None:
+            self._memory.save(self._policy)
+
+    def release(self) -> None:
+        """Another instance acts on the service now: what this one counted goes (the retained
+        state is the acting instance's to keep)."""
+        self._ctx.metrics.forget(self.key)
+
+    def step(
+        self, tg: asyncio.TaskGroup, replicas: Sequence[Replica], samples: Mapping[str, Sample]
+    ) -> None:
+        """One round for this service; starts at most one action, in `tg`, and never raises."""
+        self._guard(tg, replicas, samples, decide=True)
+
+    def mend(self, tg: asyncio.TaskGroup, replicas: Sequence[Replica]) -> None:
+        """Between rounds, when the engine said replicas went away or a container of the
+        user's started (Compose removing clones, replacing the template): restore, roll or
+        repair now, on the last round's samples, without deciding the size (that waits for the
+        round). Never raises."""
+        if self.spec is not None and not self._zero.asleep:
+            self._guard(tg, replicas, self._samples, decide=False)
+
+    def _guard(
+        self,
+        tg: asyncio.TaskGroup,
+        replicas: Sequence[Replica],
+        samples: Mapping[str, Sample],
+        *,
+        decide: bool,
+    ) -> None:
+        if self.busy:
+            return
+        try:
+            replicas = heeded(replicas, self._ctx.clock.wall())
+            self._step(tg, replicas, samples, decide=decide)
+        except Exception as exc:
+            # A bug for one service must not stop the others, nor flood the log and the broker:
+            # told once while it lasts, and shown in the service's state.
+            error = InternalError(str(self.key), "evaluating", exc)
+            if str(error) != self._bug:
+                logger.error("%s", error, exc_info=exc)
+                self._report.fault(error)
+            self._bug = str(error)
+            try:
+                self._show(Phase.ERROR, replicas, self.spec, None, str(error), error=str(error))
+            except Exception:
+                logger.debug("%s: its state could not be shown either", self.key, exc_info=True)
+        else:
+            self._bug = None
+
+    def _step(
+        self,
+        tg: asyncio.TaskGroup,
+        replicas: Sequence[Replica],
+        samples: Mapping[str, Sample],
+        *,
+        decide: bool = True,
+    ) -> None:
+        self._samples = samples
+        if self._ctx.clones and being_removed(replicas, self._ctx.clock.wall()):
+            # `docker compose down` removed the template first: the rest follow it.
+            gone = "its containers are being removed: not scaling"
+            self._show(Phase.STOPPED, replicas, self.spec, None, gone)
+            return
+        try:
+            spec = self._spec_for(replicas)
+        except AutoscalerError as exc:
+            if str(exc) != self._error:
+                logger.error("%s; skipping this service until it is fixed", exc)
+                self._report.fault(exc)
+            self._error = str(exc)
+            self._show(Phase.ERROR, replicas, None, None, str(exc), error=str(exc))
+            return
+        if self._error is not None:
+            logger.info("%s: its error is fixed; scaling it again", self.key)
+            self._error = None
+        spec = self._in_force(spec)
+        if decide and self._zero_step(tg, spec, replicas):
+            return
+        if (reason := self._stopped(replicas)) is not None:
+            # Stopped by its owner (`docker compose stop`, `down`, `restart`, `pause`, Compose
+            # replacing its containers, or still being created): cloning it back to life would
+            # fight them. (A Swarm service its owner scaled to 0 has no tasks, and is not
+            # listed; one whose tasks are all on their way holds.)
+            self._show(Phase.STOPPED, replicas, spec, None, reason)
+            return
+        monotonic = self._ctx.clock.monotonic()
+        if not self._failures.ready(monotonic):
+            reason = f"the last action failed; next try in {self._failures.left(monotonic):.0f}s"
+            self._show(Phase.BACKOFF, replicas, spec, None, reason)
+            return
+        mends = self._ctx.clones and not self._ctx.dry_run
+        if mends and self._upkeep(tg, spec, replicas, monotonic):
+            return
+        if decide:
+            self._decide(tg, spec, replicas, samples)
+
+    def _decide(
+        self,
+        tg: asyncio.TaskGroup,
+        spec: ServiceSpec,
+        replicas: Sequence[Replica],
+        samples: Mapping[str, Sample],
+    ) -> None:
+        """The policy proposes, the behaviour disposes, and the decision is acted on."""
+        evaluation = self._evaluate(spec, replicas, samples)
+        decision = evaluation.decision
+        if decision.direction is Direction.NONE:
+            self._show(Phase.HOLDING, replicas, spec, evaluation, decision.reason)
+        elif spec.paused:
+            self._show(
+                Phase.PAUSED, replicas, spec, evaluation, f"paused; would: {decision.reason}"
+            )
+        elif self._ctx.dry_run:
+            logger.info("%s: dry run: would scale %d -> %d: %s", self.key,
+                        decision.current, decision.desired, decision.reason)  # fmt: skip
+            if self._announced != (decision.current, decision.desired):
+                self._announced = (decision.current, decision.desired)
+                self._report.scaled(spec, evaluation, None)
+            self._show(Phase.HOLDING, replicas, spec, evaluation, f"dry run; {decision.reason}")
+        else:
+            logger.info("%s: %d -> %d: %s", self.key,
+                        decision.current, decision.desired, decision.reason)  # fmt: skip
+            self._show(Phase.SCALING, replicas, spec, evaluation, decision.reason)
+            self._run(tg, "scaling", self._scale(spec, replicas, evaluation))
+
+    def _in_force(self, spec: ServiceSpec) -> ServiceSpec:
+        """The spec with the min and max its schedule sets now; a change of window told once."""
+        spec, in_force = spec.in_force(self._ctx.clock.wall())
+        if in_force.reason != self._schedule:
+            # A window began or ended: told once, as the bounds change.
+            self._schedule = in_force.reason
+            message = in_force.reason or "no schedule window in force: the labels' min and max"
+            logger.info("%s: %s", self.key, message)
+            self._report.event("schedule", {"min": spec.minimum, "max": spec.maximum},
+                               message=message)  # fmt: skip
+        return spec
+
+    def _zero_step(
+        self, tg: asyncio.TaskGroup, spec: ServiceSpec, replicas: Sequence[Replica]
+    ) -> bool:
+        """A service whose labels allow zero, or that is asleep: zero.Sleep takes the round
+        when it acts or the service is at zero."""
+        zero_able = self.spec is not None and self.spec.minimum == 0
+        if not zero_able and not self._zero.asleep:
+            return False
+        return self._zero.step(tg, self, spec, replicas, self._metric.read(spec))
+
+    def _stopped(self, replicas: Sequence[Replica]) -> str | None:
+        """Why its owner holds the service (repairs.held), or None. A crashed template is no
+        owner's stop: the service is kept at its count by its clones, and the template is
+        reported down (in the state, and once as an error event) until it runs again."""
+        if not self._ctx.clones:
+            return None
+        own = [r for r in replicas if not r.is_clone]
+        down = [r for r in own if r.crashed and r.status in ("exited", "dead")]
+        if not down or any(r.serving or r.status == "restarting" for r in own):
+            self._down = None
+            return held(replicas, self._ctx.clock.wall())
+        message = "; ".join(f"{r.name} crashed ({r.exit})" for r in down)
+        error = TemplateError(
+            str(self.key), f"{message}: its clones keep the service at its count until it runs"
+        )
+        if str(error) != self._down:
+            logger.error("%s", error)
+            self._report.fault(error)
+        self._down = str(error)
+        return None
+
+    def _spec_for(self, replicas: Sequence[Replica]) -> ServiceSpec:
+        """The spec from the template's labels, parsed again only when they change; a new spec
+        brings a new policy, and a behaviour that carries the old one's windows over."""
+        template = template_of(self.key, replicas)
+        if self._ctx.clones and (why := template.unclonable) is not None:
+            raise TemplateError(str(self.key), f"{template.name} cannot be cloned: {why}")
+        all_labels = template.labels
+        if self.spec is not None and dict(self.spec.labels) == own_labels(all_labels):
+            return self.spec
+        spec = parse(self.key, all_labels)
+        self.keep()  # what the policy the labels replace learned
+        self._policy = spec.new_policy()
+        self._memory.restore(self._policy)
+        self._behavior = Behavior(spec.behavior, previous=self._behavior)
+        self.spec = spec
+        return spec
+
+    def _evaluate(
+        self, spec: ServiceSpec, replicas: Sequence[Replica], samples: Mapping[str, Sample]
+    ) -> Evaluation:
+        assert self._policy is not None and self._behavior is not None
+        now, wall = self._ctx.clock.monotonic(), self._ctx.clock.wall()
+        observed = replica_samples(
+            replicas, samples, self._startup.on_our_clock(replicas, now, wall)
+        )
+        counting = [s.container_id for s in observed if s.ready and s.cpu is not None]
+        self._startup.counted(counting, now, [r.id for r in replicas])
+        signal = self._metric.read(spec)
+        # A running service runs at least one: only a sleep (sleep.py) takes it to zero.
+        floor = max(spec.minimum, 1)
+        inputs = PolicyInput(len(observed), floor, spec.maximum, observed, now, signal,
+                             wall=wall, startup=self._startup.seconds)  # fmt: skip
+        proposal = self._metric.fallback(
+            spec, signal, self._idle.propose(self._policy, inputs, replicas), now
+        )
+        decision = self._behavior.decide(inputs, proposal)
+        self._memory.tick(self._policy, now)
+        own = sum(1 for r in counted(replicas) if not r.is_clone) if self._ctx.clones else 0
+        if decision.desired < own:
+            # The user's containers are theirs: a service Compose runs 3 of never goes below 3.
+            step = f"{own} of its containers are not clones: never removed"
+            reason = f"{decision.reason}; {step}"
+            steps = (*decision.steps, step)
+            decision = replace(decision, desired=own, bound="own", reason=reason, steps=steps)
+        logger.debug("%s: %d -> %d: %s", self.key, decision.current, decision.desired,
+                     decision.reason)  # fmt: skip
+        evaluation = Evaluation(wall, decision, observed, {r.id: r.name for r in replicas})
+        self.history.append(evaluation)
+        self._ctx.metrics.evaluated(self.key, evaluation)
+        return evaluation
+
+    def _upkeep(
+        self, tg: asyncio.TaskGroup, spec: ServiceSpec, replicas: Sequence[Replica], now: float
+    ) -> bool:
+        """Broken clones, vanished replicas, stale clones (repairs.py): True while one is being
+        mended or waits out the crash-loop backoff. The service's size is not decided then, or a
+        scale-up would sidestep the backoff."""
+        live = len(counted(replicas))
+        if self.decided is None or live > self.decided:
+            self.decided = live  # at start-up, or the user added containers of their own
+        self.decided = min(self.decided, spec.maximum)
+        wall = self._ctx.clock.wall()
+        if any(broken(r, wall, woke(replicas)) for r in replicas):
+            repair = self._crash_loop.plan(replicas, now, wall, self.decided)
+            if repair is None:
+                reason = "broken clones: waiting out the crash-loop backoff to replace them"
+                self._show(Phase.REPAIRING, replicas, spec, None, reason)
+                return True
+        elif spec.paused:
+            return False
+        else:
+            template = template_of(self.key, replicas)
+            repair = restore(replicas, self.decided, wall) or roll(replicas, template, self.decided)
+            if repair is None:
+                return False
+        reason = f"{repair.kind}: {'; '.join(repair.reasons)}"
+        logger.warning("%s: %s", self.key, reason)
+        self._show(Phase.REPAIRING, replicas, spec, None, reason)
+        self._run(tg, repair.doing, self._mend(replicas, repair))
+        return True
+
+    # -- the guarded runner and the actions it runs ---------------------------------------------
+
+    def run(
+        self, tg: asyncio.TaskGroup, doing: str, action: Coroutine[Any, Any, ScaleResult]
+    ) -> None:
+        """Run `action` as this service's one action in flight, guarded (for zero.Sleep)."""
+        self._run(tg, doing, action)
+
+    def failing(self) -> str | None:
+        """While the last action's backoff lasts, how long is left, in words."""
+        monotonic = self._ctx.clock.monotonic()
+        if self._failures.ready(monotonic):
+            return None
+        return f"the last action failed; next try in {self._failures.left(monotonic):.0f}s"
+
+    def record(self, result: ScaleResult) -> None:
+        """A sleep or a wake happened: a scale action for the behaviour's rates and cooldowns."""
+        assert self._behavior is not None
+        self._behavior.record(self._ctx.clock.monotonic(), result.before, result.after)
+        self.decided = result.after
+
+    def show(self, phase: Phase, replicas: Sequence[Replica], spec: ServiceSpec,
+             reason: str) -> None:  # fmt: skip
+        self._show(phase, replicas, spec, self._last, reason)
+
+    def _run(
+        self, tg: asyncio.TaskGroup, doing: str, action: Coroutine[Any, Any, ScaleResult]
+    ) -> None:
+        began = self._ctx.clock.monotonic()
+        self.inflight = tg.create_task(
+            self._guarded(doing, action, began), name=f"{doing} {self.key}"
+        )
+
+    async def _guarded(
+        self, doing: str, action: Coroutine[Any, Any, ScaleResult], began: float
+    ) -> None:
+        errors: list[AutoscalerError] = []
+        try:
+            result = await action
+            errors += result.errors
+            self._startup.created(result.created, began)
+            for container_id in result.created + result.removed + result.stopped + result.started:
+                await self._ctx.refresh(container_id)
+            # The next decision looks at the load spread over the count there is now.
+            await self._ctx.restart(self._ctx.view(self.key))
+        except AutoscalerError as exc:
+            errors.append(exc)
+        except Exception as exc:
+            logger.exception("%s: unexpected error while %s", self.key, doing)
+            errors.append(InternalError(str(self.key), doing, exc))
+        finally:
+            self.inflight = None
+        for error in errors:
+            logger.error("%s", error)
+            self._report.fault(error)
+        replicas = self._ctx.view(self.key)
+        if errors:
+            self._failures.failed(self._ctx.clock.monotonic())
+            reason = f"{doing} failed; next try in {self._failures.wait:.0f}s: {errors[0]}"
+            logger.warning("%s: %s", self.key, reason)
+            self._show(Phase.BACKOFF, replicas, self.spec, self._last, reason, error=str(errors[0]))
+        else:
+            self._failures.succeeded()
+            if self._zero.asleep:
+                self._show(Phase.IDLE, replicas, self.spec, self._last, self._zero.reason)
+                return
+            reason = self._last.decision.reason if self._last else f"done {doing}"
+            self._show(Phase.HOLDING, replicas, self.spec, self._last, reason)
+
+    async def _scale(
+        self, spec: ServiceSpec, replicas: Sequence[Replica], evaluation: Evaluation
+    ) -> ScaleResult:
+        target = evaluation.decision.desired
+        result = await self._ctx.actuator.scale_to(self.key, replicas, target)
+        assert self._behavior is not None
+        saturated = evaluation.decision.saturated
+        self._behavior.record(
+            self._ctx.clock.monotonic(), result.before, result.after, saturated=saturated
+        )
+        self.decided = result.after
+        self._report.scaled(spec, evaluation, result)
+        logger.info("%s: scaled %d -> %d in %.2fs", self.key, result.before, result.after,
+                    result.seconds)  # fmt: skip
+        return result
+
+    async def _mend(self, replicas: Sequence[Replica], repair: Repair) -> ScaleResult:
+        result = await self._ctx.actuator.repair(
+            self.key, replicas, repair.remove, repair.replace, surge=repair.surge
+        )
+        names = {r.id: r.name for r in repair.remove}
+        self._report.event(
+            repair.kind,
+            {"removed": len(result.removed), "created": len(result.created)},
+            removed=[names.get(i, i[:12]) for i in result.removed],
+            created=len(result.created),
+            reason="; ".join(repair.reasons),
+        )
+        return result
+
+    @property
+    def _last(self) -> Evaluation | None:
+        return self.history[-1] if self.history else None
+
+    @property
+    def state(self) -> ServiceState | None:
+        """The service as it stands after the latest step (None before the first)."""
+        return self._report.state
+
+    @property
+    def timeline(self) -> History:
+        """Its states over the last hour, a row a round."""
+        return self._report.history
+
+    def _show(
+        self,
+        phase: Phase,
+        replicas: Sequence[Replica],
+        spec: ServiceSpec | None,
+        evaluation: Evaluation | None,
+        reason: str,
+        *,
+        error: str | None = None,
+    ) -> None:
+        self._report.show(
+            phase, replicas, spec, evaluation, reason,
+            decided=self.decided, samples=self._samples, signal=self._metric.last,
+            error=error or self._down or self._metric.error, finding=self._idle.finding,
+            schedule=self._schedule, startup=self._startup.seconds,
+        )  # fmt: skip

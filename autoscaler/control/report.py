@@ -1,0 +1,152 @@
+"""What the world is told of one service: its events, each naming the instance that acted, and
+its state, built in one place and published (retained) when it says something new or when the
+last one is a heartbeat old. MQTT, /status, /metrics, `explain` and the page all read that one
+state; each state shown is a row of the service's history (history.py), which the page charts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from autoscaler.control.context import Context
+from autoscaler.control.history import History
+from autoscaler.control.replicas import Replica, Sample, ScaleResult, counted
+from autoscaler.control.spec import ServiceSpec
+from autoscaler.control.state import Evaluation, Phase, ServiceState
+from autoscaler.errors import AutoscalerError
+from autoscaler.labels import ServiceKey
+from policies.base import Signal
+
+ACTIONS = frozenset({"scale_up", "scale_down", "repair", "restore", "roll", "sleep", "wake"})
+"""The events that change the service's containers: the state's `last_action`."""
+
+
+class Report:
+    def __init__(self, key: ServiceKey, context: Context) -> None:
+        self.key = key
+        self._ctx = context
+        self.state: ServiceState | None = None
+        self._published: tuple[ServiceState, float] | None = None  # and when (monotonic)
+        self.history = History(context.interval)
+        self._last_action: tuple[str, float] | None = None  # in words, and when (wall time)
+
+    def scaled(self, spec: ServiceSpec, evaluation: Evaluation, result: ScaleResult | None) -> None:
+        """A scale event: what the actuator did, or (dry run, `result` None) what it would do."""
+        decision = evaluation.decision
+        after = decision.desired if result is None else result.after
+        if after == decision.current:
+            return
+        action = "scale_up" if after > decision.current else "scale_down"
+        attributes: dict[str, Any] = {"policy": spec.policy_name, "from": decision.current,
+                                      "to": after}  # fmt: skip
+        if result is None:
+            attributes["dry_run"] = "true"
+        else:
+            self._ctx.metrics.acted(self.key, action)
+        self.event(
+            action,
+            attributes,
+            **{"from": decision.current, "to": after, "desired": decision.desired},
+            reason=decision.reason,
+            dry_run=result is None,
+        )
+
+    def fault(self, exc: AutoscalerError) -> None:
+        self._ctx.metrics.failed(self.key, exc)
+        self.event("error", exc.event_attributes(), message=str(exc))
+
+    def event(self, action: str, attributes: Mapping[str, Any], **extra: Any) -> None:
+        """Every event of this service names the instance that acted: the engine lease's
+        holder, or the cluster lease's for a Swarm service."""
+        if action in ACTIONS:
+            self._last_action = (_words(action, extra), self._ctx.clock.wall())
+        self._ctx.notifier.event(
+            self.key, action, attributes, instance=self._ctx.instance(), **extra
+        )
+
+    def show(
+        self,
+        phase: Phase,
+        replicas: Sequence[Replica],
+        spec: ServiceSpec | None,
+        evaluation: Evaluation | None,
+        reason: str,
+        *,
+        decided: int | None,
+        samples: Mapping[str, Sample],
+        signal: Signal | None,
+        error: str | None,
+        finding: str | None = None,
+        schedule: str | None = None,
+        startup: float | None = None,
+    ) -> None:
+        """Build the service's state and keep it; publish it when it says something new."""
+        live = counted(replicas)
+        seen = [samples[r.id] for r in live if r.id in samples]
+        sources = sorted({s.source for s in seen})
+        action, action_at = self._last_action or (None, None)
+        self.state = ServiceState(
+            project=self.key.project,
+            service=self.key.service,
+            scope=self.key.scope,
+            own=sum(1 for r in replicas if not r.is_clone) if self._ctx.clones else None,
+            phase=phase,
+            replicas=len(live),
+            containers=tuple(sorted(r.name for r in live)),
+            reason=reason,
+            time=self._ctx.clock.wall(),
+            instance=self._ctx.instance(),
+            dry_run=self._ctx.dry_run,
+            desired=evaluation.decision.desired if evaluation else None,
+            decided=decided,
+            minimum=spec.minimum if spec else None,
+            maximum=spec.maximum if spec else None,
+            policy=spec.policy_name if spec else None,
+            paused=spec.paused if spec else None,
+            cpu=evaluation.cpu if evaluation else None,
+            memory=evaluation.memory if evaluation else None,
+            targets=_targets(spec),
+            metric=signal.name if signal else None,
+            metric_value=signal.value if signal else None,
+            received=_total(s.received for s in seen),
+            sent=_total(s.sent for s in seen),
+            bound=evaluation.decision.bound if evaluation else None,
+            last_action=action,
+            last_action_at=action_at,
+            startup=round(startup, 2) if startup is not None else None,
+            sampler="+".join(sources) or None,
+            error=error,
+            finding=finding,
+            schedule=schedule,
+        )
+        self.history.add(self.state)
+        now = self._ctx.clock.monotonic()
+        if self._published is not None:
+            last, at = self._published
+            if not self.state.differs(last, self._ctx.band) and now - at < self._ctx.heartbeat:
+                return
+        self._published = (self.state, now)
+        self._ctx.notifier.state(self.key, self.state.to_dict())
+
+
+def _targets(spec: ServiceSpec | None) -> dict[str, float] | None:
+    """The policy's targets by metric, when its options name them the built-ins' way."""
+    if spec is None:
+        return None
+    found = {
+        m: getattr(spec.policy_options, f"{m}_target", None) for m in ("cpu", "memory", "metric")
+    }
+    return {m: float(t) for m, t in found.items() if isinstance(t, (int, float))} or None
+
+
+def _total(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def _words(action: str, extra: Mapping[str, Any]) -> str:
+    """`scale_up 2 → 3`, `restore` ...: an action as the overview shows it."""
+    before, after = extra.get("from"), extra.get("to")
+    counts = f" {before} → {after}" if before is not None and after is not None else ""
+    return f"{action}{counts}"

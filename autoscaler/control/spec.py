@@ -1,0 +1,397 @@
+"""A service's labels (those of its template) -> a frozen, validated `ServiceSpec`, or a
+`LabelError` that names the service, the label and its value.
+
+Three kinds of label: the common ones (`enable`, `min`, `max`, `policy`, `paused`, ...), the
+behaviour labels every policy shares (`scale-up.*`, `scale-down.stabilization`, ...), and the
+options of the chosen policy. A label that is none of these is an error, for every policy alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
+from types import MappingProxyType
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from autoscaler import labels
+from autoscaler.errors import LabelError
+from autoscaler.labels import ServiceKey
+from policies import registry
+from policies.base import Policy
+from policies.options import BehaviorOptions, Seconds, seconds
+from policies.schedule import Bounds, Window, bounds, parse_window
+from policies.zero import ZeroRule
+
+_COMMON = frozenset(
+    k.removeprefix(labels.PREFIX)
+    for k in (labels.ENABLE, labels.SERVICE, labels.CLONE_OF, labels.ASLEEP, labels.MIN,
+              labels.MAX, labels.POLICY, labels.PAUSED)
+)  # fmt: skip
+_SCHEDULE = "schedule."
+
+
+_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """One label matcher of a scraped sample, as PromQL writes it: `code!="500"`."""
+
+    label: str
+    op: str
+    value: str
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        have = labels.get(self.label, "")
+        if self.op == "=":
+            return have == self.value
+        if self.op == "!=":
+            return have != self.value
+        found = re.fullmatch(self.value, have) is not None
+        return found if self.op == "=~" else not found
+
+    def __str__(self) -> str:
+        return f'{self.label}{self.op}"{self.value}"'
+
+
+def matchers(text: str) -> tuple[Matcher, ...]:
+    """`a="x",b!~"y.*"` -> matchers; ValueError saying where it is not one."""
+    out: list[Matcher] = []
+    at, text = 0, text.strip()
+    while at < len(text):
+        found = _MATCHER.match(text, at)
+        if found is None or found.end() == at:
+            raise ValueError(f'expected label="value" (or !=, =~, !~) at {text[at : at + 20]!r}')
+        label, op, value = found.groups()
+        value = re.sub(r"\\(.)", r"\1", value)
+        if op in ("=~", "!~"):
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{label}{op}{value!r}: not a regular expression: {exc}") from None
+        out.append(Matcher(label, op, value))
+        at = found.end()
+    return tuple(out)
+
+
+class MetricSource(BaseModel):
+    """Where a service's demand is read: a number published on an MQTT topic, the value of a
+    Prometheus query, or a sample of a Prometheus text endpoint read directly (`scrape`). The
+    labels `metric.target` and `metric.activation` belong to the policy, which turns the value
+    into a count."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    source: Literal["mqtt", "prometheus", "scrape"] = Field(alias="metric.source")
+    topic: str | None = Field(default=None, alias="metric.topic", min_length=1)
+    """MQTT topic; `+` and `#` wildcards sum the latest value of every matching topic."""
+    field: str | None = Field(default=None, alias="metric.field", min_length=1)
+    """A dotted path to the number in a JSON payload; the payload is the number without it."""
+    url: str | None = Field(default=None, alias="metric.url", pattern=r"^https?://\S+$")
+    """The Prometheus server's base URL; for `scrape`, the text endpoint itself."""
+    sample: str | None = Field(
+        default=None, alias="metric.name", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+    )
+    """(scrape) The sample to read, e.g. `caddy_http_requests_total`."""
+    match: str | None = Field(default=None, alias="metric.match")
+    """(scrape) Label matchers, e.g. `handler="reverse_proxy",code!="500"`."""
+    pending: str | None = Field(
+        default=None, alias="metric.pending", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+    )
+    """(scrape) A gauge of the requests the source holds (in flight, queued), with the same
+    matchers: its growth a second is added to the rate, so that a counter that counts requests
+    as they complete (Caddy's) still measures those that arrive while the replicas are held."""
+    query: str | None = Field(default=None, alias="metric.query", min_length=1)
+    """An instant PromQL query: one number, or a vector whose values are summed."""
+    max_age: Seconds | None = Field(default=None, alias="metric.max-age")
+    """An older value is missing; three intervals when unset."""
+    fallback: int | None = Field(default=None, alias="metric.fallback", ge=0, le=10_000)
+    """Replicas to run once the value has been missing for `fallback-after`, instead of
+    holding the count (the default): policies/fallback.py."""
+    fallback_after: Seconds | None = Field(default=None, alias="metric.fallback-after")
+    """How long the value must be missing first (counted from when it went missing: past its
+    max age, or the source failing); three intervals when unset."""
+
+    @field_validator("topic")
+    @classmethod
+    def _subscribable(cls, topic: str | None) -> str | None:
+        if topic is not None and (problem := topic_filter_problem(topic)) is not None:
+            raise PydanticCustomError(
+                "topic", "not an MQTT topic filter: {problem}", {"problem": problem}
+            )
+        return topic
+
+    @field_validator("match")
+    @classmethod
+    def _matchers(cls, match: str | None) -> str | None:
+        if match is not None:
+            try:
+                matchers(match)
+            except ValueError as exc:
+                raise PydanticCustomError("match", "{problem}", {"problem": str(exc)}) from exc
+        return match
+
+    @model_validator(mode="after")
+    def _complete(self) -> MetricSource:
+        needs = {"mqtt": ("topic",), "prometheus": ("url", "query"), "scrape": ("url", "sample")}
+        uses = {"mqtt": {"topic", "field"}, "prometheus": {"url", "query"},
+                "scrape": {"url", "sample", "match", "pending"}}  # fmt: skip
+        for name in needs[self.source]:
+            if getattr(self, name) is None:
+                raise PydanticCustomError(
+                    "missing",
+                    f"required with metric.source={self.source}",
+                    {"label": MetricSource.model_fields[name].alias},
+                )
+        every = {"topic", "field", "url", "query", "sample", "match", "pending"}
+        for name in sorted(every - uses[self.source]):
+            if getattr(self, name) is not None:
+                raise PydanticCustomError(
+                    "extra",
+                    f"not for metric.source={self.source}",
+                    {"label": MetricSource.model_fields[name].alias},
+                )
+        return self
+
+    @property
+    def matchers(self) -> tuple[Matcher, ...]:
+        return matchers(self.match) if self.match else ()
+
+    @property
+    def name(self) -> str:
+        if self.source == "mqtt":
+            return f"mqtt {self.topic}"
+        if self.source == "prometheus":
+            return f"prometheus {self.query}"
+        return f"scrape {self.sample}{{{self.match}}}" if self.match else f"scrape {self.sample}"
+
+
+def topic_filter_problem(topic: str) -> str | None:
+    """What makes `topic` no MQTT topic filter (MQTT 3.1.1, 4.7), or None: a broker and paho
+    refuse such a filter, so it is a label error rather than a failure at subscribe time."""
+    if not topic:
+        return "it is empty"
+    if "\x00" in topic:
+        return "it contains a NUL character"
+    if len(topic.encode("utf-8", errors="surrogatepass")) > 65535:
+        return "it is longer than 65535 bytes"
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return "'#' must be a level of its own, and the last one"
+        if "+" in level and level != "+":
+            return "'+' must be a level of its own"
+    return None
+
+
+METRIC_KEYS = frozenset(f.alias or n for n, f in MetricSource.model_fields.items())
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    key: ServiceKey
+    minimum: int
+    maximum: int
+    paused: bool
+    policy_name: str
+    policy_class: type[Any]
+    policy_options: BaseModel
+    behavior: BehaviorOptions
+    metric: MetricSource | None
+    labels: Mapping[str, str]
+    """The `autoscaler.*` labels this spec was parsed from, to notice when they change."""
+    schedule: tuple[Window, ...] = ()
+    """`autoscaler.schedule.<name>` windows that change min and max (policies/schedule.py)."""
+    timezone: tzinfo = UTC
+    """`autoscaler.schedule.timezone`: where the windows' times of day are."""
+    lead: float = 0.0
+    """`autoscaler.schedule.lead`: seconds early a window's min is in force."""
+
+    def in_force(self, wall: float) -> tuple[ServiceSpec, Bounds]:
+        """This spec with the `min` and `max` its schedule's windows set at `wall` (Unix time),
+        and the bounds with the windows in force."""
+        local = datetime.fromtimestamp(wall, self.timezone)
+        found = bounds(self.minimum, self.maximum, self.schedule, local, self.lead)
+        if (found.minimum, found.maximum) == (self.minimum, self.maximum):
+            return self, found
+        return replace(self, minimum=found.minimum, maximum=found.maximum), found
+
+    @property
+    def zero(self) -> ZeroRule | None:
+        """How the service goes to zero and wakes, where its `min` is 0 (policies/zero.py)."""
+        if self.minimum != 0:
+            return None
+        activation = getattr(self.policy_options, "metric_activation", None)
+        return ZeroRule(self.behavior.to_zero_after, activation)
+
+    def new_policy(self) -> Policy:
+        """A fresh policy object; it keeps state of its own for as long as the spec stands."""
+        policy: Policy = self.policy_class(self.policy_options)
+        return policy
+
+
+def own_labels(all_labels: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in all_labels.items() if k.startswith(labels.PREFIX)}
+
+
+def parse(key: ServiceKey, all_labels: Mapping[str, str]) -> ServiceSpec:
+    """Validate a service's labels (those of its template); raise LabelError naming the label."""
+    own = own_labels(all_labels)
+    if not _bool(key, labels.ENABLE, own.get(labels.ENABLE, "")):
+        raise LabelError(
+            str(key), labels.ENABLE, own[labels.ENABLE], "set to false, so not managed"
+        )
+    compose = labels.COMPOSE_PROJECT in all_labels and labels.COMPOSE_SERVICE in all_labels
+    # A Swarm service has a name of its own (the Swarm backend keys it); only a lone container needs one.
+    named = compose or labels.SWARM_SERVICE in all_labels
+    if labels.SERVICE not in own and not named:
+        raise LabelError(
+            str(key), labels.SERVICE, None, "required outside Compose to name the service"
+        )
+    if labels.MAX not in own:
+        raise LabelError(str(key), labels.MAX, None, "required")
+    minimum = _int(key, labels.MIN, own.get(labels.MIN, "1"), 0)
+    maximum = _int(key, labels.MAX, own[labels.MAX], 1)
+    if minimum > maximum:
+        raise LabelError(str(key), labels.MIN, own.get(labels.MIN), f"greater than max {maximum}")
+    paused = _bool(key, labels.PAUSED, own.get(labels.PAUSED, "false"))
+
+    policy_name = own.get(labels.POLICY, registry.DEFAULT).strip()
+    try:
+        policy_keys = registry.option_keys(policy_name)
+        options: dict[str, str] = {}
+        behavior: dict[str, str] = {}
+        metric: dict[str, str] = {}
+        for label, value in own.items():
+            short = label.removeprefix(labels.PREFIX)
+            if short in _COMMON or short.startswith(_SCHEDULE):
+                continue
+            if short in METRIC_KEYS:
+                metric[short] = value
+            elif short in registry.BEHAVIOR_KEYS:
+                behavior[short] = value
+            elif short in policy_keys:
+                options[short] = value
+            else:
+                raise LabelError(str(key), label, value, _unknown(policy_name))
+        if (
+            "metric.source" in metric
+            and "metric.target" in policy_keys
+            and "metric.target" not in options
+        ):
+            label = labels.PREFIX + "metric.source"
+            raise LabelError(
+                str(key), label, own.get(label), "needs metric.target (a replica's share)"
+            )
+        policy_class = registry.lookup(policy_name)
+        policy_options = registry.validate(policy_class.Options, options)
+        behavior_options = registry.behavior(policy_name, behavior)
+        source = registry.validate(MetricSource, metric) if metric else None
+    except registry.PolicyError as exc:
+        raise LabelError(str(key), labels.PREFIX + exc.key, exc.value, exc.reason) from exc
+    _check_metric(key, own, source, policy_options, minimum)
+    windows, timezone, lead = _schedule(key, own)
+    return ServiceSpec(
+        key=key,
+        minimum=minimum,
+        maximum=maximum,
+        paused=paused,
+        policy_name=policy_name,
+        policy_class=policy_class,
+        policy_options=policy_options,
+        behavior=behavior_options,
+        metric=source,
+        labels=MappingProxyType(own),
+        schedule=windows,
+        timezone=timezone,
+        lead=lead,
+    )
+
+
+def _schedule(key: ServiceKey, own: Mapping[str, str]) -> tuple[tuple[Window, ...], tzinfo, float]:
+    """The service's schedule windows, their time zone and how early a window's min comes."""
+    zone_label = labels.PREFIX + _SCHEDULE + "timezone"
+    lead_label = labels.PREFIX + _SCHEDULE + "lead"
+    lead = 0.0
+    if lead_label in own:
+        try:
+            lead = seconds(own[lead_label])
+        except ValueError:
+            raise LabelError(str(key), lead_label, own[lead_label],
+                             "expected a duration, e.g. 90s or 2m") from None  # fmt: skip
+    timezone: tzinfo = UTC
+    if zone_label in own:
+        try:
+            timezone = ZoneInfo(own[zone_label].strip())
+        except (ValueError, ZoneInfoNotFoundError):
+            raise LabelError(str(key), zone_label, own[zone_label],
+                             "not an IANA time zone (e.g. Europe/Berlin)") from None  # fmt: skip
+    windows = []
+    for label, value in sorted(own.items()):
+        name = label.removeprefix(labels.PREFIX + _SCHEDULE)
+        if not label.startswith(labels.PREFIX + _SCHEDULE) or label in (zone_label, lead_label):
+            continue
+        if not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", name):
+            raise LabelError(str(key), label, value, "a window's name is letters, digits, - or _")
+        try:
+            windows.append(parse_window(name, value))
+        except ValueError as exc:
+            raise LabelError(str(key), label, value, str(exc)) from None
+    return tuple(windows), timezone, lead
+
+
+def _check_metric(
+    key: ServiceKey,
+    own: Mapping[str, str],
+    source: MetricSource | None,
+    options: BaseModel,
+    minimum: int,
+) -> None:
+    """A source needs a policy that turns its value into a count, and a target needs a source;
+    only a metric can wake a service at zero."""
+    if minimum == 0 and source is None:
+        raise LabelError(str(key), labels.MIN, own[labels.MIN],
+                         "0 needs a metric source (autoscaler.metric.source) to wake the service: "
+                         "CPU is not measured while nothing runs")  # fmt: skip
+    target = getattr(options, "metric_target", None)
+    if source is not None and target is None:
+        label = labels.PREFIX + "metric.source"
+        raise LabelError(str(key), label, own[label], "needs metric.target (a replica's share)")
+    if source is None and target is not None:
+        label = labels.PREFIX + "metric.target"
+        raise LabelError(str(key), label, own[label], "needs metric.source to read it from")
+
+
+def _bool(key: ServiceKey, label: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise LabelError(str(key), label, value, "expected true or false")
+
+
+def _int(key: ServiceKey, label: str, value: str, minimum: int) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise LabelError(str(key), label, value, "expected a whole number") from None
+    if number < minimum:
+        raise LabelError(str(key), label, value, f"must be at least {minimum}")
+    return number
+
+
+def _unknown(policy_name: str) -> str:
+    keys = sorted(
+        _COMMON | METRIC_KEYS | registry.BEHAVIOR_KEYS | registry.option_keys(policy_name)
+    )
+    known = ", ".join([*(labels.PREFIX + k for k in keys), labels.PREFIX + _SCHEDULE + "<name>"])
+    return f"unknown label (policy {policy_name} knows: {known})"

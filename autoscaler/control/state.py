@@ -1,0 +1,201 @@
+"""What a service's controller shows the world: each evaluation with its inputs, and one typed
+state object that MQTT, `/status`, `/metrics` and `autoscaler explain` all read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from statistics import fmean
+from typing import Any
+
+from autoscaler.control.replicas import Replica, Sample, counted
+from policies.base import Decision, ReplicaSample
+
+
+class Phase(StrEnum):
+    """What a service's controller is doing; see the state machine in controller.py."""
+
+    HOLDING = "holding"
+    SCALING = "scaling"
+    REPAIRING = "repairing"
+    BACKOFF = "backoff"
+    PAUSED = "paused"
+    IDLE = "idle"
+    """At zero, put there by the autoscaler (`min: "0"`): woken when its metric is wanted."""
+    STOPPED = "stopped"
+    """None of the service's own containers runs: its owner stopped it; not scaled."""
+    ERROR = "error"
+    """Its labels or template are wrong: skipped until they are fixed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    at: float
+    decision: Decision
+    samples: tuple[ReplicaSample, ...]
+    names: Mapping[str, str]
+    """container id -> name, to explain decisions in names people know."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision with its inputs, as `/status` and `autoscaler explain` show it."""
+        d = self.decision
+        return {
+            "time": self.at,
+            "from": d.current,
+            "to": d.desired,
+            "proposal": d.proposal,
+            "stabilized": d.stabilized,
+            "bound": d.bound,
+            "reason": d.reason,
+            "steps": list(d.steps),
+            "metrics": dict(d.metrics),
+            "samples": [
+                {
+                    "container": self.names.get(s.container_id, s.container_id[:12]),
+                    "cpu": s.cpu,
+                    "memory": s.memory,
+                    "throttled": s.throttled,
+                    "counted": s.container_id not in d.ignored,
+                    "why_not": d.ignored.get(s.container_id),
+                }
+                for s in self.samples
+            ],
+        }
+
+    @property
+    def cpu(self) -> float | None:
+        return _mean(s.cpu for s in self.samples if s.ready)
+
+    @property
+    def memory(self) -> float | None:
+        return _mean(s.memory for s in self.samples if s.ready)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    """One service as it stands after its controller's latest step."""
+
+    project: str
+    service: str
+    phase: Phase
+    replicas: int
+    containers: tuple[str, ...]
+    reason: str
+    time: float
+    instance: str | None
+    dry_run: bool
+    scope: str = "local"
+    """`local` (a Compose service) or `swarm` (a Swarm service), as ServiceKey says."""
+    desired: int | None = None
+    own: int | None = None
+    """The user's own containers of the service (not clones), running or not: what Compose
+    must be told to keep (`autoscaler replicas --compose-args`). None for a Swarm service."""
+    decided: int | None = None
+    """The count the service is kept at: what the last action settled on."""
+    minimum: int | None = None
+    maximum: int | None = None
+    policy: str | None = None
+    paused: bool | None = None
+    cpu: float | None = None
+    memory: float | None = None
+    targets: Mapping[str, float] | None = None
+    """What each measure should average (the policy's targets), for charts: `cpu` and `memory`
+    in percent, `metric` in the metric's own unit a replica."""
+    metric: str | None = None
+    """The service's metric source, when its labels name one (`mqtt queue/jobs`, ...)."""
+    metric_value: float | None = None
+    """Its value this round; None when there is none to trust."""
+    received: float | None = None
+    """Bytes a second the service's counted replicas received and sent, summed (their network
+    namespaces, loopback aside); None where no replica's traffic is known."""
+    sent: float | None = None
+    bound: str | None = None
+    """What held the last decision back (policies/base.py Decision.bound): `max` is a service
+    saturated at its maximum."""
+    last_action: str | None = None
+    """The service's latest action (scale_up, scale_down, repair, restore, roll, sleep, wake), in
+    words with its counts, and when it happened (wall time)."""
+    last_action_at: float | None = None
+    startup: float | None = None
+    """Seconds a new replica took from the action that created it to its first counted sample
+    (the median of the latest five); None before one was measured."""
+    sampler: str | None = None
+    """Which sampler served the replicas: cgroup (the fast path), api, or both."""
+    error: str | None = None
+    finding: str | None = None
+    """Something wrong that is not an error: replicas that take no load while others are held
+    at their limit (policies/idle.py)."""
+    schedule: str | None = None
+    """The schedule's windows in force and the min and max they set (policies/schedule.py)."""
+
+    def differs(self, other: ServiceState, band: float) -> bool:
+        """Whether this state says something `other` did not: a count, a decision, a phase, an
+        error, an action or a setting changed, utilisation moved by more than `band` points, or
+        the metric by more than `band` percent. The network's rates are shown, never told."""
+        if any(getattr(self, f) != getattr(other, f) for f in _MEANINGFUL):
+            return True
+        if any(_moved(getattr(self, f), getattr(other, f), band) for f in ("cpu", "memory")):
+            return True
+        # A metric has its own unit: it moves by `band` percent of itself.
+        now, before = self.metric_value, other.metric_value
+        scale = max(abs(now), abs(before)) if now is not None and before is not None else 0.0
+        return _moved(now, before, band / 100 * scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form: MQTT's retained state and `/status`."""
+        out = asdict(self)
+        out["containers"] = list(self.containers)
+        out["min"], out["max"] = out.pop("minimum"), out.pop("maximum")
+        return out
+
+
+_MEANINGFUL = (
+    "phase", "replicas", "containers", "desired", "minimum", "maximum", "policy", "paused",
+    "dry_run", "sampler", "error", "finding", "schedule", "instance", "metric", "bound",
+    "last_action", "last_action_at",
+)  # fmt: skip
+
+
+def _moved(now: float | None, before: float | None, band: float) -> bool:
+    if now is None or before is None:
+        return now is not before
+    return abs(now - before) > band
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return fmean(present) if present else None
+
+
+def replica_samples(
+    replicas: Sequence[Replica],
+    samples: Mapping[str, Sample],
+    started: Mapping[str, float] | None = None,
+) -> tuple[ReplicaSample, ...]:
+    """What the policy sees of each counted replica; a replica it must not trust says why.
+    `started`: when each started, on the clock of `PolicyInput.now` (the engine's wall time
+    without it)."""
+    out = []
+    for replica in counted(replicas):
+        sample = samples.get(replica.id)
+        # A replica without a reading yet is ready but missing: the policy decides what that means.
+        note = ""
+        if replica.status != "running":
+            note = replica.status
+        elif replica.health in ("starting", "unhealthy"):
+            note = f"health {replica.health}"
+        elif replica.unseen:
+            note = replica.unseen
+        out.append(
+            ReplicaSample(
+                container_id=replica.id,
+                cpu=sample.cpu if sample else None,
+                memory=sample.memory if sample else None,
+                ready=not note,
+                note=note,
+                started_at=(started or {}).get(replica.id, replica.started_at),
+                throttled=sample.throttled if sample else None,
+            )
+        )
+    return tuple(out)

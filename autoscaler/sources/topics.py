@@ -1,0 +1,177 @@
+"""Numbers published on MQTT topics, followed on a connection of their own.
+
+    want(patterns)    subscribe to new patterns, unsubscribe from those no service names any
+                      more, and forget what their topics said
+    heard(pattern)    the latest message of every topic the pattern matches
+    run()             follow the broker, reconnecting like the notifier
+
+A message is kept as it came (payload, when, whether it was a retained one) and read per
+source, so that two services may read two fields of one topic. An empty payload retracts a
+topic (the MQTT way of clearing a retained value): a wildcard no longer sums it.
+
+How fresh a message is: as its publisher says, when its JSON carries `time` (seconds since the
+epoch); otherwise from its arrival, unless it was a retained message handed over on
+subscription, whose age nobody knows: that one is stale from the start, so that a depth
+retained hours ago is never taken for today's after a reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+
+from autoscaler.errors import Faults, Reconnect
+from autoscaler.mqtt.client import client, tls_context
+from autoscaler.settings import MqttSettings
+
+logger = logging.getLogger(__name__)
+
+_BACKOFF_START, _BACKOFF_CAP = 0.25, 2.0
+_SHOWN = 40  # characters of a payload quoted in a reason
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """A topic's latest message, as it arrived."""
+
+    payload: bytes
+    at: float
+    """Our monotonic clock when it arrived."""
+    wall: float
+    """Our wall clock when it arrived, to age a publisher's own `time` by."""
+    retained: bool
+    """Handed over on subscription: of unknown age unless its payload has a time."""
+
+
+def parse(payload: bytes, field: str | None) -> tuple[float, float | None]:
+    """The number in an MQTT payload and the publisher's time, if it gave one: the payload
+    itself, or `field` (a dotted path) of its JSON, whose `time` is when it was measured.
+    Raises ValueError saying what is wrong."""
+    text = payload.decode("utf-8", errors="replace").strip()
+    shown = text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+    if field is None:
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"payload {shown!r} is not a number") from None
+        published = None
+    else:
+        try:
+            body: Any = json.loads(text)
+        except ValueError:
+            raise ValueError(f"payload {shown!r} is not JSON") from None
+        found = body
+        for part in field.split("."):
+            if not isinstance(found, dict) or part not in found:
+                raise ValueError(f"payload {shown!r} has no {field}")
+            found = found[part]
+        if not _is_number(found):
+            raise ValueError(f"{field} in payload {shown!r} is not a number")
+        number = float(found)
+        stamp = body.get("time")
+        if stamp is not None and not (_is_number(stamp) and math.isfinite(float(stamp))):
+            raise ValueError(f"time in payload {shown!r} is not seconds since the epoch")
+        published = float(stamp) if stamp is not None else None
+    if not math.isfinite(number):
+        raise ValueError(f"payload {shown!r} is not a finite number")
+    return number, published
+
+
+def _is_number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float)
+
+
+def matches(topic: str, pattern: str) -> bool:
+    """MQTT's matching of a topic to a filter; a filter that is none matches nothing (control/spec.py
+    refuses such labels, so this is only a guard)."""
+    try:
+        return aiomqtt.Topic(topic).matches(pattern)
+    except ValueError:
+        return False
+
+
+class Topics:
+    def __init__(
+        self,
+        mqtt: MqttSettings,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        faults: Faults | None = None,
+    ) -> None:
+        self._mqtt = mqtt
+        self._tls = tls_context(mqtt)
+        self._now, self._wall = now, wall
+        self._faults = faults or Faults()
+        self._patterns: set[str] = set()
+        self._heard: dict[str, Heard] = {}  # concrete topic -> its latest message
+        self._client: aiomqtt.Client | None = None
+        self._wanted = asyncio.Event()
+
+    async def want(self, patterns: set[str]) -> None:
+        """Follow exactly these patterns from now on; what only the others matched is forgotten."""
+        for gone in self._patterns - patterns:
+            await self._unsubscribe(gone)
+        for new in patterns - self._patterns:
+            await self._subscribe(new)
+        self._patterns = set(patterns)
+        for topic in [t for t in self._heard if not any(matches(t, p) for p in patterns)]:
+            del self._heard[topic]
+        if patterns:
+            self._wanted.set()
+
+    def heard(self, pattern: str) -> Mapping[str, Heard]:
+        return {t: h for t, h in self._heard.items() if matches(t, pattern)}
+
+    async def run(self) -> None:
+        """Follow the wanted topics until cancelled; reconnect when the broker goes away."""
+        if not self._mqtt.enabled:
+            return
+        await self._wanted.wait()
+        retry = Reconnect(_BACKOFF_START, _BACKOFF_CAP)
+        while True:
+            try:
+                async with client(self._mqtt, self._tls) as mqtt:
+                    self._client = mqtt
+                    retry.reset()
+                    for pattern in sorted(self._patterns):
+                        await mqtt.subscribe(pattern, qos=1)
+                    async for message in mqtt.messages:
+                        self._receive(str(message.topic), message.payload, message.retain)
+            except aiomqtt.MqttError as exc:
+                logger.debug("metric topics: broker connection lost or refused: %s", exc)
+            finally:
+                self._client = None
+            await asyncio.sleep(retry.next())
+
+    async def _subscribe(self, pattern: str) -> None:
+        if self._client is not None:
+            with contextlib.suppress(aiomqtt.MqttError):  # or on the next connection
+                await self._client.subscribe(pattern, qos=1)
+
+    async def _unsubscribe(self, pattern: str) -> None:
+        if self._client is not None:
+            with contextlib.suppress(aiomqtt.MqttError):  # a new connection never subscribes it
+                await self._client.unsubscribe(pattern)
+
+    def _receive(self, topic: str, payload: Any, retained: bool) -> None:
+        try:
+            if payload is None or isinstance(payload, bytes):
+                raw = payload or b""
+            else:
+                raw = str(payload).encode()
+            if not raw:
+                self._heard.pop(topic, None)  # retracted
+                return
+            self._heard[topic] = Heard(raw, self._now(), self._wall(), retained)
+        except Exception as exc:
+            self._faults.failed(f"metric topic {topic}", exc)

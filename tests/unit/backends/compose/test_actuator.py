@@ -1,0 +1,216 @@
+"""What a clone copies from its template, and what it must not; which clones a scale-down
+removes: the least useful first, never a container the user made."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pytest
+
+from autoscaler.backends.compose.actuator import clone_config, clone_networks, victims
+from autoscaler.backends.compose.marker import marker_name
+from autoscaler.control.replicas import Replica
+from autoscaler.labels import ServiceKey
+
+TEMPLATE: dict[str, Any] = {
+    "Id": "abcdef0123456789" * 4,
+    "Image": "sha256:feed",
+    "Name": "/shop-web-1",
+    "Config": {
+        "Hostname": "abcdef012345",
+        "Image": "shop/web:latest",
+        "Cmd": ["serve"],
+        "Env": ["A=1"],
+        "StopSignal": "SIGQUIT",
+        "StopTimeout": 20,
+        "Healthcheck": {"Test": ["CMD", "true"]},
+        "Labels": {
+            "com.docker.compose.project": "shop",
+            "com.docker.compose.service": "web",
+            "com.docker.compose.container-number": "1",
+            "com.docker.compose.config-hash": "c0ffee",
+            "com.docker.compose.image": "sha256:feed",
+            "autoscaler.enable": "true",
+        },
+    },
+    "HostConfig": {
+        "NetworkMode": "shop_default",
+        "NanoCpus": 500_000_000,
+        "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]},
+        "RestartPolicy": {"Name": "unless-stopped"},
+    },
+    "NetworkSettings": {
+        "Networks": {
+            "shop_default": {
+                "Aliases": ["web", "abcdef012345"],
+                "IPAddress": "172.18.0.2",
+                "MacAddress": "02:42:ac:12:00:02",
+            }
+        }
+    },
+}
+
+
+def test_a_clone_keeps_the_templates_config_and_limits() -> None:
+    config = clone_config(TEMPLATE, 4)
+    assert config["Image"] == "sha256:feed"
+    assert (config["Cmd"], config["Env"]) == (["serve"], ["A=1"])
+    assert (config["StopSignal"], config["StopTimeout"]) == ("SIGQUIT", 20)
+    assert config["Healthcheck"] == {"Test": ["CMD", "true"]}
+    assert config["HostConfig"]["NanoCpus"] == 500_000_000
+    assert config["HostConfig"]["RestartPolicy"] == {"Name": "unless-stopped"}
+
+
+def test_a_clone_is_numbered_and_marked() -> None:
+    labels = clone_config(TEMPLATE, 4)["Labels"]
+    assert labels["com.docker.compose.container-number"] == "4"
+    assert labels["autoscaler.clone-of"] == TEMPLATE["Id"]
+    assert labels["com.docker.compose.service"] == "web"
+    # The template's own labels are untouched.
+    assert "autoscaler.clone-of" not in TEMPLATE["Config"]["Labels"]
+
+
+def test_a_clone_does_not_take_what_is_unique_to_the_template() -> None:
+    config = clone_config(TEMPLATE, 4)
+    assert "Hostname" not in config
+    endpoint = config["NetworkingConfig"]["EndpointsConfig"]["shop_default"]
+    assert endpoint["Aliases"] == ["web"]
+    assert "IPAddress" not in endpoint and "MacAddress" not in endpoint
+    assert config["HostConfig"]["PortBindings"] == {
+        "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": ""}]
+    }
+
+
+def test_a_clone_carries_what_makes_compose_see_it_as_an_up_to_date_container_of_the_service() -> (
+    None
+):
+    labels = clone_config(TEMPLATE, 4)["Labels"]
+    # v2 lists only containers with a config hash, and recreates those whose hash or image
+    # digest differ from the file's; v1.29 reads the same project, service and number labels.
+    assert labels["com.docker.compose.config-hash"] == "c0ffee"
+    assert labels["com.docker.compose.image"] == "sha256:feed"
+    assert labels["com.docker.compose.project"] == "shop"
+    assert labels["com.docker.compose.service"] == "web"
+    assert labels["com.docker.compose.container-number"] == "4"
+
+
+def replica(number: int, health: str | None = None, *, clone: bool = True) -> Replica:
+    return Replica(
+        id=f"c{number}", name=f"web-{number}", key=ServiceKey("p", "web"), labels={},
+        status="running", health=health, pid=1, started_at=0.0, number=number,
+        clone_of="t" if clone else None, cpu_limit=None, memory_limit=None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("live", "count", "removed"),
+    [
+        pytest.param([replica(1, clone=False), replica(2), replica(3)], 1, [3], id="newest-first"),
+        pytest.param([replica(2, "unhealthy"), replica(3, "healthy")], 1, [2], id="unhealthy-before-newer"),
+        pytest.param([replica(2, "healthy"), replica(3, "starting")], 1, [3], id="no-verdict-before-healthy"),
+        pytest.param([replica(2, "healthy"), replica(3)], 1, [3], id="no-health-check-before-healthy"),
+        pytest.param([replica(1, clone=False), replica(2, clone=False), replica(3)], 2, [3], id="never-a-users-container"),
+        pytest.param([replica(2), replica(3, "unhealthy"), replica(4)], 3, [3, 4, 2], id="all-in-order"),
+    ],
+)  # fmt: skip
+def test_victims(live: list[Replica], count: int, removed: list[int]) -> None:
+    assert [r.number for r in victims(live, count)] == removed
+
+
+def on_networks(*networks: tuple[str, list[str]], name: str = "/shop-web-1") -> dict[str, Any]:
+    """The template as it is on several networks, each endpoint with these aliases."""
+    template = copy.deepcopy(TEMPLATE) | {"Name": name}
+    template["HostConfig"]["NetworkMode"] = networks[0][0]
+    template["NetworkSettings"] = {
+        "Networks": {
+            network: {"Aliases": aliases, "NetworkID": f"id-{network}", "IPAddress": "172.18.0.2", "IPAMConfig": {"IPv4Address": "172.18.0.2"}}
+            for network, aliases in networks
+        }
+    }  # fmt: skip
+    return template
+
+
+def test_a_clone_joins_every_network_of_its_template_as_a_member_of_the_service() -> None:
+    # docker-compose 1.29: the service's name (and the user's aliases) and the engine's short id.
+    template = on_networks(("shop_back", ["web", "abcdef012345"]),
+                           ("shop_front", ["web", "api", "abcdef012345"]), name="/shop_web_1")  # fmt: skip
+    assert clone_networks(template, "shop_web_4") == {
+        "shop_back": {"Aliases": ["web"], "Links": None},
+        "shop_front": {"Aliases": ["web", "api"], "Links": None},
+    }
+
+
+def test_under_compose_v2_a_clone_answers_to_its_own_name_never_to_the_templates() -> None:
+    # Compose v2 (pkg/compose getAliases): the container's name, the service's, the user's.
+    template = on_networks(("shop_back", ["shop-web-1", "web", "abcdef012345"]),
+                           ("shop_front", ["shop-web-1", "web"]))  # fmt: skip
+    endpoints = clone_networks(template, "shop-web-4")
+    assert endpoints["shop_back"]["Aliases"] == ["shop-web-4", "web"]
+    assert endpoints["shop_front"]["Aliases"] == ["shop-web-4", "web"]
+    assert all("IPAMConfig" not in e and "IPAddress" not in e for e in endpoints.values())
+
+
+def test_below_api_1_44_a_clone_is_created_on_its_primary_network_and_at_1_44_on_all() -> None:
+    template = on_networks(("shop_back", ["web"]), ("shop_front", ["web"]))
+    below = clone_config(template, 4, "shop-web-4")["NetworkingConfig"]["EndpointsConfig"]
+    assert set(below) == {"shop_back"}
+    every = clone_config(template, 4, "shop-web-4", every_network=True)
+    assert set(every["NetworkingConfig"]["EndpointsConfig"]) == {"shop_back", "shop_front"}
+
+
+@pytest.mark.parametrize("mode", ["default", "bridge"])
+def test_on_the_default_bridge_a_clone_is_created_there_without_aliases(mode: str) -> None:
+    # `docker run` without --network: the mode is `default` (Docker 20.10) or `bridge` (26.1),
+    # the endpoint `bridge`. Created there, never connected to it again below API 1.44.
+    template = on_networks(("bridge", []), name="/web-1")
+    template["HostConfig"]["NetworkMode"] = mode
+    below = clone_config(template, 2, "web-2")["NetworkingConfig"]["EndpointsConfig"]
+    assert below == {"bridge": {"Aliases": None, "Links": None}}
+
+
+def test_an_endpoint_the_engine_never_joined_is_left_out() -> None:
+    # An engine without the default bridge reports one for a started `docker run` container,
+    # with no network id: there is nothing to join.
+    template = on_networks(("bridge", []), ("shop_back", ["web"]), name="/web-1")
+    template["HostConfig"]["NetworkMode"] = "bridge"
+    template["State"] = {"StartedAt": "2026-12-01T10:00:00.123456789Z"}
+    template["NetworkSettings"]["Networks"]["bridge"]["NetworkID"] = ""
+    assert set(clone_networks(template, "web-2")) == {"shop_back"}
+    assert "NetworkingConfig" not in clone_config(template, 2, "web-2")
+    # Before its first start no endpoint has an id yet: each is still the template's.
+    del template["State"]
+    assert set(clone_networks(template, "web-2")) == {"bridge", "shop_back"}
+
+
+def test_a_clone_takes_its_limits_in_the_words_a_create_accepts() -> None:
+    # Podman reports NanoCpus beside the quota it made of them, and its own names for ulimits;
+    # a create with both CPU limits, or those names, is refused.
+    template = copy.deepcopy(TEMPLATE)
+    template["HostConfig"] |= {"CpuQuota": 50_000, "CpuPeriod": 100_000,
+                               "Ulimits": [{"Name": "RLIMIT_NOFILE", "Soft": 1024, "Hard": 4096}]}  # fmt: skip
+    host = clone_config(template, 4)["HostConfig"]
+    assert host["NanoCpus"] == 500_000_000
+    assert "CpuQuota" not in host and "CpuPeriod" not in host
+    assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 4096}]
+    # A quota given as one (Docker's --cpu-quota) stays.
+    template["HostConfig"]["NanoCpus"] = 0
+    assert clone_config(template, 4)["HostConfig"]["CpuQuota"] == 50_000
+
+
+def test_what_is_one_containers_alone_is_not_copied() -> None:
+    template = copy.deepcopy(TEMPLATE)
+    template["HostConfig"]["ContainerIDFile"] = "/run/web.cid"
+    assert "ContainerIDFile" not in clone_config(template, 4)["HostConfig"]
+
+
+def test_a_sleep_marker_is_named_after_its_service_and_apart_from_every_other() -> None:
+    web = marker_name(ServiceKey("shop", "web"))
+    assert web.startswith("autoscaler-asleep-shop-web-")
+    assert web != marker_name(ServiceKey("shop", "web", scope="swarm"))
+    # Names that differ only where a container name cannot follow still differ.
+    assert marker_name(ServiceKey("standalone", "a b")) != marker_name(
+        ServiceKey("standalone", "a:b")
+    )
+    assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", marker_name(ServiceKey("x", "ünï cödé")))
