@@ -14,9 +14,9 @@ from autoscaler.labels import ServiceKey
 
 
 class Backend(Protocol):
-    """Where a service's replicas live: containers cloned on one engine (the Compose backend's Actuator), or
-    a Swarm service whose tasks Swarm places (the Swarm backend's SwarmScaler). The controller talks to
-    either the same way. Both raise only AutoscalerError."""
+    """Where a service's replicas live: containers cloned on one engine (the Compose backend's
+    Actuator), or a Swarm service whose tasks Swarm places (the Swarm backend's SwarmScaler). The
+    controller talks to either the same way. Both raise only AutoscalerError."""
 
     async def scale_to(
         self, key: ServiceKey, replicas: Sequence[Replica], target: int

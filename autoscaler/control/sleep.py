@@ -7,9 +7,9 @@ what the controller does about it, and remembers what the engine says.
     nothing runs, recorded ──(metric active, or a schedule's min)──► wake: own started again
                            └─(otherwise)──────────────────────────► IDLE
 
-Whether a sleep is the autoscaler's is the backend's to record and read (backends/compose/marker.py: a
-marker container; swarm: a label on the service), so that a restarted instance knows it too:
-until it has asked once, `asleep` is None.
+Whether a sleep is the autoscaler's is the backend's to record and read (a marker container on
+the engine, backends/compose/marker.py; a label on a Swarm service), so that a restarted instance
+knows it too: until it has asked once, `asleep` is None.
 """
 
 from __future__ import annotations

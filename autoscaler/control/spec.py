@@ -250,7 +250,7 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str]) -> ServiceSpec:
             str(key), labels.ENABLE, own[labels.ENABLE], "set to false, so not managed"
         )
     compose = labels.COMPOSE_PROJECT in all_labels and labels.COMPOSE_SERVICE in all_labels
-    # A Swarm service has a name of its own (the Swarm backend keys it); only a lone container needs one.
+    # A Swarm service has a name of its own (its backend keys it); only a lone container needs one.
     named = compose or labels.SWARM_SERVICE in all_labels
     if labels.SERVICE not in own and not named:
         raise LabelError(

@@ -1,6 +1,6 @@
 """The Prometheus metrics of one autoscaler process, in a registry of their own; `/metrics`
-(api.py) serves them. A controller counts through the `Meter` protocol (control/ports.py), so the core
-never imports this module.
+(api.py) serves them. A controller counts through the `Meter` protocol (control/ports.py), so
+the core never imports this module.
 
     autoscaler_replicas, autoscaler_desired_replicas        per service, as last evaluated
     autoscaler_cpu_percent, autoscaler_memory_percent       mean over its ready replicas

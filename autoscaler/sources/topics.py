@@ -91,8 +91,8 @@ def _is_number(value: object) -> bool:
 
 
 def matches(topic: str, pattern: str) -> bool:
-    """MQTT's matching of a topic to a filter; a filter that is none matches nothing (control/spec.py
-    refuses such labels, so this is only a guard)."""
+    """MQTT's matching of a topic to a filter; a filter that is none matches nothing
+    (control/spec.py refuses such labels, so this is only a guard)."""
     try:
         return aiomqtt.Topic(topic).matches(pattern)
     except ValueError:

@@ -5,7 +5,8 @@ agrees on, so of two instances writing at once exactly one succeeds.
     follower ──(no config: create it; its counter still for a ttl: write ours at its version)──►
     leader ──(a renewal refused, or the last good one older than ttl/3)──► follower
 
-The same rules as the engine lease (backends/compose/lease.py), on what a swarm has instead of a name.
+The same rules as the engine lease (backends/compose/lease.py), on what a swarm has instead of a
+name.
 """
 
 from __future__ import annotations
