@@ -69,8 +69,8 @@ def opted_in(labels: Mapping[str, str]) -> bool:
     """True when the container carries `autoscaler.enable`, whatever its value: a wrong value is
     reported by `spec.parse`, not silently ignored. A Swarm task's container is Swarm's: its
     service is scaled as a Swarm service (backends/swarm), never cloned. A one-off of `docker
-    compose run` (a migration, a shell) is the user's task: never a template, never counted, sampled,
-    cloned, repaired, woken or removed."""
+    compose run` (a migration, a shell) is the user's task: never a template, never counted,
+    sampled, cloned, repaired, woken or removed."""
     return ENABLE in labels and SWARM_TASK not in labels and not one_off(labels)
 
 
