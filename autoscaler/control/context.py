@@ -45,14 +45,11 @@ class Context:
     dry_run: bool
     instance: Callable[[], str | None]
     signal: Callable[[MetricSource], Signal] | None = None
-    """The latest value of a service's metric source (signals.Signals.read)."""
+    """The latest value of a service's metric source (the sources' Signals.read)."""
     heartbeat: float = 60.0
     """Seconds between retained states of a service whose state does not change."""
     band: float = 5.0
     """Points CPU or memory must move to be a change of state."""
-    clones: bool = True
-    """Replicas are clones of the user's containers, which are never removed; broken clones are
-    mended here. False where the engine places and mends them (Swarm tasks)."""
     clock: Clock = field(default_factory=Clock)
     interval: float = 5.0
     """Seconds between rounds: what defaults that count in rounds are measured by."""

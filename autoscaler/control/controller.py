@@ -165,7 +165,7 @@ class Controller:
         decide: bool = True,
     ) -> None:
         self._samples = samples
-        if self._ctx.clones and being_removed(replicas, self._ctx.clock.wall()):
+        if being_removed(replicas, self._ctx.clock.wall()):
             # `docker compose down` removed the template first: the rest follow it.
             gone = "its containers are being removed: not scaling"
             self._show(Phase.STOPPED, replicas, self.spec, None, gone)
@@ -197,7 +197,9 @@ class Controller:
             reason = f"the last action failed; next try in {self._failures.left(monotonic):.0f}s"
             self._show(Phase.BACKOFF, replicas, spec, None, reason)
             return
-        mends = self._ctx.clones and not self._ctx.dry_run
+        # Clones are mended where they are made of a template of the user's; a scheduler (Swarm)
+        # mends its own.
+        mends = not self._ctx.dry_run and any(r.users for r in replicas)
         if mends and self._upkeep(tg, spec, replicas, monotonic):
             return
         if decide:
@@ -258,9 +260,9 @@ class Controller:
         """Why its owner holds the service (repairs.held), or None. A crashed template is no
         owner's stop: the service is kept at its count by its clones, and the template is
         reported down (in the state, and once as an error event) until it runs again."""
-        if not self._ctx.clones:
-            return None
-        own = [r for r in replicas if not r.is_clone]
+        own = [r for r in replicas if r.users]
+        if not own:
+            return None  # a scheduler's replicas (Swarm): no owner's word to read
         down = [r for r in own if r.crashed and r.status in ("exited", "dead")]
         if not down or any(r.serving or r.status == "restarting" for r in own):
             self._down = None
@@ -279,7 +281,7 @@ class Controller:
         """The spec from the template's labels, parsed again only when they change; a new spec
         brings a new policy, and a behaviour that carries the old one's windows over."""
         template = template_of(self.key, replicas)
-        if self._ctx.clones and (why := template.unclonable) is not None:
+        if (why := template.unclonable) is not None:
             raise TemplateError(str(self.key), f"{template.name} cannot be cloned: {why}")
         all_labels = template.labels
         if self.spec is not None and dict(self.spec.labels) == own_labels(all_labels):
@@ -312,7 +314,7 @@ class Controller:
         )
         decision = self._behavior.decide(inputs, proposal)
         self._memory.tick(self._policy, now)
-        own = sum(1 for r in counted(replicas) if not r.is_clone) if self._ctx.clones else 0
+        own = sum(1 for r in counted(replicas) if r.users)
         if decision.desired < own:
             # The user's containers are theirs: a service Compose runs 3 of never goes below 3.
             step = f"{own} of its containers are not clones: never removed"

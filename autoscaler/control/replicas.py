@@ -43,9 +43,14 @@ class Replica:
     started_at: float
     number: int | None
     clone_of: str | None
+    """The template it was cloned from: a clone the autoscaler made, which it removes, repairs
+    and replaces. A replica that is no clone is the user's own (never removed; a template; its
+    stop is its owner's word), or its scheduler's."""
     cpu_limit: float | None
     """Cores it may use, None without a limit."""
     memory_limit: int | None
+    scheduled: bool = False
+    """Placed and mended by the backend's own scheduler (a Swarm task): only counted."""
     image: str = ""
     """The image it runs, by id."""
     created_at: float = 0.0
@@ -92,6 +97,11 @@ class Replica:
         return self.clone_of is not None
 
     @property
+    def users(self) -> bool:
+        """The user's own: never removed by the autoscaler."""
+        return not self.is_clone and not self.scheduled
+
+    @property
     def exit(self) -> str:
         """How it ended, in words: `exit code 3`, `exit code 137 (out of memory)`."""
         code = "?" if self.exit_code is None else self.exit_code
@@ -102,6 +112,14 @@ def counted(replicas: Sequence[Replica]) -> list[Replica]:
     """The replicas a service has now: running, or restarting under its restart policy, or a
     Swarm task on its way (the count Swarm was asked for, as the HPA counts a scale's replicas)."""
     return [r for r in replicas if r.status in ("running", "restarting", "starting")]
+
+
+def own(replicas: Sequence[Replica]) -> int | None:
+    """How many of the service's replicas are the user's own (never removed); None where a
+    scheduler places every one (a Swarm service)."""
+    if replicas and all(r.scheduled for r in replicas):
+        return None
+    return sum(1 for r in replicas if r.users)
 
 
 def template_of(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:

@@ -11,7 +11,7 @@ from typing import Any
 
 from autoscaler.control.context import Context
 from autoscaler.control.history import History
-from autoscaler.control.replicas import Replica, Sample, ScaleResult, counted
+from autoscaler.control.replicas import Replica, Sample, ScaleResult, counted, own
 from autoscaler.control.spec import ServiceSpec
 from autoscaler.control.state import Evaluation, Phase, ServiceState
 from autoscaler.errors import AutoscalerError
@@ -90,7 +90,7 @@ class Report:
             project=self.key.project,
             service=self.key.service,
             scope=self.key.scope,
-            own=sum(1 for r in replicas if not r.is_clone) if self._ctx.clones else None,
+            own=own(replicas),
             phase=phase,
             replicas=len(live),
             containers=tuple(sorted(r.name for r in live)),

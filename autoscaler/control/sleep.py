@@ -123,7 +123,7 @@ class Sleep:
         """Whether any replica of the service runs (one of the user's own, where replicas are
         clones of them: a clone left alone does not make a service awake), and nobody asked it
         to stop: a service its owner is stopping is theirs, not one to put to sleep."""
-        own = [r for r in replicas if not r.is_clone] if self._ctx.clones else list(replicas)
+        own = [r for r in replicas if not r.is_clone]
         return any(not r.stopping for r in counted(own))
 
     async def _read(self) -> ScaleResult:

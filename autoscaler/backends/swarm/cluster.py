@@ -72,7 +72,6 @@ class Cluster:
             heartbeat=settings.mqtt.heartbeat,
             band=settings.mqtt.state_band,
             clock=clock,
-            clones=False,
             interval=settings.interval,
             keep=Keep(settings.state_dir) if settings.state_dir else None,
         )

@@ -66,6 +66,7 @@ def task_replica(service: Mapping[str, Any], task: Mapping[str, Any]) -> Replica
         started_at=labels.timestamp(status.get("Timestamp")) if state == "running" else 0.0,
         number=task.get("Slot"),
         clone_of=None,
+        scheduled=True,
         cpu_limit=(limits.get("NanoCPUs") or 0) / 1e9 or None,
         memory_limit=limits.get("MemoryBytes") or None,
         node=task.get("NodeID") or None,
@@ -87,6 +88,7 @@ def asleep_replica(service: Mapping[str, Any]) -> Replica:
         started_at=0.0,
         number=None,
         clone_of=None,
+        scheduled=True,
         cpu_limit=None,
         memory_limit=None,
     )

@@ -57,6 +57,7 @@ def test_a_task_on_its_way_is_counted_but_is_not_a_ready_sample(
     assert replica.cpu_limit == 0.5
     assert replica.id == "c1"
     assert replica.name == "shop_web.3"
+    assert replica.scheduled and not replica.users  # Swarm places and mends it
 
 
 def test_a_service_the_autoscaler_put_to_zero_stands_as_one_replica_that_never_counts() -> None:

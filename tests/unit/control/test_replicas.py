@@ -1,0 +1,47 @@
+"""Which of a service's replicas count, which is the template, and which are the user's own."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from autoscaler.control.replicas import Replica, counted, own, template_of
+from autoscaler.errors import TemplateError
+from autoscaler.labels import ServiceKey
+
+KEY = ServiceKey("shop", "web")
+
+
+def replica(name: str, status: str = "running", *, number: int = 1, clone: bool = False,
+            scheduled: bool = False) -> Replica:  # fmt: skip
+    return Replica(
+        id=name, name=name, key=KEY, labels={}, status=status, health=None, pid=1,
+        started_at=0.0, number=number, clone_of="t" if clone else None, cpu_limit=None,
+        memory_limit=None, scheduled=scheduled,
+    )  # fmt: skip
+
+
+def test_what_counts_is_what_runs_or_is_on_its_way() -> None:
+    every = [
+        replica(s) for s in ("running", "restarting", "starting", "exited", "paused", "created")
+    ]
+    assert [r.status for r in counted(every)] == ["running", "restarting", "starting"]
+
+
+def test_the_template_is_the_users_own_that_serves_first() -> None:
+    first = replica("web-1", number=1)
+    second = replica("web-2", number=2)
+    clone = replica("web-3", number=3, clone=True)
+    assert template_of(KEY, [clone, second, first]) is first
+    leaving = replace(first, stopping_since=1.0)  # Compose replacing it: the other one serves
+    assert template_of(KEY, [leaving, second, clone]) is second
+    with pytest.raises(TemplateError, match="no template container"):
+        template_of(KEY, [clone])
+
+
+def test_the_users_own_are_neither_clones_nor_a_schedulers() -> None:
+    assert own([replica("a"), replica("b", clone=True), replica("c", "exited")]) == 2
+    # A Swarm service's tasks are its scheduler's: it has no "own" at all.
+    assert own([replica("t1", scheduled=True), replica("t2", scheduled=True)]) is None
+    assert not replica("t1", scheduled=True).users
