@@ -24,7 +24,7 @@ def replica(name: str, status: str = "running", *, number: int = 1, clone: bool 
 
 def test_what_counts_is_what_runs_or_is_on_its_way() -> None:
     every = [
-        replica(s) for s in ("running", "restarting", "starting", "exited", "paused", "created")
+        replica(s, s) for s in ("running", "restarting", "starting", "exited", "paused", "created")
     ]
     assert [r.status for r in counted(every)] == ["running", "restarting", "starting"]
 
