@@ -131,7 +131,7 @@ def running(app: Any, project: str) -> int:
     """The running containers of `project` in a running autoscaler's view of the engine."""
     return sum(
         1
-        for key, replicas in app.inventory.services().items()
+        for key, replicas in app.compose.inventory.services().items()
         if key.project == project
         for r in replicas
         if r.running

@@ -98,7 +98,7 @@ async def run() -> dict[str, float]:
         finally:
             stop.set()
             await serving
-        rings = [c.timeline for c in app.controllers.values()]
+        rings = [c.timeline for c in app.compose.fleet.values()]
         out["ring"] = sum(r.bytes for r in rings) / len(rings)
         out["rss"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     return out

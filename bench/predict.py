@@ -89,7 +89,7 @@ async def _scenario(docker: aiodocker.Docker, policy: str) -> Ramp:
                 result.most = max(result.most, count)
                 await asyncio.sleep(POLL)
             result.actions = actions(app)
-            states = [c.state for c in app.controllers.values() if c.state is not None]
+            states = [c.state for c in app.compose.fleet.values() if c.state is not None]
             result.startup = states[0].startup if states else None
         finally:
             stop.set()

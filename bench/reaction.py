@@ -152,7 +152,7 @@ async def watch(
 
 
 def _evaluations(app: App) -> int:
-    return sum(len(c.history) for c in app.controllers.values())
+    return sum(len(c.history) for c in app.compose.fleet.values())
 
 
 async def _until(condition: Callable[[], bool], within: float) -> None:

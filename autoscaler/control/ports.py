@@ -68,7 +68,7 @@ class Notices(Protocol):
 
 
 class Meter(Protocol):
-    """What a controller counts for /metrics."""
+    """What a controller (and a backend's round) counts for /metrics."""
 
     def evaluated(self, key: ServiceKey, evaluation: Evaluation) -> None: ...
 
@@ -77,3 +77,6 @@ class Meter(Protocol):
     def failed(self, key: ServiceKey, exc: AutoscalerError) -> None: ...
 
     def forget(self, key: ServiceKey) -> None: ...
+
+    def sampled(self, seconds: float) -> None:
+        """A sampling round took `seconds`."""

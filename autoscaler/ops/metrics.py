@@ -80,6 +80,10 @@ class Metrics:
         self.errors.labels(*self._labels(key), kind).inc()
         self._seen.setdefault(key, set()).add((self.errors, kind))
 
+    def sampled(self, seconds: float) -> None:
+        """A sampling round took `seconds`."""
+        self.sampling.observe(seconds)
+
     def faulted(self, part: str) -> None:
         self.faults.labels(part).inc()
 

@@ -407,7 +407,7 @@ class _Runner:
         stop = asyncio.Event()
         self._running.append((stop, asyncio.create_task(app.serve(stop))))
         async with asyncio.timeout(10):
-            await app.inventory.ready.wait()
+            await app.compose.inventory.ready.wait()
         return app
 
     async def stop(self) -> None:

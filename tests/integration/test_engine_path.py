@@ -59,4 +59,4 @@ async def test_an_event_stream_gone_silent_is_found_by_listing_again(
     restored = await mqtt.wait_for(lambda m: events(m, project, "web", "restore"), within=30)
     assert restored[0]["created"] == 1
     await reaches(mqtt, project, "web", 2)
-    assert app.inventory.ready.is_set()
+    assert app.compose.inventory.ready.is_set()

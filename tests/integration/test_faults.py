@@ -56,7 +56,7 @@ async def engine_events(
 def running(app: App, project: str, service: str = "web") -> int:
     return sum(
         1
-        for key, replicas in app.inventory.services().items()
+        for key, replicas in app.compose.inventory.services().items()
         if (key.project, key.service) == (project, service)
         for r in replicas
         if r.running
@@ -195,7 +195,7 @@ async def test_an_engine_restart_is_survived_and_nothing_acts_while_it_is_down(
     await control("engine.sh", "stop")
     try:
         async with asyncio.timeout(10):
-            while app.inventory.ready.is_set():  # noqa: ASYNC110 - the test watches from outside
+            while app.compose.inventory.ready.is_set():  # noqa: ASYNC110 - the test watches from outside
                 await asyncio.sleep(0.1)
         async with aiohttp.ClientSession() as http, http.get(ready) as response:
             assert response.status == 503
@@ -205,7 +205,7 @@ async def test_an_engine_restart_is_survived_and_nothing_acts_while_it_is_down(
     finally:
         await control("engine.sh", "start")
     async with asyncio.timeout(60):
-        await app.inventory.ready.wait()
+        await app.compose.inventory.ready.wait()
     # Ready again once the lease, which could not be renewed while the engine was away, is
     # renewed too (every sixth of its TTL): not always at the instant the view is back.
     async with aiohttp.ClientSession() as http, asyncio.timeout(15):
@@ -430,7 +430,7 @@ async def test_a_repair_that_fails_is_an_error_event_and_the_service_carries_on(
     await reaches(mqtt, project, "web", 2)
     # The engine (or our own code) fails once, right after the repair's actions, as the view is
     # brought up to date: the one step of an action that had no guard of its own.
-    refresh, failed = app.context.refresh, []
+    refresh, failed = app.compose.context.refresh, []
 
     async def refresh_failing_once(container_id: str) -> Any:
         if not failed:
@@ -438,7 +438,7 @@ async def test_a_repair_that_fails_is_an_error_event_and_the_service_carries_on(
             raise failure
         return await refresh(container_id)
 
-    monkeypatch.setattr(app.context, "refresh", refresh_failing_once)
+    monkeypatch.setattr(app.compose.context, "refresh", refresh_failing_once)
     await docker.containers.container(f"{project}-web-2").kill()
     errors = await mqtt.wait_for(lambda m: events(m, project, "web", "error"))
     assert errors[0]["message"].startswith(f"service {project}/web:")

@@ -230,8 +230,8 @@ async def test_health_check_probes_are_not_engine_events_to_follow(
     healthy = await mqtt.wait_for(
         lambda m: [s for s in states(m, project, "web") if s["replicas"] == 1], within=20
     )
-    before = app.inventory.events_seen
+    before = app.compose.inventory.events_seen
     later = await states_after(mqtt, project, "web", healthy[0]["time"], 4)
     assert later
     # Four rounds of 1 s: about 120 probe events if they were followed, none now.
-    assert app.inventory.events_seen - before <= 3
+    assert app.compose.inventory.events_seen - before <= 3

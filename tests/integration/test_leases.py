@@ -119,19 +119,19 @@ async def test_a_renewal_answered_late_never_stretches_the_lead(
         docker_host=engine_relay.url,
         lease=LeaseSettings(name=f"autoscaler-lease-{project}", ttl=ttl),
     )
-    assert app.lease is not None
+    assert app.compose.lease is not None
     async with asyncio.timeout(10):
-        while not app.lease.leading:  # noqa: ASYNC110 - the lease has no event to wait on
+        while not app.compose.lease.leading:  # noqa: ASYNC110 - the lease has no event to wait on
             await asyncio.sleep(0.05)
     # From now on the engine answers every renewal 2 s late: longer than the lead (ttl/3)
     # a renewal buys, counted from when it was sent.
-    held = engine_relay.hold(rf"POST /v[\d.]+/containers/{app.lease._mine}/update", 2.0)
+    held = engine_relay.hold(rf"POST /v[\d.]+/containers/{app.compose.lease._mine}/update", 2.0)
     async with asyncio.timeout(15):
         while held.seen < 2:  # noqa: ASYNC110 - one late renewal answered, the next one sent
             await asyncio.sleep(0.05)
     led = []
     for _ in range(40):  # 2 s, more than a renewal period
-        led.append(app.lease.leading)
+        led.append(app.compose.lease.leading)
         await asyncio.sleep(0.05)
     assert not any(led), "a renewal answered 2 s late counted as fresh"
 

@@ -175,7 +175,7 @@ async def test_a_malformed_payload_is_an_error_never_a_crash_and_a_json_field_is
     await publish(broker, topic, json.dumps({"queue": {"depth": 40}}))
     ups = await mqtt.wait_for(lambda m: events(m, project, "worker", "scale_up"))
     assert (ups[0]["from"], ups[0]["to"]) == (1, 4)
-    assert app.inventory.ready.is_set()
+    assert app.compose.inventory.ready.is_set()
 
 
 async def test_a_wildcard_sums_its_members_and_holds_when_one_is_stale_or_malformed(
@@ -249,7 +249,7 @@ async def test_a_topic_that_is_no_mqtt_filter_is_a_label_error_and_others_still_
     assert [e["Actor"]["Attributes"]["label"] for e in errors] == ["autoscaler.metric.topic"]
     assert "'#' must be a level of its own" in errors[0]["message"]
     assert states(mqtt, project, "broken")[-1]["phase"] == "error"
-    assert app.inventory.ready.is_set()
+    assert app.compose.inventory.ready.is_set()
 
 
 async def test_with_cpu_too_the_larger_proposal_wins(

@@ -72,7 +72,9 @@ async def test_a_wrong_password_is_a_clear_error_and_scaling_goes_on(
     )  # fmt: skip
     load.set(200)
     async with asyncio.timeout(45):
-        while sum(1 for rs in app.inventory.services().values() for r in rs if r.running) < 2:  # noqa: ASYNC110
+        while (
+            sum(1 for rs in app.compose.inventory.services().values() for r in rs if r.running) < 2
+        ):  # noqa: ASYNC110
             await asyncio.sleep(0.2)
     assert not app.notifier.connected
     assert f"MQTT broker 127.0.0.1:{port} unreachable" in caplog.text
@@ -195,7 +197,7 @@ async def test_a_steady_service_sends_its_state_once_and_every_change_in_the_rou
 
 async def _controller(app: App, project: str) -> Any:
     async with asyncio.timeout(10):
-        while (c := app.controllers.get(ServiceKey(project, "web"))) is None:  # noqa: ASYNC110
+        while (c := app.compose.fleet.get(ServiceKey(project, "web"))) is None:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     return c
 

@@ -249,7 +249,7 @@ async def test_dry_run_decides_and_publishes_but_never_acts(
 
 
 def busy(app: App) -> bool:
-    return any(c.busy for c in app.controllers.values())
+    return any(c.busy for c in app.compose.fleet.values())
 
 
 async def test_shutdown_finishes_the_scale_action_in_flight(

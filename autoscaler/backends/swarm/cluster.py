@@ -1,9 +1,10 @@
-"""The Swarm side of one process: its services' controllers, run while this instance holds the
-cluster lease, on samples the per-node agents publish.
+"""The Swarm backend, as the app drives it: its services' controllers, run while this instance
+holds the cluster lease, on samples the per-node agents publish.
 
-    every interval, when leading:  list services and tasks (services.SwarmView)
-                                   ─► the agents' latest samples (agents.AgentFeed)
-                                   ─► controller.step per service ─► SwarmScaler.scale_to
+    parts()    its long-lived parts: the cluster lease, the agents' samples
+    acts()     this instance holds the cluster lease
+    round(tg)  list services and tasks (services.SwarmView) ─► the agents' latest samples
+               (agents.AgentFeed) ─► controller.step per service ─► SwarmScaler.scale_to
 
 The controllers are the very ones Compose services get (control/controller.py), on a context whose
 backend is Swarm: Swarm places and mends the tasks, so nothing here clones or repairs.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -75,15 +76,47 @@ class Cluster:
             interval=settings.interval,
             keep=Keep(settings.state_dir) if settings.state_dir else None,
         )
-        self.controllers = Fleet(self.context)
+        self.fleet = Fleet(self.context)
         self._faults = faults
         self._stacks = settings.projects
         self.silent: dict[str, str] = {}
         self._error: str | None = None
 
-    async def tick(self, tg: asyncio.TaskGroup) -> None:
-        """One round for every opted-in Swarm service; the caller checks that this instance holds
-        the cluster lease."""
+    def parts(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        return {"swarm lease": self.lease.run, "agent samples": self.feed.run}
+
+    def leads(self) -> bool:
+        return self.lease.leading
+
+    def acts(self) -> bool:
+        """It leads: its view is listed afresh each round."""
+        return self.lease.leading
+
+    def problem(self) -> str | None:
+        return None
+
+    def instance(self) -> str | None:
+        return self.lease.holder
+
+    def mend(self, tg: asyncio.TaskGroup) -> None:
+        """Swarm mends its own tasks: nothing between rounds."""
+
+    def unready(self) -> str | None:
+        return None
+
+    def header(self) -> dict[str, Any]:
+        return {"swarm": self.status()}
+
+    def close(self) -> None:
+        """Nothing of its own to close: the engine client is the app's."""
+
+    async def round(self, tg: asyncio.TaskGroup) -> None:
+        """One round for every opted-in Swarm service, guarded: a failure of this backend is
+        its own, and the Compose services of this process go on."""
+        with self._faults.guard("swarm round"):
+            await self._round(tg)
+
+    async def _round(self, tg: asyncio.TaskGroup) -> None:
         try:
             services = await self.view.refresh()
         except Exception as exc:
@@ -104,7 +137,7 @@ class Cluster:
         placed = {t.id: t.node or "" for ts in services.values() for t in ts}
         samples, health = self.feed.readings(placed)
         seen = {key: self._as_seen(tasks, health, silent) for key, tasks in services.items()}
-        self.controllers.step(tg, seen, samples)
+        self.fleet.step(tg, seen, samples)
 
     def status(self) -> dict[str, Any]:
         return {

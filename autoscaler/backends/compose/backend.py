@@ -1,0 +1,177 @@
+"""The Compose backend on one engine, as the app drives it: the view (inventory.py), the
+samples (backends/docker/collector.py), the lease (lease.py), the writer (actuator.py) and the
+fleet of its services' controllers.
+
+    parts()    its long-lived parts, each supervised by the app: the event follower, the lease
+    acts()     its view is current and this instance holds its lease: its services are acted on
+    round(tg)  sample every opted-in container, then step each service's controller
+    mend(tg)   between rounds, the services its engine's events named: a replica gone (removed,
+               crashed) or one of the user's containers started (a template replaced or
+               started again) is mended at once, never at the next round
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiodocker
+
+from autoscaler.backends.compose.actuator import Actuator
+from autoscaler.backends.compose.inventory import Inventory
+from autoscaler.backends.compose.lease import Lease
+from autoscaler.backends.docker.collector import Collector
+from autoscaler.control.context import Clock, Context
+from autoscaler.control.fleet import Fleet
+from autoscaler.control.keep import Keep
+from autoscaler.control.ports import Meter, Notices
+from autoscaler.control.replicas import Replica, Sample
+from autoscaler.control.spec import MetricSource
+from autoscaler.errors import Faults
+from autoscaler.labels import ServiceKey
+from autoscaler.settings import Settings
+from policies.base import Signal
+
+logger = logging.getLogger(__name__)
+
+
+class Compose:
+    def __init__(
+        self,
+        docker: aiodocker.Docker,
+        settings: Settings,
+        *,
+        notifier: Notices,
+        metrics: Meter,
+        signal: Callable[[MetricSource], Signal],
+        faults: Faults,
+        clock: Clock,
+        wake: Callable[[], None],
+    ) -> None:
+        """`wake`: tells the app's loop to look before its next round."""
+        self._settings = settings
+        self._notifier = notifier
+        self._metrics = metrics
+        self._faults = faults
+        self._wake = wake
+        self.inventory = Inventory(
+            docker, on_event=self._engine_event, on_ready=wake, faults=faults,
+            relist=settings.relist,
+        )  # fmt: skip
+        self.lease: Lease | None = None
+        if settings.lease.enabled:
+            self.lease = Lease(
+                docker, settings.engine_lease, settings.lease.ttl, projects=settings.projects,
+                faults=faults, on_lead=wake,
+            )  # fmt: skip
+        self.collector = Collector(docker, interval=settings.interval)
+        self.context = Context(
+            actuator=Actuator(
+                docker, concurrency=settings.clone_concurrency, timeout=settings.engine_timeout
+            ),
+            refresh=self.inventory.refresh,
+            restart=self.collector.restart,
+            view=lambda key: self.inventory.services().get(key, []),
+            notifier=notifier,
+            metrics=metrics,
+            dry_run=settings.dry_run,
+            instance=lambda: self.lease.holder if self.lease else None,
+            signal=signal,
+            heartbeat=settings.mqtt.heartbeat,
+            band=settings.mqtt.state_band,
+            clock=clock,
+            interval=settings.interval,
+            keep=Keep(settings.state_dir) if settings.state_dir else None,
+        )
+        self.fleet = Fleet(self.context)
+        self._to_mend: set[ServiceKey] = set()
+
+    def parts(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        found: dict[str, Callable[[], Awaitable[None]]] = {"engine events": self.inventory.run}
+        if self.lease is not None:
+            found["engine lease"] = self.lease.run
+        return found
+
+    def leads(self) -> bool:
+        """Whether this instance holds the engine's lease (there being one)."""
+        return self.lease is None or self.lease.leading
+
+    def acts(self) -> bool:
+        """Its view of the engine is current, and it leads."""
+        return self.inventory.ready.is_set() and self.leads()
+
+    def problem(self) -> str | None:
+        """Why this instance stands by (a lease it cannot take), or None."""
+        return self.lease.problem if self.lease is not None else None
+
+    def instance(self) -> str | None:
+        return self.context.instance()
+
+    async def round(self, tg: asyncio.TaskGroup) -> None:
+        """Sample every opted-in container, then step each service's controller."""
+        services = self._services()
+        started = time.perf_counter()
+        samples: dict[str, Sample] = {}
+        with self._faults.guard("sampling"):
+            # Without samples every service holds this round: none is scaled on nothing.
+            samples = await self.collector.sample(r for rs in services.values() for r in rs)
+        self._metrics.sampled(time.perf_counter() - started)
+        self.fleet.step(tg, services, samples)
+
+    def mend(self, tg: asyncio.TaskGroup) -> None:
+        """Mend the services events named since the last look; while this instance does not
+        act (a lease renewal answered late), they wait for it to act again."""
+        if not self.acts():
+            return
+        keys, self._to_mend = self._to_mend, set()
+        services = self.inventory.services()
+        self.fleet.mend(tg, {k: services[k] for k in keys if k in services})
+
+    def unready(self) -> str | None:
+        """Why this instance cannot act on the engine's services, or None."""
+        if not self.inventory.ready.is_set():
+            return "engine view not current"
+        if (problem := self.problem()) is not None:
+            return f"standing by: {problem}"
+        return None
+
+    def header(self) -> dict[str, Any]:
+        """Its part of the instance's state, as /status and the page's stream begin."""
+        return {
+            "ready": self.inventory.ready.is_set(),
+            "engine_events": self.inventory.events_seen,
+            "leading": self.leads(),
+            **({"standing_by": problem} if (problem := self.problem()) else {}),
+        }
+
+    def close(self) -> None:
+        self.collector.close()
+
+    def _services(self) -> dict[ServiceKey, list[Replica]]:
+        services = self.inventory.services()
+        if self._settings.projects:
+            return {k: v for k, v in services.items() if k.project in self._settings.projects}
+        return services
+
+    def _engine_event(self, action: str, replica: Replica) -> None:
+        """Engine events worth acting on between rounds, and worth telling: an OOM kill, as it
+        happens."""
+        projects = self._settings.projects
+        ours = not projects or replica.key.project in projects
+        gone = action == "destroy" or (action == "die" and replica.crashed)
+        if ours and (gone or (action == "start" and not replica.is_clone)):
+            logger.debug("%s: %s of %s: mend at once", replica.key, action, replica.name)
+            self._to_mend.add(replica.key)
+            self._wake()
+        if action == "oom":
+            logger.warning("%s: %s was killed for lack of memory", replica.key, replica.name)
+            self._notifier.event(
+                replica.key,
+                "oom",
+                {"container": replica.name},
+                instance=self.instance(),
+                container=replica.id,
+            )
