@@ -72,9 +72,8 @@ async def test_a_wrong_password_is_a_clear_error_and_scaling_goes_on(
     )  # fmt: skip
     load.set(200)
     async with asyncio.timeout(45):
-        while (
-            sum(1 for rs in app.compose.inventory.services().values() for r in rs if r.running) < 2
-        ):  # noqa: ASYNC110
+        view = app.compose.inventory
+        while sum(1 for rs in view.services().values() for r in rs if r.running) < 2:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
     assert not app.notifier.connected
     assert f"MQTT broker 127.0.0.1:{port} unreachable" in caplog.text
