@@ -119,7 +119,8 @@ class App:
         )
         self.compose = Compose(
             self.docker, settings, notifier=self.notifier, metrics=self.metrics,
-            signal=self.signals.read, faults=self.faults, clock=self.clock, wake=self._wake.set,
+            signal=self.signals.read, sources=self.signals.options, faults=self.faults,
+            clock=self.clock, wake=self._wake.set,
         )  # fmt: skip
         """The Compose services of the engine."""
         self.cluster: Cluster | None = None
@@ -199,6 +200,7 @@ class App:
                 notifier=self.notifier,
                 metrics=self.metrics,
                 signal=self.signals.read,
+                sources=self.signals.options,
                 faults=self.faults,
                 clock=self.clock,
             )

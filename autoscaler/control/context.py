@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from autoscaler.control.keep import Keep
 from autoscaler.control.ports import Backend, Meter, Notices
 from autoscaler.control.replicas import Replica
-from autoscaler.control.spec import MetricSource
+from autoscaler.control.spec import MetricSource, Sources
 from autoscaler.labels import ServiceKey
 from policies.base import Signal
 
@@ -46,6 +46,8 @@ class Context:
     instance: Callable[[], str | None]
     signal: Callable[[MetricSource], Signal] | None = None
     """The latest value of a service's metric source (the sources' Signals.read)."""
+    sources: Sources = field(default_factory=dict)
+    """The kinds of metric source a service's labels may name, and their options' models."""
     heartbeat: float = 60.0
     """Seconds between retained states of a service whose state does not change."""
     band: float = 5.0

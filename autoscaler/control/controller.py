@@ -286,7 +286,7 @@ class Controller:
         all_labels = template.labels
         if self.spec is not None and dict(self.spec.labels) == own_labels(all_labels):
             return self.spec
-        spec = parse(self.key, all_labels)
+        spec = parse(self.key, all_labels, self._ctx.sources)
         self.keep()  # what the policy the labels replace learned
         self._policy = spec.new_policy()
         self._memory.restore(self._policy)

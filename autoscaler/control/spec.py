@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autoscaler import labels
 from autoscaler.errors import LabelError
@@ -36,161 +35,87 @@ _COMMON = frozenset(
 _SCHEDULE = "schedule."
 
 
-_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
-
-
-@dataclass(frozen=True, slots=True)
-class Matcher:
-    """One label matcher of a scraped sample, as PromQL writes it: `code!="500"`."""
-
-    label: str
-    op: str
-    value: str
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        have = labels.get(self.label, "")
-        if self.op == "=":
-            return have == self.value
-        if self.op == "!=":
-            return have != self.value
-        found = re.fullmatch(self.value, have) is not None
-        return found if self.op == "=~" else not found
-
-    def __str__(self) -> str:
-        return f'{self.label}{self.op}"{self.value}"'
-
-
-def matchers(text: str) -> tuple[Matcher, ...]:
-    """`a="x",b!~"y.*"` -> matchers; ValueError saying where it is not one."""
-    out: list[Matcher] = []
-    at, text = 0, text.strip()
-    while at < len(text):
-        found = _MATCHER.match(text, at)
-        if found is None or found.end() == at:
-            raise ValueError(f'expected label="value" (or !=, =~, !~) at {text[at : at + 20]!r}')
-        label, op, value = found.groups()
-        value = re.sub(r"\\(.)", r"\1", value)
-        if op in ("=~", "!~"):
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"{label}{op}{value!r}: not a regular expression: {exc}") from None
-        out.append(Matcher(label, op, value))
-        at = found.end()
-    return tuple(out)
-
-
-class MetricSource(BaseModel):
-    """Where a service's demand is read: a number published on an MQTT topic, the value of a
-    Prometheus query, or a sample of a Prometheus text endpoint read directly (`scrape`). The
-    labels `metric.target` and `metric.activation` belong to the policy, which turns the value
-    into a count."""
+class _Common(BaseModel):
+    """The labels every metric source has, whatever its kind."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
-    source: Literal["mqtt", "prometheus", "scrape"] = Field(alias="metric.source")
-    topic: str | None = Field(default=None, alias="metric.topic", min_length=1)
-    """MQTT topic; `+` and `#` wildcards sum the latest value of every matching topic."""
-    field: str | None = Field(default=None, alias="metric.field", min_length=1)
-    """A dotted path to the number in a JSON payload; the payload is the number without it."""
-    url: str | None = Field(default=None, alias="metric.url", pattern=r"^https?://\S+$")
-    """The Prometheus server's base URL; for `scrape`, the text endpoint itself."""
-    sample: str | None = Field(
-        default=None, alias="metric.name", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
-    )
-    """(scrape) The sample to read, e.g. `caddy_http_requests_total`."""
-    match: str | None = Field(default=None, alias="metric.match")
-    """(scrape) Label matchers, e.g. `handler="reverse_proxy",code!="500"`."""
-    pending: str | None = Field(
-        default=None, alias="metric.pending", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
-    )
-    """(scrape) A gauge of the requests the source holds (in flight, queued), with the same
-    matchers: its growth a second is added to the rate, so that a counter that counts requests
-    as they complete (Caddy's) still measures those that arrive while the replicas are held."""
-    query: str | None = Field(default=None, alias="metric.query", min_length=1)
-    """An instant PromQL query: one number, or a vector whose values are summed."""
+    source: str = Field(alias="metric.source", min_length=1)
     max_age: Seconds | None = Field(default=None, alias="metric.max-age")
-    """An older value is missing; three intervals when unset."""
     fallback: int | None = Field(default=None, alias="metric.fallback", ge=0, le=10_000)
-    """Replicas to run once the value has been missing for `fallback-after`, instead of
-    holding the count (the default): policies/fallback.py."""
     fallback_after: Seconds | None = Field(default=None, alias="metric.fallback-after")
+
+
+COMMON_KEYS = frozenset(f.alias or n for n, f in _Common.model_fields.items())
+
+Sources = Mapping[str, type[BaseModel]]
+"""Each kind of metric source and the model of its own labels (sources/registry.py's OPTIONS,
+handed to the core from outside, so that it never imports a source); each model has a `name`."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSource:
+    """Where a service's demand is read: a source of one kind (`metric.source`) with its own
+    options, and what every source has. The labels `metric.target` and `metric.activation`
+    belong to the policy, which turns the value into a count."""
+
+    source: str
+    options: Any
+    """The kind's own options, validated by its model (sources/<kind>.py's Options)."""
+    max_age: float | None = None
+    """An older value is missing; three intervals when unset."""
+    fallback: int | None = None
+    """Replicas to run once the value has been missing for `fallback_after`, instead of
+    holding the count (the default): policies/fallback.py."""
+    fallback_after: float | None = None
     """How long the value must be missing first (counted from when it went missing: past its
     max age, or the source failing); three intervals when unset."""
 
-    @field_validator("topic")
-    @classmethod
-    def _subscribable(cls, topic: str | None) -> str | None:
-        if topic is not None and (problem := topic_filter_problem(topic)) is not None:
-            raise PydanticCustomError(
-                "topic", "not an MQTT topic filter: {problem}", {"problem": problem}
-            )
-        return topic
-
-    @field_validator("match")
-    @classmethod
-    def _matchers(cls, match: str | None) -> str | None:
-        if match is not None:
-            try:
-                matchers(match)
-            except ValueError as exc:
-                raise PydanticCustomError("match", "{problem}", {"problem": str(exc)}) from exc
-        return match
-
-    @model_validator(mode="after")
-    def _complete(self) -> MetricSource:
-        needs = {"mqtt": ("topic",), "prometheus": ("url", "query"), "scrape": ("url", "sample")}
-        uses = {"mqtt": {"topic", "field"}, "prometheus": {"url", "query"},
-                "scrape": {"url", "sample", "match", "pending"}}  # fmt: skip
-        for name in needs[self.source]:
-            if getattr(self, name) is None:
-                raise PydanticCustomError(
-                    "missing",
-                    f"required with metric.source={self.source}",
-                    {"label": MetricSource.model_fields[name].alias},
-                )
-        every = {"topic", "field", "url", "query", "sample", "match", "pending"}
-        for name in sorted(every - uses[self.source]):
-            if getattr(self, name) is not None:
-                raise PydanticCustomError(
-                    "extra",
-                    f"not for metric.source={self.source}",
-                    {"label": MetricSource.model_fields[name].alias},
-                )
-        return self
-
-    @property
-    def matchers(self) -> tuple[Matcher, ...]:
-        return matchers(self.match) if self.match else ()
-
     @property
     def name(self) -> str:
-        if self.source == "mqtt":
-            return f"mqtt {self.topic}"
-        if self.source == "prometheus":
-            return f"prometheus {self.query}"
-        return f"scrape {self.sample}{{{self.match}}}" if self.match else f"scrape {self.sample}"
+        """The source in words, `mqtt queue/jobs`, as the options say it."""
+        return str(self.options.name)
 
 
-def topic_filter_problem(topic: str) -> str | None:
-    """What makes `topic` no MQTT topic filter (MQTT 3.1.1, 4.7), or None: a broker and paho
-    refuse such a filter, so it is a label error rather than a failure at subscribe time."""
-    if not topic:
-        return "it is empty"
-    if "\x00" in topic:
-        return "it contains a NUL character"
-    if len(topic.encode("utf-8", errors="surrogatepass")) > 65535:
-        return "it is longer than 65535 bytes"
-    levels = topic.split("/")
-    for i, level in enumerate(levels):
-        if "#" in level and (level != "#" or i != len(levels) - 1):
-            return "'#' must be a level of its own, and the last one"
-        if "+" in level and level != "+":
-            return "'+' must be a level of its own"
-    return None
+def _keys(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(f.alias or n for n, f in model.model_fields.items())
 
 
-METRIC_KEYS = frozenset(f.alias or n for n, f in MetricSource.model_fields.items())
+def _metric(key: ServiceKey, metric: Mapping[str, str], sources: Sources) -> MetricSource:
+    """The service's metric source from its `metric.*` labels (keys below `autoscaler.`)."""
+    try:
+        common = _Common.model_validate({k: v for k, v in metric.items() if k in COMMON_KEYS})
+    except ValidationError as exc:
+        raise _label_error(key, metric, exc) from exc
+    kind = sources.get(common.source)
+    if kind is None:
+        label = labels.PREFIX + "metric.source"
+        raise LabelError(str(key), label, common.source,
+                         f"unknown source (known: {', '.join(sorted(sources))})")  # fmt: skip
+    own = _keys(kind)
+    for name, value in sorted(metric.items()):
+        if name not in COMMON_KEYS and name not in own:
+            raise LabelError(str(key), labels.PREFIX + name, value,
+                             f"not for metric.source={common.source}")  # fmt: skip
+    try:
+        options = kind.model_validate({k: v for k, v in metric.items() if k in own})
+    except ValidationError as exc:
+        raise _label_error(
+            key, metric, exc, f"required with metric.source={common.source}"
+        ) from exc
+    return MetricSource(common.source, options, common.max_age, common.fallback,
+                        common.fallback_after)  # fmt: skip
+
+
+def _label_error(
+    key: ServiceKey, metric: Mapping[str, str], exc: ValidationError, missing: str = "required"
+) -> LabelError:
+    first = exc.errors()[0]
+    name = ".".join(str(part) for part in first["loc"])
+    reason = missing if first["type"] == "missing" else first["msg"]
+    return LabelError(str(key), labels.PREFIX + name, metric.get(name), reason)
+
+
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -242,8 +167,9 @@ def own_labels(all_labels: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in all_labels.items() if k.startswith(labels.PREFIX)}
 
 
-def parse(key: ServiceKey, all_labels: Mapping[str, str]) -> ServiceSpec:
-    """Validate a service's labels (those of its template); raise LabelError naming the label."""
+def parse(key: ServiceKey, all_labels: Mapping[str, str], sources: Sources) -> ServiceSpec:
+    """Validate a service's labels (those of its template), its metric source's with `sources`;
+    raise LabelError naming the label."""
     own = own_labels(all_labels)
     if not _bool(key, labels.ENABLE, own.get(labels.ENABLE, "")):
         raise LabelError(
@@ -270,18 +196,19 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str]) -> ServiceSpec:
         options: dict[str, str] = {}
         behavior: dict[str, str] = {}
         metric: dict[str, str] = {}
+        metric_keys = COMMON_KEYS.union(*(_keys(model) for model in sources.values()))
         for label, value in own.items():
             short = label.removeprefix(labels.PREFIX)
             if short in _COMMON or short.startswith(_SCHEDULE):
                 continue
-            if short in METRIC_KEYS:
+            if short in metric_keys:
                 metric[short] = value
             elif short in registry.BEHAVIOR_KEYS:
                 behavior[short] = value
             elif short in policy_keys:
                 options[short] = value
             else:
-                raise LabelError(str(key), label, value, _unknown(policy_name))
+                raise LabelError(str(key), label, value, _unknown(policy_name, metric_keys))
         if (
             "metric.source" in metric
             and "metric.target" in policy_keys
@@ -294,9 +221,9 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str]) -> ServiceSpec:
         policy_class = registry.lookup(policy_name)
         policy_options = registry.validate(policy_class.Options, options)
         behavior_options = registry.behavior(policy_name, behavior)
-        source = registry.validate(MetricSource, metric) if metric else None
     except registry.PolicyError as exc:
         raise LabelError(str(key), labels.PREFIX + exc.key, exc.value, exc.reason) from exc
+    source = _metric(key, metric, sources) if metric else None
     _check_metric(key, own, source, policy_options, minimum)
     windows, timezone, lead = _schedule(key, own)
     return ServiceSpec(
@@ -389,9 +316,9 @@ def _int(key: ServiceKey, label: str, value: str, minimum: int) -> int:
     return number
 
 
-def _unknown(policy_name: str) -> str:
+def _unknown(policy_name: str, metric_keys: frozenset[str]) -> str:
     keys = sorted(
-        _COMMON | METRIC_KEYS | registry.BEHAVIOR_KEYS | registry.option_keys(policy_name)
+        _COMMON | metric_keys | registry.BEHAVIOR_KEYS | registry.option_keys(policy_name)
     )
     known = ", ".join([*(labels.PREFIX + k for k in keys), labels.PREFIX + _SCHEDULE + "<name>"])
     return f"unknown label (policy {policy_name} knows: {known})"

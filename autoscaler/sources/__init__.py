@@ -1,5 +1,13 @@
-"""Service-level measures of demand, the sources a service's `autoscaler.metric.*` labels name:
-a number on an MQTT topic (wildcards summed), a Prometheus query.
+"""Service-level measures of demand, the sources a service's `autoscaler.metric.*` labels name.
+Each kind is one module that owns its labels (its `Options`) and its reading (its reader), and
+one line in registry.py:
+
+    base.py        what a kind is: its options, its reader, the members a value is made of
+    mqtt.py        a number on an MQTT topic (wildcards summed)
+    prometheus.py  an instant PromQL query
+    scrape.py      a sample of a Prometheus text endpoint, read directly
+    registry.py    KINDS: the kinds by name; OPTIONS: what the core parses labels with
+    signals.py     the sources the services name, followed, and read as the policy's Signal
 
 A value reaches the policy with its age; a missing, stale or non-finite one reaches it as
 missing with the reason, and the count holds: never a scale-down on missing data.

@@ -1,4 +1,8 @@
-"""Instant PromQL queries, asked once a round, all at once, before the services step.
+"""A metric source: instant PromQL queries, asked once a round, all at once, before the services
+step.
+
+    metric.url     the Prometheus server's base URL
+    metric.query   an instant query: one number, or a vector whose values are summed
 
 A query's answer is one number: a scalar, or the sum of a vector's samples. What is no such
 number is a missing value, with the reason: a server that does not answer or says `error`, a
@@ -12,17 +16,32 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from pydantic import BaseModel, ConfigDict, Field
 
 from autoscaler.errors import Faults
+from autoscaler.sources.base import Member, Needs
 
 logger = logging.getLogger(__name__)
 
 _QUERY_TIMEOUT = 5.0  # seconds, and never more than half an interval: a round must not wait
+
+
+class Options(BaseModel):
+    """A Prometheus source's own labels."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    url: str = Field(alias="metric.url", pattern=r"^https?://\S+$")
+    query: str = Field(alias="metric.query", min_length=1)
+
+    @property
+    def name(self) -> str:
+        return f"prometheus {self.query}"
 
 
 class AnswerError(ValueError):
@@ -107,6 +126,22 @@ class Queries:
         self._now = now
         self._faults = faults or Faults()
         self._answers: dict[tuple[str, str], Answer] = {}
+
+    @classmethod
+    def made(cls, needs: Needs) -> Queries:
+        return cls(interval=needs.interval, now=needs.now, faults=needs.faults)
+
+    async def want(self, wanted: Sequence[Options]) -> None:
+        await self.ask((o.url, o.query) for o in wanted)
+
+    def members(self, options: Options) -> list[Member]:
+        answer = self.answer(options.url, options.query)
+        return (
+            [] if answer is None else [Member(options.query, answer.value, answer.at, answer.error)]
+        )
+
+    async def run(self) -> None:
+        """Nothing long-lived: the queries are asked each round."""
 
     async def ask(self, queries: Iterable[tuple[str, str]]) -> None:
         """Ask every query at once; forget the answers of queries nobody asks any more."""

@@ -1,5 +1,6 @@
-"""A Prometheus text endpoint read directly, once a round, without a Prometheus server: a proxy's
-own metrics (Caddy's admin `/metrics`, HAProxy's exporter) or the application's.
+"""A metric source: a Prometheus text endpoint read directly, once a round, without a Prometheus
+server: a proxy's own metrics (Caddy's admin `/metrics`, HAProxy's exporter) or the
+application's.
 
     metric.url     the endpoint, e.g. http://proxy:2019/metrics
     metric.name    the sample name, e.g. caddy_http_requests_total
@@ -21,18 +22,102 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
-from autoscaler.control.spec import Matcher
 from autoscaler.errors import Faults
+from autoscaler.sources.base import Member, Needs
 
 _TIMEOUT = 5.0  # seconds, and never more than half an interval
 _CUMULATIVE = frozenset({"counter", "histogram", "summary"})
+
+
+_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """One label matcher of a scraped sample, as PromQL writes it: `code!="500"`."""
+
+    label: str
+    op: str
+    value: str
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        have = labels.get(self.label, "")
+        if self.op == "=":
+            return have == self.value
+        if self.op == "!=":
+            return have != self.value
+        found = re.fullmatch(self.value, have) is not None
+        return found if self.op == "=~" else not found
+
+    def __str__(self) -> str:
+        return f'{self.label}{self.op}"{self.value}"'
+
+
+def matchers(text: str) -> tuple[Matcher, ...]:
+    """`a="x",b!~"y.*"` -> matchers; ValueError saying where it is not one."""
+    out: list[Matcher] = []
+    at, text = 0, text.strip()
+    while at < len(text):
+        found = _MATCHER.match(text, at)
+        if found is None or found.end() == at:
+            raise ValueError(f'expected label="value" (or !=, =~, !~) at {text[at : at + 20]!r}')
+        label, op, value = found.groups()
+        value = re.sub(r"\\(.)", r"\1", value)
+        if op in ("=~", "!~"):
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{label}{op}{value!r}: not a regular expression: {exc}") from None
+        out.append(Matcher(label, op, value))
+        at = found.end()
+    return tuple(out)
+
+
+class Options(BaseModel):
+    """A scrape source's own labels."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    url: str = Field(alias="metric.url", pattern=r"^https?://\S+$")
+    """The text endpoint itself."""
+    sample: str = Field(alias="metric.name", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+    """The sample to read, e.g. `caddy_http_requests_total`."""
+    match: str | None = Field(default=None, alias="metric.match")
+    """Label matchers, e.g. `handler="reverse_proxy",code!="500"`."""
+    pending: str | None = Field(
+        default=None, alias="metric.pending", pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+    )
+    """A gauge of the requests the source holds (in flight, queued), with the same matchers:
+    its growth a second is added to the rate, so that a counter that counts requests as they
+    complete (Caddy's) still measures those that arrive while the replicas are held."""
+
+    @field_validator("match")
+    @classmethod
+    def _matchers(cls, match: str | None) -> str | None:
+        if match is not None:
+            try:
+                matchers(match)
+            except ValueError as exc:
+                raise PydanticCustomError("match", "{problem}", {"problem": str(exc)}) from exc
+        return match
+
+    @property
+    def matchers(self) -> tuple[Matcher, ...]:
+        return matchers(self.match) if self.match else ()
+
+    @property
+    def name(self) -> str:
+        return f"scrape {self.sample}{{{self.match}}}" if self.match else f"scrape {self.sample}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +222,25 @@ class Scrapes:
         self._now = now
         self._faults = faults or Faults()
         self._endpoints: dict[str, Scraped] = {}
+
+    @classmethod
+    def made(cls, needs: Needs) -> Scrapes:
+        return cls(interval=needs.interval, now=needs.now, faults=needs.faults)
+
+    async def want(self, wanted: Sequence[Options]) -> None:
+        await self.ask(o.url for o in wanted)
+
+    def members(self, options: Options) -> list[Member]:
+        scraped = self.scraped(options.url)
+        if scraped is None:
+            return []
+        value, error = value_of(scraped, options.sample, options.matchers, options.pending)
+        if value is None and error is None:
+            return []  # a counter's first read: its rate comes with the next
+        return [Member(options.sample, value, scraped.at, error)]
+
+    async def run(self) -> None:
+        """Nothing long-lived: the endpoints are read each round."""
 
     def scraped(self, url: str) -> Scraped | None:
         return self._endpoints.get(url)

@@ -29,7 +29,7 @@ from autoscaler.control.fleet import Fleet
 from autoscaler.control.keep import Keep
 from autoscaler.control.ports import Meter, Notices
 from autoscaler.control.replicas import Replica, Sample
-from autoscaler.control.spec import MetricSource
+from autoscaler.control.spec import MetricSource, Sources
 from autoscaler.errors import Faults
 from autoscaler.labels import ServiceKey
 from autoscaler.settings import Settings
@@ -47,6 +47,7 @@ class Compose:
         notifier: Notices,
         metrics: Meter,
         signal: Callable[[MetricSource], Signal],
+        sources: Sources,
         faults: Faults,
         clock: Clock,
         wake: Callable[[], None],
@@ -80,6 +81,7 @@ class Compose:
             dry_run=settings.dry_run,
             instance=lambda: self.lease.holder if self.lease else None,
             signal=signal,
+            sources=sources,
             heartbeat=settings.mqtt.heartbeat,
             band=settings.mqtt.state_band,
             clock=clock,

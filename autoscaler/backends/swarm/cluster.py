@@ -28,7 +28,7 @@ from autoscaler.control.fleet import Fleet
 from autoscaler.control.keep import Keep
 from autoscaler.control.ports import Meter, Notices
 from autoscaler.control.replicas import Replica
-from autoscaler.control.spec import MetricSource
+from autoscaler.control.spec import MetricSource, Sources
 from autoscaler.errors import Faults
 from autoscaler.settings import Settings
 from policies.base import Signal
@@ -54,6 +54,7 @@ class Cluster:
         notifier: Notices,
         metrics: Meter,
         signal: Callable[[MetricSource], Signal],
+        sources: Sources,
         faults: Faults,
         clock: Clock,
     ) -> None:
@@ -70,6 +71,7 @@ class Cluster:
             dry_run=settings.dry_run,
             instance=lambda: self.lease.holder,
             signal=signal,
+            sources=sources,
             heartbeat=settings.mqtt.heartbeat,
             band=settings.mqtt.state_band,
             clock=clock,

@@ -7,9 +7,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autoscaler.control.spec import parse
+from autoscaler.control import spec as specs
+from autoscaler.control.spec import ServiceSpec
 from autoscaler.errors import LabelError
 from autoscaler.labels import ServiceKey, service_key
+from autoscaler.sources.registry import OPTIONS
+
+
+def parse(key: ServiceKey, labels: dict[str, str]) -> ServiceSpec:
+    """The labels read as the app reads them: with every kind of metric source there is."""
+    return specs.parse(key, labels, OPTIONS)
+
 
 KEY = ServiceKey("shop", "web")
 COMPOSE = {"com.docker.compose.project": "shop", "com.docker.compose.service": "web"}
@@ -148,7 +156,11 @@ def test_bad_metric_labels_are_label_errors(labels: dict[str, str], label: str, 
 def test_a_metric_alone_is_enough_and_its_source_is_parsed() -> None:
     spec = parse(WORKER, MQTT_BASE | MQTT | {"autoscaler.metric.max-age": "30s"})
     assert spec.metric is not None
-    assert (spec.metric.source, spec.metric.topic, spec.metric.max_age) == ("mqtt", "q/jobs", 30)
+    assert (spec.metric.source, spec.metric.options.topic, spec.metric.max_age) == (
+        "mqtt",
+        "q/jobs",
+        30,
+    )
     assert spec.metric.name == "mqtt q/jobs"
 
 
@@ -178,7 +190,7 @@ def test_a_scrape_source_is_parsed_with_its_matchers() -> None:
     )
     assert spec.metric is not None
     assert spec.metric.name == 'scrape caddy_http_requests_total{handler="reverse_proxy"}'
-    assert [str(m) for m in spec.metric.matchers] == ['handler="reverse_proxy"']
+    assert [str(m) for m in spec.metric.options.matchers] == ['handler="reverse_proxy"']
 
 
 def test_a_fallback_count_and_its_wait_are_read_with_the_metric() -> None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, model_validator
 from autoscaler.control.spec import parse
 from autoscaler.errors import LabelError
 from autoscaler.labels import ServiceKey
+from autoscaler.sources.registry import OPTIONS
 from policies import registry
 
 
@@ -67,23 +68,25 @@ def test_a_third_party_policy_is_found_by_its_entry_point_and_takes_its_own_labe
         "autoscaler.policy": "always-two",
         "autoscaler.count": "3",
     }
-    spec = parse(ServiceKey("standalone", "w"), labels)
+    spec = parse(ServiceKey("standalone", "w"), labels, OPTIONS)
     assert spec.policy_name == "always-two"
     with pytest.raises(LabelError, match=r"autoscaler\.cpu\.target.*unknown label"):
-        parse(ServiceKey("standalone", "w"), labels | {"autoscaler.cpu.target": "50"})
+        parse(ServiceKey("standalone", "w"), labels | {"autoscaler.cpu.target": "50"}, OPTIONS)
     with pytest.raises(LabelError, match=r"autoscaler\.count='0'"):
-        parse(ServiceKey("standalone", "w"), labels | {"autoscaler.count": "0"})
+        parse(ServiceKey("standalone", "w"), labels | {"autoscaler.count": "0"}, OPTIONS)
     # The behaviour labels are every policy's, a plugin's too.
-    tuned = parse(ServiceKey("standalone", "w"), labels | {"autoscaler.scale-up.cooldown": "1m"})
+    tuned = parse(
+        ServiceKey("standalone", "w"), labels | {"autoscaler.scale-up.cooldown": "1m"}, OPTIONS
+    )
     assert tuned.behavior.up_cooldown == 60
 
 
 def test_a_policy_may_default_the_behaviour_labels_and_a_label_still_wins() -> None:
     base = {"autoscaler.service": "w", "autoscaler.enable": "true", "autoscaler.max": "5",
             "autoscaler.policy": "step", "autoscaler.cpu.target": "50"}  # fmt: skip
-    assert parse(ServiceKey("standalone", "w"), base).behavior.down_stabilization == 0
+    assert parse(ServiceKey("standalone", "w"), base, OPTIONS).behavior.down_stabilization == 0
     window = base | {"autoscaler.scale-down.stabilization": "2m"}
-    assert parse(ServiceKey("standalone", "w"), window).behavior.down_stabilization == 120
+    assert parse(ServiceKey("standalone", "w"), window, OPTIONS).behavior.down_stabilization == 120
 
 
 @pytest.mark.parametrize(
@@ -107,10 +110,12 @@ def test_a_plugin_that_does_not_load_is_an_error_of_the_services_that_chose_it(
 ) -> None:
     labels = {"autoscaler.service": "w", "autoscaler.enable": "true", "autoscaler.max": "5"}
     with pytest.raises(LabelError, match=r"autoscaler\.policy='broken'.*a dependency is missing"):
-        parse(ServiceKey("standalone", "w"), labels | {"autoscaler.policy": "broken"})
+        parse(ServiceKey("standalone", "w"), labels | {"autoscaler.policy": "broken"}, OPTIONS)
     # The other policies, the plugin beside it included, are unaffected.
-    assert parse(ServiceKey("standalone", "w"), labels | {"autoscaler.policy": "always-two"})
-    assert parse(ServiceKey("standalone", "w"), labels | {"autoscaler.cpu.target": "50"})
+    assert parse(
+        ServiceKey("standalone", "w"), labels | {"autoscaler.policy": "always-two"}, OPTIONS
+    )
+    assert parse(ServiceKey("standalone", "w"), labels | {"autoscaler.cpu.target": "50"}, OPTIONS)
 
 
 def test_an_option_error_names_the_label_its_value_and_why() -> None:

@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autoscaler.control.spec import matchers
-from autoscaler.sources.scrape import Scraped, parse, value_of
+from autoscaler.sources.scrape import Scraped, matchers, parse, value_of
 
 CADDY = """\
 # TYPE caddy_http_requests_in_flight gauge

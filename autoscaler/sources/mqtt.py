@@ -1,8 +1,13 @@
-"""Numbers published on MQTT topics, followed on a connection of their own.
+"""A metric source: numbers published on MQTT topics, followed on a connection of their own.
 
-    want(patterns)    subscribe to new patterns, unsubscribe from those no service names any
+    metric.topic   the topic; `+` and `#` wildcards sum the latest value of every matching topic
+    metric.field   a dotted path to the number in a JSON payload; the payload is the number
+                   without it
+
+    follow(patterns)  subscribe to new patterns, unsubscribe from those no service names any
                       more, and forget what their topics said
     heard(pattern)    the latest message of every topic the pattern matches
+    members(options)  a source's value now: each matching topic's latest number
     run()             follow the broker, reconnecting like the notifier
 
 A message is kept as it came (payload, when, whether it was a retained one) and read per
@@ -23,20 +28,63 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from autoscaler.errors import Faults, Reconnect
 from autoscaler.mqtt.client import client, tls_context
 from autoscaler.settings import MqttSettings
+from autoscaler.sources.base import Member, Needs
 
 logger = logging.getLogger(__name__)
 
 _BACKOFF_START, _BACKOFF_CAP = 0.25, 2.0
 _SHOWN = 40  # characters of a payload quoted in a reason
+
+
+class Options(BaseModel):
+    """An MQTT source's own labels."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    topic: str = Field(alias="metric.topic", min_length=1)
+    field: str | None = Field(default=None, alias="metric.field", min_length=1)
+
+    @field_validator("topic")
+    @classmethod
+    def _subscribable(cls, topic: str) -> str:
+        if (problem := topic_filter_problem(topic)) is not None:
+            raise PydanticCustomError(
+                "topic", "not an MQTT topic filter: {problem}", {"problem": problem}
+            )
+        return topic
+
+    @property
+    def name(self) -> str:
+        return f"mqtt {self.topic}"
+
+
+def topic_filter_problem(topic: str) -> str | None:
+    """What makes `topic` no MQTT topic filter (MQTT 3.1.1, 4.7), or None: a broker and paho
+    refuse such a filter, so it is a label error rather than a failure at subscribe time."""
+    if not topic:
+        return "it is empty"
+    if "\x00" in topic:
+        return "it contains a NUL character"
+    if len(topic.encode("utf-8", errors="surrogatepass")) > 65535:
+        return "it is longer than 65535 bytes"
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return "'#' must be a level of its own, and the last one"
+        if "+" in level and level != "+":
+            return "'+' must be a level of its own"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +139,8 @@ def _is_number(value: object) -> bool:
 
 
 def matches(topic: str, pattern: str) -> bool:
-    """MQTT's matching of a topic to a filter; a filter that is none matches nothing
-    (control/spec.py refuses such labels, so this is only a guard)."""
+    """MQTT's matching of a topic to a filter; a filter that is none matches nothing (Options
+    refuses such labels, so this is only a guard)."""
     try:
         return aiomqtt.Topic(topic).matches(pattern)
     except ValueError:
@@ -117,7 +165,34 @@ class Topics:
         self._client: aiomqtt.Client | None = None
         self._wanted = asyncio.Event()
 
-    async def want(self, patterns: set[str]) -> None:
+    @classmethod
+    def made(cls, needs: Needs) -> Topics:
+        return cls(needs.mqtt, now=needs.now, wall=needs.wall, faults=needs.faults)
+
+    async def want(self, wanted: Sequence[Options]) -> None:
+        await self.follow({o.topic for o in wanted})
+
+    def members(self, options: Options) -> list[Member]:
+        """The source's value now: every matching topic's latest number, sorted by topic."""
+        return [
+            self._reading(t, h, options.field) for t, h in sorted(self.heard(options.topic).items())
+        ]
+
+    def _reading(self, topic: str, heard: Heard, field: str | None) -> Member:
+        """A topic's latest message as a member of its source."""
+        try:
+            value, published = parse(heard.payload, field)
+        except ValueError as exc:
+            return Member(topic, None, heard.at, str(exc))
+        if published is not None:
+            # The publisher's word, on our monotonic clock; a clock ahead of ours is not younger.
+            return Member(topic, value, heard.at - max(heard.wall - published, 0.0))
+        if heard.retained:
+            unknown = "a retained value of unknown age (no time in its payload)"
+            return Member(topic, None, -math.inf, unknown)
+        return Member(topic, value, heard.at)
+
+    async def follow(self, patterns: set[str]) -> None:
         """Follow exactly these patterns from now on; what only the others matched is forgotten."""
         for gone in self._patterns - patterns:
             await self._unsubscribe(gone)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autoscaler.settings import MqttSettings
-from autoscaler.sources.topics import Topics, matches, parse
+from autoscaler.sources.mqtt import Topics, matches, parse
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ def test_topics_match_filters_the_mqtt_way(topic: str, pattern: str, expected: b
 
 def test_an_empty_payload_retracts_a_topic_and_patterns_no_service_wants_are_forgotten() -> None:
     topics = Topics(MqttSettings(enabled=False), now=lambda: 1.0, wall=lambda: 1.0)
-    asyncio.run(topics.want({"shop/+/depth", "blog/depth"}))
+    asyncio.run(topics.follow({"shop/+/depth", "blog/depth"}))
     topics._receive("shop/eu/depth", b"500", retained=False)
     topics._receive("shop/us/depth", b"20", retained=False)
     topics._receive("blog/depth", b"3", retained=False)
@@ -98,6 +98,6 @@ def test_an_empty_payload_retracts_a_topic_and_patterns_no_service_wants_are_for
     topics._receive("shop/eu/depth", b"", retained=True)  # `mosquitto_pub -r -n`: cleared
     assert sorted(topics.heard("shop/+/depth")) == ["shop/us/depth"]
 
-    asyncio.run(topics.want({"shop/+/depth"}))
+    asyncio.run(topics.follow({"shop/+/depth"}))
     assert topics.heard("blog/depth") == {}
     assert topics._heard.keys() == {"shop/us/depth"}

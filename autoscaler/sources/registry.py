@@ -1,0 +1,19 @@
+"""The kinds of metric source, by the name `autoscaler.metric.source` gives: one line a kind."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel
+
+from autoscaler.sources import mqtt, prometheus, scrape
+from autoscaler.sources.base import Kind
+
+KINDS: Mapping[str, Kind] = {
+    "mqtt": Kind(mqtt.Options, mqtt.Topics.made),
+    "prometheus": Kind(prometheus.Options, prometheus.Queries.made),
+    "scrape": Kind(scrape.Options, scrape.Scrapes.made),
+}
+
+OPTIONS: Mapping[str, type[BaseModel]] = {name: kind.options for name, kind in KINDS.items()}
+"""What the core parses a service's `metric.*` labels with (control/spec.py)."""
