@@ -1,0 +1,279 @@
+"""One service's controller, each state of its diagram (control/controller.py), on the in-memory
+backend (backends/fake.py) with a clock the test steps: no engine, no broker, in milliseconds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from autoscaler.backends.fake import Fake
+from autoscaler.control.context import Clock, Context
+from autoscaler.control.controller import Controller
+from autoscaler.control.replicas import Replica, Sample
+from autoscaler.control.spec import MetricSource
+from autoscaler.control.state import Evaluation
+from autoscaler.errors import AutoscalerError
+from autoscaler.labels import ServiceKey
+from autoscaler.sources.registry import OPTIONS
+from policies.base import Signal
+
+KEY = ServiceKey("shop", "web")
+WEB = {"autoscaler.enable": "true", "autoscaler.min": "1", "autoscaler.max": "6",
+       "autoscaler.cpu.target": "50", "autoscaler.scale-down.stabilization": "0s"}  # fmt: skip
+
+
+@dataclass
+class Told:
+    """What the controller told the world (control.ports.Notices)."""
+
+    events: list[tuple[str, Mapping[str, Any], dict[str, Any]]] = field(default_factory=list)
+    states: list[Mapping[str, Any]] = field(default_factory=list)
+
+    def event(self, key: ServiceKey, action: str, attributes: Mapping[str, Any], *,
+              instance: str | None, **extra: Any) -> None:  # fmt: skip
+        self.events.append((action, attributes, extra))
+
+    def state(self, key: ServiceKey, state: Mapping[str, Any]) -> None:
+        self.states.append(state)
+
+    def clear(self, key: ServiceKey) -> None:
+        pass
+
+    def actions(self, action: str) -> list[tuple[Mapping[str, Any], dict[str, Any]]]:
+        return [(a, e) for n, a, e in self.events if n == action]
+
+
+class Uncounted:
+    """control.ports.Meter, counting nothing."""
+
+    def evaluated(self, key: ServiceKey, evaluation: Evaluation) -> None: ...
+    def acted(self, key: ServiceKey, direction: str) -> None: ...
+    def failed(self, key: ServiceKey, exc: AutoscalerError) -> None: ...
+    def forget(self, key: ServiceKey) -> None: ...
+    def sampled(self, seconds: float) -> None: ...
+
+
+@dataclass
+class Time:
+    monotonic: float = 1000.0
+    wall: float = 1_796_000_000.0
+
+    def pass_(self, seconds: float) -> None:
+        self.monotonic += seconds
+        self.wall += seconds
+
+
+@dataclass
+class Service:
+    """One service on the fake backend under a controller, a round at a time."""
+
+    fake: Fake
+    told: Told
+    time: Time
+    controller: Controller
+    signal: list[Signal | None] = field(default_factory=lambda: [None])
+
+    async def round(self, cpu: float | None = None, *, seconds: float = 5.0) -> str:
+        """Time passes, then one round with every running replica at `cpu` percent: the phase
+        it leaves the service in, any action it started having finished."""
+        self.time.pass_(seconds)
+        replicas = self.fake.view(KEY)
+        samples = {r.id: Sample(r.id, cpu, None, None, "fake") for r in replicas if r.running}
+        async with asyncio.TaskGroup() as tg:
+            self.controller.step(tg, replicas, samples)
+        return self.phase
+
+    async def mend(self) -> str:
+        async with asyncio.TaskGroup() as tg:
+            self.controller.mend(tg, self.fake.view(KEY))
+        return self.phase
+
+    @property
+    def phase(self) -> str:
+        state = self.controller.state
+        assert state is not None
+        return str(state.phase)
+
+    @property
+    def reason(self) -> str:
+        assert self.controller.state is not None
+        return self.controller.state.reason
+
+    def running(self) -> list[Replica]:
+        return [r for r in self.fake.view(KEY) if r.running]
+
+
+def service(labels: Mapping[str, str] = WEB, *, dry_run: bool = False) -> Service:
+    time = Time()
+    fake, told = Fake(wall=lambda: time.wall), Told()
+    signals: list[Signal | None] = [None]
+
+    def signal(source: MetricSource) -> Signal:
+        return signals[0] or Signal(source.name, None)
+
+    context = Context(
+        actuator=fake, refresh=fake.refresh, restart=fake.restart, view=fake.view,
+        notifier=told, metrics=Uncounted(), dry_run=dry_run, instance=lambda: "test",
+        signal=signal, sources=OPTIONS, heartbeat=0.0,
+        clock=Clock(wall=lambda: time.wall, monotonic=lambda: time.monotonic), interval=5.0,
+    )  # fmt: skip
+    fake.add(KEY, labels=labels)
+    return Service(fake, told, time, Controller(KEY, context), signals)
+
+
+async def test_a_service_at_its_target_holds() -> None:
+    web = service()
+    assert await web.round(cpu=50.0) == "holding"
+    assert web.fake.calls == []
+
+
+async def test_demand_above_the_target_scales_up_and_below_it_back_down() -> None:
+    web = service()
+    await web.round(cpu=100.0)  # 1 replica at twice the target: 2
+    assert web.fake.calls == ["scale_to shop/web 2"] and len(web.running()) == 2
+    (up, extra), = web.told.actions("scale_up")  # fmt: skip
+    assert (extra["from"], extra["to"]) == (1, 2), extra
+    for _ in range(3):
+        await web.round(cpu=10.0)
+    assert web.fake.calls[-1] == "scale_to shop/web 1" and len(web.running()) == 1
+    # The user's own container stays; only the clone went.
+    assert not web.running()[0].is_clone
+
+
+async def test_wrong_labels_are_an_error_told_once() -> None:
+    web = service(WEB | {"autoscaler.max": "many"})
+    assert await web.round(cpu=100.0) == "error"
+    await web.round(cpu=100.0)
+    errors = web.told.actions("error")
+    assert len(errors) == 1 and "autoscaler.max" in errors[0][1]["message"]
+    assert web.fake.calls == []
+
+
+async def test_a_service_its_owner_stopped_is_left_alone() -> None:
+    web = service()
+    web.fake.stop(web.fake.view(KEY)[0].id)
+    assert await web.round(cpu=None) == "stopped"
+    assert "no container of the service's own is running" in web.reason
+    assert web.fake.calls == []
+
+
+async def test_while_another_hand_stops_a_clone_nothing_acts() -> None:
+    web = service(WEB | {"autoscaler.min": "2"})
+    await web.round(cpu=50.0)
+    clone = next(r for r in web.fake.view(KEY) if r.is_clone)
+    web.fake._set(clone.id, stopping_since=web.time.wall)  # `docker compose up` stopping it
+    assert await web.round(cpu=50.0) == "stopped"
+    assert "another hand is creating, stopping or removing 1" in web.reason
+
+
+async def test_a_failed_action_backs_off_then_tries_again() -> None:
+    web = service()
+    web.fake.fail("scale_to", "no room")
+    assert await web.round(cpu=100.0) == "backoff"
+    assert "no room" in web.told.actions("error")[0][1]["message"]
+    assert await web.round(cpu=100.0, seconds=1.0) == "backoff"  # 2 s have not passed
+    await web.round(cpu=100.0, seconds=2.0)
+    assert web.fake.calls[-1] == "scale_to shop/web 2" and len(web.running()) == 2
+
+
+async def test_a_crashed_clone_is_replaced() -> None:
+    web = service(WEB | {"autoscaler.min": "2"})
+    await web.round(cpu=50.0)
+    clone = next(r for r in web.fake.view(KEY) if r.is_clone)
+    web.fake.crash(clone.id)
+    assert await web.round(cpu=50.0) == "holding"
+    assert web.fake.calls[-1] == "repair shop/web -1 +1"
+    assert len(web.running()) == 2 and clone.id not in {r.id for r in web.running()}
+    assert web.told.actions("repair")
+
+
+async def test_what_another_hand_removed_is_restored_between_rounds() -> None:
+    web = service(WEB | {"autoscaler.min": "3"})
+    await web.round(cpu=50.0)
+    for clone in [r for r in web.fake.view(KEY) if r.is_clone]:
+        web.fake.remove(clone.id)  # `docker compose up` beyond its scale
+    await web.mend()  # the engine's destroy events: no round, no decision
+    assert web.fake.calls[-1] == "repair shop/web -0 +2"
+    (restored, extra), = web.told.actions("restore")  # fmt: skip
+    assert "2 of 3 replicas went away outside the autoscaler" in extra["reason"]
+
+
+async def test_clones_of_a_replaced_template_are_rolled_onto_the_new_one() -> None:
+    web = service(WEB | {"autoscaler.min": "2"})
+    await web.round(cpu=50.0)
+    old = next(r for r in web.fake.view(KEY) if not r.is_clone)
+    # A new release, as Compose recreates a container: the old one goes, a new one comes.
+    web.fake.remove(old.id)
+    new = web.fake.add(KEY, labels=old.labels, fingerprint="v2")
+    await web.round(cpu=50.0)
+    assert web.fake.calls[-1] == "repair shop/web -1 +1"
+    assert {(r.clone_of or r.id, r.fingerprint) for r in web.running()} == {(new.id, "v2")}
+
+
+async def test_paused_says_what_it_would_do_and_does_nothing() -> None:
+    web = service(WEB | {"autoscaler.paused": "true"})
+    assert await web.round(cpu=100.0) == "paused"
+    assert web.reason.startswith("paused; would:")
+    assert web.fake.calls == []
+
+
+async def test_a_dry_run_tells_a_decision_once_and_acts_on_nothing() -> None:
+    web = service(dry_run=True)
+    await web.round(cpu=100.0)
+    await web.round(cpu=100.0)
+    assert len(web.told.actions("scale_up")) == 1 and web.fake.calls == []
+
+
+QUEUE = {"autoscaler.enable": "true", "autoscaler.min": "0", "autoscaler.max": "4",
+         "autoscaler.metric.source": "mqtt", "autoscaler.metric.topic": "q/jobs",
+         "autoscaler.metric.target": "10", "autoscaler.scale-down.to-zero-after": "10s",
+         "autoscaler.scale-down.stabilization": "0s"}  # fmt: skip
+
+
+async def test_a_quiet_service_sleeps_and_demand_wakes_it() -> None:
+    web = service(QUEUE)
+    web.signal[0] = Signal("mqtt q/jobs", 0.0, age=0.0)
+    await web.round()  # reads the record of a sleep first: none
+    for _ in range(3):
+        await web.round()
+    assert web.fake.calls == ["sleep shop/web"] and not web.running()
+    assert await web.round() == "idle"
+    web.signal[0] = Signal("mqtt q/jobs", 25.0, age=0.0)
+    await web.round()
+    assert web.fake.calls[-1] == "wake shop/web" and len(web.running()) == 1
+    (woke, extra), = web.told.actions("wake")  # fmt: skip
+    assert (extra["from"], extra["to"]) == (0, 1)
+
+
+async def test_a_missing_metric_never_puts_a_service_to_sleep() -> None:
+    web = service(QUEUE)
+    for _ in range(5):
+        await web.round()
+    assert "sleep shop/web" not in web.fake.calls
+
+
+async def test_a_metric_missing_past_its_wait_runs_the_fallback_count() -> None:
+    web = service(QUEUE | {"autoscaler.min": "1", "autoscaler.metric.fallback": "3",
+                           "autoscaler.metric.fallback-after": "10s"})  # fmt: skip
+    web.signal[0] = Signal("mqtt q/jobs", None, error="broker away")
+    for _ in range(4):
+        await web.round()
+    assert web.fake.calls[-1] == "scale_to shop/web 3"
+    assert web.told.actions("fallback")
+
+
+@pytest.mark.parametrize("crashes", [1, 2])
+async def test_a_crashed_template_is_an_error_its_clones_carry_the_service(crashes: int) -> None:
+    web = service(WEB | {"autoscaler.min": "2"})
+    await web.round(cpu=50.0)
+    template = next(r for r in web.fake.view(KEY) if not r.is_clone)
+    web.fake.crash(template.id, exit_code=3)
+    for _ in range(crashes):
+        await web.round(cpu=50.0)
+    errors = web.told.actions("error")
+    assert len(errors) == 1 and "crashed (exit code 3)" in errors[0][1]["message"]
+    assert any(r.is_clone for r in web.running())
