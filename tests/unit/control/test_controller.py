@@ -135,7 +135,7 @@ async def test_demand_above_the_target_scales_up_and_below_it_back_down() -> Non
     web = service()
     await web.round(cpu=100.0)  # 1 replica at twice the target: 2
     assert web.fake.calls == ["scale_to shop/web 2"] and len(web.running()) == 2
-    (up, extra), = web.told.actions("scale_up")  # fmt: skip
+    ((_, extra),) = web.told.actions("scale_up")
     assert (extra["from"], extra["to"]) == (1, 2), extra
     for _ in range(3):
         await web.round(cpu=10.0)
@@ -198,7 +198,7 @@ async def test_what_another_hand_removed_is_restored_between_rounds() -> None:
         web.fake.remove(clone.id)  # `docker compose up` beyond its scale
     await web.mend()  # the engine's destroy events: no round, no decision
     assert web.fake.calls[-1] == "repair shop/web -0 +2"
-    (restored, extra), = web.told.actions("restore")  # fmt: skip
+    ((_, extra),) = web.told.actions("restore")
     assert "2 of 3 replicas went away outside the autoscaler" in extra["reason"]
 
 
@@ -245,7 +245,7 @@ async def test_a_quiet_service_sleeps_and_demand_wakes_it() -> None:
     web.signal[0] = Signal("mqtt q/jobs", 25.0, age=0.0)
     await web.round()
     assert web.fake.calls[-1] == "wake shop/web" and len(web.running()) == 1
-    (woke, extra), = web.told.actions("wake")  # fmt: skip
+    ((_, extra),) = web.told.actions("wake")
     assert (extra["from"], extra["to"]) == (0, 1)
 
 
