@@ -26,10 +26,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from statistics import median
+from typing import Protocol
 
-from policies.base import Policy, PolicyInput, ReplicaSample
-from policies.behavior import Behavior
+from policies.base import Policy, ReplicaSample
 from policies.options import BehaviorOptions
+from policies.pipeline import Outcome, Pipeline, Round
 from policies.schedule import Bounds, Window, bounds
 
 
@@ -136,15 +137,27 @@ def write_timeline(rows: Iterable[Row]) -> str:
     return out.getvalue()
 
 
+class Decider(Protocol):
+    """What decides each round: the pipeline (pipeline.py), or anything that makes the same
+    decisions from the same rounds (the parity test drives a service's controller)."""
+
+    def decide(self, now: Round) -> Outcome: ...
+
+    def record(self, now: float, before: int, after: int, *, saturated: bool = False) -> None: ...
+
+
 def simulate(
     trace: Sequence[tuple[float, float]],
     policy: Policy,
     model: Model,
     behavior: BehaviorOptions | None = None,
+    *,
+    decider: Decider | None = None,
 ) -> Result:
-    """Replay `trace` through `policy` under the behaviour rules (the HPA's defaults if None),
-    exactly as the service's controller applies them."""
-    rules = Behavior(behavior or BehaviorOptions())
+    """Replay `trace` through `policy` under the behaviour rules (the HPA's defaults if None):
+    through the one decision pipeline the service's controller runs (pipeline.py), or through
+    `decider`."""
+    pipeline = decider or Pipeline(policy, behavior or BehaviorOptions())
     result = Result()
     end = trace[-1][0]
     initial = model.initial if model.initial is not None else model.needed(trace[0][1])
@@ -166,11 +179,12 @@ def simulate(
             found = model.bounds(t)
             startup = median(startups[-5:]) if startups else None
             wall = (model.start + timedelta(seconds=t)).timestamp()
-            inputs = PolicyInput(len(replicas), found.minimum, found.maximum, samples, now=t,
-                                 wall=wall, startup=startup)  # fmt: skip
-            decision = rules.decide(inputs, policy.propose(inputs))
+            outcome = pipeline.decide(
+                Round(found.minimum, found.maximum, samples, now=t, wall=wall, startup=startup)
+            )
+            decision = outcome.decision
             serial = _scale(replicas, decision.desired, t, serial)
-            rules.record(t, decision.current, decision.desired, saturated=decision.saturated)
+            pipeline.record(t, decision.current, decision.desired, saturated=decision.saturated)
             if decision.desired != decision.current:
                 result.decisions.append((t, decision.current, decision.desired, decision.reason))
 

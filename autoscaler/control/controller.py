@@ -30,7 +30,6 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from autoscaler.control.context import Context
@@ -57,8 +56,8 @@ from autoscaler.control.startup import Startup
 from autoscaler.control.state import Evaluation, Phase, ServiceState, replica_samples
 from autoscaler.errors import AutoscalerError, Backoff, InternalError, TemplateError
 from autoscaler.labels import ServiceKey
-from policies.base import Direction, Policy, PolicyInput
-from policies.behavior import Behavior
+from policies.base import Direction
+from policies.pipeline import Pipeline, Round
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +70,9 @@ class Controller:
         self.key = key
         self._ctx = context
         self.spec: ServiceSpec | None = None
-        self._policy: Policy | None = None
-        self._behavior: Behavior | None = None
+        self._pipeline: Pipeline | None = None
+        """The decision (policies/pipeline.py): the policy, the behaviour and what they carry
+        over from round to round; a new one with new labels."""
         self._error: str | None = None  # the labels' or template's error, while it lasts
         self._bug: str | None = None  # an unexpected error while evaluating, while it lasts
         self._down: str | None = None  # the user's crashed containers, while they are down
@@ -106,8 +106,8 @@ class Controller:
     def keep(self) -> None:
         """What the service's policy learned is saved (AUTOSCALER_STATE_DIR): the process stops,
         or new labels replace the policy."""
-        if self._policy is not None:
-            self._memory.save(self._policy)
+        if self._pipeline is not None:
+            self._memory.save(self._pipeline.policy)
 
     def release(self) -> None:
         """Another instance acts on the service now: what this one counted goes (the retained
@@ -288,16 +288,15 @@ class Controller:
             return self.spec
         spec = parse(self.key, all_labels, self._ctx.sources)
         self.keep()  # what the policy the labels replace learned
-        self._policy = spec.new_policy()
-        self._memory.restore(self._policy)
-        self._behavior = Behavior(spec.behavior, previous=self._behavior)
+        self._pipeline = Pipeline(spec.new_policy(), spec.behavior, previous=self._pipeline)
+        self._memory.restore(self._pipeline.policy)
         self.spec = spec
         return spec
 
     def _evaluate(
         self, spec: ServiceSpec, replicas: Sequence[Replica], samples: Mapping[str, Sample]
     ) -> Evaluation:
-        assert self._policy is not None and self._behavior is not None
+        assert self._pipeline is not None
         now, wall = self._ctx.clock.monotonic(), self._ctx.clock.wall()
         observed = replica_samples(
             replicas, samples, self._startup.on_our_clock(replicas, now, wall)
@@ -305,22 +304,15 @@ class Controller:
         counting = [s.container_id for s in observed if s.ready and s.cpu is not None]
         self._startup.counted(counting, now, [r.id for r in replicas])
         signal = self._metric.read(spec)
-        # A running service runs at least one: only a sleep (sleep.py) takes it to zero.
-        floor = max(spec.minimum, 1)
-        inputs = PolicyInput(len(observed), floor, spec.maximum, observed, now, signal,
-                             wall=wall, startup=self._startup.seconds)  # fmt: skip
-        proposal = self._metric.fallback(
-            spec, signal, self._idle.propose(self._policy, inputs, replicas), now
-        )
-        decision = self._behavior.decide(inputs, proposal)
-        self._memory.tick(self._policy, now)
-        own = sum(1 for r in counted(replicas) if r.users)
-        if decision.desired < own:
-            # The user's containers are theirs: a service Compose runs 3 of never goes below 3.
-            step = f"{own} of its containers are not clones: never removed"
-            reason = f"{decision.reason}; {step}"
-            steps = (*decision.steps, step)
-            decision = replace(decision, desired=own, bound="own", reason=reason, steps=steps)
+        rule = self._metric.rule(spec)
+        outcome = self._pipeline.decide(Round(
+            spec.minimum, spec.maximum, observed, now, wall, signal, self._startup.seconds,
+            own=sum(1 for r in counted(replicas) if r.users), fallback=rule,
+        ))  # fmt: skip
+        self._idle.tell(outcome.idle, replicas)
+        self._metric.tell(signal, outcome, rule)
+        self._memory.tick(self._pipeline.policy, now)
+        decision = outcome.decision
         logger.debug("%s: %d -> %d: %s", self.key, decision.current, decision.desired,
                      decision.reason)  # fmt: skip
         evaluation = Evaluation(wall, decision, observed, {r.id: r.name for r in replicas})
@@ -375,8 +367,8 @@ class Controller:
 
     def record(self, result: ScaleResult) -> None:
         """A sleep or a wake happened: a scale action for the behaviour's rates and cooldowns."""
-        assert self._behavior is not None
-        self._behavior.record(self._ctx.clock.monotonic(), result.before, result.after)
+        assert self._pipeline is not None
+        self._pipeline.record(self._ctx.clock.monotonic(), result.before, result.after)
         self.decided = result.after
 
     def show(self, phase: Phase, replicas: Sequence[Replica], spec: ServiceSpec,
@@ -432,9 +424,9 @@ class Controller:
     ) -> ScaleResult:
         target = evaluation.decision.desired
         result = await self._ctx.actuator.scale_to(self.key, replicas, target)
-        assert self._behavior is not None
+        assert self._pipeline is not None
         saturated = evaluation.decision.saturated
-        self._behavior.record(
+        self._pipeline.record(
             self._ctx.clock.monotonic(), result.before, result.after, saturated=saturated
         )
         self.decided = result.after

@@ -11,9 +11,9 @@ from autoscaler.control.report import Report
 from autoscaler.control.spec import ServiceSpec
 from autoscaler.errors import MetricError
 from autoscaler.labels import ServiceKey
-from policies import fallback
-from policies.base import Proposal, Signal
+from policies.base import Signal
 from policies.fallback import Fallback
+from policies.pipeline import Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,6 @@ class MetricWatch:
         """The source's failure, while it lasts: shown in the state."""
         self.last: Signal | None = None
         """What the source gave when last read (None: the service has no metric)."""
-        self._missing_since: float | None = None  # monotonic: when the value went missing
         self._falling_back = False  # the fallback count is in force (told once)
 
     def read(self, spec: ServiceSpec) -> Signal | None:
@@ -49,30 +48,27 @@ class MetricWatch:
         self.error = str(exc)
         return signal
 
-    def fallback(
-        self, spec: ServiceSpec, signal: Signal | None, proposal: Proposal, now: float
-    ) -> Proposal:
-        """The metric's fallback count while its value has been missing long enough (`now`,
-        the monotonic clock); told once as it begins and once as the metric reads again."""
-        missing = signal is not None and signal.value is None and signal.error is not None
-        if not missing:
-            self._missing_since = None
-        elif self._missing_since is None:
-            self._missing_since = now
-        missing_for = None if self._missing_since is None else now - self._missing_since
-        metric, rule = spec.metric, None
-        if metric is not None and metric.fallback is not None:
-            after = metric.fallback_after
-            rule = Fallback(metric.fallback, after if after is not None else 3 * self._ctx.interval)
-        due = fallback.due(signal, missing_for, rule)
-        if due != self._falling_back and signal is not None and rule is not None:
-            self._falling_back = due
-            if due:
-                message = (f"metric {signal.name} missing for {missing_for or 0:.0f}s: "
-                           f"running {rule.replicas}")  # fmt: skip
-                self._report.event("fallback", {"replicas": rule.replicas}, message=message)
-            else:
-                message = f"metric {signal.name} reads again: fallback over"
-                self._report.event("fallback_end", {}, message=message)
-            logger.warning("%s: %s", self.key, message)
-        return fallback.apply(proposal, signal, missing_for, rule)
+    def rule(self, spec: ServiceSpec) -> Fallback | None:
+        """The metric's fallback, where its labels set one: the count, and the wait (three
+        intervals unless said)."""
+        metric = spec.metric
+        if metric is None or metric.fallback is None:
+            return None
+        after = metric.fallback_after
+        return Fallback(metric.fallback, after if after is not None else 3 * self._ctx.interval)
+
+    def tell(self, signal: Signal | None, outcome: Outcome, rule: Fallback | None) -> None:
+        """The fallback count coming into force, told once as it begins, and once as the
+        metric reads again."""
+        due = outcome.falling_back
+        if due == self._falling_back or signal is None or rule is None:
+            return
+        self._falling_back = due
+        if due:
+            message = (f"metric {signal.name} missing for {outcome.missing_for or 0:.0f}s: "
+                       f"running {rule.replicas}")  # fmt: skip
+            self._report.event("fallback", {"replicas": rule.replicas}, message=message)
+        else:
+            message = f"metric {signal.name} reads again: fallback over"
+            self._report.event("fallback_end", {}, message=message)
+        logger.warning("%s: %s", self.key, message)

@@ -1,0 +1,126 @@
+"""The one decision pipeline: what a round of a service decides, in this order, the same in the
+service's controller (autoscaler/control/controller.py) and in the simulator (simulator.py), so
+that `simulate` says what `run` does:
+
+    the floor     a running service runs at least one (only a sleep takes it to zero), within
+                  the min and max in force (the schedule's windows, schedule.py, set them)
+    the policy    its proposal (policies/<name>.py)
+    idle          replicas that take no load beside saturated ones, once that has lasted
+                  IDLE_ROUNDS rounds: the proposal is made over the others, the idle kept on
+                  top (idle.py)
+    fallback      the metric missing past its wait: the fallback count (fallback.py)
+    behaviour     stabilization windows, rate limits, cooldowns and the bounds (behavior.py)
+    own           never below the user's own replicas, which are never removed
+
+Pure: a round's facts in, an `Outcome` out, on the clocks the caller gives. It keeps what a
+decision carries over from round to round: the behaviour's windows, the idle rounds, when the
+metric went missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from policies import fallback
+from policies.base import Decision, Policy, PolicyInput, ReplicaSample, Signal
+from policies.behavior import Behavior
+from policies.fallback import Fallback
+from policies.idle import Idle, idle_beside_saturated, propose_without, still_idle
+from policies.options import BehaviorOptions
+
+IDLE_ROUNDS = 3
+"""Rounds in a row replicas must idle beside saturated ones to be a finding, not a moment."""
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """One round of a service, as the pipeline decides on it."""
+
+    minimum: int
+    """The min in force (the labels', or a schedule window's); the floor is at least 1."""
+    maximum: int
+    samples: tuple[ReplicaSample, ...]
+    now: float
+    """A clock that only moves forward: what windows, rates and waits are measured on."""
+    wall: float
+    signal: Signal | None = None
+    startup: float | None = None
+    own: int = 0
+    """The user's own counted replicas: never removed, so never decided below."""
+    fallback: Fallback | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    decision: Decision
+    inputs: PolicyInput
+    idle: Idle | None = None
+    """Replicas that take no load beside saturated ones, while that lasts (from its
+    IDLE_ROUNDS-th round on)."""
+    missing_for: float | None = None
+    """Seconds the metric has been missing (past its max age, or failing)."""
+    falling_back: bool = False
+    """The fallback count is what the service runs now."""
+
+
+class Pipeline:
+    def __init__(
+        self, policy: Policy, behavior: BehaviorOptions, *, previous: Pipeline | None = None
+    ) -> None:
+        """A service's pipeline; `previous`, the one its former labels had: the behaviour's
+        windows and records carry over, as a label change must not undo a cooldown."""
+        self.policy = policy
+        before = previous.behavior if previous is not None else None
+        self.behavior: Behavior = Behavior(behavior, previous=before)
+        self._rounds = 0  # rounds in a row with replicas idle beside saturated ones
+        self._idle: tuple[str, ...] = ()  # the idle replicas found, while they last
+        self._missing_since: float | None = None
+
+    def decide(self, now: Round) -> Outcome:
+        # A running service runs at least one: only a sleep takes it to zero.
+        inputs = PolicyInput(len(now.samples), max(now.minimum, 1), now.maximum, now.samples,
+                             now.now, now.signal, wall=now.wall, startup=now.startup)  # fmt: skip
+        idle = self._idle_now(inputs.samples)
+        if idle is None:
+            proposal = self.policy.propose(inputs)
+        else:
+            why = "takes no load while others are saturated"
+            proposal = propose_without(self.policy, inputs, idle, why)
+        missing_for = self._missing(now.signal, now.now)
+        proposal = fallback.apply(proposal, now.signal, missing_for, now.fallback)
+        decision = self.behavior.decide(inputs, proposal)
+        if decision.desired < now.own:
+            # The user's containers are theirs: a service Compose runs 3 of never goes below 3.
+            step = f"{now.own} of its containers are not clones: never removed"
+            reason, steps = f"{decision.reason}; {step}", (*decision.steps, step)
+            decision = replace(decision, desired=now.own, bound="own", reason=reason, steps=steps)
+        due = fallback.due(now.signal, missing_for, now.fallback)
+        return Outcome(decision, inputs, idle, missing_for, due)
+
+    def record(self, now: float, before: int, after: int, *, saturated: bool = False) -> None:
+        """A scale action happened (from what the backend reports): for the rates and
+        cooldowns."""
+        self.behavior.record(now, before, after, saturated=saturated)
+
+    def _idle_now(self, samples: tuple[ReplicaSample, ...]) -> Idle | None:
+        """The replicas idle beside saturated ones, once they have been for IDLE_ROUNDS rounds,
+        and for as long as they still are."""
+        if self._idle:
+            idle = still_idle(samples, self._idle)
+        else:
+            idle = idle_beside_saturated(samples)
+            self._rounds = self._rounds + 1 if idle else 0
+        if idle is None or (not self._idle and self._rounds < IDLE_ROUNDS):
+            if idle is None:
+                self._idle, self._rounds = (), 0
+            return None
+        self._idle = idle.idle
+        return idle
+
+    def _missing(self, signal: Signal | None, now: float) -> float | None:
+        missing = signal is not None and signal.value is None and signal.error is not None
+        if not missing:
+            self._missing_since = None
+        elif self._missing_since is None:
+            self._missing_since = now
+        return None if self._missing_since is None else now - self._missing_since
