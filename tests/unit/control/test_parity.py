@@ -5,6 +5,7 @@ simulator's replicas and their reports as its samples), gives the same actions."
 from __future__ import annotations
 
 import asyncio
+
 import pytest
 
 from autoscaler.backends.fake import Fake
