@@ -85,20 +85,25 @@ def _label(text: str) -> tuple[str, str]:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from autoscaler.control.spec import schedule_of
+    from autoscaler.errors import LabelError
+    from autoscaler.labels import PREFIX, ServiceKey
     from autoscaler.ops import simulate
     from policies.registry import PolicyError
-    from policies.schedule import parse_window
     from policies.simulator import Model
 
     labels = {"cpu.target": "50", **dict(args.label)}
-    # Schedule windows are the service's, not a policy's: the same labels as on a service.
-    windows = {k: labels.pop(k) for k in [k for k in labels if k.startswith("schedule.")]}
+    # The schedule is the service's, not a policy's: its labels read as a service's are.
+    windows = {PREFIX + k: labels.pop(k) for k in [k for k in labels if k.startswith("schedule.")]}
     policies = [args.policy, *(p for p in ("hpa", "step") if p != args.policy)]
+    if args.min < 1:
+        print("autoscaler simulate: --min 0 needs a metric source to wake the service by, as "
+              "the label does: the simulator replays CPU demand, so --min is at least 1",
+              file=sys.stderr)  # fmt: skip
+        return 2
     try:
         simulate.check(policies, labels)
-        schedule = tuple(
-            parse_window(key.removeprefix("schedule."), value) for key, value in windows.items()
-        )
+        schedule, timezone, lead = schedule_of(ServiceKey("simulate", "trace"), windows)
         model = Model(
             capacity=args.capacity,
             startup=args.startup,
@@ -108,9 +113,11 @@ def _simulate(args: argparse.Namespace) -> int:
             maximum=args.max,
             schedule=schedule,
             start=args.start,
+            lead=lead,
+            timezone=timezone,
         )
         results = simulate.run(args.trace, policies, labels, model, args.out)
-    except (OSError, ValueError, PolicyError) as exc:
+    except (OSError, ValueError, PolicyError, LabelError) as exc:
         print(f"autoscaler simulate: {exc}", file=sys.stderr)
         return 2
     if args.json:

@@ -24,7 +24,7 @@ import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from statistics import median
 from typing import Protocol
 
@@ -51,10 +51,19 @@ class Model:
     """Windows that change min and max (policies/schedule.py), on the clock `start` sets."""
     start: datetime = datetime(2026, 1, 5)
     """When the trace's t=0 is, in the schedule's time zone (by default a Monday, 00:00)."""
+    lead: float = 0.0
+    """Seconds early a window's min is in force (`schedule.lead`)."""
+    timezone: tzinfo = UTC
+    """Where `start` and the windows' times of day are (`schedule.timezone`)."""
 
     def bounds(self, t: float) -> Bounds:
         """Min and max at `t` seconds into the trace, as the schedule sets them."""
-        return bounds(self.minimum, self.maximum, self.schedule, self.start + timedelta(seconds=t))
+        local = self.start + timedelta(seconds=t)
+        return bounds(self.minimum, self.maximum, self.schedule, local, self.lead)
+
+    def wall(self, t: float) -> float:
+        """`t` seconds into the trace as Unix time."""
+        return (self.start.replace(tzinfo=self.timezone) + timedelta(seconds=t)).timestamp()
 
     def needed(self, demand: float, t: float = 0.0) -> int:
         raw = math.ceil(demand / (self.capacity * self.target / 100) - 1e-9)
@@ -178,7 +187,7 @@ def simulate(
             startups += _started(replicas, samples, counted, t)
             found = model.bounds(t)
             startup = median(startups[-5:]) if startups else None
-            wall = (model.start + timedelta(seconds=t)).timestamp()
+            wall = model.wall(t)
             outcome = pipeline.decide(
                 Round(found.minimum, found.maximum, samples, now=t, wall=wall, startup=startup)
             )

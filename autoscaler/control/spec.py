@@ -225,7 +225,7 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str], sources: Sources) -> S
         raise LabelError(str(key), labels.PREFIX + exc.key, exc.value, exc.reason) from exc
     source = _metric(key, metric, sources) if metric else None
     _check_metric(key, own, source, policy_options, minimum)
-    windows, timezone, lead = _schedule(key, own)
+    windows, timezone, lead = schedule_of(key, own)
     return ServiceSpec(
         key=key,
         minimum=minimum,
@@ -243,8 +243,11 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str], sources: Sources) -> S
     )
 
 
-def _schedule(key: ServiceKey, own: Mapping[str, str]) -> tuple[tuple[Window, ...], tzinfo, float]:
-    """The service's schedule windows, their time zone and how early a window's min comes."""
+def schedule_of(
+    key: ServiceKey, own: Mapping[str, str]
+) -> tuple[tuple[Window, ...], tzinfo, float]:
+    """The service's schedule windows, their time zone and how early a window's min comes, from
+    its `autoscaler.schedule.*` labels (`simulate` reads them the same way)."""
     zone_label = labels.PREFIX + _SCHEDULE + "timezone"
     lead_label = labels.PREFIX + _SCHEDULE + "lead"
     lead = 0.0

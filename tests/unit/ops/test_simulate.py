@@ -97,3 +97,31 @@ def test_a_trace_runs_across_a_schedule_given_as_the_services_labels(
     assert rows["100"] == '100,0.100,3,3,3,"schedule morning (min 3): min 3, max 20"'
     assert main([*args[:-4], "--label", "schedule.x=soon"]) == 2
     assert "expected" in capsys.readouterr().err
+
+
+def test_a_schedules_lead_and_time_zone_are_read_as_a_services_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "idle.csv"
+    trace.write_text("time,demand\n0,0.1\n300,0.1\n")
+    out = tmp_path / "out"
+    # The trace starts at 07:57 in Berlin, where the window's times are; with a lead of 2
+    # minutes its min is in force from 07:58.
+    args = ["simulate", "--trace", str(trace), "--out", str(out), "--start", "2026-11-30T07:57:00",
+            "--label", "schedule.morning=Mon 08:00-08:10 min=3",
+            "--label", "schedule.lead=2m", "--label", "schedule.timezone=Europe/Berlin"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    rows = {line.split(",")[0]: line for line in (out / "idle-hpa.csv").read_text().splitlines()}
+    assert rows["30"].endswith(",1,1,")  # 07:57:30 local: before the lead
+    assert rows["100"].split(",")[3] == "3"  # 07:58:40 local: the lead's two minutes early
+    assert main([*args, "--label", "schedule.lead=soon"]) == 2
+    assert "schedule.lead" in capsys.readouterr().err
+
+
+def test_min_zero_is_refused_for_want_of_a_metric(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "idle.csv"
+    trace.write_text("time,demand\n0,0.1\n")
+    assert main(["simulate", "--trace", str(trace), "--out", str(tmp_path), "--min", "0"]) == 2
+    assert "needs a metric source" in capsys.readouterr().err
