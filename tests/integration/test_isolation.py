@@ -5,6 +5,7 @@ beside a scale-up, a service that goes away for good."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from typing import Any
@@ -42,9 +43,11 @@ def fail_once(method: Any) -> tuple[Any, list[str]]:
 @pytest.mark.parametrize(
     ("part", "where"),
     [
-        pytest.param("engine events", ("inventory", "_apply"), id="reading-an-engine-event"),
+        pytest.param(
+            "engine events", ("compose.inventory", "_apply"), id="reading-an-engine-event"
+        ),
         pytest.param("metric sources", ("signals", "follow"), id="asking-the-metric-sources"),
-        pytest.param("sampling", ("collector", "sample"), id="a-sampling-round"),
+        pytest.param("sampling", ("compose.collector", "sample"), id="a-sampling-round"),
     ],
 )
 async def test_a_bug_in_one_part_is_reported_once_and_never_ends_the_process(
@@ -57,7 +60,7 @@ async def test_a_bug_in_one_part_is_reported_once_and_never_ends_the_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     app: App = await run_autoscaler()
-    owner, name = getattr(app, where[0]), where[1]
+    owner, name = functools.reduce(getattr, where[0].split("."), app), where[1]
     failing, failed = fail_once(getattr(owner, name))
     monkeypatch.setattr(owner, name, failing)
     # A service appears after the bug is armed: its events, its round and its samples go

@@ -15,6 +15,7 @@ import aiodocker
 
 from autoscaler.backends.docker.cgroups import CgroupLocator
 from autoscaler.backends.docker.collector import Collector
+from autoscaler.backends.docker.replicas import from_inspect
 from autoscaler.control.replicas import Replica
 from tests.integration.conftest import Mqtt, reaches, states
 from tests.integration.test_scaling import WEB
@@ -27,7 +28,7 @@ def seconds() -> Callable[[], int]:
 
 
 async def replica_of(docker: aiodocker.Docker, container: Any) -> Replica:
-    return Replica.from_inspect((await docker.containers.get(container.id))._container)
+    return from_inspect((await docker.containers.get(container.id))._container)
 
 
 async def test_a_local_containers_own_cgroup_is_read_directly(

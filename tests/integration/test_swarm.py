@@ -512,7 +512,8 @@ async def test_an_update_by_someone_else_in_between_is_kept_and_the_count_set_on
         # Right after the scaler reads the service, another manager's client changes it.
         nonlocal interfered
         result = await read(path, *args, **kwargs)
-        if path == f"services/{service}" and not interfered:
+        # The scaler reads the service by its name, then by its id.
+        if path in (f"services/{service}", f"services/{project}_web") and not interfered:
             interfered = True
             current = await someone_else._query_json(f"services/{service}")
             spec = current["Spec"]
