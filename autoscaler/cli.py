@@ -96,14 +96,17 @@ def _simulate(args: argparse.Namespace) -> int:
     # The schedule is the service's, not a policy's: its labels read as a service's are.
     windows = {PREFIX + k: labels.pop(k) for k in [k for k in labels if k.startswith("schedule.")]}
     policies = [args.policy, *(p for p in ("hpa", "step") if p != args.policy)]
-    if args.min < 1:
-        print("autoscaler simulate: --min 0 needs a metric source to wake the service by, as "
-              "the label does: the simulator replays CPU demand, so --min is at least 1",
+    if args.min < 0:
+        print("autoscaler simulate: --min is 0 or more", file=sys.stderr)
+        return 2
+    if args.min == 0 and "metric.target" not in labels:
+        # As the labels have it: min 0 needs a metric, and a metric needs its target.
+        print("autoscaler simulate: --min 0 needs --label metric.target=N: the trace's demand is "
+              "then the service's metric too (what one replica should carry), which wakes it",
               file=sys.stderr)  # fmt: skip
         return 2
     try:
         simulate.check(policies, labels)
-        schedule, timezone, lead = schedule_of(ServiceKey("simulate", "trace"), windows)
         model = Model(
             capacity=args.capacity,
             startup=args.startup,
@@ -111,10 +114,8 @@ def _simulate(args: argparse.Namespace) -> int:
             target=float(labels["cpu.target"]),
             minimum=args.min,
             maximum=args.max,
-            schedule=schedule,
+            schedule=schedule_of(ServiceKey("simulate", "trace"), windows),
             start=args.start,
-            lead=lead,
-            timezone=timezone,
         )
         results = simulate.run(args.trace, policies, labels, model, args.out)
     except (OSError, ValueError, PolicyError, LabelError) as exc:

@@ -2,8 +2,12 @@
 service's controller (autoscaler/control/controller.py) and in the simulator (simulator.py), so
 that `simulate` says what `run` does:
 
-    the floor     a running service runs at least one (only a sleep takes it to zero), within
-                  the min and max in force (the schedule's windows, schedule.py, set them)
+    the bounds    the labels' min and max, as the schedule's windows in force change them
+                  (schedule.py), a window's min `lead` seconds early
+    zero          where the min in force is 0: a metric quiet for to-zero-after puts the
+                  service to sleep, and one that is wanted again wakes it (zero.py); a sleeping
+                  service decides nothing more (`Pipeline.zero`, asked before `decide`)
+    the floor     a running service runs at least one (only a sleep takes it to zero)
     the policy    its proposal (policies/<name>.py)
     idle          replicas that take no load beside saturated ones, once that has lasted
                   IDLE_ROUNDS rounds: the proposal is made over the others, the idle kept on
@@ -14,12 +18,13 @@ that `simulate` says what `run` does:
 
 Pure: a round's facts in, an `Outcome` out, on the clocks the caller gives. It keeps what a
 decision carries over from round to round: the behaviour's windows, the idle rounds, when the
-metric went missing.
+metric went missing, how long the metric has been quiet.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from policies import fallback
 from policies.base import Decision, Policy, PolicyInput, ReplicaSample, Signal
@@ -27,6 +32,8 @@ from policies.behavior import Behavior
 from policies.fallback import Fallback
 from policies.idle import Idle, idle_beside_saturated, propose_without, still_idle
 from policies.options import BehaviorOptions
+from policies.schedule import Bounds, Schedule
+from policies.zero import Quiet, ZeroRule
 
 IDLE_ROUNDS = 3
 """Rounds in a row replicas must idle beside saturated ones to be a finding, not a moment."""
@@ -37,8 +44,9 @@ class Round:
     """One round of a service, as the pipeline decides on it."""
 
     minimum: int
-    """The min in force (the labels', or a schedule window's); the floor is at least 1."""
+    """The labels' min: the schedule's windows may raise it, the floor is at least 1."""
     maximum: int
+    """The labels' max: the schedule's windows may lower it."""
     samples: tuple[ReplicaSample, ...]
     now: float
     """A clock that only moves forward: what windows, rates and waits are measured on."""
@@ -48,6 +56,23 @@ class Round:
     own: int = 0
     """The user's own counted replicas: never removed, so never decided below."""
     fallback: Fallback | None = None
+    schedule: Schedule = field(default_factory=Schedule)
+    zero: ZeroRule | None = None
+    """How the service sleeps and wakes, where the labels' min is 0."""
+
+    @property
+    def bounds(self) -> Bounds:
+        """The min and max in force (the schedule's windows change the labels')."""
+        return self.schedule.bounds(self.minimum, self.maximum, self.wall)
+
+
+@dataclass(frozen=True, slots=True)
+class Zero:
+    """What the zero stage says of a round: `sleep` (a running service's metric has been quiet
+    long enough), `wake` (one at zero is wanted again), or None (one at zero stays there)."""
+
+    act: Literal["sleep", "wake"] | None
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +82,8 @@ class Outcome:
     idle: Idle | None = None
     """Replicas that take no load beside saturated ones, while that lasts (from its
     IDLE_ROUNDS-th round on)."""
+    bounds: Bounds | None = None
+    """The min and max in force, and the schedule's windows that set them."""
     missing_for: float | None = None
     """Seconds the metric has been missing (past its max age, or failing)."""
     falling_back: bool = False
@@ -75,10 +102,38 @@ class Pipeline:
         self._rounds = 0  # rounds in a row with replicas idle beside saturated ones
         self._idle: tuple[str, ...] = ()  # the idle replicas found, while they last
         self._missing_since: float | None = None
+        self._quiet: Quiet | None = previous._quiet if previous is not None else None
+
+    def zero(self, now: Round, *, running: bool) -> Zero | None:
+        """The zero stage, asked first each round of a service whose labels allow zero or that
+        is at zero: whether it sleeps (`running`) or wakes (at zero). None: on to `decide`
+        (running), or stay at zero."""
+        found = now.bounds
+        rule = now.zero if found.minimum == 0 else None
+        value = now.signal.value if now.signal is not None else None
+        name = now.signal.name if now.signal is not None else "its metric"
+        if not running:
+            self._quiet = None  # a quiet counts from the service's next start
+            if rule is None:
+                return Zero("wake", f"a schedule sets min {found.minimum}")
+            if rule.active(value):
+                return Zero("wake", f"{name} {rule.describe(value)}")
+            return Zero(None, f"{name} {rule.describe(value)}")
+        if rule is None:
+            self._quiet = None
+            return None
+        if self._quiet is None or self._quiet.rule != rule:
+            self._quiet = Quiet(rule)
+        self._quiet.observe(value, now.now)
+        if not self._quiet.due(now.now):
+            return None
+        quiet = f"{self._quiet.lasted(now.now):.0f}s (to-zero-after {rule.after:g}s)"
+        return Zero("sleep", f"{name} {rule.describe(value)} for {quiet}")
 
     def decide(self, now: Round) -> Outcome:
+        found = now.bounds
         # A running service runs at least one: only a sleep takes it to zero.
-        inputs = PolicyInput(len(now.samples), max(now.minimum, 1), now.maximum, now.samples,
+        inputs = PolicyInput(len(now.samples), max(found.minimum, 1), found.maximum, now.samples,
                              now.now, now.signal, wall=now.wall, startup=now.startup)  # fmt: skip
         idle = self._idle_now(inputs.samples)
         if idle is None:
@@ -95,7 +150,7 @@ class Pipeline:
             reason, steps = f"{decision.reason}; {step}", (*decision.steps, step)
             decision = replace(decision, desired=now.own, bound="own", reason=reason, steps=steps)
         due = fallback.due(now.signal, missing_for, now.fallback)
-        return Outcome(decision, inputs, idle, missing_for, due)
+        return Outcome(decision, inputs, idle, found, missing_for, due)
 
     def record(self, now: float, before: int, after: int, *, saturated: bool = False) -> None:
         """A scale action happened (from what the backend reports): for the rates and

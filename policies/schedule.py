@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from cronsim import CronSim, CronSimError
 
@@ -181,3 +181,23 @@ def bounds(
     high = min([maximum, *(w.maximum for w in capping if w.maximum is not None)])
     active: Sequence[Window] = sorted(set(raising) | set(capping), key=lambda w: w.name)
     return Bounds(min(low, high), high, tuple(active))
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A service's windows, where their times of day are (`schedule.timezone`) and how early a
+    window's min comes (`schedule.lead`): what the decision pipeline (pipeline.py) reads the
+    bounds in force from, in the controller and in the simulator alike."""
+
+    windows: tuple[Window, ...] = ()
+    timezone: tzinfo = UTC
+    lead: float = 0.0
+    """Seconds early a window's min is in force."""
+
+    def bounds(self, minimum: int, maximum: int, wall: float) -> Bounds:
+        """The labels' `minimum` and `maximum` as the windows in force at `wall` (Unix time)
+        change them."""
+        if not self.windows:
+            return Bounds(minimum, maximum)
+        local = datetime.fromtimestamp(wall, self.timezone)
+        return bounds(minimum, maximum, self.windows, local, self.lead)

@@ -24,14 +24,15 @@ import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta
 from statistics import median
 from typing import Protocol
 
-from policies.base import Policy, ReplicaSample
+from policies.base import Policy, ReplicaSample, Signal
 from policies.options import BehaviorOptions
-from policies.pipeline import Outcome, Pipeline, Round
-from policies.schedule import Bounds, Window, bounds
+from policies.pipeline import Outcome, Pipeline, Round, Zero
+from policies.schedule import Bounds, Schedule
+from policies.zero import ZeroRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,23 +48,24 @@ class Model:
     maximum: int = 20
     initial: int | None = None
     """Replicas at t=0; the needed count for the first demand when None."""
-    schedule: tuple[Window, ...] = ()
-    """Windows that change min and max (policies/schedule.py), on the clock `start` sets."""
+    schedule: Schedule = field(default_factory=Schedule)
+    """Windows that change min and max, their time zone and lead (policies/schedule.py), on the
+    clock `start` sets."""
     start: datetime = datetime(2026, 1, 5)
     """When the trace's t=0 is, in the schedule's time zone (by default a Monday, 00:00)."""
-    lead: float = 0.0
-    """Seconds early a window's min is in force (`schedule.lead`)."""
-    timezone: tzinfo = UTC
-    """Where `start` and the windows' times of day are (`schedule.timezone`)."""
+    zero: ZeroRule | None = None
+    """With `minimum` 0: when the service sleeps and wakes (policies/zero.py). The demand is then
+    also the service's metric, as a proxy's requests in flight or a queue's depth would say it:
+    only a metric can wake a service that runs nothing."""
 
     def bounds(self, t: float) -> Bounds:
         """Min and max at `t` seconds into the trace, as the schedule sets them."""
-        local = self.start + timedelta(seconds=t)
-        return bounds(self.minimum, self.maximum, self.schedule, local, self.lead)
+        return self.schedule.bounds(self.minimum, self.maximum, self.wall(t))
 
     def wall(self, t: float) -> float:
         """`t` seconds into the trace as Unix time."""
-        return (self.start.replace(tzinfo=self.timezone) + timedelta(seconds=t)).timestamp()
+        zone = self.schedule.timezone
+        return (self.start.replace(tzinfo=zone) + timedelta(seconds=t)).timestamp()
 
     def needed(self, demand: float, t: float = 0.0) -> int:
         raw = math.ceil(demand / (self.capacity * self.target / 100) - 1e-9)
@@ -150,6 +152,8 @@ class Decider(Protocol):
     """What decides each round: the pipeline (pipeline.py), or anything that makes the same
     decisions from the same rounds (the parity test drives a service's controller)."""
 
+    def zero(self, now: Round, *, running: bool) -> Zero | None: ...
+
     def decide(self, now: Round) -> Outcome: ...
 
     def record(self, now: float, before: int, after: int, *, saturated: bool = False) -> None: ...
@@ -185,17 +189,26 @@ def simulate(
         if t > 0 and t % model.interval == 0:
             samples = tuple(_report(r, t, model) for r in replicas)
             startups += _started(replicas, samples, counted, t)
-            found = model.bounds(t)
             startup = median(startups[-5:]) if startups else None
-            wall = model.wall(t)
-            outcome = pipeline.decide(
-                Round(found.minimum, found.maximum, samples, now=t, wall=wall, startup=startup)
-            )
-            decision = outcome.decision
-            serial = _scale(replicas, decision.desired, t, serial)
-            pipeline.record(t, decision.current, decision.desired, saturated=decision.saturated)
-            if decision.desired != decision.current:
-                result.decisions.append((t, decision.current, decision.desired, decision.reason))
+            # With a zero rule the demand is the metric, as last measured (the second before).
+            signal = Signal("demand", trace[cursor][1]) if model.zero is not None else None
+            now = Round(model.minimum, model.maximum, samples, now=t, wall=model.wall(t),
+                        signal=signal, startup=startup, schedule=model.schedule,
+                        zero=model.zero)  # fmt: skip
+            zero = pipeline.zero(now, running=bool(replicas)) if model.zero is not None else None
+            if zero is not None and zero.act is not None:
+                # Asleep: every replica goes; woken: the service's own container starts again.
+                before, after = len(replicas), 0 if zero.act == "sleep" else 1
+                serial = _scale(replicas, after, t, serial)
+                pipeline.record(t, before, after)
+                result.decisions.append((t, before, after, f"{zero.act}: {zero.reason}"))
+            elif zero is None:  # (a service at zero that stays there decides nothing more)
+                decision = pipeline.decide(now).decision
+                serial = _scale(replicas, decision.desired, t, serial)
+                pipeline.record(t, decision.current, decision.desired, saturated=decision.saturated)
+                if decision.desired != decision.current:
+                    reason = decision.reason
+                    result.decisions.append((t, decision.current, decision.desired, reason))
 
         while cursor + 1 < len(trace) and trace[cursor + 1][0] <= t:
             cursor += 1
@@ -219,7 +232,7 @@ def simulate(
         reached.update(
             (i, t) for i, (_, want) in enumerate(rises) if i not in reached and len(ready) >= want
         )
-        in_force = model.bounds(t).reason if model.schedule else None
+        in_force = model.bounds(t).reason if model.schedule.windows else None
         result.timeline.append(Row(t, demand, needed, len(replicas), len(ready), in_force))
         t += 1.0
 

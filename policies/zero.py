@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from policies.options import BehaviorOptions
+
 
 @dataclass(frozen=True, slots=True)
 class ZeroRule:
@@ -24,6 +26,12 @@ class ZeroRule:
     """Seconds the metric must stay below activation before the last replica goes."""
     activation: float | None = None
     """The value from which the service is wanted; above 0 when None."""
+
+    @classmethod
+    def of(cls, behavior: BehaviorOptions, options: object) -> ZeroRule:
+        """The rule a service's labels set: `scale-down.to-zero-after` and, where its policy
+        reads one, `metric.activation`."""
+        return cls(behavior.to_zero_after, getattr(options, "metric_activation", None))
 
     def active(self, value: float | None) -> bool:
         """Whether `value` asks for the service to run."""

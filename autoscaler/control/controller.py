@@ -57,7 +57,7 @@ from autoscaler.control.state import Evaluation, Phase, ServiceState, replica_sa
 from autoscaler.errors import AutoscalerError, Backoff, InternalError, TemplateError
 from autoscaler.labels import ServiceKey
 from policies.base import Direction
-from policies.pipeline import Pipeline, Round
+from policies.pipeline import Pipeline, Round, Zero
 
 logger = logging.getLogger(__name__)
 
@@ -250,11 +250,20 @@ class Controller:
         self, tg: asyncio.TaskGroup, spec: ServiceSpec, replicas: Sequence[Replica]
     ) -> bool:
         """A service whose labels allow zero, or that is asleep: zero.Sleep takes the round
-        when it acts or the service is at zero."""
+        when it acts or the service is at zero, as the pipeline's zero stage says."""
         zero_able = self.spec is not None and self.spec.minimum == 0
         if not zero_able and not self._zero.asleep:
             return False
-        return self._zero.step(tg, self, spec, replicas, self._metric.read(spec))
+        assert self._pipeline is not None and self.spec is not None
+        pipeline, labelled, signal = self._pipeline, self.spec, self._metric.read(spec)
+        now = Round(labelled.minimum, labelled.maximum, (), self._ctx.clock.monotonic(),
+                    self._ctx.clock.wall(), signal, schedule=labelled.schedule,
+                    zero=labelled.zero)  # fmt: skip
+
+        def decide(running: bool) -> Zero | None:
+            return pipeline.zero(now, running=running)
+
+        return self._zero.step(tg, self, spec, replicas, signal, decide)
 
     def _stopped(self, replicas: Sequence[Replica]) -> str | None:
         """Why its owner holds the service (repairs.held), or None. A crashed template is no
@@ -305,9 +314,11 @@ class Controller:
         self._startup.counted(counting, now, [r.id for r in replicas])
         signal = self._metric.read(spec)
         rule = self._metric.rule(spec)
+        labelled = self.spec or spec  # the labels' bounds: the pipeline applies the schedule
         outcome = self._pipeline.decide(Round(
-            spec.minimum, spec.maximum, observed, now, wall, signal, self._startup.seconds,
-            own=sum(1 for r in counted(replicas) if r.users), fallback=rule,
+            labelled.minimum, labelled.maximum, observed, now, wall, signal,
+            self._startup.seconds, own=sum(1 for r in counted(replicas) if r.users),
+            fallback=rule, schedule=labelled.schedule,
         ))  # fmt: skip
         self._idle.tell(outcome.idle, replicas)
         self._metric.tell(signal, outcome, rule)

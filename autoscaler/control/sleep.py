@@ -1,11 +1,14 @@
-"""One service's sleep and wake (`autoscaler.min: "0"`): policies/zero.py says when; this says
-what the controller does about it, and remembers what the engine says.
+"""One service's sleep and wake (`autoscaler.min: "0"`): policies/pipeline.py says when; this
+says what the controller does about it, and remembers what the engine says.
 
     running, own ───(marker or label of a sleep left: its owner started it)──► the record ends
     running ───(metric quiet for to-zero-after)──► sleep: record it, clones removed, own stopped
     nothing runs ───(no record)──────────────────► its owner's stop: left alone (STOPPED)
     nothing runs, recorded ──(metric active, or a schedule's min)──► wake: own started again
                            └─(otherwise)──────────────────────────► IDLE
+
+When to sleep and when to wake is the decision pipeline's zero stage (policies/pipeline.py), so
+that `simulate --min 0` sleeps and wakes as `run` does.
 
 Whether a sleep is the autoscaler's is the backend's to record and read (a marker container on
 the engine, backends/compose/marker.py; a label on a Swarm service), so that a restarted instance
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from autoscaler.control.context import Context
@@ -26,7 +29,7 @@ from autoscaler.control.spec import ServiceSpec
 from autoscaler.control.state import Phase
 from autoscaler.labels import ServiceKey
 from policies.base import Signal
-from policies.zero import Quiet
+from policies.pipeline import Zero
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +58,6 @@ class Sleep:
         self._report = report
         self.asleep: bool | None = None
         """True while the autoscaler holds the service at zero; None until the engine is asked."""
-        self._quiet: Quiet | None = None
         self.reason = ""
         """Why it sleeps, or what would wake it, in words: the state's reason while IDLE."""
 
@@ -66,29 +68,21 @@ class Sleep:
         spec: ServiceSpec,
         replicas: Sequence[Replica],
         signal: Signal | None,
+        decide: Callable[[bool], Zero | None],
     ) -> bool:
         """This round's part of a service that can go to zero; True when it took the round
-        (an action started, or the service is at zero)."""
-        value = signal.value if signal is not None else None
-        zero, now = spec.zero, self._ctx.clock.monotonic()
+        (an action started, or the service is at zero). `decide(running)` is the decision
+        pipeline's zero stage (policies/pipeline.py): whether to sleep, or to wake."""
         if self._running(replicas):
             if self.asleep is not False:
                 # At start-up, or its owner started it while asleep: any record of a sleep ends
                 # now, or a later `docker compose stop` would be taken for ours.
                 owner.run(tg, "ending the record of a sleep", self._awake())
                 return True
-            if zero is None:
-                self._quiet = None
+            zero = decide(True)
+            if zero is None or spec.paused or self._ctx.dry_run or owner.failing():
                 return False
-            if self._quiet is None or self._quiet.rule != zero:
-                self._quiet = Quiet(zero)
-            self._quiet.observe(value, now)
-            if not self._quiet.due(now) or spec.paused or self._ctx.dry_run or owner.failing():
-                return False
-            assert signal is not None
-            quiet = f"{self._quiet.lasted(now):.0f}s (to-zero-after {zero.after:g}s)"
-            self.reason = (f"asleep: {signal.name} {zero.describe(value)} for {quiet}; "
-                           "woken when it is wanted")  # fmt: skip
+            self.reason = f"asleep: {zero.reason}; woken when it is wanted"
             logger.info("%s: going to zero: %s", self.key, self.reason)
             owner.show(Phase.SCALING, replicas, spec, f"going to zero; {self.reason}")
             owner.run(tg, "going to zero", self._sleep(owner, replicas))
@@ -101,15 +95,14 @@ class Sleep:
         if (failing := owner.failing()) is not None:
             owner.show(Phase.BACKOFF, replicas, spec, failing)
             return True
-        name = signal.name if signal is not None else "its metric"
-        if zero is not None and not zero.active(value):
+        zero = decide(False)
+        if zero is None or zero.act != "wake":
             reason = self.reason
             if signal is not None and signal.error:
-                reason = f"asleep; {name}: {signal.error}: not woken on missing data"
+                reason = f"asleep; {signal.name}: {signal.error}: not woken on missing data"
             owner.show(Phase.IDLE, replicas, spec, reason)
             return True
-        why = (f"{name} {zero.describe(value)}" if zero is not None
-               else f"a schedule sets min {spec.minimum}")  # fmt: skip
+        why = zero.reason
         if spec.paused or self._ctx.dry_run:
             self.reason = f"asleep; {'paused' if spec.paused else 'dry run'}: would wake: {why}"
             owner.show(Phase.IDLE, replicas, spec, self.reason)
@@ -144,7 +137,6 @@ class Sleep:
     async def _sleep(self, owner: Owner, replicas: Sequence[Replica]) -> ScaleResult:
         result = await self._ctx.actuator.sleep(self.key, replicas)
         self.asleep = True
-        self._quiet = None
         owner.record(result)
         self._ctx.metrics.acted(self.key, "sleep")
         self._report.event(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, tzinfo
+from dataclasses import dataclass, field, replace
+from datetime import UTC, tzinfo
 from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -24,7 +24,7 @@ from autoscaler.labels import ServiceKey
 from policies import registry
 from policies.base import Policy
 from policies.options import BehaviorOptions, Seconds, seconds
-from policies.schedule import Bounds, Window, bounds, parse_window
+from policies.schedule import Bounds, Schedule, parse_window
 from policies.zero import ZeroRule
 
 _COMMON = frozenset(
@@ -133,18 +133,14 @@ class ServiceSpec:
     metric: MetricSource | None
     labels: Mapping[str, str]
     """The `autoscaler.*` labels this spec was parsed from, to notice when they change."""
-    schedule: tuple[Window, ...] = ()
-    """`autoscaler.schedule.<name>` windows that change min and max (policies/schedule.py)."""
-    timezone: tzinfo = UTC
-    """`autoscaler.schedule.timezone`: where the windows' times of day are."""
-    lead: float = 0.0
-    """`autoscaler.schedule.lead`: seconds early a window's min is in force."""
+    schedule: Schedule = field(default_factory=Schedule)
+    """`autoscaler.schedule.<name>` windows that change min and max, their `timezone` and
+    `lead` (policies/schedule.py)."""
 
     def in_force(self, wall: float) -> tuple[ServiceSpec, Bounds]:
         """This spec with the `min` and `max` its schedule's windows set at `wall` (Unix time),
         and the bounds with the windows in force."""
-        local = datetime.fromtimestamp(wall, self.timezone)
-        found = bounds(self.minimum, self.maximum, self.schedule, local, self.lead)
+        found = self.schedule.bounds(self.minimum, self.maximum, wall)
         if (found.minimum, found.maximum) == (self.minimum, self.maximum):
             return self, found
         return replace(self, minimum=found.minimum, maximum=found.maximum), found
@@ -154,8 +150,7 @@ class ServiceSpec:
         """How the service goes to zero and wakes, where its `min` is 0 (policies/zero.py)."""
         if self.minimum != 0:
             return None
-        activation = getattr(self.policy_options, "metric_activation", None)
-        return ZeroRule(self.behavior.to_zero_after, activation)
+        return ZeroRule.of(self.behavior, self.policy_options)
 
     def new_policy(self) -> Policy:
         """A fresh policy object; it keeps state of its own for as long as the spec stands."""
@@ -225,7 +220,6 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str], sources: Sources) -> S
         raise LabelError(str(key), labels.PREFIX + exc.key, exc.value, exc.reason) from exc
     source = _metric(key, metric, sources) if metric else None
     _check_metric(key, own, source, policy_options, minimum)
-    windows, timezone, lead = schedule_of(key, own)
     return ServiceSpec(
         key=key,
         minimum=minimum,
@@ -237,15 +231,11 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str], sources: Sources) -> S
         behavior=behavior_options,
         metric=source,
         labels=MappingProxyType(own),
-        schedule=windows,
-        timezone=timezone,
-        lead=lead,
+        schedule=schedule_of(key, own),
     )
 
 
-def schedule_of(
-    key: ServiceKey, own: Mapping[str, str]
-) -> tuple[tuple[Window, ...], tzinfo, float]:
+def schedule_of(key: ServiceKey, own: Mapping[str, str]) -> Schedule:
     """The service's schedule windows, their time zone and how early a window's min comes, from
     its `autoscaler.schedule.*` labels (`simulate` reads them the same way)."""
     zone_label = labels.PREFIX + _SCHEDULE + "timezone"
@@ -275,7 +265,7 @@ def schedule_of(
             windows.append(parse_window(name, value))
         except ValueError as exc:
             raise LabelError(str(key), label, value, str(exc)) from None
-    return tuple(windows), timezone, lead
+    return Schedule(tuple(windows), timezone, lead)
 
 
 def _check_metric(

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from policies import registry
 from policies.simulator import Model, Result, read_trace, simulate, write_timeline
+from policies.zero import ZeroRule
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +29,10 @@ def run(
     results: dict[str, Result] = {}
     for name in policies:
         policy, behavior = registry.build(name, labels)
-        result = simulate(trace, policy, model, behavior)
+        # `--min 0`: the demand is also the metric that puts the service to sleep and wakes it.
+        options = getattr(policy, "options", None)
+        zero = ZeroRule.of(behavior, options) if model.minimum == 0 else None
+        result = simulate(trace, policy, replace(model, zero=zero), behavior)
         results[name] = result
         (out_dir / f"{trace_path.stem}-{name}.csv").write_text(write_timeline(result.timeline))
     plot(results, out_dir / f"{trace_path.stem}.png", title=trace_path.stem)

@@ -235,10 +235,13 @@ async def test_dry_run_decides_and_publishes_but_never_acts(
     assert ups[0]["dry_run"] is True
     assert ups[0]["Actor"]["Attributes"]["dry_run"] == "true"
     assert (ups[0]["from"], ups[0]["to"]) == (1, 2)
-    # Every later round still wants 2 and says so: no cooldown, and the same decision is
-    # announced once, not every round.
+    # Later rounds still want more and say so: no cooldown (a decision that never happened
+    # started none), nothing acted on, and the same decision is announced once, not every
+    # round. (A round's CPU reading on a busy machine may dip below the target: the desired
+    # count of every round is not what this pins.)
     later = await states_after(mqtt, project, "web", ups[0]["timeNano"] / 1e9, 4)
-    assert [(s["replicas"], s["desired"]) for s in later] == [(1, 2)] * len(later)
+    assert [s["replicas"] for s in later] == [1] * len(later), later
+    assert 2 in [s["desired"] for s in later], later
     assert not [s for s in later if "cooldown" in s["reason"]], later
     assert all(s["dry_run"] for s in later)
     assert len(events(mqtt, project, "web", "scale_up")) == 1

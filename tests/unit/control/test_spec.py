@@ -220,14 +220,14 @@ def test_schedule_windows_and_their_time_zone_are_read_and_set_min_and_max_in_fo
                           "autoscaler.schedule.work": "Mon-Fri 08:00-18:00 min=4",
                           "autoscaler.schedule.timezone": "Europe/Berlin"}  # fmt: skip
     spec = parse(WORKER, labels)
-    assert [w.name for w in spec.schedule] == ["work"]
+    assert [w.name for w in spec.schedule.windows] == ["work"]
     monday_9_berlin = 1_795_996_800.0 + 8 * 3600  # Monday 2026-11-30 08:00 UTC, 09:00 in Berlin
     in_force, found = spec.in_force(monday_9_berlin)
     assert (in_force.minimum, in_force.maximum) == (4, 10)
     assert found.reason == "schedule work (min 4): min 4, max 10"
     assert spec.in_force(monday_9_berlin + 10 * 3600)[0] is spec  # 19:00 in Berlin
     early = parse(WORKER, labels | {"autoscaler.schedule.lead": "2m"})
-    assert early.lead == 120
+    assert early.schedule.lead == 120
     assert early.in_force(monday_9_berlin - 3600 - 90)[0].minimum == 4  # 07:58:30 in Berlin
 
 

@@ -118,10 +118,27 @@ def test_a_schedules_lead_and_time_zone_are_read_as_a_services_are(
     assert "schedule.lead" in capsys.readouterr().err
 
 
-def test_min_zero_is_refused_for_want_of_a_metric(
+def test_min_zero_sleeps_on_a_quiet_demand_and_wakes_when_it_comes_back(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    trace = tmp_path / "idle.csv"
-    trace.write_text("time,demand\n0,0.1\n")
-    assert main(["simulate", "--trace", str(trace), "--out", str(tmp_path), "--min", "0"]) == 2
-    assert "needs a metric source" in capsys.readouterr().err
+    """With `--min 0` the demand is also the metric (as a proxy's requests in flight are): the
+    service sleeps after `to-zero-after` of none, and wakes, one replica, when it returns."""
+    trace = tmp_path / "quiet.csv"
+    trace.write_text("time,demand\n0,0.4\n60,0\n300,0.4\n400,0.4\n")
+    out = tmp_path / "out"
+    args = ["simulate", "--trace", str(trace), "--out", str(out), "--min", "0", "--interval", "5",
+            "--startup", "5", "--label", "scale-down.to-zero-after=60s",
+            "--label", "metric.target=0.2"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    rows = [line.split(",") for line in (out / "quiet-hpa.csv").read_text().splitlines()[1:]]
+    replicas = {int(float(r[0])): int(r[3]) for r in rows}
+    assert replicas[50] >= 1  # demand: awake
+    slept = min(t for t, n in replicas.items() if n == 0)
+    assert 120 <= slept <= 130  # 60 s of no demand from t=60, read at the next round
+    assert replicas[299] == 0  # nothing wakes it while there is no demand
+    woke = min(t for t, n in replicas.items() if t > 300 and n > 0)
+    assert woke <= 306  # the next round after the demand returns
+    assert replicas[woke] == 1  # its own container started again, as the backend wakes it
+    assert main([*args, "--min", "-1"]) == 2
+    assert main([*args[:-2]]) == 2  # no metric.target: nothing to wake it by
+    assert "metric.target" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import pytest
 
 from policies import registry
 from policies.options import BehaviorOptions
-from policies.schedule import parse_window
+from policies.schedule import Schedule, parse_window
 from policies.simulator import Model, Result, Row, read_trace, simulate, write_timeline
 from policies.target_tracking import TargetTracking, TargetTrackingOptions
 
@@ -92,7 +92,7 @@ def test_a_trace_runs_across_a_schedule_that_raises_min_ahead_of_a_peak_and_lets
     # Idle all along: a morning window (from 00:01 of the Monday the trace starts on) holds 4.
     trace = [(0.0, 0.1), (180.0, 0.1)]
     window = parse_window("morning", "Mon 00:01-00:02 min=4")
-    model = Model(interval=5.0, startup=1.0, schedule=(window,))
+    model = Model(interval=5.0, startup=1.0, schedule=Schedule((window,)))
     result = simulate(trace, TargetTracking(TargetTrackingOptions(**{"cpu.target": 50})),
                       model, BehaviorOptions(**{"scale-down.stabilization": 0}))  # fmt: skip
     at = {row.t: row for row in result.timeline}
