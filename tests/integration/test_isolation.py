@@ -208,9 +208,20 @@ async def test_a_slow_scale_down_never_holds_back_another_services_scale_up(
         ]
         raise AssertionError(f"slow never began its scale-down; the last states: {seen[-5:]}") from None  # fmt: skip
     # While its two stops run, another service needs a clone.
+    asked = time.time()
     await make_container("fast", TWO)
+    made = time.time()
     ups = await mqtt.wait_for(lambda m: events(m, project, "fast", "scale_up"), within=20)
-    assert ups[0]["timeNano"] / 1e9 - shrinking[0]["time"] < 15, "the scale-up waited for the stops"
+    # From when `fast` exists (making its container is the test's, and a busy engine's, time):
+    # a create that queued behind the stops would wait 30 s for the first.
+    waited = ups[0]["timeNano"] / 1e9 - made
+    seen = [(round(s["time"] - made, 1), s["replicas"], s["desired"], s["phase"], s["reason"])
+            for s in states(mqtt, project, "fast")]  # fmt: skip
+    assert waited < 15, (
+        f"the scale-up waited for the stops: {waited:.1f}s after fast was made (which took "
+        f"{made - asked:.1f}s, {made - shrinking[0]['time']:.1f}s after the scale-down began); "
+        f"its states: {seen[:8]}"
+    )
     assert not events(mqtt, project, "slow", "scale_down")  # still stopping, 30 s each
 
 
