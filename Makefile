@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install format lint typecheck test unit integration bench demo image all up down clean mutate
+.PHONY: install format lint typecheck test unit integration bench bench-check demo image all up down clean mutate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,15 +58,25 @@ mutate: install
 	$(BIN)/mutmut run
 	$(BIN)/mutmut results
 
-bench: install up
-	set -a; eval "$$(bash scripts/platform.sh env current)"; \
+# What the benchmarks run on: the engines, the broker, Prometheus and the swarm `make up` starts.
+BENCH_ENV = set -a; eval "$$(bash scripts/platform.sh env current)"; \
 	AUTOSCALER_TEST_LEGACY_COMPOSE=$$(bash scripts/platform.sh bin legacy)/docker-compose; \
 	AUTOSCALER_TEST_LEGACY_HOST=$$(bash scripts/engine.sh env legacy | cut -d= -f2-); \
 	AUTOSCALER_TEST_BARE_HOST=$$(bash scripts/engine.sh env bare | cut -d= -f2-); \
 	eval "$$(bash scripts/engine.sh env)"; eval "$$(bash scripts/broker.sh env)"; \
-	eval "$$(bash scripts/prometheus.sh env)"; eval "$$(bash scripts/swarm.sh env)"; set +a; \
+	eval "$$(bash scripts/prometheus.sh env)"; eval "$$(bash scripts/swarm.sh env)"; set +a
+
+# Every benchmark (B=name for one); fails when a headline regressed (bench/gate.py).
+bench: install up
+	$(BENCH_ENV); \
 	bash scripts/swarm.sh load "$${AUTOSCALER_TEST_IMAGE:-autoscaler-test/busybox:latest}"; \
 	$(BIN)/python -m bench $(B)
+
+# The regression gate on the reaction step alone (about 5 minutes; stores nothing).
+bench-check: install
+	bash scripts/engine.sh start
+	set -a; eval "$$(bash scripts/platform.sh env current)"; eval "$$(bash scripts/engine.sh env)"; \
+	set +a; $(BIN)/python -m bench.check
 
 # The page's address comes first, before anything is installed.
 demo:

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench import gate
+
 RESULTS = Path(__file__).resolve().parent / "results"
 ALL = ("policies", "sampling", "reaction", "compose", "mqtt", "soak", "swarm", "web", "zero",
        "page", "predict")  # fmt: skip
@@ -27,8 +29,11 @@ class _Tee(io.StringIO):
         return super().write(text)
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
+    """Runs the benchmarks named (all by default); 1 when a headline figure regressed against
+    its stored table (bench/gate.py). The new table is stored either way: the diff shows it."""
     RESULTS.mkdir(exist_ok=True)
+    failed: list[str] = []
     for name in [b for b in ALL if b in argv] if argv else ALL:
         module = importlib.import_module(f"bench.{name}")
         tee = _Tee()
@@ -36,8 +41,15 @@ def main(argv: list[str]) -> None:
             print(f"# bench/{name}.py, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
                   f"{platform.machine()}, Python {platform.python_version()}")  # fmt: skip
             module.main()
-        (RESULTS / f"{name}.txt").write_text(tee.getvalue())
+        stored = RESULTS / f"{name}.txt"
+        if stored.exists():
+            before = gate.headlines(name, stored.read_text())
+            failed += gate.regressions(before, gate.headlines(name, tee.getvalue()))
+        stored.write_text(tee.getvalue())
+    for line in failed:
+        print(f"REGRESSION {line}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -11,6 +11,7 @@ saturation), each with identical labels, in the same run, at a 2 s and a 1 s int
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import tempfile
 import time
@@ -59,7 +60,7 @@ class Case:
     labels: tuple[tuple[str, str], ...] = ()
 
 
-async def _scenario(docker: aiodocker.Docker, case: Case) -> Reaction:
+async def _scenario(docker: aiodocker.Docker, case: Case, *, watch_s: float = WATCH) -> Reaction:
     run = uuid.uuid4().hex[:8]
     project = f"bench{run}"
     load = Path(tempfile.mkdtemp(prefix="bench-load-"))
@@ -118,7 +119,7 @@ async def _scenario(docker: aiodocker.Docker, case: Case) -> Reaction:
 
             # Watching from outside the service, with no event to wait on: a 20 ms poll bounds
             # the error of each time measured to 20 ms.
-            await watch(result, count, case.needed, app, poll=0.02)
+            await watch(result, count, case.needed, app, poll=0.02, seconds=watch_s)
         finally:
             stop.set()
             await serving
@@ -133,12 +134,17 @@ async def _publish(host: str, port: int, topic: str, value: str) -> None:
 
 
 async def watch(
-    result: Reaction, running: Callable[[], Awaitable[int]], needed: int, app: App, poll: float
+    result: Reaction,
+    running: Callable[[], Awaitable[int]],
+    needed: int,
+    app: App,
+    poll: float,
+    seconds: float = WATCH,
 ) -> None:
-    """Record, for WATCH seconds from now, the running count as it changes: when it reaches
+    """Record, for `seconds` from now, the running count as it changes: when it reaches
     `needed`, its most, whether it falls; then the scale actions `app` took."""
     stepped = time.monotonic()
-    while (elapsed := time.monotonic() - stepped) < WATCH:
+    while (elapsed := time.monotonic() - stepped) < seconds:
         count = await running()
         if not result.counts or count != result.counts[-1]:
             result.counts.append(count)
@@ -180,6 +186,20 @@ def table(results: list[Reaction], needed: int) -> str:
 # The queue step: 1 replica, to what 9 carry; a decision may add 10 (the rate labels the queue's
 # user would set to let one action follow a queue; the same for both rows).
 QUEUE_RATE = (("autoscaler.scale-up.max-replicas", "10"),)
+
+
+async def quick(repeats: int = 3, watch_s: float = 40.0) -> list[Reaction]:
+    """The step alone, for the regression gate (bench/check.py): at each interval the default
+    policy `repeats` times, its median run kept, and `hpa` once, watched for `watch_s`."""
+    kept = []
+    async with engine() as docker:
+        for interval in (2.0, 1.0):
+            ours = [await _scenario(docker, Case("target-tracking", interval), watch_s=watch_s)
+                    for _ in range(repeats)]  # fmt: skip
+            ours.sort(key=lambda r: math.inf if r.all_running_s is None else r.all_running_s)
+            kept.append(ours[len(ours) // 2])
+            kept.append(await _scenario(docker, Case("hpa", interval), watch_s=watch_s))
+    return kept
 
 
 async def run() -> tuple[list[Reaction], list[Reaction]]:

@@ -277,3 +277,65 @@ async def test_a_crashed_template_is_an_error_its_clones_carry_the_service(crash
     errors = web.told.actions("error")
     assert len(errors) == 1 and "crashed (exit code 3)" in errors[0][1]["message"]
     assert any(r.is_clone for r in web.running())
+
+
+async def test_a_bug_while_evaluating_is_an_error_of_that_service_told_once_and_then_cleared() -> (
+    None
+):
+    web = service(QUEUE | {"autoscaler.min": "1"})
+    web.signal[0] = Signal("mqtt q/jobs", 5.0, age=0.0)
+    await web.round()
+    broken = web.controller._ctx.signal
+
+    def bug(source: MetricSource) -> Signal:
+        raise RuntimeError("a reader's bug")
+
+    web.controller._ctx.signal = bug  # type: ignore[misc]
+    assert await web.round() == "error" and await web.round() == "error"
+    ((_, extra),) = web.told.actions("error")
+    assert extra["message"] == (
+        "service shop/web: unexpected RuntimeError while evaluating: a reader's bug"
+    )
+    assert web.reason == extra["message"]
+    web.controller._ctx.signal = broken  # type: ignore[misc]
+    assert await web.round() != "error"
+    web.controller._ctx.signal = bug  # type: ignore[misc]
+    await web.round()
+    assert len(web.told.actions("error")) == 2, "the same bug again, after a fix, is told again"
+
+
+async def test_a_bug_in_an_action_is_told_and_the_service_backs_off() -> None:
+    web = service()
+
+    async def bug(*args: object) -> None:
+        raise RuntimeError("an actuator's bug")
+
+    web.fake.scale_to = bug  # type: ignore[method-assign]
+    await web.round(90.0)
+    ((_, extra),) = web.told.actions("error")
+    assert extra["message"] == (
+        "service shop/web: unexpected RuntimeError while scaling: an actuator's bug"
+    )
+    assert await web.round(90.0, seconds=1.0) == "backoff"
+
+
+async def test_a_schedule_window_is_told_once_as_it_begins_and_once_as_it_ends() -> None:
+    monday_8 = 1_796_025_600.0  # Monday 2026-11-30 08:00 UTC
+    web = service(WEB | {"autoscaler.schedule.morning": "Mon 08:00-08:01 min=3"})
+    web.time.wall = monday_8 - 10
+    await web.round(50.0)  # 07:59:55
+    assert web.told.actions("schedule") == []
+    await web.round(50.0)  # 08:00:00: the window begins
+    await web.round(50.0)
+    ((attributes, extra),) = web.told.actions("schedule")
+    assert attributes == {"min": 3, "max": 6}
+    assert extra["message"] == "schedule morning (min 3): min 3, max 6"
+    assert len(web.running()) == 3
+    for _ in range(12):
+        await web.round(50.0)
+    ended = web.told.actions("schedule")[1]
+    assert ended == (
+        {"min": 1, "max": 6},
+        {"message": "no schedule window in force: the labels' min and max"},
+    )
+    assert len(web.told.actions("schedule")) == 2
