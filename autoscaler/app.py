@@ -79,6 +79,13 @@ class Backend(Protocol):
     def mend(self, tg: asyncio.TaskGroup) -> None:
         """Between rounds: the services its events named since the last look, mended."""
 
+    def due(self) -> float | None:
+        """When (time.monotonic) a service it acted on can be measured again, the earliest,
+        or None: a look then decides on the new count without waiting for the round."""
+
+    async def look(self, tg: asyncio.TaskGroup) -> None:
+        """Between rounds: the services due to be measured again, sampled and stepped."""
+
     def unready(self) -> str | None:
         """Why this instance cannot act on its services, or None."""
 
@@ -248,16 +255,25 @@ class App:
         """Until the next round (or a stop): services the backends' events named are mended at
         once, so that what Compose removed or replaced is back in the time the engine takes,
         not at the next round; and a round skipped for want of a view runs once there is one
-        (True: that round is early)."""
+        (True: that round is early); a service acted on is looked at again as soon as its new
+        sample windows are long enough to measure."""
         while not stop.is_set():
+            dues = [d for b in self.backends if (d := b.due()) is not None]
+            until = min([next_tick, *dues])
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(next_tick - time.monotonic()):
+                async with asyncio.timeout(until - time.monotonic()):
                     await self._wake.wait()
             self._wake.clear()
             if stop.is_set() or time.monotonic() >= next_tick:
                 return False
             if any(b.acts() for b in self._owed):
                 return True  # a view is current again, or a lease taken: the round now
+            if dues and time.monotonic() >= min(dues):
+                # A service just acted on is measurable again: it decides on its new count
+                # now, not at the next round (up to an interval later).
+                for backend in self.backends:
+                    await backend.look(tg)
+                continue
             await asyncio.sleep(_SETTLE)  # the rest of one command's events
             for backend in self.backends:
                 backend.mend(tg)

@@ -54,6 +54,17 @@ class Fleet:
                 controller = self._by_key[key] = Controller(key, self._ctx)
             controller.step(tg, replicas, samples)
 
+    def look(
+        self,
+        tg: asyncio.TaskGroup,
+        services: Mapping[ServiceKey, Sequence[Replica]],
+        samples: Mapping[str, Sample],
+    ) -> None:
+        """Step these services' controllers between rounds (the others are not looked at)."""
+        for key, replicas in sorted(services.items()):
+            if (controller := self._by_key.get(key)) is not None:
+                controller.step(tg, replicas, samples)
+
     def mend(self, tg: asyncio.TaskGroup, services: Mapping[ServiceKey, Sequence[Replica]]) -> None:
         for key, replicas in sorted(services.items()):
             if (controller := self._by_key.get(key)) is not None:

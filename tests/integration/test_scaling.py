@@ -373,3 +373,24 @@ async def test_what_the_predictive_policy_learned_is_kept_across_a_restart(
     up = (await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up")))[0]
     assert up["to"] == 4  # the floor asks for 5 and more; max is 4
     assert "this time of day needed" in up["reason"], up["reason"]
+
+
+async def test_a_service_just_scaled_is_measured_again_as_soon_as_its_new_windows_allow(
+    make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    """Not at the next round: at a 6 s interval a window of 3.6 s measures, so the decision on
+    the new count comes about 3.7 s after the action ends, not at the next round, 6 s after the
+    action began."""
+    load = make_load("web")
+    await make_container("web", WEB | {"autoscaler.max": "2"}, load=load)
+    app = await run_autoscaler(interval=6.0)
+    load.set(300)  # 3 wanted, max 2: one action, then the count holds
+    ups = await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"), within=30)
+    acted = ups[0]["timeNano"] / 1e9  # when the action ended
+    await states_after(mqtt, project, "web", acted + 6.5, 1)
+    (controller,) = app.compose.fleet.values()
+    after = [e.at for e in controller.history if e.at > acted]
+    measured = [e for e in controller.history if e.at > acted and any(s.cpu for s in e.samples)]
+    assert measured, f"no evaluation with samples after the action ({after})"
+    # Its first decision on the new count: a look between rounds, well before the next tick.
+    assert 3.5 < measured[0].at - acted < 4.5, (measured[0].at - acted, after)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiodocker
@@ -34,6 +34,10 @@ from autoscaler.errors import Faults
 from autoscaler.labels import ServiceKey
 from autoscaler.settings import Settings
 from policies.base import Signal
+
+_LATE = 0.05
+"""Seconds past a window's shortest measurable length at which it is looked at: a timer may
+fire a little early."""
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +78,7 @@ class Compose:
                 docker, concurrency=settings.clone_concurrency, timeout=settings.engine_timeout
             ),
             refresh=self.inventory.refresh,
-            restart=self.collector.restart,
+            restart=self._restart,
             view=lambda key: self.inventory.services().get(key, []),
             notifier=notifier,
             metrics=metrics,
@@ -90,6 +94,7 @@ class Compose:
         )
         self.fleet = Fleet(self.context)
         self._to_mend: set[ServiceKey] = set()
+        self._due: dict[ServiceKey, float] = {}  # service -> when it can be measured again
 
     def parts(self) -> dict[str, Callable[[], Awaitable[None]]]:
         found: dict[str, Callable[[], Awaitable[None]]] = {"engine events": self.inventory.run}
@@ -122,6 +127,30 @@ class Compose:
             samples = await self.collector.sample(r for rs in services.values() for r in rs)
         self._metrics.sampled(time.perf_counter() - started)
         self.fleet.step(tg, services, samples)
+
+    async def _restart(self, replicas: Sequence[Replica]) -> None:
+        """A scale action ended: its service's sample windows start afresh, and it is looked
+        at again as soon as they are long enough to measure (`look`)."""
+        await self.collector.restart(replicas)
+        if replicas:
+            self._due[replicas[0].key] = time.monotonic() + self.collector.min_window + _LATE
+            self._wake()
+
+    def due(self) -> float | None:
+        return min(self._due.values(), default=None)
+
+    async def look(self, tg: asyncio.TaskGroup) -> None:
+        """Sample and step the services whose new windows are measurable now."""
+        now = time.monotonic()
+        keys = {k for k, at in self._due.items() if at <= now}
+        for key in keys:
+            del self._due[key]
+        if not keys or not self.acts():
+            return
+        services = {k: rs for k, rs in self._services().items() if k in keys}
+        with self._faults.guard("sampling"):
+            samples = await self.collector.sample(r for rs in services.values() for r in rs)
+            self.fleet.look(tg, services, samples)
 
     def mend(self, tg: asyncio.TaskGroup) -> None:
         """Mend the services events named since the last look; while this instance does not

@@ -58,7 +58,8 @@ class Collector:
     ) -> None:
         self._docker = docker
         self._clock = clock
-        self._min_window = max(MIN_WINDOW, WINDOW_SHARE * interval)
+        self.min_window = max(MIN_WINDOW, WINDOW_SHARE * interval)
+        """Seconds a window must span to give a CPU figure."""
         self._locator = CgroupLocator() if use_cgroups else None
         self._files: dict[str, tuple[int, CgroupFiles | None]] = {}  # id -> (pid, files)
         self._last: dict[str, Reading] = {}  # id -> where its window starts
@@ -75,7 +76,7 @@ class Collector:
         samples: dict[str, Sample] = {}
         for replica, reading, source in await self._read(running):
             previous = self._last.get(replica.id)
-            sample = sample_of(replica, previous, reading, source, self._min_window)
+            sample = sample_of(replica, previous, reading, source, self.min_window)
             if (
                 previous is None
                 or sample.cpu is not None

@@ -103,6 +103,13 @@ class Cluster:
     def mend(self, tg: asyncio.TaskGroup) -> None:
         """Swarm mends its own tasks: nothing between rounds."""
 
+    def due(self) -> float | None:
+        """Its samples come from the agents at their own pace: nothing to look at early."""
+        return None
+
+    async def look(self, tg: asyncio.TaskGroup) -> None:
+        """Nothing is looked at between rounds (see `due`)."""
+
     def unready(self) -> str | None:
         return None
 
