@@ -12,8 +12,11 @@ from bench.__main__ import RESULTS
 
 
 def main() -> int:
-    results = asyncio.run(reaction.quick())
+    results, every = asyncio.run(reaction.quick())
+    print("Every run:")
+    print(reaction.table(every, reaction.NEEDED))
     text = reaction.table(results, reaction.NEEDED)
+    print("\nThe default policy's median run at each interval, and hpa's:")
     print(text)
     fresh = gate.headlines("reaction", text)
     stored = gate.headlines("reaction", (RESULTS / "reaction.txt").read_text())

@@ -152,7 +152,14 @@ def test_idle_replicas_beside_saturated_ones_are_a_finding_from_the_third_round_
     # again.
     assert stages.decide(round_(AT_TARGET + IDLE, now=125.0)).idle is not None
     stages.decide(round_((*PEGGED, ReplicaSample("x", 30.0)), now=130.0))
-    assert stages.decide(round_(PEGGED + IDLE, now=135.0)).idle is None
+    again = [stages.decide(round_(PEGGED + IDLE, now=135.0 + 5 * i)).idle for i in range(3)]
+    assert [found is not None for found in again] == [False, False, True]
+    # A round with no finding at all (nobody saturated) starts the count again too.
+    stages.decide(round_(AT_TARGET + IDLE, now=150.0))  # still idle beside load: it lasts
+    stages.decide(round_((*AT_TARGET, ReplicaSample("x", 40.0)), now=155.0))
+    stages.decide(round_(AT_TARGET + IDLE, now=160.0))  # no saturated replica: no finding
+    again = [stages.decide(round_(PEGGED + IDLE, now=165.0 + 5 * i)).idle for i in range(3)]
+    assert [found is not None for found in again] == [False, False, True]
 
 
 def test_a_metric_missing_past_its_wait_runs_the_fallback_count() -> None:
