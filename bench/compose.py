@@ -27,7 +27,7 @@ from typing import Any
 import aiodocker
 
 from autoscaler.app import App
-from autoscaler.control.replicas import Replica
+from autoscaler.control.context import Clock
 from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings
 from bench.common import IMAGE
 from tests.integration.compose_stack import HELD, Stack, below, containers
@@ -39,10 +39,17 @@ PLATFORMS = {"current": "Docker 26.1 + Compose v2.26", "legacy": "Docker 20.10 +
 
 
 class RoundsOnly(App):
-    """The baseline: the same autoscaler, mending what went away only at its rounds."""
+    """The baseline: the same autoscaler, mending what went away only at its rounds: its
+    Compose backend still reads the engine's events (its view), but mends nothing between
+    rounds."""
 
-    def _engine_event(self, action: str, replica: Replica) -> None:
-        pass
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        super().__init__(settings, clock)
+        self.compose.mend = _mend_nothing  # type: ignore[method-assign]
+
+
+def _mend_nothing(tg: asyncio.TaskGroup) -> None:
+    """Nothing is mended between rounds."""
 
 
 def settings(platform: Platform, project: str) -> Settings:

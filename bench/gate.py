@@ -1,7 +1,8 @@
 """The regression gate: every headline figure is read beside the baseline measured in the same
-run (the HPA's rules with the same labels, or CPU alone for a queue), as a ratio, and compared
-with the same ratio in the table stored in bench/results/. A figure whose ratio is more than
-20 % worse fails, with the figure, the stored one and the change.
+run (the HPA's rules with the same labels), as a ratio, and compared with the same ratio in the
+table stored in bench/results/. A figure whose ratio is more than 20 % worse fails, with the
+figure, the stored one and the change. (The queue step is not a headline here: its baseline,
+CPU alone, is our own policy too, so a gain of ours there would read as a loss.)
 
 A ratio, not the figure alone: a slower machine slows both sides; a change of ours moves only
 one. `make bench` checks each table before it stores it; `make bench-check` runs the reaction
@@ -67,7 +68,6 @@ HEADLINES: Mapping[str, tuple[tuple[str, int, str, str, float], ...]] = {
     "reaction": (
         ("reaction step, 2 s interval", 0, "target-tracking", "hpa", 2.0),
         ("reaction step, 1 s interval", 0, "target-tracking", "hpa", 1.0),
-        ("queue step, 2 s interval", 1, "target-tracking + queue", "target-tracking", 2.0),
     ),
     "swarm": (("swarm step, 2 s interval", 0, "target-tracking (swarm)", "hpa (swarm)", 2.0),),
 }

@@ -39,10 +39,8 @@ def test_each_headline_is_read_beside_its_baseline_from_the_same_table() -> None
         "reaction step, 2 s interval", 6.4, 20.2
     )
     assert found["reaction step, 1 s interval"].ratio == 3.3 / 18.3
-    assert (
-        found["queue step, 2 s interval"].figure,
-        found["queue step, 2 s interval"].baseline,
-    ) == (2.6, 8.2)
+    # The queue step's baseline is our own policy on CPU alone: not a headline of the gate.
+    assert set(found) == {"reaction step, 2 s interval", "reaction step, 1 s interval"}
     assert headlines("page", STORED) == {}  # a bench without headlines yet
 
 
