@@ -10,9 +10,10 @@ A window normally runs from one round to the next. `restart` starts the windows 
 containers afresh, now: after a scale action, so that the next samples show the load as it is
 spread over the new count (a window that straddled the action would mix the old count's load
 into it), and so that a new replica is measured from its first moments on. A window shorter
-than `min_window` (three quarters of an interval, and never under MIN_WINDOW) gives no CPU
-figure yet; it is left to grow until the next round, so that no decision rests on the first
-instants after an action, while the load is still moving onto the new replicas.
+than `min_window` (WINDOW_SHARE of an interval, and never under MIN_WINDOW) gives no CPU figure
+yet; it is left to grow until the next round, or the look the backend takes once it is long
+enough (backends/compose/backend.py), so that no decision rests on the first instants after an
+action, while the load is still moving onto the new replicas.
 """
 
 from __future__ import annotations
