@@ -57,3 +57,6 @@ class Context:
     """Seconds between rounds: what defaults that count in rounds are measured by."""
     keep: Keep | None = None
     """Where what a policy learns over days is kept across restarts; None: not kept."""
+    look: Callable[[ServiceKey], None] = field(default=lambda key: None)
+    """Look at this service again as soon as its fresh sample windows measure, before the
+    next round (a backend without a look of its own leaves it to the round)."""

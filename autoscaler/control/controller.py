@@ -79,6 +79,7 @@ class Controller:
         self._announced: tuple[int, int] | None = None  # dry run: the last decision told
         self.history: deque[Evaluation] = deque(maxlen=HISTORY)
         self.inflight: asyncio.Task[None] | None = None
+        self._look = False  # the action in flight asks for a look once it ends
         self._failures = Backoff(start=2.0, cap=60.0)
         self._crash_loop = CrashLoop()
         self._samples: Mapping[str, Sample] = {}  # this round's, by container id
@@ -406,13 +407,19 @@ class Controller:
                 await self._ctx.refresh(container_id)
             # The next decision looks at the load spread over the count there is now.
             await self._ctx.restart(self._ctx.view(self.key))
+            if self._look:
+                # A saturated service grows on what its windows prove, a step at a time: the
+                # next step is decided as soon as they measure, not at the next round. (Not
+                # after other actions: a metric that lags, a request rate, would be read while
+                # it still rises, and the count followed in more, smaller steps.)
+                self._ctx.look(self.key)
         except AutoscalerError as exc:
             errors.append(exc)
         except Exception as exc:
             logger.exception("%s: unexpected error while %s", self.key, doing)
             errors.append(InternalError(str(self.key), doing, exc))
         finally:
-            self.inflight = None
+            self.inflight, self._look = None, False
         for error in errors:
             logger.error("%s", error)
             self._report.fault(error)
@@ -434,6 +441,7 @@ class Controller:
         self, spec: ServiceSpec, replicas: Sequence[Replica], evaluation: Evaluation
     ) -> ScaleResult:
         target = evaluation.decision.desired
+        self._look = evaluation.decision.saturated and target > len(replicas)
         result = await self._ctx.actuator.scale_to(self.key, replicas, target)
         assert self._pipeline is not None
         saturated = evaluation.decision.saturated

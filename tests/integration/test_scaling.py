@@ -375,22 +375,23 @@ async def test_what_the_predictive_policy_learned_is_kept_across_a_restart(
     assert "this time of day needed" in up["reason"], up["reason"]
 
 
-async def test_a_service_just_scaled_is_measured_again_as_soon_as_its_new_windows_allow(
+async def test_a_look_asked_after_an_action_comes_as_soon_as_the_new_windows_measure(
     make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
 ) -> None:
-    """Not at the next round: at a 6 s interval a window of 3.6 s measures, so the decision on
-    the new count comes about 3.7 s after the action ends, not at the next round, 6 s after the
-    action began."""
+    """What a saturated service's growth asks for after each action (the controller's side is
+    tests/unit/control/test_controller.py): the Compose backend samples and steps it again as
+    soon as its windows measure, not at the next round. At a 6 s interval a window of 3.6 s
+    measures: the look comes about 3.7 s after it is asked, the next round about 5.5 s."""
     load = make_load("web")
     await make_container("web", WEB | {"autoscaler.max": "2"}, load=load)
     app = await run_autoscaler(interval=6.0)
     load.set(300)  # 3 wanted, max 2: one action, then the count holds
-    ups = await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"), within=30)
-    acted = ups[0]["timeNano"] / 1e9  # when the action ended
-    await states_after(mqtt, project, "web", acted + 6.5, 1)
-    (controller,) = app.compose.fleet.values()
-    after = [e.at for e in controller.history if e.at > acted]
-    measured = [e for e in controller.history if e.at > acted and any(s.cpu for s in e.samples)]
-    assert measured, f"no evaluation with samples after the action ({after})"
-    # Its first decision on the new count: a look between rounds, well before the next tick.
-    assert 3.5 < measured[0].at - acted < 4.5, (measured[0].at - acted, after)
+    await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"), within=30)
+    ((key, controller),) = app.compose.fleet.items()
+    asked = time.time()
+    app.compose.context.look(key)
+    await states_after(mqtt, project, "web", asked + 6.5, 1)
+    after = [e.at for e in controller.history if e.at > asked]
+    measured = [e for e in controller.history if e.at > asked and any(s.cpu for s in e.samples)]
+    assert measured, f"no evaluation with samples after the look was asked ({after})"
+    assert 3.5 < measured[0].at - asked < 4.5, (measured[0].at - asked, after)

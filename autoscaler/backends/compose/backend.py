@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiodocker
@@ -78,7 +78,7 @@ class Compose:
                 docker, concurrency=settings.clone_concurrency, timeout=settings.engine_timeout
             ),
             refresh=self.inventory.refresh,
-            restart=self._restart,
+            restart=self.collector.restart,
             view=lambda key: self.inventory.services().get(key, []),
             notifier=notifier,
             metrics=metrics,
@@ -91,6 +91,7 @@ class Compose:
             clock=clock,
             interval=settings.interval,
             keep=Keep(settings.state_dir) if settings.state_dir else None,
+            look=self._look,
         )
         self.fleet = Fleet(self.context)
         self._to_mend: set[ServiceKey] = set()
@@ -128,13 +129,11 @@ class Compose:
         self._metrics.sampled(time.perf_counter() - started)
         self.fleet.step(tg, services, samples)
 
-    async def _restart(self, replicas: Sequence[Replica]) -> None:
-        """A scale action ended: its service's sample windows start afresh, and it is looked
-        at again as soon as they are long enough to measure (`look`)."""
-        await self.collector.restart(replicas)
-        if replicas:
-            self._due[replicas[0].key] = time.monotonic() + self.collector.min_window + _LATE
-            self._wake()
+    def _look(self, key: ServiceKey) -> None:
+        """Look at this service again (`look`) once the windows just started are long enough
+        to measure."""
+        self._due[key] = time.monotonic() + self.collector.min_window + _LATE
+        self._wake()
 
     def due(self) -> float | None:
         return min(self._due.values(), default=None)

@@ -339,3 +339,20 @@ async def test_a_schedule_window_is_told_once_as_it_begins_and_once_as_it_ends()
         {"message": "no schedule window in force: the labels' min and max"},
     )
     assert len(web.told.actions("schedule")) == 2
+
+
+async def test_a_saturated_service_grown_asks_for_a_look_and_no_other_action_does() -> None:
+    """A saturated service grows a provable step at a time: the next step is decided as soon
+    as the new windows measure (the backend's look). A service on a metric that lags, or on
+    CPU below its limits, waits for the round."""
+    web = service()
+    looks: list[ServiceKey] = []
+    web.controller._ctx.look = looks.append
+    await web.round(70.0)  # 70 % of the limit: the HPA's count, no saturation
+    assert web.fake.calls[-1] == "scale_to shop/web 2" and looks == []
+    replicas = web.fake.view(KEY)
+    samples = {r.id: Sample(r.id, 100.0, None, None, "fake", throttled=0.9) for r in replicas}
+    web.time.pass_(5.0)
+    async with asyncio.TaskGroup() as tg:
+        web.controller.step(tg, replicas, samples)
+    assert web.fake.calls[-1].startswith("scale_to shop/web") and looks == [KEY]
