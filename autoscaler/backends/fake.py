@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from autoscaler.control.replicas import Replica, ScaleResult, counted, template_of
+from autoscaler.control.replicas import Replica, ScaleResult, counted, template_of, victims
 from autoscaler.errors import EngineError, TemplateError
 from autoscaler.labels import (
     CLONE_OF,
@@ -112,8 +112,7 @@ class Fake:
         live = counted(replicas)
         if target > len(live):
             return self._change(key, replicas, remove=(), create=target - len(live))
-        clones = sorted((r for r in live if r.is_clone), key=lambda r: -(r.number or 0))
-        return self._change(key, replicas, remove=clones[: len(live) - target], create=0)
+        return self._change(key, replicas, remove=victims(live, len(live) - target), create=0)
 
     async def repair(
         self,

@@ -122,6 +122,16 @@ def own(replicas: Sequence[Replica]) -> int | None:
     return sum(1 for r in replicas if r.users)
 
 
+def victims(live: Sequence[Replica], count: int) -> list[Replica]:
+    """The `count` clones a scale-down removes: unhealthy first, then those without a health
+    verdict, then healthy ones; newest first within each. Never a container the user made."""
+    clones = [r for r in live if r.is_clone]
+    order = sorted(
+        clones, key=lambda r: (r.health == "healthy", r.health != "unhealthy", -(r.number or 0))
+    )
+    return order[:count]
+
+
 def template_of(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:
     """The container clones are made from: one the user created (not a clone), serving first
     (one on its way out is being replaced or stopped by its owner)."""

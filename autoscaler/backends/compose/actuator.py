@@ -23,7 +23,7 @@ import aiohttp
 from autoscaler import labels
 from autoscaler.backends.compose import marker as asleep
 from autoscaler.backends.docker.client import engine_errors
-from autoscaler.control.replicas import Replica, ScaleResult, counted, template_of
+from autoscaler.control.replicas import Replica, ScaleResult, counted, template_of, victims
 from autoscaler.errors import AutoscalerError, EngineError, TemplateError
 from autoscaler.labels import ServiceKey
 
@@ -42,16 +42,6 @@ _DEFAULT_STOP_TIMEOUT = 10
 _EVERY_NETWORK_AT_CREATE = (1, 44)  # the API from which create takes several endpoints
 _NAME_TRIES = 5
 _RUNNING = ("running", "restarting", "paused")
-
-
-def victims(live: Sequence[Replica], count: int) -> list[Replica]:
-    """The `count` clones a scale-down removes: unhealthy first, then those without a health
-    verdict, then healthy ones; newest first within each. Never a container the user made."""
-    clones = [r for r in live if r.is_clone]
-    order = sorted(
-        clones, key=lambda r: (r.health == "healthy", r.health != "unhealthy", -(r.number or 0))
-    )
-    return order[:count]
 
 
 def clone_name(template: Replica, number: int) -> str:

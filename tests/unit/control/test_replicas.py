@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from autoscaler.control.replicas import Replica, counted, own, template_of
+from autoscaler.control.replicas import Replica, counted, own, template_of, victims
 from autoscaler.errors import TemplateError
 from autoscaler.labels import ServiceKey
 
@@ -45,3 +45,28 @@ def test_the_users_own_are_neither_clones_nor_a_schedulers() -> None:
     # A Swarm service's tasks are its scheduler's: it has no "own" at all.
     assert own([replica("t1", scheduled=True), replica("t2", scheduled=True)]) is None
     assert not replica("t1", scheduled=True).users
+
+
+def numbered(number: int, health: str | None = None, *, clone: bool = True) -> Replica:
+    return Replica(
+        id=f"c{number}", name=f"web-{number}", key=ServiceKey("p", "web"), labels={},
+        status="running", health=health, pid=1, started_at=0.0, number=number,
+        clone_of="t" if clone else None, cpu_limit=None, memory_limit=None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("live", "count", "removed"),
+    [
+        pytest.param([numbered(1, clone=False), numbered(2), numbered(3)], 1, [3], id="newest-first"),
+        pytest.param([numbered(2, "unhealthy"), numbered(3, "healthy")], 1, [2], id="unhealthy-before-newer"),
+        pytest.param([numbered(2, "healthy"), numbered(3, "starting")], 1, [3], id="no-verdict-before-healthy"),
+        pytest.param([numbered(2, "healthy"), numbered(3)], 1, [3], id="no-health-check-before-healthy"),
+        pytest.param([numbered(1, clone=False), numbered(2, clone=False), numbered(3)], 2, [3], id="never-a-users-container"),
+        pytest.param([numbered(2), numbered(3, "unhealthy"), numbered(4)], 3, [3, 4, 2], id="all-in-order"),
+    ],
+)  # fmt: skip
+def test_a_scale_down_removes_clones_unhealthy_first_then_newest(
+    live: list[Replica], count: int, removed: list[int]
+) -> None:
+    assert [r.number for r in victims(live, count)] == removed
