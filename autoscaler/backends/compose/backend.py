@@ -121,13 +121,19 @@ class Compose:
     async def round(self, tg: asyncio.TaskGroup) -> None:
         """Sample every opted-in container, then step each service's controller."""
         services = self._services()
+        # Without samples every service holds this round: none is scaled on nothing.
+        samples = await self._sample(services)
+        self.fleet.step(tg, services, samples or {})
+
+    async def _sample(self, services: dict[ServiceKey, list[Replica]]) -> dict[str, Sample] | None:
+        """These services' replicas sampled, the time it took counted; None when sampling
+        failed (a fault, told once)."""
         started = time.perf_counter()
-        samples: dict[str, Sample] = {}
+        samples = None
         with self._faults.guard("sampling"):
-            # Without samples every service holds this round: none is scaled on nothing.
             samples = await self.collector.sample(r for rs in services.values() for r in rs)
         self._metrics.sampled(time.perf_counter() - started)
-        self.fleet.step(tg, services, samples)
+        return samples
 
     def _look(self, key: ServiceKey) -> None:
         """Look at this service again (`look`) once the windows just started are long enough
@@ -147,8 +153,7 @@ class Compose:
         if not keys or not self.acts():
             return
         services = {k: rs for k, rs in self._services().items() if k in keys}
-        with self._faults.guard("sampling"):
-            samples = await self.collector.sample(r for rs in services.values() for r in rs)
+        if (samples := await self._sample(services)) is not None:
             self.fleet.look(tg, services, samples)
 
     def mend(self, tg: asyncio.TaskGroup) -> None:
