@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -339,21 +340,51 @@ async def subscribe(
             await asyncio.sleep(0.2)
 
 
+def _awaiting(task: asyncio.Task[Any]) -> str:
+    """Where a task waits: each coroutine in its chain of awaits, by file and line."""
+    where, coro = [], task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is not None:
+            where.append(
+                f"{frame.f_code.co_name} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})"
+            )
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+    return " > ".join(where) or repr(task)
+
+
+async def _report_hangs(project: str, after: float) -> None:
+    """Shortly before pytest-timeout ends a test (its report shows threads, not tasks), where
+    every task of the event loop waits: the await a hung test is stuck on, and any task an
+    earlier test left behind."""
+    await asyncio.sleep(after)
+    for task in asyncio.all_tasks() - {asyncio.current_task()}:
+        logging.getLogger(__name__).error("%s still running: %s waits at %s",
+                                          project, task.get_name(), _awaiting(task))  # fmt: skip
+
+
 @pytest.fixture
-async def mqtt(broker: tuple[str, int], project: str) -> AsyncIterator[Mqtt]:
+async def mqtt(
+    broker: tuple[str, int], project: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Mqtt]:
     collected = Mqtt(prefix=f"autoscaler-test-{project}")
     # Setup and teardown of an async fixture may run in different tasks, so no TaskGroup spans
-    # the yield: the task is awaited (and so never leaked) in teardown instead.
+    # the yield: the tasks are awaited (and so never leaked) in teardown instead.
     subscribed = asyncio.Event()
     task = asyncio.create_task(subscribe(*broker, collected.prefix, collected, subscribed))
+    marked = request.node.get_closest_marker("timeout")
+    limit = float(marked.args[0] if marked else request.config.getini("timeout") or 0)
+    watchdog = asyncio.create_task(_report_hangs(project, max(limit - 15, 1))) if limit else None
     try:
         async with asyncio.timeout(10):
             await subscribed.wait()
         yield collected
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for each in (task, watchdog):
+            if each is not None:
+                each.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await each
 
 
 def mqtt_settings(**values: Any) -> MqttSettings:

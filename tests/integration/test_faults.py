@@ -115,10 +115,23 @@ async def test_an_oom_kill_is_published_and_the_clone_replaced(
     await run_autoscaler()
     await reaches(mqtt, project, "web", 2)
 
-    clone = await docker.containers.get(f"{project}-web-2")
-    (load.path / f"oom-{clone['Config']['Hostname']}").touch()
-    ooms = await mqtt.wait_for(lambda m: events(m, project, "web", "oom"))
+    # A neighbour's project on the same engine runs out of memory first: not ours to tell.
+    neighbour = f"{project}x"
+    stranger = await docker.containers.create(
+        config | {"Labels": {**config["Labels"], "com.docker.compose.project": neighbour}},
+        name=f"{neighbour}-web-1",
+    )
+    try:
+        (load.path / f"oom-{(await stranger.show())['Config']['Hostname']}").touch()
+        await stranger.start()
+        await stranger.wait()
+        clone = await docker.containers.get(f"{project}-web-2")
+        (load.path / f"oom-{clone['Config']['Hostname']}").touch()
+        ooms = await mqtt.wait_for(lambda m: events(m, project, "web", "oom"))
+    finally:
+        await stranger.delete(force=True)
     assert ooms[0]["Actor"]["Attributes"]["container"] == f"{project}-web-2"
+    assert not events(mqtt, neighbour, "web", "oom")
     repairs = await mqtt.wait_for(lambda m: events(m, project, "web", "repair"))
     assert "out of memory" in repairs[0]["reason"]
     assert (repairs[0]["removed"], repairs[0]["created"]) == ([f"{project}-web-2"], 1)

@@ -201,7 +201,7 @@ class Compose:
             logger.debug("%s: %s of %s: mend at once", replica.key, action, replica.name)
             self._to_mend.add(replica.key)
             self._wake()
-        if action == "oom":
+        if ours and action == "oom":
             logger.warning("%s: %s was killed for lack of memory", replica.key, replica.name)
             self._notifier.event(
                 replica.key,
