@@ -30,7 +30,9 @@ class ReplicaSample:
     known) lets a policy treat replicas inside their warm-up as not ready. `throttled` is the
     share of the window's CFS periods in which the kernel held the replica back at its CPU
     limit (0 to 1), None where that is not known or it has no limit: a throttled replica's
-    `cpu` is a lower bound of its demand, not the demand.
+    `cpu` is a lower bound of its demand, not the demand. `fresh` marks a clone that the last
+    scale-up made, in the first window it counts in: part of that window went on its first
+    moments, before its share of the load reached it.
     """
 
     container_id: str
@@ -40,6 +42,7 @@ class ReplicaSample:
     note: str = ""
     started_at: float = 0.0
     throttled: float | None = None
+    fresh: bool = False
 
 
 @dataclass(frozen=True, slots=True)

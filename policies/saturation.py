@@ -5,14 +5,26 @@ most multiply the count by 100 / target in one decision, and then waits (for the
 the rate-limit period) before it looks again. But the kernel says when a replica is held back:
 CFS throttles it in the periods in which it used up its quota. A replica is *saturated* when it
 was throttled in at least half of its window's periods; a service is saturated when at least
-half of its replicas are.
+half of its settled replicas are. A clone the last scale-up made is not settled in the first
+window it counts in (`fresh`): its reading holds its first moments, before its share of the
+load reached it, so it cannot say whether the service is still held back; the replicas that
+served the whole window can. Counting the fresh ones in that half would end a saturated growth
+at the first look after it (three of five replicas reading 77 % while they take on their share)
+and leave the rest to the ordinary calculation, one more round for each step; their usage
+still counts in the sum below.
 
 While a service is saturated its demand is more than its replicas used (the saturated ones were
 held back from using more), so it needs more than sum(used) / target replicas:
 
     floor = floor(sum(used) / target) + 1
 
-a count it provably needs, never more. While any replica is starting, or has no sample yet,
+a count it provably needs, never more. A replica throttled in nearly every period of its window
+(PEGGED) counts as using at least its whole limit: it ran into its quota period after period, and
+its reading falls short of the limit only by where the window's ends cut the CFS periods (a
+period's quota is a sixth of the limit over a 0.6 s window). Two pegged replicas reading 99.6 %
+used 200 % of one replica's limit, not 199 %: their floor is 5, not a phase-dependent 4 that
+costs the service one more round before it gets there. A replica held back only in some periods
+(a bursty load) keeps its reading. While any replica is starting, or has no sample yet,
 there is no floor at all: what the new ones take on is seen before the service grows further.
 Replicas inside their warm-up count when they have a sample (a saturated replica is plainly
 serving). The floor goes to the behaviour rules marked `saturated`: it may grow every decision
@@ -31,6 +43,8 @@ from policies.base import PolicyInput, ReplicaSample
 
 THROTTLED = 0.5
 """Share of a window's CFS periods throttled from which a replica counts as held back."""
+PEGGED = 0.9
+"""Share of a window's CFS periods throttled from which a replica counts as at its limit."""
 _EPSILON = 1e-9
 
 
@@ -51,15 +65,26 @@ def floor(inputs: PolicyInput, target: float) -> Floor | None:
         # on before growing further.
         return None
     sampled = list(inputs.samples)
-    held = [s for s in sampled if saturated(s)]
-    if not held or 2 * len(held) < len(sampled):
+    settled = [s for s in sampled if not s.fresh] or sampled
+    held = [s for s in settled if saturated(s)]
+    if not held or 2 * len(held) < len(settled):
         return None
-    used = sum(s.cpu or 0.0 for s in sampled)
+    used = sum(_used(s) for s in sampled)
     count = math.floor(used / target + _EPSILON) + 1
     throttled = fmean(s.throttled or 0.0 for s in held)
+    new = len(sampled) - len(settled)
     return Floor(
         count,
-        f"saturated: {len(held)} of {len(sampled)} replicas held at their CPU limit "
-        f"(throttled in {throttled:.0%} of periods), so demand is at least {used:.0f}% "
-        f"of one replica's limit: at least {count}",
+        f"saturated: {len(held)} of {len(settled)} {'settled ' if new else ''}replicas held at "
+        f"their CPU limit (throttled in {throttled:.0%} of periods"
+        f"{f'; {new} new ones taking on their share' if new else ''}), so demand is at least "
+        f"{used:.0f}% of one replica's limit: at least {count}",
     )
+
+
+def _used(sample: ReplicaSample) -> float:
+    """What a replica used, in percent of its limit: at least all of it when pegged there."""
+    cpu = sample.cpu or 0.0
+    if sample.throttled is not None and sample.throttled >= PEGGED:
+        return max(cpu, 100.0)
+    return cpu

@@ -27,6 +27,10 @@ exec 3<>"$fifo"
 yes >/dev/null &
 burner=$!
 kill -STOP "$burner"
+# WARMUP: hundredths of a second before a new replica takes load (10 unless set): a process
+# that starts slowly, or a balancer that finds it late. It announces itself 10 before that, so
+# until then the others keep their shares, as a balancer that has not found it yet does.
+warmup=${WARMUP:-10}
 # IGNORE_TERM=1 makes a replica that a graceful stop cannot end (only the stop timeout's kill).
 if [ -n "${IGNORE_TERM:-}" ]; then
     trap '' TERM
@@ -56,12 +60,19 @@ wait_us() {
 
 clock
 born=$now
+last=$now
 usage
 goal=$used
 share=0
 while :; do
     clock
-    echo "$now" >"$me"
+    # The demand is a rate in wall time: each pass adds the share for the time since the last
+    # one (hundredths of a second, so a pass of 103 ms adds 10 or 11, 10.3 on average), not for
+    # the 100 ms a pass is meant to take, which would leave out the loop's own time.
+    elapsed=$((now - last))
+    last=$now
+    [ "$elapsed" -gt 50 ] && elapsed=50
+    [ $((now - born)) -ge $((warmup - 10)) ] && echo "$now" >"$me"
     n=0
     for f in "$dir"/replicas/*; do
         read -r seen <"$f" 2>/dev/null || continue
@@ -70,12 +81,13 @@ while :; do
     [ "$n" -gt 0 ] || n=1
     read -r demand <"$dir/demand" 2>/dev/null || demand=0
     share=$((${demand:-0} / n))
-    [ $((now - born)) -lt 10 ] && share=0
-    # This period's goal: the share's CPU time on top of the last one's (a millicore for 100 ms
-    # is 100 us), never more than 20 ms behind what was used: a throttled replica cannot catch
-    # up, and must not try once it is no longer throttled (a backlog would be demand beyond D).
+    [ $((now - born)) -lt "$warmup" ] && share=0
+    # This pass's goal: the share's CPU time on top of the last one's (a millicore for a
+    # hundredth of a second is 10 us), never more than 20 ms behind what was used: a throttled
+    # replica cannot catch up, and must not try once it is no longer throttled (a backlog would
+    # be demand beyond D).
     usage
-    goal=$((goal + share * 100000))
+    goal=$((goal + share * 10000 * elapsed))
     [ $((goal - used)) -gt 20000000 ] && goal=$((used + 20000000))
     [ "$goal" -lt "$used" ] && goal=$used
     burn=$(((goal - used) / 1000))

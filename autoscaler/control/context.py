@@ -57,6 +57,8 @@ class Context:
     """Seconds between rounds: what defaults that count in rounds are measured by."""
     keep: Keep | None = None
     """Where what a policy learns over days is kept across restarts; None: not kept."""
-    look: Callable[[ServiceKey], None] = field(default=lambda key: None)
+    look: Callable[[ServiceKey, Sequence[str]], None] = field(default=lambda key, new: None)
     """Look at this service again as soon as its fresh sample windows measure, before the
-    next round (a backend without a look of its own leaves it to the round)."""
+    next round (a backend without a look of its own leaves it to the round); the containers
+    the action made are watched until the load has moved onto them, and the windows measured
+    from then."""

@@ -27,6 +27,7 @@ backoff. Nothing escapes into the TaskGroup, whichever kind of action it was.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
@@ -312,7 +313,9 @@ class Controller:
             replicas, samples, self._startup.on_our_clock(replicas, now, wall)
         )
         counting = [s.container_id for s in observed if s.ready and s.cpu is not None]
-        self._startup.counted(counting, now, [r.id for r in replicas])
+        fresh = self._startup.counted(counting, now, [r.id for r in replicas])
+        observed = tuple(dataclasses.replace(s, fresh=True) if s.container_id in fresh else s
+                         for s in observed)  # fmt: skip
         signal = self._metric.read(spec)
         rule = self._metric.rule(spec)
         labelled = self.spec or spec  # the labels' bounds: the pipeline applies the schedule
@@ -412,7 +415,7 @@ class Controller:
                 # next step is decided as soon as they measure, not at the next round. (Not
                 # after other actions: a metric that lags, a request rate, would be read while
                 # it still rises, and the count followed in more, smaller steps.)
-                self._ctx.look(self.key)
+                self._ctx.look(self.key, result.created)
         except AutoscalerError as exc:
             errors.append(exc)
         except Exception as exc:

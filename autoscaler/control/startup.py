@@ -40,16 +40,22 @@ class Startup:
         for container_id in container_ids:
             self._created[container_id] = at
 
-    def counted(self, container_ids: Iterable[str], at: float, live: Iterable[str]) -> None:
+    def counted(
+        self, container_ids: Iterable[str], at: float, live: Iterable[str]
+    ) -> frozenset[str]:
         """The replicas whose samples count this round (`at`); `live`: every replica there is,
-        so that a clone removed before it ever counted is forgotten."""
+        so that a clone removed before it ever counted is forgotten. The clones an action made
+        that count for the first time: fresh, their window began with their first moments."""
+        first = set()
         for container_id in container_ids:
             began = self._created.pop(container_id, None)
             if began is not None:
                 self._measured.append(at - began)
+                first.add(container_id)
         alive = set(live)
         for gone in [c for c in self._created if c not in alive]:
             del self._created[gone]
+        return frozenset(first)
 
     @property
     def seconds(self) -> float | None:

@@ -52,3 +52,27 @@ async def test_a_saturated_service_grows_every_decision_to_its_need_and_no_furth
     # Never more than one past the need, never back down.
     assert max(to for _, to in steps) <= NEEDED + 1
     assert not events(mqtt, project, "web", "scale_down")
+
+
+async def test_the_step_after_a_saturated_growth_waits_for_the_load_to_reach_the_new_replicas(
+    make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    # New replicas take load half a second after they start (a slow start, or a balancer that
+    # finds them late); until then the old ones keep theirs. A window that began as the action
+    # ended would see the three new ones idle most of it, and the next step fall short of 10.
+    load = make_load("web")
+    for number in (1, 2):
+        await make_container("web", LABELS, load=load, number=number, cpus=0.1,
+                             env={"WARMUP": "50"})  # fmt: skip
+    await run_autoscaler()
+    await reaches(mqtt, project, "web", 2, hold=2)
+
+    load.set(500)
+    ups = await mqtt.wait_for(
+        lambda m: (found := events(m, project, "web", "scale_up"))[1:] and found, within=30
+    )
+    (first, second) = ((e["from"], e["to"]) for e in ups[:2])
+    assert first == (2, 5), ups[0]["reason"]  # 2 held at their limit used 200 %: at least 5
+    # The next step waits until the 3 new ones take their share: from 5 straight to the need.
+    assert second[0] == 5 and second[1] in (NEEDED, NEEDED + 1), ups[1]["reason"]
+    assert "3 new ones taking on their share" in ups[1]["reason"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiodocker
@@ -24,6 +24,7 @@ from autoscaler.backends.compose.actuator import Actuator
 from autoscaler.backends.compose.inventory import Inventory
 from autoscaler.backends.compose.lease import Lease
 from autoscaler.backends.docker.collector import Collector
+from autoscaler.backends.docker.settle import Settling
 from autoscaler.control.context import Clock, Context
 from autoscaler.control.fleet import Fleet
 from autoscaler.control.keep import Keep
@@ -96,6 +97,7 @@ class Compose:
         self.fleet = Fleet(self.context)
         self._to_mend: set[ServiceKey] = set()
         self._due: dict[ServiceKey, float] = {}  # service -> when it can be measured again
+        self._settling: dict[ServiceKey, Settling] = {}  # service -> its new replicas watched
 
     def parts(self) -> dict[str, Callable[[], Awaitable[None]]]:
         found: dict[str, Callable[[], Awaitable[None]]] = {"engine events": self.inventory.run}
@@ -135,17 +137,29 @@ class Compose:
         self._metrics.sampled(time.perf_counter() - started)
         return samples
 
-    def _look(self, key: ServiceKey) -> None:
+    def _look(self, key: ServiceKey, new: Sequence[str] = ()) -> None:
         """Look at this service again (`look`) once the windows just started are long enough
-        to measure."""
-        self._due[key] = time.monotonic() + self.collector.min_window + _LATE
+        to measure; with `new` replicas, once the load has moved onto them (settle.py) and the
+        windows started then are."""
+        now = time.monotonic()
+        if new:
+            self._due.pop(key, None)
+            # Until the load has moved, a round measures none of its windows (they would hold
+            # the ramp): they start again once it has.
+            self.collector.forget(r.id for r in self.inventory.services().get(key, []))
+            longest = max(self._settings.interval, self.collector.min_window)
+            self._settling[key] = Settling(frozenset(new), now, longest, now)
+        else:
+            self._due[key] = now + self.collector.min_window + _LATE
         self._wake()
 
     def due(self) -> float | None:
-        return min(self._due.values(), default=None)
+        return min([*self._due.values(), *(s.next for s in self._settling.values())], default=None)
 
     async def look(self, tg: asyncio.TaskGroup) -> None:
-        """Sample and step the services whose new windows are measurable now."""
+        """Read the counters of services whose load is moving onto new replicas; sample and
+        step the services whose new windows are measurable now."""
+        await self._settle()
         now = time.monotonic()
         keys = {k for k, at in self._due.items() if at <= now}
         for key in keys:
@@ -155,6 +169,26 @@ class Compose:
         services = {k: rs for k, rs in self._services().items() if k in keys}
         if (samples := await self._sample(services)) is not None:
             self.fleet.look(tg, services, samples)
+
+    async def _settle(self) -> None:
+        """A read of each watched service whose next is due; where the load has moved, its
+        windows start again now, and its look comes once they measure."""
+        now = time.monotonic()
+        for key in [k for k, s in self._settling.items() if s.next <= now]:
+            replicas = self.inventory.services().get(key, [])
+            readings = None
+            with self._faults.guard("sampling"):
+                readings = await self.collector.peek(replicas)
+            # Counters that cannot be read say nothing of the load: the windows as they are.
+            settling = self._settling[key]
+            if readings is None or settling.read(readings, time.monotonic()):
+                del self._settling[key]
+                logger.debug("%s: the windows start again %.2fs after the scale-up, as the load "
+                             "has moved onto its %d new replicas", key,
+                             time.monotonic() - settling.began, len(settling.new))  # fmt: skip
+                with self._faults.guard("sampling"):
+                    await self.collector.restart(replicas)
+                self._due[key] = time.monotonic() + self.collector.min_window + _LATE
 
     def mend(self, tg: asyncio.TaskGroup) -> None:
         """Mend the services events named since the last look; while this instance does not

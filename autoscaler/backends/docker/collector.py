@@ -87,6 +87,17 @@ class Collector:
             samples[replica.id] = sample
         return samples
 
+    async def peek(self, replicas: Iterable[Replica]) -> dict[str, Reading]:
+        """The running replicas' counters now; their windows go on."""
+        return {
+            r.id: reading for r, reading, _ in await self._read([r for r in replicas if r.running])
+        }
+
+    def forget(self, container_ids: Iterable[str]) -> None:
+        """End these containers' windows: the next reading starts new ones."""
+        for container_id in container_ids:
+            self._last.pop(container_id, None)
+
     async def restart(self, replicas: Iterable[Replica]) -> None:
         """Start these containers' windows afresh, now."""
         for replica, reading, _ in await self._read([r for r in replicas if r.running]):

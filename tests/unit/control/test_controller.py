@@ -346,8 +346,8 @@ async def test_a_saturated_service_grown_asks_for_a_look_and_no_other_action_doe
     as the new windows measure (the backend's look). A service on a metric that lags, or on
     CPU below its limits, waits for the round."""
     web = service()
-    looks: list[ServiceKey] = []
-    web.controller._ctx.look = looks.append
+    looks: list[tuple[ServiceKey, list[str]]] = []
+    web.controller._ctx.look = lambda key, new: looks.append((key, list(new)))
     await web.round(70.0)  # 70 % of the limit: the HPA's count, no saturation
     assert web.fake.calls[-1] == "scale_to shop/web 2" and looks == []
     replicas = web.fake.view(KEY)
@@ -355,4 +355,18 @@ async def test_a_saturated_service_grown_asks_for_a_look_and_no_other_action_doe
     web.time.pass_(5.0)
     async with asyncio.TaskGroup() as tg:
         web.controller.step(tg, replicas, samples)
-    assert web.fake.calls[-1].startswith("scale_to shop/web") and looks == [KEY]
+    assert web.fake.calls[-1].startswith("scale_to shop/web")
+    # The look is told which replicas are new: the backend waits for the load to reach them.
+    made = [r.id for r in web.fake.view(KEY) if r.id not in {r.id for r in replicas}]
+    assert looks == [(KEY, made)] and made
+
+
+async def test_a_clone_an_action_made_is_fresh_in_the_first_round_it_counts_in_only() -> None:
+    web = service()
+    await web.round(100.0)  # 1 -> 2
+    made = [r.id for r in web.running() if r.is_clone]
+    await web.round(50.0)
+    await web.round(50.0)
+    first, second = (e.samples for e in list(web.controller.history)[-2:])
+    assert [s.container_id for s in first if s.fresh] == made
+    assert not any(s.fresh for s in second)

@@ -446,13 +446,13 @@ def test_a_saturated_service_whose_floor_meets_the_calculation_says_it_is_satura
 
 
 def test_a_tie_between_the_floor_and_the_calculation_is_the_floors() -> None:
-    held = (ReplicaSample("a", 100.0, throttled=0.9), ReplicaSample("b", 10.0, throttled=0.9))
+    held = (ReplicaSample("a", 100.0, throttled=0.9), ReplicaSample("b", 60.0, throttled=0.6))
     got = propose(CPU | {"scale-up.tolerance": "0"}, 2, *held)
-    # The calculation: ceil(55 / 50 x 2) = 3; the floor: floor(110 / 50) + 1 = 3.
-    assert (got.count, got.saturated) == (3, True)
+    # The calculation: ceil(80 / 50 x 2) = 4; the floor: floor(160 / 50) + 1 = 4.
+    assert (got.count, got.saturated) == (4, True)
     assert got.reason == (
-        "saturated: 2 of 2 replicas held at their CPU limit (throttled in 90% of periods), "
-        "so demand is at least 110% of one replica's limit: at least 3"
+        "saturated: 2 of 2 replicas held at their CPU limit (throttled in 75% of periods), "
+        "so demand is at least 160% of one replica's limit: at least 4"
     )
 
 
