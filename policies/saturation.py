@@ -19,12 +19,14 @@ held back from using more), so it needs more than sum(used) / target replicas:
     floor = floor(sum(used) / target) + 1
 
 a count it provably needs, never more. A replica throttled in nearly every period of its window
-(PEGGED) counts as using at least its whole limit: it ran into its quota period after period, and
-its reading falls short of the limit only by where the window's ends cut the CFS periods (a
-period's quota is a sixth of the limit over a 0.6 s window). Two pegged replicas reading 99.6 %
-used 200 % of one replica's limit, not 199 %: their floor is 5, not a phase-dependent 4 that
-costs the service one more round before it gets there. A replica held back only in some periods
-(a bursty load) keeps its reading. While any replica is starting, or has no sample yet,
+(PEGGED), or a saturated one that reads within AT_LIMIT of its limit, counts as using at least
+its whole limit: it ran into its quota period after period, and its reading falls short of the
+limit only by where the window's ends cut the CFS periods (a period's quota is a sixth of the
+limit over a 0.6 s window), or by the first period or two of a window that began just before
+its load rose. Two pegged replicas reading 99.6 % used 200 % of one replica's limit, not 199 %:
+their floor is 5, not a phase-dependent 4 that costs the service one more step to get there. A
+replica held back only in some periods (a bursty load, reading well below its limit) keeps its
+reading. While any replica is starting, or has no sample yet,
 there is no floor at all: what the new ones take on is seen before the service grows further.
 Replicas inside their warm-up count when they have a sample (a saturated replica is plainly
 serving). The floor goes to the behaviour rules marked `saturated`: it may grow every decision
@@ -36,6 +38,7 @@ and the ordinary calculation sizes it, without overshoot.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import fmean
 
@@ -45,6 +48,8 @@ THROTTLED = 0.5
 """Share of a window's CFS periods throttled from which a replica counts as held back."""
 PEGGED = 0.9
 """Share of a window's CFS periods throttled from which a replica counts as at its limit."""
+AT_LIMIT = 95.0
+"""Percent of its limit from which a saturated replica counts as at its limit."""
 _EPSILON = 1e-9
 
 
@@ -58,6 +63,22 @@ def saturated(sample: ReplicaSample) -> bool:
     return sample.throttled is not None and sample.throttled >= THROTTLED
 
 
+def at_limit(sample: ReplicaSample) -> bool:
+    """Saturated, and either throttled in nearly every period or reading within AT_LIMIT of
+    its limit: it used all of its limit (see the module's doc)."""
+    if sample.throttled is not None and sample.throttled >= PEGGED:
+        return True
+    return saturated(sample) and (sample.cpu or 0.0) >= AT_LIMIT
+
+
+def held_back(samples: Sequence[ReplicaSample], *, to_the_limit: bool = False) -> bool:
+    """Whether at least half of these replicas (and one) are saturated; `to_the_limit`: and
+    at their limit, so that a window that began before their load rose does not count."""
+    rule = at_limit if to_the_limit else saturated
+    held = sum(1 for s in samples if rule(s))
+    return held > 0 and 2 * held >= len(samples)
+
+
 def floor(inputs: PolicyInput, target: float) -> Floor | None:
     """The count a saturated service needs at least; None when it is not saturated."""
     if any(not s.ready or s.cpu is None for s in inputs.samples):
@@ -66,9 +87,9 @@ def floor(inputs: PolicyInput, target: float) -> Floor | None:
         return None
     sampled = list(inputs.samples)
     settled = [s for s in sampled if not s.fresh] or sampled
-    held = [s for s in settled if saturated(s)]
-    if not held or 2 * len(held) < len(settled):
+    if not held_back(settled):
         return None
+    held = [s for s in settled if saturated(s)]
     used = sum(_used(s) for s in sampled)
     count = math.floor(used / target + _EPSILON) + 1
     throttled = fmean(s.throttled or 0.0 for s in held)
@@ -85,6 +106,4 @@ def floor(inputs: PolicyInput, target: float) -> Floor | None:
 def _used(sample: ReplicaSample) -> float:
     """What a replica used, in percent of its limit: at least all of it when pegged there."""
     cpu = sample.cpu or 0.0
-    if sample.throttled is not None and sample.throttled >= PEGGED:
-        return max(cpu, 100.0)
-    return cpu
+    return max(cpu, 100.0) if at_limit(sample) else cpu

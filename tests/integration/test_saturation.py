@@ -5,9 +5,10 @@ without a scale-down after it. Orders and bounds, not timings (those are in benc
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
-from tests.integration.conftest import Mqtt, events, reaches, states
+from tests.integration.conftest import Mqtt, events, reaches, states, states_after
 
 # 0.1 CPU a replica at a 50 % target carries 50 millicores: 500 need 10 replicas. Each of the
 # first 2 is asked for 250, two and a half times its limit.
@@ -76,3 +77,22 @@ async def test_the_step_after_a_saturated_growth_waits_for_the_load_to_reach_the
     # The next step waits until the 3 new ones take their share: from 5 straight to the need.
     assert second[0] == 5 and second[1] in (NEEDED, NEEDED + 1), ups[1]["reason"]
     assert "3 new ones taking on their share" in ups[1]["reason"]
+
+
+async def test_replicas_held_at_their_limit_since_the_round_are_acted_on_before_the_next(
+    make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    # At a 6 s interval a window measures from 3.6 s on. The load rises just after a round: the
+    # Compose backend's watch reads the counters once they measure and looks at the service
+    # then, about 2.3 s before the next round would have.
+    load = make_load("web")
+    for number in (1, 2):
+        await make_container("web", LABELS, load=load, number=number, cpus=0.1)
+    await run_autoscaler(interval=6.0)
+    await reaches(mqtt, project, "web", 2, hold=1, within=20)
+    (round_,) = await states_after(mqtt, project, "web", time.time(), 1, within=10)
+    load.set(500)
+    ups = await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"), within=15)
+    after = ups[0]["timeNano"] / 1e9 - round_["time"]
+    assert ups[0]["reason"].startswith("saturated: 2 of 2 replicas held at their CPU limit")
+    assert 3.6 < after < 5.0, f"acted on {after:.2f}s after the round; the next comes at 6 s"

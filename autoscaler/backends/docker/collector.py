@@ -87,6 +87,14 @@ class Collector:
             samples[replica.id] = sample
         return samples
 
+    async def preview(self, replicas: Iterable[Replica]) -> dict[str, Sample]:
+        """What a sample would give now, over the windows as they are; they go on."""
+        running = [r for r in replicas if r.running]
+        return {
+            r.id: sample_of(r, self._last.get(r.id), reading, source, self.min_window)
+            for r, reading, source in await self._read(running)
+        }
+
     async def peek(self, replicas: Iterable[Replica]) -> dict[str, Reading]:
         """The running replicas' counters now; their windows go on."""
         return {

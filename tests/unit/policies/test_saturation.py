@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from policies.base import PolicyInput, ReplicaSample
-from policies.saturation import Floor, floor, saturated
+from policies.saturation import Floor, floor, held_back, saturated
 
 
 def held(cpu: float, throttled: float | None = 0.9, **more: object) -> ReplicaSample:
@@ -24,11 +24,11 @@ def test_a_replica_throttled_in_half_its_periods_is_held_back(
 
 
 def test_the_floor_is_one_more_than_what_the_replicas_used() -> None:
-    samples = (held(99.5, 0.7), held(99.5, 0.7), held(0.0, None))
+    samples = (held(92.0, 0.7), held(92.0, 0.7), held(0.0, None))
     assert floor(PolicyInput(3, 1, 20, samples, 0.0), 50.0) == Floor(
         4,
         "saturated: 2 of 3 replicas held at their CPU limit (throttled in 70% of periods), so "
-        "demand is at least 199% of one replica's limit: at least 4",
+        "demand is at least 184% of one replica's limit: at least 4",
     )
 
 
@@ -47,6 +47,14 @@ def test_a_replica_throttled_in_nearly_every_period_used_at_least_its_limit(
     samples = (held(pegged, 0.9), held(pegged, 0.95))
     found = floor(PolicyInput(2, 1, 20, samples, 0.0), 50.0)
     assert found is not None and found.count == count
+
+
+def test_a_saturated_replica_reading_within_five_percent_of_its_limit_used_all_of_it() -> None:
+    # A window that began a period before the load rose: throttled in 5 of its 6 periods.
+    found = floor(PolicyInput(2, 1, 20, (held(97.0, 0.83), held(95.0, 0.83)), 0.0), 50.0)
+    assert found is not None and found.count == 5  # 2 x 100: floor(4) + 1
+    found = floor(PolicyInput(2, 1, 20, (held(97.0, 0.83), held(94.0, 0.83)), 0.0), 50.0)
+    assert found is not None and found.count == 4  # floor(194 / 50) + 1
 
 
 def test_a_replica_held_back_only_in_some_periods_keeps_its_reading() -> None:
@@ -82,13 +90,13 @@ def test_new_replicas_have_no_say_in_whether_the_service_is_held_back_but_count_
 ):
     # Right after 2 -> 5: the 2 old ones still at their limit, the 3 new ones still taking on
     # their share. Judged on all 5 (2 of 5 held), the service would not be saturated.
-    old = (held(100.0, 0.95), held(98.0, 0.6))
+    old = (held(100.0, 0.95), held(90.0, 0.6))
     new = tuple(ReplicaSample(f"n{i}", 80.0, throttled=0.2, fresh=True) for i in range(3))
     found = floor(PolicyInput(5, 1, 20, old + new, 0.0), 50.0)
     assert found == Floor(
-        9,  # floor((100 + 98 + 3 x 80) / 50) + 1
+        9,  # floor((100 + 90 + 3 x 80) / 50) + 1
         "saturated: 2 of 2 settled replicas held at their CPU limit (throttled in 77% of "
-        "periods; 3 new ones taking on their share), so demand is at least 438% of one "
+        "periods; 3 new ones taking on their share), so demand is at least 430% of one "
         "replica's limit: at least 9",
     )
     # The same readings once the new ones have served a window of their own: 2 of 5.
@@ -101,3 +109,14 @@ def test_new_replicas_have_no_say_in_whether_the_service_is_held_back_but_count_
         "saturated: 2 of 2 replicas held at their CPU limit (throttled in 95% of periods), so "
         "demand is at least 200% of one replica's limit: at least 5",
     )
+
+
+def test_held_to_the_limit_asks_half_the_replicas_to_be_at_their_limit_not_only_throttled() -> None:
+    # What the Compose backend's watch looks early for: a window that began before the load
+    # rose (throttled in 5 of 6 periods, reading 87 %) is held back, not yet to the limit.
+    rising = (held(87.0, 0.83), held(90.0, 0.83))
+    assert held_back(rising) and not held_back(rising, to_the_limit=True)
+    assert held_back((held(87.0, 0.83), held(96.0, 0.83)), to_the_limit=True)  # one of two
+    assert held_back((held(80.0, 0.9), held(20.0, None)), to_the_limit=True)  # pegged
+    assert not held_back((held(96.0, 0.4), held(96.0, 0.4)), to_the_limit=True)  # not throttled
+    assert not held_back(())
