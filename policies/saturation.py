@@ -73,10 +73,12 @@ def at_limit(sample: ReplicaSample) -> bool:
 
 def held_back(samples: Sequence[ReplicaSample], *, to_the_limit: bool = False) -> bool:
     """Whether at least half of these replicas (and one) are saturated; `to_the_limit`: and
-    at their limit, so that a window that began before their load rose does not count."""
-    rule = at_limit if to_the_limit else saturated
-    held = sum(1 for s in samples if rule(s))
-    return held > 0 and 2 * held >= len(samples)
+    every saturated one at its limit, so that a window that began before their load rose (and
+    whose floor would fall short) does not count."""
+    held = [s for s in samples if saturated(s)]
+    if to_the_limit and not all(at_limit(s) for s in held):
+        return False
+    return bool(held) and 2 * len(held) >= len(samples)
 
 
 def floor(inputs: PolicyInput, target: float) -> Floor | None:

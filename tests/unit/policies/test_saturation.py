@@ -111,12 +111,13 @@ def test_new_replicas_have_no_say_in_whether_the_service_is_held_back_but_count_
     )
 
 
-def test_held_to_the_limit_asks_half_the_replicas_to_be_at_their_limit_not_only_throttled() -> None:
+def test_held_to_the_limit_asks_every_held_replica_to_be_at_its_limit() -> None:
     # What the Compose backend's watch looks early for: a window that began before the load
     # rose (throttled in 5 of 6 periods, reading 87 %) is held back, not yet to the limit.
     rising = (held(87.0, 0.83), held(90.0, 0.83))
     assert held_back(rising) and not held_back(rising, to_the_limit=True)
-    assert held_back((held(87.0, 0.83), held(96.0, 0.83)), to_the_limit=True)  # one of two
-    assert held_back((held(80.0, 0.9), held(20.0, None)), to_the_limit=True)  # pegged
+    assert not held_back((held(87.0, 0.83), held(96.0, 0.83)), to_the_limit=True)
+    assert held_back((held(97.0, 0.83), held(96.0, 0.83)), to_the_limit=True)
+    assert held_back((held(80.0, 0.9), held(20.0, None)), to_the_limit=True)  # half, pegged
     assert not held_back((held(96.0, 0.4), held(96.0, 0.4)), to_the_limit=True)  # not throttled
     assert not held_back(())
