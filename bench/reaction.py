@@ -5,7 +5,7 @@ the count go, and does anything scale down in the minute after the step?
 
 The default policy against `hpa` (the Kubernetes rules: same calculation, same limits, blind to
 saturation), each with identical labels, in the same run, at a 2 s and a 1 s interval. The goal:
-10 running within 8 s (2 s interval) and 5 s (1 s interval), never more than 11, no scale-down.
+10 running within 5 s (2 s interval) and 3 s (1 s interval), never more than 11, no scale-down.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ START, NEEDED, MAXIMUM = 2, 10, 20
 DEMAND = int(NEEDED * LIMIT * 1000 * TARGET / 100)  # millicores: 500
 WATCH = 60.0  # seconds after the step in which nothing may scale down
 QUEUE_SHARE = 10  # jobs of the queue one replica carries
+REPEATS = 3
+"""Runs of the default policy a step: a row is their median (one slow start of a container is
+not the policy's), as the gate's quick run (bench/check.py) takes it."""
 
 
 @dataclass
@@ -168,6 +171,18 @@ def _reached(result: Reaction) -> float:
     return math.inf if result.all_running_s is None else result.all_running_s
 
 
+def median(runs: list[Reaction]) -> Reaction:
+    """The run that reached the count in the median time (never: last)."""
+    return sorted(runs, key=_reached)[len(runs) // 2]
+
+
+def spread(runs: list[Reaction]) -> str:
+    """The times of the runs a row is the median of, for the line under its table."""
+    times = ", ".join("never" if r.all_running_s is None else f"{r.all_running_s:.1f}" for r in
+                      sorted(runs, key=_reached))  # fmt: skip
+    return f"{runs[0].policy} at {runs[0].interval:g} s, every run: {times}"
+
+
 def _evaluations(app: App) -> int:
     return sum(len(c.history) for c in app.compose.fleet.values())
 
@@ -209,35 +224,38 @@ async def quick(repeats: int = 3, watch_s: float = 40.0) -> tuple[list[Reaction]
             ours = [await _scenario(docker, Case("target-tracking", interval), watch_s=watch_s,
                                     after=5.0) for _ in range(repeats)]  # fmt: skip
             every += ours
-            ours = sorted(
-                ours, key=lambda r: math.inf if r.all_running_s is None else r.all_running_s
-            )
-            kept.append(ours[len(ours) // 2])
+            kept.append(median(ours))
             kept.append(await _scenario(docker, Case("hpa", interval), watch_s=watch_s, after=5.0))
             every.append(kept[-1])
     return kept, every
 
 
-async def run() -> tuple[list[Reaction], list[Reaction]]:
-    steps, queues = [], []
+async def run() -> tuple[list[Reaction], list[Reaction], list[list[Reaction]]]:
+    steps, queues, repeated = [], [], []
     async with engine() as docker:
         for interval in (2.0, 1.0):
-            for policy in ("target-tracking", "hpa"):
-                steps.append(await _scenario(docker, Case(policy, interval)))
+            ours = [await _scenario(docker, Case("target-tracking", interval))
+                    for _ in range(REPEATS)]  # fmt: skip
+            repeated.append(ours)
+            steps.append(median(ours))
+            steps.append(await _scenario(docker, Case("hpa", interval)))
         for queue in (True, False):
             case = Case("target-tracking", 2.0, start=1, needed=9, queue=queue, labels=QUEUE_RATE)
             queues.append(await _scenario(docker, case))
-    return steps, queues
+    return steps, queues, repeated
 
 
 def main() -> None:
-    steps, queues = asyncio.run(run())
+    steps, queues, repeated = asyncio.run(run())
     print(
         f"\nReaction: {START} replicas of {LIMIT:g} CPU, target {TARGET} %, demand steps to what "
-        f"{NEEDED} carry; default labels, max {MAXIMUM}; goal: {NEEDED} running within 8 s "
-        f"(2 s interval) / 5 s (1 s), at most {NEEDED + 1}, no scale-down within {WATCH:.0f} s"
+        f"{NEEDED} carry; default labels, max {MAXIMUM}; goal: {NEEDED} running within 5 s "
+        f"(2 s interval) / 3 s (1 s), at most {NEEDED + 1}, no scale-down within {WATCH:.0f} s"
     )
     print(table(steps, NEEDED))
+    print(f"(target-tracking: the median of {REPEATS} runs; hpa: one run)")
+    for runs in repeated:
+        print(spread(runs))
     print(
         f"\nQueue step, the same service from 1 replica: the demand of 9 published as a queue's "
         f"depth ({9 * QUEUE_SHARE}, {QUEUE_SHARE} a replica) beside CPU alone; a decision may "

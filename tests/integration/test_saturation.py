@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Mqtt, events, reaches, states, states_after
+from tests.integration.conftest import Load, Mqtt, events, reaches, states, states_after
 
 # 0.1 CPU a replica at a 50 % target carries 50 millicores: 500 need 10 replicas. Each of the
 # first 2 is asked for 250, two and a half times its limit.
@@ -23,15 +23,30 @@ LABELS = {
 NEEDED = 10
 
 
+async def two_replicas(
+    make_container: Any,
+    make_load: Any,
+    run_autoscaler: Any,
+    mqtt: Mqtt,
+    project: str,
+    *,
+    env: dict[str, str] | None = None,
+    **settings: Any,
+) -> Load:
+    """The service's 2 replicas, as Compose made them (no start-up action to count against the
+    rate), the autoscaler on them, and the count seen; the load they share."""
+    load = make_load("web")
+    for number in (1, 2):
+        await make_container("web", LABELS, load=load, number=number, cpus=0.1, env=env)
+    await run_autoscaler(**settings)
+    await reaches(mqtt, project, "web", 2, hold=2)
+    return load
+
+
 async def test_a_saturated_service_grows_every_decision_to_its_need_and_no_further(
     make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
 ) -> None:
-    load = make_load("web")
-    for number in (1, 2):  # as Compose made them: no start-up action to count against the rate
-        await make_container("web", LABELS, load=load, number=number, cpus=0.1)
-    await run_autoscaler()
-    await reaches(mqtt, project, "web", 2, hold=2)
-
+    load = await two_replicas(make_container, make_load, run_autoscaler, mqtt, project)
     load.set(500)
 
     def settled(m: Mqtt) -> bool:
@@ -64,13 +79,8 @@ async def test_the_step_after_a_saturated_growth_waits_for_the_load_to_reach_the
     # New replicas take load half a second after they start (a slow start, or a balancer that
     # finds them late); until then the old ones keep theirs. A window that began as the action
     # ended would see the three new ones idle most of it, and the next step fall short of 10.
-    load = make_load("web")
-    for number in (1, 2):
-        await make_container("web", LABELS, load=load, number=number, cpus=0.1,
-                             env={"WARMUP": "50"})  # fmt: skip
-    await run_autoscaler()
-    await reaches(mqtt, project, "web", 2, hold=2)
-
+    load = await two_replicas(make_container, make_load, run_autoscaler, mqtt, project,
+                              env={"WARMUP": "50"})  # fmt: skip
     load.set(600)  # 12 replicas' worth: at 5, each is asked for more than its limit
     ups = await mqtt.wait_for(
         lambda m: (found := events(m, project, "web", "scale_up"))[1:] and found, within=30
@@ -91,11 +101,8 @@ async def test_replicas_held_at_their_limit_since_the_round_are_acted_on_before_
     # At a 6 s interval a window measures from 3.6 s on. The load rises just after a round: the
     # Compose backend's watch reads the counters once they measure and looks at the service
     # then, about 2.3 s before the next round would have.
-    load = make_load("web")
-    for number in (1, 2):
-        await make_container("web", LABELS, load=load, number=number, cpus=0.1)
-    await run_autoscaler(interval=6.0)
-    await reaches(mqtt, project, "web", 2, hold=1, within=20)
+    load = await two_replicas(make_container, make_load, run_autoscaler, mqtt, project,
+                              interval=6.0)  # fmt: skip
     (round_,) = await states_after(mqtt, project, "web", time.time(), 1, within=10)
     load.set(500)
     ups = await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"), within=15)
