@@ -34,10 +34,11 @@ from autoscaler.control.keep import Keep
 from autoscaler.control.ports import Meter, Notices
 from autoscaler.control.replicas import Replica, Sample
 from autoscaler.control.spec import MetricSource, Sources
+from autoscaler.control.state import replica_samples
 from autoscaler.errors import Faults
 from autoscaler.labels import ServiceKey
 from autoscaler.settings import Settings
-from policies.base import ReplicaSample, Signal
+from policies.base import Signal
 from policies.saturation import held_back
 
 _LATE = 0.05
@@ -295,8 +296,5 @@ def _held(
 ) -> bool:
     """Whether at least half of these replicas were held at their CPU limit over their windows
     (policies/saturation.py's rule), judged on the measured ones."""
-    measured = [s for r in replicas if (s := samples.get(r.id)) is not None and s.cpu is not None]
-    return held_back(
-        [ReplicaSample(s.container_id, s.cpu, throttled=s.throttled) for s in measured],
-        to_the_limit=to_the_limit,
-    )
+    measured = [s for s in replica_samples(replicas, samples) if s.cpu is not None]
+    return held_back(measured, to_the_limit=to_the_limit)

@@ -108,8 +108,7 @@ class Collector:
 
     async def restart(self, replicas: Iterable[Replica]) -> None:
         """Start these containers' windows afresh, now."""
-        for replica, reading, _ in await self._read([r for r in replicas if r.running]):
-            self._last[replica.id] = reading
+        self._last.update(await self.peek(replicas))
 
     async def _read(self, running: list[Replica]) -> list[tuple[Replica, Reading, str]]:
         out: list[tuple[Replica, Reading, str]] = []
