@@ -221,11 +221,14 @@ class Compose:
                 readings = await self.collector.peek(replicas)
             # Counters that cannot be read say nothing of the load: the windows as they are.
             settling = self._settling[key]
-            if readings is None or settling.read(readings, time.monotonic()):
+            starting = {r.id for r in replicas if r.health == "starting"}
+            if readings is None or settling.read(readings, time.monotonic(), starting):
                 del self._settling[key]
-                logger.debug("%s: the windows start again %.2fs after the scale-up, as the load "
-                             "has moved onto its %d new replicas", key,
-                             time.monotonic() - settling.began, len(settling.new))  # fmt: skip
+                waited = time.monotonic() - settling.began
+                logger.debug("%s: the windows start again %.2fs after the scale-up, %s its %d new "
+                             "replicas", key, waited, "without waiting longer for" if
+                             waited >= settling.longest else "as the load has moved onto",
+                             len(settling.new))  # fmt: skip
                 with self._faults.guard("sampling"):
                     await self.collector.restart(replicas)
                 self._due[key] = time.monotonic() + self.collector.min_window + _LATE

@@ -7,11 +7,16 @@ holds that ramp, and the new replicas read well below what they will carry (thre
 77 % while the two old ones stayed at their limit): the floor they give is one step short, and
 the step after it a round later. So the windows start again once the load has moved: each new
 replica is watched, slice by slice (its cgroup's counter, tens of microseconds a read), until it
-uses at least TAKEN of what the service's other replicas use on average; then the windows
-restart and the look comes once they measure. Until then no round measures the service either:
-its windows would hold the ramp. A new replica the balancer never reaches (the idle finding,
-policies/idle.py) would hold the look back for good: after `longest` seconds (an interval) the
-windows restart whatever the new ones do.
+uses at least TAKEN of what the service's other replicas use on average, over two spans in a
+row; then the windows restart and the look comes once they measure. Two, because a replica's own
+start (its process, a shell forking its workers) is a burst of CPU too: under a limit of a tenth
+of a core, a few milliseconds of it in one span read as half a share (on a busy host the step
+after 2 -> 5 was decided 0.2 s after the action, before the new replicas took any load, and fell
+one short). A new replica whose health check still says `starting` has not taken its share
+either: a balancer that heeds health checks does not send it requests yet. Until the load has
+moved no round measures the service: its windows would hold the ramp. A new replica the balancer
+never reaches (the idle finding, policies/idle.py) would hold the look back for good: after
+`longest` seconds (an interval) the windows restart whatever the new ones do.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ SLICE = 0.1
 """Seconds between two reads of the counters: one CFS period."""
 SPAN = 2
 """Slices a comparison spans: over one, where the period's burst falls decides too much."""
+IN_A_ROW = 2
+"""Spans in a row, none overlapping, over which the new replicas must each have taken their
+share: a burst within one span (a start) is not load."""
 TAKEN = 0.5
 """A new replica has taken on its share once it uses this share of the others' mean."""
 
@@ -59,10 +67,16 @@ class Settling:
     """When its counters are read next (monotonic seconds)."""
     reads: list[Mapping[str, Reading]] = field(default_factory=list)
 
-    def read(self, readings: Mapping[str, Reading], now: float) -> bool:
-        """One read of the service's counters at `now`: True once the load has moved."""
-        self.reads = [*self.reads[-SPAN:], readings]
+    def read(
+        self, readings: Mapping[str, Reading], now: float, starting: Set[str] = frozenset()
+    ) -> bool:
+        """One read of the service's counters at `now`: True once the load has moved.
+        `starting`: the replicas whose health check has not yet said whether they are healthy."""
+        self.reads = [*self.reads[-SPAN * IN_A_ROW :], readings]
         self.next = now + SLICE
         if now - self.began >= self.longest:
             return True
-        return len(self.reads) > 1 and moved(self.reads[0], self.reads[-1], self.new)
+        if self.new & starting or len(self.reads) <= SPAN * IN_A_ROW:
+            return False
+        spans = zip(self.reads[::SPAN], self.reads[SPAN::SPAN], strict=False)
+        return all(moved(before, after, self.new) for before, after in spans)
