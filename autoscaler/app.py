@@ -39,11 +39,11 @@ from autoscaler.control.history import History
 from autoscaler.errors import AutoscalerError, Faults
 from autoscaler.labels import ServiceKey
 from autoscaler.mqtt.journal import Journal
-from autoscaler.mqtt.notifier import Notifier
+from autoscaler.mqtt.notifier import Notifier, Standing
 from autoscaler.ops.api import Api
 from autoscaler.ops.metrics import Metrics
 from autoscaler.ops.stream import Snapshot
-from autoscaler.settings import Settings
+from autoscaler.settings import Settings, instance_name
 from autoscaler.sources.signals import Signals
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,9 @@ class App:
         """`clock`: the clocks the controllers read (tests step the wall clock)."""
         self.settings = settings
         self.clock = clock or Clock()
+        self.instance = instance_name()
+        """This instance's name: it holds the leases, names its status topic, and is the
+        `instance` of the events and states of the services it acts on."""
         self._wake = asyncio.Event()
         """Set when the loop should look before the next round: a stop, services to mend, a
         view that is current again, or a lease just taken."""
@@ -107,9 +110,15 @@ class App:
             settings.docker_host, settings.engine_timeout, settings.docker_api_version
         )
         self.faults = Faults(self._fault)
-        self.signals = Signals(settings.mqtt, interval=settings.interval, faults=self.faults)
+        self.signals = Signals(
+            settings.mqtt,
+            interval=settings.interval,
+            faults=self.faults,
+            max_payload=settings.max_payload,
+            max_scrape=settings.max_scrape,
+        )
         self.journal = Journal()
-        self.notifier = Notifier(settings.mqtt, self.journal)
+        self.notifier = Notifier(settings.mqtt, self.journal, instance=self.instance)
         self.metrics = Metrics()
         self.api = Api(
             settings.api.host,
@@ -127,7 +136,7 @@ class App:
         self.compose = Compose(
             self.docker, settings, notifier=self.notifier, metrics=self.metrics,
             signal=self.signals.read, sources=self.signals.options, faults=self.faults,
-            clock=self.clock, wake=self._wake.set,
+            clock=self.clock, wake=self._wake.set, instance=self.instance,
         )  # fmt: skip
         """The Compose services of the engine."""
         self.cluster: Cluster | None = None
@@ -210,6 +219,7 @@ class App:
                 sources=self.signals.options,
                 faults=self.faults,
                 clock=self.clock,
+                instance=self.instance,
             )
             # The Swarm services are rounded first, as they always were: their listing is one
             # engine call, and the Compose services' sampling reads every container.
@@ -239,7 +249,13 @@ class App:
                 await backend.round(tg)
             if self._owed:
                 logger.debug("a view not current, or another instance holds a lease")
-            self.notifier.standing_by(next((p for b in self.backends if (p := b.problem())), None))
+            self.notifier.standing(
+                Standing(
+                    leading=self.compose.leads(),
+                    swarm_leading=self.cluster.leads() if self.cluster is not None else None,
+                    standing_by=next((p for b in self.backends if (p := b.problem())), None),
+                )
+            )
             self.api.round_done()
             next_tick = max(next_tick + self.settings.interval, time.monotonic())
             if await self._between_rounds(tg, stop, next_tick):
@@ -287,12 +303,14 @@ class App:
         """The instance's own state, as /status and the page's stream begin."""
         compose, *others = [self.compose, *(b for b in self.backends if b is not self.compose)]
         return {
+            "instance": self.instance,
             **compose.header(),
             "dry_run": self.settings.dry_run,
             "mqtt": {
                 "connected": self.notifier.connected,
                 "pending": self.notifier.pending,
                 "dropped": self.notifier.dropped,
+                "refused": self.notifier.refused,
             },
             **{k: v for b in others for k, v in b.header().items()},
         }

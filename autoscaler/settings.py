@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +35,8 @@ class MqttSettings(BaseModel):
     password: SecretStr | None = None
     password_file: Path | None = None
     """A file holding the password (a secret); it wins over `password`."""
-    topic_prefix: str = "autoscaler"
+    topic_prefix: str = Field(default="autoscaler", min_length=1, pattern=r"^[^+#\x00]+$")
+    """The topics' first levels; MQTT's wildcards and NUL are no part of a topic to publish to."""
     client_id: str | None = None
     keepalive: int = Field(default=30, ge=5)
     outbox_size: int = Field(default=10_000, ge=1)
@@ -93,6 +96,14 @@ def lease_name(projects: frozenset[str]) -> str:
     return f"autoscaler-lease-{digest}"
 
 
+def instance_name() -> str:
+    """A name for one instance, made once at its start: its host, its pid and a random part, so
+    that it is unique even among instances of one process (the tests run several) or on hosts
+    named alike. It holds the leases, names the instance's status topic, and is the `instance`
+    of the events and states of the services it acts on."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
 class LeaseSettings(BaseModel):
     enabled: bool = True
     name: str | None = None
@@ -147,6 +158,11 @@ class Settings(BaseSettings):
     state_dir: Path | None = None
     """Where what a policy learns over days is kept across restarts (the predictive policy's
     daily history: a small JSON file a service); not kept when unset."""
+    max_payload: int = Field(default=65_536, ge=64, le=16 << 20)
+    """Bytes a metric's pushed MQTT payload or a Prometheus query's answer may have: a larger one
+    is refused before any of it is parsed, and the service's metric is missing, saying so."""
+    max_scrape: int = Field(default=4 << 20, ge=1024, le=256 << 20)
+    """Bytes a scraped endpoint's text may have (a proxy's own metrics run to hundreds of kB)."""
     loop: Literal["uvloop", "asyncio"] = "uvloop"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     mqtt: MqttSettings = Field(default_factory=MqttSettings)

@@ -202,10 +202,28 @@ class Daily:
                 "sums": {str(n): list(v) for n, v in self._sums.items()}}  # fmt: skip
 
     def restore(self, saved: dict[str, object]) -> None:
-        """Take back what `export` gave, if it was made with the same bucket."""
+        """Take back what `export` gave, if it was made with the same bucket; TypeError or
+        ValueError, and nothing taken, where it is not what `export` gives."""
         sums = saved.get("sums")
-        if saved.get("bucket") != self.bucket or not isinstance(sums, dict):
+        if saved.get("bucket") != self.bucket:
             return
         first = saved.get("first")
-        self._first = float(first) if isinstance(first, (int, float)) else None
-        self._sums = {int(n): (float(v[0]), int(v[1])) for n, v in sums.items()}
+        if not isinstance(sums, dict) or not all(
+            isinstance(v, list) and len(v) == 2 and all(_number(x) for x in v)
+            for v in sums.values()
+        ):
+            raise TypeError("a bucket that is not [sum, count]")
+        try:
+            restored = {int(n): (float(v[0]), int(v[1])) for n, v in sums.items()}
+            since = float(first) if isinstance(first, int | float) else None
+        except (ValueError, OverflowError) as exc:
+            raise ValueError(f"a bucket that is not [sum, count]: {exc}") from None
+        if any(not math.isfinite(total) or count < 1 for total, count in restored.values()):
+            raise ValueError("a bucket with a sum that is not finite or no count")
+        if since is not None and not math.isfinite(since):
+            raise ValueError("a first time that is not finite")
+        self._first, self._sums = since, restored
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

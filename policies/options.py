@@ -11,12 +11,21 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
+YEAR = 366 * 86_400.0
+"""The longest duration a label may give: every window, cooldown and lead fits in a year, and a
+longer one (`9999999999h`) would overflow a date it is added to."""
+
+
 def seconds(text: str) -> float:
-    """`300`, `300s`, `5m`, `1.5h`, `250ms` -> seconds; ValueError for anything else."""
+    """`300`, `300s`, `5m`, `1.5h`, `250ms` -> seconds, a year at most; ValueError for anything
+    else."""
     match = _DURATION.match(text)
     if match is None:
         raise ValueError("expected a duration such as 30, 30s, 5m or 1h")
-    return float(match.group(1)) * _UNIT[match.group(2)]
+    value = float(match.group(1)) * _UNIT[match.group(2)]
+    if not value <= YEAR:  # and not infinite: float("9" * 400) is
+        raise ValueError(f"expected a duration of at most a year ({YEAR / 3600:g}h)")
+    return value
 
 
 def _seconds(value: object) -> object:

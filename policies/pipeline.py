@@ -5,8 +5,9 @@ that `simulate` says what `run` does:
     the bounds    the labels' min and max, as the schedule's windows in force change them
                   (schedule.py), a window's min `lead` seconds early
     zero          where the min in force is 0: a metric quiet for to-zero-after puts the
-                  service to sleep, and one that is wanted again wakes it (zero.py); a sleeping
-                  service decides nothing more (`Pipeline.zero`, asked before `decide`)
+                  service to sleep, and one that is wanted again wakes it (zero.py), as does
+                  one missing past its fallback wait, for a fallback above 0 (fallback.py); a
+                  sleeping service decides nothing more (`Pipeline.zero`, asked before `decide`)
     the floor     a running service runs at least one (only a sleep takes it to zero)
     the policy    its proposal (policies/<name>.py)
     idle          replicas that take no load beside saturated ones, once that has lasted
@@ -114,10 +115,15 @@ class Pipeline:
         name = now.signal.name if now.signal is not None else "its metric"
         if not running:
             self._quiet = None  # a quiet counts from the service's next start
+            # Counted at zero too: a metric missing past its wait wakes the service, and the
+            # rounds after the wake run the fallback count at once.
+            missing_for = self._missing(now.signal, now.now)
             if rule is None:
                 return Zero("wake", f"a schedule sets min {found.minimum}")
             if rule.active(value):
                 return Zero("wake", f"{name} {rule.describe(value)}")
+            if now.signal is not None and missing_for is not None:
+                return _missing_at_zero(now.signal, missing_for, now.fallback)
             return Zero(None, f"{name} {rule.describe(value)}")
         if rule is None:
             self._quiet = None
@@ -179,3 +185,15 @@ class Pipeline:
         elif self._missing_since is None:
             self._missing_since = now
         return None if self._missing_since is None else now - self._missing_since
+
+
+def _missing_at_zero(signal: Signal, missing_for: float, rule: Fallback | None) -> Zero:
+    """A service at zero whose metric is missing: woken once its fallback is due (KEDA applies
+    the fallback at zero too), and until then, or without a fallback above 0, left at zero."""
+    if rule is not None and fallback.wakes(signal, missing_for, rule):
+        return Zero("wake", fallback.describe(signal, missing_for, rule))
+    missing = f"{signal.name}: {signal.error or 'no value'}"
+    if rule is None or rule.replicas == 0:
+        return Zero(None, f"{missing}: not woken on missing data")
+    return Zero(None, f"{missing}, missing {missing_for:.0f}s: woken to its fallback "
+                      f"{rule.replicas} at {rule.after:g}s")  # fmt: skip

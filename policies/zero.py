@@ -8,7 +8,8 @@ wakes.
 Only a metric can wake a service: a CPU reading needs a replica running, so `min: "0"` needs a
 metric source (spec.py says so as a label error). The metric is active at `metric.activation`
 or above, and above 0 where no activation is set (KEDA's rule): a proxy's requests in flight, a
-queue's depth. A missing value is never quiet (no sleep on missing data) and never wakes.
+queue's depth. A missing value is never quiet (no sleep on missing data), and wakes a service
+only through its `metric.fallback` (pipeline.py asks fallback.py).
 
 Pure: values and the clock (any that only moves forward) in, answers out; the controller acts.
 """

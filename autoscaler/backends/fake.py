@@ -17,7 +17,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-from autoscaler.control.replicas import Replica, ScaleResult, counted, template_of, victims
+from autoscaler.control.replicas import (
+    Replica,
+    ScaleResult,
+    counted,
+    template_of,
+    victims,
+    woken,
+)
 from autoscaler.errors import EngineError, TemplateError
 from autoscaler.labels import (
     CLONE_OF,
@@ -34,7 +41,7 @@ class Fake:
     def __init__(self, wall: Callable[[], float] = time.time) -> None:
         self._wall = wall
         self._replicas: dict[str, Replica] = {}
-        self._asleep: set[ServiceKey] = set()
+        self._asleep: dict[ServiceKey, frozenset[str]] = {}  # -> the ids its sleep stopped
         self._failing: dict[str, str] = {}  # verb -> the message it fails with, once
         self._ids = itertools.count(1)
         self.calls: list[str] = []
@@ -129,12 +136,13 @@ class Fake:
     async def sleep(self, key: ServiceKey, replicas: Sequence[Replica]) -> ScaleResult:
         self._call(f"sleep {key}")
         result = ScaleResult(key, len(counted(replicas)))
-        self._asleep.add(key)
+        own = [r.id for r in replicas if not r.is_clone and r.status in _RUNNING]
+        self._asleep[key] = frozenset(own)
         for r in replicas:
             if r.is_clone:
                 self._replicas.pop(r.id, None)
                 result.removed.append(r.id)
-            elif r.status in _RUNNING:
+            elif r.id in own:
                 self.stop(r.id)
                 result.stopped.append(r.id)
         return result
@@ -142,22 +150,18 @@ class Fake:
     async def wake(self, key: ServiceKey, replicas: Sequence[Replica]) -> ScaleResult:
         self._call(f"wake {key}")
         result = ScaleResult(key, len(counted(replicas)))
-        for r in replicas:
-            if not r.is_clone and r.status not in _RUNNING:
-                self.start(r.id)
-                result.started.append(r.id)
+        for r in woken(replicas, self._asleep.get(key)):  # what the sleep stopped, as Compose's
+            self.start(r.id)
+            result.started.append(r.id)
         if result.started:
-            self._asleep.discard(key)
+            self._asleep.pop(key, None)
         return result
 
     async def asleep(self, key: ServiceKey) -> bool:
         return key in self._asleep
 
     async def awake(self, key: ServiceKey) -> bool:
-        if key not in self._asleep:
-            return False
-        self._asleep.discard(key)
-        return True
+        return self._asleep.pop(key, None) is not None
 
     # -- inside ------------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ from autoscaler.control.repairs import (
 from autoscaler.control.replicas import Replica, Sample, ScaleResult, counted, template_of
 from autoscaler.control.report import Report
 from autoscaler.control.sleep import Sleep
-from autoscaler.control.spec import ServiceSpec, own_labels, parse
+from autoscaler.control.spec import ServiceSpec, allowed, own_labels, parse
 from autoscaler.control.startup import Startup
 from autoscaler.control.state import Evaluation, Phase, ServiceState, replica_samples
 from autoscaler.errors import AutoscalerError, Backoff, InternalError, TemplateError
@@ -259,8 +259,8 @@ class Controller:
         assert self._pipeline is not None and self.spec is not None
         pipeline, labelled, signal = self._pipeline, self.spec, self._metric.read(spec)
         now = Round(labelled.minimum, labelled.maximum, (), self._ctx.clock.monotonic(),
-                    self._ctx.clock.wall(), signal, schedule=labelled.schedule,
-                    zero=labelled.zero)  # fmt: skip
+                    self._ctx.clock.wall(), signal, fallback=self._metric.rule(spec),
+                    schedule=labelled.schedule, zero=labelled.zero)  # fmt: skip
 
         def decide(running: bool) -> Zero | None:
             return pipeline.zero(now, running=running)
@@ -296,7 +296,13 @@ class Controller:
             raise TemplateError(str(self.key), f"{template.name} cannot be cloned: {why}")
         all_labels = template.labels
         if self.spec is not None and dict(self.spec.labels) == own_labels(all_labels):
-            return self.spec
+            spec = self.spec
+        else:
+            spec = self._parsed(all_labels)
+        allowed(spec, template.name, template.privileges)
+        return spec
+
+    def _parsed(self, all_labels: Mapping[str, str]) -> ServiceSpec:
         spec = parse(self.key, all_labels, self._ctx.sources)
         self.keep()  # what the policy the labels replace learned
         self._pipeline = Pipeline(spec.new_policy(), spec.behavior, previous=self._pipeline)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from autoscaler.errors import AutoscalerError, TemplateError
 from autoscaler.labels import ServiceKey
 
+_RUNNING = ("running", "restarting", "paused")
+
 
 @dataclass(frozen=True, slots=True)
 class Restart:
@@ -66,6 +68,9 @@ class Replica:
     configuration (the backend says what counts: image, command, environment, Compose's hash)."""
     unclonable: str | None = None
     """Why clones of it could not work, or None."""
+    privileges: tuple[str, ...] = ()
+    """What it may do beyond an ordinary container (privileged, added capabilities, the
+    engine's socket bound), in words: a template's pass to every clone."""
     node: str | None = None
     """The node it runs on, where the backend places replicas on several (a Swarm task)."""
     unseen: str | None = None
@@ -130,6 +135,16 @@ def victims(live: Sequence[Replica], count: int) -> list[Replica]:
         clones, key=lambda r: (r.health == "healthy", r.health != "unhealthy", -(r.number or 0))
     )
     return order[:count]
+
+
+def woken(replicas: Sequence[Replica], stopped: frozenset[str] | None) -> list[Replica]:
+    """The containers a wake starts: the user's own that the sleep stopped (`stopped`, as the
+    backend recorded them) and that are stopped still; one its owner had stopped before the
+    sleep stays stopped. Where the record names none of those there now (none was read, or its
+    owner replaced them while asleep), every stopped container of the user's: a wake starts
+    something."""
+    down = [r for r in replicas if not r.is_clone and r.status not in _RUNNING]
+    return [r for r in down if stopped is not None and r.id in stopped] or down
 
 
 def template_of(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:

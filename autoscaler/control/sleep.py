@@ -4,8 +4,10 @@ says what the controller does about it, and remembers what the engine says.
     running, own ───(marker or label of a sleep left: its owner started it)──► the record ends
     running ───(metric quiet for to-zero-after)──► sleep: record it, clones removed, own stopped
     nothing runs ───(no record)──────────────────► its owner's stop: left alone (STOPPED)
-    nothing runs, recorded ──(metric active, or a schedule's min)──► wake: own started again
-                           └─(otherwise)──────────────────────────► IDLE
+    nothing runs, recorded ──(metric active, a schedule's min, or ──► wake: what the sleep
+                           │  its metric missing past its fallback      stopped is started
+                           │  wait, with a fallback above 0)            again
+                           └─(otherwise)───────────────────────────► IDLE
 
 When to sleep and when to wake is the decision pipeline's zero stage (policies/pipeline.py), so
 that `simulate --min 0` sleeps and wakes as `run` does.
@@ -98,8 +100,8 @@ class Sleep:
         zero = decide(False)
         if zero is None or zero.act != "wake":
             reason = self.reason
-            if signal is not None and signal.error:
-                reason = f"asleep; {signal.name}: {signal.error}: not woken on missing data"
+            if zero is not None and signal is not None and signal.error:
+                reason = f"asleep; {zero.reason}"  # not woken, or not yet: its fallback's wait
             owner.show(Phase.IDLE, replicas, spec, reason)
             return True
         why = zero.reason

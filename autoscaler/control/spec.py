@@ -9,7 +9,7 @@ options of the chosen policy. A label that is none of these is an error, for eve
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, tzinfo
 from types import MappingProxyType
@@ -30,7 +30,7 @@ from policies.zero import ZeroRule
 _COMMON = frozenset(
     k.removeprefix(labels.PREFIX)
     for k in (labels.ENABLE, labels.SERVICE, labels.CLONE_OF, labels.ASLEEP, labels.MIN,
-              labels.MAX, labels.POLICY, labels.PAUSED)
+              labels.MAX, labels.POLICY, labels.PAUSED, labels.ALLOW_PRIVILEGED)
 )  # fmt: skip
 _SCHEDULE = "schedule."
 
@@ -126,6 +126,9 @@ class ServiceSpec:
     minimum: int
     maximum: int
     paused: bool
+    allow_privileged: bool
+    """`autoscaler.allow-privileged`: a template with privileges beyond an ordinary container's
+    may be cloned."""
     policy_name: str
     policy_class: type[Any]
     policy_options: BaseModel
@@ -184,6 +187,9 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str], sources: Sources) -> S
     if minimum > maximum:
         raise LabelError(str(key), labels.MIN, own.get(labels.MIN), f"greater than max {maximum}")
     paused = _bool(key, labels.PAUSED, own.get(labels.PAUSED, "false"))
+    allow_privileged = _bool(
+        key, labels.ALLOW_PRIVILEGED, own.get(labels.ALLOW_PRIVILEGED, "false")
+    )
 
     policy_name = own.get(labels.POLICY, registry.DEFAULT).strip()
     try:
@@ -225,6 +231,7 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str], sources: Sources) -> S
         minimum=minimum,
         maximum=maximum,
         paused=paused,
+        allow_privileged=allow_privileged,
         policy_name=policy_name,
         policy_class=policy_class,
         policy_options=policy_options,
@@ -233,6 +240,18 @@ def parse(key: ServiceKey, all_labels: Mapping[str, str], sources: Sources) -> S
         labels=MappingProxyType(own),
         schedule=schedule_of(key, own),
     )
+
+
+def allowed(spec: ServiceSpec, template: str, privileges: Sequence[str]) -> None:
+    """LabelError where the service's template may do more than an ordinary container
+    (`privileges`, in words) and its labels do not say `autoscaler.allow-privileged=true`: a
+    clone is its template again, and a label put on the wrong container by mistake must not
+    start privileged ones."""
+    if privileges and not spec.allow_privileged:
+        raise LabelError(str(spec.key), labels.ALLOW_PRIVILEGED,
+                         spec.labels.get(labels.ALLOW_PRIVILEGED),
+                         f"its template {template} {'; '.join(privileges)}: every clone would "
+                         "be too; set it to true to clone it so")  # fmt: skip
 
 
 def schedule_of(key: ServiceKey, own: Mapping[str, str]) -> Schedule:
@@ -244,9 +263,9 @@ def schedule_of(key: ServiceKey, own: Mapping[str, str]) -> Schedule:
     if lead_label in own:
         try:
             lead = seconds(own[lead_label])
-        except ValueError:
+        except ValueError as exc:
             raise LabelError(str(key), lead_label, own[lead_label],
-                             "expected a duration, e.g. 90s or 2m") from None  # fmt: skip
+                             f"{exc}, e.g. 90s or 2m") from None  # fmt: skip
     timezone: tzinfo = UTC
     if zone_label in own:
         try:

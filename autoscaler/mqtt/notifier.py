@@ -1,10 +1,17 @@
 """MQTT notifications: an event for every scale action and error, a retained state per service,
-and a retained online/offline status backed by a last will.
+and each instance's retained online/offline status backed by its last will.
 
     <prefix>/<project>/<service>/events   one JSON event per action or error (QoS 1)
-    <prefix>/<project>/<service>/state    retained: replicas, min, max, cpu, memory, ...
-    <prefix>/status                       retained: online / offline (the last will says offline),
-                                          with `standing_by` while the instance cannot act
+    <prefix>/<project>/<service>/state    retained: replicas, min, max, cpu, memory, ...,
+                                          `instance`: the one that acts on it
+    <prefix>/status/<instance>            retained: online (whether it leads, why it stands by)
+                                          / offline (the last will says offline); cleared on a
+                                          clean stop
+
+Each instance has a status topic of its own: a will is one connection's, so on a topic shared
+by several instances a standby's (or its clean stop) would say `offline` over the leader's
+`online`. The shared `<prefix>/status` of earlier releases is cleared once, at the first
+connection, so that no reader trusts what it last said.
 
 `publish` never waits for the broker: messages go to an outbox that `run` delivers in order,
 reconnecting with capped backoff while the broker is away, so a broker outage never slows
@@ -22,6 +29,7 @@ import socket
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
@@ -31,7 +39,7 @@ from autoscaler.labels import ServiceKey
 from autoscaler.mqtt.client import client, tls_context
 from autoscaler.mqtt.journal import Journal
 from autoscaler.mqtt.outbox import Message, Outbox
-from autoscaler.settings import MqttSettings
+from autoscaler.settings import MqttSettings, instance_name
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +48,39 @@ logger = logging.getLogger(__name__)
 _BACKOFF_START, _BACKOFF_CAP = 0.25, 2.0
 # While the broker stays away, say so once, then again at most this often.
 _REMIND = 60.0
+
+
+# What a name may not hold as one level of a topic: MQTT's wildcards (a broker refuses a
+# publish to them, and paho before it), the level separator (the name would span levels, and
+# `a/b` of project `p` would meet service `b` of project `p/a`), NUL, and `%` itself, so that
+# the encoding is undone unambiguously.
+_ESCAPES = {c: f"%{ord(c):02X}" for c in "%+#/\x00"}
+
+
+def level(name: str) -> str:
+    """A project's or a service's name as one level of a topic: `a+b#c` is `a%2Bb%23c`, as in a
+    URL; a name of letters, digits, `-`, `_` and `.` (every name Compose allows) is unchanged."""
+    return "".join(_ESCAPES.get(c, c) for c in name)
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What an instance's status says of it while it is online."""
+
+    leading: bool = False
+    """It holds the engine's lease (or runs without one): it acts on the Compose services."""
+    swarm_leading: bool | None = None
+    """It holds the cluster lease: it acts on the Swarm services (None: it serves none)."""
+    standing_by: str | None = None
+    """Why it cannot act (a lease it cannot take), while it cannot."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"leading": self.leading}
+        if self.swarm_leading is not None:
+            out["swarm_leading"] = self.swarm_leading
+        if self.standing_by is not None:
+            out["standing_by"] = self.standing_by
+        return out
 
 
 def engine_event(
@@ -72,8 +113,13 @@ def _shaped(
 
 
 class Notifier:
-    def __init__(self, settings: MqttSettings, journal: Journal | None = None) -> None:
+    def __init__(
+        self, settings: MqttSettings, journal: Journal | None = None, *, instance: str | None = None
+    ) -> None:
+        """`instance`: this instance's name (`settings.instance_name`, made here when not
+        given): the last level of its status topic."""
         self._settings = settings
+        self.instance = instance or instance_name()
         self.journal = journal or Journal()
         """Every event told, kept for the page whether or not a broker is configured."""
         self._tls = tls_context(settings)
@@ -83,13 +129,23 @@ class Notifier:
         self._closed = asyncio.Event()
         self.connected = False
         self.published = 0
+        self.refused = 0
+        """Messages paho refused to send (dropped, each logged)."""
         self.failed_connects = 0
         """Connection attempts that failed since start: the outage, as the notifier saw it."""
-        self._standing_by: str | None = None
+        self._standing = Standing()
+        if settings.enabled:
+            # Earlier releases' shared status, cleared once (`online` there may be a dead one's).
+            shared = self.topic(None, "status")
+            self._retained[shared] = Message(shared, b"", True)
 
     def topic(self, key: ServiceKey | None, leaf: str) -> str:
         prefix = self._settings.topic_prefix.rstrip("/")
-        return f"{prefix}/{leaf}" if key is None else f"{prefix}/{key}/{leaf}"
+        if key is None:
+            return f"{prefix}/{leaf}"
+        project = level(key.project)
+        namespace = project if key.scope == "local" else f"{key.scope}/{project}"
+        return f"{prefix}/{namespace}/{level(key.service)}/{leaf}"
 
     # -- what the rest of the service calls; none of these wait ------------------------------
 
@@ -130,11 +186,17 @@ class Notifier:
         self.journal.add(event)
         self.publish(self.topic(None, "events"), event)
 
-    def standing_by(self, reason: str | None) -> None:
-        """Why this instance cannot act (None: it can), in the retained status as it changes."""
-        if reason == self._standing_by:
+    @property
+    def status_topic(self) -> str:
+        """This instance's own status: `<prefix>/status/<instance>`."""
+        return f"{self.topic(None, 'status')}/{level(self.instance)}"
+
+    def standing(self, standing: Standing) -> None:
+        """Whether this instance leads, and why it cannot act, in its retained status as that
+        changes."""
+        if standing == self._standing:
             return
-        self._standing_by = reason
+        self._standing = standing
         if self._settings.enabled:
             self._online()
             self._wake.set()
@@ -183,7 +245,7 @@ class Notifier:
                         self._settings.host, self._settings.port, self.pending,
                     )  # fmt: skip
                     if await self._deliver(client):
-                        await self._status(client, "offline")
+                        await self._gone(client)
                         return
             except aiomqtt.MqttError as exc:
                 self.failed_connects += not self.connected
@@ -208,32 +270,38 @@ class Notifier:
                     await self._closed.wait()
 
     def close(self) -> None:
-        """Ask `run` to deliver what is queued, publish offline, and return."""
+        """Ask `run` to deliver what is queued, publish offline, clear the status, return."""
         self._closed.set()
         self._wake.set()
 
     def _client(self) -> aiomqtt.Client:
-        will = aiomqtt.Will(
-            self.topic(None, "status"), self._status_payload("offline"), qos=1, retain=True
+        return client(
+            self._settings, self._tls, identifier=self._settings.client_id, will=self._will()
         )
-        return client(self._settings, self._tls, identifier=self._settings.client_id, will=will)
+
+    def _will(self) -> aiomqtt.Will:
+        """What the broker says for this instance when its connection dies without a goodbye."""
+        return aiomqtt.Will(self.status_topic, self._status_payload("offline"), qos=1, retain=True)
 
     def _status_payload(self, status: str) -> bytes:
-        body: dict[str, Any] = {"status": status, "host": socket.gethostname(), "time": time.time()}
-        if status == "online" and self._standing_by is not None:
-            body["standing_by"] = self._standing_by
+        body: dict[str, Any] = {"status": status, "instance": self.instance,
+                                "host": socket.gethostname(), "time": time.time()}  # fmt: skip
+        if status == "online":
+            body |= self._standing.to_dict()
         return json.dumps(body, sort_keys=True).encode()
 
     def _online(self) -> None:
         """Retained `online`, queued behind what is already waiting."""
-        topic = self.topic(None, "status")
+        topic = self.status_topic
         self._retained.pop(topic, None)
         self._retained[topic] = Message(topic, self._status_payload("online"), True)
 
-    async def _status(self, client: aiomqtt.Client, status: str) -> None:
-        await client.publish(
-            self.topic(None, "status"), self._status_payload(status), qos=1, retain=True
-        )
+    async def _gone(self, client: aiomqtt.Client) -> None:
+        """A clean stop: `offline` for whoever listens now, then the status cleared, so that a
+        reader arriving later finds only instances that run (or died: their will's `offline`)."""
+        topic = self.status_topic
+        await client.publish(topic, self._status_payload("offline"), qos=1, retain=True)
+        await client.publish(topic, b"", qos=1, retain=True)
 
     async def _deliver(self, client: aiomqtt.Client) -> bool:
         """Send queued messages oldest first; True once closing with nothing left to send."""
@@ -242,14 +310,22 @@ class Notifier:
             self._wake.clear()
             while self._outbox or self._retained:
                 message = self._outbox.first() or next(iter(self._retained.values()))
-                await client.publish(message.topic, message.payload, qos=1, retain=message.retain)
+                try:
+                    await client.publish(
+                        message.topic, message.payload, qos=1, retain=message.retain
+                    )
+                    self.published += 1
+                except ValueError as exc:
+                    # One no broker takes (paho refuses it before sending: a topic over 64 kB,
+                    # say): told and dropped, so that it never stands before every later one.
+                    self.refused += 1
+                    logger.error("MQTT message to %.200r dropped: %s", message.topic, exc)
                 # Removed only once the broker acknowledged it: a lost connection resends it.
                 if message.retain:
                     if self._retained.get(message.topic) is message:
                         del self._retained[message.topic]
                 else:
                     self._outbox.delivered()
-                self.published += 1
             if self._closed.is_set():
                 return True
             await self._wake.wait()

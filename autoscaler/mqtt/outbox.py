@@ -80,7 +80,11 @@ class Outbox:
             self._journal = None
 
     def _drop_oldest(self) -> None:
-        victim = next(seq for seq in self._events if seq != self._sending)
+        victim = next((seq for seq in self._events if seq != self._sending), None)
+        if victim is None:
+            # At a bound of 1, the one event there is being published: it leaves once the
+            # broker acknowledges it, and until then the queue holds one more than its bound.
+            return
         del self._events[victim]
         self.dropped += 1
         self._write({"gone": victim})

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -94,13 +95,25 @@ class Api:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
-        if self._token is None or request.path in _OPEN or request.path.startswith("/static/"):
+        if request.path in _OPEN or request.path.startswith("/static/"):
+            return await handler(request)
+        if self._token is None:
+            if self.host in LOOPBACK and not _loopback_host(request.headers.get("Host")):
+                # A page of any web site can name its own domain to 127.0.0.1 (DNS rebinding)
+                # and read a tokenless loopback API as its own origin: only this machine's
+                # names and addresses are answered.
+                return web.json_response(
+                    {"error": f"Host {request.headers.get('Host', '')!r} is not this machine: "
+                              "open the page as 127.0.0.1 or localhost, or set "
+                              "AUTOSCALER_API__TOKEN_FILE to be reached by other names"},
+                    status=421,
+                )  # fmt: skip
             return await handler(request)
         given = request.query.get("token", "")
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
             given = header.removeprefix("Bearer ")
-        if hmac.compare_digest(given.encode(), self._token.encode()):
+        if hmac.compare_digest(_utf8(given), self._token.encode()):
             return await handler(request)
         return web.json_response(
             {"error": "a token is needed: Authorization: Bearer <token>, or ?token=<token>"},
@@ -217,6 +230,34 @@ class Api:
                 )
             status["services"] = matches
         return web.json_response(status, dumps=lambda o: json.dumps(o, sort_keys=True))
+
+
+def _utf8(given: str) -> bytes:
+    """A token as given, as bytes; one of characters UTF-8 cannot hold (bytes that were no
+    UTF-8 arrive as surrogates) is no token, and empty: refused, never a 500."""
+    try:
+        return given.encode()
+    except UnicodeEncodeError:
+        return b""
+
+
+def _loopback_host(host: str | None) -> bool:
+    """Whether a Host header names this machine: `localhost` (or a name under it), or an IP
+    address (a page that names one has no domain to rebind). None: no header (HTTP/1.0)."""
+    if host is None:
+        return True
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1:].partition("]")[0]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _event(message: Mapping[str, Any]) -> bytes:

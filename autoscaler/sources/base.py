@@ -42,6 +42,10 @@ class Needs:
     now: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     faults: Faults = field(default_factory=Faults)
+    max_payload: int = 65536
+    """Bytes a pushed value or a query's answer may have; more is refused unread."""
+    max_scrape: int = 4 << 20
+    """Bytes a scraped endpoint's text may have."""
 
 
 class Reader(Protocol):

@@ -40,6 +40,7 @@ from autoscaler.errors import Faults, Reconnect
 from autoscaler.mqtt.client import client, tls_context
 from autoscaler.settings import MqttSettings
 from autoscaler.sources.base import Member, Needs
+from autoscaler.sources.bounds import ON_LOOP
 
 logger = logging.getLogger(__name__)
 
@@ -88,10 +89,42 @@ def topic_filter_problem(topic: str) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Payload:
+    """A message's payload, read once as it arrives: its text, and its JSON where it is JSON;
+    each source then takes its number from it (`number`)."""
+
+    text: str
+    document: Any = None
+    problem: str | None = None
+    """Why there is no JSON document: it is none, or nested too deeply to read."""
+    refused: str | None = None
+    """Why it was not read at all: its size."""
+
+    @property
+    def shown(self) -> str:
+        text = self.text
+        return repr(text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "...")
+
+    @classmethod
+    def read(cls, payload: bytes, limit: int = 65536) -> Payload:
+        """The payload read; one over `limit` bytes is refused before any of it is parsed."""
+        if len(payload) > limit:
+            refused = f"a payload of {len(payload)} bytes, over the limit of {limit}"
+            return cls(payload[:_SHOWN].decode("utf-8", errors="replace"), refused=refused)
+        text = payload.decode("utf-8", errors="replace").strip()
+        try:
+            return cls(text, json.loads(text))
+        except ValueError:
+            return cls(text, None, "is not JSON")
+        except RecursionError:
+            return cls(text, None, "is JSON nested too deeply to read")
+
+
+@dataclass(frozen=True, slots=True)
 class Heard:
     """A topic's latest message, as it arrived."""
 
-    payload: bytes
+    payload: Payload
     at: float
     """Our monotonic clock when it arrived."""
     wall: float
@@ -101,37 +134,49 @@ class Heard:
 
 
 def parse(payload: bytes, field: str | None) -> tuple[float, float | None]:
-    """The number in an MQTT payload and the publisher's time, if it gave one: the payload
-    itself, or `field` (a dotted path) of its JSON, whose `time` is when it was measured.
-    Raises ValueError saying what is wrong."""
-    text = payload.decode("utf-8", errors="replace").strip()
-    shown = text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+    """The number in an MQTT payload and the publisher's time, if it gave one (`number`)."""
+    return number(Payload.read(payload), field)
+
+
+def number(payload: Payload, field: str | None) -> tuple[float, float | None]:
+    """The number in a payload and the publisher's time, if it gave one: the payload itself, or
+    `field` (a dotted path) of its JSON, whose `time` is when it was measured. Raises ValueError
+    saying what is wrong."""
+    shown = payload.shown
+    if payload.refused is not None:
+        raise ValueError(payload.refused)
     if field is None:
         try:
-            number = float(text)
+            value = float(payload.text)
         except ValueError:
-            raise ValueError(f"payload {shown!r} is not a number") from None
+            raise ValueError(f"payload {shown} is not a number") from None
         published = None
     else:
-        try:
-            body: Any = json.loads(text)
-        except ValueError:
-            raise ValueError(f"payload {shown!r} is not JSON") from None
-        found = body
+        if payload.problem is not None:
+            raise ValueError(f"payload {shown} {payload.problem}")
+        found = body = payload.document
         for part in field.split("."):
             if not isinstance(found, dict) or part not in found:
-                raise ValueError(f"payload {shown!r} has no {field}")
+                raise ValueError(f"payload {shown} has no {field}")
             found = found[part]
         if not _is_number(found):
-            raise ValueError(f"{field} in payload {shown!r} is not a number")
-        number = float(found)
+            raise ValueError(f"{field} in payload {shown} is not a number")
+        value = _float(found)
         stamp = body.get("time")
-        if stamp is not None and not (_is_number(stamp) and math.isfinite(float(stamp))):
-            raise ValueError(f"time in payload {shown!r} is not seconds since the epoch")
-        published = float(stamp) if stamp is not None else None
-    if not math.isfinite(number):
-        raise ValueError(f"payload {shown!r} is not a finite number")
-    return number, published
+        if stamp is not None and not (_is_number(stamp) and math.isfinite(_float(stamp))):
+            raise ValueError(f"time in payload {shown} is not seconds since the epoch")
+        published = _float(stamp) if stamp is not None else None
+    if not math.isfinite(value):
+        raise ValueError(f"payload {shown} is not a finite number")
+    return value, published
+
+
+def _float(value: float) -> float:
+    """A JSON number as a float; an integer too large for one (400 digits) is infinite."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _is_number(value: object) -> bool:
@@ -155,8 +200,10 @@ class Topics:
         now: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         faults: Faults | None = None,
+        limit: int = 65536,
     ) -> None:
         self._mqtt = mqtt
+        self._limit = limit  # bytes of a payload read at most
         self._tls = tls_context(mqtt)
         self._now, self._wall = now, wall
         self._faults = faults or Faults()
@@ -167,7 +214,9 @@ class Topics:
 
     @classmethod
     def made(cls, needs: Needs) -> Topics:
-        return cls(needs.mqtt, now=needs.now, wall=needs.wall, faults=needs.faults)
+        return cls(
+            needs.mqtt, now=needs.now, wall=needs.wall, faults=needs.faults, limit=needs.max_payload
+        )
 
     async def want(self, wanted: Sequence[Options]) -> None:
         await self.follow({o.topic for o in wanted})
@@ -181,7 +230,7 @@ class Topics:
     def _reading(self, topic: str, heard: Heard, field: str | None) -> Member:
         """A topic's latest message as a member of its source."""
         try:
-            value, published = parse(heard.payload, field)
+            value, published = number(heard.payload, field)
         except ValueError as exc:
             return Member(topic, None, heard.at, str(exc))
         if published is not None:
@@ -221,7 +270,11 @@ class Topics:
                     for pattern in sorted(self._patterns):
                         await mqtt.subscribe(pattern, qos=1)
                     async for message in mqtt.messages:
-                        self._receive(str(message.topic), message.payload, message.retain)
+                        raw = _raw(message.payload)
+                        read = None
+                        if ON_LOOP < len(raw) <= self._limit:
+                            read = await asyncio.to_thread(Payload.read, raw, self._limit)
+                        self._receive(str(message.topic), raw, message.retain, read)
             except aiomqtt.MqttError as exc:
                 logger.debug("metric topics: broker connection lost or refused: %s", exc)
             finally:
@@ -238,15 +291,23 @@ class Topics:
             with contextlib.suppress(aiomqtt.MqttError):  # a new connection never subscribes it
                 await self._client.unsubscribe(pattern)
 
-    def _receive(self, topic: str, payload: Any, retained: bool) -> None:
+    def _receive(
+        self, topic: str, payload: Any, retained: bool, read: Payload | None = None
+    ) -> None:
+        """A message arrived; `read`: its payload, where it was read off the loop."""
         try:
-            if payload is None or isinstance(payload, bytes):
-                raw = payload or b""
-            else:
-                raw = str(payload).encode()
+            raw = _raw(payload)
             if not raw:
                 self._heard.pop(topic, None)  # retracted
                 return
-            self._heard[topic] = Heard(raw, self._now(), self._wall(), retained)
+            read = read or Payload.read(raw, self._limit)
+            self._heard[topic] = Heard(read, self._now(), self._wall(), retained)
         except Exception as exc:
             self._faults.failed(f"metric topic {topic}", exc)
+
+
+def _raw(payload: Any) -> bytes:
+    """A message's payload as bytes (aiomqtt hands bytes; None when empty)."""
+    if payload is None or isinstance(payload, bytes):
+        return payload or b""
+    return str(payload).encode()

@@ -13,6 +13,7 @@ vector that matched nothing, an answer of another shape, and `NaN` or `±Inf` (w
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -25,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autoscaler.errors import Faults
 from autoscaler.sources.base import Member, Needs
+from autoscaler.sources.bounds import TooLarge, parsed
+from autoscaler.sources.bounds import body as http_body
 
 logger = logging.getLogger(__name__)
 
@@ -101,17 +104,23 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-async def instant(url: str, query: str, seconds: float) -> float:
+async def instant(url: str, query: str, seconds: float, limit: int = 65_536) -> float:
     """An instant query's number; AnswerError, aiohttp's errors or TimeoutError otherwise."""
     endpoint = f"{url.rstrip('/')}/api/v1/query"
     timeout = aiohttp.ClientTimeout(total=seconds)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         async with http.get(endpoint, params={"query": query}) as response:
             try:
-                body = await response.json(content_type=None)
-            except ValueError:
-                raise AnswerError(f"HTTP {response.status}, not JSON") from None
-    return number_of(body)
+                raw = await http_body(response, limit)
+            except TooLarge as exc:
+                raise AnswerError(str(exc)) from None
+    try:
+        answer = await parsed(raw, json.loads)
+    except ValueError:
+        raise AnswerError(f"HTTP {response.status}, not JSON") from None
+    except RecursionError:
+        raise AnswerError(f"HTTP {response.status}, JSON nested too deeply to read") from None
+    return number_of(answer)
 
 
 class Queries:
@@ -121,15 +130,19 @@ class Queries:
         interval: float,
         now: Callable[[], float] = time.monotonic,
         faults: Faults | None = None,
+        limit: int = 65_536,
     ) -> None:
         self._seconds = min(_QUERY_TIMEOUT, interval / 2)
+        self._limit = limit  # bytes of an answer read at most
         self._now = now
         self._faults = faults or Faults()
         self._answers: dict[tuple[str, str], Answer] = {}
 
     @classmethod
     def made(cls, needs: Needs) -> Queries:
-        return cls(interval=needs.interval, now=needs.now, faults=needs.faults)
+        return cls(
+            interval=needs.interval, now=needs.now, faults=needs.faults, limit=needs.max_payload
+        )
 
     async def want(self, wanted: Sequence[Options]) -> None:
         await self.ask((o.url, o.query) for o in wanted)
@@ -156,7 +169,7 @@ class Queries:
     async def _ask(self, url: str, query: str) -> None:
         asked = self._now()
         try:
-            value = await instant(url, query, self._seconds)
+            value = await instant(url, query, self._seconds, self._limit)
         except AnswerError as exc:
             self._answers[(url, query)] = Answer(
                 None, asked, f"{url} answered {query!r} with {exc}"

@@ -34,6 +34,7 @@ from pydantic_core import PydanticCustomError
 
 from autoscaler.errors import Faults
 from autoscaler.sources.base import Member, Needs
+from autoscaler.sources.bounds import TooLarge, body, parsed
 
 _TIMEOUT = 5.0  # seconds, and never more than half an interval
 _CUMULATIVE = frozenset({"counter", "histogram", "summary"})
@@ -151,9 +152,18 @@ def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], Series]:
                 ("_created", "_gcount", "_gsum")
             ) and "quantile" not in sample.labels  # fmt: skip
             out[(sample.name, frozenset(sample.labels.items()))] = Series(
-                float(sample.value), grows
+                _float(sample.value), grows
             )
     return out
+
+
+def _float(value: float) -> float:
+    """A sample's value as a float: an integer too large for one (400 digits) is infinite, and
+    a sum over it says so (`value_of`)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def value_of(
@@ -217,15 +227,19 @@ class Scrapes:
         interval: float,
         now: Callable[[], float] = time.monotonic,
         faults: Faults | None = None,
+        limit: int = 4 << 20,
     ) -> None:
         self._seconds = min(_TIMEOUT, interval / 2)
+        self._limit = limit  # bytes of an endpoint's text read at most
         self._now = now
         self._faults = faults or Faults()
         self._endpoints: dict[str, Scraped] = {}
 
     @classmethod
     def made(cls, needs: Needs) -> Scrapes:
-        return cls(interval=needs.interval, now=needs.now, faults=needs.faults)
+        return cls(
+            interval=needs.interval, now=needs.now, faults=needs.faults, limit=needs.max_scrape
+        )
 
     async def want(self, wanted: Sequence[Options]) -> None:
         await self.ask(o.url for o in wanted)
@@ -258,10 +272,12 @@ class Scrapes:
         # Only the previous read is kept: a rate needs the one before, nothing older.
         previous = None if last is None else Scraped(last.at, last.series, None, last.error)
         try:
-            series = parse(await _fetch(url, self._seconds))
+            series = await parsed(await _fetch(url, self._seconds, self._limit), _parse_bytes)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             error = f"{url} did not answer: {exc or type(exc).__name__}"
             self._endpoints[url] = Scraped(asked, {}, previous, error)
+        except TooLarge as exc:
+            self._endpoints[url] = Scraped(asked, {}, previous, f"{url}: {exc}")
         except ValueError as exc:
             self._endpoints[url] = Scraped(
                 asked, {}, previous, f"{url}: not Prometheus text: {exc}"
@@ -274,11 +290,14 @@ class Scrapes:
             self._endpoints[url] = Scraped(asked, series, previous)
 
 
-async def _fetch(url: str, seconds: float) -> str:
-    """The endpoint's text; ValueError for an answer that is not a 200."""
+async def _fetch(url: str, seconds: float, limit: int) -> bytes:
+    """The endpoint's text; ValueError for an answer that is not a 200, or is over `limit`."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as http:
         async with http.get(url) as response:
-            text = await response.text()
-    if response.status != 200:
-        raise ValueError(f"HTTP {response.status}")
-    return text
+            if response.status != 200:
+                raise ValueError(f"HTTP {response.status}")
+            return await body(response, limit)
+
+
+def _parse_bytes(raw: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], Series]:
+    return parse(raw.decode("utf-8", errors="replace"))

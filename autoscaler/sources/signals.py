@@ -40,10 +40,12 @@ class Signals:
         wall: Callable[[], float] = time.time,
         faults: Faults | None = None,
         kinds: Mapping[str, Kind] = KINDS,
+        max_payload: int = 65_536,
+        max_scrape: int = 4 << 20,
     ) -> None:
         self._interval = interval
         self._now = now
-        needs = Needs(mqtt, interval, now, wall, faults or Faults())
+        needs = Needs(mqtt, interval, now, wall, faults or Faults(), max_payload, max_scrape)
         self.readers: dict[str, Reader] = {name: kind.reader(needs) for name, kind in kinds.items()}
         self.options: Mapping[str, type[BaseModel]] = {n: k.options for n, k in kinds.items()}
         """Each kind's options, to parse a service's labels with (control/spec.py)."""

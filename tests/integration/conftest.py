@@ -255,6 +255,7 @@ async def make_container(
         env: Mapping[str, str] | None = None,
         command: list[str] | None = None,
         network: str = "none",
+        host: Mapping[str, Any] | None = None,
     ) -> aiodocker.containers.DockerContainer:
         all_labels = {"com.docker.compose.oneoff": "False", **(labels or {})}
         if compose:
@@ -274,8 +275,9 @@ async def make_container(
             "Labels": all_labels,
             "StopTimeout": stop_timeout,
             "Env": [f"{k}={v}" for k, v in (env or {}).items()],
-            "HostConfig": {"NetworkMode": network, "NanoCpus": int(cpus * 1e9), "Binds": binds},
-        }
+            "HostConfig": {"NetworkMode": network, "NanoCpus": int(cpus * 1e9), "Binds": binds,
+                           **(host or {})},
+        }  # fmt: skip
         container = await docker.containers.create(
             config, name=name or f"{project}-{service}-{number}"
         )
@@ -310,6 +312,14 @@ class Mqtt:
 
     def on(self, suffix: str) -> list[dict[str, Any]]:
         return [p for t, p, _ in self.messages if t == f"{self.prefix}/{suffix}"]
+
+    def statuses(self) -> dict[str, list[dict[str, Any]]]:
+        """Each instance's status messages (`<prefix>/status/<instance>`), by instance."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for topic, payload, _ in self.messages:
+            if topic.startswith(f"{self.prefix}/status/"):
+                found.setdefault(topic.rsplit("/", 1)[1], []).append(payload)
+        return found
 
     async def wait_for(self, predicate: Callable[[Mqtt], Any], within: float = 30.0) -> Any:
         async with asyncio.timeout(within), self.arrived:

@@ -64,7 +64,8 @@ def socket_proxy(
     subprocess.run(
         ["docker", "run", "-d", "--name", name, "--network", "none", "--user", "0",
          "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--read-only",
-         "-e", "LISTEN=/run/proxy/docker.sock", "-e", f"SWARM={int(swarm)}",
+         # The socket stays root's (this test process's): no capability to give it away.
+         "-e", "LISTEN=/run/proxy/docker.sock", "-e", "LISTEN_UID=0", "-e", f"SWARM={int(swarm)}",
          "-e", f"WRITE={int(write)}",
          "-v", f"{(engine or docker_host).removeprefix('unix://')}:/var/run/docker.sock",
          "-v", f"{folder / 'haproxy.cfg'}:/usr/local/etc/haproxy/haproxy.cfg:ro",

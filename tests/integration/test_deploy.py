@@ -57,10 +57,17 @@ async def test_the_containerised_autoscaler_scales_the_stack_sampling_it_by_cgro
             f"AUTOSCALER_LEASE__NAME=autoscaler-lease-{project}",
         ],
         "Labels": {"test.project": project},
+        # Its own user, as the image says, and as the overlay runs it: no capability, no new
+        # privileges, a read-only root; the socket's group to reach the socket by.
         "HostConfig": {
             "NetworkMode": "none",
             "PidMode": "host",
             "Binds": [f"{socket}:/var/run/docker.sock", "/sys/fs/cgroup:/sys/fs/cgroup:ro"],
+            "GroupAdd": [str(os.stat(socket).st_gid)],
+            "CapDrop": ["ALL"],
+            "SecurityOpt": ["no-new-privileges:true"],
+            "ReadonlyRootfs": True,
+            "Tmpfs": {"/tmp": ""},
         },
     }
     autoscaler = await docker.containers.create(config, name=f"{project}-autoscaler")
@@ -87,6 +94,7 @@ async def test_the_containerised_autoscaler_scales_the_stack_sampling_it_by_cgro
     assert state["sampler"] == "cgroup", state
     decisions = status["services"][f"{project}/web"]["decisions"]
     assert any(d["to"] == 2 for d in decisions)
+    assert (await autoscaler.show())["Config"]["User"] == "10001:10001"
     logs = "".join(await autoscaler.log(stdout=True, stderr=True))
     assert "scaled 1 -> 2" in logs, logs
     await autoscaler.stop(t=10)

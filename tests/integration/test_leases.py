@@ -1,6 +1,7 @@
 """One actor per engine, against the real engine: a lease per set of managed projects, taken over
-only when its holder is silent for a ttl or proven dead, renewed by the clock of before the
-write, and a decided count forgotten by an instance that stopped leading."""
+only when its holder is silent for a ttl or proven dead, held at once when it names this very
+instance (its create's answer lost), renewed by the clock of before the write, and a decided
+count forgotten by an instance that stopped leading."""
 
 from __future__ import annotations
 
@@ -16,8 +17,17 @@ import aiodocker
 import pytest
 
 from autoscaler.app import App
+from autoscaler.backends.compose.lease import HOLDER, identity
 from autoscaler.settings import LeaseSettings, lease_name
-from tests.integration.conftest import TEST_IMAGE, Mqtt, events, reaches, states, states_after
+from tests.integration.conftest import (
+    TEST_IMAGE,
+    Mqtt,
+    events,
+    reaches,
+    settings_for,
+    states,
+    states_after,
+)
 from tests.integration.relay import Relay
 from tests.integration.test_scaling import WEB
 
@@ -155,9 +165,9 @@ async def test_an_instance_that_leads_again_reads_the_count_afresh(
         second.send_signal(signal.SIGSTOP)
         resumed = time.time()
         first.send_signal(signal.SIGCONT)
-        me = f"{socket.gethostname()}-{first.pid}"
+        me = f"{socket.gethostname()}-{first.pid}-"
         back = await mqtt.wait_for(
-            lambda m: [s for s in states(m, project, "web") if s["time"] > resumed and s["instance"] == me],
+            lambda m: [s for s in states(m, project, "web") if s["time"] > resumed and s["instance"].startswith(me)],
             within=30,
         )  # fmt: skip
         # It decided 4 before it lost the lease: restoring that count would undo the scale-down.
@@ -168,3 +178,54 @@ async def test_an_instance_that_leads_again_reads_the_count_afresh(
         for process in (first, second):
             if process.returncode is None:
                 process.send_signal(signal.SIGCONT)
+
+
+async def test_a_lease_that_names_this_instance_is_its_own_at_once(
+    make_container: Any, docker_host: str, broker: tuple[str, int], mqtt: Mqtt,
+    docker: aiodocker.Docker, project: str,
+) -> None:  # fmt: skip
+    await make_container("web", TWO)
+    name = f"autoscaler-lease-{project}"
+    app = App(settings_for(docker_host, broker, project, mqtt.prefix,
+                           lease=LeaseSettings(name=name, ttl=60)))  # fmt: skip
+    # Its own create went through, but the answer was lost: the lease is there, in its name,
+    # and no proof of death can help (the holder's process is this one, and it runs).
+    own = await lease_held_by(docker, name, {**identity(), HOLDER: app.instance})
+    started, stop = time.time(), asyncio.Event()
+    task = asyncio.create_task(app.serve(stop))
+    try:
+        ups = await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"), within=20)
+        assert ups[0]["timeNano"] / 1e9 - started < 60 / 6, "waited as for a stranger's lease"
+        assert ups[0]["Actor"]["Attributes"]["instance"] == app.instance
+        assert app.compose.lease is not None and app.compose.lease._mine == own.id  # kept, renewed
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_create_refused_because_of_its_own_lease_holds_it_at_once(
+    engine_relay: Relay, make_container: Any, run_autoscaler: Any, mqtt: Mqtt,
+    docker: aiodocker.Docker, project: str,
+) -> None:  # fmt: skip
+    await make_container("web", TWO)
+    name = f"autoscaler-lease-{project}"
+    # The instance's create of the lease waits 2 s on the way to the engine; meanwhile the lease
+    # appears in its name, as an earlier create of its own whose answer was lost would have
+    # left it. Its create is then refused: the name is taken (409).
+    held = engine_relay.hold(rf"POST /v[\d.]+/containers/create\?name={name}\b", 2.0)
+    app: App = await run_autoscaler(
+        docker_host=engine_relay.url, lease=LeaseSettings(name=name, ttl=60)
+    )
+    async with asyncio.timeout(10):
+        while held.seen < 1:  # noqa: ASYNC110 - the relay has no event to wait on
+            await asyncio.sleep(0.05)
+    own = await lease_held_by(docker, name, {**identity(), HOLDER: app.instance})
+    made = time.monotonic()
+    assert app.compose.lease is not None
+    async with asyncio.timeout(15):
+        while not app.compose.lease.leading:  # noqa: ASYNC110 - the lease has no event to wait on
+            await asyncio.sleep(0.05)
+    # The refused create's answer, then a look at the lease: not the next watch (ttl/6 = 10 s).
+    assert time.monotonic() - made < 2 + 4, f"held after {time.monotonic() - made:.1f}s"
+    assert app.compose.lease._mine == own.id
+    await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"), within=10)

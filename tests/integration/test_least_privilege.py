@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from tests.integration.browser import Browser
-from tests.integration.conftest import Mqtt, reaches
+from tests.integration.conftest import Mqtt, events, reaches, states
 from tests.integration.socket_proxy import socket_proxy
 from tests.integration.test_scaling import WEB, names
 
@@ -75,8 +75,10 @@ async def test_an_instance_that_cannot_take_its_lease_says_why_and_what_to_grant
         message = told[0]["message"]
         assert "cannot take the lease: POST /containers/create: 403" in message, message
         assert "denied by the socket proxy" in message and "grant" in message, message
-        status = await mqtt.wait_for(lambda m: [s for s in m.on("status") if "standing_by" in s])
-        assert status[-1]["standing_by"] in message
+        status = await mqtt.wait_for(
+            lambda m: [s for s in m.statuses().get(app.instance, []) if "standing_by" in s]
+        )
+        assert status[-1]["standing_by"] in message and status[-1]["leading"] is False
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{app.api.port}/readyz") as response:
                 assert response.status == 503
@@ -89,3 +91,34 @@ async def test_an_instance_that_cannot_take_its_lease_says_why_and_what_to_grant
             await page.wait_for(f"{pill}.textContent.startsWith('standing by: cannot take')")
             assert await page.evaluate(f"{pill}.classList.contains('bad')")
         await run_autoscaler.stop()
+
+
+GROWS = {"autoscaler.enable": "true", "autoscaler.min": "2", "autoscaler.max": "3",
+         "autoscaler.cpu.target": "50"}  # fmt: skip
+"""A service that needs a clone at once: its min is above its one container."""
+
+
+async def test_a_template_with_privileges_is_cloned_only_where_its_labels_allow_them(
+    docker: aiodocker.Docker, make_container: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    # The labels on the wrong container, or a template that grew a capability in a release:
+    # every clone would have it. A label error, until the service says it is meant.
+    await make_container("web", GROWS, host={"CapAdd": ["NET_ADMIN"]})
+    await make_container("root", GROWS, host={"Binds": ["/:/host:ro"]})
+    await make_container("admin", GROWS | {"autoscaler.allow-privileged": "true"},
+                         host={"CapAdd": ["NET_ADMIN"]})  # fmt: skip
+    await run_autoscaler()
+    await reaches(mqtt, project, "admin", 2)
+    for service, words in (("web", "adds capabilities NET_ADMIN"), ("root", "binds / of the host")):
+        errors = await mqtt.wait_for(lambda m, s=service: events(m, project, s, "error"))
+        assert errors[0]["Actor"]["Attributes"]["label"] == "autoscaler.allow-privileged"
+        assert words in errors[0]["message"], errors[0]["message"]
+        assert states(mqtt, project, service)[-1]["phase"] == "error"
+    clones = await docker.containers.list(
+        all=True, filters=json.dumps({"label": [f"com.docker.compose.project={project}",
+                                                "autoscaler.clone-of"]})
+    )  # fmt: skip
+    services = [c["Labels"]["com.docker.compose.service"] for c in clones]
+    assert services == ["admin"], services
+    made = await docker.containers.get(clones[0]["Id"])
+    assert made._container["HostConfig"]["CapAdd"] == ["NET_ADMIN"]

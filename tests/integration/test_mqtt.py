@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import signal
 import socket
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ from pydantic import SecretStr
 
 from autoscaler.app import App
 from autoscaler.labels import ServiceKey
-from tests.integration.conftest import Mqtt, mqtt_settings, settings_for, states
+from tests.integration.conftest import Mqtt, mqtt_settings, settings_for, states, states_after
 from tests.integration.test_scaling import WEB
 
 
@@ -207,3 +210,64 @@ async def _rounds(controller: Any, count: int) -> None:
     async with asyncio.timeout(30):
         while len(controller.history) < target:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+
+
+async def _retained(host: str, port: int, topic: str) -> dict[str, dict[str, Any]]:
+    """What a reader arriving now is handed on `topic` (a filter): each topic's retained message."""
+    found: dict[str, dict[str, Any]] = {}
+    async with aiomqtt.Client(host, port) as late:
+        await late.subscribe(topic, qos=1)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.5):
+                async for message in late.messages:
+                    found[str(message.topic)] = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+    return found
+
+
+async def test_each_instance_has_a_status_of_its_own_and_a_standby_going_never_says_the_leader_is_offline(
+    make_container: Any, spawn_autoscaler: Any, mqtt: Mqtt, broker: tuple[str, int], project: str
+) -> None:
+    await make_container("web", WEB)
+    me = socket.gethostname()
+    leader = await spawn_autoscaler()
+    # The leader's own status says it leads; the service's state names it as the one acting.
+    led = await mqtt.wait_for(
+        lambda m: [i for i, s in m.statuses().items() if s[-1].get("leading")]
+    )
+    (acting,) = led
+    assert acting.startswith(f"{me}-{leader.pid}-")
+    await mqtt.wait_for(lambda m: states(m, project, "web"))
+    assert {s["instance"] for s in states(mqtt, project, "web")} == {acting}
+
+    # A standby beside it, on a topic of its own: online, not leading. Then a clean stop: it
+    # says offline there and clears it. Another standby is killed: its will says offline there.
+    standby = await spawn_autoscaler()
+    others = await mqtt.wait_for(lambda m: [i for i in m.statuses() if i != acting])
+    (stopped,) = others
+    assert stopped.startswith(f"{me}-{standby.pid}-")
+    assert mqtt.statuses()[stopped][-1] | {"time": 0, "host": ""} == {
+        "status": "online", "instance": stopped, "leading": False, "time": 0, "host": ""}  # fmt: skip
+    standby.terminate()
+    assert await standby.wait() == 0
+    await mqtt.wait_for(lambda m: f"{m.prefix}/status/{stopped}" in m.cleared)
+    assert mqtt.statuses()[stopped][-1]["status"] == "offline"
+    crashing = await spawn_autoscaler()
+    (killed,) = await mqtt.wait_for(
+        lambda m: [i for i in m.statuses() if i not in (acting, stopped)]
+    )
+    assert killed.startswith(f"{me}-{crashing.pid}-")
+    crashing.send_signal(signal.SIGKILL)
+    await crashing.wait()
+    await mqtt.wait_for(lambda m: m.statuses()[killed][-1]["status"] == "offline")
+
+    # The leader was never said to be offline, and it still acts.
+    assert {s["status"] for s in mqtt.statuses()[acting]} == {"online"}
+    after = await states_after(mqtt, project, "web", time.time(), 2)
+    assert {s["instance"] for s in after} == {acting}
+    # Nothing says offline on the shared topic of earlier releases: each instance cleared it.
+    assert not mqtt.on("status") and f"{mqtt.prefix}/status" in mqtt.cleared
+    # A reader arriving now: the leader online and leading, the killed one offline (its will),
+    # nothing of the one that stopped cleanly.
+    found = await _retained(*broker, f"{mqtt.prefix}/status/+")
+    assert {t.rsplit("/", 1)[1]: (s["status"], s.get("leading")) for t, s in found.items()} == {
+        acting: ("online", True), killed: ("offline", None)}  # fmt: skip

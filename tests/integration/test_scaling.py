@@ -115,7 +115,7 @@ async def test_every_action_is_an_engine_shaped_event_and_state_is_retained(
     assert len(state["containers"]) == 2
 
     async with aiomqtt.Client(host, port) as late:
-        await late.subscribe(f"{mqtt.prefix}/status", qos=1)
+        await late.subscribe(f"{mqtt.prefix}/status/+", qos=1)
         async for message in late.messages:
             assert json.loads(bytes(message.payload))["status"] == "online"  # type: ignore[arg-type]
             break
@@ -359,7 +359,8 @@ async def test_what_the_predictive_policy_learned_is_kept_across_a_restart(
     # A stop saves what was learned (a restart within the five minutes between saves loses
     # nothing): today's first bucket of the daily history.
     await run_autoscaler.stop()
-    saved = json.loads((kept / f"{project}_web.json").read_text())
+    (file,) = kept.glob(f"{project}_web-*.json")  # the service's name, and a digest of it
+    saved = json.loads(file.read_text())
     assert saved["bucket"] == 300.0 and saved["sums"]
     # As if it had run for two days, and yesterday's load rose from now on (a bucket more
     # each five minutes, whichever bucket the next minute falls in): the file is read back
@@ -368,7 +369,7 @@ async def test_what_the_predictive_policy_learned_is_kept_across_a_restart(
     yesterday = int((now - 86400) // 300)
     saved |= {"first": now - 2 * 86400,
               "sums": {str(yesterday + k): [1.0 + 0.5 * (k + 2), 1] for k in range(-2, 10)}}  # fmt: skip
-    (kept / f"{project}_web.json").write_text(json.dumps(saved))
+    file.write_text(json.dumps(saved))
     await run_autoscaler(state_dir=kept)
     up = (await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up")))[0]
     assert up["to"] == 4  # the floor asks for 5 and more; max is 4

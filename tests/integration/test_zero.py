@@ -16,7 +16,7 @@ import pytest
 
 from autoscaler.backends.compose.marker import marker_name
 from autoscaler.labels import ServiceKey
-from tests.integration.conftest import ROOT, Mqtt, events, states
+from tests.integration.conftest import ROOT, Mqtt, events, reaches, states
 from tests.integration.platforms import Platform
 from tests.integration.socket_proxy import overlay_env
 from tests.integration.test_metrics import QUEUE, Queue, exporting
@@ -112,6 +112,57 @@ async def test_its_owners_stop_is_left_alone_and_its_owners_start_ends_a_sleep(
     )
     assert later[0]["phase"] == "stopped" and len(acted(mqtt, project, "wake")) == 1
     assert await running(docker, project) == []
+
+
+async def test_a_service_asleep_whose_metric_goes_missing_wakes_to_its_fallback_count(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, queue: Queue, project: str,
+    docker: aiodocker.Docker,
+) -> None:  # fmt: skip
+    labels = ZERO | {"autoscaler.metric.topic": queue.topic, "autoscaler.metric.max-age": "2s",
+                     "autoscaler.metric.fallback": "2",
+                     "autoscaler.metric.fallback-after": "2s"}  # fmt: skip
+    own = await make_container("worker", labels)
+    await queue.set(0)
+    await run_autoscaler()
+    await mqtt.wait_for(lambda m: acted(m, project, "sleep"), within=30)
+    assert await running(docker, project) == []
+
+    queue.stall()  # its publisher stops: missing 2 s after its last value, woken 2 s later
+    woke = (await mqtt.wait_for(lambda m: acted(m, project, "wake"), within=30))[0]
+    missing = f"mqtt {queue.topic}: no value for longer than its max age of 2s, missing "
+    assert (woke["from"], woke["to"]) == (0, 1), woke
+    assert woke["reason"].startswith(missing) and woke["reason"].endswith("s: fallback to 2")
+    waking = await mqtt.wait_for(lambda m: [s for s in states(m, project, "worker")
+                                            if s["reason"].startswith("waking: ")])  # fmt: skip
+    assert waking[-1]["reason"] == f"waking: {woke['reason']}", waking
+    assert (await own.show())["State"]["Running"]
+
+    told = (await mqtt.wait_for(lambda m: events(m, project, "worker", "fallback")))[0]
+    assert told["Actor"]["Attributes"]["replicas"] == "2", told
+    await reaches(mqtt, project, "worker", 2)
+    assert "fallback to 2" in states(mqtt, project, "worker")[-1]["reason"]
+
+
+async def test_a_wake_starts_only_what_the_sleep_stopped_never_what_its_owner_stopped(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, queue: Queue, project: str,
+    docker: aiodocker.Docker,
+) -> None:  # fmt: skip
+    labels = ZERO | {"autoscaler.metric.topic": queue.topic}
+    await make_container("worker", labels)
+    by_hand = await make_container("worker", labels, number=2)
+    await by_hand.stop(t=1)  # `docker stop`, its owner's, before any sleep
+    await queue.set(0)
+    await run_autoscaler()
+    slept = (await mqtt.wait_for(lambda m: acted(m, project, "sleep"), within=30))[0]
+    assert slept["stopped"] == 1, slept
+    assert await running(docker, project) == []
+
+    await queue.set(5)
+    woke = (await mqtt.wait_for(lambda m: acted(m, project, "wake")))[0]
+    assert (woke["from"], woke["to"]) == (0, 1), woke
+    assert await running(docker, project) == [f"{project}-worker-1"]
+    assert (await by_hand.show())["State"]["Status"] == "exited"
+    assert not await marked(docker, project)
 
 
 async def _no_server_told(docker: aiodocker.Docker, platform: Platform, project: str) -> int:

@@ -23,7 +23,14 @@ import aiohttp
 from autoscaler import labels
 from autoscaler.backends.compose import marker as asleep
 from autoscaler.backends.docker.client import engine_errors
-from autoscaler.control.replicas import Replica, ScaleResult, counted, template_of, victims
+from autoscaler.control.replicas import (
+    Replica,
+    ScaleResult,
+    counted,
+    template_of,
+    victims,
+    woken,
+)
 from autoscaler.errors import AutoscalerError, EngineError, TemplateError
 from autoscaler.labels import ServiceKey
 
@@ -206,11 +213,12 @@ class Actuator:
         return result
 
     async def wake(self, key: ServiceKey, replicas: Sequence[Replica]) -> ScaleResult:
-        """From zero: the user's own containers are started again, all at once, and the sleep's
-        marker goes once they have."""
+        """From zero: the user's own containers the sleep stopped (its marker says which) are
+        started again, all at once, and the marker goes once they have. One its owner had
+        stopped before the sleep stays stopped."""
         started = time.monotonic()
         result = ScaleResult(key, len(counted(replicas)))
-        own = [r for r in replicas if not r.is_clone and r.status not in _RUNNING]
+        own = woken(replicas, await asleep.stopped(self._docker, key))
         outcomes = await _each([self._start(key, r) for r in own])
         for outcome in outcomes:
             if isinstance(outcome, AutoscalerError):

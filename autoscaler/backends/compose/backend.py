@@ -61,8 +61,10 @@ class Compose:
         faults: Faults,
         clock: Clock,
         wake: Callable[[], None],
+        instance: str,
     ) -> None:
-        """`wake`: tells the app's loop to look before its next round."""
+        """`wake`: tells the app's loop to look before its next round; `instance`: this
+        instance's name, the lease's holder and the `instance` of what it tells."""
         self._settings = settings
         self._notifier = notifier
         self._metrics = metrics
@@ -76,7 +78,7 @@ class Compose:
         if settings.lease.enabled:
             self.lease = Lease(
                 docker, settings.engine_lease, settings.lease.ttl, projects=settings.projects,
-                faults=faults, on_lead=wake,
+                faults=faults, on_lead=wake, holder=instance,
             )  # fmt: skip
         self.collector = Collector(docker, interval=settings.interval)
         self.context = Context(
@@ -89,7 +91,7 @@ class Compose:
             notifier=notifier,
             metrics=metrics,
             dry_run=settings.dry_run,
-            instance=lambda: self.lease.holder if self.lease else None,
+            instance=lambda: instance,
             signal=signal,
             sources=sources,
             heartbeat=settings.mqtt.heartbeat,

@@ -1,6 +1,7 @@
 """One actor per engine: a lease held as a container name.
 
     follower ──(lease gone, or its counter still for ttl: delete it, create it)──► leader
+    follower ──(the lease names this instance: renew it)────────────────────────► leader
        ▲                                                                          │
        └───(a renewal fails, or the last good one is older than ttl/3 by our clock)┘
 
@@ -26,6 +27,12 @@ at once whether that process still runs; any watcher can ask the engine whether 
 container still runs the same start. Either proof lets it take over in its next watch, within
 one interval of starting. Without a proof it waits out the ttl, so two live instances still
 never both act.
+
+A lease that names this instance is its own: a create of ours went through though its answer
+was lost (a timeout, a dropped connection), and the watch that follows finds the lease, or a
+create tried again is refused with a conflict and the lease it met names us. It is held from
+then on, renewed at once, never waited out as a stranger's. The holder's name is unique to the
+instance (`settings.instance_name`), so no other instance, even in this process, passes for it.
 """
 
 from __future__ import annotations
@@ -38,7 +45,6 @@ import json
 import logging
 import os
 import re
-import socket
 import tarfile
 import time
 from collections.abc import Callable, Mapping
@@ -50,6 +56,7 @@ import aiodocker
 from autoscaler.backends.docker.client import LIBRARY_ERRORS, engine_errors, label_filter
 from autoscaler.errors import EngineError, Faults
 from autoscaler.labels import ENABLE
+from autoscaler.settings import instance_name
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +127,11 @@ def _own_container(proc: str) -> str | None:
     return None
 
 
+def _counter(lease: Mapping[str, Any]) -> int:
+    """The count its holder renews the lease by (its restart policy's retry count)."""
+    return int((lease["HostConfig"].get("RestartPolicy") or {}).get("MaximumRetryCount") or 0)
+
+
 def _image_tar() -> bytes:
     """A `docker save` archive of an image with one empty layer and nothing to run."""
     layer = io.BytesIO()
@@ -156,8 +168,10 @@ class Lease:
         proc: str = "/proc",
         faults: Faults | None = None,
         on_lead: Callable[[], None] | None = None,
+        holder: str | None = None,
     ) -> None:
-        """`on_lead`: called each time this instance begins to lead."""
+        """`on_lead`: called each time this instance begins to lead; `holder`: this instance's
+        name (`settings.instance_name`, made here when not given)."""
         self._docker = docker
         self._faults = faults
         self._on_lead = on_lead
@@ -167,7 +181,7 @@ class Lease:
         self.ttl = ttl
         self._projects = projects
         self._proc = proc
-        self.holder = f"{socket.gethostname()}-{os.getpid()}"
+        self.holder = holder or instance_name()
         self._identity = identity(proc)
         self._mine: str | None = None  # id of the lease container we created
         self._counter = 0
@@ -254,14 +268,39 @@ class Lease:
             raise
         self._renewed = asked
 
-    async def _watch(self) -> None:
+    async def _lease(self) -> dict[str, Any] | None:
+        """The lease container as the engine has it; None when there is none."""
         try:
             with engine_errors(f"cannot watch the lease: GET /containers/{self.name}/json"):
-                data = (await self._docker.containers.get(self.name))._container
+                found: dict[str, Any] = (await self._docker.containers.get(self.name))._container
         except EngineError as exc:
             if exc.status != 404:
                 raise
+            return None
+        return found
+
+    def _ours(self, data: Mapping[str, Any]) -> bool:
+        return bool((data["Config"].get("Labels") or {}).get(HOLDER) == self.holder)
+
+    async def _adopt(self, data: Mapping[str, Any]) -> None:
+        """The lease names this instance: a create of ours went through though its answer was
+        lost. It is ours, and renewed at once: as after any renewal, the lead runs from when the
+        renewal was sent (a create that landed long ago buys nothing)."""
+        logger.warning("lease %s names this instance (%s): its create went through though the "
+                       "answer was lost; holding it", self.name, self.holder)  # fmt: skip
+        self._mine, self._counter, self._seen = data["Id"], _counter(data), None
+        with engine_errors(f"cannot renew the lease {self.name}"):
+            await self._renew()
+        if self._mine is not None:
+            logger.info("lease %s taken: this instance (%s) acts", self.name, self.holder)
+
+    async def _watch(self) -> None:
+        data = await self._lease()
+        if data is None:
             await self._take(None)
+            return
+        if self._ours(data):
+            await self._adopt(data)
             return
         labels = data["Config"].get("Labels") or {}
         dead = await self._dead(labels)
@@ -270,8 +309,7 @@ class Lease:
                            labels.get(HOLDER, "?"), dead)  # fmt: skip
             await self._take(data["Id"])
             return
-        counter = int((data["HostConfig"].get("RestartPolicy") or {}).get("MaximumRetryCount") or 0)
-        seen = (data["Id"], counter)
+        seen = (data["Id"], _counter(data))
         now = time.monotonic()
         if seen != self._seen:
             self._seen, self._seen_since = seen, now
@@ -338,9 +376,13 @@ class Lease:
             with engine_errors("cannot take the lease: POST /containers/create"):
                 container = await self._docker.containers.create(config, name=self.name)
         except EngineError as exc:
-            if exc.status == 409:
-                return  # someone was faster
-            raise
+            if exc.status != 409:
+                raise
+            # The name is taken: by a faster instance, or by a create of ours that went through
+            # though its answer was lost. The lease says which.
+            if (found := await self._lease()) is not None and self._ours(found):
+                await self._adopt(found)
+            return
         self._mine, self._counter, self._renewed = container.id, 0, asked
         self._seen = None
         logger.info("lease %s taken: this instance (%s) acts", self.name, self.holder)

@@ -5,8 +5,10 @@ stop leave the same state, and the engine's events name no actor. So before it s
 own containers the autoscaler creates a marker: a container that is never started, named after
 the service, labelled with the service and the containers it stops. While the marker exists the
 service is asleep and the autoscaler wakes it on demand, even after a restart of its own; a
-service stopped without one is its owner's stop, and is left alone. Whoever starts the service
-again (a wake, or its owner's `docker compose up -d`) ends the sleep: the marker is removed.
+service stopped without one is its owner's stop, and is left alone. A wake starts the containers
+the marker names, and only those: one its owner had stopped before the sleep stays stopped.
+Whoever starts the service again (a wake, or its owner's `docker compose up -d`) ends the sleep:
+the marker is removed.
 
 The marker is created from the template's own image (no image to pull or load), on no network,
 with no restart policy: it costs a name and a few kilobytes, and needs only the containers API.
@@ -18,7 +20,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiodocker
@@ -74,6 +76,30 @@ async def asleep(docker: aiodocker.Docker, key: ServiceKey) -> bool:
             return False
         raise
     return True
+
+
+async def stopped(docker: aiodocker.Docker, key: ServiceKey) -> frozenset[str] | None:
+    """The ids of the containers the service's sleep stopped, as its marker records them; None
+    without a marker, or one whose record cannot be read."""
+    try:
+        with engine_errors("reading the service's sleep marker", str(key)):
+            found = await docker.containers.get(marker_name(key))
+    except EngineError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return recorded((found["Config"] or {}).get("Labels") or {})
+
+
+def recorded(labels: Mapping[str, str]) -> frozenset[str] | None:
+    """The ids a marker's labels name as stopped by the sleep; None where they name none."""
+    try:
+        ids = json.loads(labels[STOPPED])
+    except (KeyError, ValueError):
+        return None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return None
+    return frozenset(ids)
 
 
 async def unmark(docker: aiodocker.Docker, key: ServiceKey) -> bool:

@@ -53,6 +53,7 @@ def from_inspect(data: Mapping[str, Any]) -> Replica:
         stop_timeout=float(stop_timeout) if stop_timeout else None,
         fingerprint=fingerprint(data),
         unclonable=unclonable(data),
+        privileges=privileges(data),
         crashed=crashed_by_its_state(data),
     )
 
@@ -92,6 +93,31 @@ def unclonable(data: Mapping[str, Any]) -> str | None:
         return ("it uses the host's network (network_mode: host) and has ports: every clone "
                 "would bind the same ones")  # fmt: skip
     return None
+
+
+_ENGINE_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/run/podman/podman.sock")
+
+
+def privileges(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """What a container may do beyond an ordinary one, that every clone of it could do too:
+    privileged, added capabilities, host devices, the engine's socket or the host's root bound
+    into it (`HostConfig.Binds` and `Mounts`), each in words."""
+    host = data.get("HostConfig") or {}
+    found = []
+    if host.get("Privileged"):
+        found.append("privileged")
+    if caps := [str(c) for c in host.get("CapAdd") or ()]:
+        found.append(f"adds capabilities {', '.join(caps)}")
+    if devices := [str(d.get("PathOnHost", "")) for d in host.get("Devices") or ()]:
+        found.append(f"has host devices {', '.join(devices)}")
+    sources = [str(b).split(":", 1)[0] for b in host.get("Binds") or ()]
+    sources += [
+        str(m.get("Source", "")) for m in host.get("Mounts") or () if m.get("Type") == "bind"
+    ]
+    for source in sources:
+        if source.rstrip("/") == "" or source in _ENGINE_SOCKETS:
+            found.append(f"binds {source} of the host")
+    return tuple(found)
 
 
 def cpu_limit(host: Mapping[str, Any]) -> float | None:

@@ -57,9 +57,13 @@ class Cluster:
         sources: Sources,
         faults: Faults,
         clock: Clock,
+        instance: str,
     ) -> None:
+        """`instance`: this instance's name, the cluster lease's holder."""
         self.view = SwarmView(docker, faults)
-        self.lease = SwarmLease(docker, settings.cluster_lease, settings.swarm.lease_ttl)
+        self.lease = SwarmLease(
+            docker, settings.cluster_lease, settings.swarm.lease_ttl, holder=instance
+        )
         self.feed = AgentFeed(settings.mqtt, interval=settings.interval)
         self.context = Context(
             actuator=SwarmScaler(docker),

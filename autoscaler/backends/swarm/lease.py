@@ -14,9 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import os
-import secrets
-import socket
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +21,7 @@ from typing import Any
 import aiodocker
 
 from autoscaler.backends.docker.client import LIBRARY_ERRORS
+from autoscaler.settings import instance_name
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +34,15 @@ class SwarmLease:
 
     HOLDER, COUNTER = "autoscaler.lease.holder", "autoscaler.lease.counter"
 
-    def __init__(self, docker: aiodocker.Docker, name: str, ttl: float) -> None:
+    def __init__(
+        self, docker: aiodocker.Docker, name: str, ttl: float, holder: str | None = None
+    ) -> None:
+        """`holder`: this instance's name (`settings.instance_name`, made here when not given)."""
         self._docker = docker
         self.name = name
         self.ttl = ttl
         # Unique per instance even within one process: the holder is who acts.
-        self.holder = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.holder = holder or instance_name()
         self._renewed = float("-inf")
         self._seen: tuple[str, str] | None = None  # (holder, counter) of another's lease
         self._seen_since = 0.0

@@ -73,7 +73,49 @@ def test_a_file_that_is_no_json_is_a_warning_and_the_policy_learns_afresh(
     learner = Learner()
     Memory(keep, KEY).restore(learner)
     assert learner.state == {"n": 0}
-    assert "is no JSON" in caplog.text and "shop_web.json" in caplog.text
+    assert "is no JSON" in caplog.text and keep.path(KEY).name in caplog.text
+    assert keep.path(KEY).name.startswith("shop_web-")
+
+
+def test_names_that_read_alike_as_file_names_keep_two_files(tmp_path: Path) -> None:
+    keep = Keep(tmp_path)
+    one, other = ServiceKey("shop", "a/b"), ServiceKey("shop", "a_b")
+    keep.save(one, {"n": 1})
+    keep.save(other, {"n": 2})
+    assert (keep.load(one), keep.load(other)) == ({"n": 1}, {"n": 2})
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".json"]  # no temporary left
+
+
+def test_a_file_kept_by_an_earlier_release_is_read_back(tmp_path: Path) -> None:
+    (tmp_path / "shop_web.json").write_text('{"n": 5}')  # its name before the digest
+    learner = Learner()
+    Memory(Keep(tmp_path), KEY).restore(learner)
+    assert learner.state == {"n": 5}
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [
+        {"bucket": 300.0, "sums": {"100": []}},
+        {"bucket": 300.0, "sums": {"100": [1.0]}},
+        {"bucket": 300.0, "sums": {"x": [1.0, 2]}},
+        {"bucket": 300.0, "sums": {"100": "12"}},
+        {"bucket": 300.0, "sums": {"100": [1e400, 2]}},
+        {"bucket": 300.0, "sums": {"100": [1.0, 0]}},
+        {"bucket": 300.0, "sums": [1, 2]},
+        {"bucket": 300.0, "first": 1e400, "sums": {}},
+    ],
+)
+def test_a_daily_history_another_release_or_a_disk_damaged_is_a_warning_and_learnt_afresh(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, saved: dict[str, Any]
+) -> None:
+    keep = Keep(tmp_path)
+    keep.path(KEY).write_text(json.dumps(saved).replace("Infinity", "1e400"))
+    policy, _ = registry.build("predictive", {"cpu.target": "50"})
+    fresh = policy.export()  # type: ignore[attr-defined]
+    Memory(keep, KEY).restore(policy)
+    assert policy.export() == fresh  # type: ignore[attr-defined]
+    assert "holds nothing this policy can read" in caplog.text
 
 
 def test_a_directory_that_cannot_be_written_is_a_warning_not_a_failure(

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from autoscaler.control.replicas import Replica, counted, own, template_of, victims
+from autoscaler.control.replicas import Replica, counted, own, template_of, victims, woken
 from autoscaler.errors import TemplateError
 from autoscaler.labels import ServiceKey
 
@@ -70,3 +70,20 @@ def test_a_scale_down_removes_clones_unhealthy_first_then_newest(
     live: list[Replica], count: int, removed: list[int]
 ) -> None:
     assert [r.number for r in victims(live, count)] == removed
+
+
+def test_a_wake_starts_only_the_users_own_containers_its_sleep_stopped() -> None:
+    slept = replica("web-1", "exited", number=1)
+    by_hand = replica("web-2", "exited", number=2)  # its owner stopped it before the sleep
+    clone = replica("web-3", "exited", number=3, clone=True)
+    assert woken([slept, by_hand, clone], frozenset({"web-1"})) == [slept]
+    assert woken([slept, by_hand], frozenset({"web-1", "web-2"})) == [slept, by_hand]
+
+
+@pytest.mark.parametrize("stopped", [None, frozenset({"gone"})], ids=["no record", "replaced"])
+def test_a_wake_with_no_record_of_what_is_there_starts_every_stopped_container_of_the_users(
+    stopped: frozenset[str] | None,
+) -> None:
+    exited, created = replica("web-1", "exited"), replica("web-2", "created", number=2)
+    running = replica("web-3", number=3)
+    assert woken([exited, created, running], stopped) == [exited, created]

@@ -14,9 +14,9 @@ def jobs(value: float | None, error: str | None = None) -> Signal:
     return Signal(JOBS, value, age=0.0, error=error)
 
 
-async def asleep(labels: dict[str, str] = QUEUE) -> Service:
-    """A service put to sleep by a quiet queue."""
-    web = service(labels)
+async def asleep(labels: dict[str, str] = QUEUE, *, web: Service | None = None) -> Service:
+    """A service put to sleep by a quiet queue (`web`, or one of `labels`)."""
+    web = web or service(labels)
     web.signal[0] = jobs(0.0)
     for _ in range(4):
         await web.round()
@@ -53,6 +53,34 @@ async def test_at_zero_a_missing_metric_wakes_nothing_and_says_so() -> None:
     assert await web.round() == "idle"
     assert web.reason == f"asleep; {JOBS}: broker away: not woken on missing data"
     assert web.fake.calls == ["sleep shop/web"]
+
+
+async def test_a_metric_missing_at_zero_past_its_fallback_wait_wakes_it_to_that_count() -> None:
+    web = await asleep(QUEUE | {"autoscaler.metric.fallback": "3",
+                                "autoscaler.metric.fallback-after": "10s"})  # fmt: skip
+    web.signal[0] = jobs(None, error="broker away")
+    assert await web.round() == "idle"
+    assert web.reason == f"asleep; {JOBS}: broker away, missing 0s: woken to its fallback 3 at 10s"
+    assert await web.round() == "idle"
+    await web.round()
+    ((attributes, extra),) = web.told.actions("wake")
+    assert attributes == {"from": 0, "to": 1}
+    assert extra["reason"] == f"{JOBS}: broker away, missing 10s: fallback to 3"
+    await web.round()  # awake: the fallback count, at once
+    assert web.fake.calls[-2:] == ["wake shop/web", "scale_to shop/web 3"]
+    assert len(web.running()) == 3 and len(web.told.actions("fallback")) == 1
+
+
+async def test_a_wake_leaves_stopped_a_container_its_owner_stopped_before_the_sleep() -> None:
+    web = service(QUEUE)
+    by_hand = web.fake.add(KEY, number=2, labels=QUEUE)
+    web.fake.stop(by_hand.id)  # `docker stop shop-web-2`
+    web = await asleep(web=web)
+    web.signal[0] = jobs(25.0)
+    await web.round()
+    ((attributes, _),) = web.told.actions("wake")
+    assert attributes == {"from": 0, "to": 1}
+    assert [r.number for r in web.running()] == [1]
 
 
 async def test_paused_at_zero_it_says_what_would_wake_it_and_stays() -> None:

@@ -12,6 +12,8 @@ from autoscaler.control.spec import ServiceSpec
 from autoscaler.errors import LabelError
 from autoscaler.labels import ServiceKey, service_key
 from autoscaler.sources.registry import OPTIONS
+from policies.base import ReplicaSample, Signal
+from policies.pipeline import Pipeline, Round
 
 
 def parse(key: ServiceKey, labels: dict[str, str]) -> ServiceSpec:
@@ -51,6 +53,9 @@ def test_defaults() -> None:
         pytest.param({"autoscaler.memory.target": "150"}, "autoscaler.memory.target", "150", "less than or equal to 100", id="memory-over-100"),
         pytest.param({"autoscaler.scale-down.tolerance": "2"}, "autoscaler.scale-down.tolerance", "2", "less than 1", id="tolerance-too-wide"),
         pytest.param({"autoscaler.scale-down.stabilization": "soon"}, "autoscaler.scale-down.stabilization", "soon", "duration", id="duration-text"),
+        pytest.param({"autoscaler.scale-down.stabilization": "9" * 400}, "autoscaler.scale-down.stabilization", "9" * 400, "at most a year", id="duration-no-float-holds"),
+        pytest.param({"autoscaler.schedule.lead": "9999999999h"}, "autoscaler.schedule.lead", "9999999999h", "at most a year", id="lead-past-any-date"),
+        pytest.param({"autoscaler.allow-privileged": "yes please"}, "autoscaler.allow-privileged", "yes please", "true or false", id="allow-privileged-not-bool"),
         pytest.param({"autoscaler.maxx": "5"}, "autoscaler.maxx", "5", "unknown label", id="typo"),
         pytest.param({"autoscaler.policy": "magic"}, "autoscaler.policy", "magic", "unknown policy", id="unknown-policy"),
         pytest.param({"autoscaler.paused": "maybe"}, "autoscaler.paused", "maybe", "true or false", id="paused-not-bool"),
@@ -81,12 +86,23 @@ KNOWN = [
     "scale-up.stabilization", "scale-down.stabilization", "scale-up.period",
     "scale-up.max-replicas", "scale-up.max-percent", "scale-down.period",
     "scale-down.max-replicas", "scale-down.max-percent", "scale-up.cooldown",
-    "scale-down.cooldown", "step", "clone-of",
+    "scale-down.cooldown", "step", "clone-of", "scale-up.saturated-max-percent",
+    "scale-down.to-zero-after", "metric.source", "metric.target", "metric.topic",
+    "metric.field", "metric.max-age", "metric.fallback", "metric.fallback-after",
+    "schedule.work", "schedule.lead", "schedule.timezone", "predict.horizon",
+]  # fmt: skip
+HOSTILE = [
+    "9" * 400, "-" + "9" * 400, "1e400", "1e-400", "1" + "0" * 30, "-0", "0x10", "1_000",
+    "9999999999h", "99999999999999999999ms", "1e308s", "\x00", "\udcff", "+", "#", "a/+/#",
+    "mon-fri 08:00-18:00 min=3", "cron(* * * * *) 99999999999h min=2", "daily 23:00-01:00 max=0",
+    "mqtt", "prometheus", "scrape", "predictive", "Europe/Berlin", "../../etc/passwd",
 ]  # fmt: skip
 VALUES = st.one_of(
     st.sampled_from(["true", "false", "0", "1", "-1", "50", "1e9", "nan", "inf", "5m", "0.5",
                      "", " ", "target", "guard", "hpa", "step", "target-tracking", "10s", "x"]),
+    st.sampled_from(HOSTILE),
     st.text(max_size=12),
+    st.text(min_size=200, max_size=2000),
 )  # fmt: skip
 KEYS = st.one_of(
     st.sampled_from(KNOWN).map(lambda k: f"autoscaler.{k}"),
@@ -95,11 +111,18 @@ KEYS = st.one_of(
 )
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.dictionaries(KEYS, VALUES, max_size=12))
-def test_random_labels_give_a_spec_or_a_label_error_naming_an_autoscaler_label(
-    labels: dict[str, str],
+@settings(max_examples=600, deadline=None)
+@given(
+    st.dictionaries(KEYS, VALUES, max_size=12),
+    st.lists(st.one_of(st.none(), st.floats(0, 1e6)), min_size=1, max_size=4),
+    st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+)
+def test_random_labels_give_a_spec_or_a_label_error_and_a_spec_always_decides(
+    labels: dict[str, str], cpus: list[float | None], value: float | None
 ) -> None:
+    # Whatever the labels say, the parser answers with a spec or its own LabelError, and a
+    # spec it gave decides a round, whatever the replicas and the metric read: an exception
+    # out of either would stop the service every round instead of naming its label.
     labels = {"autoscaler.enable": "true", **labels}
     key = service_key(labels, "fuzzed-1")
     try:
@@ -107,8 +130,17 @@ def test_random_labels_give_a_spec_or_a_label_error_naming_an_autoscaler_label(
     except LabelError as exc:
         assert exc.label.startswith("autoscaler.")
         assert str(exc).startswith(f"service {key}: label {exc.label}")
-    else:
-        assert 1 <= spec.minimum <= spec.maximum
+        return
+    assert 1 <= spec.minimum <= spec.maximum or spec.minimum == 0
+    samples = tuple(ReplicaSample(f"r{i}", cpu) for i, cpu in enumerate(cpus))
+    signal = None if spec.metric is None else Signal(spec.metric.name, value, age=0.0)
+    pipeline = Pipeline(spec.new_policy(), spec.behavior)
+    for now in (1_000.0, 1_015.0):
+        round_ = Round(spec.minimum, spec.maximum, samples, now, 1.764e9 + now, signal,
+                       schedule=spec.schedule, zero=spec.zero)  # fmt: skip
+        if pipeline.zero(round_, running=True) is None:
+            decision = pipeline.decide(round_).decision
+            assert 0 <= decision.desired <= spec.maximum
 
 
 def test_nan_and_infinity_are_not_targets() -> None:

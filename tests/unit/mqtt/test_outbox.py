@@ -76,6 +76,19 @@ def test_the_event_being_published_is_never_dropped_and_each_drop_is_counted_onc
     assert box.dropped == 1
 
 
+def test_at_a_bound_of_one_the_event_in_flight_stays_and_the_newest_waits_behind_it() -> None:
+    box = Outbox(1)
+    box.append(event(0))
+    assert box.first() == event(0)  # in flight: it cannot be dropped
+    box.append(event(1))  # nothing else to drop: for now the queue holds two
+    box.append(event(2))  # event 1 is the oldest not in flight
+    assert box.dropped == 1
+    box.delivered()
+    assert box.first() == event(2)
+    box.delivered()
+    assert box.first() is None
+
+
 def test_the_journal_stays_bounded_while_the_queue_never_drains(tmp_path: Path) -> None:
     path = tmp_path / "outbox.jsonl"
     box = Outbox(10, path)

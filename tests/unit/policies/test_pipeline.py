@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from policies import registry
 from policies.base import ReplicaSample, Signal
 from policies.fallback import Fallback
@@ -117,6 +119,55 @@ def test_a_schedule_window_with_a_min_wakes_a_sleeping_service_and_keeps_it_awak
     )
     for now in (100.0, 200.0, 300.0):
         assert stages.zero(round_(now=now, wall=MONDAY_8 + now, **window), running=True) is None
+
+
+def test_at_zero_a_metric_missing_past_its_fallback_wait_wakes_the_service_to_run_it() -> None:
+    stages = pipeline({"metric.target": "10"})
+    asleep = {"minimum": 0, "zero": QUIET, "signal": demand(None, error="broker away"),
+              "fallback": Fallback(2, 30.0)}  # fmt: skip
+    assert stages.zero(round_(now=100.0, **asleep), running=False) == Zero(
+        None, "mqtt shop/queue: broker away, missing 0s: woken to its fallback 2 at 30s"
+    )
+    assert stages.zero(round_(now=129.0, **asleep), running=False) == Zero(
+        None, "mqtt shop/queue: broker away, missing 29s: woken to its fallback 2 at 30s"
+    )
+    assert stages.zero(round_(now=130.0, **asleep), running=False) == Zero(
+        "wake", "mqtt shop/queue: broker away, missing 30s: fallback to 2"
+    )
+    # Awake, still missing: the next round runs the fallback count at once, and never sleeps.
+    awake = round_((ReplicaSample("a", None, ready=False),), now=135.0, **asleep)
+    assert stages.zero(awake, running=True) is None
+    outcome = stages.decide(awake)
+    assert outcome.falling_back and outcome.missing_for == 35.0
+    assert outcome.decision.desired == 2
+
+
+def test_a_value_at_zero_starts_the_fallback_wait_afresh() -> None:
+    stages = pipeline()
+    asleep = {"minimum": 0, "zero": QUIET, "fallback": Fallback(2, 30.0)}
+    missing = asleep | {"signal": demand(None, error="broker away")}
+    stages.zero(round_(now=100.0, **missing), running=False)
+    stages.zero(round_(now=120.0, signal=demand(0.0), **asleep), running=False)
+    stages.zero(round_(now=125.0, **missing), running=False)
+    assert stages.zero(round_(now=150.0, **missing), running=False) == Zero(
+        None, "mqtt shop/queue: broker away, missing 25s: woken to its fallback 2 at 30s"
+    )
+    assert stages.zero(round_(now=155.0, **missing), running=False) == Zero(
+        "wake", "mqtt shop/queue: broker away, missing 30s: fallback to 2"
+    )
+
+
+@pytest.mark.parametrize("fallback", [None, Fallback(0, 30.0)], ids=["no fallback", "fallback 0"])
+def test_at_zero_a_missing_metric_without_a_fallback_above_0_never_wakes(
+    fallback: Fallback | None,
+) -> None:
+    stages = pipeline()
+    asleep = {"minimum": 0, "zero": QUIET, "signal": demand(None, error="broker away"),
+              "fallback": fallback}  # fmt: skip
+    for now in (100.0, 200.0, 900.0):
+        assert stages.zero(round_(now=now, **asleep), running=False) == Zero(
+            None, "mqtt shop/queue: broker away: not woken on missing data"
+        )
 
 
 def test_the_quiet_counts_from_the_services_next_start_and_survives_new_labels() -> None:

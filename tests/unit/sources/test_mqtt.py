@@ -40,6 +40,11 @@ def test_a_payload_is_a_number_or_json_with_the_number_at_a_path(
         pytest.param(b'{"depth": 1e999}', "depth", "not a finite number", id="json-infinity"),
         pytest.param(b'{"depth": 7, "time": "noon"}', "depth", "time in payload", id="a-time-that-is-not-one"),
         pytest.param(b"{oops", "depth", "is not JSON", id="broken-json"),
+        pytest.param(b'{"depth": 1' + b"0" * 400 + b"}", "depth", "not a finite number", id="an-integer-no-float-holds"),
+        pytest.param(b'{"depth": -1' + b"0" * 400 + b"}", "depth", "not a finite number", id="a-negative-one"),
+        pytest.param(b'{"depth": 1, "time": 1' + b"0" * 400 + b"}", "depth", "time in payload", id="a-time-no-float-holds"),
+        pytest.param(b"[" * 30_000 + b"]" * 30_000, "depth", "nested too deeply", id="deep-nesting"),
+        pytest.param(b"9" * 70_000, None, "a payload of 70000 bytes, over the limit of 65536", id="too-large"),
     ],
 )  # fmt: skip
 def test_a_payload_that_is_not_a_number_says_why(
@@ -49,9 +54,18 @@ def test_a_payload_that_is_not_a_number_says_why(
         parse(payload, field)
 
 
+HOSTILE = st.one_of(
+    st.integers(min_value=10**300, max_value=10**500).map(lambda n: f'{{"depth": {n}}}'.encode()),
+    st.integers(1, 5000).map(lambda n: b'{"depth": ' + b"[" * n + b"]" * n + b"}"),
+    st.integers(1, 400).map(lambda n: b"9" * n + b"e" + b"9" * n),
+    st.sampled_from([b"1e400", b"-1e400", b"1e-400", b"\xff\xfe", b"\x00", b"0x10", b"1_000"]),
+)
+
+
 @settings(max_examples=500, deadline=None)
 @given(
     payload=st.one_of(
+        HOSTILE,
         st.binary(max_size=64),
         st.from_regex(rb"\A-?[0-9.eE+-]{1,12}\Z"),
         st.recursive(

@@ -3,6 +3,8 @@ second, label matchers; whatever the endpoint sends, a number, a reason, or a Va
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -97,19 +99,33 @@ def test_matchers_that_are_none_say_where(text: str, words: str) -> None:
         matchers(text)
 
 
-@settings(max_examples=400, deadline=None)
+HOSTILE_VALUES = st.one_of(
+    st.text(max_size=8),
+    st.sampled_from(["1e400", "-1e400", "NaN", "+Inf", "1" + "0" * 400, "0x10", "1_000", ""]),
+    st.integers(min_value=10**300, max_value=10**400).map(str),
+)
+KINDS = st.sampled_from(["counter", "gauge", "histogram", "summary", "untyped", "info", "x"])
+
+
+@settings(max_examples=600, deadline=None)
 @given(st.text(max_size=200) | st.builds(
-    lambda name, labels, value: f"# TYPE {name} counter\n{name}{{{labels}}} {value}\n",
-    st.from_regex(r"\A[a-z_]{1,8}\Z"), st.text(max_size=20), st.text(max_size=8),
+    lambda kind, name, labels, value, then: (
+        f"# TYPE {name} {kind}\n{name}{{{labels}}} {value}\n{name}{{{labels}}} {then}\n"
+    ),
+    KINDS, st.from_regex(r"\A[a-z_]{1,8}\Z"),
+    st.text(max_size=20) | st.text(min_size=1000, max_size=3000).map(lambda v: f'a="{v}"'),
+    HOSTILE_VALUES, HOSTILE_VALUES,
 ))  # fmt: skip
 def test_whatever_an_endpoint_sends_is_samples_or_a_value_error(text: str) -> None:
     try:
         found = parse(text)
     except ValueError:
         return
+    before = Scraped(1.0, found)
     for name, _labels in found:
-        value, why = value_of(Scraped(1.0, found), name, ())
-        assert (value is None) or why is None
+        for scraped in (before, Scraped(2.0, found, before)):
+            value, why = value_of(scraped, name, ())
+            assert (value is None) or (why is None and math.isfinite(value))
 
 
 def test_with_the_requests_held_in_flight_the_rate_is_of_those_that_arrive() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from autoscaler.backends.compose.actuator import clone_config, clone_networks
-from autoscaler.backends.compose.marker import marker_name
+from autoscaler.backends.compose.marker import STOPPED, marker_name, recorded
 from autoscaler.labels import ServiceKey
 
 TEMPLATE: dict[str, Any] = {
@@ -190,3 +190,21 @@ def test_a_sleep_marker_is_named_after_its_service_and_apart_from_every_other() 
         ServiceKey("standalone", "a:b")
     )
     assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", marker_name(ServiceKey("x", "ünï cödé")))
+
+
+@pytest.mark.parametrize(
+    ("labels", "ids"),
+    [
+        ({STOPPED: '["b", "a"]'}, frozenset({"a", "b"})),
+        ({STOPPED: "[]"}, frozenset()),
+        ({}, None),
+        ({STOPPED: "not json"}, None),
+        ({STOPPED: '{"a": 1}'}, None),
+        ({STOPPED: "[1, 2]"}, None),
+    ],
+    ids=["two", "none stopped", "no label", "not json", "no list", "not ids"],
+)
+def test_a_sleep_marker_names_the_containers_its_sleep_stopped_or_none(
+    labels: dict[str, str], ids: frozenset[str] | None
+) -> None:
+    assert recorded(labels) == ids
