@@ -229,3 +229,41 @@ async def test_a_create_refused_because_of_its_own_lease_holds_it_at_once(
     assert time.monotonic() - made < 2 + 4, f"held after {time.monotonic() - made:.1f}s"
     assert app.compose.lease._mine == own.id
     await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"), within=10)
+
+
+async def test_three_instances_started_at_once_have_one_actor_and_the_next_takes_over_alone(
+    make_container: Any, spawn_autoscaler: Any, mqtt: Mqtt, docker: aiodocker.Docker,
+    project: str,
+) -> None:  # fmt: skip
+    # Three replicas of the autoscaler started together race for one lease: one creates it, the
+    # others find it taken. Two actors would each add the missing replica: 3 containers, not 2.
+    await make_container("web", TWO)
+    instances = await asyncio.gather(*(spawn_autoscaler() for _ in range(3)))
+    ups = await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up"), within=30)
+    acting = ups[0]["Actor"]["Attributes"]["instance"]
+    await reaches(mqtt, project, "web", 2)
+    leading = [i for i, s in mqtt.statuses().items() if s[-1].get("leading")]
+    assert leading == [acting], mqtt.statuses()
+    assert len(events(mqtt, project, "web", "scale_up")) == 1
+    assert len(await _containers(docker, project)) == 2
+
+    # The actor dies without a word: one of the other two takes over, after the lease's ttl,
+    # and finds the count right: it adds nothing.
+    (leader,) = [p for p in instances if acting.split("-")[-2] == str(p.pid)]
+    leader.send_signal(signal.SIGKILL)
+    await leader.wait()
+    taken = await mqtt.wait_for(
+        lambda m: [i for i, s in m.statuses().items() if i != acting and s[-1].get("leading")],
+        within=30,
+    )
+    assert len(taken) == 1, mqtt.statuses()
+    after = await states_after(mqtt, project, "web", time.time(), 3)
+    assert {s["instance"] for s in after} == set(taken)
+    assert {s["replicas"] for s in after} == {2}
+    assert len(events(mqtt, project, "web", "scale_up")) == 1
+    assert len(await _containers(docker, project)) == 2
+
+
+async def _containers(docker: aiodocker.Docker, project: str) -> list[Any]:
+    label = json.dumps({"label": [f"com.docker.compose.project={project}"]})
+    return list(await docker.containers.list(filters=label))
