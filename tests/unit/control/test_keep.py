@@ -62,6 +62,8 @@ def test_the_predictive_policy_s_daily_history_survives_a_restart(tmp_path: Path
     keep.save(KEY, before.export())  # type: ignore[attr-defined]
     after, _ = registry.build("predictive", {"cpu.target": "50"})
     Memory(keep, KEY).restore(after)
+    # The bucket itself came back, not only a history as empty as a new one's.
+    assert after.export()["sums"] == {"100": [12.0, 3]}  # type: ignore[attr-defined]
     assert after.export() == before.export()  # type: ignore[attr-defined]
 
 

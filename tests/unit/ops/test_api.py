@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from autoscaler.control.history import History
+from autoscaler.control.state import Phase, ServiceState
 from autoscaler.mqtt.journal import Journal
 from autoscaler.ops.api import Api
 from autoscaler.ops.metrics import Metrics
@@ -18,9 +21,15 @@ from autoscaler.ops.stream import Snapshot
 
 
 def api(token: str | None = None) -> Api:
+    history = History(1.0)
+    history.add(ServiceState(project="p", service="web", phase=Phase.HOLDING, replicas=2,
+                             containers=("a", "b"), reason="holding", time=1000.0,
+                             instance=None, dry_run=False, cpu=40.0))  # fmt: skip
     return Api(
-        "127.0.0.1", 0, metrics=Metrics(), unready=lambda: None, status=lambda: {"services": {}},
-        snapshot=lambda: Snapshot({}, {}), history=lambda _: None, journal=Journal(), token=token,
+        "127.0.0.1", 0, metrics=Metrics(), unready=lambda: None,
+        status=lambda: {"services": {"p/web": {}}}, snapshot=lambda: Snapshot({}, {}),
+        history=lambda name: ("p/web", history) if name in ("p/web", "web") else None,
+        journal=Journal(), token=token,
     )  # fmt: skip
 
 
@@ -88,3 +97,23 @@ async def test_whatever_a_request_carries_the_guard_refuses_it_and_never_fails(
         return  # another request's lines: not one request's header
     status = await status_of(serving, "/status", *lines)
     assert status in (401, 400), (header, host, status)
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    path=st.sampled_from(["/history", "/status", "/events?x=", "/metrics", "/nowhere"]),
+    query=st.one_of(
+        st.text(max_size=40),
+        st.sampled_from(["nan", "inf", "-inf", "1e400", "9" * 400, "%ff%fe", "%00", "web"]),
+    ),
+)
+async def test_whatever_a_request_asks_the_api_answers_it_and_never_fails(
+    serving: Api, path: str, query: str
+) -> None:
+    encoded = quote(query, safe="%")
+    for target in (f"{path}?service=p/web&since={encoded}", f"{path}?service={encoded}"):
+        if path.startswith("/events"):
+            continue  # a stream: answered, and open until the client goes
+        status = await status_of(serving, target, b"Host: 127.0.0.1")
+        assert status in (200, 400, 404), (target, status)

@@ -133,7 +133,13 @@ def test_below_api_1_44_a_clone_is_created_on_its_primary_network_and_at_1_44_on
     below = clone_config(template, 4, "shop-web-4")["NetworkingConfig"]["EndpointsConfig"]
     assert set(below) == {"shop_back"}
     every = clone_config(template, 4, "shop-web-4", every_network=True)
-    assert set(every["NetworkingConfig"]["EndpointsConfig"]) == {"shop_back", "shop_front"}
+    # Each endpoint whole, as the engine takes it at create: the service's aliases there, and
+    # nothing of the template's own (its id, its addresses).
+    assert every["NetworkingConfig"]["EndpointsConfig"] == {
+        "shop_back": {"Aliases": ["web"], "Links": None},
+        "shop_front": {"Aliases": ["web"], "Links": None},
+    }
+    assert below == {"shop_back": {"Aliases": ["web"], "Links": None}}
 
 
 @pytest.mark.parametrize("mode", ["default", "bridge"])
