@@ -9,28 +9,42 @@
 #   mqtt-passwords            the broker's password file: those three, hashed (mosquitto_passwd)
 #
 #   sh deploy/secrets.sh [DIR]
-# Files already there are kept: run it again after removing one to make that one anew. The
-# hashes are made by mosquitto_passwd, or by the broker image's where it is not installed.
+#   NODES="<node id> ..." sh deploy/secrets.sh [DIR]
+# With NODES (a Swarm's node IDs, `docker node ls -q`), each node's agent gets a broker user of
+# its own, named as its node, and a password `mqtt-agent-<node id>-password` (deploy/agents.sh
+# makes the stack file that runs them so). Files already there are kept: run it again after
+# removing one to make that one anew; a user not yet in the password file is added to it (the
+# broker reads the new file once its secret is replaced). The hashes are made by
+# mosquitto_passwd, or by the broker image's where it is not installed.
 set -eu
 dir=${1:-$(cd "$(dirname "$0")" && pwd)/secrets}
 mkdir -p "$dir"
 umask 077
 random() { head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-for name in api-token mqtt-autoscaler-password mqtt-agent-password mqtt-viewer-password; do
-    [ -s "$dir/$name" ] || random >"$dir/$name"
+users="autoscaler agent viewer"
+for node in ${NODES:-}; do
+    case $node in
+        *[!A-Za-z0-9_-]* | "") echo "secrets.sh: '$node' is no node id" >&2; exit 2 ;;
+    esac
+    users="$users agent-$node"
 done
-if [ ! -s "$dir/mqtt-passwords" ]; then
-    : >"$dir/mqtt-passwords"
-    for user in autoscaler agent viewer; do
-        password=$(cat "$dir/mqtt-$user-password")
-        if command -v mosquitto_passwd >/dev/null 2>&1; then
-            mosquitto_passwd -b "$dir/mqtt-passwords" "$user" "$password"
-        else
-            docker run --rm -v "$dir:/secrets" "${BROKER_IMAGE:-eclipse-mosquitto:2}" \
-                mosquitto_passwd -b /secrets/mqtt-passwords "$user" "$password"
-        fi
-    done
-fi
+for user in $users; do
+    [ -s "$dir/mqtt-$user-password" ] || random >"$dir/mqtt-$user-password"
+done
+[ -s "$dir/api-token" ] || random >"$dir/api-token"
+[ -e "$dir/mqtt-passwords" ] || : >"$dir/mqtt-passwords"
+for user in $users; do
+    name=${user#agent-}  # a node's agent is the user named as its node
+    [ "$user" = agent ] && name=agent
+    grep -q "^$name:" "$dir/mqtt-passwords" && continue
+    password=$(cat "$dir/mqtt-$user-password")
+    if command -v mosquitto_passwd >/dev/null 2>&1; then
+        mosquitto_passwd -b "$dir/mqtt-passwords" "$name" "$password"
+    else
+        docker run --rm -v "$dir:/secrets" "${BROKER_IMAGE:-eclipse-mosquitto:2}" \
+            mosquitto_passwd -b /secrets/mqtt-passwords "$name" "$password"
+    fi
+done
 # Readable inside the containers by users other than this one (the broker's `mosquitto`); on
 # this host, by nobody else: the folder is this user's alone.
 chmod 700 "$dir"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -27,8 +28,9 @@ def secured() -> Iterator[tuple[int, Path]]:
     """(port, the secrets folder) of a mosquitto with deploy/mqtt's config, on loopback."""
     folder = Path(tempfile.mkdtemp(prefix="autoscaler-broker-"))
     secrets = folder / "secrets"
+    # Two nodes whose agents have users of their own (deploy/agents.sh), beside the shared one.
     subprocess.run(["sh", str(ROOT / "deploy" / "secrets.sh"), str(secrets)], check=True,
-                   capture_output=True)  # fmt: skip
+                   capture_output=True, env=os.environ | {"NODES": "n1 n2"})  # fmt: skip
     # mosquitto reads its files as the user it drops to; in a container the secret is mounted
     # on its own, here it is read through folders that are their owner's alone (pytest's,
     # mkdtemp's, secrets.sh's): open them to it.
@@ -103,6 +105,25 @@ async def test_an_agent_publishes_samples_and_nothing_else(secured: tuple[int, P
         async with asyncio.timeout(10):
             assert await arrived.get() == "autoscaler/agents/n1/samples"
         assert arrived.empty()
+
+
+async def test_an_agent_with_a_user_of_its_own_publishes_its_own_nodes_samples_alone(
+    secured: tuple[int, Path],
+) -> None:
+    port, secrets = secured
+    password = (secrets / "mqtt-agent-n1-password").read_text()
+    async with reading(port, secrets, "autoscaler/#") as arrived:
+        async with aiomqtt.Client("127.0.0.1", port, username="n1", password=password) as agent:
+            await agent.publish("autoscaler/agents/n2/samples", b"{}", qos=1)  # another node's
+            await agent.publish("autoscaler/status", b'{"status": "offline"}', qos=1)
+            await agent.publish("autoscaler/agents/n1/samples", b"{}", qos=1)
+        async with asyncio.timeout(10):
+            assert await arrived.get() == "autoscaler/agents/n1/samples"
+        assert arrived.empty()
+    # Its password is its own: not the shared agent's, not another node's.
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client("127.0.0.1", port, username="n2", password=password):
+            pass
 
 
 async def test_a_viewer_reads_the_autoscalers_topics_and_publishes_nothing(

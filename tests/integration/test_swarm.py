@@ -427,27 +427,40 @@ async def _stack(node: str, *args: str) -> str:
     return out.decode()
 
 
+@pytest.mark.parametrize("own_users", [False, True], ids=["agents-sharing-a-user", "a-user-a-node"])
 async def test_the_stack_example_deploys_and_scales_a_labelled_service(
     cluster: Cluster, stack_images: dict[str, str], project: str, tmp_path: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, own_users: bool,
 ) -> None:  # fmt: skip
     for name, image in stack_images.items():
         monkeypatch.setenv(name, image)  # the stack file's variables
     monkeypatch.setenv("AUTOSCALER_INTERVAL", "1")
     monkeypatch.setenv("AUTOSCALER_PROJECTS", json.dumps([project]))  # no other test's services
     # The broker asks for passwords and keeps to its ACL: the agents' samples reach the
-    # controller as the agent user's, the API asks for its token (explain below sends it).
+    # controller as the agent user's (or, `own_users`, each as its node's own user, through
+    # deploy/agents.sh's stack file), the API asks for its token (explain below sends it).
     secrets = tmp_path / "secrets"
-    made = await asyncio.create_subprocess_exec("sh", str(ROOT / "deploy" / "secrets.sh"),
-                                                str(secrets))  # fmt: skip
+    nodes = sorted(n["ID"] for n in await cluster.clients[0].nodes.list())
+    made = await asyncio.create_subprocess_exec(
+        "sh", str(ROOT / "deploy" / "secrets.sh"), str(secrets),
+        env=os.environ | ({"NODES": " ".join(nodes)} if own_users else {}),
+    )  # fmt: skip
     assert await made.wait() == 0
     monkeypatch.setenv("AUTOSCALER_SECRETS", str(secrets))
+    files = ["-c", str(ROOT / "deploy" / "stack.yaml")]
+    if own_users:
+        agents = tmp_path / "agents.yaml"
+        with agents.open("wb") as out:
+            made = await asyncio.create_subprocess_exec(
+                "sh", str(ROOT / "deploy" / "agents.sh"), *nodes, stdout=out
+            )
+            assert await made.wait() == 0
+        files += ["-c", str(agents)]
     stack, web = f"{project}as", tmp_path / "web.yaml"
     web.write_text(WEB_STACK.format(image=TEST_IMAGE))
     manager = cluster.nodes[0]
     try:
-        await _stack(manager, "deploy", "--resolve-image", "never", "-c",
-                     str(ROOT / "deploy" / "stack.yaml"), stack)  # fmt: skip
+        await _stack(manager, "deploy", "--resolve-image", "never", *files, stack)
         await _stack(manager, "deploy", "--resolve-image", "never", "-c", str(web), project)
 
         # The controller scales the labelled service to its minimum, through Swarm.
@@ -462,6 +475,16 @@ async def test_the_stack_example_deploys_and_scales_a_labelled_service(
 
         state = await until(sampled_by_agents, 60)
         assert state["replicas"] == 2
+        if own_users:
+            # The samples came from the agents a node, each its node's user: the global one
+            # runs nowhere.
+            client = cluster.clients[0]
+            shared = await client.services.inspect(f"{stack}_agent")
+            assert shared["Spec"]["Mode"] == {"Replicated": {"Replicas": 0}}
+            for node in nodes:
+                own = await client.services.inspect(f"{stack}_agent-{node}")
+                env = own["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"]
+                assert f"AUTOSCALER_MQTT__USERNAME={node}" in env
     finally:
         for name in (project, stack):
             with contextlib.suppress(AssertionError):
