@@ -38,7 +38,7 @@ class MqttSettings(BaseModel):
     topic_prefix: str = Field(default="autoscaler", min_length=1, pattern=r"^[^+#\x00]+$")
     """The topics' first levels; MQTT's wildcards and NUL are no part of a topic to publish to."""
     client_id: str | None = None
-    keepalive: int = Field(default=30, ge=5)
+    keepalive: int = Field(default=30, ge=5, le=65535)
     outbox_size: int = Field(default=10_000, ge=1)
     """Events kept while the broker is unreachable; past this the oldest are dropped."""
     outbox_path: Path | None = None
