@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 from policies import saturation
 from policies.base import PolicyInput, Proposal, ReplicaSample
 from policies.options import PolicyOptions, Seconds
-from policies.replicas import Groups, group, replica_count
+from policies.replicas import Groups, assumed_missing, group, replica_count
 
 
 class TargetTrackingOptions(PolicyOptions):
@@ -66,8 +66,11 @@ class TargetTracking:
     name: ClassVar[str] = "target-tracking"
     Options: ClassVar[type[TargetTrackingOptions]] = TargetTrackingOptions
     hpa_only: ClassVar[bool] = False
-    """The `hpa` reference runs the HPA's rules alone: no saturation, and it scales down on the
-    ready replicas' readings while another is not counted yet."""
+    """The `hpa` reference runs the HPA's rules alone (`replica_calculator.go`): no saturation;
+    it scales down on the ready replicas' readings while another is not counted yet; it assumes
+    a replica without a reading at its full limit on a scale-down (`GetResourceReplicas`), where
+    target tracking assumes it at the target; and only CPU heeds readiness and the warm-up
+    (`groupPods`)."""
 
     def __init__(self, options: TargetTrackingOptions) -> None:
         self.options = options
@@ -78,8 +81,13 @@ class TargetTracking:
         metrics: dict[str, float] = {}
         proposals: dict[str, int] = {}
         notes: list[str] = []
+        counted: dict[str, Groups] = {}
         for metric, target in self._targets().items():
-            values = [v for v in (_value(s, metric) for s in groups.ready) if v is not None]
+            # The HPA heeds readiness and the warm-up for CPU alone (`groupPods`).
+            by_readiness = metric == "cpu" or not self.hpa_only
+            counted[metric] = groups if by_readiness else group(inputs, o.warmup, readiness=False)
+            ready = counted[metric].ready
+            values = [v for v in (_value(s, metric) for s in ready) if v is not None]
             if not values:
                 continue
             metrics[metric] = fmean(values)
@@ -87,13 +95,14 @@ class TargetTracking:
                 values,
                 target,
                 inputs.current,
-                groups,
+                counted[metric],
                 up_tolerance=o.up_tolerance,
                 down_tolerance=o.down_tolerance,
+                missing_down=assumed_missing(target, resource=True) if self.hpa_only else None,
                 hold_while_unready=not self.hpa_only,
             )
 
-        count, reason = self._combine(inputs, proposals, metrics, groups)
+        count, reason = self._combine(inputs, proposals, metrics, counted)
         count, reason = self._with_signal(inputs, count, reason, metrics, notes)
         held = None
         if not self.hpa_only and o.cpu_target is not None:
@@ -157,7 +166,7 @@ class TargetTracking:
         inputs: PolicyInput,
         proposals: dict[str, int],
         metrics: dict[str, float],
-        groups: Groups,
+        counted: dict[str, Groups],
     ) -> tuple[int | None, str]:
         if "cpu" not in proposals:
             if self.options.cpu_target is None:
@@ -175,7 +184,7 @@ class TargetTracking:
             floor = min(inputs.current, memory)
             if floor > proposal:
                 deciding, proposal = "memory", floor
-        ready = len(groups.ready)
+        ready = len(counted[deciding].ready)
         reason = (
             f"{deciding} {metrics[deciding]:.1f}% vs target {targets[deciding]:g}% "
             f"over {ready} ready of {inputs.current}"
