@@ -86,6 +86,60 @@ def flash_crowd(base: float = 1.0, crowd: float = 4.5, at: int = 300, lasts: int
     return [(0, base), (at, crowd), (at + lasts, base), (1200, base)]
 
 
+def noise(replicas: float = 3.0, spread: float = 0.15, *, gaussian: bool = False,
+          seed: int = 21) -> Trace:  # fmt: skip
+    """An hour level at `replicas`' worth, a new reading every 5 s (one a report at the bench's
+    first interval, so no report averages it away): uniform within ±`spread`, or with
+    `gaussian` normal with `spread` as its standard deviation (cut at 3 of them)."""
+    rng = random.Random(seed)
+    level = replicas / 2
+
+    def jitter() -> float:
+        if gaussian:
+            return max(-3 * spread, min(3 * spread, rng.gauss(0.0, spread)))
+        return rng.uniform(-spread, spread)
+
+    return [(t, level * (1 + jitter())) for t in range(0, 3601, 5)]
+
+
+def crowd(extra: float, lasts: int, base: float = 1.8, at: int = 900) -> Trace:
+    """An hour at `base` replicas' worth (±5 % noise every 5 s: 2 replicas cover it) with,
+    once, `extra` more for `lasts` seconds: the crowd comes in one reading and leaves in one."""
+    rng = random.Random(int(extra * 1000 + lasts))
+    return [
+        (t, (base + (extra if at <= t < at + lasts else 0.0)) / 2 * (1 + rng.uniform(-0.05, 0.05)))
+        for t in range(0, 3601, 5)
+    ]
+
+
+def drift(low: float = 3.0, high: float = 6.0, seed: int = 31) -> Trace:
+    """An hour drifting from `low` to `high` replicas' worth (±5 % noise every 5 s): a rise too
+    slow for a minute's window to tell from noise."""
+    rng = random.Random(seed)
+    return [
+        (t, (low + (high - low) * t / 3600) / 2 * (1 + rng.uniform(-0.05, 0.05)))
+        for t in range(0, 3601, 5)
+    ]
+
+
+def noisy_cycle(spread: float = 0.1, seed: int = 41) -> Trace:
+    """The fast day-curve (a 20-minute cycle, 1 to 9 replicas' worth, three times) with
+    ±`spread` uniform noise every 5 s."""
+    rng = random.Random(seed)
+    return [(t, d * (1 + rng.uniform(-spread, spread))) for t, d in _every(diurnal(0.5, 4.5, 1200))]
+
+
+def _every(trace: Trace, step: int = 5) -> Trace:
+    """`trace` read every `step` seconds (the value in force at each)."""
+    out: Trace = []
+    cursor = 0
+    for t in range(0, int(trace[-1][0]) + 1, step):
+        while cursor + 1 < len(trace) and trace[cursor + 1][0] <= t:
+            cursor += 1
+        out.append((t, trace[cursor][1]))
+    return out
+
+
 def _day(hour: float, low: float, high: float) -> float:
     """A working day's curve: `low` at night, rising from 6:00 to `high` at 14:00, back by 22:00."""
     if not 6 <= hour < 22:
@@ -125,6 +179,22 @@ def _cases() -> list[Case]:
         ("ramp", "ramp 2->9 stops", ramp_stops, False),
         ("ramp", "ramp 2->9 fast", lambda: ramp_stops(rise=120), False),
         ("spikes", "flash crowd", flash_crowd, False),
+        ("noise", "noise 3 ±5%", lambda: noise(3, 0.05, seed=21), False),
+        ("noise", "noise 3 ±10%", lambda: noise(3, 0.10, seed=22), False),
+        ("noise", "noise 3 ±15%", lambda: noise(3, 0.15, seed=23), False),
+        ("noise", "noise 3 ±20%", lambda: noise(3, 0.20, seed=24), False),
+        ("noise", "noise 8 ±5%", lambda: noise(8, 0.05, seed=25), False),
+        ("noise", "noise 8 ±10%", lambda: noise(8, 0.10, seed=26), False),
+        ("noise", "noise 8 ±15%", lambda: noise(8, 0.15, seed=27), False),
+        ("noise", "noise 8 ±20%", lambda: noise(8, 0.20, seed=28), False),
+        ("noise", "noise 3 gauss 10%", lambda: noise(3, 0.10, gaussian=True, seed=29), False),
+        ("noise", "noise 8 gauss 10%", lambda: noise(8, 0.10, gaussian=True, seed=30), False),
+        ("flash", "flash +2 for 2 min", lambda: crowd(2, 120), False),
+        ("flash", "flash +2 for 5 min", lambda: crowd(2, 300), False),
+        ("flash", "flash +5 for 2 min", lambda: crowd(5, 120), False),
+        ("flash", "flash +5 for 5 min", lambda: crowd(5, 300), False),
+        ("drift", "drift 3->6 in 1 h", drift, False),
+        ("diurnal", "cycle 20 min ±10%", noisy_cycle, False),
         ("days", "3 days ±10%", days, False),
         ("days", "8 days, weekends", lambda: days(8, weekend=0.3, seed=12), False),
     ]
@@ -132,4 +202,5 @@ def _cases() -> list[Case]:
 
 
 CASES = _cases()
-FAMILIES = ("noisy-level", "step", "spikes", "diurnal", "sawtooth", "ramp", "days")
+FAMILIES = ("noisy-level", "step", "spikes", "diurnal", "sawtooth", "ramp", "days", "noise",
+            "flash", "drift")  # fmt: skip
