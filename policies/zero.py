@@ -64,9 +64,6 @@ class Quiet:
         elif self._since is None:
             self._since = now
 
-    def reset(self) -> None:
-        self._since = None
-
     def lasted(self, now: float) -> float:
         """Seconds of quiet so far (0 while it is not quiet)."""
         return 0.0 if self._since is None else now - self._since

@@ -107,7 +107,9 @@ class Service:
         return [r for r in self.fake.view(KEY) if r.running]
 
 
-def service(labels: Mapping[str, str] = WEB, *, dry_run: bool = False) -> Service:
+def service(
+    labels: Mapping[str, str] = WEB, *, dry_run: bool = False, metrics: Uncounted | None = None
+) -> Service:
     time = Time()
     fake, told = Fake(wall=lambda: time.wall), Told()
     signals: list[Signal | None] = [None]
@@ -117,7 +119,7 @@ def service(labels: Mapping[str, str] = WEB, *, dry_run: bool = False) -> Servic
 
     context = Context(
         actuator=fake, refresh=fake.refresh, restart=fake.restart, view=fake.view,
-        notifier=told, metrics=Uncounted(), dry_run=dry_run, instance=lambda: "test",
+        notifier=told, metrics=metrics or Uncounted(), dry_run=dry_run, instance=lambda: "test",
         signal=signal, sources=OPTIONS, heartbeat=0.0,
         clock=Clock(wall=lambda: time.wall, monotonic=lambda: time.monotonic), interval=5.0,
     )  # fmt: skip

@@ -4,8 +4,12 @@ leaves alone."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from autoscaler.control.controller import Controller
+from autoscaler.labels import ServiceKey
 from policies.base import Signal
-from tests.unit.control.test_controller import KEY, QUEUE, Service, service
+from tests.unit.control.test_controller import KEY, QUEUE, Service, Uncounted, service
 
 JOBS = "mqtt q/jobs"
 
@@ -44,6 +48,7 @@ async def test_the_wake_is_told_with_what_woke_it() -> None:
     ((attributes, extra),) = web.told.actions("wake")
     assert attributes == {"from": 0, "to": 1}
     assert extra["reason"] == f"{JOBS} 25 above 0"
+    assert isinstance(extra["seconds"], float)
     assert await web.round() != "idle"
 
 
@@ -52,6 +57,7 @@ async def test_at_zero_a_missing_metric_wakes_nothing_and_says_so() -> None:
     web.signal[0] = jobs(None, error="broker away")
     assert await web.round() == "idle"
     assert web.reason == f"asleep; {JOBS}: broker away: not woken on missing data"
+    assert (web.told.states[-1]["min"], web.told.states[-1]["max"]) == (0, 4)
     assert web.fake.calls == ["sleep shop/web"]
 
 
@@ -90,6 +96,7 @@ async def test_paused_at_zero_it_says_what_would_wake_it_and_stays() -> None:
     web.signal[0] = jobs(25.0)
     assert await web.round() == "idle"
     assert web.reason == f"asleep; paused: would wake: {JOBS} 25 above 0"
+    assert (web.told.states[-1]["min"], web.told.states[-1]["max"]) == (0, 4)
     assert web.fake.calls == ["sleep shop/web"]
 
 
@@ -99,7 +106,10 @@ async def test_a_failed_wake_backs_off_at_zero_then_wakes() -> None:
     web.signal[0] = jobs(25.0)
     await web.round()
     assert web.fake.calls[-1] == "wake shop/web" and not web.running()
+    assert web.reason.startswith("waking failed; next try in ")
     assert await web.round(seconds=1.0) == "backoff"
+    assert web.reason.startswith("the last action failed; next try in ")
+    assert (web.told.states[-1]["min"], web.told.states[-1]["max"]) == (0, 4)
     for _ in range(12):
         await web.round()
     assert web.running() and web.told.actions("wake")
@@ -134,3 +144,88 @@ async def test_a_dry_run_never_sleeps() -> None:
     for _ in range(5):
         await web.round()
     assert web.fake.calls == [] and web.running()
+
+
+class Counted(Uncounted):
+    """control.ports.Meter, counting the actions."""
+
+    def __init__(self) -> None:
+        self.actions: list[tuple[ServiceKey, str]] = []
+
+    def acted(self, key: ServiceKey, direction: str) -> None:
+        self.actions.append((key, direction))
+
+
+async def test_going_to_zero_and_waking_are_shown_while_they_run_and_counted() -> None:
+    meter = Counted()
+    web = await asleep(web=service(QUEUE, metrics=meter))
+    going = web.told.states[-2]
+    assert (going["phase"], going["reason"]) == ("scaling", f"going to zero; {web.reason}")
+    assert (going["min"], going["max"]) == (0, 4)
+    web.signal[0] = jobs(25.0)
+    await web.round()
+    waking = web.told.states[-2]
+    assert (waking["phase"], waking["reason"]) == ("scaling", f"waking: {JOBS} 25 above 0")
+    assert (waking["min"], waking["max"]) == (0, 4)
+    assert meter.actions == [(KEY, "sleep"), (KEY, "wake")]
+
+
+async def test_a_failed_sleep_backs_off_and_says_what_failed() -> None:
+    web = service(QUEUE)
+    web.fake.fail("sleep", "the engine refused")
+    web.signal[0] = jobs(0.0)
+    for _ in range(4):
+        await web.round()
+    assert web.fake.calls == ["sleep shop/web"] and web.running()
+    assert web.phase == "backoff"
+    assert web.reason.startswith("going to zero failed; next try in ")
+
+
+def restarted(web: Service, *, dry_run: bool = False) -> Service:
+    """The same service under a new instance: it knows of no sleep until it has asked."""
+    web.controller = Controller(KEY, replace(web.controller._ctx, dry_run=dry_run))
+    return web
+
+
+async def test_a_restarted_instance_finds_its_sleep_and_wakes_the_service_when_wanted() -> None:
+    web = restarted(await asleep())
+    told = len(web.told.states)
+    assert await web.round() == "idle"
+    assert web.reason == "asleep (the autoscaler put it to zero)"
+    assert [state["phase"] for state in web.told.states[told:]] == ["idle"]  # never "stopped"
+    assert await web.round() == "idle"
+    web.signal[0] = jobs(25.0)
+    await web.round()
+    assert web.fake.calls == ["sleep shop/web", "wake shop/web"] and web.running()
+
+
+async def test_a_restarted_instance_leaves_alone_a_service_its_owner_stopped() -> None:
+    web = service(QUEUE)
+    web.fake.stop(web.fake.view(KEY)[0].id)
+    web.signal[0] = jobs(25.0)
+    await web.round()
+    assert web.reason == "done reading the record of a sleep"
+    assert await web.round() == "stopped"
+    assert web.fake.calls == [] and not web.running()
+
+
+async def test_a_restarted_instance_ends_a_sleep_its_owner_ended_while_none_ran() -> None:
+    web = await asleep()
+    web.fake.start(web.fake.view(KEY)[0].id)  # while no instance ran
+    web = restarted(web)
+    await web.round()
+    assert web.reason == "done ending the record of a sleep"
+    assert not web.told.actions("wake")  # it never saw the sleep: none of its own ended
+    web.fake.stop(web.fake.view(KEY)[0].id)
+    web.signal[0] = jobs(25.0)
+    assert await web.round() == "stopped"  # the owner's stop, left alone
+    assert web.fake.calls == ["sleep shop/web"]
+
+
+async def test_a_dry_run_at_zero_says_what_would_wake_it_and_stays() -> None:
+    web = restarted(await asleep(), dry_run=True)
+    assert await web.round() == "idle"
+    web.signal[0] = jobs(25.0)
+    assert await web.round() == "idle"
+    assert web.reason == f"asleep; dry run: would wake: {JOBS} 25 above 0"
+    assert web.fake.calls == ["sleep shop/web"] and not web.running()

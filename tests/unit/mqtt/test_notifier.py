@@ -81,16 +81,17 @@ class Told:
     """A connected client, as far as the notifier's goodbye goes."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bool]] = []
+        self.sent: list[tuple[str, bytes, int, bool]] = []
 
     async def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> None:
-        self.sent.append((topic, payload, retain))
+        self.sent.append((topic, payload, qos, retain))
 
 
 async def test_a_clean_stop_says_offline_then_clears_its_own_status_and_no_other() -> None:
     notifier, told = Notifier(MqttSettings(), instance="me"), Told()
     await notifier._gone(told)  # type: ignore[arg-type]
-    (first, said, kept), (second, cleared, kept_too) = told.sent
+    (first, said, qos, kept), (second, cleared, qos_too, kept_too) = told.sent
     assert first == second == "autoscaler/status/me"
     assert json.loads(said)["status"] == "offline" and kept
     assert cleared == b"" and kept_too
+    assert qos == qos_too == 1  # at least once, as the will

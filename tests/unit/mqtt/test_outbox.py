@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
+
+from autoscaler.errors import BrokerError
 from autoscaler.mqtt.outbox import Message, Outbox
 
 
@@ -117,3 +121,155 @@ def test_drops_are_not_counted_again_by_the_next_start(tmp_path: Path) -> None:
     assert [again.first()] == [event(2)]
     assert len(again) == 3
     again.close()
+
+
+def drain(box: Outbox) -> list[Message]:
+    """Publish everything queued, oldest first, each acknowledged."""
+    sent = []
+    while (message := box.first()) is not None:
+        sent.append(message)
+        box.delivered()
+    return sent
+
+
+def test_an_acknowledgement_with_nothing_handed_out_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.jsonl"
+    box = Outbox(10, path)
+    box.append(event(0))
+    box.delivered()  # nothing was handed out
+    assert path.read_text().count("\n") == 1  # event 0 queued; nothing gone
+    assert box.first() == event(0)
+    box.append(event(1))
+    box.delivered()
+    box.delivered()  # acknowledged already: it does not take another one with it
+    assert path.read_text().count("\n") == 3  # events 0 and 1 queued, event 0 gone
+    box.close()
+    again = Outbox(10, path)
+    assert drain(again) == [event(1)]
+    again.close()
+
+
+def test_the_outbox_file_s_folders_are_made_when_missing(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "mqtt" / "outbox.jsonl"
+    box = Outbox(10, path)
+    box.append(event(0))
+    box.close()
+    again = Outbox(10, path)
+    assert again.first() == event(0)
+    again.close()
+
+
+def test_an_outbox_file_that_cannot_be_read_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.jsonl"
+    path.mkdir()  # a folder where the file should be
+    with pytest.raises(BrokerError, match=f"cannot use MQTT outbox file {path}: "):
+        Outbox(10, path)
+
+
+def test_an_outbox_file_that_cannot_be_rewritten_is_refused_at_start_naming_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.jsonl"
+    (tmp_path / "outbox.jsonl.new").mkdir()  # where the fresh journal is written
+    with pytest.raises(BrokerError, match=f"cannot use MQTT outbox file {path}: "):
+        Outbox(10, path)
+
+
+def test_a_restart_with_a_smaller_bound_keeps_the_newest_and_counts_and_logs_the_rest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "outbox.jsonl"
+    box = Outbox(5, path)
+    for n in range(5):
+        box.append(event(n))
+    box.close()
+    again = Outbox(3, path)
+    assert again.dropped == 2
+    assert drain(again) == [event(2), event(3), event(4)]
+    again.close()
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said == [f"outbox {path}: 2 events beyond the bound dropped"]
+
+
+def test_a_restart_with_a_full_queue_drops_nothing_and_warns_of_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "outbox.jsonl"
+    box = Outbox(3, path)
+    for n in range(3):
+        box.append(event(n))
+    box.close()
+    caplog.set_level(logging.INFO, logger="autoscaler.mqtt.outbox")
+    again = Outbox(3, path)
+    assert again.dropped == 0
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"outbox {path}: 3 undelivered events from before"
+    ]
+    again.close()
+
+
+def test_events_queued_after_a_restart_go_after_those_from_before(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.jsonl"
+    box = Outbox(10, path)
+    for n in range(3):
+        box.append(event(n))
+    box.close()
+    again = Outbox(10, path)
+    again.append(event(3))
+    again.append(event(4))
+    again.close()
+    third = Outbox(10, path)  # what the second run journalled reads back too
+    assert drain(third) == [event(n) for n in range(5)]
+    third.close()
+
+
+def test_a_journal_of_an_earlier_release_is_read_back_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.jsonl"
+    path.write_text("".join(f'{{"topic": "t", "payload": "{{\\"n\\": {n}}}"}}\n' for n in range(3)))
+    box = Outbox(10, path)
+    assert drain(box) == [event(0), event(1), event(2)]
+    box.close()
+
+
+def test_a_restart_after_drops_reads_back_the_event_in_flight_and_the_newest(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "outbox.jsonl"
+    box = Outbox(2, path)
+    box.append(event(0))
+    assert box.first() == event(0)  # in flight when the process dies
+    for n in (1, 2, 3):
+        box.append(event(n))  # each drops the oldest not in flight
+    assert box.dropped == 2
+    box.close()
+    again = Outbox(2, path)
+    assert drain(again) == [event(0), event(3)]
+    again.close()
+
+
+def test_a_damaged_line_is_logged_with_its_file_and_line_number(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "outbox.jsonl"
+    path.write_text('{"topic": "t", "payload": "{\\"n\\": 5}"}\nnot json\n')
+    Outbox(10, path).close()
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said == [f"outbox {path} line 2 is not an event; skipped"]
+
+
+def test_the_journal_is_appended_to_up_to_its_bound_then_rewritten(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.jsonl"
+    box = Outbox(10, path)
+    box.append(event(-1))  # one event always waits
+    lines = []
+    for n in range(200):
+        box.append(event(n))
+        box.first()
+        box.delivered()
+        lines.append(path.read_text().count("\n"))
+    box.close()
+    # Two lines a round (queued, gone): it grows to twice the bound and a slack, not beyond,
+    # and is then rewritten with just the queue.
+    assert 2 * 10 + 64 - 1 <= max(lines) <= 2 * 10 + 64
+    assert min(lines[100:]) <= 3
