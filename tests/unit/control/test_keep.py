@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autoscaler.control.keep import SAVE_EVERY, Keep, Memory
 from autoscaler.control.startup import Startup
@@ -155,3 +157,19 @@ def test_a_clone_removed_before_it_counted_is_forgotten() -> None:
     startup.counted([], at=101.0, live=[])
     startup.counted(["a"], at=200.0, live=["a"])
     assert startup.seconds is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text(min_size=1), st.text(min_size=1)), min_size=2, max_size=2,
+                unique=True))  # fmt: skip
+def test_every_service_name_is_a_file_of_its_own_in_the_state_folder(
+    names: list[tuple[str, str]],
+) -> None:
+    # Whatever a name holds (`/`, `..`, NUL, a surrogate, 10,000 characters), its file is one
+    # name in the folder, short enough for any file system, and no other service's.
+    keep = Keep(Path("/state"))
+    paths = [keep.path(ServiceKey(project, service)) for project, service in names]
+    for path in paths:
+        assert path.parent == Path("/state")
+        assert "\x00" not in path.name and len(path.name.encode()) <= 255
+    assert paths[0] != paths[1]
