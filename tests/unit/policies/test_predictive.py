@@ -7,12 +7,14 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies import registry
 from policies.base import PolicyInput, Proposal, ReplicaSample, Signal
 from policies.forecast import DAY, SIGNIFICANCE, Daily, Headroom, Trend
+from policies.predictive import SLACK, TRUSTED
 
 TARGET = 50.0
 
@@ -152,8 +154,31 @@ def test_misses_raise_the_next_forecasts() -> None:
         seen[t] = ours.metrics.get("headroom")
     assert 0 < seen[150] < seen[300]
     assert f"headroom {seen[300]:.2f}" in ours.reason
-    # The count covers the forecast and the headroom, and one more: the line gets there soon.
-    assert ours.count == math.ceil(ours.metrics["forecast"] + seen[300] - 0.1) + 1
+    # The count covers the forecast and the headroom, and no replica more: forecasts that miss
+    # by more than a quarter of a replica are no line to follow four minutes on.
+    assert ours.count == math.ceil(ours.metrics["forecast"] + seen[300] - 0.1)
+
+
+@pytest.mark.parametrize(
+    ("shortfall", "more"),
+    [(0.0, 1), (TRUSTED, 1), (TRUSTED + 0.05, 0)],
+    ids=["forecasts that hit take one replica more",
+         "so do forecasts that missed by a quarter of a replica",
+         "forecasts that missed by more take none"],
+)  # fmt: skip
+def test_one_replica_more_is_taken_only_while_the_forecasts_miss_by_a_quarter_at_most(
+    shortfall: float, more: int
+) -> None:
+    # A ramp of 6 replicas' worth a minute: the line passes another replica within four minutes
+    # at every round. Each forecast due so far fell short by `shortfall` (the demand ran that
+    # much above the line from the time the first was due).
+    service = Service(startup=10.0)
+    for t in range(0, 90, 5):
+        demand = 2.0 + 0.1 * t + (shortfall if t >= 75 else 0.0)
+        ours, _ = service.round(t, demand, current=math.ceil(2.0 + 0.1 * t))
+    headroom = ours.metrics["headroom"]
+    assert math.isclose(headroom, shortfall, abs_tol=1e-3)
+    assert ours.count == math.ceil(ours.metrics["forecast"] + headroom - SLACK) + more
 
 
 def test_a_falling_load_is_left_to_the_scale_down_window() -> None:
