@@ -34,8 +34,6 @@ from autoscaler.labels import (
     ServiceKey,
 )
 
-_RUNNING = ("running", "restarting", "paused")
-
 
 class Fake:
     def __init__(self, wall: Callable[[], float] = time.time) -> None:
@@ -136,7 +134,7 @@ class Fake:
     async def sleep(self, key: ServiceKey, replicas: Sequence[Replica]) -> ScaleResult:
         self._call(f"sleep {key}")
         result = ScaleResult(key, len(counted(replicas)))
-        own = [r.id for r in replicas if not r.is_clone and r.status in _RUNNING]
+        own = [r.id for r in replicas if not r.is_clone and r.up]
         self._asleep[key] = frozenset(own)
         for r in replicas:
             if r.is_clone:

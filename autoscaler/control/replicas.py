@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from autoscaler.errors import AutoscalerError, TemplateError
 from autoscaler.labels import ServiceKey
 
-_RUNNING = ("running", "restarting", "paused")
-
 
 @dataclass(frozen=True, slots=True)
 class Restart:
@@ -89,6 +87,12 @@ class Replica:
         return self.status == "running"
 
     @property
+    def up(self) -> bool:
+        """Its process is the engine's to end: running, restarting or paused (what a stop
+        stops, and a start need not start)."""
+        return self.status in ("running", "restarting", "paused")
+
+    @property
     def stopping(self) -> bool:
         return self.stopping_since > 0
 
@@ -143,7 +147,7 @@ def woken(replicas: Sequence[Replica], stopped: frozenset[str] | None) -> list[R
     sleep stays stopped. Where the record names none of those there now (none was read, or its
     owner replaced them while asleep), every stopped container of the user's: a wake starts
     something."""
-    down = [r for r in replicas if not r.is_clone and r.status not in _RUNNING]
+    down = [r for r in replicas if not r.is_clone and not r.up]
     return [r for r in down if stopped is not None and r.id in stopped] or down
 
 

@@ -48,7 +48,6 @@ _HOST_OWN = frozenset({"ContainerIDFile"})
 _DEFAULT_STOP_TIMEOUT = 10
 _EVERY_NETWORK_AT_CREATE = (1, 44)  # the API from which create takes several endpoints
 _NAME_TRIES = 5
-_RUNNING = ("running", "restarting", "paused")
 
 
 def clone_name(template: Replica, number: int) -> str:
@@ -199,7 +198,7 @@ class Actuator:
         started = time.monotonic()
         live = counted(replicas)
         result = ScaleResult(key, len(live))
-        own = [r for r in replicas if not r.is_clone and r.status in _RUNNING]
+        own = [r for r in replicas if not r.is_clone and r.up]
         await asleep.mark(self._docker, key, template_of(key, replicas), own)
         clones = [r for r in replicas if r.is_clone]
         outcomes = await _each([*(self._remove(key, r) for r in clones),
@@ -371,7 +370,7 @@ class Actuator:
         container = self._docker.containers.container(replica.id)
         try:
             async with self._removing:
-                if replica.status in ("running", "restarting", "paused"):
+                if replica.up:
                     with engine_errors(f"stopping clone {replica.name}", service=str(key)):
                         # Its grace period, and then as long as any other call may take.
                         bound = aiohttp.ClientTimeout(total=int(timeout) + self._timeout)
