@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from autoscaler.errors import Faults
 from autoscaler.settings import MqttSettings
+from autoscaler.sources.bounds import MAX_PAYLOAD, MAX_SCRAPE
 
 
 class Member(NamedTuple):
@@ -42,9 +43,9 @@ class Needs:
     now: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     faults: Faults = field(default_factory=Faults)
-    max_payload: int = 65536
+    max_payload: int = MAX_PAYLOAD
     """Bytes a pushed value or a query's answer may have; more is refused unread."""
-    max_scrape: int = 4 << 20
+    max_scrape: int = MAX_SCRAPE
     """Bytes a scraped endpoint's text may have."""
 
 

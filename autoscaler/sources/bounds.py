@@ -5,6 +5,7 @@ a few kB is parsed off the event loop (an MQTT payload too, sources/mqtt.py)."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -15,6 +16,12 @@ T = TypeVar("T")
 ON_LOOP = 4096
 """Bytes of a body parsed on the event loop; a larger one is parsed in a thread, so that a
 round never waits behind it."""
+MAX_PAYLOAD = 65_536
+"""Bytes a pushed value or a query's answer may have unless the settings say otherwise
+(AUTOSCALER_MAX_PAYLOAD)."""
+MAX_SCRAPE = 4 << 20
+"""Bytes a scraped endpoint's text may have unless the settings say otherwise
+(AUTOSCALER_MAX_SCRAPE)."""
 
 
 class TooLarge(ValueError):
@@ -32,6 +39,15 @@ async def body(response: aiohttp.ClientResponse, limit: int) -> bytes:
             raise TooLarge(f"an answer of more than {limit} bytes, the limit")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def finite_or_infinite(value: float) -> float:
+    """A parsed number as a float: an integer too large for one (400 digits) is infinite, so
+    that the rules for a value that is not finite say what is wrong with it."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 async def parsed(raw: bytes, parse: Callable[[bytes], T]) -> T:

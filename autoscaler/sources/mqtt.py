@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aiomqtt
@@ -40,7 +41,7 @@ from autoscaler.errors import Faults, Reconnect
 from autoscaler.mqtt.client import client, tls_context
 from autoscaler.settings import MqttSettings
 from autoscaler.sources.base import Member, Needs
-from autoscaler.sources.bounds import ON_LOOP
+from autoscaler.sources.bounds import MAX_PAYLOAD, finite_or_infinite, parsed
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class Payload:
         return repr(text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "...")
 
     @classmethod
-    def read(cls, payload: bytes, limit: int = 65536) -> Payload:
+    def read(cls, payload: bytes, limit: int = MAX_PAYLOAD) -> Payload:
         """The payload read; one over `limit` bytes is refused before any of it is parsed."""
         if len(payload) > limit:
             refused = f"a payload of {len(payload)} bytes, over the limit of {limit}"
@@ -161,22 +162,16 @@ def number(payload: Payload, field: str | None) -> tuple[float, float | None]:
             found = found[part]
         if not _is_number(found):
             raise ValueError(f"{field} in payload {shown} is not a number")
-        value = _float(found)
+        value = finite_or_infinite(found)
         stamp = body.get("time")
-        if stamp is not None and not (_is_number(stamp) and math.isfinite(_float(stamp))):
+        if stamp is not None and not (
+            _is_number(stamp) and math.isfinite(finite_or_infinite(stamp))
+        ):
             raise ValueError(f"time in payload {shown} is not seconds since the epoch")
-        published = _float(stamp) if stamp is not None else None
+        published = finite_or_infinite(stamp) if stamp is not None else None
     if not math.isfinite(value):
         raise ValueError(f"payload {shown} is not a finite number")
     return value, published
-
-
-def _float(value: float) -> float:
-    """A JSON number as a float; an integer too large for one (400 digits) is infinite."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf
 
 
 def _is_number(value: object) -> bool:
@@ -200,7 +195,7 @@ class Topics:
         now: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         faults: Faults | None = None,
-        limit: int = 65536,
+        limit: int = MAX_PAYLOAD,
     ) -> None:
         self._mqtt = mqtt
         self._limit = limit  # bytes of a payload read at most
@@ -271,9 +266,7 @@ class Topics:
                         await mqtt.subscribe(pattern, qos=1)
                     async for message in mqtt.messages:
                         raw = _raw(message.payload)
-                        read = None
-                        if ON_LOOP < len(raw) <= self._limit:
-                            read = await asyncio.to_thread(Payload.read, raw, self._limit)
+                        read = await parsed(raw, partial(Payload.read, limit=self._limit))
                         self._receive(str(message.topic), raw, message.retain, read)
             except aiomqtt.MqttError as exc:
                 logger.debug("metric topics: broker connection lost or refused: %s", exc)

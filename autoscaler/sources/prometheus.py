@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autoscaler.errors import Faults
 from autoscaler.sources.base import Member, Needs
-from autoscaler.sources.bounds import TooLarge, parsed
+from autoscaler.sources.bounds import MAX_PAYLOAD, TooLarge, parsed
 from autoscaler.sources.bounds import body as http_body
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-async def instant(url: str, query: str, seconds: float, limit: int = 65_536) -> float:
+async def instant(url: str, query: str, seconds: float, limit: int = MAX_PAYLOAD) -> float:
     """An instant query's number; AnswerError, aiohttp's errors or TimeoutError otherwise."""
     endpoint = f"{url.rstrip('/')}/api/v1/query"
     timeout = aiohttp.ClientTimeout(total=seconds)
@@ -130,7 +130,7 @@ class Queries:
         interval: float,
         now: Callable[[], float] = time.monotonic,
         faults: Faults | None = None,
-        limit: int = 65_536,
+        limit: int = MAX_PAYLOAD,
     ) -> None:
         self._seconds = min(_QUERY_TIMEOUT, interval / 2)
         self._limit = limit  # bytes of an answer read at most

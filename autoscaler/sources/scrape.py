@@ -34,7 +34,7 @@ from pydantic_core import PydanticCustomError
 
 from autoscaler.errors import Faults
 from autoscaler.sources.base import Member, Needs
-from autoscaler.sources.bounds import TooLarge, body, parsed
+from autoscaler.sources.bounds import MAX_SCRAPE, TooLarge, body, finite_or_infinite, parsed
 
 _TIMEOUT = 5.0  # seconds, and never more than half an interval
 _CUMULATIVE = frozenset({"counter", "histogram", "summary"})
@@ -152,18 +152,9 @@ def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], Series]:
                 ("_created", "_gcount", "_gsum")
             ) and "quantile" not in sample.labels  # fmt: skip
             out[(sample.name, frozenset(sample.labels.items()))] = Series(
-                _float(sample.value), grows
+                finite_or_infinite(sample.value), grows
             )
     return out
-
-
-def _float(value: float) -> float:
-    """A sample's value as a float: an integer too large for one (400 digits) is infinite, and
-    a sum over it says so (`value_of`)."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf
 
 
 def value_of(
@@ -227,7 +218,7 @@ class Scrapes:
         interval: float,
         now: Callable[[], float] = time.monotonic,
         faults: Faults | None = None,
-        limit: int = 4 << 20,
+        limit: int = MAX_SCRAPE,
     ) -> None:
         self._seconds = min(_TIMEOUT, interval / 2)
         self._limit = limit  # bytes of an endpoint's text read at most

@@ -26,6 +26,7 @@ from autoscaler.control.spec import MetricSource
 from autoscaler.errors import Faults
 from autoscaler.settings import MqttSettings
 from autoscaler.sources.base import Kind, Needs, Reader
+from autoscaler.sources.bounds import MAX_PAYLOAD, MAX_SCRAPE
 from autoscaler.sources.registry import KINDS
 from policies.base import Signal
 
@@ -40,8 +41,8 @@ class Signals:
         wall: Callable[[], float] = time.time,
         faults: Faults | None = None,
         kinds: Mapping[str, Kind] = KINDS,
-        max_payload: int = 65_536,
-        max_scrape: int = 4 << 20,
+        max_payload: int = MAX_PAYLOAD,
+        max_scrape: int = MAX_SCRAPE,
     ) -> None:
         self._interval = interval
         self._now = now
