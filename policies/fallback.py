@@ -60,5 +60,9 @@ def apply(
 def describe(signal: Signal, missing_for: float, fallback: Fallback) -> str:
     """`mqtt q/jobs: <why>, missing 75s: fallback to 6`: the metric, how long it has been
     missing, and the count."""
-    why = signal.error or "no value"
-    return f"{signal.name}: {why}, missing {missing_for:.0f}s: fallback to {fallback.replicas}"
+    return f"{missing(signal)}, missing {missing_for:.0f}s: fallback to {fallback.replicas}"
+
+
+def missing(signal: Signal) -> str:
+    """`mqtt q/jobs: <why>`: the metric, and why it has no value."""
+    return f"{signal.name}: {signal.error or 'no value'}"

@@ -192,7 +192,7 @@ def _missing_at_zero(signal: Signal, missing_for: float, rule: Fallback | None) 
     the fallback at zero too), and until then, or without a fallback above 0, left at zero."""
     if rule is not None and fallback.wakes(signal, missing_for, rule):
         return Zero("wake", fallback.describe(signal, missing_for, rule))
-    missing = f"{signal.name}: {signal.error or 'no value'}"
+    missing = fallback.missing(signal)
     if rule is None or rule.replicas == 0:
         return Zero(None, f"{missing}: not woken on missing data")
     return Zero(None, f"{missing}, missing {missing_for:.0f}s: woken to its fallback "
