@@ -35,8 +35,10 @@ up:
 	bash scripts/broker.sh start
 	bash scripts/prometheus.sh start
 	bash scripts/swarm.sh start 3
+	bash scripts/queues.sh start
 
 down:
+	-bash scripts/queues.sh stop
 	-bash scripts/swarm.sh stop
 	-bash scripts/prometheus.sh stop
 	-bash scripts/broker.sh reset
@@ -64,7 +66,8 @@ BENCH_ENV = set -a; eval "$$(bash scripts/platform.sh env current)"; \
 	AUTOSCALER_TEST_LEGACY_HOST=$$(bash scripts/engine.sh env legacy | cut -d= -f2-); \
 	AUTOSCALER_TEST_BARE_HOST=$$(bash scripts/engine.sh env bare | cut -d= -f2-); \
 	eval "$$(bash scripts/engine.sh env)"; eval "$$(bash scripts/broker.sh env)"; \
-	eval "$$(bash scripts/prometheus.sh env)"; eval "$$(bash scripts/swarm.sh env)"; set +a
+	eval "$$(bash scripts/prometheus.sh env)"; eval "$$(bash scripts/swarm.sh env)"; \
+	eval "$$(bash scripts/queues.sh env)"; set +a
 
 # Every benchmark (B=name for one); fails when a headline regressed (bench/gate.py).
 bench: install up

@@ -116,6 +116,8 @@ class App:
             faults=self.faults,
             max_payload=settings.max_payload,
             max_scrape=settings.max_scrape,
+            secrets_dir=settings.secrets_dir,
+            secrets=settings.secrets,
         )
         self.journal = Journal()
         self.notifier = Notifier(settings.mqtt, self.journal, instance=self.instance)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,10 +43,17 @@ class AutoscalerError(Exception):
         return {"error": type(self).__name__}
 
 
+_USERINFO = re.compile(r"(://[^/@:\s]*:)[^@/\s]*@")
+"""The password of a URL's `user:password@`."""
+
+
 class LabelError(AutoscalerError):
     """A service's `autoscaler.*` labels are wrong; the service is skipped until they are fixed."""
 
     def __init__(self, service: str, label: str, value: str | None, reason: str) -> None:
+        # A URL's password (a label that should not hold one) never reaches the log or an
+        # event: it is shown as `***`.
+        value = _USERINFO.sub(r"\1***@", value) if value is not None else None
         shown = f"{label}={value!r}" if value is not None else label
         super().__init__(f"service {service}: label {shown}: {reason}")
         self.service = service

@@ -61,6 +61,10 @@ class MqttSettings(BaseModel):
         return self
 
 
+SECRETS_DIR = Path("/run/secrets")
+"""Where Compose (and Swarm) mount a service's `secrets:`, a file a secret."""
+
+
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 """API hosts only this machine can reach: beyond them, the API wants a token."""
 
@@ -163,6 +167,12 @@ class Settings(BaseSettings):
     is refused before any of it is parsed, and the service's metric is missing, saying so."""
     max_scrape: int = Field(default=4 << 20, ge=1024, le=256 << 20)
     """Bytes a scraped endpoint's text may have (a proxy's own metrics run to hundreds of kB)."""
+    secrets_dir: Path = SECRETS_DIR
+    """Where the secrets a metric source names (`metric.credentials`) are files, one a secret:
+    Compose's `secrets:` mount (sources/credentials.py)."""
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    """Secrets a metric source may name that are no file: `AUTOSCALER_SECRETS__<NAME>`; a file
+    of that name in `secrets_dir` wins."""
     loop: Literal["uvloop", "asyncio"] = "uvloop"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     mqtt: MqttSettings = Field(default_factory=MqttSettings)

@@ -16,12 +16,18 @@ pid_runs "$STATE_DIR/bare/dockerd.pid" unshare || started+=("engine bare")
 pid_runs "$STATE_DIR/broker/mosquitto.pid" mosquitto || started+=(broker)
 pid_runs "$STATE_DIR/prometheus/prometheus.pid" prometheus || started+=(prometheus)
 pid_runs "$STATE_DIR/swarm/node1/dockerd.pid" dockerd || started+=(swarm)
+# The queue servers the queue sources are tested against (Debian's packages; scripts/queues.sh).
+QUEUES=(redis)
+for queue in "${QUEUES[@]}"; do
+    bash scripts/queues.sh env "$queue" >/dev/null 2>&1 || started+=("queues $queue")
+done
 cleanup() {
     for what in "${started[@]}"; do
         # The broker's reset also forgets its ports and sessions; the others just stop.
         case $what in
             broker) bash scripts/broker.sh reset || true ;;
             engine\ *) bash scripts/engine.sh stop "${what#engine }" || true ;;
+            queues\ *) bash scripts/queues.sh stop "${what#queues }" || true ;;
             *) bash "scripts/$what.sh" stop || true ;;
         esac
     done
@@ -43,6 +49,7 @@ bash scripts/broker.sh start
 bash scripts/prometheus.sh start
 # The Swarm tests: three engines, each in a network namespace of its own, joined as one swarm.
 bash scripts/swarm.sh start 3
+bash scripts/queues.sh start "${QUEUES[@]}"
 # The deploy image test builds its base with debootstrap (scripts/image.sh installs it when
 # missing).
 # The page is tested in a real browser: Debian's chromium, headless.
@@ -58,6 +65,7 @@ eval "$(bash scripts/engine.sh env)"
 eval "$(bash scripts/broker.sh env)"
 eval "$(bash scripts/prometheus.sh env)"
 eval "$(bash scripts/swarm.sh env)"
+eval "$(bash scripts/queues.sh env "${QUEUES[@]}")"
 set +a
 # The slowest tests are listed, so that the suite's 15 minutes are watched where they go.
 if [ $# -gt 0 ]; then

@@ -3,8 +3,10 @@ Each kind is one module that owns its labels (its `Options`) and its reading (it
 one line in registry.py:
 
     base.py        what a kind is: its options, its reader, the members a value is made of
+    credentials.py the secret a queue source names (a Compose secret's file, or a setting)
     mqtt.py        a number on an MQTT topic (wildcards summed)
     prometheus.py  an instant PromQL query
+    redis.py       a Redis queue's backlog: a list's length, a stream group's lag and pending
     scrape.py      a sample of a Prometheus text endpoint, read directly
     registry.py    KINDS: the kinds by name; OPTIONS: what the core parses labels with
     signals.py     the sources the services name, followed, and read as the policy's Signal

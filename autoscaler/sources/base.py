@@ -13,14 +13,15 @@ A new kind is one module with its Options and its Reader, and one line in regist
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from autoscaler.errors import Faults
-from autoscaler.settings import MqttSettings
+from autoscaler.settings import SECRETS_DIR, MqttSettings
 from autoscaler.sources.bounds import MAX_PAYLOAD, MAX_SCRAPE
 
 
@@ -47,6 +48,10 @@ class Needs:
     """Bytes a pushed value or a query's answer may have; more is refused unread."""
     max_scrape: int = MAX_SCRAPE
     """Bytes a scraped endpoint's text may have."""
+    secrets_dir: Path = SECRETS_DIR
+    secrets: Mapping[str, SecretStr] = field(default_factory=dict)
+    """Where the secrets a source names (`metric.credentials`) are found: a file in
+    `secrets_dir`, else a setting `AUTOSCALER_SECRETS__<NAME>` (credentials.py)."""
 
 
 class Reader(Protocol):

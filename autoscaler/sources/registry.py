@@ -6,13 +6,14 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 
-from autoscaler.sources import mqtt, prometheus, scrape
+from autoscaler.sources import mqtt, prometheus, redis, scrape
 from autoscaler.sources.base import Kind
 
 KINDS: Mapping[str, Kind] = {
     "mqtt": Kind(mqtt.Options, mqtt.Topics.made),
     "prometheus": Kind(prometheus.Options, prometheus.Queries.made),
     "scrape": Kind(scrape.Options, scrape.Scrapes.made),
+    "redis": Kind(redis.Options, redis.Backlogs.made),
 }
 
 OPTIONS: Mapping[str, type[BaseModel]] = {name: kind.options for name, kind in KINDS.items()}

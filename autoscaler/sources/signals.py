@@ -19,12 +19,13 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from autoscaler.control.spec import MetricSource
 from autoscaler.errors import Faults
-from autoscaler.settings import MqttSettings
+from autoscaler.settings import SECRETS_DIR, MqttSettings
 from autoscaler.sources.base import Kind, Needs, Reader
 from autoscaler.sources.bounds import MAX_PAYLOAD, MAX_SCRAPE
 from autoscaler.sources.registry import KINDS
@@ -43,10 +44,13 @@ class Signals:
         kinds: Mapping[str, Kind] = KINDS,
         max_payload: int = MAX_PAYLOAD,
         max_scrape: int = MAX_SCRAPE,
+        secrets_dir: Path = SECRETS_DIR,
+        secrets: Mapping[str, SecretStr] | None = None,
     ) -> None:
         self._interval = interval
         self._now = now
-        needs = Needs(mqtt, interval, now, wall, faults or Faults(), max_payload, max_scrape)
+        needs = Needs(mqtt, interval, now, wall, faults or Faults(), max_payload, max_scrape,
+                      secrets_dir, secrets or {})  # fmt: skip
         self.readers: dict[str, Reader] = {name: kind.reader(needs) for name, kind in kinds.items()}
         self.options: Mapping[str, type[BaseModel]] = {n: k.options for n, k in kinds.items()}
         """Each kind's options, to parse a service's labels with (control/spec.py)."""

@@ -309,3 +309,20 @@ def test_a_window_that_sets_a_min_above_zero_keeps_the_service_awake() -> None:
 def test_the_sleep_label_the_autoscaler_writes_on_a_swarm_service_is_no_label_error() -> None:
     spec = parse(WORKER, MQTT_BASE | MQTT | {"autoscaler.min": "0", "autoscaler.asleep": "true"})
     assert spec.minimum == 0
+
+
+@pytest.mark.parametrize("url", ["redis://scaler:hunter2@queue:6379/0", "redis://:hunter2@queue/0",
+                                 "http://user:hunter2@prometheus:9090"])  # fmt: skip
+def test_a_password_put_in_a_url_label_is_never_repeated_by_its_error(url: str) -> None:
+    source = "redis" if url.startswith("redis") else "prometheus"
+    labels = GOOD | {"autoscaler.metric.source": source, "autoscaler.metric.url": url,
+              "autoscaler.metric.list": "celery", "autoscaler.metric.target": "5"}  # fmt: skip
+    if source == "prometheus":
+        del labels["autoscaler.metric.list"]
+        labels["autoscaler.metric.query"] = "up"
+        labels["autoscaler.metric.url"] = url + "/ nope"  # a URL with a space: refused
+    with pytest.raises(LabelError) as caught:
+        parse(KEY, labels)
+    assert "hunter2" not in str(caught.value)
+    assert "hunter2" not in str(caught.value.event_attributes())
+    assert caught.value.label == "autoscaler.metric.url"

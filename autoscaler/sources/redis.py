@@ -1,0 +1,419 @@
+"""A metric source: a Redis queue's backlog, read from the server directly, once a round.
+
+    metric.url          redis://host:port/db, or rediss:// for TLS; never a password in it
+    metric.list         a list's length (LLEN): Celery's queues (`celery` by default) and RQ's
+                        (`rq:queue:default`) are lists
+    metric.stream       a stream, with
+    metric.group        its consumer group: the group's backlog, from XINFO GROUPS
+    metric.count        (stream) `lag` (entries not yet delivered to the group), `pending`
+                        (delivered, not acknowledged) or `lag+pending` (the default)
+    metric.user         the user name, where the server has users (ACL)
+    metric.credentials  the name of the secret that is the password (credentials.py)
+    metric.ca           a CA file to verify a rediss:// server with; the system's CAs otherwise
+
+The value is a count of items, so that `metric.target` is the items one replica should carry.
+A list that does not exist is an empty queue, 0 (Celery deletes an emptied list): LLEN says 0,
+and only when it fails with WRONGTYPE is the key's TYPE asked, to say what it is instead.
+
+A stream group's lag is what Redis 7 computes from the entries the group has read; it is nil
+when Redis cannot (entries were deleted or trimmed inside the part not yet read, or the group
+was made at an arbitrary ID). KEDA then estimates it from the stream's length; here it is a
+missing value saying so: XLEN counts every entry still kept, read and acknowledged ones too,
+so an estimate from it could be any multiple of the real backlog, and a scale-up to `max` on a
+guess is worse than holding the count until the group reads past the gap. `metric.count=pending`
+does without the lag.
+
+One client (a connection pool) serves every service that names one server (URL, user, secret,
+CA); it is made when a service first names it and closed when none does any more, or at
+shutdown. All of a server's keys are read in one pipeline, within half an interval. A server
+that cannot be reached or refuses the password is missing for each of its services, naming
+the label to look at; its client is dropped, and the next try (a new client, the secret read
+again) waits out a backoff that doubles with failures in a row:
+
+    NONE ──want──► CONNECTED ──unreachable, refused──► BROKEN (backoff) ──ready──► NONE
+      ▲                                                                           │
+      └─────────────────────── no service names it: closed ◄──────────────────────┘
+
+An error of one key (WRONGTYPE, no such stream, no such group) is that service's alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import SplitResult, urlsplit
+
+import redis.asyncio as aredis
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import ConnectionError as LostConnection
+
+from autoscaler.errors import Backoff, Faults
+from autoscaler.settings import SECRETS_DIR
+from autoscaler.sources.base import Member, Needs
+from autoscaler.sources.credentials import NAME, MissingSecret, password, setting
+
+_TIMEOUT = 5.0  # seconds, and never more than half an interval: a round must not wait
+_BACKOFF_START, _BACKOFF_CAP = 1.0, 30.0
+_INSTEAD = {
+    "instead": "labels are readable by anyone who may inspect the container: put the password "
+    "in a Compose secret and name it in metric.credentials (the file /run/secrets/<name>, or "
+    "the setting AUTOSCALER_SECRETS__<NAME>), and the user in metric.user"
+}
+
+
+class Options(BaseModel):
+    """A Redis source's own labels."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    url: str = Field(alias="metric.url", pattern=r"^rediss?://\S+$")
+    list_key: str | None = Field(default=None, alias="metric.list", min_length=1)
+    stream: str | None = Field(None, alias="metric.stream", min_length=1)
+    group: str | None = Field(None, alias="metric.group", min_length=1)
+    count: Literal["lag", "pending", "lag+pending"] | None = Field(None, alias="metric.count")
+    user: str | None = Field(default=None, alias="metric.user", pattern=r"^\S+$")
+    credentials: str | None = Field(default=None, alias="metric.credentials", pattern=NAME)
+    ca: Path | None = Field(default=None, alias="metric.ca")
+
+    @field_validator("url")
+    @classmethod
+    def _no_secret(cls, url: str) -> str:
+        address(url)
+        return url
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_key(cls, data: Any) -> Any:
+        """Exactly one of a list and a stream; a group, and a count, with a stream only."""
+        if not isinstance(data, Mapping):
+            return data
+        given = {a for n, f in cls.model_fields.items() if (a := f.alias or n) in data or n in data}
+        if ("metric.list" in given) == ("metric.stream" in given):
+            raise _label_error(
+                "metric.stream",
+                "give exactly one of metric.list (a list's length) and metric.stream (with "
+                "metric.group: a consumer group's backlog)",
+                data,
+            )
+        if "metric.stream" in given and "metric.group" not in given:
+            raise _label_error("metric.group", "required with metric.stream", data)
+        for label in ("metric.group", "metric.count"):
+            if label in given and "metric.stream" not in given:
+                raise _label_error(label, "only with metric.stream", data)
+        return data
+
+    @field_validator("ca")
+    @classmethod
+    def _ca_of_tls(cls, ca: Path | None, info: ValidationInfo) -> Path | None:
+        if ca is not None and not str(info.data.get("url", "rediss:")).startswith("rediss:"):
+            raise PydanticCustomError("ca", "only with a rediss:// url (TLS)")
+        return ca
+
+    @property
+    def counted(self) -> str:
+        """What of a stream group's backlog is counted."""
+        return self.count or "lag+pending"
+
+    @property
+    def name(self) -> str:
+        if self.list_key is not None:
+            return f"redis {self.list_key}"
+        return f"redis {self.stream} {self.group}"
+
+    @property
+    def server(self) -> Server:
+        return Server(self.url, self.user, self.credentials, self.ca)
+
+
+def _label_error(label: str, message: str, data: Any) -> ValidationError:
+    """An error of one label found checking them together: it names that label."""
+    problem = PydanticCustomError("labels", message)
+    line = InitErrorDetails(type=problem, loc=(label,), input=data)
+    return ValidationError.from_exception_data(Options.__name__, [line])
+
+
+def address(url: str) -> SplitResult:
+    """The parts of a `redis://` or `rediss://` URL: a host, a port, a database number and
+    nothing else; PydanticCustomError saying what is wrong with it."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise PydanticCustomError("url", "not a URL: {problem}", {"problem": str(exc)}) from None
+    if parts.password is not None:
+        raise PydanticCustomError("url", "a password in a label: {instead}", _INSTEAD)
+    if parts.username:
+        raise PydanticCustomError("url", "a user in the URL: give it as metric.user")
+    if not parts.hostname:
+        raise PydanticCustomError("url", "no host")
+    if parts.query or parts.fragment:
+        raise PydanticCustomError("url", "no ?options or #fragment: only host, port and db")
+    db = parts.path.strip("/")
+    if db and not (db.isascii() and db.isdigit() and int(db) < 1 << 16):
+        raise PydanticCustomError("url", "the path is the database number, e.g. /0")
+    if port == 0:
+        raise PydanticCustomError("url", "port 0")
+    return parts
+
+
+Why = Callable[["Options"], str]
+"""A failure of a server in the words of each source that names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """What a client is made for: services that name the same share one."""
+
+    url: str
+    user: str | None
+    credentials: str | None
+    ca: Path | None
+
+
+@dataclass(slots=True)
+class Connection:
+    """One server's client while it works; its backoff and last error while it does not."""
+
+    client: aredis.Redis | None = None
+    backoff: Backoff = field(default_factory=lambda: Backoff(_BACKOFF_START, _BACKOFF_CAP))
+    why: Why | None = None
+    """Why it failed last, in the words of each source that names it."""
+
+
+class Backlogs:
+    def __init__(
+        self,
+        *,
+        interval: float,
+        now: Callable[[], float] = time.monotonic,
+        faults: Faults | None = None,
+        secrets_dir: Path = SECRETS_DIR,
+        secrets: Mapping[str, SecretStr] | None = None,
+    ) -> None:
+        self._seconds = min(_TIMEOUT, interval / 2)
+        self._now = now
+        self._faults = faults or Faults()
+        self._secrets_dir, self._secrets = secrets_dir, secrets or {}
+        self._servers: dict[Server, Connection] = {}
+        self._read: dict[Options, Member] = {}
+
+    @classmethod
+    def made(cls, needs: Needs) -> Backlogs:
+        return cls(
+            interval=needs.interval,
+            now=needs.now,
+            faults=needs.faults,
+            secrets_dir=needs.secrets_dir,
+            secrets=needs.secrets,
+        )
+
+    async def want(self, wanted: Sequence[Options]) -> None:
+        """Read every named key, a pipeline a server, all servers at once; close the clients of
+        servers nobody names any more and forget their readings."""
+        by_server: dict[Server, list[Options]] = {}
+        for options in dict.fromkeys(wanted):
+            by_server.setdefault(options.server, []).append(options)
+        for gone in set(self._servers) - set(by_server):
+            await self._close(self._servers.pop(gone))
+        for options in set(self._read) - set(dict.fromkeys(wanted)):
+            del self._read[options]
+        async with asyncio.TaskGroup() as tg:
+            for server, named in by_server.items():
+                tg.create_task(self._read_server(server, named))
+
+    def members(self, options: Options) -> list[Member]:
+        read = self._read.get(options)
+        return [] if read is None else [read]
+
+    async def run(self) -> None:
+        """Nothing to follow between rounds; close every client at shutdown."""
+        try:
+            await asyncio.Future()
+        finally:
+            servers, self._servers = list(self._servers.values()), {}
+            for connection in servers:
+                await self._close(connection)
+
+    async def _read_server(self, server: Server, named: list[Options]) -> None:
+        connection = self._servers.setdefault(server, Connection())
+        asked = self._now()
+        if connection.client is None and not connection.backoff.ready(asked):
+            why = connection.why or (lambda _: "waiting to reconnect")
+            for options in named:  # still broken: the reason stands, as of this round
+                self._read[options] = Member(_member(options), None, asked, why(options))
+            return
+        try:
+            if connection.client is None:
+                connection.client = self._client(server)
+            answers = await self._ask(connection.client, named)
+        except (MissingSecret, RedisError, TimeoutError, OSError) as exc:
+            await self._broken(connection, named, asked, partial(_failed, server, exc))
+        except Exception as exc:
+            # A bug of ours reading the answers: this server's sources are missing, no others.
+            self._faults.failed(f"redis {server.url}", exc)
+            bug = f"{server.url}: unexpected {type(exc).__name__} reading it"
+            await self._broken(connection, named, asked, lambda _: bug)
+        else:
+            connection.backoff.succeeded()
+            connection.why = None
+            for options, (value, error) in zip(named, answers, strict=True):
+                self._read[options] = Member(_member(options), value, asked, error)
+
+    async def _broken(
+        self, connection: Connection, named: list[Options], at: float, why: Why
+    ) -> None:
+        """The server failed: drop its client, wait before the next try, say why for each."""
+        await self._close(connection)
+        connection.backoff.failed(at)
+        connection.why = why
+        for options in named:
+            self._read[options] = Member(_member(options), None, at, why(options))
+
+    def _client(self, server: Server) -> aredis.Redis:
+        """A client of the server, with its secret read now; MissingSecret where there is none."""
+        secret = None
+        if server.credentials is not None:
+            secret = password(server.credentials, self._secrets_dir, self._secrets)
+        parts = address(server.url)
+        db = parts.path.strip("/")
+        tls = parts.scheme == "rediss"
+        return aredis.Redis(
+            host=parts.hostname or "",
+            port=parts.port or 6379,
+            db=int(db or 0),
+            username=server.user,
+            password=secret.get_secret_value() if secret is not None else None,
+            ssl=tls,
+            ssl_ca_certs=str(server.ca) if tls and server.ca is not None else None,
+            decode_responses=True,
+            socket_timeout=self._seconds,
+            socket_connect_timeout=self._seconds,
+            retry=Retry(NoBackoff(), 0),  # ours is the backoff, between rounds
+        )  # no client name: CLIENT SETNAME is one more command a user must be allowed
+
+    async def _ask(
+        self, client: aredis.Redis, named: list[Options]
+    ) -> list[tuple[float | None, str | None]]:
+        """Each source's (value, None) or (None, why not), from one pipeline; a second one asks
+        the TYPE of the keys that turned out to be no list or stream."""
+        async with asyncio.timeout(self._seconds):
+            pipe = client.pipeline(transaction=False)
+            for options in named:
+                if options.list_key is not None:
+                    pipe.llen(options.list_key)
+                else:
+                    pipe.xinfo_groups(options.stream or "")
+            replies = await pipe.execute(raise_on_error=False)
+            for reply in replies:
+                if isinstance(reply, LostConnection):  # NOAUTH comes as a command's reply
+                    raise reply
+            wrong = [
+                o.list_key or o.stream or ""
+                for o, r in zip(named, replies, strict=True)
+                if isinstance(r, ResponseError) and str(r).startswith("WRONGTYPE")
+            ]
+            types: dict[str, str] = {}
+            if wrong:
+                pipe = client.pipeline(transaction=False)
+                for key in wrong:
+                    pipe.type(key)
+                found = await pipe.execute(raise_on_error=False)
+                types = {k: t for k, t in zip(wrong, found, strict=True) if isinstance(t, str)}
+        return [backlog(o, r, types) for o, r in zip(named, replies, strict=True)]
+
+    async def _close(self, connection: Connection) -> None:
+        client, connection.client = connection.client, None
+        if client is not None:
+            with contextlib.suppress(RedisError, OSError):  # a broken one: closed all the same
+                await client.aclose()
+
+
+def backlog(
+    options: Options, reply: Any, types: Mapping[str, str]
+) -> tuple[float | None, str | None]:
+    """A source's value from its reply (LLEN's, or XINFO GROUPS'): (count, None) or (None, why
+    not), naming the label to look at. `types`: the TYPE of each key of the wrong type."""
+    if options.list_key is not None:
+        key, label = options.list_key, "metric.list"
+        if isinstance(reply, int) and not isinstance(reply, bool):
+            return float(reply), None
+    else:
+        key, label = options.stream or "", "metric.stream"
+    if isinstance(reply, ResponseError):
+        if key in types:
+            wanted = "a list" if options.list_key is not None else "a stream"
+            return None, f"{label}={key!r}: the key is a {types[key]}, not {wanted}"
+        if str(reply) == "no such key":
+            return None, f"{label}={key!r}: no such stream"
+        return None, f"{label}={key!r}: the server refused to read it: {reply}"
+    if options.list_key is not None or not isinstance(reply, list):
+        return None, f"{label}={key!r}: an answer of another shape: {reply!r:.60}"
+    return _group_backlog(options, key, reply)
+
+
+def _group_backlog(
+    options: Options, stream: str, groups: list[Any]
+) -> tuple[float | None, str | None]:
+    found = [g for g in groups if isinstance(g, dict) and g.get("name") == options.group]
+    if not found:
+        have = ", ".join(sorted(str(g.get("name")) for g in groups if isinstance(g, dict)))
+        return None, (
+            f"metric.group={options.group!r}: stream {stream!r} has no such group"
+            + (f" (it has {have})" if have else " (it has none)")
+        )
+    group = found[0]
+    total = 0
+    if "lag" in options.counted:
+        lag = group.get("lag")
+        if not isinstance(lag, int):
+            return None, (
+                f"metric.count={options.counted}: Redis cannot tell the lag of group "
+                f"{options.group!r} (entries deleted or trimmed that it has not read"
+                + (", or Redis older than 7" if "lag" not in group else "")
+                + "); metric.count=pending counts without it"
+            )
+        total += lag
+    if "pending" in options.counted:
+        pending = group.get("pending")
+        if not isinstance(pending, int):
+            return None, f"metric.group={options.group!r}: no pending count in {group!r:.60}"
+        total += pending
+    return float(total), None
+
+
+def _failed(server: Server, exc: Exception, options: Options) -> str:
+    """Why a server gave nothing, naming the label to look at: its secret, or its URL."""
+    if isinstance(exc, MissingSecret):
+        return str(exc)
+    if isinstance(exc, AuthenticationError):
+        if options.credentials is None:
+            return f"metric.credentials: the server wants a password and none is named ({exc})"
+        return (
+            f"metric.credentials={options.credentials!r}: the server refused it"
+            + (f" for metric.user={options.user!r}" if options.user else "")
+            + f" ({exc}); the secret: its file, or the setting {setting(options.credentials)}"
+        )
+    return f"metric.url={server.url!r}: no answer: {str(exc) or type(exc).__name__}"
+
+
+def _member(options: Options) -> str:
+    return options.list_key if options.list_key is not None else f"{options.stream} {options.group}"
