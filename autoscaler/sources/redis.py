@@ -39,12 +39,9 @@ An error of one key (WRONGTYPE, no such stream, no such group) is that service's
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import partial
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import SplitResult, urlsplit
@@ -54,7 +51,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -66,13 +62,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as LostConnection
 
-from autoscaler.errors import Backoff, Faults
-from autoscaler.settings import SECRETS_DIR
-from autoscaler.sources.base import Member, Needs
-from autoscaler.sources.credentials import NAME, MissingSecret, password, setting
+from autoscaler.sources.base import Needs
+from autoscaler.sources.credentials import NAME, setting
+from autoscaler.sources.servers import Answer, Secrets, Servers
 
-_TIMEOUT = 5.0  # seconds, and never more than half an interval: a round must not wait
-_BACKOFF_START, _BACKOFF_CAP = 1.0, 30.0
 _INSTEAD = {
     "instead": "labels are readable by anyone who may inspect the container: put the password "
     "in a Compose secret and name it in metric.credentials (the file /run/secrets/<name>, or "
@@ -175,10 +168,6 @@ def address(url: str) -> SplitResult:
     return parts
 
 
-Why = Callable[["Options"], str]
-"""A failure of a server in the words of each source that names it."""
-
-
 @dataclass(frozen=True, slots=True)
 class Server:
     """What a client is made for: services that name the same share one."""
@@ -189,162 +178,91 @@ class Server:
     ca: Path | None
 
 
-@dataclass(slots=True)
-class Connection:
-    """One server's client while it works; its backoff and last error while it does not."""
+class RedisDriver:
+    """The Redis queue source's driver (servers.py): LLEN and XINFO GROUPS in one pipeline."""
 
-    client: aredis.Redis | None = None
-    backoff: Backoff = field(default_factory=lambda: Backoff(_BACKOFF_START, _BACKOFF_CAP))
-    why: Why | None = None
-    """Why it failed last, in the words of each source that names it."""
+    kind = "redis"
+    expected: tuple[type[BaseException], ...] = (RedisError,)
 
+    def server(self, options: Options) -> Server:
+        return options.server
 
-class Backlogs:
-    def __init__(
-        self,
-        *,
-        interval: float,
-        now: Callable[[], float] = time.monotonic,
-        faults: Faults | None = None,
-        secrets_dir: Path = SECRETS_DIR,
-        secrets: Mapping[str, SecretStr] | None = None,
-    ) -> None:
-        self._seconds = min(_TIMEOUT, interval / 2)
-        self._now = now
-        self._faults = faults or Faults()
-        self._secrets_dir, self._secrets = secrets_dir, secrets or {}
-        self._servers: dict[Server, Connection] = {}
-        self._read: dict[Options, Member] = {}
-
-    @classmethod
-    def made(cls, needs: Needs) -> Backlogs:
-        return cls(
-            interval=needs.interval,
-            now=needs.now,
-            faults=needs.faults,
-            secrets_dir=needs.secrets_dir,
-            secrets=needs.secrets,
-        )
-
-    async def want(self, wanted: Sequence[Options]) -> None:
-        """Read every named key, a pipeline a server, all servers at once; close the clients of
-        servers nobody names any more and forget their readings."""
-        by_server: dict[Server, list[Options]] = {}
-        for options in dict.fromkeys(wanted):
-            by_server.setdefault(options.server, []).append(options)
-        for gone in set(self._servers) - set(by_server):
-            await self._close(self._servers.pop(gone))
-        for options in set(self._read) - set(dict.fromkeys(wanted)):
-            del self._read[options]
-        async with asyncio.TaskGroup() as tg:
-            for server, named in by_server.items():
-                tg.create_task(self._read_server(server, named))
-
-    def members(self, options: Options) -> list[Member]:
-        read = self._read.get(options)
-        return [] if read is None else [read]
-
-    async def run(self) -> None:
-        """Nothing to follow between rounds; close every client at shutdown."""
-        try:
-            await asyncio.Future()
-        finally:
-            servers, self._servers = list(self._servers.values()), {}
-            for connection in servers:
-                await self._close(connection)
-
-    async def _read_server(self, server: Server, named: list[Options]) -> None:
-        connection = self._servers.setdefault(server, Connection())
-        asked = self._now()
-        if connection.client is None and not connection.backoff.ready(asked):
-            why = connection.why or (lambda _: "waiting to reconnect")
-            for options in named:  # still broken: the reason stands, as of this round
-                self._read[options] = Member(_member(options), None, asked, why(options))
-            return
-        try:
-            if connection.client is None:
-                connection.client = self._client(server)
-            answers = await self._ask(connection.client, named)
-        except (MissingSecret, RedisError, TimeoutError, OSError) as exc:
-            await self._broken(connection, named, asked, partial(_failed, server, exc))
-        except Exception as exc:
-            # A bug of ours reading the answers: this server's sources are missing, no others.
-            self._faults.failed(f"redis {server.url}", exc)
-            bug = f"{server.url}: unexpected {type(exc).__name__} reading it"
-            await self._broken(connection, named, asked, lambda _: bug)
-        else:
-            connection.backoff.succeeded()
-            connection.why = None
-            for options, (value, error) in zip(named, answers, strict=True):
-                self._read[options] = Member(_member(options), value, asked, error)
-
-    async def _broken(
-        self, connection: Connection, named: list[Options], at: float, why: Why
-    ) -> None:
-        """The server failed: drop its client, wait before the next try, say why for each."""
-        await self._close(connection)
-        connection.backoff.failed(at)
-        connection.why = why
-        for options in named:
-            self._read[options] = Member(_member(options), None, at, why(options))
-
-    def _client(self, server: Server) -> aredis.Redis:
-        """A client of the server, with its secret read now; MissingSecret where there is none."""
-        secret = None
-        if server.credentials is not None:
-            secret = password(server.credentials, self._secrets_dir, self._secrets)
-        parts = address(server.url)
+    async def connect(self, options: Options, secrets: Secrets, seconds: float) -> aredis.Redis:
+        """A client of the server, with its secret read now; MissingSecret where there is none.
+        It connects on its first command."""
+        secret = secrets(options.credentials)
+        parts = address(options.url)
         db = parts.path.strip("/")
         tls = parts.scheme == "rediss"
         return aredis.Redis(
             host=parts.hostname or "",
             port=parts.port or 6379,
             db=int(db or 0),
-            username=server.user,
+            username=options.user,
             password=secret.get_secret_value() if secret is not None else None,
             ssl=tls,
-            ssl_ca_certs=str(server.ca) if tls and server.ca is not None else None,
+            ssl_ca_certs=str(options.ca) if tls and options.ca is not None else None,
             decode_responses=True,
-            socket_timeout=self._seconds,
-            socket_connect_timeout=self._seconds,
+            socket_timeout=seconds,
+            socket_connect_timeout=seconds,
             retry=Retry(NoBackoff(), 0),  # ours is the backoff, between rounds
         )  # no client name: CLIENT SETNAME is one more command a user must be allowed
 
-    async def _ask(
-        self, client: aredis.Redis, named: list[Options]
-    ) -> list[tuple[float | None, str | None]]:
+    async def ask(self, client: aredis.Redis, named: list[Options]) -> list[Answer]:
         """Each source's (value, None) or (None, why not), from one pipeline; a second one asks
         the TYPE of the keys that turned out to be no list or stream."""
-        async with asyncio.timeout(self._seconds):
+        pipe = client.pipeline(transaction=False)
+        for options in named:
+            if options.list_key is not None:
+                pipe.llen(options.list_key)
+            else:
+                pipe.xinfo_groups(options.stream or "")
+        replies = await pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, LostConnection):  # NOAUTH comes as a command's reply
+                raise reply
+        wrong = [
+            o.list_key or o.stream or ""
+            for o, r in zip(named, replies, strict=True)
+            if isinstance(r, ResponseError) and str(r).startswith("WRONGTYPE")
+        ]
+        types: dict[str, str] = {}
+        if wrong:
             pipe = client.pipeline(transaction=False)
-            for options in named:
-                if options.list_key is not None:
-                    pipe.llen(options.list_key)
-                else:
-                    pipe.xinfo_groups(options.stream or "")
-            replies = await pipe.execute(raise_on_error=False)
-            for reply in replies:
-                if isinstance(reply, LostConnection):  # NOAUTH comes as a command's reply
-                    raise reply
-            wrong = [
-                o.list_key or o.stream or ""
-                for o, r in zip(named, replies, strict=True)
-                if isinstance(r, ResponseError) and str(r).startswith("WRONGTYPE")
-            ]
-            types: dict[str, str] = {}
-            if wrong:
-                pipe = client.pipeline(transaction=False)
-                for key in wrong:
-                    pipe.type(key)
-                found = await pipe.execute(raise_on_error=False)
-                types = {k: t for k, t in zip(wrong, found, strict=True) if isinstance(t, str)}
+            for key in wrong:
+                pipe.type(key)
+            found = await pipe.execute(raise_on_error=False)
+            types = {k: t for k, t in zip(wrong, found, strict=True) if isinstance(t, str)}
         return [backlog(o, r, types) for o, r in zip(named, replies, strict=True)]
 
-    async def _close(self, connection: Connection) -> None:
-        client, connection.client = connection.client, None
-        if client is not None:
-            with contextlib.suppress(RedisError, OSError):  # a broken one: closed all the same
-                await client.aclose()
+    async def close(self, client: aredis.Redis) -> None:
+        with contextlib.suppress(RedisError, OSError):  # a broken one: closed all the same
+            await client.aclose()
+
+    def failed(self, exc: BaseException, options: Options) -> str:
+        """Why a server gave nothing, naming the label to look at: its secret, or its URL."""
+        if isinstance(exc, AuthenticationError):
+            if options.credentials is None:
+                return f"metric.credentials: the server wants a password and none is named ({exc})"
+            return (
+                f"metric.credentials={options.credentials!r}: the server refused it"
+                + (f" for metric.user={options.user!r}" if options.user else "")
+                + f" ({exc}); the secret: its file, or the setting {setting(options.credentials)}"
+            )
+        return f"metric.url={options.url!r}: no answer: {str(exc) or type(exc).__name__}"
+
+    def member(self, options: Options) -> str:
+        if options.list_key is not None:
+            return options.list_key
+        return f"{options.stream} {options.group}"
+
+
+Backlogs = Servers[Options, aredis.Redis]
+"""The Redis source's reader."""
+
+
+def reader(needs: Needs) -> Backlogs:
+    return Servers.made(RedisDriver(), needs)
 
 
 def backlog(
@@ -354,7 +272,7 @@ def backlog(
     not), naming the label to look at. `types`: the TYPE of each key of the wrong type."""
     if options.list_key is not None:
         key, label = options.list_key, "metric.list"
-        if isinstance(reply, int) and not isinstance(reply, bool):
+        if isinstance(reply, int) and not isinstance(reply, bool) and reply >= 0:
             return float(reply), None
     else:
         key, label = options.stream or "", "metric.stream"
@@ -384,7 +302,7 @@ def _group_backlog(
     total = 0
     if "lag" in options.counted:
         lag = group.get("lag")
-        if not isinstance(lag, int):
+        if not isinstance(lag, int) or lag < 0:
             return None, (
                 f"metric.count={options.counted}: Redis cannot tell the lag of group "
                 f"{options.group!r} (entries deleted or trimmed that it has not read"
@@ -394,26 +312,7 @@ def _group_backlog(
         total += lag
     if "pending" in options.counted:
         pending = group.get("pending")
-        if not isinstance(pending, int):
+        if not isinstance(pending, int) or pending < 0:
             return None, f"metric.group={options.group!r}: no pending count in {group!r:.60}"
         total += pending
     return float(total), None
-
-
-def _failed(server: Server, exc: Exception, options: Options) -> str:
-    """Why a server gave nothing, naming the label to look at: its secret, or its URL."""
-    if isinstance(exc, MissingSecret):
-        return str(exc)
-    if isinstance(exc, AuthenticationError):
-        if options.credentials is None:
-            return f"metric.credentials: the server wants a password and none is named ({exc})"
-        return (
-            f"metric.credentials={options.credentials!r}: the server refused it"
-            + (f" for metric.user={options.user!r}" if options.user else "")
-            + f" ({exc}); the secret: its file, or the setting {setting(options.credentials)}"
-        )
-    return f"metric.url={server.url!r}: no answer: {str(exc) or type(exc).__name__}"
-
-
-def _member(options: Options) -> str:
-    return options.list_key if options.list_key is not None else f"{options.stream} {options.group}"

@@ -13,7 +13,7 @@ KINDS: Mapping[str, Kind] = {
     "mqtt": Kind(mqtt.Options, mqtt.Topics.made),
     "prometheus": Kind(prometheus.Options, prometheus.Queries.made),
     "scrape": Kind(scrape.Options, scrape.Scrapes.made),
-    "redis": Kind(redis.Options, redis.Backlogs.made),
+    "redis": Kind(redis.Options, redis.reader),
 }
 
 OPTIONS: Mapping[str, type[BaseModel]] = {name: kind.options for name, kind in KINDS.items()}

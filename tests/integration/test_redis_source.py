@@ -20,7 +20,8 @@ import pytest
 from redis.asyncio import Redis
 
 from autoscaler.sources.base import Member
-from autoscaler.sources.redis import Backlogs, Options
+from autoscaler.sources.redis import Backlogs, Options, RedisDriver
+from autoscaler.sources.servers import Secrets, Servers
 from tests.integration.conftest import ROOT
 from tests.integration.relay import relay
 
@@ -92,7 +93,7 @@ def clock() -> Clock:
 async def backlogs(clock: Clock, tmp_path: Path) -> AsyncIterator[Backlogs]:
     """The reader as the app runs it: its long-lived part running, cancelled at the end (its
     shutdown, which closes every client it holds)."""
-    reader = Backlogs(interval=1.0, now=clock, secrets_dir=tmp_path)
+    reader = Servers(RedisDriver(), interval=1.0, now=clock, secrets=Secrets(tmp_path))
     running = asyncio.create_task(reader.run())
     try:
         yield reader
@@ -250,7 +251,7 @@ async def test_shutdown_closes_every_client(
     async def ours() -> set[str]:
         return {c["id"] for c in await admin.client_list() if c.get("db") == "8"}
 
-    reader = Backlogs(interval=1.0, now=clock)
+    reader = Servers(RedisDriver(), interval=1.0, now=clock)
     running = asyncio.create_task(reader.run())
     await read(reader, source(url, list="one"))
     assert len(await ours()) == 1
