@@ -48,7 +48,9 @@ base_image
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 # The wheels of the autoscaler and of everything it needs, for the image's Python (3.11, glibc).
-"$PYTHON" -m pip wheel -q --wheel-dir "$context/wheels" "$root" >&2
+# That Python is Debian's 3.11.2, below which redis needs async-timeout (3.11.3): a wheel set
+# resolved by a newer Python leaves it out, so it is named here.
+"$PYTHON" -m pip wheel -q --wheel-dir "$context/wheels" "$root" "async-timeout>=4.0.3" >&2
 cp "$root/deploy/Dockerfile" "$context/Dockerfile"
 # The engine runs builds without a network: everything the build needs is in the context.
 DOCKER_BUILDKIT=0 docker build -q --network none --build-arg "BASE=$BASE" -t "$TAG" "$context" >/dev/null

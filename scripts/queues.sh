@@ -255,6 +255,9 @@ default_permissions.configure = .*
 default_permissions.read = .*
 default_permissions.write = .*
 disk_free_limit.absolute = 50MB
+# The management API's counts are statistics emitted this often (5 s by default): a test waits
+# on them, so once a second here.
+collect_statistics_interval = 1000
 log.console = false
 log.file.level = info
 CONF

@@ -17,7 +17,7 @@ pid_runs "$STATE_DIR/broker/mosquitto.pid" mosquitto || started+=(broker)
 pid_runs "$STATE_DIR/prometheus/prometheus.pid" prometheus || started+=(prometheus)
 pid_runs "$STATE_DIR/swarm/node1/dockerd.pid" dockerd || started+=(swarm)
 # The queue servers the queue sources are tested against (Debian's packages; scripts/queues.sh).
-QUEUES=(redis)
+QUEUES=(redis rabbitmq nats postgres)
 for queue in "${QUEUES[@]}"; do
     bash scripts/queues.sh env "$queue" >/dev/null 2>&1 || started+=("queues $queue")
 done

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel
 
-from autoscaler.sources import mqtt, prometheus, redis, scrape
+from autoscaler.sources import mqtt, nats, postgres, prometheus, rabbitmq, redis, scrape
 from autoscaler.sources.base import Kind
 
 KINDS: Mapping[str, Kind] = {
@@ -14,6 +14,9 @@ KINDS: Mapping[str, Kind] = {
     "prometheus": Kind(prometheus.Options, prometheus.Queries.made),
     "scrape": Kind(scrape.Options, scrape.Scrapes.made),
     "redis": Kind(redis.Options, redis.reader),
+    "rabbitmq": Kind(rabbitmq.Options, rabbitmq.reader),
+    "nats": Kind(nats.Options, nats.reader),
+    "postgresql": Kind(postgres.Options, postgres.reader),
 }
 
 OPTIONS: Mapping[str, type[BaseModel]] = {name: kind.options for name, kind in KINDS.items()}
