@@ -148,13 +148,16 @@ def _day(hour: float, low: float, high: float) -> float:
 
 
 def days(count: int = 3, low: float = 0.75, high: float = 3.25, noise: float = 0.1,
-         seed: int = 11, weekend: float | None = None) -> Trace:  # fmt: skip
+         seed: int = 11, weekend: float | None = None, shift: float = 0.0) -> Trace:  # fmt: skip
     """`count` real days (a reading a minute), each the working day's curve with ±`noise`
-    uniform noise; with `weekend`, days 6 and 7 of each week run at that share of it."""
+    uniform noise; with `weekend`, days 6 and 7 of each week run at that share of it; with
+    `shift`, every day after the first runs that many hours later (a day that does not
+    repeat the one before)."""
     rng = random.Random(seed)
     rows: Trace = []
     for minute in range(count * 24 * 60 + 1):
-        hour = minute / 60 % 24
+        later = shift if minute >= 24 * 60 else 0.0
+        hour = (minute / 60 - later) % 24
         level = _day(hour, low, high)
         if weekend is not None and (minute // (24 * 60)) % 7 in (5, 6):
             level = low + (level - low) * weekend
@@ -197,10 +200,11 @@ def _cases() -> list[Case]:
         ("diurnal", "cycle 20 min ±10%", noisy_cycle, False),
         ("days", "3 days ±10%", days, False),
         ("days", "8 days, weekends", lambda: days(8, weekend=0.3, seed=12), False),
+        ("unrepeated", "2 days, the 2nd 6 h later", lambda: days(2, shift=6, seed=13), False),
     ]
     return [Case(family, name, make(), covered) for family, name, make, covered in made]
 
 
 CASES = _cases()
 FAMILIES = ("noisy-level", "step", "spikes", "diurnal", "sawtooth", "ramp", "days", "noise",
-            "flash", "drift")  # fmt: skip
+            "flash", "drift", "unrepeated")  # fmt: skip

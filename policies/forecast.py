@@ -29,6 +29,23 @@ LONGER = 2
 LEAST = 0.1
 """Replicas' worth: a line that rises less over its whole window is level, however little the
 readings scatter (a load that moves in rare small steps has almost none)."""
+UNCAPPED = 0.5
+"""The share of a window's readings that must be uncapped (no replica at its limit) for its
+line to lead: a capped reading says only "at least", and stays out of the line."""
+HALVES = 0.25
+"""The share of the window's slope each of its halves must rise at on its own: a flat half
+beside a step tilts by noise alone, either way."""
+SHORT = 6
+"""The fewest readings the newest half-window's line may lead on."""
+REPEATS_SPAN = 21600.0
+"""Seconds of today that must have followed yesterday's curve for yesterday's floor to hold:
+six hours, so that a day whose curve runs some hours later (or sooner) than yesterday's is
+told apart before yesterday's rise is due (at two, the night before either looked the same,
+and the floor took yesterday's morning peak hours early: 1.09x hpa's replica-seconds on the
+policy bench's shifted day; 1.00x at six)."""
+REPEATS = 0.2
+"""How far today's buckets may be from yesterday's (at today's pace), as a share of today's
+demand over the span, for the day to repeat."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,29 +79,67 @@ class Trend:
         self._window = window
         # Twice the window: a trend too gentle to stand out of the noise in one window may
         # in two (the line itself goes through the newest window alone).
-        self._points: deque[tuple[float, float]] = deque(maxlen=LONGER * window)
-        self._capped: deque[bool] = deque(maxlen=window)
+        self._points: deque[tuple[float, float, bool]] = deque(maxlen=LONGER * window)
 
     def add(self, t: float, demand: float, *, capped: bool = False) -> None:
         """A reading; `capped` when it only says "at least this much" (replicas at their
-        limit): a window that holds one has no trend to lead."""
-        self._points.append((t, demand))
-        self._capped.append(capped)
+        limit): it stays out of the line, which goes through what the load was seen to be."""
+        self._points.append((t, demand, capped))
 
     def line(self, now: float) -> Line | None:
         """The line through the window at `now`; None with fewer than three readings. It
-        rises only once the window is full and holds no capped reading, and only if its slope
-        stands SIGNIFICANCE standard errors above zero, in the window or in the two windows."""
-        points = list(self._points)
-        line = _fit(points[-self._window :], now)
+        rises only once the window is full and at least half of it uncapped, and only if its
+        slope stands SIGNIFICANCE standard errors above zero, in the window, in the two
+        windows, or in the newest half-window (a steep rise need not wait for a whole window
+        of it: the HPA would be a window behind)."""
+        every = list(self._points)
+        window = every[-self._window :]
+        points = [(t, d) for t, d, capped in window if not capped]
+        line = _fit(points, now)
         if line is None or not line.rising:
-            return line
-        if len(points) < self._window or any(self._capped):
-            return replace(line, rising=False)
+            return _short(window, now, line, every)
+        if len(window) < self._window or len(points) < UNCAPPED * self._window:
+            return _short(window, now, replace(line, rising=False), every)
         if line.significance >= SIGNIFICANCE:
             return line
-        longer = _significance(points, _slope(points) or 0.0)
-        return replace(line, rising=len(points) == LONGER * self._window and longer >= SIGNIFICANCE)
+        both = [(t, d) for t, d, capped in every if not capped]
+        longer = _significance(both, _slope(both) or 0.0)
+        if len(every) == LONGER * self._window and longer >= SIGNIFICANCE:
+            return line
+        return _short(window, now, replace(line, rising=False), every)
+
+
+def _short(window: list[tuple[float, float, bool]], now: float, line: Line | None,
+           every: list[tuple[float, float, bool]]) -> Line | None:  # fmt: skip
+    """The newest half of a window's line where a rise starts clearly out of a steady load;
+    else `line`. The half's slope is judged against the scatter of the readings before it
+    about their own line, not its own few readings' (six readings of noise now and then scatter
+    little about their line, and would tilt it past any bar of their own); and the half must
+    have left the line of the readings before it by more than their scatter (noise dips and
+    comes back, a rise goes on), and rise in more than one jump (a step is no trend)."""
+    half = window[-max(SHORT, len(window) // 2) :]
+    if len(half) < SHORT or any(capped for _, _, capped in half):
+        return line
+    newest = [(t, d) for t, d, _ in half]
+    short = _fit(newest, now)
+    before = [(t, d) for t, d, capped in every[: -len(half)] if not capped]
+    if short is None or not short.rising or len(before) < 2 * SHORT:
+        return line
+    rise = newest[-1][0] - newest[0][0]
+    jump = max(b - a for (_, a), (_, b) in pairwise(newest))
+    if jump > short.slope * rise / 2:
+        return line
+    slope = _slope(before) or 0.0
+    intercept = median(d - slope * t for t, d in before)
+    residuals = [d - intercept - slope * t for t, d in before]
+    scatter = math.sqrt(sum(r * r for r in residuals) / (len(residuals) - 2))
+    if short.level - (intercept + slope * now) <= SIGNAL * scatter:
+        return line
+    error = _standard_error(residuals, [t for t, _ in newest], n=len(newest))
+    significance = short.slope / error if error > 0 else math.inf
+    if significance >= SIGNIFICANCE:
+        return replace(short, significance=significance)
+    return line
 
 
 def _fit(points: list[tuple[float, float]], now: float) -> Line | None:
@@ -94,8 +149,11 @@ def _fit(points: list[tuple[float, float]], now: float) -> Line | None:
     if slope is None:
         return None
     intercept = median(d - slope * t for t, d in points)
-    half = (len(points) + 1) // 2
-    first, second = _slope(points[:half]), _slope(points[-half:])
+    # The halves by time, not by count: readings left out (capped) must not move a step's
+    # far side into the first half.
+    middle = (points[0][0] + points[-1][0]) / 2
+    first = _slope([p for p in points if p[0] <= middle])
+    second = _slope([p for p in points if p[0] >= middle])
     # Noise alone can tilt both halves: the rise over the window must also stand out of the
     # readings' scatter about the line (their median distance from it).
     scatter = median(abs(d - intercept - slope * t) for t, d in points)
@@ -105,7 +163,8 @@ def _fit(points: list[tuple[float, float]], now: float) -> Line | None:
     # The newest readings below the line by more than noise would put them: the rise bends.
     bending = intercept + slope * now - level > SIGNAL * scatter
     rising = (
-        slope > 0 and first is not None and second is not None and min(first, second) > 0
+        slope > 0 and first is not None and second is not None
+        and min(first, second) > HALVES * slope
         and rise > max(SIGNAL * scatter, LEAST) and not bending
     )  # fmt: skip
     return Line(level, slope, rising, _significance(points, slope))
@@ -120,21 +179,23 @@ def _significance(points: list[tuple[float, float]], slope: float) -> float:
     return math.inf if slope > 0 else 0.0  # readings exactly on the line
 
 
-def _standard_error(residuals: list[float], times: list[float]) -> float:
+def _standard_error(residuals: list[float], times: list[float], n: int | None = None) -> float:
     """The slope's standard error: the residuals' standard deviation over the root of the
     times' sum of squares about their mean, with as many readings as are independent (a
     reading that repeats the one before, as readings more frequent than the load's own changes
-    do, adds none: lag-1 autocorrelation, n (1 - r) / (1 + r))."""
-    n = len(residuals)
-    mean = sum(times) / n
+    do, adds none: lag-1 autocorrelation, n (1 - r) / (1 + r)). `n`: the readings the slope
+    went through, where the residuals (the scatter) come from more of them."""
+    count = len(residuals)
+    n = count if n is None else n
+    mean = sum(times) / len(times)
     spread = sum((t - mean) ** 2 for t in times)
     squares = sum(r * r for r in residuals)
-    if n < 3 or spread <= 0:
+    if count < 3 or n < 3 or spread <= 0:
         return math.inf
     lagged = sum(a * b for a, b in pairwise(residuals))
     correlation = max(0.0, lagged / squares) if squares > 0 else 0.0
     independent = n * (1 - correlation) / (1 + correlation)
-    return math.sqrt(squares / (n - 2) / spread * n / max(independent, 1.0))
+    return math.sqrt(squares / (count - 2) / spread * n / max(independent, 1.0))
 
 
 def _slope(points: list[tuple[float, float]]) -> float | None:
@@ -234,6 +295,31 @@ class Daily:
                 today += now
                 yesterday += then
         return today / yesterday if yesterday > 0 else 1.0
+
+    def repeats(self, wall: float) -> bool:
+        """Whether today has followed yesterday's curve: over the last REPEATS_SPAN of whole
+        buckets, today's means differ from yesterday's, taken at today's pace, by at most
+        REPEATS of them (a quieter day of the same shape repeats; a holiday's flat morning
+        after a working day's rise does not, nor a day whose load moved to other hours). A
+        floor from a day that does not repeat is a guess of the load's shape."""
+        number = int(wall // self.bucket)
+        per_day = int(DAY // self.bucket)
+        span = int(REPEATS_SPAN // self.bucket)
+        pairs = [
+            (now, then)
+            for k in range(1, span + 1)
+            if (now := self._mean(number - k)) is not None
+            and (then := self._mean(number - k - per_day)) is not None
+        ]
+        if len(pairs) < span // 2:
+            return False
+        today = sum(now for now, _ in pairs)
+        yesterday = sum(then for _, then in pairs)
+        if yesterday <= 0:
+            return today <= 0
+        pace = today / yesterday
+        apart = sum(abs(now - pace * then) for now, then in pairs)
+        return apart <= REPEATS * today
 
     def rises(self, wall: float) -> bool:
         """Whether yesterday's demand rose at this time of day: the most of its buckets from

@@ -156,7 +156,7 @@ class Predictive(TargetTracking):
                metrics: dict[str, float]) -> tuple[int, str] | None:  # fmt: skip
         """The count for what this time of day needed on the days before."""
         floor = self._daily.floor(wall + horizon) if self.options.daily else None
-        if floor is None:
+        if floor is None or not self._daily.repeats(wall):
             return None
         needed = f"this time of day needed {floor:.2f} before"
         if (pace := self._daily.pace(wall)) < 1:

@@ -95,6 +95,9 @@ class Summary:
     actions: int
     replica_s: float
     """Sum over seconds of the replicas there were, starting ones included: what it cost."""
+    needed_replica_s: float
+    """Sum over seconds of the needed count: what a policy never under-provisioned and never
+    over, with no start-up, would cost."""
     reaction_s: float | None
     """Longest time, over the steps up (the needed count rising by 2 or more at once), until that
     many replicas were ready; None without such a step."""
@@ -259,6 +262,7 @@ def summarize(
         over_provisioned_replica_s=float(sum(max(r.replicas - r.needed, 0) for r in rows)),
         actions=len(decisions),
         replica_s=float(sum(r.replicas for r in rows)),
+        needed_replica_s=float(sum(r.needed for r in rows)),
         reaction_s=reaction_s,
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -193,11 +194,12 @@ NOON = 12 * 3600
 
 
 def before_today_s_noon(service: Service) -> tuple[Proposal, Proposal]:
-    """Yesterday: 2 replicas' worth all day, 8 from noon for an hour; today, up to a minute
-    before noon, still 2. What the policy and the default proposed last."""
+    """Yesterday: 2 replicas' worth all day, 8 from noon for an hour; today, for the six hours
+    up to a minute before noon, still 2, as yesterday. What the policy and the default proposed
+    last."""
     for t in range(0, int(DAY), 60):
         service.round(t, 8.0 if NOON <= t < NOON + 3600 else 2.0, current=2)
-    for t in range(int(DAY) + NOON - 300, int(DAY) + NOON, 60):
+    for t in range(int(DAY) + NOON - 21600, int(DAY) + NOON, 60):
         ours, default = service.round(t, 2.0, current=2)
     return ours, default
 
@@ -290,7 +292,7 @@ def test_the_daily_floor_learns_what_it_missed_today_by() -> None:
     # Yesterday: 3.6 replicas' worth in the morning, 6 from noon. Today's morning runs at 4.
     for t in range(0, int(DAY), 60):
         service.round(t, 6.0 if t >= noon else 3.6, current=6)
-    for t in range(int(DAY) + noon - 7200, int(DAY) + noon - 1200, 60):
+    for t in range(int(DAY) + noon - 21600, int(DAY) + noon - 1200, 60):
         ours, default = service.round(t, 4.0, current=4)
     assert default.count == 4 and ours.metrics["daily"] == 6.0
     # Missed by 0.4 all morning: the floor ahead of noon is 6 and 0.4 more, so 7, not 6.
@@ -337,7 +339,7 @@ def test_where_yesterday_fell_the_floor_holds_what_runs_and_asks_for_no_more() -
     # quarter of an hour sooner: at 3 from 13:45, where the default has scaled down to 3.
     for t in range(0, int(DAY), 60):
         service.round(t, 6.0 if t < afternoon else 2.0, current=6)
-    for t in range(int(DAY) + afternoon - 3600, int(DAY) + afternoon - 900, 60):
+    for t in range(int(DAY) + afternoon - 21600, int(DAY) + afternoon - 900, 60):
         service.round(t, 6.0, current=6)
     for t in range(int(DAY) + afternoon - 900, int(DAY) + afternoon - 600, 60):
         ours, default = service.round(t, 3.0, current=3)
@@ -353,7 +355,7 @@ def test_a_quiet_day_runs_its_floor_at_today_s_pace_against_yesterday() -> None:
     nine = 9 * 3600
     for t in range(0, int(DAY), 60):
         service.round(t, 8.0 if nine <= t < nine + 3600 else 4.0, current=4)
-    for t in range(int(DAY) + nine - 3600, int(DAY) + nine - 120, 60):
+    for t in range(int(DAY) + nine - 21600, int(DAY) + nine - 120, 60):
         ours, default = service.round(t, 2.0, current=2)
     assert default.count == 2
     assert math.isclose(ours.metrics["daily"], 4.0, rel_tol=0.05)
@@ -398,10 +400,11 @@ def test_yesterday_rose_when_this_bucket_or_the_half_hour_after_it_beat_the_ten_
 
 
 def test_the_daily_floor_goes_by_the_wall_clock_not_the_monotonic_one() -> None:
-    # Yesterday's history, read back by a process started today at 11:55, whose monotonic
-    # clock begins at 0 there: the floor is found at noon on the wall, not at 0 on that clock.
+    # Yesterday's history and this morning's, read back by a process started today at 11:55,
+    # whose monotonic clock begins at 0 there: the floor is found at noon on the wall, not at
+    # 0 on that clock.
     yesterday = Service({"predict.window": "30s"})
-    for t in range(0, int(DAY), 60):
+    for t in range(0, int(DAY + NOON - 300), 60):
         yesterday.round(t, 8.0 if NOON <= t < NOON + 3600 else 2.0, current=2)
     today = Service({"predict.window": "30s"}, wall=DAY + NOON - 300)
     today.policy.restore(yesterday.policy.export())  # type: ignore[attr-defined]
@@ -504,18 +507,90 @@ def test_a_window_leads_only_once_it_is_full() -> None:
     assert line is not None and line.rising
 
 
-def test_a_capped_reading_leads_nothing_until_it_leaves_the_window() -> None:
-    # Replicas held at their limit read 100 % however much more they were asked: a rise
-    # through such readings is the saturated growth's, not the load's.
+def test_a_capped_reading_stays_out_of_the_line_and_a_window_mostly_capped_leads_nothing() -> None:
+    # Replicas held at their limit read 100 % however much more they were asked: such a
+    # reading says "at least", and a line through it would go through the count's own growth.
+    # The line goes through the readings that say what the load was.
     trend = Trend(window=12)
     for t in range(0, 60, 5):
-        trend.add(t, 2.0 + 0.1 * t, capped=t == 20)
+        capped = t in (20, 25)
+        trend.add(t, 1.0 if capped else 2.0 + 0.1 * t, capped=capped)  # capped: read low
     line = trend.line(now=55)
-    assert line is not None and line.slope > 0 and not line.rising
-    for t in range(60, 85, 5):
-        trend.add(t, 2.0 + 0.1 * t)
-    line = trend.line(now=80)
-    assert line is not None and line.rising  # the capped reading is out of the window
+    assert line is not None and line.rising and math.isclose(line.slope, 0.1)
+    # Seven of twelve capped: fewer than half the window says what the load was.
+    mostly = Trend(window=12)
+    for t in range(0, 60, 5):
+        mostly.add(t, 2.0 + 0.1 * t, capped=t >= 25)
+    line = mostly.line(now=55)
+    assert line is not None and not line.rising
+
+
+def test_a_step_seen_across_a_capped_reading_is_not_the_rise_of_the_halves_beside_it() -> None:
+    # A gentle rise, a step (its first reading capped: the replicas at their limit until the
+    # scale-up served), a gentle rise again. The window's line is the step's (0.045/s); the
+    # halves, the window's by time so that the reading left out does not move the step's far
+    # side into the first half, rise at 0.01 and 0.028/s: less than a quarter of it in the
+    # first. Leading the step's slope would provision for a climb the load is not on (the
+    # flash crowd's lead, before).
+    readings = [2.2, 2.27, 2.29, 2.35, 2.4, 2.96, 3.74, 3.88, 4.04, 4.19, 4.31, 4.46]
+    trend = Trend(window=12)
+    for t, d in zip(range(0, 60, 5), readings, strict=True):
+        trend.add(t, d, capped=t == 25)
+    line = trend.line(now=55)
+    assert line is not None and line.slope > 0.04 and not line.rising
+
+
+def test_a_steep_rise_out_of_a_level_load_is_led_within_half_a_window() -> None:
+    # A minute level at 2 with a little noise, then a steep rise: half a window of it is
+    # enough, judged against the scatter of the level before it, where the whole window would
+    # wait for a full minute of rise (the HPA follows a window behind).
+    trend = Trend(window=12)
+    readings = [(t, 2.0 + (0.04 if (t // 5) % 2 else -0.04)) for t in range(0, 120, 5)]
+    readings += [(120 + t, 2.0 + 0.06 * t) for t in range(5, 35, 5)]
+    for t, d in readings:
+        trend.add(t, d)
+    line = trend.line(now=150)
+    assert line is not None and line.rising and math.isclose(line.slope, 0.06)
+    # Six readings of a step and the load settling after it (the flash crowd's, +2 replicas):
+    # most of their rise is one jump, and a step is followed by the default, not led.
+    step = Trend(window=12)
+    settling = [1.89, 1.74, 3.71, 3.72, 3.73, 3.97]
+    for t, d in readings[:-6] + list(zip(range(125, 155, 5), settling, strict=True)):
+        step.add(t, d)
+    line = step.line(now=150)
+    assert line is not None and not line.rising
+
+
+def test_noise_that_dips_and_comes_back_is_no_steep_rise() -> None:
+    # Half a window climbing back out of a dip ends where the level was: it has not left the
+    # readings before it, however steep its own line.
+    trend = Trend(window=12)
+    readings = [(t, 3.0 + (0.05 if (t // 5) % 2 else -0.05)) for t in range(0, 120, 5)]
+    readings += [(120 + t, 2.2 + 0.027 * t) for t in range(5, 35, 5)]
+    for t, d in readings:
+        trend.add(t, d)
+    line = trend.line(now=150)
+    assert line is not None and not line.rising
+
+
+def test_yesterday_s_floor_holds_only_on_a_day_that_repeats_it() -> None:
+    # Yesterday: 2 all day, 8 from noon for an hour. Today, the six hours before noon: as
+    # yesterday (the floor leads noon's peak), at half its level (a quieter day of the same
+    # shape: still a repeat), or rising to 5 at 11:00 where yesterday held 2 (not a repeat:
+    # the day's load has moved, and yesterday's noon says nothing of today's).
+    def today(morning: Callable[[float], float]) -> Proposal:
+        service = Service({"predict.window": "30s"})
+        for t in range(0, int(DAY), 60):
+            service.round(t, 8.0 if NOON <= t < NOON + 3600 else 2.0, current=2)
+        for t in range(int(DAY) + NOON - 21600, int(DAY) + NOON, 60):
+            demand = morning(t - DAY - NOON)
+            ours, _ = service.round(t, demand, current=math.ceil(demand))
+        return ours
+
+    assert today(lambda _: 2.0).count == 8
+    assert today(lambda _: 1.0).count == 4
+    moved = today(lambda before: 5.0 if before >= -3600 else 2.0)
+    assert "this time of day" not in moved.reason and moved.count == 5
 
 
 def test_a_gentle_rise_too_noisy_for_one_window_is_led_once_two_windows_show_it() -> None:
