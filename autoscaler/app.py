@@ -8,7 +8,8 @@ manager).
                      ▲          service ─► (actions in flight)                         │
                      └───────────────────────── until stop is set ◄─────────────────────┘
                      between rounds: a backend's events that name services to mend (a
-                     replica gone, a template started) ─► controller.mend for each, at once
+                     replica gone, a template started) ─► controller.mend for each, at once;
+                     a value pushed to a metric (MQTT) ─► the services that read it, stepped
     shutdown: finish in-flight actions (bounded), flush MQTT, publish offline, cancel the rest
 
 One TaskGroup owns every long-lived task: the backends' parts (the engine's event follower, the
@@ -25,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from autoscaler.backends.compose.backend import Compose
@@ -36,6 +37,7 @@ from autoscaler.control.context import Clock
 from autoscaler.control.controller import Controller
 from autoscaler.control.fleet import Fleet
 from autoscaler.control.history import History
+from autoscaler.control.spec import MetricSource
 from autoscaler.errors import AutoscalerError, Faults
 from autoscaler.labels import ServiceKey
 from autoscaler.mqtt.journal import Journal
@@ -86,6 +88,9 @@ class Backend(Protocol):
     async def look(self, tg: asyncio.TaskGroup) -> None:
         """Between rounds: the services due to be measured again, sampled and stepped."""
 
+    def asked(self, keys: Iterable[ServiceKey]) -> None:
+        """These services' metric was pushed a new value: they are due to decide on it now."""
+
     def unready(self) -> str | None:
         """Why this instance cannot act on its services, or None."""
 
@@ -118,6 +123,7 @@ class App:
             max_scrape=settings.max_scrape,
             secrets_dir=settings.secrets_dir,
             secrets=settings.secrets,
+            arrived=self._arrived,
         )
         self.journal = Journal()
         self.notifier = Notifier(settings.mqtt, self.journal, instance=self.instance)
@@ -262,6 +268,13 @@ class App:
             next_tick = max(next_tick + self.settings.interval, time.monotonic())
             if await self._between_rounds(tg, stop, next_tick):
                 next_tick = time.monotonic()  # the rounds keep their interval from this one
+
+    def _arrived(self, source: MetricSource) -> None:
+        """A pushed value of `source` arrived: the services that read it decide now (a look
+        between rounds, the same rules as a round's), not up to an interval later."""
+        for backend in getattr(self, "backends", ()):
+            backend.asked(k for k, c in backend.fleet.items() if c.spec and c.spec.metric == source)
+        self._wake.set()
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
         await stop.wait()

@@ -52,6 +52,9 @@ class Needs:
     secrets: Mapping[str, SecretStr] = field(default_factory=dict)
     """Where the secrets a source names (`metric.credentials`) are found: a file in
     `secrets_dir`, else a setting `AUTOSCALER_SECRETS__<NAME>` (credentials.py)."""
+    arrived: Callable[[Any], None] = field(default=lambda _: None)
+    """Told the options of a source whose value a server pushed and changed, as it arrives:
+    the services that read it decide now, not at the next round."""
 
 
 class Reader(Protocol):

@@ -196,8 +196,11 @@ class Topics:
         wall: Callable[[], float] = time.time,
         faults: Faults | None = None,
         limit: int = MAX_PAYLOAD,
+        arrived: Callable[[Options], None] = lambda _: None,
     ) -> None:
         self._mqtt = mqtt
+        self._arrived = arrived
+        self._options: list[Options] = []  # the sources named this round
         self._limit = limit  # bytes of a payload read at most
         self._tls = tls_context(mqtt)
         self._now, self._wall = now, wall
@@ -209,11 +212,11 @@ class Topics:
 
     @classmethod
     def made(cls, needs: Needs) -> Topics:
-        return cls(
-            needs.mqtt, now=needs.now, wall=needs.wall, faults=needs.faults, limit=needs.max_payload
-        )
+        return cls(needs.mqtt, now=needs.now, wall=needs.wall, faults=needs.faults,
+                   limit=needs.max_payload, arrived=needs.arrived)  # fmt: skip
 
     async def want(self, wanted: Sequence[Options]) -> None:
+        self._options = list(dict.fromkeys(wanted))
         await self.follow({o.topic for o in wanted})
 
     def members(self, options: Options) -> list[Member]:
@@ -290,11 +293,15 @@ class Topics:
         """A message arrived; `read`: its payload, where it was read off the loop."""
         try:
             raw = _raw(payload)
-            if not raw:
-                self._heard.pop(topic, None)  # retracted
-                return
-            read = read or Payload.read(raw, self._limit)
-            self._heard[topic] = Heard(read, self._now(), self._wall(), retained)
+            before = self._heard.pop(topic, None)
+            if raw:  # empty: retracted
+                read = read or Payload.read(raw, self._limit)
+                self._heard[topic] = Heard(read, self._now(), self._wall(), retained)
+                if before is not None and before.payload == read:
+                    return  # the same value again (an exporter's period): nothing new to decide
+            for options in self._options:
+                if matches(topic, options.topic):
+                    self._arrived(options)
         except Exception as exc:
             self._faults.failed(f"metric topic {topic}", exc)
 

@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
@@ -46,18 +47,21 @@ class Signals:
         max_scrape: int = MAX_SCRAPE,
         secrets_dir: Path = SECRETS_DIR,
         secrets: Mapping[str, SecretStr] | None = None,
+        arrived: Callable[[MetricSource], None] = lambda _: None,
     ) -> None:
         self._interval = interval
         self._now = now
+        self._arrived = arrived
+        self._wanted: list[MetricSource] = []
         needs = Needs(mqtt, interval, now, wall, faults or Faults(), max_payload, max_scrape,
-                      secrets_dir, secrets or {})  # fmt: skip
+                      secrets_dir, secrets or {}, self._pushed)  # fmt: skip
         self.readers: dict[str, Reader] = {name: kind.reader(needs) for name, kind in kinds.items()}
         self.options: Mapping[str, type[BaseModel]] = {n: k.options for n, k in kinds.items()}
         """Each kind's options, to parse a service's labels with (control/spec.py)."""
         self._since: dict[str, float] = {}  # source name -> when it was first asked for
 
     async def follow(self, sources: Iterable[MetricSource]) -> None:
-        wanted = list(sources)
+        wanted = self._wanted = list(sources)
         names = {s.name for s in wanted}
         for gone in set(self._since) - names:
             del self._since[gone]
@@ -67,6 +71,13 @@ class Signals:
             reader.want([s.options for s in wanted if s.source == kind])
             for kind, reader in self.readers.items()
         ))  # fmt: skip
+
+    def _pushed(self, options: Any) -> None:
+        """A reader was pushed a new value of the source these options make: each service
+        that reads it is told (`arrived`), to decide on it now."""
+        for source in self._wanted:
+            if source.options == options:
+                self._arrived(source)
 
     async def run(self) -> None:
         """Run the readers' long-lived parts (MQTT's connection) until cancelled."""

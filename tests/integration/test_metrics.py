@@ -98,6 +98,26 @@ async def test_a_queue_step_is_one_action_and_a_drop_waits_for_the_window(
     assert len(events(mqtt, project, "worker", "scale_up")) == 1
 
 
+async def test_a_pushed_value_is_acted_on_as_it_arrives_not_at_the_next_round(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, queue: Queue, project: str
+) -> None:
+    # Rounds 8 s apart: a value published just after one waits up to 8 s for the next, unless
+    # its arrival is acted on, under the same rules (here: a step up in one action).
+    topic = queue.topic
+    await make_container("worker", QUEUE | {"autoscaler.metric.topic": topic,
+                                            "autoscaler.metric.max-age": "30s"})  # fmt: skip
+    await queue.set(0)
+    await run_autoscaler(interval=8.0)
+    await reaches(mqtt, project, "worker", 1)
+    # Just after a round (its state message for this service marks it).
+    await states_after(mqtt, project, "worker", time.time(), count=1)
+    published = time.time()
+    await queue.set(90)
+    ups = await mqtt.wait_for(lambda m: events(m, project, "worker", "scale_up"), within=6)
+    assert (ups[0]["from"], ups[0]["to"]) == (1, 9)
+    assert ups[0]["timeNano"] / 1e9 - published < 2.0, ups[0]
+
+
 async def test_a_stale_value_holds_and_is_reported_once_until_it_is_fresh_again(
     make_container: Any, run_autoscaler: Any, mqtt: Mqtt, queue: Queue, project: str
 ) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import aiodocker
@@ -42,6 +42,9 @@ from policies.base import Signal
 from policies.saturation import held_back
 
 _LATE = 0.05
+ASKED = 0.2
+"""Seconds between two looks at a service for values pushed to its metric: a publisher may push
+faster than anything can act on it, and each look samples the service."""
 """Seconds past a window's shortest measurable length at which it is looked at: a timer may
 fire a little early."""
 
@@ -104,6 +107,7 @@ class Compose:
         self.fleet = Fleet(self.context)
         self._to_mend: set[ServiceKey] = set()
         self._due: dict[ServiceKey, float] = {}  # service -> when it can be measured again
+        self._asked: dict[ServiceKey, float] = {}  # service -> its last look for a pushed value
         self._settling: dict[ServiceKey, Settling] = {}  # service -> its new replicas watched
         self._watch_at: float | None = None  # when the round's windows measure
         self._watched: set[ServiceKey] = set()  # services with CPU limits, not held at the round
@@ -168,6 +172,17 @@ class Compose:
         else:
             self._due[key] = now + self.collector.min_window + _LATE
         self._wake()
+
+    def asked(self, keys: Iterable[ServiceKey]) -> None:
+        """These services' metric was pushed a new value: each is looked at now, at most once
+        in ASKED (a publisher may push faster than anything can act), unless it is due later
+        already (its new replicas are not measurable yet: the look then sees the value too)."""
+        now = time.monotonic()
+        for key in keys:
+            if key in self._settling or self._due.get(key, now) > now:
+                continue
+            self._due[key] = max(now, self._asked.get(key, -ASKED) + ASKED)
+            self._asked[key] = self._due[key]
 
     def due(self) -> float | None:
         watch = [] if self._watch_at is None else [self._watch_at]

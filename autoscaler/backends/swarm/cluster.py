@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +30,7 @@ from autoscaler.control.ports import Meter, Notices
 from autoscaler.control.replicas import Replica
 from autoscaler.control.spec import MetricSource, Sources
 from autoscaler.errors import Faults
+from autoscaler.labels import ServiceKey
 from autoscaler.settings import Settings
 from policies.base import Signal
 
@@ -113,6 +114,10 @@ class Cluster:
 
     async def look(self, tg: asyncio.TaskGroup) -> None:
         """Nothing is looked at between rounds (see `due`)."""
+
+    def asked(self, keys: Iterable[ServiceKey]) -> None:
+        """A Swarm service decides on a pushed value at the next round: its round lists the
+        cluster afresh, which a look between rounds would have to do too."""
 
     def unready(self) -> str | None:
         return None

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autoscaler.settings import MqttSettings
-from autoscaler.sources.mqtt import Topics, matches, parse
+from autoscaler.sources.mqtt import Options, Topics, matches, parse
 
 
 @pytest.mark.parametrize(
@@ -115,3 +115,20 @@ def test_an_empty_payload_retracts_a_topic_and_patterns_no_service_wants_are_for
     asyncio.run(topics.follow({"shop/+/depth"}))
     assert topics.heard("blog/depth") == {}
     assert topics._heard.keys() == {"shop/us/depth"}
+
+
+def test_a_new_value_is_told_as_it_arrives_to_each_source_it_matches_and_a_repeat_is_not() -> None:
+    told: list[Options] = []
+    topics = Topics(MqttSettings(enabled=False), now=lambda: 1.0, wall=lambda: 1.0,
+                    arrived=told.append)  # fmt: skip
+    eu = Options.model_validate({"metric.topic": "shop/eu/depth"})
+    every = Options.model_validate({"metric.topic": "shop/+/depth"})
+    blog = Options.model_validate({"metric.topic": "blog/depth"})
+    asyncio.run(topics.want([eu, every, blog]))
+    topics._receive("shop/eu/depth", b"500", retained=False)
+    assert told == [eu, every]
+    topics._receive("shop/eu/depth", b"500", retained=False)  # the exporter's period: no news
+    topics._receive("shop/us/depth", b"20", retained=False)
+    assert told == [eu, every, every]
+    topics._receive("shop/us/depth", b"", retained=True)  # retracted: the sum moved
+    assert told == [eu, every, every, every]
