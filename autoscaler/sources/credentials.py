@@ -66,6 +66,22 @@ def password(
     )
 
 
+def refused(
+    name: str | None, user: str | None, told: str, *, wanted: str = "a password", lone: str = ""
+) -> str:
+    """Why a server refused the login, naming the label to look at: no secret named where it
+    wants one (`wanted`), or the one named refused, for metric.user (else `lone`, how it was
+    sent). `told`: what the server said."""
+    if name is None:
+        return f"{LABEL}: the server wants {wanted} and none is named ({told})"
+    # A server tells no user from a wrong password, so as not to tell who exists.
+    refused_for = f" for metric.user={user!r}, no such user or not its password" if user else lone
+    return (
+        f"{LABEL}={name!r}: the server refused it{refused_for} ({told}); the secret: its file, "
+        f"or the setting {setting(name)}"
+    )
+
+
 def setting(name: str) -> str:
     """The environment variable that may hold the secret `name`."""
     return f"AUTOSCALER_SECRETS__{name.upper()}"

@@ -36,25 +36,16 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import SplitResult, urlsplit
+from typing import Annotated, Any, Literal
 
 import nats.errors
 from nats.aio.client import Client as Nats
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from autoscaler.sources import credentials
 from autoscaler.sources.base import Needs
-from autoscaler.sources.credentials import NAME, setting
-from autoscaler.sources.servers import Answer, Secrets, Servers
+from autoscaler.sources.servers import Answer, Secrets, Server, Servers, count
+from autoscaler.sources.urls import Url, secret_with_user
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +59,8 @@ JS_NAME = r"^[^\s\x00-\x1f\x7f.*>/\\]+$"
 STREAM_NOT_FOUND, CONSUMER_NOT_FOUND = 10059, 10014
 JETSTREAM_NOT_ENABLED = {10076, 10039}  # on the server, for the account
 
-_INSTEAD = {
-    "instead": "labels are readable by anyone who may inspect the container: put the password "
-    "(or token) in a Compose secret and name it in metric.credentials (the file "
-    "/run/secrets/<name>, or the setting AUTOSCALER_SECRETS__<NAME>), and the user in "
-    "metric.user"
-}
+URL = Url({"nats": 4222, "tls": 4222}, tls=("tls",), holds="a host and a port", token=True)
+"""No user in it: NATS reads a lone user in a URL as a token."""
 
 
 class Options(BaseModel):
@@ -81,40 +68,23 @@ class Options(BaseModel):
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
-    url: str = Field(alias="metric.url", pattern=r"^(nats|tls)://\S+$")
+    url: Annotated[str, AfterValidator(URL.checked)] = Field(
+        alias="metric.url", pattern=URL.pattern
+    )
     stream: str = Field(alias="metric.stream", pattern=JS_NAME)
     consumer: str = Field(alias="metric.consumer", pattern=JS_NAME)
     count: Literal["pending", "pending+unacked"] = Field("pending", alias="metric.count")
     user: str | None = Field(default=None, alias="metric.user", pattern=r"^\S+$")
-    credentials: str | None = Field(default=None, alias="metric.credentials", pattern=NAME)
-    ca: Path | None = Field(default=None, alias="metric.ca")
-
-    @field_validator("url")
-    @classmethod
-    def _no_secret(cls, url: str) -> str:
-        address(url)
-        return url
+    credentials: str | None = Field(None, alias="metric.credentials", pattern=credentials.NAME)
+    ca: Annotated[Path | None, AfterValidator(URL.tls_ca)] = Field(None, alias="metric.ca")
 
     @model_validator(mode="before")
     @classmethod
     def _user_with_secret(cls, data: Any) -> Any:
         """A user is nothing without its password: NATS sends the two together or neither."""
         if isinstance(data, Mapping):
-            given = {n for n in ("metric.user", "user", "metric.credentials", "credentials")
-                     if data.get(n) is not None}  # fmt: skip
-            if given & {"metric.user", "user"} and not given & {
-                "metric.credentials",
-                "credentials",
-            }:
-                raise _label_error("metric.credentials", "required with metric.user", data)
+            secret_with_user(cls, data)
         return data
-
-    @field_validator("ca")
-    @classmethod
-    def _ca_of_tls(cls, ca: Path | None, info: ValidationInfo) -> Path | None:
-        if ca is not None and not str(info.data.get("url", "tls:")).startswith("tls:"):
-            raise PydanticCustomError("ca", "only with a tls:// url")
-        return ca
 
     @property
     def name(self) -> str:
@@ -123,44 +93,6 @@ class Options(BaseModel):
     @property
     def server(self) -> Server:
         return Server(self.url, self.user, self.credentials, self.ca)
-
-
-def _label_error(label: str, message: str, data: Any) -> ValidationError:
-    """An error of one label found checking them together: it names that label."""
-    problem = PydanticCustomError("labels", message)
-    line = InitErrorDetails(type=problem, loc=(label,), input=data)
-    return ValidationError.from_exception_data(Options.__name__, [line])
-
-
-def address(url: str) -> SplitResult:
-    """The parts of a `nats://` or `tls://` URL: a host and a port, nothing else (no user: NATS
-    reads a lone user in a URL as a token); PydanticCustomError saying what is wrong."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise PydanticCustomError("url", "not a URL: {problem}", {"problem": str(exc)}) from None
-    if parts.password is not None or "@" in parts.netloc:
-        raise PydanticCustomError(
-            "url", "a user, token or password in a label: {instead}", _INSTEAD
-        )
-    if not parts.hostname:
-        raise PydanticCustomError("url", "no host")
-    if parts.path.strip("/") or parts.query or parts.fragment:
-        raise PydanticCustomError("url", "only a host and a port: no path, ?options or #fragment")
-    if port == 0:
-        raise PydanticCustomError("url", "port 0")
-    return parts
-
-
-@dataclass(frozen=True, slots=True)
-class Server:
-    """What a connection is made for: services that name the same share one."""
-
-    url: str
-    user: str | None
-    credentials: str | None
-    ca: Path | None
 
 
 @dataclass(slots=True)
@@ -202,7 +134,7 @@ class NatsDriver:
         is none. nats-py's own connect loop tries the server twice, without a wait between; it
         never reconnects."""
         secret = secrets(options.credentials)
-        tls = options.url.startswith("tls:")
+        tls = URL.is_tls(options.url)
         context = _tls(options.ca) if tls else None  # before the client: nothing to close yet
         client = Nats()
         connection = Connection(client, seconds)
@@ -286,15 +218,9 @@ class NatsDriver:
         """Why a server gave nothing, naming the label to look at: its secret, CA or URL."""
         text = str(exc) or type(exc).__name__
         if isinstance(exc, nats.errors.AuthorizationError) or "Authorization Violation" in text:
-            if options.credentials is None:
-                return (
-                    "metric.credentials: the server wants a user and password, or a token, and "
-                    f"none is named ({text})"
-                )
-            return (
-                f"metric.credentials={options.credentials!r}: the server refused it"
-                + (f" for metric.user={options.user!r}" if options.user else " as a token")
-                + f" ({text}); the secret: its file, or the setting {setting(options.credentials)}"
+            wanted = "a user and password, or a token"
+            return credentials.refused(
+                options.credentials, options.user, text, wanted=wanted, lone=" as a token"
             )
         if isinstance(exc, UnreadableCA):
             return f"metric.ca={str(options.ca)!r}: {text}"
@@ -350,10 +276,10 @@ def backlog(options: Options, reply: Any) -> Answer:
         if options.count == "pending+unacked"
         else ("num_pending",)
     ):
-        count = reply.get(key)
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        messages = count(reply.get(key))
+        if messages is None:
             return None, f"metric.consumer={consumer!r}: no {key} in the answer: {reply!r:.60}"
-        total += count
+        total += messages
     return float(total), None
 
 

@@ -38,8 +38,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit
+from typing import Annotated, Any
+from urllib.parse import SplitResult, unquote
 
 import asyncpg
 from asyncpg.exceptions import (
@@ -53,12 +53,13 @@ from asyncpg.exceptions import (
     QueryCanceledError,
     ReadOnlySQLTransactionError,
 )
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from autoscaler.sources import credentials
 from autoscaler.sources.base import Needs
-from autoscaler.sources.credentials import NAME, setting
-from autoscaler.sources.servers import Answer, Secrets, Servers
+from autoscaler.sources.servers import Answer, Secrets, Server, Servers
+from autoscaler.sources.urls import Url
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +70,6 @@ SHARE = 0.8
 that a statement's own timeout ends it before the read's does (which drops the connection)."""
 MIN_STATEMENT_MS = 10
 
-_INSTEAD = {
-    "instead": "labels are readable by anyone who may inspect the container: put the password "
-    "in a Compose secret and name it in metric.credentials (the file /run/secrets/<name>, or "
-    "the setting AUTOSCALER_SECRETS__<NAME>), and the user in metric.user"
-}
-
 # What may hide a `;`: a string, a quoted name, a dollar-quoted body, a comment. An unclosed one
 # runs to the end (the server then says what is wrong). Not a parser: a label's early word.
 _TOKENS = re.compile(
@@ -84,21 +79,27 @@ _TOKENS = re.compile(
 )
 
 
+def _database(parts: SplitResult) -> str | None:
+    if not database(parts) or "/" in database(parts):
+        return "the path is the database: postgresql://host:5432/jobs"
+    return None
+
+
+URL = Url({"postgresql": 5432, "postgres": 5432}, tls=(),
+          holds="a host, a port and a database (no TLS yet)", path=_database)  # fmt: skip
+
+
 class Options(BaseModel):
     """A PostgreSQL source's own labels."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
-    url: str = Field(alias="metric.url", pattern=r"^postgres(ql)?://\S+$")
+    url: Annotated[str, AfterValidator(URL.checked)] = Field(
+        alias="metric.url", pattern=URL.pattern
+    )
     query: str = Field(alias="metric.query", min_length=1)
     user: str = Field(alias="metric.user", pattern=r"^\S+$")
-    credentials: str | None = Field(default=None, alias="metric.credentials", pattern=NAME)
-
-    @field_validator("url")
-    @classmethod
-    def _no_secret(cls, url: str) -> str:
-        address(url)
-        return url
+    credentials: str | None = Field(None, alias="metric.credentials", pattern=credentials.NAME)
 
     @field_validator("query")
     @classmethod
@@ -112,33 +113,6 @@ class Options(BaseModel):
     @property
     def server(self) -> Server:
         return Server(self.url, self.user, self.credentials)
-
-
-def address(url: str) -> SplitResult:
-    """The parts of a `postgresql://` URL: a host, a port, a database and nothing else;
-    PydanticCustomError saying what is wrong with it."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise PydanticCustomError("url", "not a URL: {problem}", {"problem": str(exc)}) from None
-    if parts.password is not None:
-        raise PydanticCustomError("url", "a password in a label: {instead}", _INSTEAD)
-    if parts.username is not None:
-        raise PydanticCustomError(
-            "url", "a user in the URL: give it as metric.user, its password as metric.credentials"
-        )
-    if not parts.hostname or "," in parts.netloc:
-        raise PydanticCustomError("url", "no host, or several: one host[:port]")
-    if parts.query or parts.fragment:
-        raise PydanticCustomError(
-            "url", "no ?options or #fragment: only host, port and database (no TLS yet)"
-        )
-    if port == 0:
-        raise PydanticCustomError("url", "port 0")
-    if not database(parts) or "/" in database(parts):
-        raise PydanticCustomError("url", "the path is the database: postgresql://host:5432/jobs")
-    return parts
 
 
 def database(parts: SplitResult) -> str:
@@ -165,15 +139,6 @@ def _blank(token: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Server:
-    """What a connection is made for: services that name the same share one."""
-
-    url: str
-    user: str
-    credentials: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class Session:
     """A server's connection, and the seconds one read of it may take."""
 
@@ -194,10 +159,10 @@ class PostgresDriver:
     async def connect(self, options: Options, secrets: Secrets, seconds: float) -> Session:
         """A connection, with the secret read now; MissingSecret where there is none."""
         secret = secrets(options.credentials)
-        parts = address(options.url)
+        parts = URL.address(options.url)
         connection = await asyncpg.connect(
             host=parts.hostname,
-            port=parts.port or 5432,
+            port=URL.port(parts),
             database=database(parts),
             user=options.user,
             # "", not None: else asyncpg would take PGPASSWORD or ~/.pgpass, not the label's
@@ -251,16 +216,8 @@ class PostgresDriver:
         """Why a server gave nothing, naming the label to look at."""
         user = f"metric.user={options.user!r}"
         if isinstance(exc, InvalidPasswordError):
-            if options.credentials is None:
-                return (
-                    f"metric.credentials: the server wants a password for {user} and none is "
-                    f"named ({exc})"
-                )
-            return (
-                f"metric.credentials={options.credentials!r}: the server refused it for {user}, "
-                f"no such user or not its password ({exc}); the secret: its file, or the "
-                f"setting {setting(options.credentials)}"
-            )
+            wanted = f"a password for {user}"
+            return credentials.refused(options.credentials, options.user, str(exc), wanted=wanted)
         if isinstance(exc, InvalidAuthorizationSpecificationError | InsufficientPrivilegeError):
             return f"{user}: the server refused the login ({exc})"
         if isinstance(exc, InvalidCatalogNameError):

@@ -30,42 +30,39 @@ import logging
 import ssl
 from base64 import b64encode
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
-from urllib.parse import SplitResult, quote, unquote, urlsplit
+from typing import Annotated, Any, Literal, Protocol
+from urllib.parse import SplitResult, quote, unquote
 
 import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq import exceptions as amqp
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from autoscaler.sources import credentials
 from autoscaler.sources.base import Needs
 from autoscaler.sources.bounds import MAX_SCRAPE, TooLarge, body, parsed
-from autoscaler.sources.credentials import NAME, setting
-from autoscaler.sources.servers import Answer, Secrets, Servers
+from autoscaler.sources.servers import MAX_COUNT, Answer, Secrets, Server, Servers, count
+from autoscaler.sources.urls import Url, given, label_error, required_with, secret_with_user
 
 log = logging.getLogger(__name__)
 
-_INSTEAD = {
-    "instead": "labels are readable by anyone who may inspect the container: put the password "
-    "in a Compose secret and name it in metric.credentials (the file /run/secrets/<name>, or "
-    "the setting AUTOSCALER_SECRETS__<NAME>), and the user in metric.user"
-}
 Count = Literal["ready", "ready+unacked", "publish-rate"]
-_MAX_COUNT = 1 << 63
 _ONE = "page=1&page_size=1&columns=name"  # a vhost's first queue: 404 where it has none
 _REQUESTS = 4  # queues of a server asked at once over HTTP: the management API is no fast path
+
+
+def _vhost(parts: SplitResult) -> str | None:
+    if parts.scheme.startswith("amqp") and "/" in parts.path[1:]:
+        return "the path is the vhost, one segment: %2F for /"
+    return None  # the management API's: a prefix it is served under
+
+
+URL = Url({"amqp": 5672, "amqps": 5671, "http": 80, "https": 443}, tls=("amqps", "https"),
+          holds="a host, a port and a path (AMQP's vhost, the management API's prefix)",
+          path=_vhost)  # fmt: skip
 
 
 class Options(BaseModel):
@@ -73,19 +70,15 @@ class Options(BaseModel):
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
-    url: str = Field(alias="metric.url", pattern=r"^(amqps?|https?)://\S+$")
+    url: Annotated[str, AfterValidator(URL.checked)] = Field(
+        alias="metric.url", pattern=URL.pattern
+    )
     vhost: str | None = Field(default=None, alias="metric.vhost", min_length=1)
     queue: str = Field(alias="metric.queue", min_length=1)
     count: Count | None = Field(None, alias="metric.count")
     user: str | None = Field(default=None, alias="metric.user", pattern=r"^[^\s:]+$")
-    credentials: str | None = Field(default=None, alias="metric.credentials", pattern=NAME)
-    ca: Path | None = Field(default=None, alias="metric.ca")
-
-    @field_validator("url")
-    @classmethod
-    def _no_secret(cls, url: str) -> str:
-        address(url)
-        return url
+    credentials: str | None = Field(None, alias="metric.credentials", pattern=credentials.NAME)
+    ca: Annotated[Path | None, AfterValidator(URL.tls_ca)] = Field(None, alias="metric.ca")
 
     @field_validator("queue")
     @classmethod
@@ -101,39 +94,25 @@ class Options(BaseModel):
         tell, over HTTP only."""
         if not isinstance(data, Mapping):
             return data
-        given = {a for n, f in cls.model_fields.items() if (a := f.alias or n) in data or n in data}
-        if "metric.credentials" in given and "metric.user" not in given:
-            raise _label_error("metric.user", "required with metric.credentials", data)
-        if "metric.user" in given and "metric.credentials" not in given:
-            raise _label_error(
-                "metric.credentials",
-                "required with metric.user: the name of the secret that is its password",
-                data,
-            )
+        labels = given(cls, data)
+        required_with(cls, data, "metric.user", "metric.credentials")  # PLAIN sends a user
+        secret_with_user(cls, data)
         url = data.get("metric.url", data.get("url"))
         if not (isinstance(url, str) and url.startswith("amqp")):
             return data
-        if "metric.vhost" in given:
-            raise _label_error(
-                "metric.vhost", "only with an http(s):// url: over AMQP the vhost is the "
+        if "metric.vhost" in labels:
+            raise label_error(
+                cls, "metric.vhost", "only with an http(s):// url: over AMQP the vhost is the "
                 "URL's path (amqp://host:5672/vhost, %2F for /)", data,
             )  # fmt: skip
         count = data.get("metric.count", data.get("count"))
         if count in ("ready+unacked", "publish-rate"):
-            raise _label_error(
-                "metric.count", f"{count} only over the management API: over AMQP a passive "
-                "declare tells the ready messages alone; give its URL (http://host:15672) "
-                "as metric.url", data,
+            raise label_error(
+                cls, "metric.count", f"{count} only over the management API: over AMQP a "
+                "passive declare tells the ready messages alone; give its URL "
+                "(http://host:15672) as metric.url", data,
             )  # fmt: skip
         return data
-
-    @field_validator("ca")
-    @classmethod
-    def _ca_of_tls(cls, ca: Path | None, info: ValidationInfo) -> Path | None:
-        url = str(info.data.get("url", "amqps:"))
-        if ca is not None and not url.startswith(("amqps:", "https:")):
-            raise PydanticCustomError("ca", "only with an amqps:// or https:// url (TLS)")
-        return ca
 
     @property
     def counted(self) -> Count:
@@ -147,7 +126,7 @@ class Options(BaseModel):
     def virtual_host(self) -> str:
         """The queue's vhost: the AMQP URL's path, or metric.vhost."""
         if self.over_amqp:
-            return vhost_of(address(self.url))
+            return vhost_of(URL.address(self.url))
         return self.vhost or "/"
 
     @property
@@ -160,49 +139,9 @@ class Options(BaseModel):
         return Server(self.url, self.user, self.credentials, self.ca)
 
 
-def _label_error(label: str, message: str, data: Any) -> ValidationError:
-    """An error of one label found checking them together: it names that label."""
-    problem = PydanticCustomError("labels", message)
-    line = InitErrorDetails(type=problem, loc=(label,), input=data)
-    return ValidationError.from_exception_data(Options.__name__, [line])
-
-
-def address(url: str) -> SplitResult:
-    """The parts of an amqp(s):// or http(s):// URL: a host, a port and a path (AMQP's vhost,
-    the management API's prefix) and nothing else; PydanticCustomError saying what is wrong."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise PydanticCustomError("url", "not a URL: {problem}", {"problem": str(exc)}) from None
-    if parts.password is not None:
-        raise PydanticCustomError("url", "a password in a label: {instead}", _INSTEAD)
-    if parts.username:
-        raise PydanticCustomError("url", "a user in the URL: give it as metric.user")
-    if not parts.hostname:
-        raise PydanticCustomError("url", "no host")
-    if parts.query or parts.fragment:
-        raise PydanticCustomError("url", "no ?options or #fragment")
-    if port == 0:
-        raise PydanticCustomError("url", "port 0")
-    if parts.scheme.startswith("amqp") and "/" in parts.path[1:]:
-        raise PydanticCustomError("url", "the path is the vhost, one segment: %2F for /")
-    return parts
-
-
 def vhost_of(parts: SplitResult) -> str:
     """An AMQP URL's vhost: its path, unquoted; `/` when it has none."""
     return unquote(parts.path[1:]) or "/"
-
-
-@dataclass(frozen=True, slots=True)
-class Server:
-    """What a client is made for: services that name the same share one."""
-
-    url: str
-    user: str | None
-    credentials: str | None
-    ca: Path | None
 
 
 class Refused(Exception):
@@ -237,8 +176,8 @@ class RabbitDriver:
         its first request."""
         secret = secrets(options.credentials)
         password = secret.get_secret_value() if secret is not None else None
-        parts = address(options.url)
-        tls = parts.scheme in ("amqps", "https")
+        parts = URL.address(options.url)
+        tls = parts.scheme in URL.tls
         context = None
         if tls:  # the system's CAs, or metric.ca's, read off the event loop
             context = await asyncio.to_thread(ssl.create_default_context, cafile=options.ca)
@@ -257,7 +196,7 @@ class RabbitDriver:
         # client's default, guest, which RabbitMQ lets in from its own host only.
         connection = await aio_pika.connect(
             host=parts.hostname or "",
-            port=parts.port or (5671 if tls else 5672),
+            port=URL.port(parts),
             login=options.user or "guest",
             password=password or "guest",
             virtualhost=vhost_of(parts),
@@ -279,13 +218,7 @@ class RabbitDriver:
         told = _told(exc)
         refused = isinstance(exc, amqp.ProbableAuthenticationError | amqp.AuthenticationError)
         if refused or (isinstance(exc, Refused) and "management user" not in told):
-            if options.credentials is None:
-                return f"metric.credentials: the server wants a password and none is named ({told})"
-            return (
-                f"metric.credentials={options.credentials!r}: the server refused it for "
-                f"metric.user={options.user!r} ({told}); the secret: its file, or the "
-                f"setting {setting(options.credentials)}"
-            )
+            return credentials.refused(options.credentials, options.user, told)
         if isinstance(exc, Refused):
             return (
                 f"metric.user={options.user!r}: the management API refused it ({told}): give "
@@ -400,19 +333,12 @@ def reader(needs: Needs) -> Backlogs:
     return Servers.made(RabbitDriver(needs.max_scrape), needs)
 
 
-def _count(value: Any) -> int | None:
-    """A count of messages as a server may give it; None for anything else."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _MAX_COUNT:
-        return value
-    return None
-
-
 def ready(options: Options, message_count: Any) -> Answer:
     """A passive declare's message_count: the ready messages."""
-    count = _count(message_count)
-    if count is None:
+    ready = count(message_count)
+    if ready is None:
         return None, f"metric.queue={options.queue!r}: a message count of {message_count!r:.40}"
-    return float(count), None
+    return float(ready), None
 
 
 def refused_queue(options: Options, exc: amqp.ChannelClosed) -> str:
@@ -437,10 +363,10 @@ def backlog(options: Options, reply: Any) -> Answer:
         if name not in reply:
             # A queue's first statistics come with the next emission, seconds after it is made.
             return None, f"{queue}: the management API has no {name} for it yet"
-        count = _count(reply[name])
-        if count is None:
+        messages = count(reply[name])
+        if messages is None:
             return None, f"{queue}: {name} is {reply[name]!r:.40}, not a count"
-        total += count
+        total += messages
     return float(total), None
 
 
@@ -455,7 +381,7 @@ def _publish_rate(queue: str, reply: dict[Any, Any]) -> Answer:
             "metric.count=ready counts without it"
         )
     rate = details.get("rate")
-    if isinstance(rate, int | float) and not isinstance(rate, bool) and 0 <= rate < _MAX_COUNT:
+    if isinstance(rate, int | float) and not isinstance(rate, bool) and 0 <= rate < MAX_COUNT:
         return float(rate), None
     return None, f"{queue}: a publish rate of {rate!r:.40}"
 

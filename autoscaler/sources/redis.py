@@ -41,36 +41,32 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import SplitResult, urlsplit
+from typing import Annotated, Any, Literal
+from urllib.parse import SplitResult
 
 import redis.asyncio as aredis
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as LostConnection
 
+from autoscaler.sources import credentials
 from autoscaler.sources.base import Needs
-from autoscaler.sources.credentials import NAME, setting
-from autoscaler.sources.servers import Answer, Secrets, Servers
+from autoscaler.sources.servers import Answer, Secrets, Server, Servers, count
+from autoscaler.sources.urls import Url, given, label_error, required_with
 
-_INSTEAD = {
-    "instead": "labels are readable by anyone who may inspect the container: put the password "
-    "in a Compose secret and name it in metric.credentials (the file /run/secrets/<name>, or "
-    "the setting AUTOSCALER_SECRETS__<NAME>), and the user in metric.user"
-}
+
+def _database(parts: SplitResult) -> str | None:
+    db = parts.path.strip("/")
+    if db and not (db.isascii() and db.isdigit() and int(db) < 1 << 16):
+        return "the path is the database number, e.g. /0"
+    return None
+
+
+URL = Url({"redis": 6379, "rediss": 6379}, tls=("rediss",),
+          holds="a host, a port and a database number", path=_database)  # fmt: skip
 
 
 class Options(BaseModel):
@@ -78,20 +74,16 @@ class Options(BaseModel):
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
 
-    url: str = Field(alias="metric.url", pattern=r"^rediss?://\S+$")
+    url: Annotated[str, AfterValidator(URL.checked)] = Field(
+        alias="metric.url", pattern=URL.pattern
+    )
     list_key: str | None = Field(default=None, alias="metric.list", min_length=1)
     stream: str | None = Field(None, alias="metric.stream", min_length=1)
     group: str | None = Field(None, alias="metric.group", min_length=1)
     count: Literal["lag", "pending", "lag+pending"] | None = Field(None, alias="metric.count")
     user: str | None = Field(default=None, alias="metric.user", pattern=r"^\S+$")
-    credentials: str | None = Field(default=None, alias="metric.credentials", pattern=NAME)
-    ca: Path | None = Field(default=None, alias="metric.ca")
-
-    @field_validator("url")
-    @classmethod
-    def _no_secret(cls, url: str) -> str:
-        address(url)
-        return url
+    credentials: str | None = Field(None, alias="metric.credentials", pattern=credentials.NAME)
+    ca: Annotated[Path | None, AfterValidator(URL.tls_ca)] = Field(None, alias="metric.ca")
 
     @model_validator(mode="before")
     @classmethod
@@ -99,27 +91,20 @@ class Options(BaseModel):
         """Exactly one of a list and a stream; a group, and a count, with a stream only."""
         if not isinstance(data, Mapping):
             return data
-        given = {a for n, f in cls.model_fields.items() if (a := f.alias or n) in data or n in data}
-        if ("metric.list" in given) == ("metric.stream" in given):
-            raise _label_error(
+        labels = given(cls, data)
+        if ("metric.list" in labels) == ("metric.stream" in labels):
+            raise label_error(
+                cls,
                 "metric.stream",
                 "give exactly one of metric.list (a list's length) and metric.stream (with "
                 "metric.group: a consumer group's backlog)",
                 data,
             )
-        if "metric.stream" in given and "metric.group" not in given:
-            raise _label_error("metric.group", "required with metric.stream", data)
+        required_with(cls, data, "metric.group", "metric.stream")
         for label in ("metric.group", "metric.count"):
-            if label in given and "metric.stream" not in given:
-                raise _label_error(label, "only with metric.stream", data)
+            if label in labels and "metric.stream" not in labels:
+                raise label_error(cls, label, "only with metric.stream", data)
         return data
-
-    @field_validator("ca")
-    @classmethod
-    def _ca_of_tls(cls, ca: Path | None, info: ValidationInfo) -> Path | None:
-        if ca is not None and not str(info.data.get("url", "rediss:")).startswith("rediss:"):
-            raise PydanticCustomError("ca", "only with a rediss:// url (TLS)")
-        return ca
 
     @property
     def counted(self) -> str:
@@ -137,47 +122,6 @@ class Options(BaseModel):
         return Server(self.url, self.user, self.credentials, self.ca)
 
 
-def _label_error(label: str, message: str, data: Any) -> ValidationError:
-    """An error of one label found checking them together: it names that label."""
-    problem = PydanticCustomError("labels", message)
-    line = InitErrorDetails(type=problem, loc=(label,), input=data)
-    return ValidationError.from_exception_data(Options.__name__, [line])
-
-
-def address(url: str) -> SplitResult:
-    """The parts of a `redis://` or `rediss://` URL: a host, a port, a database number and
-    nothing else; PydanticCustomError saying what is wrong with it."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise PydanticCustomError("url", "not a URL: {problem}", {"problem": str(exc)}) from None
-    if parts.password is not None:
-        raise PydanticCustomError("url", "a password in a label: {instead}", _INSTEAD)
-    if parts.username:
-        raise PydanticCustomError("url", "a user in the URL: give it as metric.user")
-    if not parts.hostname:
-        raise PydanticCustomError("url", "no host")
-    if parts.query or parts.fragment:
-        raise PydanticCustomError("url", "no ?options or #fragment: only host, port and db")
-    db = parts.path.strip("/")
-    if db and not (db.isascii() and db.isdigit() and int(db) < 1 << 16):
-        raise PydanticCustomError("url", "the path is the database number, e.g. /0")
-    if port == 0:
-        raise PydanticCustomError("url", "port 0")
-    return parts
-
-
-@dataclass(frozen=True, slots=True)
-class Server:
-    """What a client is made for: services that name the same share one."""
-
-    url: str
-    user: str | None
-    credentials: str | None
-    ca: Path | None
-
-
 class RedisDriver:
     """The Redis queue source's driver (servers.py): LLEN and XINFO GROUPS in one pipeline."""
 
@@ -191,12 +135,12 @@ class RedisDriver:
         """A client of the server, with its secret read now; MissingSecret where there is none.
         It connects on its first command."""
         secret = secrets(options.credentials)
-        parts = address(options.url)
+        parts = URL.address(options.url)
         db = parts.path.strip("/")
-        tls = parts.scheme == "rediss"
+        tls = parts.scheme in URL.tls
         return aredis.Redis(
             host=parts.hostname or "",
-            port=parts.port or 6379,
+            port=URL.port(parts),
             db=int(db or 0),
             username=options.user,
             password=secret.get_secret_value() if secret is not None else None,
@@ -242,13 +186,7 @@ class RedisDriver:
     def failed(self, exc: BaseException, options: Options) -> str:
         """Why a server gave nothing, naming the label to look at: its secret, or its URL."""
         if isinstance(exc, AuthenticationError):
-            if options.credentials is None:
-                return f"metric.credentials: the server wants a password and none is named ({exc})"
-            return (
-                f"metric.credentials={options.credentials!r}: the server refused it"
-                + (f" for metric.user={options.user!r}" if options.user else "")
-                + f" ({exc}); the secret: its file, or the setting {setting(options.credentials)}"
-            )
+            return credentials.refused(options.credentials, options.user, str(exc))
         return f"metric.url={options.url!r}: no answer: {str(exc) or type(exc).__name__}"
 
     def member(self, options: Options) -> str:
@@ -272,8 +210,8 @@ def backlog(
     not), naming the label to look at. `types`: the TYPE of each key of the wrong type."""
     if options.list_key is not None:
         key, label = options.list_key, "metric.list"
-        if isinstance(reply, int) and not isinstance(reply, bool) and reply >= 0:
-            return float(reply), None
+        if (length := count(reply)) is not None:
+            return float(length), None
     else:
         key, label = options.stream or "", "metric.stream"
     if isinstance(reply, ResponseError):
@@ -301,8 +239,8 @@ def _group_backlog(
     group = found[0]
     total = 0
     if "lag" in options.counted:
-        lag = group.get("lag")
-        if not isinstance(lag, int) or lag < 0:
+        lag = count(group.get("lag"))
+        if lag is None:
             return None, (
                 f"metric.count={options.counted}: Redis cannot tell the lag of group "
                 f"{options.group!r} (entries deleted or trimmed that it has not read"
@@ -311,8 +249,8 @@ def _group_backlog(
             )
         total += lag
     if "pending" in options.counted:
-        pending = group.get("pending")
-        if not isinstance(pending, int) or pending < 0:
+        pending = count(group.get("pending"))
+        if pending is None:
             return None, f"metric.group={options.group!r}: no pending count in {group!r:.60}"
         total += pending
     return float(total), None

@@ -41,6 +41,9 @@ BACKOFF_START, BACKOFF_CAP = 1.0, 30.0
 Answer = tuple[float | None, str | None]
 """A source's value, or None and why not (naming the label to look at)."""
 
+MAX_COUNT = 1 << 63
+"""Beyond any queue's length: a larger number is no count a server keeps."""
+
 Opt = TypeVar("Opt", bound=Hashable)  # a source's options
 Client = TypeVar("Client")  # a client of its server
 
@@ -89,6 +92,24 @@ class Driver(Protocol[Opt, Client]):
     def member(self, options: Opt) -> str:
         """The name of the source's one member (its queue, its key)."""
         ...
+
+
+def count(value: Any) -> int | None:
+    """A count as a server gives it: an int from 0 to below MAX_COUNT, never a bool; None for
+    anything else (the source says what it was)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_COUNT:
+        return value
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """What a client is made for: the sources that name the same share one."""
+
+    url: str
+    user: str | None
+    credentials: str | None
+    ca: Path | None = None
 
 
 @dataclass(slots=True)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
-import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,10 +22,9 @@ from nats.aio.client import Client as Nats
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from autoscaler.sources.base import Member
 from autoscaler.sources.nats import Backlogs, NatsDriver, Options
-from autoscaler.sources.servers import Secrets, Servers
-from tests.integration.conftest import ROOT
+from autoscaler.sources.servers import Secrets
+from tests.integration.queues import Clock, queue_server, read, running, until
 from tests.integration.relay import relay
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
@@ -47,16 +44,8 @@ class NatsServer:
 @pytest.fixture(scope="session")
 def nats_server() -> NatsServer:
     """scripts/queues.sh's nats-server: JetStream on, one user with a password, monitoring."""
-    env: Mapping[str, str] = os.environ
-    if "AUTOSCALER_TEST_NATS_URL" not in env:
-        script = str(ROOT / "scripts" / "queues.sh")
-        subprocess.run(["bash", script, "start", "nats"], check=True)
-        out = subprocess.run(["bash", script, "env", "nats"], check=True, capture_output=True,
-                             text=True).stdout  # fmt: skip
-        env = dict(line.split("=", 1) for line in out.split())
-    secret = Path(env["AUTOSCALER_TEST_NATS_PASSWORD_FILE"]).read_text().rstrip("\r\n")
-    return NatsServer(env["AUTOSCALER_TEST_NATS_URL"], env["AUTOSCALER_TEST_NATS_USER"], secret,
-                      env["AUTOSCALER_TEST_NATS_MONITOR_URL"])  # fmt: skip
+    server = queue_server("nats")
+    return NatsServer(server["URL"], server["USER"], server.password, server["MONITOR_URL"])
 
 
 @dataclass
@@ -96,14 +85,6 @@ async def admin(nats_server: NatsServer) -> AsyncIterator[Admin]:
         await client.close()
 
 
-@dataclass
-class Clock:
-    now: float = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -119,17 +100,10 @@ def driver() -> NatsDriver:
 async def backlogs(
     driver: NatsDriver, clock: Clock, tmp_path: Path, nats_server: NatsServer
 ) -> AsyncIterator[Backlogs]:
-    """The reader as the app runs it, with the password as a secret: its long-lived part
-    running, cancelled at the end (its shutdown, which closes every connection it holds)."""
+    """The reader as the app runs it, with the password as a secret."""
     (tmp_path / SECRET).write_text(nats_server.password + "\n")
-    reader = Servers(driver, interval=1.0, now=clock, secrets=Secrets(tmp_path))
-    running = asyncio.create_task(reader.run())
-    try:
+    async with running(driver, clock, Secrets(tmp_path)) as reader:
         yield reader
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
 
 
 def source(url: str, stream: str, consumer: str = "workers", **labels: str) -> Options:
@@ -139,14 +113,6 @@ def source(url: str, stream: str, consumer: str = "workers", **labels: str) -> O
         {"metric.url": url, "metric.stream": stream, "metric.consumer": consumer}
         | {f"metric.{k}": v for k, v in labels.items() if v}
     )
-
-
-async def read(backlogs: Backlogs, *wanted: Options, clock: Clock | None = None) -> list[Member]:
-    """One round: every source read; the clock first moved past any backoff when given."""
-    if clock is not None:
-        clock.now += 60
-    await backlogs.want(list(wanted))
-    return [m for options in wanted for m in backlogs.members(options)]
 
 
 async def test_the_pending_count_follows_what_is_published_and_acknowledged(
@@ -248,7 +214,8 @@ async def test_connections_are_one_a_server_and_closed_when_no_source_names_it(
     await read(backlogs, source(nats_server.url, jobs), source(nats_server.url, jobs, "reporters"))
     assert len(await connections(nats_server, driver)) == 1
     await backlogs.want([])
-    await until(lambda: connections(nats_server, driver), lambda left: not left)
+    await until(lambda: connections(nats_server, driver), lambda left: not left,
+                "the connection was not closed")  # fmt: skip
 
 
 async def test_shutdown_closes_every_connection_and_leaves_nothing_of_them_running(
@@ -256,17 +223,13 @@ async def test_shutdown_closes_every_connection_and_leaves_nothing_of_them_runni
 ) -> None:
     (tmp_path / SECRET).write_text(nats_server.password)
     (tmp_path / "other").write_text(nats_server.password)  # another secret: another connection
-    reader = Servers(driver, interval=1.0, now=clock, secrets=Secrets(tmp_path))
-    running = asyncio.create_task(reader.run())
     jobs = await admin.stream("jobs", "workers")
-    await read(
-        reader, source(nats_server.url, jobs), source(nats_server.url, jobs, credentials="other")
-    )
-    assert len(await connections(nats_server, driver)) == 2
-    running.cancel()  # as the app's shutdown does
-    with pytest.raises(asyncio.CancelledError):
-        await running
-    await until(lambda: connections(nats_server, driver), lambda left: not left)
+    async with running(driver, clock, Secrets(tmp_path)) as reader:
+        await read(reader, source(nats_server.url, jobs),
+                   source(nats_server.url, jobs, credentials="other"))  # fmt: skip
+        assert len(await connections(nats_server, driver)) == 2
+    await until(lambda: connections(nats_server, driver), lambda left: not left,
+                "the connections were not closed at shutdown")  # fmt: skip
     assert not tasks_of_clients_but(admin.client)  # read loops, pings, flushers: all ended
 
 
@@ -348,14 +311,3 @@ async def connections(nats_server: NatsServer, driver: NatsDriver) -> set[int]:
     ):
         connz = await response.json()
     return {c["cid"] for c in connz.get("connections") or [] if c.get("name") == driver.client_name}
-
-
-async def until(
-    look: Callable[[], Awaitable[set[int]]], done: Callable[[set[int]], bool], tries: int = 200
-) -> None:
-    """Look again until done: a server sees a client's close a moment after the client made it."""
-    for _ in range(tries):
-        if done(await look()):
-            return
-        await asyncio.sleep(0.01)
-    pytest.fail("the connections were not closed")

@@ -7,13 +7,9 @@ reconnect backoff."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,10 +17,9 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from autoscaler.sources.base import Member
 from autoscaler.sources.postgres import APPLICATION, Options, PostgresDriver, Queries
-from autoscaler.sources.servers import Secrets, Servers
-from tests.integration.conftest import ROOT
+from autoscaler.sources.servers import Secrets
+from tests.integration.queues import Clock, queue_server, read, running, until
 from tests.integration.relay import relay
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
@@ -45,18 +40,11 @@ class PostgresServer:
 @pytest.fixture(scope="session")
 def postgres_server() -> PostgresServer:
     """scripts/queues.sh's PostgreSQL: the database `jobs`, owned by a user with a password."""
-    env: Mapping[str, str] = os.environ
-    if "AUTOSCALER_TEST_POSTGRES_DSN" not in env:
-        script = str(ROOT / "scripts" / "queues.sh")
-        subprocess.run(["bash", script, "start", "postgres"], check=True)
-        out = subprocess.run(["bash", script, "env", "postgres"], check=True, capture_output=True,
-                             text=True).stdout  # fmt: skip
-        env = dict(line.split("=", 1) for line in out.split())
-    dsn = urlsplit(env["AUTOSCALER_TEST_POSTGRES_DSN"])
+    server = queue_server("postgres")
+    dsn = urlsplit(server["DSN"])
     netloc = f"{dsn.hostname}:{dsn.port}"
-    password = Path(env["AUTOSCALER_TEST_POSTGRES_PASSWORD_FILE"]).read_text().rstrip("\r\n")
     return PostgresServer(f"postgresql://{netloc}{dsn.path}", netloc, dsn.path.strip("/"),
-                          dsn.username or "", password)  # fmt: skip
+                          dsn.username or "", server.password)  # fmt: skip
 
 
 @pytest.fixture
@@ -85,14 +73,6 @@ async def jobs(admin: asyncpg.Connection) -> AsyncIterator[str]:
         await admin.execute(f"DROP TABLE {name}")
 
 
-@dataclass
-class Clock:
-    now: float = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -106,16 +86,8 @@ def secrets(tmp_path: Path, postgres_server: PostgresServer) -> Secrets:
 
 @pytest.fixture
 async def queries(clock: Clock, secrets: Secrets) -> AsyncIterator[Queries]:
-    """The reader as the app runs it: its long-lived part running, cancelled at the end (its
-    shutdown, which closes every connection it holds)."""
-    reader = Servers(PostgresDriver(), interval=1.0, now=clock, secrets=secrets)
-    running = asyncio.create_task(reader.run())
-    try:
+    async with running(PostgresDriver(), clock, secrets) as reader:
         yield reader
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
 
 
 def source(server: PostgresServer, query: str, *, url: str | None = None, **labels: str) -> Options:
@@ -123,14 +95,6 @@ def source(server: PostgresServer, query: str, *, url: str | None = None, **labe
         {"metric.url": url or server.url, "metric.query": query, "metric.user": server.user,
          "metric.credentials": SECRET} | {f"metric.{k}": v for k, v in labels.items()}
     )  # fmt: skip
-
-
-async def read(queries: Queries, *wanted: Options, clock: Clock | None = None) -> list[Member]:
-    """One round: every source read; the clock first moved past any backoff when given."""
-    if clock is not None:
-        clock.now += 60
-    await queries.want(list(wanted))
-    return [m for options in wanted for m in queries.members(options)]
 
 
 async def test_a_queued_count_follows_inserts_and_deletes(
@@ -268,36 +232,22 @@ async def test_one_connection_a_server_closed_when_unnamed_and_at_shutdown(
     tmp_path: Path,
 ) -> None:  # fmt: skip
     (tmp_path / "same-password").write_text(postgres_server.password)
-    reader = Servers(PostgresDriver(), interval=1.0, now=clock, secrets=secrets)
-    running = asyncio.create_task(reader.run())
     # The metric is the backend's pid: which connection read it.
     pid = "SELECT pg_backend_pid()"
     one, two = source(postgres_server, pid), source(postgres_server, pid + " + 0")
     other = source(postgres_server, pid, credentials="same-password")  # another server
-    members = await read(reader, one, two, other)
-    pids = {int(m.value or 0) for m in members}
-    assert len(pids) == 2  # one and two share a connection; the other server has its own
+    async with running(PostgresDriver(), clock, secrets) as reader:
+        members = await read(reader, one, two, other)
+        pids = {int(m.value or 0) for m in members}
+        assert len(pids) == 2  # one and two share a connection; the other server has its own
 
-    async def ours() -> set[int]:
-        rows = await admin.fetch("SELECT pid FROM pg_stat_activity WHERE application_name = $1"
-                                 " AND pid = any($2::int[])", APPLICATION, list(pids))  # fmt: skip
-        return {row["pid"] for row in rows}
+        async def ours() -> set[int]:
+            rows = await admin.fetch("SELECT pid FROM pg_stat_activity WHERE application_name = $1"
+                                     " AND pid = any($2::int[])", APPLICATION, list(pids))  # fmt: skip
+            return {row["pid"] for row in rows}
 
-    assert await ours() == pids
-    await reader.want([one])
-    await until(ours, lambda left: left == {int(members[0].value or 0)})
-    running.cancel()  # as the app's shutdown does
-    with pytest.raises(asyncio.CancelledError):
-        await running
-    await until(ours, lambda left: not left)
-
-
-async def until(
-    look: Callable[[], Awaitable[set[int]]], done: Callable[[set[int]], bool], tries: int = 200
-) -> None:
-    """Look again until done: a server sees a client's close a moment after the client made it."""
-    for _ in range(tries):
-        if done(await look()):
-            return
-        await asyncio.sleep(0.01)
-    pytest.fail("the connections were not closed")
+        assert await ours() == pids
+        await reader.want([one])
+        await until(ours, lambda left: left == {int(members[0].value or 0)},
+                    "the connection no source names was not closed")  # fmt: skip
+    await until(ours, lambda left: not left, "the connection was not closed at shutdown")

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
 import uuid
 from base64 import b64encode
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,8 @@ from aio_pika.abc import AbstractChannel, AbstractQueue
 
 from autoscaler.sources.base import Member
 from autoscaler.sources.rabbitmq import Backlogs, Options, RabbitDriver
-from autoscaler.sources.servers import Secrets, Servers
-from tests.integration.conftest import ROOT
+from autoscaler.sources.servers import Secrets
+from tests.integration.queues import Clock, queue_server, read, running, until
 from tests.integration.relay import relay
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -54,18 +52,9 @@ class RabbitServer:
 @pytest.fixture(scope="session")
 def rabbitmq_server() -> RabbitServer:
     """scripts/queues.sh's rabbitmq-server: its AMQP port, its management API, user `scaler`."""
-    env: Mapping[str, str] = os.environ
-    if "AUTOSCALER_TEST_RABBITMQ_PORT" not in env:
-        script = str(ROOT / "scripts" / "queues.sh")
-        subprocess.run(["bash", script, "start", "rabbitmq"], check=True)
-        out = subprocess.run(["bash", script, "env", "rabbitmq"], check=True,
-                             capture_output=True, text=True).stdout  # fmt: skip
-        env = dict(line.split("=", 1) for line in out.split())
-    secret = Path(env["AUTOSCALER_TEST_RABBITMQ_PASSWORD_FILE"]).read_text().rstrip("\r\n")
-    return RabbitServer(env["AUTOSCALER_TEST_RABBITMQ_HOST"],
-                        int(env["AUTOSCALER_TEST_RABBITMQ_PORT"]),
-                        env["AUTOSCALER_TEST_RABBITMQ_MANAGEMENT_URL"],
-                        env["AUTOSCALER_TEST_RABBITMQ_USER"], secret)  # fmt: skip
+    server = queue_server("rabbitmq")
+    return RabbitServer(server["HOST"], int(server["PORT"]), server["MANAGEMENT_URL"],
+                        server["USER"], server.password)  # fmt: skip
 
 
 @dataclass
@@ -100,14 +89,6 @@ async def admin(rabbitmq_server: RabbitServer) -> AsyncIterator[Admin]:
         await connection.close()
 
 
-@dataclass
-class Clock:
-    now: float = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -127,16 +108,8 @@ def connection_name() -> str:
 
 @pytest.fixture
 async def backlogs(clock: Clock, secrets: Secrets, connection_name: str) -> AsyncIterator[Backlogs]:
-    """The reader as the app runs it: its long-lived part running, cancelled at the end (its
-    shutdown, which closes every client it holds)."""
-    reader = Servers(RabbitDriver(name=connection_name), interval=1.0, now=clock, secrets=secrets)
-    running = asyncio.create_task(reader.run())
-    try:
+    async with running(RabbitDriver(name=connection_name), clock, secrets) as reader:
         yield reader
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
 
 
 def source(url: str, queue: str, **labels: str) -> Options:
@@ -146,14 +119,6 @@ def source(url: str, queue: str, **labels: str) -> Options:
         {"metric.url": url, "metric.queue": queue}
         | {f"metric.{k}": v for k, v in given.items() if v}
     )
-
-
-async def read(backlogs: Backlogs, *wanted: Options, clock: Clock | None = None) -> list[Member]:
-    """One round: every source read; the clock first moved past any backoff when given."""
-    if clock is not None:
-        clock.now += 60.0
-    await backlogs.want(list(wanted))
-    return [backlogs.members(options)[0] for options in wanted]
 
 
 async def values(
@@ -350,11 +315,10 @@ async def connections(rabbitmq_server: RabbitServer, name: str) -> int:
 
 
 async def until_connections(rabbitmq_server: RabbitServer, name: str, count: int) -> None:
-    for _ in range(200):
-        if await connections(rabbitmq_server, name) == count:
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"the server never listed {count} connections named {name}")
+    """Until the management API lists them: it may take a second or more."""
+    await until(lambda: connections(rabbitmq_server, name), lambda listed: listed == count,
+                f"the server never listed {count} connections named {name}",
+                seconds=10.0, pause=0.05)  # fmt: skip
 
 
 async def test_one_connection_a_server_closed_when_no_source_names_it(
@@ -375,13 +339,9 @@ async def test_shutdown_closes_every_connection(
 ) -> None:
     jobs = await admin.queue("jobs")
     name = f"autoscaler-test-{uuid.uuid4().hex[:8]}"
-    reader = Servers(RabbitDriver(name=name), interval=1.0, now=clock, secrets=secrets)
-    running = asyncio.create_task(reader.run())
     http = rabbitmq_server.management
     wanted = [source(rabbitmq_server.amqp, jobs.name), source(http, jobs.name)]
-    await read(reader, *wanted)
-    await until_connections(rabbitmq_server, name, 1)
-    running.cancel()  # as the app's shutdown does
-    with pytest.raises(asyncio.CancelledError):
-        await running
+    async with running(RabbitDriver(name=name), clock, secrets) as reader:
+        await read(reader, *wanted)
+        await until_connections(rabbitmq_server, name, 1)
     await until_connections(rabbitmq_server, name, 0)

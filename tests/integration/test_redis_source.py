@@ -6,12 +6,8 @@ past the reconnect backoff."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import subprocess
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,10 +15,9 @@ from urllib.parse import urlsplit
 import pytest
 from redis.asyncio import Redis
 
-from autoscaler.sources.base import Member
 from autoscaler.sources.redis import Backlogs, Options, RedisDriver
-from autoscaler.sources.servers import Secrets, Servers
-from tests.integration.conftest import ROOT
+from autoscaler.sources.servers import Secrets
+from tests.integration.queues import Clock, queue_server, read, running, until
 from tests.integration.relay import relay
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
@@ -42,17 +37,9 @@ class RedisServer:
 @pytest.fixture(scope="session")
 def redis_server() -> RedisServer:
     """scripts/queues.sh's redis-server: its plain and TLS ports, a user with a password."""
-    env: Mapping[str, str] = os.environ
-    if "AUTOSCALER_TEST_REDIS_URL" not in env:
-        script = str(ROOT / "scripts" / "queues.sh")
-        subprocess.run(["bash", script, "start", "redis"], check=True)
-        out = subprocess.run(["bash", script, "env", "redis"], check=True, capture_output=True,
-                             text=True).stdout  # fmt: skip
-        env = dict(line.split("=", 1) for line in out.split())
-    secret = Path(env["AUTOSCALER_TEST_REDIS_PASSWORD_FILE"]).read_text().rstrip("\r\n")
-    return RedisServer(env["AUTOSCALER_TEST_REDIS_URL"], env["AUTOSCALER_TEST_REDIS_USER"],
-                       secret, env["AUTOSCALER_TEST_REDIS_TLS_URL"],
-                       Path(env["AUTOSCALER_TEST_REDIS_CA_FILE"]))  # fmt: skip
+    server = queue_server("redis")
+    return RedisServer(server["URL"], server["USER"], server.password, server["TLS_URL"],
+                       Path(server["CA_FILE"]))  # fmt: skip
 
 
 @pytest.fixture
@@ -76,14 +63,6 @@ def key(admin: Redis, what: str) -> str:
     return name
 
 
-@dataclass
-class Clock:
-    now: float = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -91,30 +70,14 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def backlogs(clock: Clock, tmp_path: Path) -> AsyncIterator[Backlogs]:
-    """The reader as the app runs it: its long-lived part running, cancelled at the end (its
-    shutdown, which closes every client it holds)."""
-    reader = Servers(RedisDriver(), interval=1.0, now=clock, secrets=Secrets(tmp_path))
-    running = asyncio.create_task(reader.run())
-    try:
+    async with running(RedisDriver(), clock, Secrets(tmp_path)) as reader:
         yield reader
-    finally:
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
 
 
 def source(url: str, **labels: str) -> Options:
     return Options.model_validate(
         {"metric.url": url} | {f"metric.{k}": v for k, v in labels.items()}
     )
-
-
-async def read(backlogs: Backlogs, *wanted: Options, clock: Clock | None = None) -> list[Member]:
-    """One round: every source read; the clock first moved past any backoff when given."""
-    if clock is not None:
-        clock.now += 60
-    await backlogs.want(list(wanted))
-    return [m for options in wanted for m in backlogs.members(options)]
 
 
 async def test_a_lists_length_follows_its_pushes_and_pops(
@@ -240,25 +203,21 @@ async def test_clients_are_one_a_server_and_closed_when_no_source_names_it(
     await read(backlogs, source(url, list="one"), source(url, list="two"))
     assert len(await ours()) == 1  # one pipeline of one client for both keys
     await backlogs.want([])
-    await until(ours, lambda left: not left)
+    await until(ours, lambda left: not left, "the client was not closed")
 
 
 async def test_shutdown_closes_every_client(
-    clock: Clock, admin: Redis, redis_server: RedisServer
+    clock: Clock, admin: Redis, redis_server: RedisServer, tmp_path: Path
 ) -> None:
     url = redis_server.url.rsplit("/", 1)[0] + "/8"
 
     async def ours() -> set[str]:
         return {c["id"] for c in await admin.client_list() if c.get("db") == "8"}
 
-    reader = Servers(RedisDriver(), interval=1.0, now=clock)
-    running = asyncio.create_task(reader.run())
-    await read(reader, source(url, list="one"))
-    assert len(await ours()) == 1
-    running.cancel()  # as the app's shutdown does
-    with pytest.raises(asyncio.CancelledError):
-        await running
-    await until(ours, lambda left: not left)
+    async with running(RedisDriver(), clock, Secrets(tmp_path)) as reader:
+        await read(reader, source(url, list="one"))
+        assert len(await ours()) == 1
+    await until(ours, lambda left: not left, "the client was not closed at shutdown")
 
 
 async def test_a_user_allowed_only_the_reads_is_enough(
@@ -289,14 +248,3 @@ async def test_tls_is_verified_with_the_ca_file_named(
     assert [m.value for m in members] == [1.0, None]
     assert members[1].error is not None and "certificate verify failed" in members[1].error
     assert members[1].error.startswith("metric.url=")
-
-
-async def until(
-    look: Callable[[], Awaitable[set[str]]], done: Callable[[set[str]], bool], tries: int = 200
-) -> None:
-    """Look again until done: a server sees a client's close a moment after the client made it."""
-    for _ in range(tries):
-        if done(await look()):
-            return
-        await asyncio.sleep(0.01)
-    pytest.fail("the clients were not closed")

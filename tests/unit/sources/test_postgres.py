@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from asyncpg.exceptions import (
@@ -19,36 +18,16 @@ from asyncpg.exceptions import (
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
 from pydantic_core import PydanticCustomError
 
-from autoscaler.control import spec as specs
-from autoscaler.errors import LabelError
-from autoscaler.labels import ServiceKey
 from autoscaler.sources.postgres import Options, PostgresDriver, statement, value
-from autoscaler.sources.registry import OPTIONS
-from policies.base import ReplicaSample, Signal
-from policies.pipeline import Pipeline, Round
+from tests.unit.sources import queues
 
 URL = "postgresql://db:5432/shop"
 QUEUED = "SELECT count(*) FROM jobs WHERE state = 'queued'"
-WORKER = ServiceKey("shop", "worker")
-LABELS = {
-    "com.docker.compose.project": "shop",
-    "com.docker.compose.service": "worker",
-    "autoscaler.enable": "true",
-    "autoscaler.max": "10",
-    "autoscaler.metric.source": "postgresql",
-    "autoscaler.metric.url": URL,
-    "autoscaler.metric.query": QUEUED,
-    "autoscaler.metric.user": "scaler",
-    "autoscaler.metric.credentials": "postgres-password",
-    "autoscaler.metric.target": "5",
-}
-
-
-def parse(labels: dict[str, str]) -> specs.ServiceSpec:
-    return specs.parse(WORKER, labels, {**OPTIONS, "postgresql": Options})
+LABELS = queues.service(
+    "postgresql", url=URL, query=QUEUED, user="scaler", credentials="postgres-password", target="5"
+)
 
 
 def options(**labels: str) -> Options:
@@ -56,13 +35,10 @@ def options(**labels: str) -> Options:
 
 
 def test_a_queued_count_is_jobs_a_replica_as_any_metric_is() -> None:
-    spec = parse(LABELS)
+    spec = queues.parse(LABELS)
     assert spec.metric is not None and spec.metric.source == "postgresql"
     assert spec.metric.name == f"postgresql {QUEUED}"
-    samples = (ReplicaSample("r0", 10.0), ReplicaSample("r1", 10.0))
-    round_ = Round(1, 10, samples, 1_000.0, 1.764e9, Signal(spec.metric.name, 23.0, age=0.0))
-    decision = Pipeline(spec.new_policy(), spec.behavior).decide(round_).decision
-    assert decision.proposal == 5  # ceil(23 queued / 5 a replica)
+    assert queues.proposed(spec, 23.0) == 5  # ceil(23 queued / 5 a replica)
 
 
 @pytest.mark.parametrize(
@@ -105,37 +81,28 @@ def test_good_labels(labels: dict[str, str | None], query: str | None) -> None:
         pytest.param({"autoscaler.metric.query": "-- nothing"}, "autoscaler.metric.query", "no statement", id="only-a-comment"),
         pytest.param({"autoscaler.metric.query": None}, "autoscaler.metric.query", "required", id="no-query"),
         pytest.param({"autoscaler.metric.user": None}, "autoscaler.metric.user", "required", id="no-user"),
-        pytest.param({"autoscaler.metric.credentials": "../etc/shadow"}, "autoscaler.metric.credentials", "should match pattern", id="a-secret-name-that-is-a-path"),
-        pytest.param({"autoscaler.metric.password": "hunter2"}, "autoscaler.metric.password", "unknown label", id="no-password-label"),
         pytest.param({"autoscaler.metric.list": "celery"}, "autoscaler.metric.list", "not for metric.source=postgresql", id="a-redis-label"),
+        *queues.EVERY_SOURCE_REFUSES,
     ],
 )  # fmt: skip
 def test_bad_labels_are_label_errors_naming_the_label(
     labels: dict[str, str | None], label: str, words: str
 ) -> None:
-    merged = {k: v for k, v in (LABELS | labels).items() if v is not None}
-    with pytest.raises(LabelError) as caught:
-        parse(merged)
-    assert caught.value.label == label
-    assert words in caught.value.reason
-
-
-PASSWORDS = st.text(st.characters(codec="ascii", exclude_characters="/?#@\x00"), max_size=12)
+    error = queues.label_error(LABELS, labels)
+    assert error.label == label
+    assert words in error.reason
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.none(), st.text(max_size=8)), PASSWORDS, st.sampled_from(["postgres", "postgresql"]))  # fmt: skip
+@given(st.one_of(st.none(), st.text(max_size=8)), queues.PASSWORDS, st.sampled_from(["postgres", "postgresql"]))  # fmt: skip
 def test_a_url_with_a_user_or_password_in_it_is_never_taken(
     user: str | None, password: str, scheme: str
 ) -> None:
-    userinfo = f"{quote(user or '', safe='')}:{quote(password, safe='')}@"
     for url in (
-        f"{scheme}://{userinfo}db:5432/shop",
-        f"{scheme}://{quote(user or 'u', safe='')}@db/shop",
+        f"{scheme}://{queues.userinfo(user, password)}db:5432/shop",
+        f"{scheme}://{queues.userinfo(user, None)}db/shop",
     ):
-        with pytest.raises(ValidationError) as caught:
-            options(url=url, query=QUEUED, user="scaler")
-        assert caught.value.errors()[0]["loc"] == ("metric.url",)
+        assert queues.refused_label(options, url=url, query=QUEUED, user="scaler") == "metric.url"
 
 
 SQL = st.text(st.sampled_from("SELECT count(*) 1 ; ' \" $ q - / * \n x"), max_size=30)
@@ -178,12 +145,9 @@ ANY_LABELS = st.dictionaries(
 @settings(max_examples=800, deadline=None)
 @given(ANY_LABELS)
 def test_any_labels_give_options_or_an_error_naming_a_label(labels: dict[str, str]) -> None:
-    try:
-        read = options(**labels)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        assert len(first["loc"]) == 1 and str(first["loc"][0]).startswith("metric.")
-        return
+    read = queues.taken(options, labels)
+    if read is None:
+        return  # refused, naming a label
     assert "@" not in read.url.split("/")[2]
     assert read.server == options(**labels).server  # services naming one server share it
 
@@ -215,11 +179,8 @@ def test_rows_are_a_value_or_say_why_naming_metric_query(
     rows: list[tuple[Any, ...]], got: float | None, words: str | None
 ) -> None:
     number, why = value(rows)
-    assert number == got
-    if words is None:
-        assert why is None
-    else:
-        assert why is not None and why.startswith("metric.query: ") and words in why
+    assert queues.said((number, why), words) == (got, words)
+    assert why is None or why.startswith("metric.query: ")
 
 
 CELLS = (
@@ -234,12 +195,8 @@ def test_whatever_rows_a_query_gives_are_a_finite_count_or_a_reason(
     rows: list[tuple[Any, ...]],
 ) -> None:
     number, why = value(rows)
-    assert (number is None) != (why is None)
-    if number is not None:
-        assert math.isfinite(number) and number >= 0
-        assert len(rows) == 1 and len(rows[0]) == 1
-    else:
-        assert why is not None and why.startswith("metric.query: ")
+    assert queues.fault((number, why), reason="metric.query: ") is None
+    assert number is None or (len(rows) == 1 and len(rows[0]) == 1)
 
 
 # -- why a server gave nothing -------------------------------------------------------------------
