@@ -40,11 +40,11 @@ from typing import Annotated, Any, Literal
 
 import nats.errors
 from nats.aio.client import Client as Nats
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from autoscaler.sources import credentials
 from autoscaler.sources.base import Needs
-from autoscaler.sources.servers import Answer, Secrets, Server, Servers, count
+from autoscaler.sources.servers import Answer, Polled, Secrets, Server, Servers, count
 from autoscaler.sources.urls import Url, secret_with_user
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ URL = Url({"nats": 4222, "tls": 4222}, tls=("tls",), holds="a host and a port", 
 """No user in it: NATS reads a lone user in a URL as a token."""
 
 
-class Options(BaseModel):
+class Options(Polled):
     """A NATS JetStream source's own labels."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")

@@ -53,12 +53,12 @@ from asyncpg.exceptions import (
     QueryCanceledError,
     ReadOnlySQLTransactionError,
 )
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from autoscaler.sources import credentials
 from autoscaler.sources.base import Needs
-from autoscaler.sources.servers import Answer, Secrets, Server, Servers
+from autoscaler.sources.servers import Answer, Polled, Secrets, Server, Servers
 from autoscaler.sources.urls import Url
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ URL = Url({"postgresql": 5432, "postgres": 5432}, tls=(),
           holds="a host, a port and a database (no TLS yet)", path=_database)  # fmt: skip
 
 
-class Options(BaseModel):
+class Options(Polled):
     """A PostgreSQL source's own labels."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")

@@ -38,13 +38,13 @@ import aio_pika
 import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq import exceptions as amqp
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from autoscaler.sources import credentials
 from autoscaler.sources.base import Needs
 from autoscaler.sources.bounds import MAX_SCRAPE, TooLarge, body, parsed
-from autoscaler.sources.servers import MAX_COUNT, Answer, Secrets, Server, Servers, count
+from autoscaler.sources.servers import MAX_COUNT, Answer, Polled, Secrets, Server, Servers, count
 from autoscaler.sources.urls import Url, given, label_error, required_with, secret_with_user
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ URL = Url({"amqp": 5672, "amqps": 5671, "http": 80, "https": 443}, tls=("amqps",
           path=_vhost)  # fmt: skip
 
 
-class Options(BaseModel):
+class Options(Polled):
     """A RabbitMQ source's own labels."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")

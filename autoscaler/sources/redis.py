@@ -46,7 +46,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult
 
 import redis.asyncio as aredis
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
@@ -54,7 +54,7 @@ from redis.exceptions import ConnectionError as LostConnection
 
 from autoscaler.sources import credentials
 from autoscaler.sources.base import Needs
-from autoscaler.sources.servers import Answer, Secrets, Server, Servers, count
+from autoscaler.sources.servers import Answer, Polled, Secrets, Server, Servers, count
 from autoscaler.sources.urls import Url, given, label_error, required_with
 
 
@@ -69,7 +69,7 @@ URL = Url({"redis": 6379, "rediss": 6379}, tls=("rediss",),
           holds="a host, a port and a database number", path=_database)  # fmt: skip
 
 
-class Options(BaseModel):
+class Options(Polled):
     """A Redis source's own labels."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")

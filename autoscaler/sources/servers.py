@@ -19,6 +19,7 @@ value's error).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +27,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from autoscaler.errors import Backoff, Faults
 from autoscaler.settings import SECRETS_DIR
 from autoscaler.sources.base import Member, Needs
 from autoscaler.sources.credentials import MissingSecret, password
+from policies.options import Seconds
 
 TIMEOUT = 5.0
 """Seconds a server's read may take, and never more than half an interval: a round must not
@@ -112,9 +114,21 @@ class Server:
     ca: Path | None = None
 
 
+class Polled(BaseModel):
+    """The label every queue source has: how often to read it between rounds."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    poll: Seconds | None = Field(default=None, alias="metric.poll", ge=0.1)
+    """Read the source this often between rounds too, and decide at once on a changed value
+    (as on a value pushed over MQTT); by default once a round."""
+
+
 @dataclass(slots=True)
 class _Connection(Generic[Client]):
     client: Client | None = None
+    reading: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """One read of a server at a time: a round's and a poll's would share its client."""
     backoff: Backoff = field(default_factory=lambda: Backoff(BACKOFF_START, BACKOFF_CAP))
     why: Callable[[Any], str] | None = None
     """Why it failed last, in the words of each source that names it."""
@@ -131,8 +145,13 @@ class Servers(Generic[Opt, Client]):
         now: Callable[[], float] = time.monotonic,
         faults: Faults | None = None,
         secrets: Secrets | None = None,
+        arrived: Callable[[Opt], None] = lambda _: None,
     ) -> None:
         self.driver = driver
+        self._arrived = arrived
+        self._named: list[Opt] = []
+        self._replan = asyncio.Event()  # a round read the sources: polls to plan again
+        self._last: dict[Opt, float] = {}  # source -> when it was last read (time.monotonic)
         self._seconds = min(TIMEOUT, interval / 2)
         self._now = now
         self._faults = faults or Faults()
@@ -146,38 +165,84 @@ class Servers(Generic[Opt, Client]):
     @classmethod
     def made(cls, driver: Driver[Opt, Client], needs: Needs) -> Servers[Opt, Client]:
         return cls(driver, interval=needs.interval, now=needs.now, faults=needs.faults,
-                   secrets=Secrets(needs.secrets_dir, needs.secrets))  # fmt: skip
+                   secrets=Secrets(needs.secrets_dir, needs.secrets),
+                   arrived=needs.arrived)  # fmt: skip
 
     async def want(self, wanted: Sequence[Opt]) -> None:
         """Read every named source, all servers at once; close the clients of servers nobody
         names any more and forget their readings."""
-        named = list(dict.fromkeys(wanted))
-        by_server: dict[Hashable, list[Opt]] = {}
-        for options in named:
-            by_server.setdefault(self.driver.server(options), []).append(options)
+        named = self._named = list(dict.fromkeys(wanted))
+        by_server = self._by_server(named)
         for gone in set(self._servers) - set(by_server):
             await self._close(self._servers.pop(gone))
         for options in set(self._read) - set(named):
             del self._read[options]
-        async with asyncio.TaskGroup() as tg:
-            for server, sources in by_server.items():
-                tg.create_task(self._read_server(server, sources))
+        for options in set(self._last) - set(named):
+            del self._last[options]
+        await self._read_all(by_server)
+        self._replan.set()  # what the round read is polled from now on
 
     def members(self, options: Opt) -> list[Member]:
         read = self._read.get(options)
         return [] if read is None else [read]
 
     async def run(self) -> None:
-        """Nothing to follow between rounds; close every client at shutdown."""
+        """Read the sources with `metric.poll` between rounds, each when its period since it
+        was last read is over; close every client at shutdown."""
         try:
-            await asyncio.Future()
+            while True:
+                self._replan.clear()  # before planning: a round while polling plans again
+                # A source is polled once a round has read it (its first value is the round's).
+                polled = {o: self._last[o] + p for o in self._named
+                          if (p := _period(o)) is not None and o in self._last}  # fmt: skip
+                due = [o for o, at in polled.items() if time.monotonic() >= at]
+                if due:
+                    await self._poll(due)
+                    continue
+                nearest = min(polled.values(), default=None)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(_loop_time(nearest)):
+                        await self._replan.wait()
         finally:
             servers, self._servers = list(self._servers.values()), {}
             for connection in servers:
                 await self._close(connection)
 
+    async def _poll(self, due: list[Opt]) -> None:
+        """Read these sources now; tell each whose value or reason changed (`arrived`)."""
+        before = {o: self._read.get(o) for o in due}
+        await self._read_all(self._by_server(due))
+        for options, was in before.items():
+            now = self._read.get(options)
+            if (
+                now is not None
+                and was is not None
+                and (now.value, now.error) != (was.value, was.error)
+            ):
+                self._arrived(options)
+
+    def _by_server(self, named: list[Opt]) -> dict[Hashable, list[Opt]]:
+        by_server: dict[Hashable, list[Opt]] = {}
+        for options in named:
+            by_server.setdefault(self.driver.server(options), []).append(options)
+        return by_server
+
+    async def _read_all(self, by_server: dict[Hashable, list[Opt]]) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for server, sources in by_server.items():
+                tg.create_task(self._read_server(server, sources))
+
     async def _read_server(self, server: Hashable, named: list[Opt]) -> None:
         connection = self._servers.setdefault(server, _Connection())
+        async with connection.reading:
+            await self._read_locked(server, connection, named)
+        read = time.monotonic()
+        for options in named:
+            self._last[options] = read
+
+    async def _read_locked(
+        self, server: Hashable, connection: _Connection[Client], named: list[Opt]
+    ) -> None:
         asked = self._now()
         if connection.client is None and not connection.backoff.ready(asked):
             why = connection.why or (lambda _: "waiting to reconnect")
@@ -227,3 +292,16 @@ class Servers(Generic[Opt, Client]):
         client, connection.client = connection.client, None
         if client is not None:
             await self.driver.close(client)
+
+
+def _period(options: Any) -> float | None:
+    """How often a source is read between rounds (`metric.poll`), or None: once a round."""
+    poll = getattr(options, "poll", None)
+    return float(poll) if poll is not None else None
+
+
+def _loop_time(monotonic: float | None) -> float | None:
+    """A time.monotonic() instant on the event loop's clock (what asyncio.timeout_at takes)."""
+    if monotonic is None:
+        return None
+    return asyncio.get_running_loop().time() + (monotonic - time.monotonic())

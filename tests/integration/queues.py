@@ -65,11 +65,13 @@ class Clock:
 
 @contextlib.asynccontextmanager
 async def running(
-    driver: Driver[Opt, Client], clock: Clock, secrets: Secrets
-) -> AsyncIterator[Servers[Opt, Client]]:
+    driver: Driver[Opt, Client], clock: Clock, secrets: Secrets,
+    arrived: Callable[[Opt], None] = lambda _: None,
+) -> AsyncIterator[Servers[Opt, Client]]:  # fmt: skip
     """The reader as the app runs it: its long-lived part running, and cancelled on leaving, as
-    the app's shutdown does (which closes every client it holds)."""
-    reader = Servers(driver, interval=1.0, now=clock, secrets=secrets)
+    the app's shutdown does (which closes every client it holds); `arrived` is told the sources
+    a poll between rounds found changed."""
+    reader = Servers(driver, interval=1.0, now=clock, secrets=secrets, arrived=arrived)
     run = asyncio.create_task(reader.run())
     try:
         yield reader

@@ -6,17 +6,19 @@ past the reconnect backoff."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from redis.asyncio import Redis
 
 from autoscaler.sources.redis import Backlogs, Options, RedisDriver
-from autoscaler.sources.servers import Secrets
+from autoscaler.sources.servers import Answer, Secrets
 from tests.integration.queues import Clock, queue_server, read, running, until
 from tests.integration.relay import relay
 
@@ -90,6 +92,48 @@ async def test_a_lists_length_follows_its_pushes_and_pops(
     assert [m.value for m in await read(backlogs, queue)] == [5.0]
     await admin.lpop(celery, 2)
     assert [m.value for m in await read(backlogs, queue)] == [3.0]
+
+
+async def test_a_polled_list_is_read_between_rounds_and_a_change_is_told_at_once(
+    clock: Clock, tmp_path: Path, admin: Redis, redis_server: RedisServer
+) -> None:
+    told: asyncio.Queue[Options] = asyncio.Queue()
+    jobs, other = key(admin, "jobs"), key(admin, "other")
+    polled = source(redis_server.url, list=jobs, poll="0.2s")
+    once = source(redis_server.url, list=other)  # read once a round, as by default
+    driver = Counting()
+    async with running(driver, clock, Secrets(tmp_path), told.put_nowait) as reader:
+        await read(reader, polled, once)  # a round names both
+        await admin.rpush(other, 1)
+        await admin.rpush(jobs, *range(7))
+        async with asyncio.timeout(2):  # no round in between: the poll read it, and told it
+            assert await told.get() == polled
+        assert [m.value for m in reader.members(polled)] == [7.0]
+        await admin.rpush(jobs, 7)
+        async with asyncio.timeout(2):
+            assert await told.get() == polled
+        assert [m.value for m in reader.members(polled)] == [8.0]
+        assert [m.value for m in reader.members(once)] == [0.0]  # not read since the round
+        asked = driver.asks
+        await until(async_value(lambda: driver.asks), lambda n: n >= asked + 2, "no more polls")
+        assert told.empty()  # polled again, unchanged: not told again
+
+
+class Counting(RedisDriver):
+    """The Redis driver, counting the reads it makes."""
+
+    asks = 0
+
+    async def ask(self, client: Any, named: list[Options]) -> list[Answer]:
+        self.asks += 1
+        return await super().ask(client, named)
+
+
+def async_value(get: Callable[[], int]) -> Callable[[], Awaitable[int]]:
+    async def look() -> int:
+        return get()
+
+    return look
 
 
 async def test_a_stream_groups_backlog_is_its_lag_plus_its_pending(
