@@ -12,8 +12,10 @@ from typing import Any
 
 import aiomqtt
 import pytest
+from redis.asyncio import Redis
 
 from tests.integration.conftest import Exporter, Mqtt, events, reaches, states, states_after
+from tests.integration.queues import queue_server
 from tests.integration.relay import Relay
 
 # One replica carries 10 jobs of the queue; a decision may add up to 10 replicas at once.
@@ -116,6 +118,33 @@ async def test_a_pushed_value_is_acted_on_as_it_arrives_not_at_the_next_round(
     ups = await mqtt.wait_for(lambda m: events(m, project, "worker", "scale_up"), within=6)
     assert (ups[0]["from"], ups[0]["to"]) == (1, 9)
     assert ups[0]["timeNano"] / 1e9 - published < 2.0, ups[0]
+
+
+async def test_a_polled_redis_list_is_acted_on_between_rounds(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    # A worker on a Redis list, polled every 250 ms, the rounds 8 s apart: a burst enqueued
+    # just after a round is acted on within a poll, through the app (reader, signals, a look).
+    server = queue_server("redis")
+    jobs = f"test:{project}:jobs"
+    labels = {k: v for k, v in QUEUE.items() if k != "autoscaler.metric.source"}
+    await make_container("worker", labels | {
+        "autoscaler.metric.source": "redis", "autoscaler.metric.url": server["URL"],
+        "autoscaler.metric.list": jobs, "autoscaler.metric.poll": "250ms"})  # fmt: skip
+    admin = Redis.from_url(server["URL"])
+    try:
+        await run_autoscaler(interval=8.0)
+        await reaches(mqtt, project, "worker", 1)
+        await states_after(mqtt, project, "worker", time.time(), count=1)  # just after a round
+        enqueued = time.time()
+        await admin.rpush(jobs, *range(90))
+        ups = await mqtt.wait_for(lambda m: events(m, project, "worker", "scale_up"), within=6)
+        assert (ups[0]["from"], ups[0]["to"]) == (1, 9), ups[0]
+        assert ups[0]["reason"] == f"redis {jobs} 90 vs 10 a replica: propose 9"
+        assert ups[0]["timeNano"] / 1e9 - enqueued < 2.0, ups[0]
+    finally:
+        await admin.delete(jobs)
+        await admin.aclose()
 
 
 async def test_a_stale_value_holds_and_is_reported_once_until_it_is_fresh_again(
