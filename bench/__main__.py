@@ -17,7 +17,7 @@ from bench import gate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ALL = ("policies", "sampling", "reaction", "compose", "mqtt", "soak", "swarm", "web", "zero",
-       "page", "predict")  # fmt: skip
+       "page", "predict", "queues")  # fmt: skip
 
 
 class _Tee(io.StringIO):
