@@ -297,8 +297,10 @@ class Topics:
             if raw:  # empty: retracted
                 read = read or Payload.read(raw, self._limit)
                 self._heard[topic] = Heard(read, self._now(), self._wall(), retained)
-                if before is not None and before.payload == read:
-                    return  # the same value again (an exporter's period): nothing new to decide
+                if retained or (before is not None and before.payload == read):
+                    # Handed over on subscription (of unknown age: no news), or the same value
+                    # again (an exporter's period): nothing new to decide on.
+                    return
             for options in self._options:
                 if matches(topic, options.topic):
                     self._arrived(options)

@@ -362,13 +362,15 @@ async def test_what_the_predictive_policy_learned_is_kept_across_a_restart(
     (file,) = kept.glob(f"{project}_web-*.json")  # the service's name, and a digest of it
     saved = json.loads(file.read_text())
     assert saved["bucket"] == 300.0 and saved["sums"]
-    # As if it had run for two days, and yesterday's load rose from now on (a bucket more
-    # each five minutes, whichever bucket the next minute falls in): the file is read back
-    # when the policy is made, and its daily floor leads that rise with no load at all.
+    # As if it had run for two days, the last six hours as level as the same hours yesterday
+    # (a day that repeats), and yesterday's load rose from now on (a bucket more each five
+    # minutes, whichever bucket the next minute falls in): the file is read back when the
+    # policy is made, and its daily floor leads that rise with no load at all.
     now = time.time()
-    yesterday = int((now - 86400) // 300)
-    saved |= {"first": now - 2 * 86400,
-              "sums": {str(yesterday + k): [1.0 + 0.5 * (k + 2), 1] for k in range(-2, 10)}}  # fmt: skip
+    today, yesterday = int(now // 300), int((now - 86400) // 300)
+    level = {str(b + k): [1.0, 1] for b in (today, yesterday) for k in range(-72, 0)}
+    rise = {str(yesterday + k): [1.0 + 0.5 * (k + 2), 1] for k in range(-2, 10)}
+    saved |= {"first": now - 2 * 86400, "sums": level | rise}
     file.write_text(json.dumps(saved))
     await run_autoscaler(state_dir=kept)
     up = (await mqtt.wait_for(lambda m: events(m, project, "web", "scale_up")))[0]
