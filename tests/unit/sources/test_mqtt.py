@@ -132,3 +132,5 @@ def test_a_new_value_is_told_as_it_arrives_to_each_source_it_matches_and_a_repea
     assert told == [eu, every, every]
     topics._receive("shop/us/depth", b"", retained=True)  # retracted: the sum moved
     assert told == [eu, every, every, every]
+    topics._receive("blog/depth", b"7", retained=True)  # handed over on subscription: no news
+    assert told == [eu, every, every, every]
