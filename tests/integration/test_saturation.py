@@ -43,6 +43,7 @@ async def two_replicas(
     return load
 
 
+@pytest.mark.alone  # what replicas carry: a busy host starves them, and they settle short
 async def test_a_saturated_service_grows_every_decision_to_its_need_and_no_further(
     make_container: Any, make_load: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
 ) -> None:
@@ -54,7 +55,11 @@ async def test_a_saturated_service_grows_every_decision_to_its_need_and_no_furth
         last = [s["replicas"] for s in states(m, project, "web")[-5:]]
         return len(last) == 5 and len(set(last)) == 1 and last[0] in (NEEDED, NEEDED + 1)
 
-    await mqtt.wait_for(settled, within=60)
+    try:
+        await mqtt.wait_for(settled, within=60)
+    except TimeoutError:
+        seen = [(s["replicas"], s["reason"][:80]) for s in states(mqtt, project, "web")[-8:]]
+        pytest.fail(f"never five rounds in a row at {NEEDED} or {NEEDED + 1}: the last {seen}")
     ups = events(mqtt, project, "web", "scale_up")
     steps = [(e["from"], e["to"]) for e in ups]
     # Each action starts where the last ended, and only ever grows.
