@@ -33,21 +33,6 @@ reset() {
     rm -f "$PORTFILE" "$PORTFILE.auth" "$PORTFILE.tls" "$BROKER_DIR"/mosquitto.db "$BROKER_DIR"/*.crt "$BROKER_DIR"/*.key
 }
 
-# A private CA and a certificate for 127.0.0.1 signed by it, made once.
-make_certificates() {
-    [ -f "$BROKER_DIR/server.crt" ] && return
-    need_cmd openssl openssl
-    local d=$BROKER_DIR
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=autoscaler test CA" \
-        -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
-        -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1\n' >"$d/server.ext"
-    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
-        -days 3650 -extfile "$d/server.ext" -out "$d/server.crt" 2>/dev/null
-    chmod 644 "$d/server.key"
-}
-
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -63,7 +48,8 @@ start() {
     port=$(cat "$PORTFILE" 2>/dev/null || echo "${AUTOSCALER_BROKER_PORT:-$(free_port)}")
     auth_port=$(cat "$PORTFILE.auth" 2>/dev/null || free_port)
     tls_port=$(cat "$PORTFILE.tls" 2>/dev/null || free_port)
-    make_certificates
+    make_certificates "$BROKER_DIR"
+    chmod 644 "$BROKER_DIR/server.key"  # mosquitto reads it as its own user
     [ -f "$BROKER_DIR/password" ] || head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$BROKER_DIR/password"
     mosquitto_passwd -b -c "$BROKER_DIR/passwd" autoscaler "$(cat "$BROKER_DIR/password")"
     cat >"$CONF" <<CONF

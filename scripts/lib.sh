@@ -78,3 +78,33 @@ use_platform() {
     eval "$(bash "$scripts/platform.sh" env current)"
     export PATH DOCKER_CONFIG
 }
+
+# make_certificates DIR: a private CA (DIR/ca.crt) and a certificate for 127.0.0.1 it signed
+# (DIR/server.crt, DIR/server.key), made once, for the TLS listeners of the test servers.
+make_certificates() {
+    local d=$1
+    [ -f "$d/server.crt" ] && return 0
+    need_cmd openssl openssl
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=autoscaler test CA" \
+        -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$d/server.ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 3650 -extfile "$d/server.ext" -out "$d/server.crt" 2>/dev/null
+}
+
+# have_image TAG: the engine DOCKER_HOST names has the image.
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# import_image ROOT TAG CHANGE...: the folder ROOT as image TAG (no registry), with Dockerfile-like
+# changes; ROOT gets an /etc/passwd and /etc/group of root and nobody.
+import_image() {
+    local root=$1 tag=$2 changes=()
+    shift 2
+    for change in "$@"; do changes+=(--change "$change"); done
+    printf 'root:x:0:0::/:/bin/false\nnobody:x:65534:65534::/:/bin/false\n' >"$root/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+    tar -C "$root" -cf - . | docker import "${changes[@]}" - "$tag" >/dev/null
+    log "built $tag"
+}

@@ -113,21 +113,6 @@ password() {
     cat "$1/password"
 }
 
-# A private CA and a certificate for 127.0.0.1 signed by it, made once in DIR (as broker.sh does).
-make_certificates() {
-    local d=$1
-    [ -f "$d/server.crt" ] && return
-    install_cmd openssl openssl
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=autoscaler test CA" \
-        -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
-        -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1\n' >"$d/server.ext"
-    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
-        -days 3650 -extfile "$d/server.ext" -out "$d/server.crt" 2>/dev/null
-    chmod 600 "$d/ca.key" "$d/server.key"
-}
-
 port_answers() {
     python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.5).close()" 2>/dev/null
 }
@@ -168,6 +153,7 @@ launch_redis() {
     port=$(port "$d/port")
     tls_port=$(port "$d/port.tls")
     make_certificates "$d"
+    chmod 600 "$d/ca.key" "$d/server.key"
     hash=$(password "$d" | tr -d '\n' | sha256sum | cut -d' ' -f1)
     private_file "$d/redis.conf"
     cat >"$d/redis.conf" <<CONF

@@ -15,43 +15,30 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 use_platform
 
-have() { docker image inspect "$1" >/dev/null 2>&1; }
-
-# import ROOT TAG CHANGE...: the folder ROOT as image TAG, with Dockerfile-like changes.
-import() {
-    local root=$1 tag=$2 changes=()
-    shift 2
-    for change in "$@"; do changes+=(--change "$change"); done
-    printf 'root:x:0:0::/:/bin/false\nnobody:x:65534:65534::/:/bin/false\n' >"$root/etc/passwd"
-    printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
-    tar -C "$root" -cf - . | docker import "${changes[@]}" - "$tag" >/dev/null
-    log "built $tag"
-}
-
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 
-if ! have autoscaler-test/web:latest; then
+if ! have_image autoscaler-test/web:latest; then
     need_cmd gcc gcc
     mkdir -p "$root/web/etc" "$root/web/tmp"
     gcc -O2 -static -o "$root/web/webapp" "$here/webapp.c"
-    import "$root/web" autoscaler-test/web:latest 'CMD ["/webapp"]' 'EXPOSE 8080'
+    import_image "$root/web" autoscaler-test/web:latest 'CMD ["/webapp"]' 'EXPOSE 8080'
 fi
 
-if ! have autoscaler-test/caddy:latest; then
+if ! have_image autoscaler-test/caddy:latest; then
     need_cmd caddy caddy
     mkdir -p "$root/caddy/etc/caddy" "$root/caddy/data" "$root/caddy/config" "$root/caddy/tmp"
     with_libraries "$(command -v caddy)" "$root/caddy" /usr/bin/caddy
-    import "$root/caddy" autoscaler-test/caddy:latest \
+    import_image "$root/caddy" autoscaler-test/caddy:latest \
         'ENV XDG_DATA_HOME=/data XDG_CONFIG_HOME=/config HOME=/data' \
         'CMD ["/usr/bin/caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]'
 fi
 
-if ! have autoscaler-test/haproxy:latest; then
+if ! have_image autoscaler-test/haproxy:latest; then
     need_cmd haproxy haproxy
     mkdir -p "$root/haproxy/etc" "$root/haproxy/usr/local/etc/haproxy" "$root/haproxy/run" \
         "$root/haproxy/tmp" "$root/haproxy/var/lib/haproxy"
     with_libraries "$(command -v haproxy)" "$root/haproxy" /usr/sbin/haproxy
-    import "$root/haproxy" autoscaler-test/haproxy:latest \
+    import_image "$root/haproxy" autoscaler-test/haproxy:latest \
         'CMD ["/usr/sbin/haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]'
 fi

@@ -16,23 +16,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 use_platform
 
-have() { docker image inspect "$1" >/dev/null 2>&1; }
-
-# import ROOT TAG CHANGE...: the folder ROOT as image TAG, with Dockerfile-like changes.
-import() {
-    local root=$1 tag=$2 changes=()
-    shift 2
-    for change in "$@"; do changes+=(--change "$change"); done
-    printf 'root:x:0:0::/:/bin/false\nnobody:x:65534:65534::/:/bin/false\n' >"$root/etc/passwd"
-    printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
-    tar -C "$root" -cf - . | docker import "${changes[@]}" - "$tag" >/dev/null
-    log "built $tag"
-}
-
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 
-if ! have autoscaler-test/redis:latest; then
+if ! have_image autoscaler-test/redis:latest; then
     need_cmd redis-server redis-server
     mkdir -p "$root/redis/etc" "$root/redis/data" "$root/redis/tmp"
     need_cmd redis-cli redis-tools
@@ -41,7 +28,7 @@ if ! have autoscaler-test/redis:latest; then
     with_libraries "$(command -v redis-cli)" "$root/redis" /usr/bin/redis-cli
     # Nothing saved (no RDB, no AOF): a queue for a test or a demo. The stack's own network is
     # its only reach, so it listens without protected mode; a password is the example's to add.
-    import "$root/redis" autoscaler-test/redis:latest 'WORKDIR /data' 'EXPOSE 6379' \
+    import_image "$root/redis" autoscaler-test/redis:latest 'WORKDIR /data' 'EXPOSE 6379' \
         'CMD ["/usr/bin/redis-server", "--save", "", "--appendonly", "no", "--protected-mode", "no"]'
 fi
 
@@ -62,6 +49,6 @@ if [ "$made" != "$digest" ]; then
     cp "$script" "$root/worker/worker.sh"
     # The shell is PID 1: it gets `docker stop`'s SIGTERM itself, and its trap finishes the job
     # in hand (worker.sh).
-    import "$root/worker" autoscaler-test/worker:latest 'ENV PATH=/bin:/usr/bin' \
+    import_image "$root/worker" autoscaler-test/worker:latest 'ENV PATH=/bin:/usr/bin' \
         "LABEL autoscaler-test.worker-sh=$digest" 'CMD ["/bin/sh", "/worker.sh"]'
 fi
