@@ -117,7 +117,8 @@ async def test_a_pushed_value_is_acted_on_as_it_arrives_not_at_the_next_round(
     await queue.set(90)
     ups = await mqtt.wait_for(lambda m: events(m, project, "worker", "scale_up"), within=6)
     assert (ups[0]["from"], ups[0]["to"]) == (1, 9)
-    assert ups[0]["timeNano"] / 1e9 - published < 2.0, ups[0]
+    # Its event comes once the 8 clones run; the next round would be 8 s after the last.
+    assert ups[0]["timeNano"] / 1e9 - published < 4.0, ups[0]
 
 
 async def test_a_polled_redis_list_is_acted_on_between_rounds(
@@ -141,7 +142,8 @@ async def test_a_polled_redis_list_is_acted_on_between_rounds(
         ups = await mqtt.wait_for(lambda m: events(m, project, "worker", "scale_up"), within=6)
         assert (ups[0]["from"], ups[0]["to"]) == (1, 9), ups[0]
         assert ups[0]["reason"] == f"redis {jobs} 90 vs 10 a replica: propose 9"
-        assert ups[0]["timeNano"] / 1e9 - enqueued < 2.0, ups[0]
+        # Its event comes once the 8 clones run; the next round would be 8 s after the last.
+        assert ups[0]["timeNano"] / 1e9 - enqueued < 4.0, ups[0]
     finally:
         await admin.delete(jobs)
         await admin.aclose()
