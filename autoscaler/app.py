@@ -272,7 +272,7 @@ class App:
     def _arrived(self, source: MetricSource) -> None:
         """A pushed value of `source` arrived: the services that read it decide now (a look
         between rounds, the same rules as a round's), not up to an interval later."""
-        for backend in getattr(self, "backends", ()):
+        for backend in self.backends:
             backend.asked(k for k, c in backend.fleet.items() if c.spec and c.spec.metric == source)
         self._wake.set()
 

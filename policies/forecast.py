@@ -125,9 +125,9 @@ def _short(window: list[tuple[float, float, bool]], now: float, line: Line | Non
     before = [(t, d) for t, d, capped in every[: -len(half)] if not capped]
     if short is None or not short.rising or len(before) < 2 * SHORT:
         return line
-    rise = newest[-1][0] - newest[0][0]
+    span = newest[-1][0] - newest[0][0]
     jump = max(b - a for (_, a), (_, b) in pairwise(newest))
-    if jump > short.slope * rise / 2:
+    if jump > short.slope * span / 2:
         return line
     slope = _slope(before) or 0.0
     intercept = median(d - slope * t for t, d in before)

@@ -1,6 +1,7 @@
 """What every queue source does the same way: one client a server for all the services that name
-it, read once a round within half an interval, dropped when it fails and made again after a
-backoff, closed when no service names it any more and at shutdown.
+it, read once a round (and every `metric.poll` between rounds, a changed value told at once)
+within half an interval, dropped when it fails and made again after a backoff, closed when no
+service names it any more and at shutdown.
 
 A queue source is a `Driver` (how to reach its server, ask it, and say why it failed) and its
 Options; `Servers(driver)` is its reader (base.Reader):

@@ -61,7 +61,8 @@ class Signals:
         self._since: dict[str, float] = {}  # source name -> when it was first asked for
 
     async def follow(self, sources: Iterable[MetricSource]) -> None:
-        wanted = self._wanted = list(sources)
+        # Each source once, however many services name it: a push tells it once (`_pushed`).
+        wanted = self._wanted = list(dict.fromkeys(sources))
         names = {s.name for s in wanted}
         for gone in set(self._since) - names:
             del self._since[gone]

@@ -42,11 +42,11 @@ from policies.base import Signal
 from policies.saturation import held_back
 
 _LATE = 0.05
+"""Seconds past a window's shortest measurable length at which it is looked at: a timer may
+fire a little early."""
 ASKED = 0.2
 """Seconds between two looks at a service for values pushed to its metric: a publisher may push
 faster than anything can act on it, and each look samples the service."""
-"""Seconds past a window's shortest measurable length at which it is looked at: a timer may
-fire a little early."""
 
 logger = logging.getLogger(__name__)
 

@@ -161,3 +161,14 @@ def test_sources_no_service_names_any_more_are_forgotten() -> None:
     assert topics(s)._heard.keys() == {"q/one"}
     assert s._since.keys() == {one.name}
     assert queries(s)._answers == {}
+
+
+def test_a_pushed_value_is_told_once_for_each_source_however_many_services_name_it() -> None:
+    told: list[MetricSource] = []
+    clock = Clock()
+    s = Signals(MqttSettings(enabled=False), interval=2.0, now=lambda: clock.monotonic,
+                wall=lambda: clock.wall, arrived=told.append)  # fmt: skip
+    shared, other = source("shop/depth"), source("shop/depth", **{"metric.max-age": "30s"})
+    follow(s, shared, source("shop/depth"), other)  # two services name `shared`
+    topics(s)._receive("shop/depth", b"12", retained=False)
+    assert told == [shared, other]  # the same topic, read with another max age: its own source
