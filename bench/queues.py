@@ -14,9 +14,10 @@ on the engine DOCKER_HOST names; the queue servers are scripts/queues.sh's (star
    running. Goal: within 1.0 s with `metric.poll: 0.25s`; baseline without.
 4. Drain: real workers (examples/worker-redis/worker.sh, 0.2 s jobs) on a Redis inside the
    engine's network namespace, a burst sized for max to drain it in about 25 s; one burst a
-   minute. Fixed pools of min and of max against the autoscaled one: time to drain, and
-   replica-seconds over the minute. Goal: within 15 % of max's drain time at <= 50 % of its
-   replica-seconds.
+   minute. The target is sized as a user sizes it: the jobs one worker finishes in the wait a job
+   may spend queued (5 s), from the workers' measured rate; the scale-down window as named.
+   Fixed pools of min and of max against the autoscaled one: time to drain, and replica-seconds
+   over the minute. Goal: within 15 % of max's drain time at <= 50 % of its replica-seconds.
 
 Times are watched from outside at 20 ms (the autoscaler's view of the engine, which its events
 keep current): each is within 20 ms. Phases are spread evenly over the round, not drawn.
@@ -61,6 +62,7 @@ RATE = {"autoscaler.scale-up.max-replicas": str(MAXIMUM + 10)}  # a burst in one
 WORKER = "autoscaler-test/worker:latest"
 JOB_SECONDS = 0.2
 PERIOD = 60.0  # item 4: one burst a minute
+WAIT = 5.0  # item 4: seconds a job may wait in the queue, what the worker's target is sized by
 
 
 @dataclass
@@ -587,14 +589,16 @@ async def drains(docker: aiodocker.Docker, servers: Servers) -> tuple[list[Drain
             probe = await _fixed(docker, client, gateway, port, MAXIMUM, 5000, 5.0)
             assert probe.drained_s is not None, "the workers took no job"
             jobs = int(round(5000 / probe.drained_s * 25, -1))
-            share = math.ceil(jobs / (2 * MAXIMUM))  # max at the burst, until half is done
+            # The backlog a replica should carry: the jobs one worker finishes in the wait a
+            # job may spend queued (WAIT), from max's rate: how a user sizes the target.
+            share = math.ceil(5000 / probe.drained_s / MAXIMUM * WAIT)
             labels = {"autoscaler.metric.target": str(share), "autoscaler.metric.poll": POLL}
             rows = [
                 await _fixed(docker, client, gateway, port, 1, jobs, 10.0),
                 await _fixed(docker, client, gateway, port, MAXIMUM, jobs, PERIOD),
             ]
             # The scale-down's window: how long the count follows the highest need it saw.
-            for window in ("10s", "5s"):
+            for window in ("10s", "5s", "3s"):
                 rows.append(await _autoscaled(
                     docker, servers, client, gateway, port, url, jobs,
                     labels | {"autoscaler.scale-down.stabilization": window},

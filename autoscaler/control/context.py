@@ -62,3 +62,6 @@ class Context:
     next round (a backend without a look of its own leaves it to the round); the containers
     the action made are watched until the load has moved onto them, and the windows measured
     from then."""
+    acted: Callable[[ServiceKey], None] = field(default=lambda key: None)
+    """The service's action has ended (done or failed): a look that found it acting may come
+    now."""

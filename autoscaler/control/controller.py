@@ -429,6 +429,7 @@ class Controller:
             errors.append(InternalError(str(self.key), doing, exc))
         finally:
             self.inflight, self._look = None, False
+            self._ctx.acted(self.key)
         for error in errors:
             logger.error("%s", error)
             self._report.fault(error)

@@ -149,6 +149,39 @@ async def test_a_polled_redis_list_is_acted_on_between_rounds(
         await admin.aclose()
 
 
+async def test_a_queue_that_grows_while_its_service_acts_is_acted_on_when_the_action_ends(
+    make_container: Any, run_autoscaler: Any, mqtt: Mqtt, project: str
+) -> None:
+    # A burst still being enqueued when a poll reads it: the first action is for part of it.
+    # The rest, read while that action runs, is acted on as soon as it ends; the polled value
+    # does not change again, so nothing else would ask before the next round, 8 s away.
+    server = queue_server("redis")
+    jobs = f"test:{project}:jobs"
+    labels = {k: v for k, v in QUEUE.items() if k != "autoscaler.metric.source"}
+    await make_container("worker", labels | {
+        "autoscaler.max": "20", "autoscaler.scale-up.max-replicas": "20",
+        "autoscaler.metric.source": "redis", "autoscaler.metric.url": server["URL"],
+        "autoscaler.metric.list": jobs, "autoscaler.metric.poll": "100ms"})  # fmt: skip
+    admin = Redis.from_url(server["URL"])
+    try:
+        await run_autoscaler(interval=8.0)
+        await reaches(mqtt, project, "worker", 1)
+        await states_after(mqtt, project, "worker", time.time(), count=1)  # just after a round
+        await admin.rpush(jobs, *range(100))  # 10 replicas' worth: 9 clones, some 0.5 s
+        await mqtt.wait_for(lambda m: [s for s in states(m, project, "worker")
+                                       if s["phase"] == "scaling"], within=4)  # fmt: skip
+        enqueued = time.time()
+        await admin.rpush(jobs, *range(100, 200))  # while they are made: 20 in all
+        ups = await mqtt.wait_for(
+            lambda m: (found := events(m, project, "worker", "scale_up"))[1:] and found, within=6
+        )
+        assert [(u["from"], u["to"]) for u in ups] == [(1, 10), (10, 20)], ups
+        assert ups[1]["timeNano"] / 1e9 - enqueued < 4.0, ups[1]
+    finally:
+        await admin.delete(jobs)
+        await admin.aclose()
+
+
 async def test_a_stale_value_holds_and_is_reported_once_until_it_is_fresh_again(
     make_container: Any, run_autoscaler: Any, mqtt: Mqtt, queue: Queue, project: str
 ) -> None:

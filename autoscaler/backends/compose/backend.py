@@ -103,11 +103,13 @@ class Compose:
             interval=settings.interval,
             keep=Keep(settings.state_dir) if settings.state_dir else None,
             look=self._look,
+            acted=self._acted,
         )
         self.fleet = Fleet(self.context)
         self._to_mend: set[ServiceKey] = set()
         self._due: dict[ServiceKey, float] = {}  # service -> when it can be measured again
         self._asked: dict[ServiceKey, float] = {}  # service -> its last look for a pushed value
+        self._waiting: set[ServiceKey] = set()  # pushed values that found their service acting
         self._settling: dict[ServiceKey, Settling] = {}  # service -> its new replicas watched
         self._watch_at: float | None = None  # when the round's windows measure
         self._watched: set[ServiceKey] = set()  # services with CPU limits, not held at the round
@@ -184,6 +186,12 @@ class Compose:
             self._due[key] = max(now, self._asked.get(key, -ASKED) + ASKED)
             self._asked[key] = self._due[key]
 
+    def _acted(self, key: ServiceKey) -> None:
+        if key in self._waiting:
+            self._waiting.discard(key)
+            self.asked([key])
+            self._wake()
+
     def due(self) -> float | None:
         watch = [] if self._watch_at is None else [self._watch_at]
         return min([*self._due.values(), *(s.next for s in self._settling.values()), *watch],
@@ -201,6 +209,12 @@ class Compose:
             del self._due[key]
         if not keys or not self.acts():
             return
+        # A value pushed while its service acts (a queue read half-filled set the action off)
+        # is looked at as soon as the action ends, not left to the next round: the value that
+        # asked may not change again.
+        acting = {k for k in keys if (c := self.fleet.get(k)) is not None and c.busy}
+        self._waiting |= acting
+        keys -= acting
         services = {k: rs for k, rs in self._services().items() if k in keys}
         if (samples := await self._sample(services)) is not None:
             self.fleet.look(tg, services, samples)
