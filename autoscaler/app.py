@@ -33,13 +33,16 @@ from autoscaler.backends.compose.backend import Compose
 from autoscaler.backends.docker import client as engine
 from autoscaler.backends.docker.client import LIBRARY_ERRORS
 from autoscaler.backends.swarm.cluster import Cluster, is_manager
+from autoscaler.control import controls
 from autoscaler.control.context import Clock
 from autoscaler.control.controller import Controller
+from autoscaler.control.controls import Control, ControlError
 from autoscaler.control.fleet import Fleet
 from autoscaler.control.history import History
 from autoscaler.control.spec import MetricSource
 from autoscaler.errors import AutoscalerError, Faults
 from autoscaler.labels import ServiceKey
+from autoscaler.mqtt.commands import Commands
 from autoscaler.mqtt.journal import Journal
 from autoscaler.mqtt.notifier import Notifier, Standing
 from autoscaler.ops.api import Api
@@ -94,6 +97,13 @@ class Backend(Protocol):
     def unready(self) -> str | None:
         """Why this instance cannot act on its services, or None."""
 
+    def followed(self) -> Iterable[ServiceKey]:
+        """The services it follows, whether or not this instance leads."""
+
+    async def control(self, key: ServiceKey, control: Control) -> None:
+        """Record an operator's pause, hold or resume of the service where every instance
+        reads it; ControlError where it cannot be."""
+
     def header(self) -> dict[str, Any]:
         """Its part of the instance's state in /status and the page's stream."""
 
@@ -140,7 +150,12 @@ class App:
             band=settings.mqtt.state_band,
             token=settings.api.token.get_secret_value() if settings.api.token else None,
             streams=settings.api.streams,
+            command=self.command,
         )
+        self.commands = Commands(
+            settings.mqtt, command=self.command, answer=self.notifier.publish,
+            leads=lambda: any(b.leads() for b in self.backends),
+        )  # fmt: skip
         self.compose = Compose(
             self.docker, settings, notifier=self.notifier, metrics=self.metrics,
             signal=self.signals.read, sources=self.signals.options, faults=self.faults,
@@ -162,7 +177,8 @@ class App:
                 every = {k: v for backend in self.backends for k, v in backend.parts().items()}
                 parts = [self._supervised(tg, name, run) for name, run in every.items()]
                 notifier = self._supervised(tg, "MQTT notifier", self.notifier.run)
-                others = [self._supervised(tg, "metric topics", self.signals.run)]
+                others = [self._supervised(tg, "metric topics", self.signals.run),
+                          self._supervised(tg, "commands", self.commands.run)]  # fmt: skip
                 if self.settings.api.enabled:
                     others.append(self._supervised(tg, "API", self.api.serve))
                 others.append(tg.create_task(self._wake_on(stop), name="stop"))
@@ -268,6 +284,24 @@ class App:
             next_tick = max(next_tick + self.settings.interval, time.monotonic())
             if await self._between_rounds(tg, stop, next_tick):
                 next_tick = time.monotonic()  # the rounds keep their interval from this one
+
+    async def command(self, body: object, who: str) -> dict[str, Any]:
+        """An operator's command (the API's or MQTT's JSON): the service it names, recorded
+        with its control and obeyed from the next look, the control in force answered.
+        ControlError says why not, with the HTTP status it stands for."""
+        name, control = controls.command(body, wall=self.clock.wall(), who=who)
+        found = [(k, b) for b in self.backends for k in b.followed() if name in (str(k), k.service)]
+        if not found:
+            raise ControlError(f"no service {name!r} among those followed", 404)
+        if len(found) > 1:
+            names = ", ".join(sorted(str(k) for k, _ in found))
+            raise ControlError(f"{name!r} names several services: {names}", 409)
+        key, backend = found[0]
+        controller = backend.fleet.get(key)
+        controls.check(control, controller.spec if controller else None, str(key))
+        await backend.control(key, control)
+        shown = control.to_dict() if control.in_force(self.clock.wall()) else None
+        return {"service": str(key), "control": shown}
 
     def _arrived(self, source: MetricSource) -> None:
         """A pushed value of `source` arrived: the services that read it decide now (a look

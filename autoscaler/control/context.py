@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from autoscaler.control.controls import Control
 from autoscaler.control.keep import Keep
 from autoscaler.control.ports import Backend, Meter, Notices
 from autoscaler.control.replicas import Replica
@@ -62,6 +63,9 @@ class Context:
     next round (a backend without a look of its own leaves it to the round); the containers
     the action made are watched until the load has moved onto them, and the windows measured
     from then."""
+    control: Callable[[ServiceKey], Control | None] = field(default=lambda key: None)
+    """The service's latest runtime control (pause, hold, resume) as the backend keeps it, or
+    None."""
     acted: Callable[[ServiceKey], None] = field(default=lambda key: None)
     """The service's action has ended (done or failed): a look that found it acting may come
     now."""

@@ -38,6 +38,7 @@ from autoscaler.control.history import History
 from autoscaler.control.idle import IdleWatch
 from autoscaler.control.keep import Memory
 from autoscaler.control.metric import MetricWatch
+from autoscaler.control.operator import ControlWatch
 from autoscaler.control.repairs import (
     CrashLoop,
     Repair,
@@ -88,6 +89,7 @@ class Controller:
         self._metric = MetricWatch(key, context, self._report)
         self._idle = IdleWatch(key, self._report)
         self._schedule: str | None = None  # the schedule's windows in force, in words
+        self._controls = ControlWatch(lambda: context.control(key), self._report)
         self._zero = Sleep(key, context, self._report)
         self._startup = Startup()
         self._memory = Memory(context.keep, key)
@@ -184,7 +186,7 @@ class Controller:
         if self._error is not None:
             logger.info("%s: its error is fixed; scaling it again", self.key)
             self._error = None
-        spec = self._in_force(spec)
+        spec = self._controls.applied(self._in_force(spec), self._ctx.clock.wall())
         if decide and self._zero_step(tg, spec, replicas):
             return
         if (reason := self._stopped(replicas)) is not None:
@@ -220,9 +222,9 @@ class Controller:
         if decision.direction is Direction.NONE:
             self._show(Phase.HOLDING, replicas, spec, evaluation, decision.reason)
         elif spec.paused:
-            self._show(
-                Phase.PAUSED, replicas, spec, evaluation, f"paused; would: {decision.reason}"
-            )
+            paused = c.describe() if (c := self._controls.current) is not None else "paused"
+            reason = f"{paused}; would: {decision.reason}"
+            self._show(Phase.PAUSED, replicas, spec, evaluation, reason)
         elif self._ctx.dry_run:
             logger.info("%s: dry run: would scale %d -> %d: %s", self.key,
                         decision.current, decision.desired, decision.reason)  # fmt: skip
@@ -235,6 +237,13 @@ class Controller:
                         decision.current, decision.desired, decision.reason)  # fmt: skip
             self._show(Phase.SCALING, replicas, spec, evaluation, decision.reason)
             self._run(tg, "scaling", self._scale(spec, replicas, evaluation))
+
+    def _labelled(self) -> ServiceSpec:
+        """The labels' spec, as the pipeline takes it (it applies the schedule itself), with an
+        operator's hold in force: the held count for min and max, no schedule."""
+        assert self.spec is not None
+        control = self._controls.current
+        return control.applied(self.spec) if control and control.action == "hold" else self.spec
 
     def _in_force(self, spec: ServiceSpec) -> ServiceSpec:
         """The spec with the min and max its schedule sets now; a change of window told once."""
@@ -257,7 +266,7 @@ class Controller:
         if not zero_able and not self._zero.asleep:
             return False
         assert self._pipeline is not None and self.spec is not None
-        pipeline, labelled, signal = self._pipeline, self.spec, self._metric.read(spec)
+        pipeline, labelled, signal = self._pipeline, self._labelled(), self._metric.read(spec)
         now = Round(labelled.minimum, labelled.maximum, (), self._ctx.clock.monotonic(),
                     self._ctx.clock.wall(), signal, fallback=self._metric.rule(spec),
                     schedule=labelled.schedule, zero=labelled.zero)  # fmt: skip
@@ -324,7 +333,7 @@ class Controller:
                          for s in observed)  # fmt: skip
         signal = self._metric.read(spec)
         rule = self._metric.rule(spec)
-        labelled = self.spec or spec  # the labels' bounds: the pipeline applies the schedule
+        labelled = self._labelled() if self.spec else spec
         outcome = self._pipeline.decide(Round(
             labelled.minimum, labelled.maximum, observed, now, wall, signal,
             self._startup.seconds, own=sum(1 for r in counted(replicas) if r.users),
@@ -507,4 +516,5 @@ class Controller:
             decided=self.decided, samples=self._samples, signal=self._metric.last,
             error=error or self._down or self._metric.error, finding=self._idle.finding,
             schedule=self._schedule, startup=self._startup.seconds,
+            control=self._controls.current,
         )  # fmt: skip

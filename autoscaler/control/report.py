@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from autoscaler.control.context import Context
+from autoscaler.control.controls import Control
 from autoscaler.control.history import History
 from autoscaler.control.replicas import Replica, Sample, ScaleResult, counted, own
 from autoscaler.control.spec import ServiceSpec
@@ -80,6 +81,7 @@ class Report:
         finding: str | None = None,
         schedule: str | None = None,
         startup: float | None = None,
+        control: Control | None = None,
     ) -> None:
         """Build the service's state and keep it; publish it when it says something new."""
         live = counted(replicas)
@@ -119,6 +121,7 @@ class Report:
             error=error,
             finding=finding,
             schedule=schedule,
+            control=control.to_dict() if control is not None else None,
         )
         self.history.add(self.state)
         now = self._ctx.clock.monotonic()

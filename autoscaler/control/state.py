@@ -128,6 +128,9 @@ class ServiceState:
     at their limit (policies/idle.py)."""
     schedule: str | None = None
     """The schedule's windows in force and the min and max they set (policies/schedule.py)."""
+    control: Mapping[str, Any] | None = None
+    """An operator's pause or hold in force (controls.py: action, replicas, since, until, who,
+    why); None without one."""
 
     def differs(self, other: ServiceState, band: float) -> bool:
         """Whether this state says something `other` did not: a count, a decision, a phase, an
@@ -153,7 +156,7 @@ class ServiceState:
 _MEANINGFUL = (
     "phase", "replicas", "containers", "desired", "minimum", "maximum", "policy", "paused",
     "dry_run", "sampler", "error", "finding", "schedule", "instance", "metric", "bound",
-    "last_action", "last_action_at",
+    "last_action", "last_action_at", "control",
 )  # fmt: skip
 
 

@@ -12,6 +12,9 @@ GET /readyz    200 while the engine view is complete and current, 503 with the r
 GET /metrics   Prometheus text: replicas, desired, CPU, memory per service; decisions,
                actions, errors; sampling latency
 GET /status    JSON: every service's state and its recent decisions (?service=project/name)
+POST /controls an operator's command: pause, hold N or resume a service, for a while or until
+               resumed (control/controls.py); JSON in (Content-Type: application/json, which
+               no page of another site can send here without asking first), JSON out
 
 With a token set (AUTOSCALER_API__TOKEN), everything but /healthz, /readyz and the page's
 static files asks for it: `Authorization: Bearer <token>`, or `?token=<token>` (how a browser
@@ -33,8 +36,10 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from autoscaler.control.controls import ControlError
 from autoscaler.control.history import History
 from autoscaler.control.report import ACTIONS
+from autoscaler.errors import AutoscalerError
 from autoscaler.mqtt.journal import Journal
 from autoscaler.ops.metrics import Metrics
 from autoscaler.ops.stream import Follower, Snapshot
@@ -63,6 +68,7 @@ class Api:
         band: float = 0.0,
         token: str | None = None,
         streams: int = 16,
+        command: Callable[[object, str], Awaitable[Mapping[str, Any]]] | None = None,
     ) -> None:
         self.host, self.port = host, port
         self._metrics, self._unready, self._status = metrics, unready, status
@@ -70,6 +76,7 @@ class Api:
         self._band = band
         self._token = token
         self._streams = streams
+        self._command = command
         self.streaming = 0
         """Event streams open now."""
         self._round = asyncio.Event()
@@ -84,6 +91,7 @@ class Api:
                 web.get("/readyz", self._readyz),
                 web.get("/metrics", self._metrics_page),
                 web.get("/status", self._status_page),
+                web.post("/controls", self._controls),
                 web.static("/static", _STATIC, append_version=False),
             ]
         )
@@ -230,6 +238,28 @@ class Api:
                 )
             status["services"] = matches
         return web.json_response(status, dumps=lambda o: json.dumps(o, sort_keys=True))
+
+    async def _controls(self, request: web.Request) -> web.Response:
+        if self._command is None:
+            return web.json_response({"error": "this instance takes no commands"}, status=404)
+        if request.content_type != "application/json":
+            # A form or text/plain POST is what a page of any site may send without asking:
+            # a command comes as JSON, which a browser sends cross-site only after asking.
+            return web.json_response(
+                {"error": "a command is sent as Content-Type: application/json"}, status=415
+            )
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "the body is not JSON"}, status=400)
+        try:
+            answer = await self._command(body, "api")
+        except ControlError as exc:
+            return web.json_response({"error": str(exc)}, status=exc.status)
+        except AutoscalerError as exc:
+            # The engine refused or did not answer: the command was not recorded.
+            return web.json_response({"error": str(exc)}, status=503)
+        return web.json_response(answer, dumps=lambda o: json.dumps(o, sort_keys=True))
 
 
 def _utf8(given: str) -> bytes:

@@ -54,6 +54,12 @@ def _head(name: str, state: dict[str, Any]) -> str:
             head += f"\n  {note}: {state[note]}"
     if state.get("schedule"):
         head += f"\n  {state['schedule']}"
+    if control := state.get("control"):
+        what = "held at {replicas}".format(**control) if control["action"] == "hold" else "paused"
+        until = (f"until {datetime.fromtimestamp(control['until']).strftime('%H:%M:%S')}"
+                 if control.get("until") else "until resumed")  # fmt: skip
+        why = f" ({control['why']})" if control.get("why") else ""
+        head += f"\n  control: {what} by {control['who']}{why}, {until}"
     return head
 
 

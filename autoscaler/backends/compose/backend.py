@@ -5,6 +5,7 @@ fleet of its services' controllers.
     parts()    its long-lived parts, each supervised by the app: the event follower, the lease
     acts()     its view is current and this instance holds its lease: its services are acted on
     round(tg)  sample every opted-in container, then step each service's controller
+    control()  an operator's pause, hold or resume of a service, recorded on the engine
     look(tg)   between rounds, as soon as windows measure: a service whose replicas became held
                at their CPU limit since the round, and one that grew while held there (once the
                load has moved onto its new replicas, settle.py), are sampled and stepped then
@@ -24,11 +25,13 @@ from typing import Any
 import aiodocker
 
 from autoscaler.backends.compose.actuator import Actuator
+from autoscaler.backends.compose.controls import ControlRecords
 from autoscaler.backends.compose.inventory import Inventory
 from autoscaler.backends.compose.lease import Lease
 from autoscaler.backends.docker.collector import Collector
 from autoscaler.backends.docker.settle import Settling
 from autoscaler.control.context import Clock, Context
+from autoscaler.control.controls import Control, ControlError
 from autoscaler.control.fleet import Fleet
 from autoscaler.control.keep import Keep
 from autoscaler.control.ports import Meter, Notices
@@ -84,6 +87,7 @@ class Compose:
                 faults=faults, on_lead=wake, holder=instance,
             )  # fmt: skip
         self.collector = Collector(docker, interval=settings.interval)
+        self.controls = ControlRecords(docker)
         self.context = Context(
             actuator=Actuator(
                 docker, concurrency=settings.clone_concurrency, timeout=settings.engine_timeout
@@ -104,6 +108,7 @@ class Compose:
             keep=Keep(settings.state_dir) if settings.state_dir else None,
             look=self._look,
             acted=self._acted,
+            control=self.controls.get,
         )
         self.fleet = Fleet(self.context)
         self._to_mend: set[ServiceKey] = set()
@@ -138,6 +143,10 @@ class Compose:
     async def round(self, tg: asyncio.TaskGroup) -> None:
         """Sample every opted-in container, then step each service's controller."""
         services = self._services()
+        with self._faults.guard("reading controls"):
+            # Operators' controls as the engine has them (one listing); where it cannot be
+            # read, the last known ones hold.
+            await self.controls.read()
         # Without samples every service holds this round: none is scaled on nothing.
         samples = await self._sample(services)
         got = samples or {}
@@ -191,6 +200,21 @@ class Compose:
             self._waiting.discard(key)
             self.asked([key])
             self._wake()
+
+    def followed(self) -> list[ServiceKey]:
+        return list(self._services())
+
+    async def control(self, key: ServiceKey, control: Control) -> None:
+        """Record an operator's command for the service, and look at it now: a pause or a hold
+        takes effect at once, not at the next round."""
+        replicas = self.inventory.services().get(key, [])
+        if not replicas:
+            raise ControlError(f"service {key}: no container of it on this engine", 404)
+        if control.id and (latest := self.controls.get(key)) and latest.id == control.id:
+            return  # the same command again (MQTT delivers at least once): set already
+        await self.controls.write(key, control, replicas[0].image)
+        self._due[key] = time.monotonic()
+        self._wake()
 
     def due(self) -> float | None:
         watch = [] if self._watch_at is None else [self._watch_at]

@@ -36,12 +36,13 @@ STOPPED = "autoscaler.asleep.containers"
 SINCE = "autoscaler.asleep.since"
 
 
-def marker_name(key: ServiceKey) -> str:
+def marker_name(key: ServiceKey, kind: str = "asleep") -> str:
     """`autoscaler-asleep-shop-web-1a2b3c4d`: readable, and unique per service even where
-    names differ only in characters a container name cannot hold."""
+    names differ only in characters a container name cannot hold. (`kind`: what the record
+    holds; `control` for an operator's control, controls.py.)"""
     readable = re.sub(r"[^a-zA-Z0-9_.-]+", "-", f"{key.project}-{key.service}").strip("-.")[:80]
     digest = hashlib.sha256(str(key).encode()).hexdigest()[:8]
-    return f"autoscaler-asleep-{readable}-{digest}"
+    return f"autoscaler-{kind}-{readable}-{digest}"
 
 
 async def mark(docker: aiodocker.Docker, key: ServiceKey, template: Replica,

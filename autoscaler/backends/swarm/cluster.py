@@ -24,6 +24,7 @@ from autoscaler.backends.swarm.agents import AgentFeed
 from autoscaler.backends.swarm.lease import SwarmLease
 from autoscaler.backends.swarm.services import SwarmScaler, SwarmView
 from autoscaler.control.context import Clock, Context
+from autoscaler.control.controls import Control, ControlError
 from autoscaler.control.fleet import Fleet
 from autoscaler.control.keep import Keep
 from autoscaler.control.ports import Meter, Notices
@@ -121,6 +122,18 @@ class Cluster:
 
     def unready(self) -> str | None:
         return None
+
+    def followed(self) -> list[ServiceKey]:
+        return list(self.fleet)
+
+    async def control(self, key: ServiceKey, control: Control) -> None:
+        """Runtime controls are kept on the engine of Compose services (a record container);
+        a Swarm service is paused by its `autoscaler.paused` label, which `docker service
+        update --label-add` changes without restarting a task."""
+        raise ControlError(
+            f"service {key}: runtime controls are for Compose services; pause a Swarm service "
+            "with `docker service update --label-add autoscaler.paused=true`"
+        )
 
     def header(self) -> dict[str, Any]:
         return {"swarm": self.status()}

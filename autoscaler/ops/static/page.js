@@ -198,7 +198,8 @@ function fill(row, name, state) {
   setText(note, words);
   note.className = `note ${state.error ? "error" : state.finding ? "finding" : "muted"}`;
   const phase = state.dry_run ? `${state.phase} (dry run)` : state.phase;
-  pill(row.querySelector(".phase"), phase, TONES[state.phase] || "info");
+  const held = state.control && state.control.action === "hold" ? ` · held at ${state.control.replicas}` : "";
+  pill(row.querySelector(".phase"), phase + held, held ? "warn" : TONES[state.phase] || "info");
   const dash = (v) => (v === null || v === undefined ? "–" : String(v));
   setText(row.querySelector(".counts-cell"),
           `${dash(state.replicas)} / ${dash(state.desired)} / ${dash(state.max)}`);
@@ -285,11 +286,21 @@ function card(name, changed) {
     node.hidden = !state[field];
     setText(node, state[field] || "");
   }
+  const control = box.querySelector(".control");
+  control.hidden = !state.control;
+  setText(control, state.control ? controlWords(state.control) : "");
   // An error is shown once, as the error.
   setText(box.querySelector(".reason"), state.reason === state.error ? "" : state.reason || "");
   setText(box.querySelector(".now"), now(state));
   window.charts.follow(box, name, state, withToken);
   if (changed) decisions(box, name);
+}
+
+// An operator's pause or hold (autoscaler pause / hold, POST /controls), as the card says it.
+function controlWords(c) {
+  const what = c.action === "hold" ? `held at ${c.replicas}` : "paused";
+  const until = c.until ? ` until ${new Date(c.until * 1000).toLocaleTimeString()}` : " until resumed";
+  return `${what} by ${c.who}${c.why ? ` (${c.why})` : ""}${until}`;
 }
 
 function now(state) {
