@@ -89,6 +89,17 @@ class BrokerError(AutoscalerError):
     """The MQTT broker is unreachable or refused us."""
 
 
+class Fenced(AutoscalerError):
+    """An action's request not sent: the action was decided under a lease term this instance
+    no longer holds (backends/docker/fence.py)."""
+
+    def __init__(self, service: str | None, doing: str, decided: int, held: int | None) -> None:
+        now = f"it holds term {held}" if held is not None else "it holds none"
+        super().__init__(f"service {service}: not {doing}: decided under lease term {decided}, "
+                         f"and {now} now (another instance may lead)")  # fmt: skip
+        self.service = service
+
+
 class InternalError(AutoscalerError):
     """A bug met while acting for a service: reported like any other error, never fatal."""
 

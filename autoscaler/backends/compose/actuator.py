@@ -23,6 +23,7 @@ import aiohttp
 from autoscaler import labels
 from autoscaler.backends.compose import marker as asleep
 from autoscaler.backends.docker.client import engine_errors
+from autoscaler.backends.docker.fence import TERM, TERM_LABEL, Fence
 from autoscaler.control.replicas import (
     Replica,
     ScaleResult,
@@ -152,10 +153,17 @@ def clone_name_of(template: Mapping[str, Any], number: int) -> str:
 
 class Actuator:
     def __init__(
-        self, docker: aiodocker.Docker, *, concurrency: int, timeout: float = 30.0
+        self,
+        docker: aiodocker.Docker,
+        *,
+        concurrency: int,
+        timeout: float = 30.0,
+        fence: Fence | None = None,
     ) -> None:
+        """`fence`: asked before each write of an action (fence.py); none: every write is sent."""
         self._docker = docker
         self._timeout = timeout
+        self._fence = fence or Fence(lambda: None)
         # Creates and removals each have slots of their own: a removal holds its slot through the
         # clone's graceful stop (up to its stop_grace_period), and one service's slow
         # scale-down must never hold back another's scale-up or repair.
@@ -199,6 +207,7 @@ class Actuator:
         live = counted(replicas)
         result = ScaleResult(key, len(live))
         own = [r for r in replicas if not r.is_clone and r.up]
+        self._fence.check("marking the service asleep", str(key))
         await asleep.mark(self._docker, key, template_of(key, replicas), own)
         clones = [r for r in replicas if r.is_clone]
         outcomes = await _each([*(self._remove(key, r) for r in clones),
@@ -225,6 +234,7 @@ class Actuator:
             else:
                 result.started.append(outcome)
         if result.started:
+            self._fence.check("removing the sleep's marker", str(key))
             await asleep.unmark(self._docker, key)
         result.seconds = time.monotonic() - started
         return result
@@ -284,11 +294,12 @@ class Actuator:
         async with self._creating:
             for _ in range(_NAME_TRIES):
                 name = clone_name(template, number)
+                self._fence.check(f"creating clone {name}", str(key))
                 try:
                     with engine_errors(f"creating clone {name} of {template.name}", str(key)):
-                        container = await self._docker.containers.create(
-                            clone_config(data, number, name, every_network=every), name=name
-                        )
+                        config = clone_config(data, number, name, every_network=every)
+                        config["Labels"][TERM_LABEL] = str(TERM.get() or 0)
+                        container = await self._docker.containers.create(config, name=name)
                     break
                 except EngineError as exc:
                     if exc.status != 409:
@@ -300,10 +311,13 @@ class Actuator:
             try:
                 if not every:
                     await self._connect(key, container.id, name, data)
+                self._fence.check(f"starting clone {name}", str(key))
                 with engine_errors(f"starting clone {name}", service=str(key)):
                     await container.start()
             except AutoscalerError:
-                # A clone that cannot start is removed now rather than left behind.
+                # A clone that cannot start is removed now rather than left behind (unless the
+                # action is fenced: then the new leader's first round finds it, never started).
+                self._fence.check(f"removing clone {name} that failed to start", str(key))
                 with engine_errors(f"removing clone {name} that failed to start"):
                     await container.delete(force=True, v=True)
                 raise
@@ -319,6 +333,7 @@ class Actuator:
         for network, endpoint in clone_networks(data, name).items():
             if network == primary:
                 continue
+            self._fence.check(f"connecting clone {name} to network {network}", str(key))
             with engine_errors(f"connecting clone {name} to network {network}", str(key)):
                 await self._docker._query_json(
                     f"networks/{network}/connect",
@@ -340,6 +355,7 @@ class Actuator:
         """Stop one of the user's own containers, within its grace period; never remove it."""
         timeout = replica.stop_timeout or _DEFAULT_STOP_TIMEOUT
         async with self._removing:
+            self._fence.check(f"stopping {replica.name} to sleep", str(key))
             with engine_errors(f"stopping {replica.name} to sleep", service=str(key)):
                 bound = aiohttp.ClientTimeout(total=int(timeout) + self._timeout)
                 container = self._docker.containers.container(replica.id)
@@ -358,6 +374,7 @@ class Actuator:
     async def _start(self, key: ServiceKey, replica: Replica) -> str:
         """Start one of the user's own containers again: the fastest way back from zero."""
         async with self._creating:
+            self._fence.check(f"starting {replica.name} to wake", str(key))
             with engine_errors(f"starting {replica.name} to wake", service=str(key)):
                 await self._docker.containers.container(replica.id).start()
         logger.info("%s: started %s (awake)", key, replica.name)
@@ -371,11 +388,13 @@ class Actuator:
         try:
             async with self._removing:
                 if replica.up:
+                    self._fence.check(f"stopping clone {replica.name}", str(key))
                     with engine_errors(f"stopping clone {replica.name}", service=str(key)):
                         # Its grace period, and then as long as any other call may take.
                         bound = aiohttp.ClientTimeout(total=int(timeout) + self._timeout)
                         await container.stop(t=int(timeout), timeout=bound)
                         await self._stopped(container)
+                self._fence.check(f"removing clone {replica.name}", str(key))
                 with engine_errors(f"removing clone {replica.name}", service=str(key)):
                     await container.delete(v=True)
         except EngineError as exc:

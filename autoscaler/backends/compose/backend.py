@@ -29,6 +29,7 @@ from autoscaler.backends.compose.controls import ControlRecords
 from autoscaler.backends.compose.inventory import Inventory
 from autoscaler.backends.compose.lease import Lease
 from autoscaler.backends.docker.collector import Collector
+from autoscaler.backends.docker.fence import TERM, Fence
 from autoscaler.backends.docker.settle import Settling
 from autoscaler.control.context import Clock, Context
 from autoscaler.control.controls import Control, ControlError
@@ -87,10 +88,15 @@ class Compose:
                 faults=faults, on_lead=wake, holder=instance,
             )  # fmt: skip
         self.collector = Collector(docker, interval=settings.interval)
+        # Every write of an action is fenced by the lease term it was decided under.
+        self.fence = Fence(self.lease.held if self.lease is not None else lambda: None)
         self.controls = ControlRecords(docker)
         self.context = Context(
             actuator=Actuator(
-                docker, concurrency=settings.clone_concurrency, timeout=settings.engine_timeout
+                docker,
+                concurrency=settings.clone_concurrency,
+                timeout=settings.engine_timeout,
+                fence=self.fence,
             ),
             refresh=self.inventory.refresh,
             restart=self.collector.restart,
@@ -142,6 +148,7 @@ class Compose:
 
     async def round(self, tg: asyncio.TaskGroup) -> None:
         """Sample every opted-in container, then step each service's controller."""
+        self._term()
         services = self._services()
         with self._faults.guard("reading controls"):
             # Operators' controls as the engine has them (one listing); where it cannot be
@@ -241,6 +248,7 @@ class Compose:
         keys -= acting
         services = {k: rs for k, rs in self._services().items() if k in keys}
         if (samples := await self._sample(services)) is not None:
+            self._term()
             self.fleet.look(tg, services, samples)
 
     async def _watch(self) -> None:
@@ -288,6 +296,11 @@ class Compose:
                     await self.collector.restart(replicas)
                 self._due[key] = time.monotonic() + self.collector.min_window + _LATE
 
+    def _term(self) -> None:
+        """The term the actions started from here on are decided under: each action's task
+        copies it as it is made (fence.py)."""
+        TERM.set(self.lease.term if self.lease is not None else None)
+
     def mend(self, tg: asyncio.TaskGroup) -> None:
         """Mend the services events named since the last look; while this instance does not
         act (a lease renewal answered late), they wait for it to act again."""
@@ -295,6 +308,7 @@ class Compose:
             return
         keys, self._to_mend = self._to_mend, set()
         services = self.inventory.services()
+        self._term()
         self.fleet.mend(tg, {k: services[k] for k in keys if k in services})
 
     def unready(self) -> str | None:

@@ -18,7 +18,8 @@ agree. If it stood still for a whole ttl, they delete that very container (by id
 else already took over, the delete fails) and create their own (if someone was faster, the
 create fails). The holder acts only while its last good renewal is younger than ttl/3, so it
 stops at least 2/3 ttl before anyone may take over. A scale action already under way when that
-happens is finished; keep ttl well above the longest graceful stop.
+happens sends nothing more: every write of an action is fenced by the lease's term (a new one at
+every takeover) and by that same age (backends/docker/fence.py).
 
 A holder that is provably dead is not waited out. The lease carries who holds it: the machine's
 boot id, the pid namespace, the pid and its start time, and the container it runs in (if any)
@@ -66,6 +67,16 @@ _BOOT, _PIDNS, _PID, _START = (f"autoscaler.lease.{k}" for k in ("boot", "pidns"
 _CONTAINER, _CONTAINER_START = "autoscaler.lease.container", "autoscaler.lease.container-start"
 _PROJECTS = "autoscaler.lease.projects"
 """The projects its holder manages: a JSON list, or `*` for all."""
+TERM = "autoscaler.lease.term"
+"""The lease's term: it grows with every takeover (the fence on actions, fence.py)."""
+
+
+def _term(data: Mapping[str, Any]) -> int:
+    """A lease container's term (0 for one of a release that had none)."""
+    try:
+        return int((data["Config"].get("Labels") or {}).get(TERM, 0))
+    except ValueError:
+        return 0
 
 
 def _managing(projects: frozenset[str]) -> str:
@@ -188,10 +199,16 @@ class Lease:
         self._renewed = float("-inf")  # monotonic time of our last good renewal
         self._seen: tuple[str, int] | None = None  # (id, counter) of another's lease
         self._seen_since = 0.0
+        self.term: int | None = None
+        """The term of the lease this instance holds (its actions are fenced by it)."""
 
     @property
     def leading(self) -> bool:
         return self._mine is not None and time.monotonic() - self._renewed < self.ttl / 3
+
+    def held(self) -> int | None:
+        """The term this instance acts under now: its lease's, while it leads; else None."""
+        return self.term if self.leading else None
 
     async def run(self) -> None:
         """Hold or watch the lease until cancelled; release it on the way out if held."""
@@ -263,7 +280,7 @@ class Lease:
         except aiodocker.DockerError as exc:
             if exc.status == 404:
                 logger.warning("lease %s was taken over; following", self.name)
-                self._mine = None
+                self._mine = self.term = None
                 return
             raise
         self._renewed = asked
@@ -289,6 +306,7 @@ class Lease:
         logger.warning("lease %s names this instance (%s): its create went through though the "
                        "answer was lost; holding it", self.name, self.holder)  # fmt: skip
         self._mine, self._counter, self._seen = data["Id"], _counter(data), None
+        self.term = _term(data)
         with engine_errors(f"cannot renew the lease {self.name}"):
             await self._renew()
         if self._mine is not None:
@@ -307,7 +325,7 @@ class Lease:
         if dead is not None:
             logger.warning("lease %s: its holder %s %s; taking over", self.name,
                            labels.get(HOLDER, "?"), dead)  # fmt: skip
-            await self._take(data["Id"])
+            await self._take(data["Id"], _term(data))
             return
         seen = (data["Id"], _counter(data))
         now = time.monotonic()
@@ -318,7 +336,7 @@ class Lease:
             holder = data["Config"].get("Labels", {}).get(HOLDER, "?")
             logger.warning("lease %s of %s lapsed %.0fs ago; taking over", self.name, holder,
                            now - self._seen_since)  # fmt: skip
-            await self._take(data["Id"])
+            await self._take(data["Id"], _term(data))
 
     async def _dead(self, holder: Mapping[str, str]) -> str | None:
         """How we know the lease's holder is dead, or None if we cannot prove it."""
@@ -346,7 +364,11 @@ class Lease:
             return "is gone: its container has restarted since"
         return None
 
-    async def _take(self, lapsed: str | None) -> None:
+    async def _take(self, lapsed: str | None, after: int = 0) -> None:
+        """Take the lease (over the `lapsed` one, of term `after`). Its term is the wall clock
+        in nanoseconds, and above the lapsed one's: it grows with every takeover, even where a
+        clock stepped back, and a lease released (gone, its term with it) and taken again
+        later still gets a larger one."""
         if lapsed is not None:
             try:
                 with engine_errors(f"cannot take the lease: DELETE /containers/{lapsed[:12]}"):
@@ -355,7 +377,9 @@ class Lease:
                 if exc.status in (404, 409):
                     return  # someone else is taking it over
                 raise
-        labels = {HOLDER: self.holder, _PROJECTS: _managing(self._projects), **self._identity}
+        term = max(time.time_ns(), after + 1)
+        labels = {HOLDER: self.holder, _PROJECTS: _managing(self._projects), TERM: str(term),
+                  **self._identity}  # fmt: skip
         image = None
         if _CONTAINER in labels:
             # Only a container this engine runs can be checked through it.
@@ -384,7 +408,7 @@ class Lease:
                 await self._adopt(found)
             return
         self._mine, self._counter, self._renewed = container.id, 0, asked
-        self._seen = None
+        self._seen, self.term = None, term
         logger.info("lease %s taken: this instance (%s) acts", self.name, self.holder)
 
     async def _image(self) -> str:
@@ -407,7 +431,7 @@ class Lease:
     async def _release(self) -> None:
         if self._mine is None:
             return
-        mine, self._mine = self._mine, None
+        mine, self._mine, self.term = self._mine, None, None
         try:
             await self._docker.containers.container(mine).delete(force=True)
             logger.info("lease %s released", self.name)

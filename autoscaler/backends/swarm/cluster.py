@@ -20,6 +20,7 @@ from typing import Any
 
 import aiodocker
 
+from autoscaler.backends.docker.fence import TERM, Fence
 from autoscaler.backends.swarm.agents import AgentFeed
 from autoscaler.backends.swarm.lease import SwarmLease
 from autoscaler.backends.swarm.services import SwarmScaler, SwarmView
@@ -68,7 +69,7 @@ class Cluster:
         )
         self.feed = AgentFeed(settings.mqtt, interval=settings.interval)
         self.context = Context(
-            actuator=SwarmScaler(docker),
+            actuator=SwarmScaler(docker, Fence(self.lease.held)),
             refresh=_nothing,
             restart=_nothing,
             view=self.view.get,
@@ -168,6 +169,7 @@ class Cluster:
         placed = {t.id: t.node or "" for ts in services.values() for t in ts}
         samples, health = self.feed.readings(placed)
         seen = {key: self._as_seen(tasks, health, silent) for key, tasks in services.items()}
+        TERM.set(self.lease.term)  # what the actions started now are fenced by (fence.py)
         self.fleet.step(tg, seen, samples)
 
     def status(self) -> dict[str, Any]:

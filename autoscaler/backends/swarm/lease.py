@@ -33,6 +33,8 @@ class SwarmLease:
     so of two instances writing at once exactly one succeeds."""
 
     HOLDER, COUNTER = "autoscaler.lease.holder", "autoscaler.lease.counter"
+    TERM = "autoscaler.lease.term"
+    """Grows with every takeover: what actions are fenced by (backends/docker/fence.py)."""
 
     def __init__(
         self, docker: aiodocker.Docker, name: str, ttl: float, holder: str | None = None
@@ -47,10 +49,16 @@ class SwarmLease:
         self._seen: tuple[str, str] | None = None  # (holder, counter) of another's lease
         self._seen_since = 0.0
         self._failing: str | None = None  # the error last logged, logged once while it lasts
+        self.term: int | None = None
+        """The term of the lease this instance holds (as the config's labels say)."""
 
     @property
     def leading(self) -> bool:
         return time.monotonic() - self._renewed < self.ttl / 3
+
+    def held(self) -> int | None:
+        """The term this instance acts under now: its lease's, while it leads; else None."""
+        return self.term if self.leading else None
 
     async def run(self) -> None:
         try:
@@ -79,21 +87,25 @@ class SwarmLease:
             return
         own = config["Spec"].get("Labels") or {}
         holder, counter = own.get(self.HOLDER, ""), own.get(self.COUNTER, "0")
+        term = _int(own.get(self.TERM, "0"))
         if holder == self.holder:
-            if await self._write(config, int(counter) + 1):
-                self._renewed = now
+            if await self._write(config, int(counter) + 1, term):
+                self._renewed, self.term = now, term
             return
         if (holder, counter) != self._seen:
             self._seen, self._seen_since = (holder, counter), now
             return
-        if now - self._seen_since >= self.ttl and await self._write(config, 0):
+        # A takeover starts a new term: the wall clock in nanoseconds, above the lapsed one's.
+        taken = max(time.time_ns(), term + 1)
+        if now - self._seen_since >= self.ttl and await self._write(config, 0, taken):
             logger.warning("swarm lease %s of %s lapsed; taken over", self.name, holder)
-            self._renewed = now
+            self._renewed, self.term = now, taken
 
-    async def _write(self, config: Mapping[str, Any], counter: int) -> bool:
-        """Set holder and counter at the version read; False if someone wrote first."""
+    async def _write(self, config: Mapping[str, Any], counter: int, term: int) -> bool:
+        """Set holder, counter and term at the version read; False if someone wrote first."""
         spec = dict(config["Spec"])
-        spec["Labels"] = {self.HOLDER: self.holder, self.COUNTER: str(counter)}
+        spec["Labels"] = {self.HOLDER: self.holder, self.COUNTER: str(counter),
+                          self.TERM: str(term)}  # fmt: skip
         try:
             await self._docker._query_json(
                 f"configs/{config['ID']}/update",
@@ -108,9 +120,10 @@ class SwarmLease:
         return True
 
     async def _create(self, asked: float) -> None:
+        term = time.time_ns()
         spec = {
             "Name": self.name,
-            "Labels": {self.HOLDER: self.holder, self.COUNTER: "0"},
+            "Labels": {self.HOLDER: self.holder, self.COUNTER: "0", self.TERM: str(term)},
             # Swarm wants some data in a config; what the lease is, for whoever lists configs.
             "Data": base64.b64encode(b"compose-autoscaler cluster lease\n").decode(),
         }
@@ -120,7 +133,7 @@ class SwarmLease:
             if exc.status == 409:
                 return  # someone was faster
             raise
-        self._renewed = asked
+        self._renewed, self.term = asked, term
         logger.info("swarm lease %s taken: this instance (%s) acts", self.name, self.holder)
 
     async def _release(self) -> None:
@@ -132,3 +145,11 @@ class SwarmLease:
         except LIBRARY_ERRORS as exc:
             logger.warning("swarm lease %s not released (%s): it lapses in %.0fs", self.name,
                            exc, self.ttl)  # fmt: skip
+
+
+def _int(text: str) -> int:
+    """A label's number (0 for one of an earlier release, which had no term)."""
+    try:
+        return int(text)
+    except ValueError:
+        return 0

@@ -24,6 +24,7 @@ import aiodocker
 
 from autoscaler import labels
 from autoscaler.backends.docker.client import engine_errors
+from autoscaler.backends.docker.fence import Fence
 from autoscaler.control.replicas import Replica, ScaleResult, counted
 from autoscaler.errors import EngineError, Faults
 from autoscaler.labels import ASLEEP, ServiceKey
@@ -154,8 +155,10 @@ class SwarmView:
 class SwarmScaler:
     """The one writer to Swarm services: their replica count."""
 
-    def __init__(self, docker: aiodocker.Docker) -> None:
+    def __init__(self, docker: aiodocker.Docker, fence: Fence | None = None) -> None:
+        """`fence`: asked before each update of an action (fence.py); none: every one is sent."""
         self._docker = docker
+        self._fence = fence or Fence(lambda: None)
 
     async def scale_to(
         self, key: ServiceKey, replicas: Sequence[Replica], target: int
@@ -210,6 +213,7 @@ class SwarmScaler:
                 own[ASLEEP] = "true"
             elif asleep is False:
                 own.pop(ASLEEP, None)
+            self._fence.check(f"updating swarm service {key}", str(key))
             try:
                 with engine_errors(f"updating swarm service {key}", service=str(key)):
                     await self._docker._query_json(
