@@ -46,7 +46,7 @@ from autoscaler.mqtt.commands import Commands
 from autoscaler.mqtt.journal import Journal
 from autoscaler.mqtt.notifier import Notifier, Standing
 from autoscaler.ops.api import Api
-from autoscaler.ops.metrics import Metrics
+from autoscaler.ops.metrics import Metrics, Observed
 from autoscaler.ops.stream import Snapshot
 from autoscaler.settings import Settings, instance_name
 from autoscaler.sources.signals import Signals
@@ -137,7 +137,7 @@ class App:
         )
         self.journal = Journal()
         self.notifier = Notifier(settings.mqtt, self.journal, instance=self.instance)
-        self.metrics = Metrics()
+        self.metrics = Metrics(observe=self._observed)
         self.api = Api(
             settings.api.host,
             settings.api.port,
@@ -343,6 +343,15 @@ class App:
             for backend in self.backends:
                 backend.mend(tg)
         return False
+
+    def _observed(self) -> Observed:
+        """What /metrics reads at each scrape: the services' states, the leases, the outbox."""
+        return Observed(
+            states={k: c.state for k, c in self._all().items() if c.state is not None},
+            leading={"swarm" if b is self.cluster else "compose": b.leads() for b in self.backends},
+            outbox=self.notifier.pending, dropped=self.notifier.dropped,
+            refused=self.notifier.refused,
+        )  # fmt: skip
 
     def unready(self) -> str | None:
         """Why this instance cannot act, or None: what /readyz answers."""

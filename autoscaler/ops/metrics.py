@@ -8,24 +8,61 @@ the core never imports this module.
     autoscaler_errors_total{kind}                           errors by kind
     autoscaler_faults_total{part}                           a part's faults (errors.Faults)
     autoscaler_sampling_seconds                             one sampling round's wall time
+
+Read where the values live, at each scrape (`Observed`, which the app gathers):
+
+    autoscaler_service_min_replicas, ..._max_replicas       per service, its labels' bounds
+    autoscaler_metric_missing                               per service: 1 while its metric
+                                                            source gives no value to trust
+    autoscaler_leading{backend}                             1 where this instance holds the
+                                                            backend's lease (compose, swarm)
+    autoscaler_mqtt_outbox_messages                         messages waiting for the broker
+    autoscaler_mqtt_dropped_messages_total{reason}          events never sent: outbox_full,
+                                                            refused (by the MQTT client)
+
+deploy/prometheus/rules.yaml alerts on these; its test checks every series it names is here.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from autoscaler.control.state import Evaluation
+from autoscaler.control.state import Evaluation, ServiceState
 from autoscaler.errors import AutoscalerError
 from autoscaler.labels import ServiceKey
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What the process holds elsewhere, as one scrape reads it: values that are already kept
+    where they live (a service's state, a lease, the outbox) are read, never copied into
+    gauges that could fall behind them."""
+
+    states: Mapping[ServiceKey, ServiceState] = field(default_factory=dict)
+    """The state of each service this instance acts on (a standby's are released)."""
+    leading: Mapping[str, bool] = field(default_factory=dict)
+    """Whether this instance holds each backend's lease, by backend (`compose`, `swarm`)."""
+    outbox: int = 0
+    """MQTT messages waiting for the broker (events, and retained states not yet sent)."""
+    dropped: int = 0
+    """MQTT events dropped since start from a full outbox (the oldest go first)."""
+    refused: int = 0
+    """MQTT messages the client refused to send since start."""
 
 
 class Metrics:
     """Prometheus metrics, in a registry of their own (one per service instance)."""
 
-    def __init__(self) -> None:
+    def __init__(self, observe: Callable[[], Observed] | None = None) -> None:
+        """`observe`: what the process holds elsewhere, read at each scrape (nothing without
+        it)."""
         self.registry = CollectorRegistry()
+        self.registry.register(_Observer(observe or Observed))
         labels = ["project", "service"]
         self.replicas = Gauge(
             "autoscaler_replicas", "Replicas running", labels, registry=self.registry
@@ -102,3 +139,59 @@ class Metrics:
     def _labels(key: ServiceKey) -> tuple[str, str]:
         # `swarm/shop` for a Swarm stack: a Compose project of the same name is another series.
         return key.namespace, key.service
+
+
+class _Observer:
+    """A collector of what `observe` reads at each scrape. /metrics is served on the event loop
+    that changes these values, so a scrape reads them between two steps, never during one."""
+
+    def __init__(self, observe: Callable[[], Observed]) -> None:
+        self._observe = observe
+
+    def describe(self) -> Iterator[Metric]:
+        """The names it serves, without reading anything (the registry checks them once)."""
+        return self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(self._observe())
+
+    @staticmethod
+    def _families(seen: Observed | None = None) -> Iterator[Metric]:
+        labels = ["project", "service"]
+        minimum = GaugeMetricFamily(
+            "autoscaler_service_min_replicas", "The service's minimum, as its labels set it",
+            labels=labels,
+        )  # fmt: skip
+        maximum = GaugeMetricFamily(
+            "autoscaler_service_max_replicas", "The service's maximum, as its labels set it",
+            labels=labels,
+        )  # fmt: skip
+        missing = GaugeMetricFamily(
+            "autoscaler_metric_missing", "1 while the service's metric source gives no value to "
+            "trust (never read, too old, or failing); 0 otherwise", labels=labels,
+        )  # fmt: skip
+        leading = GaugeMetricFamily(
+            "autoscaler_leading", "1 where this instance holds the backend's lease and acts on "
+            "its services; 0 where it stands by", labels=["backend"],
+        )  # fmt: skip
+        outbox = GaugeMetricFamily(
+            "autoscaler_mqtt_outbox_messages", "MQTT messages waiting for the broker"
+        )
+        dropped = CounterMetricFamily(
+            "autoscaler_mqtt_dropped_messages", "MQTT messages never sent: the oldest events of "
+            "a full outbox, or what the client refused", labels=["reason"],
+        )  # fmt: skip
+        if seen is not None:
+            for key, state in seen.states.items():
+                names = list(Metrics._labels(key))
+                if state.minimum is not None and state.maximum is not None:
+                    minimum.add_metric(names, state.minimum)
+                    maximum.add_metric(names, state.maximum)
+                lacking = state.metric is not None and state.metric_value is None
+                missing.add_metric(names, 1.0 if lacking else 0.0)
+            for backend, leads in seen.leading.items():
+                leading.add_metric([backend], 1.0 if leads else 0.0)
+            outbox.add_metric([], seen.outbox)
+            dropped.add_metric(["outbox_full"], seen.dropped)
+            dropped.add_metric(["refused"], seen.refused)
+        yield from (minimum, maximum, missing, leading, outbox, dropped)
