@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install format lint typecheck test unit integration bench bench-check demo image all up down clean mutate
+.PHONY: install format lint typecheck test unit integration bench bench-check chaos demo image all up down clean mutate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,11 @@ bench: install up
 	$(BENCH_ENV); \
 	bash scripts/swarm.sh load "$${AUTOSCALER_TEST_IMAGE:-autoscaler-test/busybox:latest}"; \
 	$(BIN)/python -m bench $(B)
+
+# Faults while it scales, one after another, with the invariants checked (bench/chaos; about
+# 10 minutes): the table in bench/results/chaos.txt. make test runs a short version of it.
+chaos: install up
+	$(BENCH_ENV); $(BIN)/python -m bench chaos
 
 # The regression gate on the reaction step alone (about 5 minutes; stores nothing).
 bench-check: install

@@ -1,0 +1,191 @@
+"""The invariants of a chaos run, checked continuously from the engine's own events and the
+broker's messages, never from the autoscaler's word:
+
+    over max          a service never runs more replicas than its max
+    user's removed    no container the user made (not a clone) is removed or restarted by
+                      anyone but the user (their own commands are marked as theirs)
+    same number       no two running containers of a service with one container number
+    stale create      no clone created under a lease term other than the one held then (a
+                      clone's `autoscaler.term` against the lease's `autoscaler.lease.term`)
+    left behind       nothing of the project runs after the user's `down`, nor is made later
+    events            every action's MQTT event told once (by id), none lost: each scale event's
+                      id is unique
+
+A violation is kept with what was seen, for the table and for a failing test's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiodocker
+import aiomqtt
+
+INVARIANTS = ("over max", "user's removed", "same number", "stale create", "left behind",
+              "events")  # fmt: skip
+
+CLONE_OF = "autoscaler.clone-of"
+NUMBER = "com.docker.compose.container-number"
+SERVICE = "com.docker.compose.service"
+TERM = "autoscaler.term"
+LEASE_TERM = "autoscaler.lease.term"
+
+
+@dataclass
+class Watch:
+    """What the engine and the broker said during a run, and the invariants' violations."""
+
+    project: str
+    maximum: Mapping[str, int]
+    lease: str
+    """The lease container's name."""
+    running: dict[str, dict[str, tuple[str, bool]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    """service -> container id -> (its number, whether it is a clone), while it runs."""
+    lease_term: str | None = None
+    users_own: bool = False
+    """The user's own command is under way (compose up, down): what it removes is theirs."""
+    down_at: float | None = None
+    violations: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    seen_ids: set[str] = field(default_factory=set)
+    timeline: list[tuple[float, int]] = field(default_factory=list)
+    """(monotonic time, the worker's running count) at each change: recoveries are read off it."""
+    actions: int = 0
+    state: dict[str, Any] = field(default_factory=dict)
+    """The worker's latest retained state: what it said it was doing, for a slow recovery."""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def count(self, service: str) -> int:
+        return len(self.running[service])
+
+    def violated(self, invariant: str, what: str) -> None:
+        self.violations[invariant].append(f"{time.strftime('%H:%M:%S')} {what}")
+
+    def engine(self, event: Mapping[str, Any]) -> None:
+        actor, action = event.get("Actor", {}), event.get("Action", "")
+        attrs: Mapping[str, str] = actor.get("Attributes", {})
+        name = attrs.get("name", "")
+        if name == self.lease:
+            if action == "create":
+                self.lease_term = attrs.get(LEASE_TERM)
+            return
+        if attrs.get("com.docker.compose.project") != self.project:
+            return
+        service, ident = attrs.get(SERVICE, "?"), actor.get("ID", "")
+        clone = CLONE_OF in attrs
+        if self.down_at is not None and action == "create":
+            self.violated("left behind", f"{name} created after the user's down")
+        if action == "create" and clone and attrs.get(TERM) != self.lease_term:
+            self.violated("stale create", f"{name} made under term {attrs.get(TERM)}, the lease's "
+                                          f"is {self.lease_term}")  # fmt: skip
+        if action == "start":
+            number = attrs.get(NUMBER, "?")
+            if number in {n for n, _ in self.running[service].values()}:
+                self.violated("same number", f"{name}: number {number} runs twice")
+            self.running[service][ident] = (number, clone)
+            if self.count(service) > self.maximum.get(service, 1 << 30):
+                self.violated("over max", f"{service}: {self.count(service)} running, max "
+                                          f"{self.maximum[service]}")  # fmt: skip
+        elif action in ("die", "destroy"):
+            self.running[service].pop(ident, None)
+        if service == "worker" and action in ("start", "die", "destroy"):
+            self.timeline.append((time.monotonic(), self.count("worker")))
+        if action in ("destroy", "restart") and not clone and not self.users_own:
+            self.violated("user's removed", f"{name}: {action}")
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    def broker(self, topic: str, payload: Mapping[str, Any]) -> None:
+        if topic.endswith("/worker/state"):
+            self.state = dict(payload)
+        if not topic.endswith("/events") or payload.get("Action") not in (
+            "scale_up",
+            "scale_down",
+            "sleep",
+            "wake",
+            "repair",
+            "restore",
+            "roll",
+        ):
+            return
+        ident = str(payload.get("id", ""))
+        if not ident:
+            return
+        if ident in self.seen_ids:
+            self.violated("events", f"event {ident} ({payload['Action']}) told twice")
+        self.seen_ids.add(ident)
+        self.actions += 1
+
+    def reached(self, count: int, since: float) -> float | None:
+        """When (monotonic) the worker first ran `count` at or after `since`; None if not yet."""
+        before = [c for t, c in self.timeline if t < since]
+        if (before[-1] if before else self.count("worker")) == count:
+            return since
+        return next((t for t, c in self.timeline if t >= since and c == count), None)
+
+    async def until(self, condition: Any, within: float) -> bool:
+        """Until `condition()` holds, re-checked at each engine event; False past `within`."""
+        deadline = time.monotonic() + within
+        while not condition():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, 0.5)):
+                    await self.changed.wait()
+        return True
+
+
+@contextlib.asynccontextmanager
+async def watching(
+    docker_host: str, broker: tuple[str, int], prefix: str, watch: Watch
+) -> AsyncIterator[Watch]:
+    """`watch` fed by the engine's container events and the broker's messages under `prefix`
+    until the block ends."""
+    docker = aiodocker.Docker(url=docker_host)
+    subscriber = docker.events.subscribe(create_task=False)  # type: ignore[no-untyped-call]
+    listed = await docker.containers.list(
+        filters=json.dumps({"label": [f"com.docker.compose.project={watch.project}"]})
+    )
+    for c in listed:
+        labels = c["Labels"]
+        watch.running[labels.get(SERVICE, "?")][c.id] = (
+            labels.get(NUMBER, "?"),
+            CLONE_OF in labels,
+        )
+
+    async def engine() -> None:
+        while (event := await subscriber.get()) is not None:
+            watch.engine(event)
+
+    async def mqtt() -> None:
+        while True:
+            try:
+                async with aiomqtt.Client(*broker) as client:
+                    await client.subscribe(f"{prefix}/#", qos=1)
+                    async for message in client.messages:
+                        raw = bytes(message.payload or b"")
+                        with contextlib.suppress(ValueError):
+                            watch.broker(str(message.topic), json.loads(raw) if raw else {})
+            except aiomqtt.MqttError:
+                await asyncio.sleep(0.5)  # the broker is a fault of the run: back when it is
+
+    tasks = [asyncio.create_task(docker.events.run(filters=json.dumps({"type": ["container"]}))),
+             asyncio.create_task(engine()), asyncio.create_task(mqtt())]  # fmt: skip
+    try:
+        yield watch
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, aiodocker.DockerError):
+                await task
+        await docker.close()

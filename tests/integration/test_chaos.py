@@ -1,0 +1,18 @@
+"""The short chaos run (bench/chaos; `make chaos` runs every fault and tables the recoveries):
+kill -9 and SIGSTOP of the leader, `compose up -d` and the template removed, each while a scale
+is under way, and the user's `down` while scaled. The invariants, checked from the engine's
+events and the broker, hold throughout, and the worker runs its count again after each fault
+(how soon is the bench's to say, on a quiet machine)."""
+
+from __future__ import annotations
+
+from bench.chaos import SHORT, chaos, table
+
+
+async def test_faults_while_it_scales_break_no_invariant_and_each_is_recovered_from(
+    broker: tuple[str, int],
+) -> None:
+    results, watch = await chaos(SHORT, broker)
+    assert not any(watch.violations.values()), (table(results), dict(watch.violations))
+    stuck = [f"{r.fault}: {r.stuck}" for r in results if r.fault in SHORT and r.recovery is None]
+    assert not stuck, (table(results), stuck)

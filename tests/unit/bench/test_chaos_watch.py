@@ -1,0 +1,69 @@
+"""The chaos run's invariants (bench/chaos/watch.py) as the engine's events and the broker's
+messages feed them: each one is seen broken when it is, and none when nothing is wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.chaos.watch import Watch
+
+PROJECT, LEASE = "chaos1", "chaos-lease-chaos1"
+
+
+def event(action: str, ident: str, number: int, *, clone: bool = True, term: str = "1",
+          name: str | None = None) -> dict[str, Any]:  # fmt: skip
+    attrs = {"name": name or f"{PROJECT}-worker-{number}", "com.docker.compose.project": PROJECT,
+             "com.docker.compose.service": "worker",
+             "com.docker.compose.container-number": str(number)}  # fmt: skip
+    if clone:
+        attrs |= {"autoscaler.clone-of": "t", "autoscaler.term": term}
+    return {"Action": action, "Actor": {"ID": ident, "Attributes": attrs}}
+
+
+def lease(term: str) -> dict[str, Any]:
+    return {"Action": "create", "Actor": {"ID": "l", "Attributes": {
+        "name": LEASE, "autoscaler.lease.term": term}}}  # fmt: skip
+
+
+def watch() -> Watch:
+    w = Watch(PROJECT, {"worker": 2}, LEASE)
+    w.engine(lease("1"))
+    w.engine(event("start", "u1", 1, clone=False))
+    return w
+
+
+def test_a_clean_scale_up_and_down_breaks_nothing() -> None:
+    w = watch()
+    for e in (event("create", "c2", 2), event("start", "c2", 2), event("die", "c2", 2),
+              event("destroy", "c2", 2)):  # fmt: skip
+        w.engine(e)
+    w.broker("p/chaos1/worker/events", {"Action": "scale_up", "id": "a"})
+    assert not any(w.violations.values())
+    assert w.count("worker") == 1 and w.actions == 1
+
+
+def test_more_than_max_running_two_with_one_number_and_a_stale_create_are_each_seen() -> None:
+    w = watch()
+    w.engine(event("start", "c2", 2))
+    w.engine(event("start", "c3", 2))  # number 2 twice, and 3 running for a max of 2
+    w.engine(lease("2"))  # taken over
+    w.engine(event("create", "c4", 4, term="1"))  # by the old term, after it
+    assert [len(w.violations[k]) for k in ("over max", "same number", "stale create")] == [1, 1, 1]
+
+
+def test_the_users_container_removed_by_anyone_but_the_user_and_anything_after_down() -> None:
+    w = watch()
+    w.engine(event("destroy", "u1", 1, clone=False))
+    assert len(w.violations["user's removed"]) == 1
+    w.users_own, w.down_at = True, 0.0
+    w.engine(event("destroy", "u1", 1, clone=False))  # the user's own down: theirs
+    w.engine(event("create", "c5", 5))
+    assert len(w.violations["user's removed"]) == 1 and len(w.violations["left behind"]) == 1
+
+
+def test_an_action_told_twice_by_id_is_a_violation() -> None:
+    w = watch()
+    for _ in range(2):
+        w.broker("p/chaos1/worker/events", {"Action": "scale_down", "id": "same"})
+    w.broker("p/chaos1/worker/events", {"Action": "error", "id": "same"})  # not an action
+    assert len(w.violations["events"]) == 1
