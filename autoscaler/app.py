@@ -50,6 +50,7 @@ from autoscaler.ops.metrics import Metrics, Observed
 from autoscaler.ops.stream import Snapshot
 from autoscaler.settings import Settings, instance_name
 from autoscaler.sources.signals import Signals
+from autoscaler.webhooks.dispatcher import Webhooks, outbox_folder
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,11 @@ class App:
             arrived=self._arrived,
         )
         self.journal = Journal()
-        self.notifier = Notifier(settings.mqtt, self.journal, instance=self.instance)
+        self.webhooks = Webhooks(settings.webhooks, outbox_folder(settings))
+        """Every event told to HTTP endpoints and chats too, whether or not MQTT is on."""
+        self.notifier = Notifier(
+            settings.mqtt, self.journal, instance=self.instance, forward=self.webhooks.offer
+        )
         self.metrics = Metrics(observe=self._observed)
         self.api = Api(
             settings.api.host,
@@ -177,13 +182,15 @@ class App:
                 every = {k: v for backend in self.backends for k, v in backend.parts().items()}
                 parts = [self._supervised(tg, name, run) for name, run in every.items()]
                 notifier = self._supervised(tg, "MQTT notifier", self.notifier.run)
+                hooks = [self._supervised(tg, name, run)
+                         for name, run in self.webhooks.parts().items()]  # fmt: skip
                 others = [self._supervised(tg, "metric topics", self.signals.run),
                           self._supervised(tg, "commands", self.commands.run)]  # fmt: skip
                 if self.settings.api.enabled:
                     others.append(self._supervised(tg, "API", self.api.serve))
                 others.append(tg.create_task(self._wake_on(stop), name="stop"))
                 await self._main_loop(tg, stop)
-                await self._shutdown(parts, notifier)
+                await self._shutdown(parts, [notifier, *hooks])
                 for task in others:
                     task.cancel("shutdown")
         finally:
@@ -370,6 +377,7 @@ class App:
                 "dropped": self.notifier.dropped,
                 "refused": self.notifier.refused,
             },
+            **({"webhooks": self.webhooks.status()} if self.webhooks.senders else {}),
             **{k: v for b in others for k, v in b.header().items()},
         }
 
@@ -400,8 +408,9 @@ class App:
         return (found[0], named[found[0]].timeline) if len(found) == 1 else None
 
     async def _shutdown(
-        self, parts: list[asyncio.Task[None]], notifier: asyncio.Task[None]
+        self, parts: list[asyncio.Task[None]], outlets: list[asyncio.Task[None]]
     ) -> None:
+        """`outlets`: the MQTT notifier's and the webhooks' delivery, drained last."""
         inflight = [c.inflight for c in self._all().values() if c.inflight is not None]
         if inflight:
             logger.info("waiting for %d scale actions to finish", len(inflight))
@@ -415,6 +424,8 @@ class App:
         for task in parts:
             task.cancel("shutdown")
         self.notifier.close()
-        _, pending_mqtt = await asyncio.wait([notifier], timeout=5.0)
-        for task in pending_mqtt:
-            task.cancel("shutdown: MQTT did not flush within 5s")
+        self.webhooks.close()
+        # Together, within one bound: what is left stays in their outbox files for the next start.
+        _, pending_outlets = await asyncio.wait(outlets, timeout=5.0)
+        for task in pending_outlets:
+            task.cancel("shutdown: MQTT or a webhook did not flush within 5s")

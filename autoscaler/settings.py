@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -127,6 +127,52 @@ class SwarmSettings(BaseModel):
     """Seconds of silence after which another manager's instance takes over."""
 
 
+class WebhookSettings(BaseModel):
+    """One target of `AUTOSCALER_WEBHOOKS` (a JSON list): an HTTP endpoint (`url`) or a chat
+    through Apprise (`apprise`), told every event the MQTT notifier tells (autoscaler/webhooks/).
+    It lives here, not in webhooks/, because the settings are the ground floor every layer reads.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: HttpUrl | None = None
+    """The endpoint that is POSTed each event."""
+    apprise: SecretStr | None = None
+    """An Apprise URL (`ntfy://...`, `slack://...`): a one-line message an event (the `chat`
+    extra). A secret: such URLs hold their service's token."""
+    format: Literal["json", "cloudevents-structured", "cloudevents-binary"] = "json"
+    secret: SecretStr | None = None
+    """The shared secret of the body's HMAC-SHA256 signature; none: unsigned."""
+    secret_file: Path | None = None
+    """A file holding the secret (a Compose or Swarm secret); it wins over `secret`."""
+    services: tuple[str, ...] = ()
+    """Only these services' events (globs: `shop/*`, `*/web`, or a service's name alone);
+    all, the process's own faults included, when empty."""
+    events: tuple[str, ...] = ()
+    """Only these Actions (`scale_up`, `error`, ...); all when empty."""
+    timeout: float = Field(default=10.0, gt=0, le=300)
+    """Seconds a delivery may take before it is retried."""
+    retry_cap: float = Field(default=30.0, gt=0, le=3600)
+    """The longest wait between retries (they start at half a second and double)."""
+    outbox_size: int = Field(default=10_000, ge=1)
+    """Events kept while the target fails; past this the oldest are dropped."""
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    """Names the target in the log and its outbox file; by default a digest of its address."""
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> WebhookSettings:
+        if (self.url is None) == (self.apprise is None):
+            raise ValueError("AUTOSCALER_WEBHOOKS: give a target either `url` or `apprise`")
+        for glob in self.services:
+            if not glob.strip() or glob != glob.strip():
+                raise ValueError(f"AUTOSCALER_WEBHOOKS services: {glob!r} is no service glob")
+        for action in self.events:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", action):
+                raise ValueError(f"AUTOSCALER_WEBHOOKS events: {action!r} is no event Action")
+        self.secret = _secret(self.secret_file, self.secret, "AUTOSCALER_WEBHOOKS secret_file")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="AUTOSCALER_",
@@ -179,6 +225,8 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     lease: LeaseSettings = Field(default_factory=LeaseSettings)
     swarm: SwarmSettings = Field(default_factory=SwarmSettings)
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+    """HTTP endpoints and chats told every event, each with its own outbox (a JSON list)."""
 
     @property
     def engine_lease(self) -> str:

@@ -13,6 +13,10 @@ by several instances a standby's (or its clean stop) would say `offline` over th
 `online`. The shared `<prefix>/status` of earlier releases is cleared once, at the first
 connection, so that no reader trusts what it last said.
 
+Every event has an `id` of its own, `<instance>:<n>`, made once when it happens: a resend (a
+reconnect, a restart's outbox, a webhook's retry) carries the same one. Each event is handed to
+`forward` too (the webhooks, given by the app), whether or not a broker is configured.
+
 `publish` never waits for the broker: messages go to an outbox that `run` delivers in order,
 reconnecting with capped backoff while the broker is away, so a broker outage never slows
 scaling. Events are bounded (the oldest are dropped, counted and logged); retained state keeps
@@ -28,7 +32,7 @@ import logging
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,11 +88,12 @@ class Standing:
 
 
 def engine_event(
-    action: str, key: ServiceKey, attributes: Mapping[str, Any], **extra: Any
+    action: str, key: ServiceKey, attributes: Mapping[str, Any], *, ident: str, **extra: Any
 ) -> dict[str, Any]:
-    """A service's event, shaped like the Docker engine's own (`docker events --format json`)."""
+    """A service's event, shaped like the Docker engine's own (`docker events --format json`),
+    with `id`: `ident`, the event's own, unique and made once (see `Notifier.event`)."""
     attrs = {"project": key.project, "service": key.service, **attributes}
-    return _shaped("service", action, str(key), attrs, scope=key.scope, **extra)
+    return _shaped("service", action, str(key), attrs, ident=ident, scope=key.scope, **extra)
 
 
 def _shaped(
@@ -97,11 +102,13 @@ def _shaped(
     actor: str,
     attributes: Mapping[str, Any],
     *,
+    ident: str,
     scope: str = "local",
     **extra: Any,
 ) -> dict[str, Any]:
     now = time.time_ns()
     return {
+        "id": ident,
         "Type": kind,
         "Action": action,
         "Actor": {"ID": actor, "Attributes": {k: str(v) for k, v in attributes.items()}},
@@ -114,12 +121,21 @@ def _shaped(
 
 class Notifier:
     def __init__(
-        self, settings: MqttSettings, journal: Journal | None = None, *, instance: str | None = None
+        self,
+        settings: MqttSettings,
+        journal: Journal | None = None,
+        *,
+        instance: str | None = None,
+        forward: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> None:
         """`instance`: this instance's name (`settings.instance_name`, made here when not
-        given): the last level of its status topic."""
+        given): the last level of its status topic, and the first part of its events' ids.
+        `forward`: handed every event too, as it is told (the webhooks), broker or none."""
         self._settings = settings
         self.instance = instance or instance_name()
+        self._forward = forward
+        self._told = 0
+        """Events made so far: the last part of the next one's id."""
         self.journal = journal or Journal()
         """Every event told, kept for the page whether or not a broker is configured."""
         self._tls = tls_context(settings)
@@ -173,8 +189,8 @@ class Notifier:
         engine's lease, or the cluster's), among the actor's attributes."""
         if instance is not None:
             attributes = {**attributes, "instance": instance}
-        event = engine_event(action, key, attributes, **extra)
-        self.journal.add(event)
+        event = engine_event(action, key, attributes, ident=self._ident(), **extra)
+        self._tell(event)
         self.publish(self.topic(key, "events"), event)
 
     def fault(self, part: str, exc: BaseException, *, instance: str | None) -> None:
@@ -182,9 +198,22 @@ class Notifier:
         attributes = {"part": part, "error": type(exc).__name__}
         if instance is not None:
             attributes["instance"] = instance
-        event = _shaped("autoscaler", "error", part, attributes, message=f"{part}: {exc}")
-        self.journal.add(event)
+        event = _shaped(
+            "autoscaler", "error", part, attributes, ident=self._ident(), message=f"{part}: {exc}"
+        )
+        self._tell(event)
         self.publish(self.topic(None, "events"), event)
+
+    def _ident(self) -> str:
+        """A new event's id, `<instance>:<n>`: unique (an instance's name is), in the order the
+        events happened, and made once, so that every resend of the event carries it."""
+        self._told += 1
+        return f"{self.instance}:{self._told}"
+
+    def _tell(self, event: Mapping[str, Any]) -> None:
+        self.journal.add(event)
+        if self._forward is not None:
+            self._forward(event)
 
     @property
     def status_topic(self) -> str:

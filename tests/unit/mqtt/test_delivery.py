@@ -185,6 +185,7 @@ def test_a_service_s_event_is_shaped_like_the_engine_s_journalled_and_sent_on_it
                    instance="host-1", reason="cpu 90")  # fmt: skip
     (event,) = notifier.journal.after(0)
     assert {k: v for k, v in event.items() if k not in ("time", "timeNano", "seq")} == {
+        "id": "me:1",
         "Type": "service",
         "Action": "scale",
         "Actor": {"ID": "swarm/shop/web", "Attributes": {
@@ -214,6 +215,7 @@ def test_a_fault_of_a_part_is_an_autoscaler_error_event_on_the_prefix_s_topic() 
     notifier.fault("web", ValueError("bad"), instance=None)
     first, second = notifier.journal.after(0)
     assert {k: v for k, v in first.items() if k not in ("time", "timeNano", "seq")} == {
+        "id": "me:1",
         "Type": "autoscaler",
         "Action": "error",
         "Actor": {"ID": "collector", "Attributes": {
