@@ -7,6 +7,9 @@ broker's messages, never from the autoscaler's word:
     same number       no two running containers of a service with one container number
     stale create      no clone created under a lease term other than the one held then (a
                       clone's `autoscaler.term` against the lease's `autoscaler.lease.term`)
+    stale action      no action told by an instance other than the lease's holder, later than
+                      a second after another took the lease (an action's event comes as it
+                      ends: one that ended just before the takeover may be told just after)
     left behind       nothing of the project runs after the user's `down`, nor is made later
     events            every action's MQTT event told once (by id), none lost: each scale event's
                       id is unique
@@ -28,14 +31,16 @@ from typing import Any
 import aiodocker
 import aiomqtt
 
-INVARIANTS = ("over max", "user's removed", "same number", "stale create", "left behind",
-              "events")  # fmt: skip
+INVARIANTS = ("over max", "user's removed", "same number", "stale create", "stale action",
+              "left behind", "events")  # fmt: skip
 
 CLONE_OF = "autoscaler.clone-of"
 NUMBER = "com.docker.compose.container-number"
 SERVICE = "com.docker.compose.service"
 TERM = "autoscaler.term"
 LEASE_TERM = "autoscaler.lease.term"
+LEASE_HOLDER = "autoscaler.lease.holder"
+_TOLD_LATE = 1.0
 
 
 @dataclass
@@ -51,6 +56,9 @@ class Watch:
     )
     """service -> container id -> (its number, whether it is a clone), while it runs."""
     lease_term: str | None = None
+    lease_holder: str | None = None
+    lease_since = 0.0
+    """When (wall time, the engine's clock) the holder took the lease."""
     users_own: bool = False
     """The user's own command is under way (compose up, down): what it removes is theirs."""
     down_at: float | None = None
@@ -75,7 +83,8 @@ class Watch:
         name = attrs.get("name", "")
         if name == self.lease:
             if action == "create":
-                self.lease_term = attrs.get(LEASE_TERM)
+                self.lease_term, self.lease_holder = attrs.get(LEASE_TERM), attrs.get(LEASE_HOLDER)
+                self.lease_since = event.get("timeNano", 0) / 1e9
             return
         if attrs.get("com.docker.compose.project") != self.project:
             return
@@ -116,6 +125,16 @@ class Watch:
             "roll",
         ):
             return
+        by = payload.get("Actor", {}).get("Attributes", {}).get("instance")
+        told = payload.get("timeNano", 0) / 1e9
+        if (
+            by
+            and self.lease_holder
+            and by != self.lease_holder
+            and told > self.lease_since + _TOLD_LATE
+        ):
+            self.violated("stale action", f"{payload['Action']} told by {by} while "
+                                          f"{self.lease_holder} held the lease")  # fmt: skip
         ident = str(payload.get("id", ""))
         if not ident:
             return

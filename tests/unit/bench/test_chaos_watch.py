@@ -20,9 +20,9 @@ def event(action: str, ident: str, number: int, *, clone: bool = True, term: str
     return {"Action": action, "Actor": {"ID": ident, "Attributes": attrs}}
 
 
-def lease(term: str) -> dict[str, Any]:
-    return {"Action": "create", "Actor": {"ID": "l", "Attributes": {
-        "name": LEASE, "autoscaler.lease.term": term}}}  # fmt: skip
+def lease(term: str, holder: str = "a", at: float = 100.0) -> dict[str, Any]:
+    return {"Action": "create", "timeNano": int(at * 1e9), "Actor": {"ID": "l", "Attributes": {
+        "name": LEASE, "autoscaler.lease.term": term, "autoscaler.lease.holder": holder}}}  # fmt: skip
 
 
 def watch() -> Watch:
@@ -67,3 +67,18 @@ def test_an_action_told_twice_by_id_is_a_violation() -> None:
         w.broker("p/chaos1/worker/events", {"Action": "scale_down", "id": "same"})
     w.broker("p/chaos1/worker/events", {"Action": "error", "id": "same"})  # not an action
     assert len(w.violations["events"]) == 1
+
+
+def test_an_action_told_by_an_instance_that_lost_the_lease_is_a_violation_past_a_second() -> None:
+    w = watch()
+    w.engine(lease("2", holder="b", at=200.0))  # b took over from a at 200 s
+
+    def told(by: str, at: float) -> None:
+        w.broker("p/chaos1/worker/events", {"Action": "scale_down", "timeNano": int(at * 1e9),
+                                            "Actor": {"Attributes": {"instance": by}}})  # fmt: skip
+
+    told("a", 200.5)  # an action of a's that ended as b took over: told just after
+    told("b", 230.0)
+    assert not w.violations["stale action"]
+    told("a", 210.0)  # a, frozen and back, acting on
+    assert len(w.violations["stale action"]) == 1
