@@ -29,6 +29,7 @@ from autoscaler.app import App
 from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings, lease_name
 from policies import registry
 from tests.integration.browser import Browser, chromium
+from tests.integration.exporter import Queue, exporting
 from tests.integration.platforms import Platform, platform_named
 from tests.integration.relay import Relay, relay
 from tests.integration.socket_proxy import socket_proxy
@@ -669,3 +670,11 @@ async def prometheus_relay(exporter: Exporter) -> AsyncIterator[Relay]:
     """The private Prometheus behind a relay (relay.py): `.url` is its base URL."""
     async with relay(exporter.url.removeprefix("http://").rstrip("/")) as made:
         yield made
+
+
+@pytest.fixture
+async def queue(broker: tuple[str, int], mqtt: Mqtt, project: str) -> AsyncIterator[Queue]:
+    """A queue's exporter of the test's own (exporter.py), publishing to
+    `<prefix>-queues/<project>/jobs`."""
+    async with exporting(broker, f"{mqtt.prefix}-queues/{project}/jobs") as exporter:
+        yield exporter

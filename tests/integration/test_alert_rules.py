@@ -17,7 +17,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import ROOT, Mqtt, events, states_after
-from tests.integration.test_metrics import QUEUE
+from tests.integration.exporter import QUEUE
 
 RULES = ROOT / "deploy" / "prometheus"
 

@@ -18,13 +18,7 @@ import pytest
 from autoscaler.backends.compose.marker import marker_name
 from autoscaler.labels import ServiceKey
 from tests.integration.conftest import Mqtt, events, reaches, states, states_after
-from tests.integration.test_metrics import QUEUE, Queue, exporting
-
-
-@pytest.fixture
-async def queue(broker: tuple[str, int], mqtt: Mqtt, project: str) -> AsyncIterator[Queue]:
-    async with exporting(broker, f"{mqtt.prefix}-queues/{project}/jobs") as exporter:
-        yield exporter
+from tests.integration.exporter import QUEUE, Queue
 
 
 @pytest.fixture

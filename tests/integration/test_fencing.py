@@ -14,18 +14,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiodocker
-import pytest
 
 from tests.integration.conftest import Mqtt, events, reaches, states
-from tests.integration.test_metrics import QUEUE, Queue, exporting
+from tests.integration.exporter import QUEUE, Queue
 
 TTL = 3.0
-
-
-@pytest.fixture
-async def queue(broker: tuple[str, int], mqtt: Mqtt, project: str) -> AsyncIterator[Queue]:
-    async with exporting(broker, f"{mqtt.prefix}-queues/{project}/jobs") as exporter:
-        yield exporter
 
 
 class Running:

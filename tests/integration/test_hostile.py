@@ -16,9 +16,8 @@ import pytest
 from autoscaler.control.keep import Keep
 from autoscaler.labels import ServiceKey
 from tests.integration.conftest import Mqtt, events, mqtt_settings, reaches, states, states_after
+from tests.integration.exporter import QUEUE, Queue, publish
 from tests.integration.relay import relay
-from tests.integration.test_metrics import QUEUE, Queue, publish
-from tests.integration.test_metrics import queue as queue  # the fixture: a queue's exporter
 
 INTERVAL = 1.0  # the tests' interval (conftest.settings_for)
 

@@ -3,78 +3,18 @@ published on MQTT, or the value of a PromQL query, with the same rules as CPU.""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiomqtt
-import pytest
 from redis.asyncio import Redis
 
 from tests.integration.conftest import Exporter, Mqtt, events, reaches, states, states_after
+from tests.integration.exporter import QUEUE, Queue, exporting, publish
 from tests.integration.queues import queue_server
 from tests.integration.relay import Relay
-
-# One replica carries 10 jobs of the queue; a decision may add up to 10 replicas at once.
-QUEUE = {
-    "autoscaler.enable": "true",
-    "autoscaler.min": "1",
-    "autoscaler.max": "10",
-    "autoscaler.metric.source": "mqtt",
-    "autoscaler.metric.target": "10",
-    "autoscaler.scale-up.max-replicas": "10",
-    "autoscaler.scale-down.stabilization": "3s",
-}
-
-
-async def publish(broker: tuple[str, int], topic: str, payload: str | bytes) -> None:
-    async with aiomqtt.Client(*broker) as client:
-        await client.publish(topic, payload, qos=1, retain=True)
-
-
-class Queue:
-    """A queue's exporter, as docs/labels.md asks of a source: its depth published at once when it
-    changes and again every half second, so a value is never older than its max age. `stall`
-    stops it (a publisher that hangs), `set` starts it again."""
-
-    def __init__(self, broker: tuple[str, int], topic: str) -> None:
-        self.broker, self.topic = broker, topic
-        self.depth: str | None = None
-
-    async def set(self, depth: int | str) -> None:
-        self.depth = str(depth)
-        await publish(self.broker, self.topic, self.depth)
-
-    def stall(self) -> None:
-        self.depth = None
-
-    async def run(self) -> None:
-        async with aiomqtt.Client(*self.broker) as client:
-            while True:
-                await asyncio.sleep(0.5)  # the exporter's own period
-                if self.depth is not None:
-                    await client.publish(self.topic, self.depth, qos=1, retain=True)
-
-
-@contextlib.asynccontextmanager
-async def exporting(broker: tuple[str, int], topic: str) -> AsyncIterator[Queue]:
-    exporter = Queue(broker, topic)
-    task = asyncio.create_task(exporter.run())
-    try:
-        yield exporter
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-@pytest.fixture
-async def queue(broker: tuple[str, int], mqtt: Mqtt, project: str) -> AsyncIterator[Queue]:
-    async with exporting(broker, f"{mqtt.prefix}-queues/{project}/jobs") as exporter:
-        yield exporter
 
 
 async def test_a_queue_step_is_one_action_and_a_drop_waits_for_the_window(

@@ -31,9 +31,9 @@ from tests.integration.conftest import (
     events,
     states,
 )
+from tests.integration.exporter import exporting
 from tests.integration.relay import relay
 from tests.integration.socket_proxy import socket_proxy
-from tests.integration.test_metrics import exporting
 
 CPU = 0.1  # of a core, each task's limit
 BURN = ROOT / "scripts" / "burn.sh"

@@ -16,16 +16,10 @@ import pytest
 from autoscaler.app import App
 from autoscaler.settings import WebhookSettings
 from tests.integration.conftest import Mqtt, events
-from tests.integration.test_metrics import QUEUE, Queue, exporting
+from tests.integration.exporter import QUEUE, Queue
 from tests.unit.webhooks.receiver import STALL, Received, Receiver, receiving
 
 SECRET = "a secret both ends share"
-
-
-@pytest.fixture
-async def queue(broker: tuple[str, int], mqtt: Mqtt, project: str) -> AsyncIterator[Queue]:
-    async with exporting(broker, f"{mqtt.prefix}-queues/{project}/jobs") as exporter:
-        yield exporter
 
 
 @pytest.fixture

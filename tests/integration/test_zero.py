@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +16,13 @@ import pytest
 from autoscaler.backends.compose.marker import marker_name
 from autoscaler.labels import ServiceKey
 from tests.integration.conftest import ROOT, Mqtt, events, reaches, states
+from tests.integration.exporter import QUEUE, Queue
 from tests.integration.platforms import Platform
 from tests.integration.socket_proxy import overlay_env
-from tests.integration.test_metrics import QUEUE, Queue, exporting
 from tests.integration.web import WEB, explained, send_load, web_stack
 
 ZERO = QUEUE | {"autoscaler.min": "0", "autoscaler.scale-down.to-zero-after": "1s",
                 "autoscaler.scale-down.stabilization": "0s"}  # fmt: skip
-
-
-@pytest.fixture
-async def queue(broker: tuple[str, int], mqtt: Mqtt, project: str) -> AsyncIterator[Queue]:
-    async with exporting(broker, f"{mqtt.prefix}-queues/{project}/jobs") as exporter:
-        yield exporter
 
 
 async def running(docker: aiodocker.Docker, project: str, service: str = "worker") -> list[str]:
