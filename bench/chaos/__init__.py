@@ -54,12 +54,14 @@ MAXIMUM = {"worker": 8, "sleeper": 3}
 RECOVERY = 60.0  # seconds a fault's recovery is waited for at most
 
 COMPOSE = """\
+x-replica: &replica
+  image: {image}
+  command: ["sleep", "86400"]
+  restart: unless-stopped
+  stop_grace_period: 1s
 services:
   worker:
-    image: {image}
-    command: ["sleep", "86400"]
-    restart: unless-stopped
-    stop_grace_period: 1s
+    <<: *replica
     labels:
       autoscaler.enable: "true"
       autoscaler.min: "1"
@@ -70,10 +72,7 @@ services:
       autoscaler.scale-up.max-replicas: "8"
       autoscaler.scale-down.stabilization: 5s
   sleeper:
-    image: {image}
-    command: ["sleep", "86400"]
-    restart: unless-stopped
-    stop_grace_period: 1s
+    <<: *replica
     labels:
       autoscaler.enable: "true"
       autoscaler.min: "0"
