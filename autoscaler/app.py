@@ -35,7 +35,7 @@ from autoscaler.backends.docker.client import LIBRARY_ERRORS
 from autoscaler.backends.swarm.cluster import Cluster, is_manager
 from autoscaler.control import controls
 from autoscaler.control.context import Clock
-from autoscaler.control.controller import Controller
+from autoscaler.control.controller import HISTORY, Controller
 from autoscaler.control.controls import Control, ControlError
 from autoscaler.control.fleet import Fleet
 from autoscaler.control.history import History
@@ -381,14 +381,16 @@ class App:
             **{k: v for b in others for k, v in b.header().items()},
         }
 
-    def status(self) -> dict[str, Any]:
-        """Every service's state and recent decisions, newest last: what /status serves."""
+    def status(self, decisions: int | None = None) -> dict[str, Any]:
+        """Every service's state and its recent decisions, newest last (the last `decisions`
+        of them; None: all it keeps): what /status serves."""
+        kept = HISTORY if decisions is None else max(0, decisions)
         return {
             **self._header(),
             "services": {
                 str(key): {
                     "state": c.state.to_dict(),
-                    "decisions": [e.to_dict() for e in c.history],
+                    "decisions": [e.to_dict() for e in list(c.history)[-kept:]] if kept else [],
                 }
                 for key, c in sorted(self._all().items())
                 if c.state is not None

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from autoscaler.app import App
 from autoscaler.errors import AutoscalerError
 from autoscaler.settings import Settings
 
@@ -62,6 +61,9 @@ async def _serve(settings: Settings, agent: bool = False) -> None:
 
         await run_agent(settings, stop)
     else:
+        # Imported here: the terminal's commands (`status`, ...) start without the engine's code.
+        from autoscaler.app import App
+
         await App(settings).serve(stop)
 
 
@@ -205,7 +207,43 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     sim.add_argument("--out", type=Path, default=Path("simulation"), help="output folder")
     sim.add_argument("--json", action="store_true", help="print the summary as JSON, for scripts")
+    _console_parsers(commands)
     return parser
+
+
+def _duration(text: str) -> str:
+    from autoscaler.ops.console import duration
+
+    try:
+        return duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _console_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """A running autoscaler from a terminal (ops/client.py): its services, events, controls."""
+    st = commands.add_parser("status", help="each service a line: replicas, bounds, metrics, "
+                             "phase, control, last action")  # fmt: skip
+    st.add_argument("--watch", action="store_true", help="redraw as it changes (Ctrl-C ends)")
+    st.add_argument("--project", help="only this Compose project's services")
+    ev = commands.add_parser("events", help="a running autoscaler's recent events")
+    ev.add_argument("service", nargs="?", help="only this service's (project/service or name)")
+    ev.add_argument("--follow", action="store_true", help="then each as it comes (Ctrl-C ends)")
+    ev.add_argument("--last", type=int, default=20, help="how many recent events (default 20)")
+    for action, helps in (
+        ("pause", "keep a service's count where it is"),
+        ("hold", "keep a service at N replicas, within its min and max"),
+        ("resume", "end a pause or hold: the autoscaler decides again"),
+    ):
+        cmd = commands.add_parser(action, help=helps)
+        cmd.add_argument("service", help="project/service, or just the service name")
+        if action == "hold":
+            cmd.add_argument("replicas", type=int, metavar="N")
+        if action != "resume":
+            cmd.add_argument("--for", dest="lasting", type=_duration, metavar="D",
+                             help="for a while (30m, 2h); until `resume` without")  # fmt: skip
+        cmd.add_argument("--why", default="", help="the reason, told with the control")
+        cmd.add_argument("--who", help="who asks (default $USER@hostname)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -221,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _explain(args, settings)
     if args.command == "replicas":
         return _replicas(args, settings)
+    if args.command in ("status", "events", "pause", "resume", "hold"):
+        from autoscaler.ops import client
+
+        return client.main(args, settings.api)
     return run(settings, agent=args.command == "agent")
 
 

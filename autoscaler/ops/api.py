@@ -11,7 +11,8 @@ GET /readyz    200 while the engine view is complete and current, 503 with the r
                (the view is stale, or the engine lease cannot be taken: what to grant)
 GET /metrics   Prometheus text: replicas, desired, CPU, memory per service; decisions,
                actions, errors; sampling latency
-GET /status    JSON: every service's state and its recent decisions (?service=project/name)
+GET /status    JSON: every service's state and its recent decisions (?service=project/name;
+               ?decisions=N for the last N of each, 0 for none: `autoscaler status`)
 POST /controls an operator's command: pause, hold N or resume a service, for a while or until
                resumed (control/controls.py); JSON in (Content-Type: application/json, which
                no page of another site can send here without asking first), JSON out
@@ -61,7 +62,7 @@ class Api:
         *,
         metrics: Metrics,
         unready: Callable[[], str | None],
-        status: Callable[[], Mapping[str, Any]],
+        status: Callable[[int | None], Mapping[str, Any]],
         snapshot: Callable[[], Snapshot],
         history: Callable[[str], tuple[str, History] | None],
         journal: Journal,
@@ -227,7 +228,13 @@ class Api:
         return web.json_response(body, dumps=_compact)
 
     async def _status_page(self, request: web.Request) -> web.Response:
-        status = dict(self._status())
+        try:
+            kept = int(request.query["decisions"]) if "decisions" in request.query else None
+        except ValueError:
+            return web.json_response(
+                {"error": f"decisions={request.query['decisions']!r}: a count"}, status=400
+            )
+        status = dict(self._status(kept))
         wanted = request.query.get("service")
         if wanted is not None:
             services = status.get("services", {})

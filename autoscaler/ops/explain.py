@@ -13,12 +13,16 @@ from autoscaler.errors import AutoscalerError
 from autoscaler.settings import ApiSettings
 
 
-def fetch(api: ApiSettings, service: str | None = None) -> dict[str, Any]:
-    """A running autoscaler's /status, of one service or (None) of all."""
+def fetch(
+    api: ApiSettings, service: str | None = None, decisions: int | None = None
+) -> dict[str, Any]:
+    """A running autoscaler's /status, of one service or (None) of all; with the last
+    `decisions` of each service's decisions (None: all it keeps)."""
     host = "127.0.0.1" if api.host in ("0.0.0.0", "") else api.host
     url = f"http://{host}:{api.port}/status"
-    if service is not None:
-        url += f"?service={urllib.parse.quote(service)}"
+    query = {k: v for k, v in (("service", service), ("decisions", decisions)) if v is not None}
+    if query:
+        url += f"?{urllib.parse.urlencode(query)}"
     request = urllib.request.Request(url)
     if api.token is not None:
         request.add_header("Authorization", f"Bearer {api.token.get_secret_value()}")

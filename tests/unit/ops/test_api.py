@@ -27,7 +27,7 @@ def api(token: str | None = None) -> Api:
                              instance=None, dry_run=False, cpu=40.0))  # fmt: skip
     return Api(
         "127.0.0.1", 0, metrics=Metrics(), unready=lambda: None,
-        status=lambda: {"services": {"p/web": {}}}, snapshot=lambda: Snapshot({}, {}),
+        status=lambda _: {"services": {"p/web": {}}}, snapshot=lambda: Snapshot({}, {}),
         history=lambda name: ("p/web", history) if name in ("p/web", "web") else None,
         journal=Journal(), token=token,
     )  # fmt: skip
@@ -117,3 +117,21 @@ async def test_whatever_a_request_asks_the_api_answers_it_and_never_fails(
             continue  # a stream: answered, and open until the client goes
         status = await status_of(serving, target, b"Host: 127.0.0.1")
         assert status in (200, 400, 404), (target, status)
+
+
+async def test_status_gives_as_many_decisions_as_asked_and_refuses_a_count_that_is_none() -> None:
+    asked: list[int | None] = []
+    served = api()
+    served._status = lambda kept: asked.append(kept) or {"services": {}}  # type: ignore[method-assign, func-returns-value]
+    task = asyncio.create_task(served.serve())
+    await served.bound.wait()
+    try:
+        local = b"Host: 127.0.0.1"
+        assert await status_of(served, "/status?decisions=0", local) == 200
+        assert await status_of(served, "/status", local) == 200
+        assert await status_of(served, "/status?decisions=some", local) == 400
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert asked == [0, None]
