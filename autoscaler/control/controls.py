@@ -74,8 +74,8 @@ class Control:
         if self.action == "pause":
             return replace(spec, paused=True)
         held = min(max(self.replicas or 0, spec.minimum), spec.maximum)
-        # The operator's count wins over a schedule's windows as well as over the policy.
-        return replace(spec, minimum=held, maximum=held, schedule=Schedule())
+        # The operator's count wins over a schedule's windows, the policy, and the label's pause.
+        return replace(spec, minimum=held, maximum=held, schedule=Schedule(), paused=False)
 
     def describe(self) -> str:
         """`held at 8 for 2h by alice (launch)`, for reasons and the log."""

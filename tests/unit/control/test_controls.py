@@ -5,6 +5,7 @@ or a ControlError."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -60,6 +61,10 @@ def test_a_pause_bends_the_spec_to_paused_and_a_hold_to_min_and_max_both_its_cou
     # A schedule may have moved the bounds since the hold was set: the hold stays within them.
     assert Control("hold", since=NOW, replicas=12).applied(SPEC).maximum == 10
     assert Control("resume", since=NOW).applied(SPEC) is SPEC
+    # A hold wins over the label's pause while it lasts; a pause or resume leaves it as it is.
+    paused = dataclasses.replace(SPEC, paused=True)
+    assert not Control("hold", since=NOW, replicas=4).applied(paused).paused
+    assert Control("resume", since=NOW).applied(paused).paused
 
 
 @pytest.mark.parametrize(
