@@ -165,13 +165,16 @@ class Compose:
             time.monotonic() + self.collector.min_window + _LATE if self._watched else None
         )
 
-    async def _sample(self, services: dict[ServiceKey, list[Replica]]) -> dict[str, Sample] | None:
+    async def _sample(
+        self, services: dict[ServiceKey, list[Replica]], *, every: bool = True
+    ) -> dict[str, Sample] | None:
         """These services' replicas sampled, the time it took counted; None when sampling
-        failed (a fault, told once)."""
+        failed (a fault, told once). `every`: all the services (a round), not a look's few."""
         started = time.perf_counter()
         samples = None
         with self._faults.guard("sampling"):
-            samples = await self.collector.sample(r for rs in services.values() for r in rs)
+            replicas = [r for rs in services.values() for r in rs]
+            samples = await self.collector.sample(replicas, every=every)
         self._metrics.sampled(time.perf_counter() - started)
         return samples
 
@@ -247,7 +250,7 @@ class Compose:
         self._waiting |= acting
         keys -= acting
         services = {k: rs for k, rs in self._services().items() if k in keys}
-        if (samples := await self._sample(services)) is not None:
+        if (samples := await self._sample(services, every=False)) is not None:
             self._term()
             self.fleet.look(tg, services, samples)
 

@@ -66,14 +66,19 @@ class Collector:
         self._last: dict[str, Reading] = {}  # id -> where its window starts
         self._api_slots = asyncio.Semaphore(_API_CONCURRENCY)
 
-    async def sample(self, replicas: Iterable[Replica]) -> dict[str, Sample]:
-        """One sample per running replica, over its window; the next window starts now."""
+    async def sample(self, replicas: Iterable[Replica], *, every: bool = True) -> dict[str, Sample]:
+        """One sample per running replica, over its window; the next window starts now.
+        `every`: these are all the replicas followed (a round), so the windows and files of any
+        other container, gone by now, are dropped. A look samples a few services between
+        rounds (every=False): the others' windows go on to the next round, which would
+        otherwise find none and measure nothing, and their files stay open."""
         running = [r for r in replicas if r.running]
-        live = {r.id for r in running}
-        for gone in set(self._last) - live:
-            del self._last[gone]
-        for gone in set(self._files) - live:
-            self._drop(gone)
+        if every:
+            live = {r.id for r in running}
+            for gone in set(self._last) - live:
+                del self._last[gone]
+            for gone in set(self._files) - live:
+                self._drop(gone)
         samples: dict[str, Sample] = {}
         for replica, reading, source in await self._read(running):
             previous = self._last.get(replica.id)

@@ -1,11 +1,16 @@
-"""The collector's arithmetic: CPU percent of a limit from two counter readings, and memory."""
+"""The collector's arithmetic: CPU percent of a limit from two counter readings, and memory;
+and whose windows a sample of some replicas ends."""
 
 from __future__ import annotations
 
+import itertools
+from typing import Any, cast
+
+import aiodocker
 import pytest
 
 from autoscaler.backends.docker.cgroups import Counters
-from autoscaler.backends.docker.collector import Reading, sample_of
+from autoscaler.backends.docker.collector import Collector, Reading, sample_of
 from autoscaler.control.replicas import Replica
 from autoscaler.labels import ServiceKey
 
@@ -19,9 +24,11 @@ def reading(
     return Reading(Counters(cpu_ns, memory, periods, throttled), at)
 
 
-def replica(cpu_limit: float | None = None, memory_limit: int | None = None) -> Replica:
+def replica(
+    cpu_limit: float | None = None, memory_limit: int | None = None, id: str = "c"
+) -> Replica:
     return Replica(
-        id="c", name="c", key=ServiceKey("p", "s"), labels={}, status="running", health=None,
+        id=id, name=id, key=ServiceKey("p", "s"), labels={}, status="running", health=None,
         pid=1, started_at=0.0, number=1, clone_of=None, cpu_limit=cpu_limit,
         memory_limit=memory_limit,
     )  # fmt: skip
@@ -92,3 +99,37 @@ def test_no_network_rate_when_the_counters_went_back_or_are_not_known() -> None:
     after = Reading(Counters(SECOND, None, None, None, received=1000, sent=None), SECOND)
     sample = sample_of(replica(), before, after, "cgroup")
     assert (sample.received, sample.sent) == (None, None)
+
+
+class _Stats:
+    """An engine whose stats API says every container used a tenth of a core so far, more at
+    each call."""
+
+    def __init__(self) -> None:
+        self.used = itertools.count(0, SECOND // 10)
+
+    async def _query_json(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        return {"cpu_stats": {"cpu_usage": {"total_usage": next(self.used)}}, "memory_stats": {}}
+
+
+def _collector() -> Collector:
+    """Readings a second apart: every window between two samples is long enough to measure."""
+    engine = cast(aiodocker.Docker, _Stats())
+    return Collector(engine, use_cgroups=False, clock=itertools.count(0, SECOND).__next__)
+
+
+async def test_a_look_at_some_replicas_keeps_the_windows_of_the_others() -> None:
+    collector = _collector()
+    looked, other = replica(id="looked"), replica(id="other")
+    await collector.sample([looked, other])
+    await collector.sample([looked], every=False)  # a look between two rounds
+    assert (await collector.sample([looked, other]))["other"].cpu is not None
+
+
+async def test_a_round_ends_the_windows_of_containers_it_no_longer_lists() -> None:
+    collector = _collector()
+    kept, gone = replica(id="kept"), replica(id="gone")
+    await collector.sample([kept, gone])
+    await collector.sample([kept])
+    # Listed again (a container of that id back): a new window, nothing measured yet.
+    assert (await collector.sample([kept, gone]))["gone"].cpu is None
