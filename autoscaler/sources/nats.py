@@ -36,16 +36,20 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import nats.errors
-from nats.aio.client import Client as Nats
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from autoscaler.sources import credentials
 from autoscaler.sources.base import Needs
 from autoscaler.sources.servers import Answer, Polled, Secrets, Server, Servers, count
 from autoscaler.sources.urls import Url, secret_with_user
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client as Nats
+
+# The client library is imported where it is used, once a service names a NATS source: an
+# instance without one never loads it (bench/scale.py measures the start).
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +116,7 @@ class UnreadableCA(OSError):
     """metric.ca names a file that is not a CA that can be read."""
 
 
-class TlsRefused(nats.errors.Error):
+class TlsRefused(Exception):
     """A tls:// server that did not ask for TLS: the secret was not sent."""
 
 
@@ -121,10 +125,15 @@ class NatsDriver:
     once."""
 
     kind = "nats"
-    expected: tuple[type[BaseException], ...] = (nats.errors.Error,)
 
     def __init__(self, client_name: str = CLIENT_NAME) -> None:
         self.client_name = client_name
+
+    @property
+    def expected(self) -> tuple[type[BaseException], ...]:
+        import nats.errors
+
+        return (nats.errors.Error, TlsRefused)
 
     def server(self, options: Options) -> Server:
         return options.server
@@ -133,6 +142,9 @@ class NatsDriver:
         """A connection to the server, its secret (and CA) read now; MissingSecret where there
         is none. nats-py's own connect loop tries the server twice, without a wait between; it
         never reconnects."""
+        import nats.errors
+        from nats.aio.client import Client as Nats
+
         secret = secrets(options.credentials)
         tls = URL.is_tls(options.url)
         context = _tls(options.ca) if tls else None  # before the client: nothing to close yet
@@ -193,11 +205,15 @@ class NatsDriver:
 
     async def _lost(self, connection: Connection) -> None:
         """Raises when the connection closes under the requests: they fail at once."""
+        import nats.errors
+
         await connection.lost.wait()
         raise nats.errors.ConnectionClosedError from connection.reported
 
     async def _info(self, connection: Connection, options: Options) -> Any:
         """The consumer's info, as JSON; NoRespondersError where JetStream does not answer."""
+        import nats.errors
+
         subject = f"$JS.API.CONSUMER.INFO.{options.stream}.{options.consumer}"
         try:
             reply = await connection.client.request(subject, b"", timeout=connection.seconds)
@@ -210,12 +226,16 @@ class NatsDriver:
 
     async def close(self, connection: Connection) -> None:
         """Closed, quietly and within CLOSE_SECONDS: nats-py's close cancels its own tasks."""
+        import nats.errors
+
         with contextlib.suppress(nats.errors.Error, OSError, TimeoutError):
             async with asyncio.timeout(CLOSE_SECONDS):
                 await connection.client.close()
 
     def failed(self, exc: BaseException, options: Options) -> str:
         """Why a server gave nothing, naming the label to look at: its secret, CA or URL."""
+        import nats.errors
+
         text = str(exc) or type(exc).__name__
         if isinstance(exc, nats.errors.AuthorizationError) or "Authorization Violation" in text:
             wanted = "a user and password, or a token"
@@ -259,6 +279,8 @@ def backlog(options: Options, reply: Any) -> Answer:
     """A source's value from the server's answer to CONSUMER.INFO (its JSON, or the
     NoRespondersError of a server without JetStream): (count, None) or (None, why not), naming
     the label to look at."""
+    import nats.errors
+
     consumer = options.consumer
     if isinstance(reply, nats.errors.NoRespondersError):
         return (

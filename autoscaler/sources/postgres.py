@@ -38,21 +38,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import SplitResult, unquote
 
-import asyncpg
-from asyncpg.exceptions import (
-    InsufficientPrivilegeError,
-    InterfaceError,
-    InvalidAuthorizationSpecificationError,
-    InvalidCatalogNameError,
-    InvalidPasswordError,
-    PostgresConnectionError,
-    PostgresError,
-    QueryCanceledError,
-    ReadOnlySQLTransactionError,
-)
 from pydantic import AfterValidator, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
@@ -60,6 +48,12 @@ from autoscaler.sources import credentials
 from autoscaler.sources.base import Needs
 from autoscaler.sources.servers import Answer, Polled, Secrets, Server, Servers
 from autoscaler.sources.urls import Url
+
+if TYPE_CHECKING:
+    import asyncpg
+
+# The client library (3.4 MB resident) is imported where it is used, once a service names a
+# PostgreSQL source: an instance without one never loads it (bench/scale.py measures the start).
 
 logger = logging.getLogger(__name__)
 
@@ -151,13 +145,20 @@ class PostgresDriver:
     own, one after another on the server's one connection."""
 
     kind = "postgresql"
-    expected: tuple[type[BaseException], ...] = (PostgresError, InterfaceError)
+
+    @property
+    def expected(self) -> tuple[type[BaseException], ...]:
+        from asyncpg import exceptions as pg
+
+        return (pg.PostgresError, pg.InterfaceError)
 
     def server(self, options: Options) -> Server:
         return options.server
 
     async def connect(self, options: Options, secrets: Secrets, seconds: float) -> Session:
         """A connection, with the secret read now; MissingSecret where there is none."""
+        import asyncpg
+
         secret = secrets(options.credentials)
         parts = URL.address(options.url)
         connection = await asyncpg.connect(
@@ -192,11 +193,13 @@ class PostgresDriver:
     async def _query(self, connection: asyncpg.Connection, query: str, ms: int) -> Answer:
         """One query's answer, in a read-only transaction rolled back after it: nothing it did
         (a SET among them) outlives it. Two rows at most are fetched: one is the answer."""
+        from asyncpg import exceptions as pg
+
         await connection.execute(f"BEGIN READ ONLY; SET LOCAL statement_timeout = {ms}")
         try:
             rows = await (await connection.cursor(query)).fetch(2)
-        except (PostgresError, InterfaceError) as exc:
-            if isinstance(exc, PostgresConnectionError) or connection.is_closed():
+        except (pg.PostgresError, pg.InterfaceError) as exc:
+            if isinstance(exc, pg.PostgresConnectionError) or connection.is_closed():
                 raise  # the server's failure, not the query's
             answer: Answer = None, refused(exc, ms)
         else:
@@ -206,21 +209,27 @@ class PostgresDriver:
         return answer
 
     async def close(self, session: Session) -> None:
+        from asyncpg import exceptions as pg
+
         try:
             await session.connection.close(timeout=session.seconds)
-        except (PostgresError, InterfaceError, OSError, TimeoutError) as exc:
+        except (pg.PostgresError, pg.InterfaceError, OSError, TimeoutError) as exc:
             logger.debug("closing a connection failed, ended instead: %r", exc)
             session.connection.terminate()  # a broken one: closed all the same
 
     def failed(self, exc: BaseException, options: Options) -> str:
         """Why a server gave nothing, naming the label to look at."""
+        from asyncpg import exceptions as pg
+
         user = f"metric.user={options.user!r}"
-        if isinstance(exc, InvalidPasswordError):
+        if isinstance(exc, pg.InvalidPasswordError):
             wanted = f"a password for {user}"
             return credentials.refused(options.credentials, options.user, str(exc), wanted=wanted)
-        if isinstance(exc, InvalidAuthorizationSpecificationError | InsufficientPrivilegeError):
+        if isinstance(
+            exc, pg.InvalidAuthorizationSpecificationError | pg.InsufficientPrivilegeError
+        ):
             return f"{user}: the server refused the login ({exc})"
-        if isinstance(exc, InvalidCatalogNameError):
+        if isinstance(exc, pg.InvalidCatalogNameError):
             return f"metric.url={options.url!r}: no such database ({exc})"
         return f"metric.url={options.url!r}: no answer: {str(exc) or type(exc).__name__}"
 
@@ -238,10 +247,12 @@ def reader(needs: Needs) -> Queries:
 
 def refused(exc: BaseException, ms: int) -> str:
     """Why a query gave nothing, in the server's words."""
-    if isinstance(exc, QueryCanceledError):
+    from asyncpg import exceptions as pg
+
+    if isinstance(exc, pg.QueryCanceledError):
         seconds = f"{ms / 1000:.2g} s"
         return f"metric.query: took longer than {seconds}, its share of half an interval ({exc})"
-    if isinstance(exc, ReadOnlySQLTransactionError):
+    if isinstance(exc, pg.ReadOnlySQLTransactionError):
         return f"metric.query: it would write, and runs read-only ({exc})"
     return f"metric.query: the server refused it: {type(exc).__name__}: {exc}"
 

@@ -31,13 +31,10 @@ import ssl
 from base64 import b64encode
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
 from urllib.parse import SplitResult, quote, unquote
 
-import aio_pika
 import aiohttp
-from aio_pika.abc import AbstractChannel, AbstractConnection
-from aiormq import exceptions as amqp
 from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -46,6 +43,13 @@ from autoscaler.sources.base import Needs
 from autoscaler.sources.bounds import MAX_SCRAPE, TooLarge, body, parsed
 from autoscaler.sources.servers import MAX_COUNT, Answer, Polled, Secrets, Server, Servers, count
 from autoscaler.sources.urls import Url, given, label_error, required_with, secret_with_user
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractChannel, AbstractConnection
+    from aiormq import exceptions as amqp
+
+# The AMQP client (2.3 MB resident) is imported where it is used, once a service names a
+# RabbitMQ source: an instance without one never loads it (bench/scale.py measures the start).
 
 log = logging.getLogger(__name__)
 
@@ -159,13 +163,16 @@ class RabbitDriver:
     management API's queue."""
 
     kind = "rabbitmq"
-    expected: tuple[type[BaseException], ...] = (
-        amqp.AMQPError, amqp.ChannelInvalidStateError, aiohttp.ClientError, Refused
-    )  # fmt: skip
 
     def __init__(self, limit: int = MAX_SCRAPE, name: str = "compose-autoscaler") -> None:
         self._limit = limit  # bytes of a queue's answer read at most (its consumers are in it)
         self._name = name  # the connections' name, in the server's list of them
+
+    @property
+    def expected(self) -> tuple[type[BaseException], ...]:
+        from aiormq import exceptions as amqp
+
+        return amqp.AMQPError, amqp.ChannelInvalidStateError, aiohttp.ClientError, Refused
 
     def server(self, options: Options) -> Server:
         return options.server
@@ -192,6 +199,8 @@ class RabbitDriver:
                 connector=aiohttp.TCPConnector(ssl=context or True, limit=_REQUESTS),
             )
             return Management(session, options.url.rstrip("/"), self._limit)
+        import aio_pika
+
         # Without metric.credentials, AMQP's PLAIN still sends a user and password: the
         # client's default, guest, which RabbitMQ lets in from its own host only.
         connection = await aio_pika.connect(
@@ -215,6 +224,8 @@ class RabbitDriver:
 
     def failed(self, exc: BaseException, options: Options) -> str:
         """Why a server gave nothing, naming the label to look at."""
+        from aiormq import exceptions as amqp
+
         told = _told(exc)
         refused = isinstance(exc, amqp.ProbableAuthenticationError | amqp.AuthenticationError)
         if refused or (isinstance(exc, Refused) and "management user" not in told):
@@ -251,6 +262,8 @@ class Amqp:
         return [await self._declared(options) for options in named]
 
     async def _declared(self, options: Options) -> Answer:
+        from aiormq import exceptions as amqp
+
         if self._channel is None or self._channel.is_closed:
             self._channel = await self._connection.channel(publisher_confirms=False)
         try:
@@ -265,6 +278,8 @@ class Amqp:
         return ready(options, queue.declaration_result.message_count)
 
     async def close(self) -> None:
+        from aiormq import exceptions as amqp
+
         # Bounded: a server that hangs must not hold the shutdown; a broken one is closed all
         # the same.
         with contextlib.suppress(amqp.AMQPError, OSError, RuntimeError, TimeoutError):
@@ -343,6 +358,8 @@ def ready(options: Options, message_count: Any) -> Answer:
 
 def refused_queue(options: Options, exc: amqp.ChannelClosed) -> str:
     """Why a passive declare closed the channel, naming the label to look at."""
+    from aiormq import exceptions as amqp
+
     if isinstance(exc, amqp.ChannelNotFoundEntity):
         return missing_queue(options)
     return f"metric.queue={options.queue!r}: the server refused to declare it: {_told(exc)}"

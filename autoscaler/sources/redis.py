@@ -42,20 +42,21 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import SplitResult
 
-import redis.asyncio as aredis
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
-from redis.exceptions import ConnectionError as LostConnection
 
 from autoscaler.sources import credentials
 from autoscaler.sources.base import Needs
 from autoscaler.sources.servers import Answer, Polled, Secrets, Server, Servers, count
 from autoscaler.sources.urls import Url, given, label_error, required_with
+
+if TYPE_CHECKING:
+    import redis.asyncio as aredis
+
+# The client library (6.5 MB resident) is imported where it is used, once a service names a
+# Redis source: an instance without one never loads it (bench/scale.py measures the start).
 
 
 def _database(parts: SplitResult) -> str | None:
@@ -126,7 +127,12 @@ class RedisDriver:
     """The Redis queue source's driver (servers.py): LLEN and XINFO GROUPS in one pipeline."""
 
     kind = "redis"
-    expected: tuple[type[BaseException], ...] = (RedisError,)
+
+    @property
+    def expected(self) -> tuple[type[BaseException], ...]:
+        from redis.exceptions import RedisError
+
+        return (RedisError,)
 
     def server(self, options: Options) -> Server:
         return options.server
@@ -134,6 +140,10 @@ class RedisDriver:
     async def connect(self, options: Options, secrets: Secrets, seconds: float) -> aredis.Redis:
         """A client of the server, with its secret read now; MissingSecret where there is none.
         It connects on its first command."""
+        import redis.asyncio as aredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         secret = secrets(options.credentials)
         parts = URL.address(options.url)
         db = parts.path.strip("/")
@@ -155,6 +165,9 @@ class RedisDriver:
     async def ask(self, client: aredis.Redis, named: list[Options]) -> list[Answer]:
         """Each source's (value, None) or (None, why not), from one pipeline; a second one asks
         the TYPE of the keys that turned out to be no list or stream."""
+        from redis.exceptions import ConnectionError as LostConnection
+        from redis.exceptions import ResponseError
+
         pipe = client.pipeline(transaction=False)
         for options in named:
             if options.list_key is not None:
@@ -180,11 +193,15 @@ class RedisDriver:
         return [backlog(o, r, types) for o, r in zip(named, replies, strict=True)]
 
     async def close(self, client: aredis.Redis) -> None:
+        from redis.exceptions import RedisError
+
         with contextlib.suppress(RedisError, OSError):  # a broken one: closed all the same
             await client.aclose()
 
     def failed(self, exc: BaseException, options: Options) -> str:
         """Why a server gave nothing, naming the label to look at: its secret, or its URL."""
+        from redis.exceptions import AuthenticationError
+
         if isinstance(exc, AuthenticationError):
             return credentials.refused(options.credentials, options.user, str(exc))
         return f"metric.url={options.url!r}: no answer: {str(exc) or type(exc).__name__}"
@@ -195,7 +212,7 @@ class RedisDriver:
         return f"{options.stream} {options.group}"
 
 
-Backlogs = Servers[Options, aredis.Redis]
+Backlogs = Servers[Options, "aredis.Redis"]
 """The Redis source's reader."""
 
 
@@ -208,6 +225,8 @@ def backlog(
 ) -> tuple[float | None, str | None]:
     """A source's value from its reply (LLEN's, or XINFO GROUPS'): (count, None) or (None, why
     not), naming the label to look at. `types`: the TYPE of each key of the wrong type."""
+    from redis.exceptions import ResponseError
+
     if options.list_key is not None:
         key, label = options.list_key, "metric.list"
         if (length := count(reply)) is not None:

@@ -68,8 +68,13 @@ class Driver(Protocol[Opt, Client]):
 
     kind: str
     """The source's name, as `metric.source` gives it: in a bug's fault."""
-    expected: tuple[type[BaseException], ...]
-    """The errors of a server that fails (unreachable, refused): missing values, no bug."""
+
+    @property
+    def expected(self) -> tuple[type[BaseException], ...]:
+        """The errors of a server that fails (unreachable, refused): missing values, no bug.
+        Asked only once something failed, so that a driver can import its client library
+        when a service first names its kind, not at start."""
+        ...
 
     def server(self, options: Opt) -> Hashable:
         """What a client is made for: sources that give the same share one."""
@@ -159,9 +164,10 @@ class Servers(Generic[Opt, Client]):
         self._secrets = secrets or Secrets()
         self._servers: dict[Hashable, _Connection[Client]] = {}
         self._read: dict[Opt, Member] = {}
-        self._expected: tuple[type[BaseException], ...] = (
-            MissingSecret, TimeoutError, OSError, *driver.expected
-        )  # fmt: skip
+
+    def _failures(self) -> tuple[type[BaseException], ...]:
+        """What a server that fails raises: a missing value, not a bug."""
+        return (MissingSecret, TimeoutError, OSError, *self.driver.expected)
 
     @classmethod
     def made(cls, driver: Driver[Opt, Client], needs: Needs) -> Servers[Opt, Client]:
@@ -257,7 +263,7 @@ class Servers(Generic[Opt, Client]):
                         named[0], self._secrets, self._seconds
                     )
                 answers = await self.driver.ask(connection.client, named)
-        except self._expected as failure:
+        except self._failures() as failure:  # evaluated only once something was raised
             await self._broken(connection, named, asked, partial(self._failed, failure))
         except Exception as exc:
             # A bug of ours reading the answers: this server's sources are missing, no others.
