@@ -263,6 +263,7 @@ class App:
     async def _main_loop(self, tg: asyncio.TaskGroup, stop: asyncio.Event) -> None:
         next_tick = time.monotonic()
         while not stop.is_set():
+            started = time.monotonic()
             acting = [b for b in self.backends if b.acts()]
             self._owed = [b for b in self.backends if b not in acting]
             for backend in self.backends:
@@ -288,6 +289,8 @@ class App:
                 )
             )
             self.api.round_done()
+            if acting:
+                self.metrics.rounded(time.monotonic() - started)
             next_tick = max(next_tick + self.settings.interval, time.monotonic())
             if await self._between_rounds(tg, stop, next_tick):
                 next_tick = time.monotonic()  # the rounds keep their interval from this one

@@ -17,7 +17,7 @@ from bench import gate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ALL = ("policies", "sampling", "reaction", "compose", "mqtt", "soak", "swarm", "web", "zero",
-       "page", "predict", "queues", "status")  # fmt: skip
+       "page", "predict", "queues", "status", "scale")  # fmt: skip
 
 APART = ("chaos",)
 """Run by name only (`make chaos`), never by a plain `make bench`."""

@@ -8,6 +8,7 @@ the core never imports this module.
     autoscaler_errors_total{kind}                           errors by kind
     autoscaler_faults_total{part}                           a part's faults (errors.Faults)
     autoscaler_sampling_seconds                             one sampling round's wall time
+    autoscaler_round_seconds                                one round of the loop's wall time
 
 Read where the values live, at each scrape (`Observed`, which the app gathers):
 
@@ -95,6 +96,14 @@ class Metrics:
             registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )  # fmt: skip
+        # Fine around 0.25 s, the goal of a round's p99 with 500 services (bench/scale.py).
+        self.rounds = Histogram(
+            "autoscaler_round_seconds", "Wall time of one round of the loop: the metric "
+            "sources, each backend's listing and sampling, every service stepped",
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5,
+                     0.75, 1, 2.5, 5),
+        )  # fmt: skip
         self._seen: dict[ServiceKey, set[tuple[Counter, str]]] = {}
         """The (counter, direction or kind) series of each service, to remove when it goes."""
 
@@ -120,6 +129,10 @@ class Metrics:
     def sampled(self, seconds: float) -> None:
         """A sampling round took `seconds`."""
         self.sampling.observe(seconds)
+
+    def rounded(self, seconds: float) -> None:
+        """A round of the loop took `seconds`."""
+        self.rounds.observe(seconds)
 
     def faulted(self, part: str) -> None:
         self.faults.labels(part).inc()

@@ -110,6 +110,9 @@ async def test_health_readiness_status_history_and_metrics(
     assert f"autoscaler_desired_replicas{{{labels}}} 2.0" in metrics
     assert f'autoscaler_actions_total{{direction="scale_up",{labels}}} 1.0' in metrics
     assert "autoscaler_sampling_seconds_count" in metrics
+    rounds = next(line for line in metrics.splitlines()
+                  if line.startswith("autoscaler_round_seconds_count"))  # fmt: skip
+    assert float(rounds.split()[-1]) >= 1
 
 
 async def test_explain_and_replicas_send_the_token_an_autoscaler_asks_for(
