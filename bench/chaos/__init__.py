@@ -281,11 +281,16 @@ async def stack(broker: tuple[str, int]) -> AsyncIterator[Run]:
                     process.terminate()
                 await process.wait()
         await run.compose("down", "-t", "0", "--remove-orphans")
-        # The lease of an instance killed with -9 stays behind it: a run's own, gone with it.
+        # What the run's instances keep on the engine beside the project: the lease (an
+        # instance killed with -9 leaves it) and the sleep's marker of a service down asleep.
         docker = aiodocker.Docker(url=platform.docker_host)
         try:
-            with contextlib.suppress(aiodocker.DockerError):
-                await docker.containers.container(f"chaos-lease-{run.project}").delete(force=True)
+            kept = await docker.containers.list(all=True, filters=json.dumps(
+                {"name": [f"chaos-lease-{run.project}", f"autoscaler-asleep-{run.project}-"]}
+            ))  # fmt: skip
+            for container in kept:
+                with contextlib.suppress(aiodocker.DockerError):
+                    await container.delete(force=True)
         finally:
             await docker.close()
 
