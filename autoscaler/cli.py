@@ -132,10 +132,10 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace, settings: Settings) -> int:
-    from autoscaler.ops import explain
+    from autoscaler.ops import client, explain
 
     try:
-        status = explain.fetch(settings.api, args.service)
+        status = client.fetch(settings.api, args.service)
     except AutoscalerError as exc:
         print(f"autoscaler explain: {exc}", file=sys.stderr)
         return 1
@@ -144,10 +144,10 @@ def _explain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _replicas(args: argparse.Namespace, settings: Settings) -> int:
-    from autoscaler.ops import explain
+    from autoscaler.ops import client, explain
 
     try:
-        status = explain.fetch(settings.api)
+        status = client.fetch(settings.api)
     except AutoscalerError as exc:
         print(f"autoscaler replicas: {exc}", file=sys.stderr)
         return 1

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 
 from autoscaler.app import App
 from autoscaler.control.controller import HISTORY
-from autoscaler.ops import client, explain
+from autoscaler.ops import client
 from autoscaler.settings import ApiSettings, LeaseSettings, MqttSettings, Settings
 from bench.common import busybox, containers, engine, labels_for
 
@@ -108,8 +108,8 @@ async def run() -> list[tuple[str, list[float]]]:
                 command = await timed(
                     lambda: process(sys.executable, "-m", "autoscaler", "status", env=env)
                 )
-                request = await timed(lambda: asyncio.to_thread(explain.fetch, api, None, 0))
-                whole = await timed(lambda: asyncio.to_thread(explain.fetch, api))
+                request = await timed(lambda: asyncio.to_thread(client.fetch, api, None, 0))
+                whole = await timed(lambda: asyncio.to_thread(client.fetch, api))
                 imports = await timed(
                     lambda: process(sys.executable, "-c", "import autoscaler.cli", env=env)
                 )

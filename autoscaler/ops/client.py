@@ -16,13 +16,14 @@ import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Generator, Mapping
 from http.client import HTTPResponse
 from typing import Any, TextIO
 
 from autoscaler.errors import AutoscalerError
-from autoscaler.ops import console, explain
+from autoscaler.ops import console
 from autoscaler.settings import ApiSettings
 
 COMMANDS = ("status", "events", "pause", "resume", "hold")
@@ -66,15 +67,30 @@ def _open(api: ApiSettings, path: str, *, body: Any = None, timeout: float) -> H
                 "AUTOSCALER_API__TOKEN (or AUTOSCALER_API__TOKEN_FILE) to the one it was given"
             ) from exc
         try:
-            said = json.load(exc).get("error")
+            detail = json.load(exc)
+            said = detail.get("error")
         except (ValueError, AttributeError):
-            said = None
+            detail, said = {}, None
+        if said and "services" in detail:  # a service it does not know: those it does
+            said += f"; services: {', '.join(detail['services']) or 'none'}"
         raise AutoscalerError(said or f"HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise AutoscalerError(
             f"no autoscaler answers at {request.full_url} ({exc}); set AUTOSCALER_API__HOST/PORT"
         ) from exc
     return response
+
+
+def fetch(
+    api: ApiSettings, service: str | None = None, decisions: int | None = None
+) -> dict[str, Any]:
+    """A running autoscaler's /status, of one service or (None) of all; with the last
+    `decisions` of each service's decisions (None: all it keeps)."""
+    query = {k: v for k, v in (("service", service), ("decisions", decisions)) if v is not None}
+    path = f"/status?{urllib.parse.urlencode(query)}" if query else "/status"
+    with _open(api, path, timeout=5) as response:
+        body: dict[str, Any] = json.load(response)
+    return body
 
 
 def messages(api: ApiSettings) -> Generator[dict[str, Any], None, None]:
@@ -104,7 +120,7 @@ def status(
     terminal, redrawn every round, so that the ages move)."""
     if not watch:
         # Decisions left out: a hundred services' fifty each are megabytes the table never shows.
-        states = console.states_of(explain.fetch(api, decisions=0))
+        states = console.states_of(fetch(api, decisions=0))
         print(console.table(states, now=now(), project=project), file=out, flush=True)
         return
     board, redraw = console.Board(), out.isatty()

@@ -2,47 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from datetime import datetime
 from typing import Any
-
-from autoscaler.errors import AutoscalerError
-from autoscaler.settings import ApiSettings
-
-
-def fetch(
-    api: ApiSettings, service: str | None = None, decisions: int | None = None
-) -> dict[str, Any]:
-    """A running autoscaler's /status, of one service or (None) of all; with the last
-    `decisions` of each service's decisions (None: all it keeps)."""
-    host = "127.0.0.1" if api.host in ("0.0.0.0", "") else api.host
-    url = f"http://{host}:{api.port}/status"
-    query = {k: v for k, v in (("service", service), ("decisions", decisions)) if v is not None}
-    if query:
-        url += f"?{urllib.parse.urlencode(query)}"
-    request = urllib.request.Request(url)
-    if api.token is not None:
-        request.add_header("Authorization", f"Bearer {api.token.get_secret_value()}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            body: dict[str, Any] = json.load(response)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 401:
-            raise AutoscalerError(
-                f"the autoscaler at {url} asks for its token: set AUTOSCALER_API__TOKEN "
-                "(or AUTOSCALER_API__TOKEN_FILE) to the one it was given"
-            ) from exc
-        detail = json.load(exc)
-        known = ", ".join(detail.get("services", [])) or "none"
-        raise AutoscalerError(f"{detail.get('error', exc)}; services: {known}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise AutoscalerError(
-            f"no autoscaler answers at {url} ({exc}); set AUTOSCALER_API__HOST/PORT"
-        ) from exc
-    return body
 
 
 def _head(name: str, state: dict[str, Any]) -> str:
