@@ -51,6 +51,8 @@ class Report:
             **{"from": decision.current, "to": after, "desired": decision.desired},
             reason=decision.reason,
             dry_run=result is None,
+            # How long the action took: it is told as it ends, so it began `seconds` before.
+            **({} if result is None else {"seconds": round(result.seconds, 3)}),
         )
 
     def fault(self, exc: AutoscalerError) -> None:

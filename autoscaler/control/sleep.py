@@ -140,6 +140,12 @@ class Sleep:
         result = await self._ctx.actuator.sleep(self.key, replicas)
         self.asleep = True
         owner.record(result)
+        if result.errors:
+            # Not at zero: a stop failed (or was fenced). Its errors are told as the action's;
+            # a sleep is told once it is one.
+            done = len(result.stopped) + len(result.removed)
+            logger.warning("%s: going to zero stopped short (%d done)", self.key, done)
+            return result
         self._ctx.metrics.acted(self.key, "sleep")
         self._report.event(
             "sleep",

@@ -140,13 +140,17 @@ class Run:
         return found[0] if len(found) == 1 else None
 
     async def publish(self) -> None:
-        """The demand, republished every half second (an exporter's period)."""
-        async with aiomqtt.Client(*self.broker) as client:
-            while True:
-                for service, depth in self.demand.items():
-                    topic = f"{self.prefix}-demand/{service}"
-                    await client.publish(topic, str(depth), qos=1, retain=True)
-                await asyncio.sleep(0.5)
+        """The demand, republished every half second (an exporter's period), and again as soon
+        as the broker is back from an outage (one of the faults)."""
+        while True:
+            with contextlib.suppress(aiomqtt.MqttError):
+                async with aiomqtt.Client(*self.broker) as client:
+                    while True:
+                        for service, depth in self.demand.items():
+                            topic = f"{self.prefix}-demand/{service}"
+                            await client.publish(topic, str(depth), qos=1, retain=True)
+                        await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)
 
 
 async def _statuses(run: Run) -> None:

@@ -7,9 +7,9 @@ broker's messages, never from the autoscaler's word:
     same number       no two running containers of a service with one container number
     stale create      no clone created under a lease term other than the one held then (a
                       clone's `autoscaler.term` against the lease's `autoscaler.lease.term`)
-    stale action      no action told by an instance other than the lease's holder, later than
-                      a second after another took the lease (an action's event comes as it
-                      ends: one that ended just before the takeover may be told just after)
+    stale action      no action begun by an instance other than the lease's holder, later than
+                      a second after another took the lease (an action is told as it ends,
+                      with how long it took: one begun before the takeover is told after it)
     left behind       nothing of the project runs after the user's `down`, nor is made later
     events            every action's MQTT event told once (by id), none lost: each scale event's
                       id is unique
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiodocker
+import aiohttp
 import aiomqtt
 
 INVARIANTS = ("over max", "user's removed", "same number", "stale create", "stale action",
@@ -41,6 +42,8 @@ TERM = "autoscaler.term"
 LEASE_TERM = "autoscaler.lease.term"
 LEASE_HOLDER = "autoscaler.lease.holder"
 _TOLD_LATE = 1.0
+_BROKEN = (aiodocker.DockerError, aiohttp.ClientError, OSError)
+"""The engine's stream broken or the engine away: followed again, never the run's end."""
 
 
 @dataclass
@@ -126,7 +129,9 @@ class Watch:
         ):
             return
         by = payload.get("Actor", {}).get("Attributes", {}).get("instance")
-        told = payload.get("timeNano", 0) / 1e9
+        # An action is told as it ends: it began `seconds` before (a frozen leader's action
+        # that began before the takeover is told late, for what it did before the freeze).
+        told = payload.get("timeNano", 0) / 1e9 - float(payload.get("seconds") or 0)
         if (
             by
             and self.lease_holder
@@ -163,6 +168,54 @@ class Watch:
         return True
 
 
+async def _resync(docker: aiodocker.Docker, watch: Watch) -> None:
+    """What runs now, from the engine's listing: at the start, and after the engine's event
+    stream broke (a restart of the engine is one of the faults)."""
+    listed = await docker.containers.list(
+        filters=json.dumps({"label": [f"com.docker.compose.project={watch.project}"]})
+    )
+    watch.running.clear()
+    for c in listed:
+        labels = c["Labels"]
+        number = labels.get(NUMBER, "?")
+        watch.running[labels.get(SERVICE, "?")][c.id] = (number, CLONE_OF in labels)
+
+
+async def _engine(docker: aiodocker.Docker, watch: Watch) -> None:
+    """The engine's container events into `watch`, followed again whenever the stream breaks."""
+    while True:
+        try:
+            subscriber = docker.events.subscribe(create_task=False)  # type: ignore[no-untyped-call]
+            await _resync(docker, watch)
+            feed = asyncio.create_task(
+                docker.events.run(filters=json.dumps({"type": ["container"]}))
+            )
+            try:
+                while (event := await subscriber.get()) is not None:
+                    watch.engine(event)
+            finally:
+                feed.cancel()
+                with contextlib.suppress(asyncio.CancelledError, *_BROKEN):
+                    await feed
+        except _BROKEN:
+            pass
+        await asyncio.sleep(0.5)  # the engine is away: followed again once it answers
+
+
+async def _broker(broker: tuple[str, int], prefix: str, watch: Watch) -> None:
+    """The broker's messages under `prefix` into `watch`, through its outages."""
+    while True:
+        try:
+            async with aiomqtt.Client(*broker) as client:
+                await client.subscribe(f"{prefix}/#", qos=1)
+                async for message in client.messages:
+                    raw = bytes(message.payload or b"")
+                    with contextlib.suppress(ValueError):
+                        watch.broker(str(message.topic), json.loads(raw) if raw else {})
+        except aiomqtt.MqttError:
+            await asyncio.sleep(0.5)  # the broker is a fault of the run: back when it is
+
+
 @contextlib.asynccontextmanager
 async def watching(
     docker_host: str, broker: tuple[str, int], prefix: str, watch: Watch
@@ -170,41 +223,15 @@ async def watching(
     """`watch` fed by the engine's container events and the broker's messages under `prefix`
     until the block ends."""
     docker = aiodocker.Docker(url=docker_host)
-    subscriber = docker.events.subscribe(create_task=False)  # type: ignore[no-untyped-call]
-    listed = await docker.containers.list(
-        filters=json.dumps({"label": [f"com.docker.compose.project={watch.project}"]})
-    )
-    for c in listed:
-        labels = c["Labels"]
-        watch.running[labels.get(SERVICE, "?")][c.id] = (
-            labels.get(NUMBER, "?"),
-            CLONE_OF in labels,
-        )
-
-    async def engine() -> None:
-        while (event := await subscriber.get()) is not None:
-            watch.engine(event)
-
-    async def mqtt() -> None:
-        while True:
-            try:
-                async with aiomqtt.Client(*broker) as client:
-                    await client.subscribe(f"{prefix}/#", qos=1)
-                    async for message in client.messages:
-                        raw = bytes(message.payload or b"")
-                        with contextlib.suppress(ValueError):
-                            watch.broker(str(message.topic), json.loads(raw) if raw else {})
-            except aiomqtt.MqttError:
-                await asyncio.sleep(0.5)  # the broker is a fault of the run: back when it is
-
-    tasks = [asyncio.create_task(docker.events.run(filters=json.dumps({"type": ["container"]}))),
-             asyncio.create_task(engine()), asyncio.create_task(mqtt())]  # fmt: skip
+    await _resync(docker, watch)
+    tasks = [asyncio.create_task(_engine(docker, watch)),
+             asyncio.create_task(_broker(broker, prefix, watch))]  # fmt: skip
     try:
         yield watch
     finally:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, aiodocker.DockerError):
+            with contextlib.suppress(asyncio.CancelledError, *_BROKEN):
                 await task
         await docker.close()

@@ -4,9 +4,12 @@ leaves alone."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from autoscaler.control.controller import Controller
+from autoscaler.control.replicas import Replica, ScaleResult
+from autoscaler.errors import EngineError
 from autoscaler.labels import ServiceKey
 from policies.base import Signal
 from tests.unit.control.test_controller import KEY, QUEUE, Service, Uncounted, service
@@ -179,6 +182,24 @@ async def test_a_failed_sleep_backs_off_and_says_what_failed() -> None:
     assert web.fake.calls == ["sleep shop/web"] and web.running()
     assert web.phase == "backoff"
     assert web.reason.startswith("going to zero failed; next try in ")
+
+
+async def test_a_sleep_that_stops_short_is_told_as_its_error_not_as_a_sleep() -> None:
+    # A stop refused, or fenced (the instance lost its lease meanwhile): not at zero.
+    web = service(QUEUE)
+    real = web.fake.sleep
+
+    async def short(key: ServiceKey, replicas: Sequence[Replica]) -> ScaleResult:
+        result = await real(key, replicas)
+        result.errors.append(EngineError("stopping shop-web-1 failed", service=str(key)))
+        return result
+
+    web.fake.sleep = short  # type: ignore[method-assign]
+    web.signal[0] = jobs(0.0)
+    for _ in range(4):
+        await web.round()
+    assert web.told.actions("sleep") == []
+    assert web.phase == "backoff" and "stopping shop-web-1 failed" in web.reason
 
 
 def restarted(web: Service, *, dry_run: bool = False) -> Service:
