@@ -174,6 +174,14 @@ async def _resync(docker: aiodocker.Docker, watch: Watch) -> None:
     listed = await docker.containers.list(
         filters=json.dumps({"label": [f"com.docker.compose.project={watch.project}"]})
     )
+    # The lease as it is now: one taken while the stream was broken sent its create unseen.
+    for lease in await docker.containers.list(
+        all=True, filters=json.dumps({"name": [watch.lease]})
+    ):  # fmt: skip
+        labels = lease["Labels"] or {}
+        if lease["Names"] and lease["Names"][0].lstrip("/") == watch.lease:
+            watch.lease_term, watch.lease_holder = labels.get(LEASE_TERM), labels.get(LEASE_HOLDER)
+            watch.lease_since = float(lease["Created"])
     watch.running.clear()
     for c in listed:
         labels = c["Labels"]
