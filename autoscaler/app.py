@@ -300,7 +300,8 @@ class App:
         with its control and obeyed from the next look, the control in force answered.
         ControlError says why not, with the HTTP status it stands for."""
         name, control = controls.command(body, wall=self.clock.wall(), who=who)
-        found = [(k, b) for b in self.backends for k in b.followed() if name in (str(k), k.service)]
+        followed = {str(k): (k, b) for b in self.backends for k in b.followed()}
+        found = [followed[n] for n in named(name, followed)]
         if not found:
             raise ControlError(f"no service {name!r} among those followed", 404)
         if len(found) > 1:
@@ -408,9 +409,9 @@ class App:
     def history(self, name: str) -> tuple[str, History] | None:
         """The service named `name` (`project/service`, or a service alone when only one has
         that name) and its history."""
-        named = {str(k): c for k, c in self._all().items()}
-        found = [name] if name in named else [n for n in named if n.endswith(f"/{name}")]
-        return (found[0], named[found[0]].timeline) if len(found) == 1 else None
+        services = {str(k): c for k, c in self._all().items()}
+        found = named(name, services)
+        return (found[0], services[found[0]].timeline) if len(found) == 1 else None
 
     async def _shutdown(
         self, parts: list[asyncio.Task[None]], outlets: list[asyncio.Task[None]]
@@ -434,3 +435,10 @@ class App:
         _, pending_outlets = await asyncio.wait(outlets, timeout=5.0)
         for task in pending_outlets:
             task.cancel("shutdown: MQTT or a webhook did not flush within 5s")
+
+
+def named(name: str, services: Iterable[str]) -> list[str]:
+    """The services (`project/service`) that `name` names: itself where it is one, else every
+    service of that name, in any project or stack (one, or several a caller must tell apart)."""
+    every = list(services)
+    return [name] if name in every else [s for s in every if s.endswith(f"/{name}")]
