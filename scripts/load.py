@@ -6,8 +6,11 @@ them (a closed loop would slow down with the service and hide its queue).
 Each `--phase RATE:SECONDS` sends RATE requests a second for SECONDS. Every request is one line
 of JSON in --out: when it was sent (seconds from the start), how long it took, the status (or
 the error) and the first line of the body (the webapp's hostname: which replica served it).
-Progress goes to stderr every --every seconds: sent, answered, failed. Run it where the service
-can be reached: in tests, inside the engine's network namespace (`nsenter --net=...`).
+Progress goes to stderr every --every seconds: sent, answered, failed. `--stream` writes each
+outcome as it is answered instead of all of them sorted at the end, and `--repeat` goes through
+the phases again and again until the process is stopped (a long chaos run's steady load). Run
+it where the service can be reached: in tests, inside the engine's network namespace
+(`nsenter --net=...`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -40,7 +44,9 @@ def phases(text: list[str]) -> list[tuple[float, float]]:
     return out
 
 
-async def one(http: aiohttp.ClientSession, url: str, t: float, done: list[Outcome]) -> None:
+async def one(
+    http: aiohttp.ClientSession, url: str, t: float, done: list[Outcome], stream: IO[str] | None
+) -> None:
     sent = time.monotonic()
     status: int | None = None
     error: str | None = None
@@ -52,7 +58,12 @@ async def one(http: aiohttp.ClientSession, url: str, t: float, done: list[Outcom
             by = body.splitlines()[0] if body else ""
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         error = f"{type(exc).__name__}: {exc}"[:120]
-    done.append(Outcome(round(t, 3), round(time.monotonic() - sent, 4), status, error, by))
+    outcome = Outcome(round(t, 3), round(time.monotonic() - sent, 4), status, error, by)
+    if stream is not None:
+        stream.write(json.dumps(asdict(outcome)) + "\n")
+        stream.flush()
+    else:
+        done.append(outcome)
 
 
 async def progress(done: list[Outcome], sent: list[int], every: float, out: IO[str]) -> None:
@@ -65,7 +76,13 @@ async def progress(done: list[Outcome], sent: list[int], every: float, out: IO[s
 
 
 async def run(
-    url: str, plan: list[tuple[float, float]], limit: float, every: float
+    url: str,
+    plan: list[tuple[float, float]],
+    limit: float,
+    every: float,
+    *,
+    stream: IO[str] | None = None,
+    repeat: bool = False,
 ) -> list[Outcome]:
     done: list[Outcome] = []
     sent = [0]
@@ -78,15 +95,18 @@ async def run(
             async with asyncio.TaskGroup() as tg:
                 start = time.monotonic()
                 offset = 0.0
-                for rate, seconds in plan:
-                    for i in range(int(rate * seconds)):
-                        at = offset + i / rate
-                        delay = start + at - time.monotonic()
-                        if delay > 0:
-                            await asyncio.sleep(delay)
-                        sent[0] += 1
-                        tg.create_task(one(http, url, at, done))
-                    offset += seconds
+                while True:
+                    for rate, seconds in plan:
+                        for i in range(int(rate * seconds)):
+                            at = offset + i / rate
+                            delay = start + at - time.monotonic()
+                            if delay > 0:
+                                await asyncio.sleep(delay)
+                            sent[0] += 1
+                            tg.create_task(one(http, url, at, done, stream))
+                        offset += seconds
+                    if not repeat:
+                        break
         finally:
             if reporter is not None:
                 reporter.cancel()
@@ -100,8 +120,18 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds a request may take")
     parser.add_argument("--every", type=float, default=0.0, help="progress every N s (0: none)")
     parser.add_argument("--out", help="JSON lines, one a request (default: stdout)")
+    parser.add_argument("--stream", action="store_true", help="each outcome as it is answered")
+    parser.add_argument("--repeat", action="store_true", help="the phases again until stopped")
     args = parser.parse_args()
-    done = asyncio.run(run(args.url, phases(args.phase), args.timeout, args.every))
+    if args.stream:
+        # Stopped from outside (a long run's end): what was answered is written already.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        target = open(args.out, "w") if args.out else sys.stdout
+        asyncio.run(run(args.url, phases(args.phase), args.timeout, args.every, stream=target,
+                        repeat=args.repeat))  # fmt: skip
+        return 0
+    done = asyncio.run(run(args.url, phases(args.phase), args.timeout, args.every,
+                           repeat=args.repeat))  # fmt: skip
     target = open(args.out, "w") if args.out else sys.stdout
     try:
         for outcome in done:

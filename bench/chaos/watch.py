@@ -13,6 +13,8 @@ broker's messages, never from the autoscaler's word:
     left behind       nothing of the project runs after the user's `down`, nor is made later
     events            every action's MQTT event told once (by id), none lost: each scale event's
                       id is unique
+    lost jobs         every job pushed is done once, or still waiting, once the queue drained:
+                      none lost, none done twice, none held by a worker that never finished it
 
 A violation is kept with what was seen, for the table and for a failing test's message.
 """
@@ -33,7 +35,7 @@ import aiohttp
 import aiomqtt
 
 INVARIANTS = ("over max", "user's removed", "same number", "stale create", "stale action",
-              "left behind", "events")  # fmt: skip
+              "left behind", "events", "lost jobs")  # fmt: skip
 
 CLONE_OF = "autoscaler.clone-of"
 NUMBER = "com.docker.compose.container-number"
@@ -67,11 +69,16 @@ class Watch:
     down_at: float | None = None
     violations: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     seen_ids: set[str] = field(default_factory=set)
-    timeline: list[tuple[float, int]] = field(default_factory=list)
-    """(monotonic time, the worker's running count) at each change: recoveries are read off it."""
+    timeline: dict[str, list[tuple[float, int]]] = field(default_factory=lambda: defaultdict(list))
+    """service -> (monotonic time, its running count) at each change: recoveries are read off
+    it."""
+    told: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    """(action, service) -> how many of its events the broker brought."""
     actions: int = 0
     state: dict[str, Any] = field(default_factory=dict)
     """The worker's latest retained state: what it said it was doing, for a slow recovery."""
+    jobs: dict[str, int] = field(default_factory=dict)
+    """The jobs' accounting at the end (jobs.py)."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def count(self, service: str) -> int:
@@ -108,8 +115,8 @@ class Watch:
                                           f"{self.maximum[service]}")  # fmt: skip
         elif action in ("die", "destroy"):
             self.running[service].pop(ident, None)
-        if service == "worker" and action in ("start", "die", "destroy"):
-            self.timeline.append((time.monotonic(), self.count("worker")))
+        if action in ("start", "die", "destroy"):
+            self.timeline[service].append((time.monotonic(), self.count(service)))
         if action in ("destroy", "restart") and not clone and not self.users_own:
             self.violated("user's removed", f"{name}: {action}")
         self.changed.set()
@@ -143,17 +150,20 @@ class Watch:
         ident = str(payload.get("id", ""))
         if not ident:
             return
+        service = payload.get("Actor", {}).get("Attributes", {}).get("service", "?")
+        self.told[(payload["Action"], service)] += 1
         if ident in self.seen_ids:
             self.violated("events", f"event {ident} ({payload['Action']}) told twice")
         self.seen_ids.add(ident)
         self.actions += 1
 
-    def reached(self, count: int, since: float) -> float | None:
-        """When (monotonic) the worker first ran `count` at or after `since`; None if not yet."""
-        before = [c for t, c in self.timeline if t < since]
-        if (before[-1] if before else self.count("worker")) == count:
+    def reached(self, service: str, count: int, since: float) -> float | None:
+        """When (monotonic) `service` first ran `count` at or after `since`; None if not yet."""
+        timeline = self.timeline[service]
+        before = [c for t, c in timeline if t < since]
+        if (before[-1] if before else self.count(service)) == count:
             return since
-        return next((t for t, c in self.timeline if t >= since and c == count), None)
+        return next((t for t, c in timeline if t >= since and c == count), None)
 
     async def until(self, condition: Any, within: float) -> bool:
         """Until `condition()` holds, re-checked at each engine event; False past `within`."""

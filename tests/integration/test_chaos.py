@@ -1,8 +1,10 @@
 """The short chaos run (bench/chaos; `make chaos` runs every fault and tables the recoveries):
-kill -9 and SIGSTOP of the leader, `compose up -d` and the template removed, each while a scale
-is under way, and the user's `down` while scaled. The invariants, checked from the engine's
-events and the broker, hold throughout, and the worker runs its count again after each fault
-(how soon is the bench's to say, on a quiet machine)."""
+kill -9 and SIGSTOP of the leader, `compose up -d`, the state directory full and the template
+removed, each while a scale is under way, with the web service under load and jobs flowing
+through the worker, and the user's `down` while scaled. The invariants, checked from the
+engine's events and the broker, hold throughout (none of the jobs lost), and the service a
+fault hit runs its count again after it (how soon is the bench's to say, on a quiet
+machine)."""
 
 from __future__ import annotations
 

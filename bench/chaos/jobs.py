@@ -1,0 +1,121 @@
+"""The chaos run's queue of jobs: examples/worker-redis's worker (Redis' reliable-queue pattern,
+one job at a time, finishing the one it holds on SIGTERM) as the service `jobs`, with jobs pushed
+into the stack's own Redis at a rate that steps between a steady and a higher one, and the
+list's length published over MQTT each time, as an exporter would: the demand `jobs` is scaled
+on. At the end every job pushed is accounted for: done, waiting, held in `processing`, done
+twice, or lost (nowhere at all).
+
+The autoscaler runs outside the stack's network, so it reads the depth from MQTT, not Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import aiodocker
+
+from tests.integration.worker import run_in
+
+SERVICES = """\
+  redis:
+    image: autoscaler-test/redis:latest
+    # Kept on the container's own disk: an engine restart (one of the faults) keeps the queue.
+    command: [redis-server, --dir, /tmp, --appendonly, "yes", --protected-mode, "no"]
+    restart: unless-stopped
+  jobs:
+    image: autoscaler-test/worker:latest
+    depends_on: [redis]
+    restart: unless-stopped
+    environment:
+      REDIS_HOST: redis
+      QUEUE: jobs
+      WORK: sleep
+      JOB_SECONDS: "0.5"
+    stop_grace_period: 10s
+    labels:
+      autoscaler.enable: "true"
+      autoscaler.min: "1"
+      autoscaler.max: "6"
+      autoscaler.metric.source: mqtt
+      autoscaler.metric.topic: {demand}/jobs
+      autoscaler.metric.target: "5"
+      autoscaler.scale-up.max-replicas: "6"
+      autoscaler.scale-down.stabilization: 5s
+"""
+RATES = ((3, 30.0), (8, 30.0))
+"""(jobs a second, seconds), repeated: steady, then rising past what one worker does (2/s)."""
+
+
+@dataclass
+class Jobs:
+    pushed: list[str] = field(default_factory=list)
+    depth: int = 0
+    producing: bool = True
+    account: dict[str, int] = field(default_factory=dict)
+
+    async def produce(self, host: str, redis: str, demand: dict[str, int]) -> None:
+        """Jobs pushed each second at the step's rate; the list's length, as RPUSH answers it,
+        is the demand. A push the engine did not answer (it is away) is not counted as made."""
+        async with aiodocker.Docker(url=host) as docker:
+            await self._produce(docker, redis, demand)
+
+    async def _produce(self, docker: aiodocker.Docker, redis: str, demand: dict[str, int]) -> None:
+        start = time.monotonic()
+        cycle = sum(seconds for _, seconds in RATES)
+        while self.producing:
+            into = (time.monotonic() - start) % cycle
+            rate = next(r for r, s in _ends(RATES) if into < s)
+            ids = [f"j{len(self.pushed) + i}" for i in range(rate)]
+            with contextlib.suppress(aiodocker.DockerError, OSError, ValueError):
+                code, out = await run_in(docker, redis, "redis-cli", "RPUSH", "jobs", *ids)
+                if code == 0 and out.strip().isdigit():
+                    self.pushed.extend(ids)
+                    self.depth = demand["jobs"] = int(out)
+            await asyncio.sleep(1.0)  # the producer's rate, not a wait for a state
+
+    async def settle(self, host: str, redis: str, within: float) -> dict[str, int]:
+        """No more jobs; once the queue drained (or `within` passed), every pushed job counted."""
+        self.producing = False
+        async with aiodocker.Docker(url=host) as docker:
+            return await self._settle(docker, redis, within)
+
+    async def _settle(self, docker: aiodocker.Docker, redis: str, within: float) -> dict[str, int]:
+        deadline = time.monotonic() + within
+        lists: dict[str, list[str]] = {}
+        while True:
+            lists = {name: await _list(docker, redis, name)
+                     for name in ("jobs", "processing", "finished")}  # fmt: skip
+            demand = len(lists["jobs"])
+            if (not demand and not lists["processing"]) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)  # the workers finishing what is left
+        finished = lists["finished"]
+        where = set(finished) | set(lists["jobs"]) | set(lists["processing"])
+        self.account = {
+            "pushed": len(self.pushed),
+            "done": len(set(finished)),
+            "waiting": len(lists["jobs"]),
+            "held": len(lists["processing"]),
+            "done twice": len(finished) - len(set(finished)),
+            "lost": sum(1 for job in self.pushed if job not in where),
+        }
+        return self.account
+
+
+def _ends(rates: tuple[tuple[int, float], ...]) -> list[tuple[int, float]]:
+    """Each step's rate with the second it ends at, from the cycle's start."""
+    out, at = [], 0.0
+    for rate, seconds in rates:
+        at += seconds
+        out.append((rate, at))
+    return out
+
+
+async def _list(docker: aiodocker.Docker, redis: str, name: str) -> list[str]:
+    code, out = await run_in(docker, redis, "redis-cli", "--raw", "LRANGE", name, "0", "-1")
+    if code:
+        raise RuntimeError(f"LRANGE {name}: {out}")
+    return out.split()
