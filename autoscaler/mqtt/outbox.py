@@ -46,6 +46,7 @@ class Outbox:
         self._path = path
         self._journal: IO[str] | None = None
         self._lines = 0
+        self._torn = False  # a write failed: the file may miss records until rewritten
         if path is not None:
             self._load(path)
 
@@ -75,9 +76,16 @@ class Outbox:
         self._sending = None
 
     def close(self) -> None:
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        journal, self._journal = self._journal, None
+        if journal is None:
+            return
+        try:
+            journal.close()
+        except OSError as exc:
+            # What it still held could not be written (a full disk): the file is rewritten
+            # whole at the next event; delivery goes on from memory.
+            self._torn = True
+            logger.warning("cannot write the MQTT outbox file %s: %s", self._path, exc)
 
     def _drop_oldest(self) -> None:
         victim = next((seq for seq in self._events if seq != self._sending), None)
@@ -133,7 +141,7 @@ class Outbox:
     def _write(self, record: dict[str, Any]) -> None:
         if self._path is None:
             return
-        if not self._events or self._lines >= 2 * self._size + _SLACK:
+        if self._torn or not self._events or self._lines >= 2 * self._size + _SLACK:
             self._rewrite()
             return
         try:
@@ -143,7 +151,10 @@ class Outbox:
             self._journal.flush()
             self._lines += 1
         except OSError as exc:
-            # Delivery goes on from memory; only a restart could lose these.
+            # Delivery goes on from memory; only a restart could lose these. The file may now
+            # end in part of a record and miss this one: the next event rewrites it whole.
+            self._torn = True
+            self.close()
             logger.warning("cannot write the MQTT outbox file %s: %s", self._path, exc)
 
     def _rewrite(self) -> OSError | None:
@@ -163,5 +174,5 @@ class Outbox:
             # Delivery goes on from memory; the old journal stays and is appended to.
             logger.warning("cannot rewrite the MQTT outbox file %s: %s", self._path, exc)
             return exc
-        self._lines = len(self._events)
+        self._lines, self._torn = len(self._events), False
         return None

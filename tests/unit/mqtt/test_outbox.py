@@ -273,3 +273,51 @@ def test_the_journal_is_appended_to_up_to_its_bound_then_rewritten(tmp_path: Pat
     # and is then rewritten with just the queue.
     assert 2 * 10 + 64 - 1 <= max(lines) <= 2 * 10 + 64
     assert min(lines[100:]) <= 3
+
+
+class _FullDisk:
+    """A journal on a disk with no room left: what is written stays buffered, and every flush
+    and the close fail as a full disk does."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        raise OSError(28, "No space left on device")
+
+    def close(self) -> None:
+        raise OSError(28, "No space left on device")
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def test_a_full_disk_stops_neither_queueing_nor_delivery_and_the_file_is_whole_once_freed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "outbox.jsonl"
+    box = Outbox(10, path)
+    box.append(event(1))
+    box.append(event(2))
+    full = _FullDisk()
+    monkeypatch.setattr(box, "_journal", full)
+    monkeypatch.setattr(Path, "open", lambda *_, **__: full)
+    box.append(event(3))  # not written: the disk is full
+    assert box.first() == event(1)
+    box.delivered()  # acknowledged: its record not written either
+    assert [box.first()] == [event(2)] and len(box) == 2
+    monkeypatch.undo()  # room again: the next event has the file rewritten whole
+    box.append(event(4))
+    assert _replayed(path) == [event(2), event(3), event(4)]
+
+
+def _replayed(path: Path) -> list[Message]:
+    again = Outbox(10, path)
+    out = []
+    while (first := again.first()) is not None:
+        out.append(first)
+        again.delivered()
+    return out
