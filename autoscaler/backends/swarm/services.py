@@ -110,7 +110,9 @@ class SwarmView:
             services = await self._docker._query_json("services", params={"filters": filters})
             tasks: list[dict[str, Any]] = []
             if services:  # only the opted-in services' tasks: a cluster may run many others
-                wanted = {"service": [s["ID"] for s in services], "desired-state": ["running"]}
+                # `ready`: a replacement waiting out the restart delay (see `_one_a_slot`).
+                wanted = {"service": [s["ID"] for s in services],
+                          "desired-state": ["running", "ready"]}  # fmt: skip
                 tasks = await self._docker._query_json(
                     "tasks", params={"filters": json.dumps(wanted)}
                 )
@@ -124,7 +126,7 @@ class SwarmView:
         for service in services:
             if "Replicated" not in service["Spec"].get("Mode", {}):
                 continue  # a global service runs one task a node: nothing to decide
-            own = by_service.get(service["ID"], [])
+            own = _one_a_slot(by_service.get(service["ID"], []))
             if not own:
                 # At 0 by the autoscaler (`min: "0"`, its label on the service): listed, so that
                 # it can be woken. At 0 by its owner, as a stopped Compose service: left alone.
@@ -237,6 +239,16 @@ class SwarmScaler:
 
     async def repair(self, key: ServiceKey, *_: Any, **__: Any) -> ScaleResult:
         raise EngineError("Swarm replaces its failed tasks itself", service=str(key))
+
+
+def _one_a_slot(tasks: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The tasks Swarm wants running, and the replacements it holds back (desired `ready`) for
+    a slot that has none running. A task of a node gone down, or one that failed, is replaced
+    by a task that waits out the restart delay (5 s by default) at `ready`: without it the
+    service would seem short of its Spec for that long, and be "scaled" to what it already is.
+    A rolling update's new task waits at `ready` beside its slot's running one: one a slot."""
+    running = {t.get("Slot") for t in tasks if t.get("DesiredState") == "running"}
+    return [t for t in tasks if t.get("DesiredState") == "running" or t.get("Slot") not in running]
 
 
 def _name(key: ServiceKey) -> str:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, cast
 
+import aiodocker
 import pytest
 
-from autoscaler.backends.swarm.services import asleep_replica, service_key, task_replica
+from autoscaler.backends.swarm.services import (
+    SwarmView,
+    asleep_replica,
+    service_key,
+    task_replica,
+)
 from autoscaler.control.replicas import counted
 from autoscaler.labels import ServiceKey
 
@@ -66,3 +73,40 @@ def test_a_service_the_autoscaler_put_to_zero_stands_as_one_replica_that_never_c
     assert asleep.key == ServiceKey("shop", "web", scope="swarm")
     assert asleep.labels["autoscaler.enable"] == "true"
     assert counted([asleep]) == []
+
+
+class Manager:
+    """A manager's answers to the listing, its desired-state filter kept as Swarm keeps it."""
+
+    def __init__(self, tasks: list[dict[str, Any]]) -> None:
+        self.tasks = tasks
+
+    async def _query_json(self, path: str, params: dict[str, str] | None = None) -> Any:
+        if path == "services":
+            return [SERVICE | {"Spec": SERVICE["Spec"] | {"Mode": {"Replicated": {"Replicas": 3}}}}]
+        if path == "nodes":
+            return [{"ID": n, "Description": {"Hostname": n}} for n in ("n1", "n2", "n3")]
+        wanted = json.loads((params or {})["filters"])["desired-state"]
+        return [t for t in self.tasks if t["DesiredState"] in wanted]
+
+
+def slot(number: int, desired: str, state: str, node: str) -> dict[str, Any]:
+    return {"ID": f"t{number}{node}", "ServiceID": "svc1", "Slot": number, "NodeID": node,
+            "DesiredState": desired, "Status": {"State": state, "ContainerStatus": {
+                "ContainerID": f"c{number}{node}"}}}  # fmt: skip
+
+
+async def test_a_replacement_swarm_holds_back_counts_once_a_slot_as_on_its_way() -> None:
+    # Node n3 went down: its task of slot 2 is shut down, and Swarm's replacement on n2 waits
+    # out the restart delay at desired `ready`. Slot 3's rolling update waits at `ready` too,
+    # beside its running task. The service is what its Spec says: 3, never 2 nor 4.
+    manager = Manager([
+        slot(1, "running", "running", "n1"),
+        slot(2, "shutdown", "running", "n3"), slot(2, "ready", "ready", "n2"),
+        slot(3, "running", "running", "n2"), slot(3, "ready", "ready", "n1"),
+    ])  # fmt: skip
+    found = await SwarmView(cast(aiodocker.Docker, manager)).refresh()
+    replicas = found[ServiceKey("shop", "web", scope="swarm")]
+    assert len(counted(replicas)) == 3
+    assert sorted(r.id for r in replicas) == ["c1n1", "c2n2", "c3n2"]
+    assert [r.running for r in replicas if r.id == "c2n2"] == [False]  # on its way, no sample
