@@ -78,7 +78,9 @@ bench: install up
 # Faults while it scales, one after another, with the invariants checked (bench/chaos; about
 # 10 minutes): the table in bench/results/chaos.txt. make test runs a short version of it.
 chaos: install up
-	$(BENCH_ENV); $(BIN)/python -m bench chaos
+	$(BENCH_ENV); \
+	bash scripts/swarm.sh load "$${AUTOSCALER_TEST_IMAGE:-autoscaler-test/busybox:latest}"; \
+	$(BIN)/python -m bench chaos
 
 # The regression gate on the reaction step alone (about 5 minutes; stores nothing).
 bench-check: install

@@ -10,8 +10,10 @@ asks for is its recovery. The web's requests sent from one fault until the next 
 failed and sent. After the last fault the user takes the stack down while it is scaled, and
 nothing of it may remain or come back.
 
+Then, on the three-node swarm (swarm.py), one node's link cut while its service scales up.
+
 Full: `make chaos` (the table in bench/results/chaos.txt). Short (make test's
-tests/integration/test_chaos.py): the faults that need no shared part stopped.
+tests/integration/test_chaos.py): the faults that need no shared part stopped, no swarm.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from bench.chaos.faults import FULL, SHORT, Fault
+from bench.chaos.faults import FULL, SHORT, Fault, Injected
 from bench.chaos.stack import INTERVAL, MAXIMUM, TTL, Run, stack
+from bench.chaos.swarm import swarm_link_cut
 from bench.chaos.watch import INVARIANTS, Watch, watching
 
 __all__ = ["FULL", "SHORT", "Result", "chaos", "main", "table"]
@@ -42,6 +45,7 @@ class Result:
     """The web's requests sent from this fault until the next: (failed, sent)."""
     failures: str = ""
     """How they failed, the most frequent first."""
+    note: str = ""
 
 
 async def _recovered(run: Run, watch: Watch, service: str, since: float) -> float | None:
@@ -51,6 +55,17 @@ async def _recovered(run: Run, watch: Watch, service: str, since: float) -> floa
     await watch.until(lambda: watch.reached(service, expected, since) is not None, RECOVERY)
     reached = watch.reached(service, expected, since)
     return None if reached is None else reached - since
+
+
+def _wrong(watch: Watch, result: Result, injected: Injected, count: int, how: str) -> None:
+    """`count` jobs stranded (a worker took them and never finished) or done twice during
+    `result`'s fault: the autoscaler's stops' doing, unless the fault stopped every container
+    itself (the engine's restart: the worker's and the queue's own at-least-once)."""
+    if injected.stops_all:
+        result.note += f"{count} jobs {how} where the fault itself stopped every container. "
+        return
+    watch.violated("lost jobs", f"{count} jobs {how} during {result.fault}")
+    result.violations["lost jobs"] = result.violations.get("lost jobs", 0) + count
 
 
 def _since(watch: Watch, before: dict[str, int]) -> dict[str, int]:
@@ -72,11 +87,13 @@ async def chaos(faults: dict[str, Fault], broker: tuple[str, int]) -> tuple[list
             await run.spawn()
             await watch.until(lambda: run.leader() is not None, 30)
             await watch.until(lambda: watch.count("worker") == run.expected(), 30)
-            results = []
+            results: list[Result] = []
+            injections: list[Injected] = []
             for name, fault in faults.items():
                 before = {k: len(v) for k, v in watch.violations.items()}
                 begun = time.monotonic()
                 injected = await fault(run, watch)
+                injections.append(injected)
                 result = Result(name, await _recovered(run, watch, injected.service, injected.at))
                 if result.recovery is None:
                     result.stuck = (
@@ -90,14 +107,21 @@ async def chaos(faults: dict[str, Fault], broker: tuple[str, int]) -> tuple[list
                 result.requests = run.load.failures(begun, time.monotonic())
                 result.failures = run.load.reasons(begun, time.monotonic())
                 results.append(result)
+                # A job found stranded now was held at the check after the fault before: its
+                # worker stopped without finishing it during that fault.
+                # A job done twice was finished again right away, during this fault.
+                stranded, twice = await run.jobs.check(run.platform.docker_host, run.redis())
+                if stranded and len(results) > 1:
+                    _wrong(watch, results[-2], injections[-2], stranded, "stranded")
+                if twice:
+                    _wrong(watch, results[-1], injections[-1], twice, "done twice")
             # Every job pushed accounted for, once the queue drained: none may be lost.
             jobs = Result("the jobs, at the end")
             account = await run.jobs.settle(run.platform.docker_host, run.redis(), RECOVERY)
             watch.jobs = account
-            # A job still held once the rest drained was taken by a worker that never finished
-            # it (stopped too soon, or killed): stranded, as good as lost without a reaper.
-            wrong = account["lost"] + account["done twice"] + account["held"]
-            if wrong:
+            if results and (left := account["held"] - account["stranded"]):
+                _wrong(watch, results[-1], injections[-1], left, "stranded")
+            if wrong := account["lost"] + account["done twice"] - run.jobs.twice:
                 watch.violated("lost jobs", ", ".join(f"{v} {k}" for k, v in account.items()))
             jobs.violations = {"lost jobs": wrong}
             results.append(jobs)
@@ -137,6 +161,10 @@ def main() -> None:
               int(os.environ.get("AUTOSCALER_MQTT__PORT", "1883")))  # fmt: skip
     full = os.environ.get("CHAOS_SHORT") != "1"
     results, watch = asyncio.run(chaos(FULL if full else SHORT, broker))
+    swarm: dict[str, list[str]] = {}
+    if full and (nodes := os.environ.get("AUTOSCALER_TEST_SWARM_NODES")):
+        cut, swarm = asyncio.run(swarm_link_cut(nodes.split(","), broker))
+        results.append(cut)
     print(f"\nChaos: {'every fault' if full else 'the short run'}, one after another, each while "
           f"a scale is under way; two instances, lease ttl {TTL:g} s, {INTERVAL:g} s interval; "
           "invariants from the engine's events and the broker (0 is the goal); the web's "
@@ -147,8 +175,13 @@ def main() -> None:
             print(f"  {r.fault}: not recovered within {RECOVERY:.0f} s: {r.stuck}")
         if r.failures:
             print(f"  {r.fault}: the web's requests failed: {r.failures}")
+        if r.note:
+            print(f"  {r.fault}: {r.note}")
     if run_jobs := watch.jobs:
         print("  jobs: " + ", ".join(f"{v} {k}" for k, v in run_jobs.items()))
     for invariant, seen in watch.violations.items():
         for line in seen[:5]:
             print(f"  {invariant}: {line}")
+    for key, lines in swarm.items():
+        for line in lines[:5]:
+            print(f"  swarm, {key}: {line}")

@@ -45,6 +45,9 @@ class Injected:
     """Monotonic; recovery counts from here."""
     service: str = "worker"
     """Whose decided count recovery waits for."""
+    stops_all: bool = False
+    """The fault stops every container itself (the engine's restart): a job a worker could not
+    finish then is the fault's, not the autoscaler's."""
 
 
 Fault = Callable[[Run, Watch], Awaitable[Injected]]
@@ -148,6 +151,8 @@ async def broker_stopped(run: Run, watch: Watch) -> Injected:
 async def broker_stopped_waking(run: Run, watch: Watch) -> Injected:
     """The sleeper woken by its demand, and the broker stopped as its first replica starts:
     the wake goes on to its count, and is told once the broker is back (none lost)."""
+    run.demand["sleeper"] = 0
+    await watch.until(lambda: watch.count("sleeper") == 0, 30)  # asleep, as it is when idle
     woken = watch.told[("wake", "sleeper")]
     run.demand["sleeper"] = 2
     await watch.until(lambda: watch.count("sleeper") > 0, 20)
@@ -167,7 +172,7 @@ async def engine_restarted(run: Run, watch: Watch) -> Injected:
     await _step_up(run, watch)
     _script("engine.sh", "stop")
     _script("engine.sh", "start")
-    return Injected(time.monotonic())
+    return Injected(time.monotonic(), stops_all=True)
 
 
 @contextlib.contextmanager

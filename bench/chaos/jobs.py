@@ -55,6 +55,28 @@ class Jobs:
     depth: int = 0
     producing: bool = True
     account: dict[str, int] = field(default_factory=dict)
+    stranded: set[str] = field(default_factory=set)
+    """Jobs held by a worker at two checks a fault apart: far longer than a job and its finish
+    take, so the worker that took it stopped without finishing it (a reaper's to requeue)."""
+    twice: int = 0
+    """Jobs done twice so far: a worker that finished one, was not told so (the server went
+    away inside its transaction) and finished it again."""
+    _held: set[str] = field(default_factory=set)
+
+    async def check(self, host: str, redis: str) -> tuple[int, int]:
+        """How many jobs were newly found stranded (held now, and at the check before), and
+        how many newly done twice."""
+        async with aiodocker.Docker(url=host) as docker:
+            held = set(await _list(docker, redis, "processing"))
+            finished = await _list(docker, redis, "finished")
+        new = (held & self._held) - self.stranded
+        self.stranded |= new
+        self._held = held
+        twice, self.twice = (
+            len(finished) - len(set(finished)) - self.twice,
+            len(finished) - len(set(finished)),
+        )
+        return len(new), twice
 
     async def produce(self, host: str, redis: str, demand: dict[str, int]) -> None:
         """Jobs pushed each second at the step's rate; the list's length, as RPUSH answers it,
@@ -88,8 +110,8 @@ class Jobs:
         while True:
             lists = {name: await _list(docker, redis, name)
                      for name in ("jobs", "processing", "finished")}  # fmt: skip
-            demand = len(lists["jobs"])
-            if (not demand and not lists["processing"]) or time.monotonic() > deadline:
+            working = set(lists["processing"]) - self.stranded
+            if (not lists["jobs"] and not working) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)  # the workers finishing what is left
         finished = lists["finished"]
@@ -99,6 +121,7 @@ class Jobs:
             "done": len(set(finished)),
             "waiting": len(lists["jobs"]),
             "held": len(lists["processing"]),
+            "stranded": len(self.stranded),
             "done twice": len(finished) - len(set(finished)),
             "lost": sum(1 for job in self.pushed if job not in where),
         }

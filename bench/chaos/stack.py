@@ -25,6 +25,7 @@ import json
 import math
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -78,6 +79,11 @@ services:
       autoscaler.metric.topic: {demand}/sleeper
       autoscaler.metric.target: "1"
       autoscaler.scale-down.to-zero-after: 5s
+  # deploy/web's, brought back by the engine after its restart, as a user's stack would be.
+  web:
+    restart: unless-stopped
+  proxy:
+    restart: unless-stopped
 """
 COMPOSE += SERVICES
 
@@ -199,15 +205,19 @@ class Run:
         a new namespace and a new proxy address)."""
         phases = [arg for rate, seconds in LOAD for arg in ("--phase", f"{rate:g}:{seconds:g}")]
         while True:
+            netns: str | None = None
             url = await self._proxy_url()
-            if url is None:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                netns = await asyncio.to_thread(self.platform.netns)
+            if url is None or netns is None:
                 await asyncio.sleep(0.5)  # the proxy is not running yet (or again)
                 continue
             process = await asyncio.create_subprocess_exec(
-                "nsenter", f"--net={self.platform.netns()}", sys.executable,
+                "nsenter", f"--net={netns}", sys.executable,
                 str(ROOT / "scripts" / "load.py"), "--url", url, "--stream", "--repeat",
                 *phases, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
+            moved = asyncio.create_task(self._moved(process, netns, url))
             try:
                 assert process.stdout is not None
                 while line := await process.stdout.readline():
@@ -218,10 +228,28 @@ class Run:
                         self.load.failed.append(sent)
                         self.load.why.append(str(outcome["error"] or outcome["status"])[:60])
             finally:
+                moved.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await moved
                 if process.returncode is None:
                     process.send_signal(signal.SIGTERM)
                     await process.wait()
             await asyncio.sleep(0.5)
+
+    async def _moved(self, process: asyncio.subprocess.Process, netns: str, url: str) -> None:
+        """Ends the load's process once the proxy answers elsewhere: a restarted engine has a
+        new namespace, its proxy a new address (the requests to the old fail until then)."""
+        while True:
+            await asyncio.sleep(2.0)  # how often the proxy's place is looked at
+            try:
+                now = await self._proxy_url()
+                if now is None:
+                    continue  # not running (yet): the requests fail, as users' would
+                if now != url or await asyncio.to_thread(self.platform.netns) != netns:
+                    process.send_signal(signal.SIGTERM)
+                    return
+            except (OSError, subprocess.CalledProcessError):
+                continue  # the engine is away: looked at again
 
     def redis(self) -> str:
         return self.platform.container(self.project, "redis")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,10 +121,17 @@ class Relay:
 
 
 @contextlib.asynccontextmanager
-async def relay(target: str, where: Path | None = None) -> AsyncIterator[Relay]:
-    """A relay to `target`, listening on the unix socket `where`, or a free loopback port."""
+async def relay(
+    target: str, where: Path | None = None, *, sock: socket.socket | None = None
+) -> AsyncIterator[Relay]:
+    """A relay to `target`, listening on the unix socket `where`, on `sock` (a listening TCP
+    socket made elsewhere: in another network namespace), or on a free loopback port."""
     made = Relay(target)
-    if where is not None:
+    if sock is not None:
+        made._server = await asyncio.start_server(made._serve, sock=sock)
+        host, port = sock.getsockname()[:2]
+        made.url = f"http://{host}:{port}"
+    elif where is not None:
         made._server = await asyncio.start_unix_server(made._serve, path=str(where))
         made.url = f"unix://{where}"
     else:
