@@ -272,13 +272,17 @@ class App:
                 # decided.
                 if not backend.leads():
                     backend.fleet.release()
+            for backend in acting:
+                await backend.round(tg)
             if acting:
-                # The services' metric sources, read before any of them is evaluated.
+                # The services' metric sources, followed for the rounds to come as soon as the
+                # round made their controllers, not a round later; and never while this instance
+                # stands by (its controllers released), so that taking the lease back (after an
+                # engine restart) finds each source's live value, not one handed over anew on a
+                # new subscription (of unknown age, which holds the count a round).
                 metrics = [c.spec.metric for c in self._all().values() if c.spec and c.spec.metric]
                 with self.faults.guard("metric sources"):
                     await self.signals.follow(metrics)
-            for backend in acting:
-                await backend.round(tg)
             if self._owed:
                 logger.debug("a view not current, or another instance holds a lease")
             self.notifier.standing(

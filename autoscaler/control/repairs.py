@@ -8,7 +8,9 @@
                             remove, and create a replacement
     running but unhealthy   its health check says so: remove, and create a replacement
 
-   A clone someone stopped is resting, not broken, for STOPPED_GRACE seconds after it stopped
+   A clone an autoscaler instance stopped to remove it (marked so before the stop) and did not
+   get to remove (it was frozen, killed or fenced in between) is removed at once.
+   A clone someone else stopped is resting, not broken, for STOPPED_GRACE seconds after it stopped
    or after the service's own containers last started: whoever stopped it removes it next
    (`docker compose up` stops what is beyond its scale, then removes it) or starts it again
    (`docker compose start` starts the clones one by one after the template), and a removal of
@@ -64,6 +66,7 @@ def resting(replica: Replica, wall: float, woke: float) -> bool:
         replica.is_clone
         and replica.status == "exited"
         and not replica.crashed
+        and not replica.removing
         and wall - max(replica.finished_at, woke) < STOPPED_GRACE
     )
 
@@ -170,6 +173,10 @@ def broken(replica: Replica, wall: float, since: float = 0.0) -> str | None:
         return None
     policy = replica.restart.policy
     exit_code = replica.exit_code or 0
+    if replica.removing and not replica.up:
+        # Stopped by an autoscaler instance that did not get to remove it (frozen, killed or
+        # fenced in between): no owner's stop, and nothing to wait out.
+        return f"{replica.name} was being removed by the autoscaler"
     if replica.status == "created":
         return f"{replica.name} was created but never started"
     if replica.status == "dead":

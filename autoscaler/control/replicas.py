@@ -81,6 +81,10 @@ class Replica:
     """When someone asked it to stop (the engine's `kill` with a stop signal, wall clock), while
     it still runs: `docker compose down`, `stop`, `restart`, or Compose replacing it; 0 if no
     one did. It is on its way out: no template to clone, nor a replica to count on."""
+    removing: bool = False
+    """A clone an autoscaler instance began to remove (marked before its stop): its stop is no
+    owner's word to wait out, and a removal cut short (its instance frozen, killed, fenced) is
+    finished by whichever instance leads next."""
 
     @property
     def running(self) -> bool:
@@ -132,11 +136,18 @@ def own(replicas: Sequence[Replica]) -> int | None:
 
 
 def victims(live: Sequence[Replica], count: int) -> list[Replica]:
-    """The `count` clones a scale-down removes: unhealthy first, then those without a health
-    verdict, then healthy ones; newest first within each. Never a container the user made."""
+    """The `count` clones a scale-down removes: those whose removal was begun already, then
+    unhealthy ones, then those without a health verdict, then healthy ones; newest first within
+    each. Never a container the user made."""
     clones = [r for r in live if r.is_clone]
     order = sorted(
-        clones, key=lambda r: (r.health == "healthy", r.health != "unhealthy", -(r.number or 0))
+        clones,
+        key=lambda r: (
+            not r.removing,  # one whose removal was begun already first
+            r.health == "healthy",
+            r.health != "unhealthy",
+            -(r.number or 0),
+        ),
     )
     return order[:count]
 
@@ -159,7 +170,9 @@ def template_of(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:
         raise TemplateError(
             str(key),
             "no template container: every container of this service was created by the "
-            "autoscaler; recreate the service (docker compose up) to give it one",
+            "autoscaler (a clone that outlived its template, which `docker compose up` keeps as "
+            f"the service's own); recreate it to give it one: docker compose up -d "
+            f"--force-recreate {key.service}",
         )
     return min(originals, key=lambda r: (not r.serving, not r.running, r.number or 0))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import aiodocker
@@ -22,8 +22,16 @@ import aiohttp
 
 from autoscaler import labels
 from autoscaler.backends.compose import marker as asleep
+from autoscaler.backends.compose.clones import (
+    clone_config,
+    clone_name,
+    clone_networks,
+    free_numbers,
+    primary_network,
+)
 from autoscaler.backends.docker.client import engine_errors
 from autoscaler.backends.docker.fence import TERM, TERM_LABEL, Fence
+from autoscaler.backends.docker.replicas import removing_name
 from autoscaler.control.replicas import (
     Replica,
     ScaleResult,
@@ -37,118 +45,9 @@ from autoscaler.labels import ServiceKey
 
 logger = logging.getLogger(__name__)
 
-# Config keys a clone copies from its template; Hostname and anything naming the template's
-# own identity are left for the engine to assign.
-_CONFIG_KEYS = (
-    "User", "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck",
-    "ArgsEscaped", "Volumes", "WorkingDir", "Entrypoint", "NetworkDisabled", "OnBuild",
-    "StopSignal", "StopTimeout", "Shell", "Domainname",
-)  # fmt: skip
-# HostConfig keys that are one container's alone.
-_HOST_OWN = frozenset({"ContainerIDFile"})
 _DEFAULT_STOP_TIMEOUT = 10
 _EVERY_NETWORK_AT_CREATE = (1, 44)  # the API from which create takes several endpoints
 _NAME_TRIES = 5
-
-
-def clone_name(template: Replica, number: int) -> str:
-    """`demo-web-1` -> `demo-web-4` (Compose v2); `demo_web_1` -> `demo_web_4` (v1)."""
-    return _renumbered(template.name, template.number, number)
-
-
-def _renumbered(name: str, own: int | None, number: int) -> str:
-    for sep in ("-", "_"):
-        suffix = f"{sep}{own}"
-        if own is not None and name.endswith(suffix):
-            return f"{name.removesuffix(suffix)}{sep}{number}"
-    return f"{name}-{number}"
-
-
-def clone_config(
-    template: Mapping[str, Any],
-    number: int,
-    name: str | None = None,
-    *,
-    every_network: bool = False,
-) -> dict[str, Any]:
-    """The create body for clone `number` (named `name`) of the container whose inspect data is
-    `template`: on its primary network, or (`every_network`, API 1.44 and later) on all of
-    them; below 1.44 the others are connected before the clone starts (`clone_networks`)."""
-    source = template["Config"]
-    config: dict[str, Any] = {k: source[k] for k in _CONFIG_KEYS if source.get(k) is not None}
-    # The image ID, not its tag: a tag moved by a rebuild must not make clones differ.
-    config["Image"] = template["Image"]
-    own = dict(source.get("Labels") or {})
-    own[labels.COMPOSE_NUMBER] = str(number)
-    own[labels.CLONE_OF] = template["Id"]
-    config["Labels"] = own
-
-    host = {k: v for k, v in template["HostConfig"].items() if k not in _HOST_OWN}
-    if host.get("NanoCpus"):
-        # One CPU limit, as it was given: Podman reports NanoCpus with the quota and period it
-        # made of them, and refuses a create that sets both (as Docker would).
-        host.pop("CpuQuota", None)
-        host.pop("CpuPeriod", None)
-    if host.get("Ulimits"):
-        # Podman names them RLIMIT_NOFILE where its create (and Docker's) takes `nofile`.
-        host["Ulimits"] = [
-            {**u, "Name": str(u.get("Name", "")).lower().removeprefix("rlimit_")}
-            for u in host["Ulimits"]
-        ]
-    # Fixed host ports would collide with the template's; let the engine pick free ones.
-    bindings = host.get("PortBindings") or {}
-    host["PortBindings"] = {
-        port: [{"HostIp": b.get("HostIp", ""), "HostPort": ""} for b in spec or []]
-        for port, spec in bindings.items()
-    }
-    config["HostConfig"] = host
-
-    endpoints = clone_networks(template, name or clone_name_of(template, number))
-    primary = primary_network(template)
-    chosen = endpoints if every_network else {n: e for n, e in endpoints.items() if n == primary}
-    if chosen:
-        config["NetworkingConfig"] = {"EndpointsConfig": chosen}
-    return config
-
-
-def primary_network(template: Mapping[str, Any]) -> str:
-    """The network the template was created on (its network mode), by the name its endpoint
-    has: `default` is the engine's word for its default bridge, `bridge`."""
-    mode = str((template.get("HostConfig") or {}).get("NetworkMode") or "")
-    return "bridge" if mode == "default" else mode
-
-
-def clone_networks(template: Mapping[str, Any], name: str) -> dict[str, dict[str, Any]]:
-    """Every network of the template, each with an endpoint like the template's there: its
-    aliases (the service's name, the user's aliases), without what is the template's alone
-    (its id, its name, its addresses); and the clone's own name where the template's was among
-    them, as Compose v2 adds every container's name.
-
-    Not the default bridge's aliases (it has no DNS, and the engine refuses them there), and
-    not an endpoint the engine never joined: a container started on an engine without a
-    default bridge (`"bridge": "none"`) still reports one for `bridge`, with no network id;
-    connecting a clone to it fails (Docker 20.10 panics in the handler)."""
-    networks = (template.get("NetworkSettings") or {}).get("Networks") or {}
-    started = bool(labels.timestamp((template.get("State") or {}).get("StartedAt")))
-    own = template["Name"].lstrip("/")
-    out: dict[str, dict[str, Any]] = {}
-    for network, endpoint in networks.items():
-        if started and not endpoint.get("NetworkID"):
-            continue
-        theirs = endpoint.get("Aliases") or []
-        aliases = [a for a in theirs if a != own and not template["Id"].startswith(a)]
-        if own in theirs:
-            aliases.insert(0, name)
-        if network == "bridge":
-            aliases = []
-        out[network] = {"Aliases": aliases or None, "Links": endpoint.get("Links")}
-    return out
-
-
-def clone_name_of(template: Mapping[str, Any], number: int) -> str:
-    """`clone_name`, from inspect data."""
-    own = str((template["Config"].get("Labels") or {}).get(labels.COMPOSE_NUMBER, ""))
-    return _renumbered(template["Name"].lstrip("/"), int(own) if own.isdigit() else None, number)
 
 
 class Actuator:
@@ -159,11 +58,15 @@ class Actuator:
         concurrency: int,
         timeout: float = 30.0,
         fence: Fence | None = None,
+        current: Callable[[str], Replica | None] | None = None,
     ) -> None:
-        """`fence`: asked before each write of an action (fence.py); none: every write is sent."""
+        """`fence`: asked before each write of an action (fence.py); none: every write is sent.
+        `current`: a container as the engine's events have it now (the inventory's view), to
+        see a template leave in the middle of an action; none: the action's own snapshot."""
         self._docker = docker
         self._timeout = timeout
         self._fence = fence or Fence(lambda: None)
+        self._current = current
         # Creates and removals each have slots of their own: a removal holds its slot through the
         # clone's graceful stop (up to its stop_grace_period), and one service's slow
         # scale-down must never hold back another's scale-up or repair.
@@ -260,7 +163,7 @@ class Actuator:
         if create:
             template = template_of(key, replicas)
             data = await self._inspect(key, template.id)
-            numbers = _free_numbers({r.number for r in replicas}, create)
+            numbers = free_numbers({r.number for r in replicas}, create)
             creations = [self._create(key, template, data, n, len(numbers)) for n in numbers]
         removals = [self._remove(key, r) for r in remove]
         outcomes = await _each([*removals, *creations])
@@ -294,6 +197,7 @@ class Actuator:
         async with self._creating:
             for _ in range(_NAME_TRIES):
                 name = clone_name(template, number)
+                self._staying(key, template, name)
                 self._fence.check(f"creating clone {name}", str(key))
                 try:
                     with engine_errors(f"creating clone {name} of {template.name}", str(key)):
@@ -314,15 +218,72 @@ class Actuator:
                 self._fence.check(f"starting clone {name}", str(key))
                 with engine_errors(f"starting clone {name}", service=str(key)):
                     await container.start()
+                # Its owner may have begun to remove the template while the clone was made.
+                await self._outlives(key, template, name, container)
+            except _Theirs:
+                raise
             except AutoscalerError:
-                # A clone that cannot start is removed now rather than left behind (unless the
-                # action is fenced: then the new leader's first round finds it, never started).
+                # A clone that cannot start, or whose template left as it was made, is removed
+                # now rather than left behind (unless the action is fenced: then the new
+                # leader's first round finds it, never started).
                 self._fence.check(f"removing clone {name} that failed to start", str(key))
                 with engine_errors(f"removing clone {name} that failed to start"):
                     await container.delete(force=True, v=True)
                 raise
         logger.info("%s: started clone %s", key, name)
         return container.id
+
+    async def _outlives(
+        self,
+        key: ServiceKey,
+        template: Replica,
+        name: str,
+        clone: aiodocker.containers.DockerContainer,
+    ) -> None:
+        """After a clone started, where its template is leaving: a clone created after its
+        owner was asked to stop it (the engine's clock on both), or once it had ended, may have
+        been made after their command listed the service's containers, and would outlive it:
+        raise TemplateError, which removes it (a removal that may race theirs, and fail their
+        command: better than a service left without a template). One created before the stop
+        was asked is on their list: theirs to stop and remove, and the action ends."""
+        try:
+            self._staying(key, template, name)
+        except TemplateError:
+            now = self._current(template.id) if self._current is not None else None
+            # When the stop was asked is known only while the template still runs; once it
+            # ended (or went), the clone may have been made after that: it goes.
+            asked = now.stopping_since if now is not None else 0.0
+            with engine_errors(f"inspecting clone {name}", service=str(key)):
+                created = labels.timestamp((await clone.show()).get("Created"))
+            # Or their command is stopping it already: it is on their list.
+            mine = self._current(clone.id) if self._current is not None else None
+            stopped = mine is not None and (
+                mine.stopping or (mine.status == "exited" and not mine.crashed)
+            )
+            if stopped or (asked and created < asked):
+                raise _Theirs(str(key), f"not making more clones of {template.name}: its "
+                              "owner is stopping or removing it") from None  # fmt: skip
+            raise
+
+    def _staying(self, key: ServiceKey, template: Replica, name: str) -> None:
+        """Raise TemplateError where the template is leaving: removed, or stopped (or being
+        stopped) by its owner (`docker compose rm -s`, `stop`, `down`, Compose replacing it).
+        A clone made then would outlive it, and the `docker compose up` that follows an `rm`
+        would take that clone for the service's one container and make no template of its
+        own (Compose keeps the lowest-numbered containers of an unchanged configuration). A
+        template that crashed is no owner's word: its clones keep the service at its count."""
+        if self._current is None:
+            return
+        now = self._current(template.id)
+        if now is None:
+            leaving = "was removed"
+        elif now.stopping or (now.status in ("exited", "dead") and not now.crashed):
+            leaving = "is being stopped or removed by its owner"
+        else:
+            return
+        raise TemplateError(
+            str(key), f"not making clone {name}: its template {template.name} {leaving}"
+        )
 
     async def _connect(
         self, key: ServiceKey, clone_id: str, name: str, data: Mapping[str, Any]
@@ -380,6 +341,24 @@ class Actuator:
         logger.info("%s: started %s (awake)", key, replica.name)
         return replica.id
 
+    async def _mark(self, key: ServiceKey, replica: Replica) -> None:
+        """Mark a clone as being removed by an autoscaler, before its stop (replicas.REMOVING):
+        an instance that takes the lease over while this one is frozen between the stop and the
+        removal finishes the removal at once, rather than wait the stop out as an owner's. A
+        mark that cannot be made leaves that wait, never the removal, undone."""
+        if replica.removing:
+            return
+        self._fence.check(f"marking clone {replica.name} as being removed", str(key))
+        try:
+            with engine_errors(f"marking clone {replica.name} as being removed", str(key)):
+                await self._docker.containers.container(replica.id).rename(
+                    removing_name(replica.name)
+                )
+        except EngineError as exc:
+            if exc.status == 404:
+                raise  # gone already: the removal says so
+            logger.warning("%s: %s", key, exc)
+
     async def _remove(self, key: ServiceKey, replica: Replica) -> str:
         if not replica.is_clone:
             raise TemplateError(str(key), f"refusing to remove {replica.name}: not a clone")
@@ -388,6 +367,7 @@ class Actuator:
         try:
             async with self._removing:
                 if replica.up:
+                    await self._mark(key, replica)
                     self._fence.check(f"stopping clone {replica.name}", str(key))
                     with engine_errors(f"stopping clone {replica.name}", service=str(key)):
                         # Its grace period, and then as long as any other call may take.
@@ -408,14 +388,8 @@ class Actuator:
         return replica.id
 
 
-def _free_numbers(taken: set[int | None], count: int) -> list[int]:
-    numbers: list[int] = []
-    candidate = 1
-    while len(numbers) < count:
-        if candidate not in taken:
-            numbers.append(candidate)
-        candidate += 1
-    return numbers
+class _Theirs(TemplateError):
+    """A clone its owner's command has on its list (to stop and remove with the template)."""
 
 
 async def _each(operations: Sequence[Awaitable[str]]) -> list[str | AutoscalerError]:

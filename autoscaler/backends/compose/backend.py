@@ -97,6 +97,7 @@ class Compose:
                 concurrency=settings.clone_concurrency,
                 timeout=settings.engine_timeout,
                 fence=self.fence,
+                current=self.inventory.get,
             ),
             refresh=self.inventory.refresh,
             restart=self.collector.restart,

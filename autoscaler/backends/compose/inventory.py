@@ -27,6 +27,7 @@ from dataclasses import replace
 from typing import Any
 
 import aiodocker
+import aiohttp
 
 from autoscaler import labels
 from autoscaler.backends.docker.client import LIBRARY_ERRORS, engine_errors, label_filter
@@ -38,6 +39,7 @@ from autoscaler.labels import ServiceKey
 logger = logging.getLogger(__name__)
 
 _BACKOFF_START, _BACKOFF_CAP = 0.5, 30.0
+_AWAY = 0.5  # seconds between tries while the engine does not answer at all
 _SETTLE = 1.0  # seconds for the events of a change the listing saw to arrive
 _LIST_CONCURRENCY = 16
 # The actions that change what a decision reads: a container's existence, state, health,
@@ -53,6 +55,16 @@ _ACTIONS = (
 # The signals of a stop: the engine's `kill` event names the signal sent, and only these (or the
 # container's own stop signal) ask it to end; `docker kill -s HUP` asks it to reload.
 _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGKILL, signal.SIGTERM})
+
+
+def _unanswered(exc: BaseException) -> bool:
+    """Whether a try failed for want of an engine to answer it (its socket gone or refusing, as
+    while it restarts): aiodocker's 900, or the connection's own error."""
+    if isinstance(exc, aiodocker.DockerError):
+        return exc.status == 900
+    return isinstance(
+        exc, aiohttp.ClientConnectorError | ConnectionRefusedError | FileNotFoundError
+    )
 
 
 class SilentStream(Exception):
@@ -82,6 +94,10 @@ class Inventory:
         self._oomed: set[str] = set()
         self._ended: dict[str, bool] = {}  # id -> crashed, as its last `die` said
         self._stop_signals: dict[str, str] = {}  # id -> its own stop signal, where it has one
+        # Inspects are numbered as they begin: an answer older than the one a container's view
+        # holds is not applied (see _refresh).
+        self._inspects = 0
+        self._fresh: dict[str, int] = {}  # id -> the number of the inspect its view is from
         self.ready = asyncio.Event()
         """Set while the listing is complete and the event stream is followed."""
         self.events_seen = 0
@@ -100,26 +116,37 @@ class Inventory:
         return self._replicas.get(container_id)
 
     async def run(self) -> None:
-        """Follow the engine forever; reconnect with capped, jittered backoff."""
+        """Follow the engine forever; reconnect with capped, jittered backoff, or every _AWAY
+        seconds while the engine does not answer at all."""
         retry = Reconnect(_BACKOFF_START, _BACKOFF_CAP)
+        away = False  # the last try found no engine to answer it
         while True:
             try:
                 await self._follow()
             except* LIBRARY_ERRORS as group:
-                logger.warning(
-                    "engine connection lost (%s); retrying in about %.1fs",
-                    "; ".join(str(e) or type(e).__name__ for e in group.exceptions),
-                    retry.delay,
-                )
+                was, away = away, all(_unanswered(e) for e in group.exceptions)
+                if not (was and away):  # told once while the engine is away
+                    logger.warning(
+                        "engine connection lost (%s); %s",
+                        "; ".join(str(e) or type(e).__name__ for e in group.exceptions),
+                        "following it again as soon as it answers"
+                        if away
+                        else f"retrying in about {retry.delay:.1f}s",
+                    )
             except* SilentStream as group:
+                away = False
                 logger.warning("%s; following it afresh", group.exceptions[0])
             else:
+                away = False
                 logger.warning("engine event stream ended; re-listing in about %.1fs", retry.delay)
             if self.ready.is_set():
                 # It had been working: start the backoff over rather than wait the capped delay.
                 self.ready.clear()
                 retry.reset()
-            await asyncio.sleep(retry.next())
+            # An engine that does not answer (restarting) costs nothing to ask again: a doubling
+            # backoff would find it back up to half its cap late (the services unmanaged
+            # meanwhile). One that answers and fails is given the backoff.
+            await asyncio.sleep(_AWAY if away else retry.next())
 
     async def _follow(self) -> None:
         info = await self._docker.system.info()
@@ -185,6 +212,7 @@ class Inventory:
         self._asked = {i: t for i, t in self._asked.items() if i in self._replicas}
         self._ended = {i: c for i, c in self._ended.items() if i in self._replicas}
         self._stop_signals = {i: s for i, s in self._stop_signals.items() if i in self._replicas}
+        self._fresh = {i: n for i, n in self._fresh.items() if i in self._replicas}
 
     async def refresh(self, container_id: str) -> Replica | None:
         """Re-inspect one container, e.g. right after the actuator created it; an engine that
@@ -193,7 +221,16 @@ class Inventory:
             return await self._refresh(container_id)
 
     async def _refresh(self, container_id: str) -> Replica | None:
+        self._inspects += 1
+        begun = self._inspects
         replica = await self._inspect(container_id)
+        if self._fresh.get(container_id, 0) > begun:
+            # An inspect begun later has answered first: this one's answer is older than the
+            # view. (An event's refresh, read late on a loaded engine, answering after the
+            # actuator's own refresh of the clone it just started would show it as never
+            # started, and have it taken for an orphan and replaced: one over max.)
+            return self._replicas.get(container_id)
+        self._fresh[container_id] = begun
         if replica is None:
             self._replicas.pop(container_id, None)
         else:
@@ -279,6 +316,7 @@ class Inventory:
         self._ending(action, container_id, attributes.get("signal"), at)
         if action == "destroy":
             replica = self._replicas.pop(container_id, None)
+            self._fresh.pop(container_id, None)
         else:
             known = self._replicas.get(container_id)
             replica = await self._refresh(container_id)

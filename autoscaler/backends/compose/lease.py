@@ -235,6 +235,9 @@ class Lease:
     def _failed(self, exc: EngineError) -> None:
         """Why this instance cannot act, for /readyz, the page and the retained status; told
         once (an error event and an ERROR line) while it lasts."""
+        # Nor could the lease's holder renew it while the engine did not answer (a restart of
+        # the engine): its lapse is judged anew from the first answer, never over the outage.
+        self._seen = None
         self.problem = str(exc)
         if self._faults is not None:
             self._faults.failed("engine lease", exc)

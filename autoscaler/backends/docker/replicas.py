@@ -18,6 +18,18 @@ STOP_EXITS = frozenset({0, 128 + 2, 128 + 9, 128 + 15})
 SIGTERM (`docker stop` sends TERM, then KILL after the grace period)."""
 
 
+REMOVING = ".removing"
+"""The end of a clone's name once an autoscaler instance began to remove it: renamed so before
+its stop, the mark tells whichever instance reads it later (one that took the lease over from
+an instance frozen mid-removal) that the stop was an autoscaler's, not an owner's to wait out.
+No name Compose gives ends so (its names end in the container's number)."""
+
+
+def removing_name(name: str) -> str:
+    """The name a clone is renamed to as its removal begins."""
+    return name if name.endswith(REMOVING) else f"{name}{REMOVING}"
+
+
 def from_inspect(data: Mapping[str, Any]) -> Replica:
     """The replica a container is, from its inspect data."""
     config, host, state = data["Config"], data["HostConfig"], data["State"]
@@ -55,6 +67,7 @@ def from_inspect(data: Mapping[str, Any]) -> Replica:
         unclonable=unclonable(data),
         privileges=privileges(data),
         crashed=crashed_by_its_state(data),
+        removing=labels.CLONE_OF in own and name.endswith(REMOVING),
     )
 
 

@@ -214,3 +214,19 @@ def test_a_service_whose_template_went_first_is_being_removed_not_broken() -> No
     assert not being_removed([*leaving, replica("c")], NOW)  # one that still serves
     assert not being_removed([SERVING, *leaving], NOW)
     assert not being_removed([], NOW)
+
+
+def test_a_clone_an_autoscaler_stopped_to_remove_is_removed_at_once_and_never_rests() -> None:
+    # An instance marked it as being removed and stopped it, then was frozen (SIGSTOP past its
+    # lease's ttl) before it removed it. The instance that leads now finishes the removal at
+    # once: no owner's stop to wait STOPPED_GRACE out, nor a change that holds the service.
+    users = replica("a", "exited", crashed=False, finished=1)
+    ours = replace(replica("b", "exited", crashed=False, finished=1), removing=True)
+    assert broken(users, NOW) is None
+    assert broken(ours, NOW) == "b was being removed by the autoscaler"
+    assert held([SERVING, ours], NOW) is None
+    assert held([SERVING, users], NOW) is not None
+    repair = CrashLoop().plan([SERVING, replica("c"), ours], now=0, wall=NOW, decided=2)
+    assert repair is not None and repair.remove == (ours,) and repair.replace == 0
+    # Marked but still running (frozen before its stop): it serves, and nothing is broken.
+    assert broken(replace(replica("d"), removing=True), NOW) is None

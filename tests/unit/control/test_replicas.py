@@ -64,6 +64,7 @@ def numbered(number: int, health: str | None = None, *, clone: bool = True) -> R
         pytest.param([numbered(2, "healthy"), numbered(3)], 1, [3], id="no-health-check-before-healthy"),
         pytest.param([numbered(1, clone=False), numbered(2, clone=False), numbered(3)], 2, [3], id="never-a-users-container"),
         pytest.param([numbered(2), numbered(3, "unhealthy"), numbered(4)], 3, [3, 4, 2], id="all-in-order"),
+        pytest.param([numbered(2), replace(numbered(3, "healthy"), removing=True), numbered(4, "unhealthy")], 1, [3], id="one-whose-removal-began-first"),
     ],
 )  # fmt: skip
 def test_a_scale_down_removes_clones_unhealthy_first_then_newest(

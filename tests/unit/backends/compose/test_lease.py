@@ -10,6 +10,7 @@ import aiodocker
 import pytest
 
 from autoscaler.backends.compose.lease import HOLDER, Lease, _managed, _managing, _shared
+from autoscaler.errors import EngineError
 
 
 def test_a_lease_names_the_projects_its_holder_manages() -> None:
@@ -92,3 +93,17 @@ async def test_a_lease_in_this_instances_name_is_held_and_renewed_at_once(
     await lease._watch()
     assert lease.leading is leading
     assert engine.calls == calls
+
+
+async def test_a_lease_is_never_taken_as_lapsed_over_an_outage_of_the_engine() -> None:
+    # Another instance's lease, its counter seen; then the engine does not answer for a minute
+    # (a restart), twice the ttl. Its holder could not renew it either: from the first answer
+    # on, its lapse is judged anew, and the holder's next renewal keeps it.
+    engine = Engine("host-7-d4e5f6")
+    lease = lease_on(engine)
+    await lease._watch()
+    lease._seen_since -= 60
+    lease._failed(EngineError("Cannot connect to the Docker daemon"))
+    await lease._watch()
+    assert not lease.leading
+    assert engine.calls == ["GET autoscaler-lease"] * 2

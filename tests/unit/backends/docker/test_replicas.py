@@ -10,7 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autoscaler.backends.docker.replicas import cpu_limit, from_inspect, unclonable
+from autoscaler.backends.docker.replicas import (
+    REMOVING,
+    cpu_limit,
+    from_inspect,
+    removing_name,
+    unclonable,
+)
 from autoscaler.control.replicas import Restart
 from autoscaler.labels import ServiceKey
 
@@ -161,3 +167,15 @@ def test_whatever_the_state_says_the_facts_are_sane(
     assert r.number is None or r.number >= 0
     assert r.cpu_limit is None or r.cpu_limit > 0 or (nano is not None and nano <= 0)
     assert r.restart.count == (restarts or 0)
+
+
+def test_a_clone_renamed_as_its_removal_began_is_read_as_being_removed() -> None:
+    renamed = copy.deepcopy(INSPECT) | {"Name": f"/shop-web-2{REMOVING}"}
+    assert from_inspect(renamed).removing
+    assert not from_inspect(INSPECT).removing
+    # The user's own container, whatever its name: never one the autoscaler removes.
+    users = copy.deepcopy(renamed)
+    del users["Config"]["Labels"]["autoscaler.clone-of"]
+    assert not from_inspect(users).removing
+    assert removing_name("shop-web-2") == f"shop-web-2{REMOVING}"
+    assert removing_name(f"shop-web-2{REMOVING}") == f"shop-web-2{REMOVING}"
