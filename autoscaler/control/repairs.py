@@ -77,8 +77,7 @@ def heeded(replicas: Sequence[Replica], wall: float) -> list[Replica]:
     (`docker kill -s TERM` to a process that traps it, with no kill to follow), and serves."""
     out = []
     for r in replicas:
-        timeout = r.stop_timeout or 10
-        if r.stopping and wall - r.stopping_since > float(timeout) + STOPPED_GRACE:
+        if r.stopping and wall - r.stopping_since > r.grace + STOPPED_GRACE:
             r = replace(r, stopping_since=0.0)
         out.append(r)
     return out

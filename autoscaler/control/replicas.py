@@ -87,6 +87,12 @@ class Replica:
     finished by whichever instance leads next."""
 
     @property
+    def grace(self) -> float:
+        """Seconds its stop waits before the kill: its own stop timeout (0 kills at once, as
+        `stop_grace_period: 0s` asks), else the engine's default of 10."""
+        return self.stop_timeout if self.stop_timeout is not None else 10.0
+
+    @property
     def running(self) -> bool:
         return self.status == "running"
 

@@ -229,8 +229,6 @@ SHORT: dict[str, Fault] = {
     f"the state directory full {STATE_FULL:.0f} s": state_full,
     "the template removed mid scale-up": template_removed,
 }
-# The template's removal last: a clone the scale-up under way made after `compose rm` may be
-# taken by the `compose up` that follows for the service's one container (docs/failures.md).
 FULL: dict[str, Fault] = {
     **{k: v for k, v in SHORT.items() if v is not template_removed},
     f"broker stopped {BROKER_DOWN:.0f} s": broker_stopped,

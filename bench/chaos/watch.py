@@ -107,7 +107,9 @@ class Watch:
                                           f"is {self.lease_term}")  # fmt: skip
         if action == "start":
             number = attrs.get(NUMBER, "?")
-            if number in {n for n, _ in self.running[service].values()}:
+            # Another's: an event read again after the stream broke is no second container.
+            others = {n for i, (n, _) in self.running[service].items() if i != ident}
+            if number in others:
                 self.violated("same number", f"{name}: number {number} runs twice")
             self.running[service][ident] = (number, clone)
             if self.count(service) > self.maximum.get(service, 1 << 30):
@@ -204,9 +206,12 @@ async def _engine(docker: aiodocker.Docker, watch: Watch) -> None:
     while True:
         try:
             subscriber = docker.events.subscribe(create_task=False)  # type: ignore[no-untyped-call]
+            # From just before the listing (the engine's clock is this machine's): nothing that
+            # happens between the two is missed; what is read twice changes nothing.
+            since = str(int(time.time()) - 1)
             await _resync(docker, watch)
             feed = asyncio.create_task(
-                docker.events.run(filters=json.dumps({"type": ["container"]}))
+                docker.events.run(since=since, filters=json.dumps({"type": ["container"]}))
             )
             try:
                 while (event := await subscriber.get()) is not None:

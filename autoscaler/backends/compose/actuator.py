@@ -45,7 +45,6 @@ from autoscaler.labels import ServiceKey
 
 logger = logging.getLogger(__name__)
 
-_DEFAULT_STOP_TIMEOUT = 10
 _EVERY_NETWORK_AT_CREATE = (1, 44)  # the API from which create takes several endpoints
 _NAME_TRIES = 5
 
@@ -314,7 +313,7 @@ class Actuator:
 
     async def _stop(self, key: ServiceKey, replica: Replica) -> str:
         """Stop one of the user's own containers, within its grace period; never remove it."""
-        timeout = replica.stop_timeout or _DEFAULT_STOP_TIMEOUT
+        timeout = replica.grace
         async with self._removing:
             self._fence.check(f"stopping {replica.name} to sleep", str(key))
             with engine_errors(f"stopping {replica.name} to sleep", service=str(key)):
@@ -362,7 +361,7 @@ class Actuator:
     async def _remove(self, key: ServiceKey, replica: Replica) -> str:
         if not replica.is_clone:
             raise TemplateError(str(key), f"refusing to remove {replica.name}: not a clone")
-        timeout = replica.stop_timeout or _DEFAULT_STOP_TIMEOUT
+        timeout = replica.grace
         container = self._docker.containers.container(replica.id)
         try:
             async with self._removing:

@@ -62,7 +62,7 @@ def from_inspect(data: Mapping[str, Any]) -> Replica:
             retries=int(restart.get("MaximumRetryCount") or 0),
             count=int(data.get("RestartCount") or 0),
         ),
-        stop_timeout=float(stop_timeout) if stop_timeout else None,
+        stop_timeout=float(stop_timeout) if stop_timeout is not None else None,
         fingerprint=fingerprint(data),
         unclonable=unclonable(data),
         privileges=privileges(data),

@@ -179,3 +179,15 @@ def test_a_clone_renamed_as_its_removal_began_is_read_as_being_removed() -> None
     assert not from_inspect(users).removing
     assert removing_name("shop-web-2") == f"shop-web-2{REMOVING}"
     assert removing_name(f"shop-web-2{REMOVING}") == f"shop-web-2{REMOVING}"
+
+
+def test_a_stop_timeout_of_zero_is_kept_and_none_leaves_the_engine_s_default() -> None:
+    # `stop_grace_period: 0s` asks for the kill at once; no stop timeout at all is the
+    # engine's 10 s.
+    at_once = copy.deepcopy(INSPECT)
+    at_once["Config"]["StopTimeout"] = 0
+    assert from_inspect(at_once).grace == 0
+    unset = copy.deepcopy(INSPECT)
+    del unset["Config"]["StopTimeout"]
+    assert from_inspect(unset).grace == 10
+    assert from_inspect(INSPECT).grace == 20
