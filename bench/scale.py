@@ -27,6 +27,20 @@ so the next round measured none of them: each such service held on "no usable sa
 other round or so, and its state, changing each time, was sent again on the page's stream and
 on MQTT (at 20 services, 9.3 kB a round on the stream; 0.75 kB once the look kept the others'
 windows).
+
+Where a round went at 500 services (profiled): each service's step, about two thirds, of which
+its policy's decision a third (the behaviour scans its whole stabilization windows every round),
+its state built, kept and compared a fifth, its /metrics series and its repairs' checks most of
+the rest; the sampling, a fifth to a third: four or five cgroup files a container (v1's
+memory.stat, which sums the whole hierarchy, the dearest). Cut: each service's /metrics series
+is found once, not by its labels at every evaluation; the state's wire form is built field by
+field (dataclasses.asdict deep-copied it at each MQTT publish and each page's message) and two
+states are compared as one tuple; a template's labels are not compared again while its inspect
+is the same; the throttling counters of a container without a CPU limit are not read (its
+`throttled` is None either way), nor, where the collector is built with
+`unlimited_memory=False`, the memory of one without a memory limit (no percent without one).
+Three processes over one window of a loaded machine, the old code, the new, and the new with
+`unlimited_memory=False`: 113, 98 and 89 ms of CPU a round.
 """
 
 from __future__ import annotations

@@ -76,6 +76,7 @@ class Controller:
         """The decision (policies/pipeline.py): the policy, the behaviour and what they carry
         over from round to round; a new one with new labels."""
         self._error: str | None = None  # the labels' or template's error, while it lasts
+        self._read: Mapping[str, str] | None = None  # the template's labels the spec is of
         self._bug: str | None = None  # an unexpected error while evaluating, while it lasts
         self._down: str | None = None  # the user's crashed containers, while they are down
         self._announced: tuple[int, int] | None = None  # dry run: the last decision told
@@ -304,10 +305,13 @@ class Controller:
         if (why := template.unclonable) is not None:
             raise TemplateError(str(self.key), f"{template.name} cannot be cloned: {why}")
         all_labels = template.labels
-        if self.spec is not None and dict(self.spec.labels) == own_labels(all_labels):
+        if self.spec is not None and all_labels is self._read:
+            spec = self.spec  # the same inspect's labels as last round: read already
+        elif self.spec is not None and dict(self.spec.labels) == own_labels(all_labels):
             spec = self.spec
         else:
             spec = self._parsed(all_labels)
+        self._read = all_labels
         allowed(spec, template.name, template.privileges)
         return spec
 

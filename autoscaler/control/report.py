@@ -31,6 +31,7 @@ class Report:
         self._published: tuple[ServiceState, float] | None = None  # and when (monotonic)
         self.history = History(context.interval)
         self._last_action: tuple[str, float] | None = None  # in words, and when (wall time)
+        self._targets: tuple[object, dict[str, float] | None] = (None, None)  # of these options
 
     def scaled(self, spec: ServiceSpec, evaluation: Evaluation, result: ScaleResult | None) -> None:
         """A scale event: what the actuator did, or (dry run, `result` None) what it would do."""
@@ -110,7 +111,7 @@ class Report:
             paused=spec.paused if spec else None,
             cpu=evaluation.cpu if evaluation else None,
             memory=evaluation.memory if evaluation else None,
-            targets=_targets(spec),
+            targets=self._targets_of(spec),
             metric=signal.name if signal else None,
             metric_value=signal.value if signal else None,
             received=_total(s.received for s in seen),
@@ -133,6 +134,14 @@ class Report:
                 return
         self._published = (self.state, now)
         self._ctx.notifier.state(self.key, self.state.to_dict())
+
+    def _targets_of(self, spec: ServiceSpec | None) -> dict[str, float] | None:
+        """`_targets`, read again only when the policy's options change (the spec in force is a
+        new one each round where a schedule sets its bounds)."""
+        options = spec.policy_options if spec is not None else None
+        if options is not self._targets[0]:
+            self._targets = (options, _targets(spec))
+        return self._targets[1]
 
 
 def _targets(spec: ServiceSpec | None) -> dict[str, float] | None:

@@ -4,8 +4,9 @@ state object that MQTT, `/status`, `/metrics` and `autoscaler explain` all read.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from operator import attrgetter
 from statistics import fmean
 from typing import Any
 
@@ -36,6 +37,16 @@ class Evaluation:
     samples: tuple[ReplicaSample, ...]
     names: Mapping[str, str]
     """container id -> name, to explain decisions in names people know."""
+    cpu: float | None = field(init=False)
+    """The mean CPU of the ready replicas that have a reading (percent of their limit)."""
+    memory: float | None = field(init=False)
+    """The same of memory."""
+
+    def __post_init__(self) -> None:
+        # Read several times a round (the state, /metrics): averaged once.
+        ready = [s for s in self.samples if s.ready]
+        object.__setattr__(self, "cpu", _mean(s.cpu for s in ready))
+        object.__setattr__(self, "memory", _mean(s.memory for s in ready))
 
     def to_dict(self) -> dict[str, Any]:
         """The decision with its inputs, as `/status` and `autoscaler explain` show it."""
@@ -62,14 +73,6 @@ class Evaluation:
                 for s in self.samples
             ],
         }
-
-    @property
-    def cpu(self) -> float | None:
-        return _mean(s.cpu for s in self.samples if s.ready)
-
-    @property
-    def memory(self) -> float | None:
-        return _mean(s.memory for s in self.samples if s.ready)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +139,7 @@ class ServiceState:
         """Whether this state says something `other` did not: a count, a decision, a phase, an
         error, an action or a setting changed, utilisation moved by more than `band` points, or
         the metric by more than `band` percent. The network's rates are shown, never told."""
-        if any(getattr(self, f) != getattr(other, f) for f in _MEANINGFUL):
+        if _meaningful(self) != _meaningful(other):
             return True
         if any(_moved(getattr(self, f), getattr(other, f), band) for f in ("cpu", "memory")):
             return True
@@ -147,8 +150,12 @@ class ServiceState:
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form: MQTT's retained state and `/status`."""
-        out = asdict(self)
+        # Field by field, not dataclasses.asdict: that deep-copies every value, and a state goes
+        # out several times a round (MQTT, each page's stream). Only the mappings are copied.
+        out = dict(zip(_FIELDS, _every(self), strict=True))
         out["containers"] = list(self.containers)
+        out["targets"] = None if self.targets is None else dict(self.targets)
+        out["control"] = None if self.control is None else dict(self.control)
         out["min"], out["max"] = out.pop("minimum"), out.pop("maximum")
         return out
 
@@ -158,6 +165,12 @@ _MEANINGFUL = (
     "dry_run", "sampler", "error", "finding", "schedule", "instance", "metric", "bound",
     "last_action", "last_action_at", "control",
 )  # fmt: skip
+
+
+_meaningful = attrgetter(*_MEANINGFUL)
+"""A state's meaningful fields, as one tuple: two states are compared in one step."""
+_FIELDS = tuple(f.name for f in fields(ServiceState))
+_every = attrgetter(*_FIELDS)
 
 
 def _moved(now: float | None, before: float | None, band: float) -> bool:

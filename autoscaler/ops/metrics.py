@@ -106,16 +106,31 @@ class Metrics:
         )  # fmt: skip
         self._seen: dict[ServiceKey, set[tuple[Counter, str]]] = {}
         """The (counter, direction or kind) series of each service, to remove when it goes."""
+        self._series: dict[ServiceKey, _Series] = {}
+        """Each service's own series, found once: every service is evaluated every round, and
+        finding a series by its labels (prometheus_client's `labels`) costs more than setting
+        it."""
 
     def evaluated(self, key: ServiceKey, evaluation: Evaluation) -> None:
-        labels = self._labels(key)
-        self.replicas.labels(*labels).set(evaluation.decision.current)
-        self.desired.labels(*labels).set(evaluation.decision.desired)
-        if evaluation.cpu is not None:
-            self.cpu.labels(*labels).set(evaluation.cpu)
-        if evaluation.memory is not None:
-            self.memory.labels(*labels).set(evaluation.memory)
-        self.decisions.labels(*labels).inc()
+        series = self._series.get(key)
+        if series is None:
+            labels = self._labels(key)
+            series = self._series[key] = _Series(
+                self.replicas.labels(*labels), self.desired.labels(*labels),
+                self.decisions.labels(*labels),
+            )  # fmt: skip
+        series.replicas.set(evaluation.decision.current)
+        series.desired.set(evaluation.decision.desired)
+        # CPU and memory have a series once they have a value: none shows 0 before.
+        if (cpu := evaluation.cpu) is not None:
+            if series.cpu is None:
+                series.cpu = self.cpu.labels(*self._labels(key))
+            series.cpu.set(cpu)
+        if (memory := evaluation.memory) is not None:
+            if series.memory is None:
+                series.memory = self.memory.labels(*self._labels(key))
+            series.memory.set(memory)
+        series.decisions.inc()
 
     def acted(self, key: ServiceKey, direction: str) -> None:
         self.actions.labels(*self._labels(key), direction).inc()
@@ -141,6 +156,7 @@ class Metrics:
         """Every series of a service that is gone: a standalone container's service is one per
         container, and containers come and go."""
         labels = self._labels(key)
+        self._series.pop(key, None)
         for metric in (self.replicas, self.desired, self.cpu, self.memory, self.decisions):
             with contextlib.suppress(KeyError):
                 metric.remove(*labels)
@@ -152,6 +168,17 @@ class Metrics:
     def _labels(key: ServiceKey) -> tuple[str, str]:
         # `swarm/shop` for a Swarm stack: a Compose project of the same name is another series.
         return key.namespace, key.service
+
+
+@dataclass(slots=True)
+class _Series:
+    """One service's series of the gauges and counter set at each evaluation."""
+
+    replicas: Gauge
+    desired: Gauge
+    decisions: Counter
+    cpu: Gauge | None = None
+    memory: Gauge | None = None
 
 
 class _Observer:

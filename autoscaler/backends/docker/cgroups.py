@@ -76,11 +76,16 @@ class CgroupFiles:
             except OSError:
                 self._network = -1
 
-    def read(self) -> Counters:
+    def read(self, *, throttling: bool = True, memory: bool = True) -> Counters:
+        """`throttling`, `memory`: whether to read them (None if not). Each file is a system
+        call, and v1's memory.stat one that sums the whole hierarchy: tens of microseconds a
+        container, a round."""
         raw = os.pread(self._cpu, 4096, 0)
         # v2's cpu.stat starts with "usage_usec N"; v1's cpuacct.usage is nanoseconds.
         cpu_ns = int(raw.split(None, 2)[1]) * 1000 if self.v2 else int(raw)
-        if self.v2:
+        if not throttling:
+            stat = b""
+        elif self.v2:
             stat = raw
         elif self._throttling >= 0:
             stat = os.pread(self._throttling, 4096, 0)
@@ -90,13 +95,13 @@ class CgroupFiles:
         received = sent = None
         if self._network >= 0:
             received, sent = net_dev(os.pread(self._network, 65536, 0))
-        memory = None
-        if self._memory >= 0:
+        used = None
+        if memory and self._memory >= 0:
             raw = os.pread(self._memory, 64, 0)
-            used = 0 if raw.startswith(b"max") else int(raw)
+            current = 0 if raw.startswith(b"max") else int(raw)
             inactive = _field(os.pread(self._memory_stat, 16384, 0), self._inactive_key)
-            memory = max(used - (inactive or 0), 0)
-        return Counters(cpu_ns, memory, periods, throttled, received, sent)
+            used = max(current - (inactive or 0), 0)
+        return Counters(cpu_ns, used, periods, throttled, received, sent)
 
     def close(self) -> None:
         for fd in (self._cpu, self._memory, self._memory_stat, self._throttling, self._network):

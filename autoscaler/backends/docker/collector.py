@@ -56,12 +56,19 @@ class Collector:
         use_cgroups: bool = True,
         interval: float = 0.0,
         clock: Callable[[], int] = time.monotonic_ns,
+        unlimited_memory: bool = True,
+        locator: CgroupLocator | None = None,
     ) -> None:
+        """`unlimited_memory`: read the memory of containers without a memory limit too (their
+        bytes in use: no percent without a limit, so no policy reads them). The cgroup path
+        skips those files otherwise: v1's memory.stat is its dearest read. `locator`: where the
+        cgroup files are found (this host's /proc by default)."""
         self._docker = docker
         self._clock = clock
+        self._unlimited_memory = unlimited_memory
         self.min_window = max(MIN_WINDOW, WINDOW_SHARE * interval)
         """Seconds a window must span to give a CPU figure."""
-        self._locator = CgroupLocator() if use_cgroups else None
+        self._locator = (locator or CgroupLocator()) if use_cgroups else None
         self._files: dict[str, tuple[int, CgroupFiles | None]] = {}  # id -> (pid, files)
         self._last: dict[str, Reading] = {}  # id -> where its window starts
         self._api_slots = asyncio.Semaphore(_API_CONCURRENCY)
@@ -124,7 +131,12 @@ class Collector:
                 slow.append(replica)
                 continue
             try:
-                counters = files.read()
+                # Without a CPU limit nothing throttles it (Sample.throttled is None): those
+                # counters are not read; nor its memory without a limit, unless asked.
+                counters = files.read(
+                    throttling=replica.cpu_limit is not None,
+                    memory=self._unlimited_memory or replica.memory_limit is not None,
+                )
             except (OSError, ValueError, IndexError):
                 # The container stopped between the listing and this read.
                 self._drop(replica.id)
