@@ -1,7 +1,8 @@
-"""What a change cut short in the middle leaves behind, against the real engine: a clone made
-while its owner removed the template (the `docker compose up` after the `rm` must make a template
-of its own), and a clone an instance stopped to remove and did not get to remove (frozen past
-its lease: whoever leads next removes it at once, where one a user stopped would rest)."""
+"""What a change cut short in the middle leaves behind, against the real engine: a scale-up
+while its owner removes the template and ups it again (the service runs again, and either has a
+template of its own or says what to run to give it one), and a clone an instance stopped to
+remove and did not get to remove (frozen past its lease: whoever leads next removes it at once,
+where one a user stopped would rest)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 from autoscaler.control.repairs import STOPPED_GRACE
 from tests.integration.compose_stack import Stack, containers, engine_until, is_clone
-from tests.integration.conftest import Load, Mqtt, events, reaches
+from tests.integration.conftest import Load, Mqtt, events, reaches, states
 from tests.integration.platforms import Platform
 from tests.integration.test_scaling import WEB, names
 
@@ -35,13 +36,15 @@ async def stack(
         await made.remove(docker)
 
 
-async def test_the_up_after_an_rm_mid_scale_up_makes_a_template_of_its_own(
+async def test_an_rm_and_up_mid_scale_up_leave_the_service_running_and_a_template_or_the_fix(
     stack: Stack, run_autoscaler: Any, mqtt: Mqtt, docker: aiodocker.Docker, project: str
 ) -> None:
     # One clone at a time, so that the scale-up is still making clones while `rm -s` stops and
-    # removes what it listed. A clone made after that listing would outlive the template, and
-    # the `up` that follows would keep it as the service's one container (Compose keeps the
-    # lowest-numbered containers of an unchanged configuration) and make no template.
+    # removes what it listed. No clone is made once the template is seen leaving; one started
+    # between their listing and their stop outlives the template, and the `up` that follows
+    # keeps it as the service's one container (Compose keeps the lowest-numbered containers of
+    # an unchanged configuration) and makes no template: never removed after the fact (the
+    # service would be left with nothing), it serves, and the error names the fix.
     await stack("up", "-d", env=SIX)
     await run_autoscaler(clone_concurrency=1)
 
@@ -49,18 +52,29 @@ async def test_the_up_after_an_rm_mid_scale_up_makes_a_template_of_its_own(
         return any(is_clone(c) for c in await containers(docker, project))
 
     await engine_until(docker, project, a_clone_runs)
-    # Its exit status aside: a clone that started as the template was being stopped is removed
-    # by the autoscaler, and where their `rm` listed it too, theirs may find that removal in
-    # progress and say so. Everything it listed is gone either way.
+    # Its exit status aside: their `rm` may find a clone it listed gone already.
     await stack("rm", "-s", "-f", "web", env=SIX, check=False)
+    up = time.time()
     await stack("up", "-d", "web", env=SIX)
 
     async def own() -> list[dict[str, Any]]:
         return [c for c in await containers(docker, project) if not is_clone(c)]
 
-    assert await engine_until(docker, project, own, within=30)
-    await reaches(mqtt, project, "web", 6, within=60)
-    assert len(await own()) == 1
+    async def runs() -> list[dict[str, Any]]:
+        return await containers(docker, project)
+
+    assert await engine_until(docker, project, runs, within=30)
+    if await own():
+        await reaches(mqtt, project, "web", 6, within=60)
+        assert len(await own()) == 1
+        return
+
+    def told(m: Mqtt) -> list[dict[str, Any]]:
+        return [s for s in states(m, project, "web")
+                if s["time"] > up and "--force-recreate web" in str(s.get("reason"))]  # fmt: skip
+
+    await mqtt.wait_for(told, 30)
+    assert await runs(), "the clone the up kept was removed: the service runs nothing"
 
 
 def _clone_of(info: dict[str, Any], number: int) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from typing import Any
 import aiodocker
 import aiohttp
 
-from autoscaler import labels
 from autoscaler.backends.compose import marker as asleep
 from autoscaler.backends.compose.clones import (
     clone_config,
@@ -217,14 +216,9 @@ class Actuator:
                 self._fence.check(f"starting clone {name}", str(key))
                 with engine_errors(f"starting clone {name}", service=str(key)):
                     await container.start()
-                # Its owner may have begun to remove the template while the clone was made.
-                await self._outlives(key, template, name, container)
-            except _Theirs:
-                raise
             except AutoscalerError:
-                # A clone that cannot start, or whose template left as it was made, is removed
-                # now rather than left behind (unless the action is fenced: then the new
-                # leader's first round finds it, never started).
+                # A clone that cannot start is removed now rather than left behind (unless the
+                # action is fenced: then the new leader's first round finds it, never started).
                 self._fence.check(f"removing clone {name} that failed to start", str(key))
                 with engine_errors(f"removing clone {name} that failed to start"):
                     await container.delete(force=True, v=True)
@@ -232,45 +226,16 @@ class Actuator:
         logger.info("%s: started clone %s", key, name)
         return container.id
 
-    async def _outlives(
-        self,
-        key: ServiceKey,
-        template: Replica,
-        name: str,
-        clone: aiodocker.containers.DockerContainer,
-    ) -> None:
-        """After a clone started, where its template is leaving: a clone created after its
-        owner was asked to stop it (the engine's clock on both), or once it had ended, may have
-        been made after their command listed the service's containers, and would outlive it:
-        raise TemplateError, which removes it (a removal that may race theirs, and fail their
-        command: better than a service left without a template). One created before the stop
-        was asked is on their list: theirs to stop and remove, and the action ends."""
-        try:
-            self._staying(key, template, name)
-        except TemplateError:
-            now = self._current(template.id) if self._current is not None else None
-            # When the stop was asked is known only while the template still runs; once it
-            # ended (or went), the clone may have been made after that: it goes.
-            asked = now.stopping_since if now is not None else 0.0
-            with engine_errors(f"inspecting clone {name}", service=str(key)):
-                created = labels.timestamp((await clone.show()).get("Created"))
-            # Or their command is stopping it already: it is on their list.
-            mine = self._current(clone.id) if self._current is not None else None
-            stopped = mine is not None and (
-                mine.stopping or (mine.status == "exited" and not mine.crashed)
-            )
-            if stopped or (asked and created < asked):
-                raise _Theirs(str(key), f"not making more clones of {template.name}: its "
-                              "owner is stopping or removing it") from None  # fmt: skip
-            raise
-
     def _staying(self, key: ServiceKey, template: Replica, name: str) -> None:
         """Raise TemplateError where the template is leaving: removed, or stopped (or being
         stopped) by its owner (`docker compose rm -s`, `stop`, `down`, Compose replacing it).
         A clone made then would outlive it, and the `docker compose up` that follows an `rm`
         would take that clone for the service's one container and make no template of its
         own (Compose keeps the lowest-numbered containers of an unchanged configuration). A
-        template that crashed is no owner's word: its clones keep the service at its count."""
+        template that crashed is no owner's word: its clones keep the service at its count.
+        One started in the moment between their listing and their stop still outlives it (a
+        clone is never removed after the fact: the `up` may have taken it already, and the
+        service would be left with nothing); the template error then says what to run."""
         if self._current is None:
             return
         now = self._current(template.id)
@@ -385,10 +350,6 @@ class Actuator:
             return replica.id
         logger.info("%s: removed clone %s", key, replica.name)
         return replica.id
-
-
-class _Theirs(TemplateError):
-    """A clone its owner's command has on its list (to stop and remove with the template)."""
 
 
 async def _each(operations: Sequence[Awaitable[str]]) -> list[str | AutoscalerError]:

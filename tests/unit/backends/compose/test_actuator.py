@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from autoscaler.backends.compose.actuator import Actuator, _Theirs
+from autoscaler.backends.compose.actuator import Actuator
 from autoscaler.backends.compose.clones import clone_config, clone_networks
 from autoscaler.backends.compose.marker import STOPPED, marker_name, recorded
 from autoscaler.control.replicas import Replica
@@ -251,43 +249,3 @@ def test_no_clone_is_made_of_a_template_its_owner_is_removing(
         return
     with pytest.raises(TemplateError, match=f"not making clone shop-web-2: .* {leaving}"):
         actuator._staying(ServiceKey("shop", "web"), _template(), "shop-web-2")
-
-
-class _Clone:
-    """A clone as the engine answers its inspect: created at `created` (seconds, engine time)."""
-
-    def __init__(self, created: float) -> None:
-        self.created = created
-        self.id = "c2"
-
-    async def show(self) -> dict[str, Any]:
-        stamp = datetime.fromtimestamp(self.created, UTC).isoformat().replace("+00:00", "Z")
-        return {"Created": stamp}
-
-
-@pytest.mark.parametrize(
-    ("now", "created", "theirs"),
-    [
-        pytest.param(_template(stopping_since=100.0), 99.0, True, id="made-before-the-stop-was-asked-on-their-list"),
-        pytest.param(_template(stopping_since=100.0), 101.0, False, id="made-after-the-stop-was-asked"),
-        pytest.param(_template("exited", crashed=False, finished_at=102.0), 101.0, False, id="ended-when-asked-unknown"),
-        pytest.param(None, 99.0, False, id="removed"),
-        pytest.param(replace(_template("exited", crashed=False), id="c2", clone_of="t1"), 101.0, True, id="their-command-stopped-it-already"),
-    ],
-)  # fmt: skip
-async def test_a_clone_started_as_its_template_left_goes_unless_its_owners_command_has_it(
-    now: Replica | None, created: float, theirs: bool
-) -> None:
-    # Made after their `rm` listed the service's containers, it would outlive the template:
-    # removed (the error says so). Made before their stop was asked, their `rm` stops and
-    # removes it: a removal of ours would race theirs and fail their command.
-    views = {"t1": now} if now is None or now.id == "t1" else {"t1": _template("exited"), "c2": now}
-    actuator = Actuator(None, concurrency=1, current=views.get)  # type: ignore[arg-type]
-    with pytest.raises(TemplateError) as raised:
-        await actuator._outlives(
-            ServiceKey("shop", "web"),
-            _template(),
-            "shop-web-2",
-            _Clone(created),  # type: ignore[arg-type]
-        )
-    assert isinstance(raised.value, _Theirs) is theirs
