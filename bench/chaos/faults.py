@@ -105,9 +105,17 @@ async def template_removed(run: Run, watch: Watch) -> Injected:
     try:
         await run.compose("rm", "-s", "-f", "worker")  # every container of it, as a user would
         await run.compose("up", "-d", "worker")
+        # A clone started between their listing and their stop outlives the template, and the
+        # up keeps it as the service's container: the error says to recreate it, and so they do.
+        if not await watch.until(lambda: _template_runs(watch, "worker"), 10):
+            await run.compose("up", "-d", "--force-recreate", "worker")
     finally:
         watch.users_own = False
     return Injected(at)
+
+
+def _template_runs(watch: Watch, service: str) -> bool:
+    return any(not clone for _, clone in watch.running[service].values())
 
 
 def _fill(path: Path) -> None:
