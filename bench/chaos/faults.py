@@ -54,10 +54,14 @@ Fault = Callable[[Run, Watch], Awaitable[Injected]]
 
 
 async def _step_up(run: Run, watch: Watch) -> None:
-    """A scale-up under way: the demand steps to the other end of the worker's range, and the
-    fault comes as its first new replica starts."""
+    """A scale-up under way: the demand steps from the low end of the worker's range (stepped
+    down to it first, and settled, where it was high) to the high end, and the fault comes as
+    its first new replica starts."""
+    if run.expected() > 2:
+        run.demand["worker"] = 15
+        await watch.until(lambda: watch.count("worker") == run.expected(), 30)
     before = watch.count("worker")
-    run.demand["worker"] = 75 if run.expected() <= 4 else 15
+    run.demand["worker"] = 75
     await watch.until(lambda: watch.count("worker") != before, 10)
 
 
@@ -179,6 +183,7 @@ async def engine_restarted(run: Run, watch: Watch) -> Injected:
     """Recovery counts from when the engine answers again."""
     await _step_up(run, watch)
     _script("engine.sh", "stop")
+    watch.unknown()  # what runs is the engine's to say again once it answers
     _script("engine.sh", "start")
     return Injected(time.monotonic(), stops_all=True)
 

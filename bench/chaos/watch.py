@@ -159,6 +159,17 @@ class Watch:
         self.seen_ids.add(ident)
         self.actions += 1
 
+    def unknown(self) -> None:
+        """Every service's count unknown from now until the next listing (the engine is away:
+        its stream broke, and the last count it told may no longer hold)."""
+        for service in self.timeline:
+            self.timeline[service].append((time.monotonic(), -1))
+
+    def listed(self) -> None:
+        """Every service's count as a listing just found it."""
+        for service in (*self.maximum, *self.timeline):
+            self.timeline[service].append((time.monotonic(), self.count(service)))
+
     def reached(self, service: str, count: int, since: float) -> float | None:
         """When (monotonic) `service` first ran `count` at or after `since`; None if not yet."""
         timeline = self.timeline[service]
@@ -199,6 +210,9 @@ async def _resync(docker: aiodocker.Docker, watch: Watch) -> None:
         labels = c["Labels"]
         number = labels.get(NUMBER, "?")
         watch.running[labels.get(SERVICE, "?")][c.id] = (number, CLONE_OF in labels)
+    watch.listed()
+    watch.changed.set()
+    watch.changed = asyncio.Event()
 
 
 async def _engine(docker: aiodocker.Docker, watch: Watch) -> None:
