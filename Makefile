@@ -76,7 +76,7 @@ bench: install up
 	$(BIN)/python -m bench $(B)
 
 # Faults while it scales, one after another, with the invariants checked (bench/chaos; about
-# 10 minutes): the table in bench/results/chaos.txt. make test runs a short version of it.
+# 6 minutes): the table in bench/results/chaos.txt. make test runs a short version of it.
 chaos: install up
 	$(BENCH_ENV); \
 	bash scripts/swarm.sh load "$${AUTOSCALER_TEST_IMAGE:-autoscaler-test/busybox:latest}"; \
