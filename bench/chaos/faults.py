@@ -149,14 +149,19 @@ async def state_full(run: Run, watch: Watch) -> Injected:
     return Injected(at)
 
 
+async def _broker_away(seconds: float) -> None:
+    """The machine's shared broker stopped for `seconds`, then started."""
+    _script("broker.sh", "stop")
+    try:
+        await asyncio.sleep(seconds)  # the outage's length
+    finally:
+        _script("broker.sh", "start")
+
+
 async def broker_stopped(run: Run, watch: Watch) -> Injected:
     await _step_up(run, watch)
     at = time.monotonic()
-    _script("broker.sh", "stop")
-    try:
-        await asyncio.sleep(BROKER_DOWN)  # the outage's length
-    finally:
-        _script("broker.sh", "start")
+    await _broker_away(BROKER_DOWN)
     return Injected(at)
 
 
@@ -169,11 +174,7 @@ async def broker_stopped_waking(run: Run, watch: Watch) -> Injected:
     run.demand["sleeper"] = 2
     await watch.until(lambda: watch.count("sleeper") > 0, 20)
     at = time.monotonic()
-    _script("broker.sh", "stop")
-    try:
-        await asyncio.sleep(BROKER_WAKE)  # the outage's length
-    finally:
-        _script("broker.sh", "start")
+    await _broker_away(BROKER_WAKE)
     if not await watch.until(lambda: watch.told[("wake", "sleeper")] > woken, 30):
         watch.violated("events", "the sleeper's wake during the outage was never told")
     return Injected(at, "sleeper")
