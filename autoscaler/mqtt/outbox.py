@@ -13,6 +13,7 @@ one that is not being published is dropped, counted once and logged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -171,7 +172,13 @@ class Outbox:
                 os.fsync(out.fileno())
             os.replace(fresh, self._path)
         except OSError as exc:
-            # Delivery goes on from memory; the old journal stays and is appended to.
+            # Delivery goes on from memory. The old journal stays as it was, short of the
+            # record that asked for this rewrite: torn, it is never appended to, and the next
+            # event tries the rewrite again. A new file written in part (a full disk) is not
+            # left behind.
+            self._torn = True
+            with contextlib.suppress(OSError):
+                fresh.unlink(missing_ok=True)
             logger.warning("cannot rewrite the MQTT outbox file %s: %s", self._path, exc)
             return exc
         self._lines, self._torn = len(self._events), False

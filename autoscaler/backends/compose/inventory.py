@@ -57,9 +57,12 @@ _ACTIONS = (
 _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGKILL, signal.SIGTERM})
 
 
-def _unanswered(exc: BaseException) -> bool:
+def unanswered(exc: BaseException) -> bool:
     """Whether a try failed for want of an engine to answer it (its socket gone or refusing, as
-    while it restarts): aiodocker's 900, or the connection's own error."""
+    while it restarts): aiodocker's 900, or the connection's own error; of a group of failures
+    (the tasks of one try), whether every one was."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(unanswered(e) for e in exc.exceptions)
     if isinstance(exc, aiodocker.DockerError):
         return exc.status == 900
     return isinstance(
@@ -95,9 +98,12 @@ class Inventory:
         self._ended: dict[str, bool] = {}  # id -> crashed, as its last `die` said
         self._stop_signals: dict[str, str] = {}  # id -> its own stop signal, where it has one
         # Inspects are numbered as they begin: an answer older than the one a container's view
-        # holds is not applied (see _refresh).
+        # holds is not applied (see _refresh). A container's view is as new as the last inspect
+        # begun before it was read (its own, a listing's, or every one begun before its
+        # `destroy` was read): an answer to that inspect or an earlier one is dropped.
         self._inspects = 0
-        self._fresh: dict[str, int] = {}  # id -> the number of the inspect its view is from
+        self._fresh: dict[str, int] = {}  # id -> the last inspect its view is not older than
+        self._asking: set[int] = set()  # the inspects begun and not yet applied
         self.ready = asyncio.Event()
         """Set while the listing is complete and the event stream is followed."""
         self.events_seen = 0
@@ -124,7 +130,7 @@ class Inventory:
             try:
                 await self._follow()
             except* LIBRARY_ERRORS as group:
-                was, away = away, all(_unanswered(e) for e in group.exceptions)
+                was, away = away, unanswered(group)
                 if not (was and away):  # told once while the engine is away
                     logger.warning(
                         "engine connection lost (%s); %s",
@@ -197,22 +203,57 @@ class Inventory:
             suspects = differ
 
     async def resync(self) -> None:
-        """Replace the whole view with a fresh listing."""
-        listed = await self._docker.containers.list(all=True, filters=label_filter(labels.ENABLE))
-        slots = asyncio.Semaphore(_LIST_CONCURRENCY)
+        """Replace the whole view with a fresh listing. The listing and its inspects are
+        numbered as a refresh's are: a container's view that a refresh (the actuator's, of a
+        clone it just made) or its `destroy` made newer meanwhile is kept."""
+        listing = self._begin()
+        begun: dict[str, int] = {}
+        try:
+            listed = await self._docker.containers.list(
+                all=True, filters=label_filter(labels.ENABLE)
+            )
+            slots = asyncio.Semaphore(_LIST_CONCURRENCY)
 
-        async def inspect(container_id: str) -> Replica | None:
-            async with slots:
-                return await self._inspect(container_id)
+            async def inspect(container_id: str) -> Replica | None:
+                async with slots:
+                    begun[container_id] = self._begin()
+                    return await self._inspect(container_id)
 
-        found = await asyncio.gather(*(inspect(c.id) for c in listed))
-        self._replicas = {r.id: r for r in found if r is not None}
+            found = await asyncio.gather(*(inspect(c.id) for c in listed))
+            replicas: dict[str, Replica] = {}
+            for container, replica in zip(listed, found, strict=True):
+                if self._fresh.get(container.id, 0) >= begun[container.id]:
+                    if (newer := self._replicas.get(container.id)) is not None:
+                        replicas[container.id] = newer
+                    continue
+                self._fresh[container.id] = begun[container.id]
+                if replica is not None:
+                    replicas[container.id] = replica
+            for container_id, replica in self._replicas.items():
+                if container_id not in begun and self._fresh.get(container_id, 0) > listing:
+                    # Made after the listing began, and seen by a refresh since: it is there.
+                    replicas[container_id] = replica
+            self._replicas = replicas
+        finally:
+            self._asking.difference_update({listing, *begun.values()})
         self._unreadable &= {c.id for c in listed}
         self._oomed &= self._replicas.keys()
         self._asked = {i: t for i, t in self._asked.items() if i in self._replicas}
         self._ended = {i: c for i, c in self._ended.items() if i in self._replicas}
         self._stop_signals = {i: s for i, s in self._stop_signals.items() if i in self._replicas}
-        self._fresh = {i: n for i, n in self._fresh.items() if i in self._replicas}
+        self._forget_gone()
+
+    def _begin(self) -> int:
+        """Number an inspect (or a listing) as it begins; it is asked until applied."""
+        self._inspects += 1
+        self._asking.add(self._inspects)
+        return self._inspects
+
+    def _forget_gone(self) -> None:
+        """Forget the numbers of containers gone from the view that no answer still awaited
+        could be older than: nothing is left for them to drop."""
+        oldest = min(self._asking, default=self._inspects + 1)
+        self._fresh = {i: n for i, n in self._fresh.items() if i in self._replicas or n >= oldest}
 
     async def refresh(self, container_id: str) -> Replica | None:
         """Re-inspect one container, e.g. right after the actuator created it; an engine that
@@ -221,14 +262,18 @@ class Inventory:
             return await self._refresh(container_id)
 
     async def _refresh(self, container_id: str) -> Replica | None:
-        self._inspects += 1
-        begun = self._inspects
-        replica = await self._inspect(container_id)
-        if self._fresh.get(container_id, 0) > begun:
-            # An inspect begun later has answered first: this one's answer is older than the
-            # view. (An event's refresh, read late on a loaded engine, answering after the
-            # actuator's own refresh of the clone it just started would show it as never
-            # started, and have it taken for an orphan and replaced: one over max.)
+        begun = self._begin()
+        try:
+            replica = await self._inspect(container_id)
+        finally:
+            self._asking.discard(begun)
+        if self._fresh.get(container_id, 0) >= begun:
+            # An inspect begun later has answered first, or the container's `destroy` was read
+            # meanwhile: this one's answer is older than the view. (An event's refresh, read
+            # late on a loaded engine, answering after the actuator's own refresh of the clone
+            # it just started would show it as never started, and have it taken for an orphan
+            # and replaced: one over max. One answered after the `destroy` would bring a
+            # removed container back.)
             return self._replicas.get(container_id)
         self._fresh[container_id] = begun
         if replica is None:
@@ -316,7 +361,10 @@ class Inventory:
         self._ending(action, container_id, attributes.get("signal"), at)
         if action == "destroy":
             replica = self._replicas.pop(container_id, None)
-            self._fresh.pop(container_id, None)
+            # Every inspect begun before now is older than this: one still unanswered must not
+            # bring the container back.
+            self._fresh[container_id] = self._inspects
+            self._forget_gone()
         else:
             known = self._replicas.get(container_id)
             replica = await self._refresh(container_id)

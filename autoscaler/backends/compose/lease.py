@@ -54,6 +54,7 @@ from typing import Any
 
 import aiodocker
 
+from autoscaler.backends.compose.inventory import unanswered
 from autoscaler.backends.docker.client import LIBRARY_ERRORS, engine_errors, label_filter
 from autoscaler.errors import EngineError, Faults
 from autoscaler.labels import ENABLE
@@ -221,7 +222,10 @@ class Lease:
                         with engine_errors(f"cannot renew the lease {self.name}"):
                             await self._renew()
                     else:
-                        await self._watch()
+                        # Its steps say what failed where they can; a call the engine dropped
+                        # in between (the holder's container asked after, ours) is one still.
+                        with engine_errors(f"cannot watch the lease {self.name}"):
+                            await self._watch()
                 except EngineError as exc:
                     self._failed(exc)
                 else:
@@ -235,9 +239,12 @@ class Lease:
     def _failed(self, exc: EngineError) -> None:
         """Why this instance cannot act, for /readyz, the page and the retained status; told
         once (an error event and an ERROR line) while it lasts."""
-        # Nor could the lease's holder renew it while the engine did not answer (a restart of
-        # the engine): its lapse is judged anew from the first answer, never over the outage.
-        self._seen = None
+        if exc.__cause__ is not None and unanswered(exc.__cause__):
+            # Nor could the lease's holder renew it while the engine did not answer (a restart
+            # of the engine): its lapse is judged anew from the first answer, never over the
+            # outage. An engine that answered with an error (a conflict, a 500) still had the
+            # lease as it was: its lapse counts on.
+            self._seen = None
         self.problem = str(exc)
         if self._faults is not None:
             self._faults.failed("engine lease", exc)

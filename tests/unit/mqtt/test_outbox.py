@@ -321,3 +321,36 @@ def _replayed(path: Path) -> list[Message]:
         out.append(first)
         again.delivered()
     return out
+
+
+def _disk_full(_: int) -> None:
+    raise OSError(28, "No space left on device")
+
+
+def test_a_rewrite_on_a_full_disk_leaves_no_new_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "outbox.jsonl"
+    box = Outbox(10, path)
+    box.append(event(1))
+    monkeypatch.setattr("autoscaler.mqtt.outbox.os.fsync", _disk_full)
+    assert box.first() == event(1)
+    box.delivered()  # the queue is empty: the journal is rewritten, and the disk is full
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outbox.jsonl"]
+    box.close()
+
+
+def test_after_a_failed_rewrite_the_old_journal_is_never_appended_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "outbox.jsonl"
+    box = Outbox(10, path)
+    box.append(event(1))
+    monkeypatch.setattr("autoscaler.mqtt.outbox.os.fsync", _disk_full)
+    assert box.first() == event(1)
+    box.delivered()  # its `gone` was to be the rewrite, which failed: the old journal lacks it
+    monkeypatch.undo()  # room again: the next event has the file rewritten whole
+    box.append(event(2))
+    box.close()
+    # Event 1 was acknowledged: a restart does not send it again.
+    assert _replayed(path) == [event(2)]

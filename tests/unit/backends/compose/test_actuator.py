@@ -7,6 +7,7 @@ import copy
 import re
 from typing import Any
 
+import aiodocker
 import pytest
 
 from autoscaler.backends.compose.actuator import Actuator
@@ -249,3 +250,77 @@ def test_no_clone_is_made_of_a_template_its_owner_is_removing(
         return
     with pytest.raises(TemplateError, match=f"not making clone shop-web-2: .* {leaving}"):
         actuator._staying(ServiceKey("shop", "web"), _template(), "shop-web-2")
+
+
+class _Clone:
+    """A clone on the engine, telling `calls` of every request made of it. `gone`: removed by
+    another hand already (each request about it is answered 404)."""
+
+    def __init__(self, calls: list[str], *, gone: bool = False) -> None:
+        self.calls = calls
+        self.gone = gone
+
+    def _ask(self, call: str) -> None:
+        self.calls.append(call)
+        if self.gone:
+            raise aiodocker.DockerError(404, {"message": "No such container"})
+
+    async def rename(self, name: str) -> None:
+        self._ask(f"rename {name}")
+
+    async def stop(self, *, t: int, **_: Any) -> None:
+        self._ask(f"stop t={t}")
+
+    async def wait(self, *, condition: str, **_: Any) -> None:
+        self._ask(f"wait {condition}")
+
+    async def delete(self, **_: Any) -> None:
+        self._ask("delete")
+
+
+class _Engine:
+    def __init__(self, clone: _Clone) -> None:
+        self.clone = clone
+        self.containers = self
+
+    def container(self, container_id: str) -> _Clone:
+        assert container_id == "c2", "only the clone is asked for"
+        return self.clone
+
+
+def _clone(name: str = "shop-web-2", **facts: Any) -> Replica:
+    return Replica(
+        id="c2", name=name, key=ServiceKey("shop", "web"), labels={}, status="running",
+        health=None, pid=2, started_at=0.0, number=2, clone_of="t1", cpu_limit=None,
+        memory_limit=None, stop_timeout=3, **facts,
+    )  # fmt: skip
+
+
+async def test_a_clone_is_marked_as_being_removed_before_it_is_stopped_then_removed() -> None:
+    # An instance that takes the lease over while this one is frozen between the stop and the
+    # removal reads the mark, and finishes the removal rather than wait the stop out as an
+    # owner's.
+    calls: list[str] = []
+    actuator = Actuator(_Engine(_Clone(calls)), concurrency=1)  # type: ignore[arg-type]
+    result = await actuator.scale_to(ServiceKey("shop", "web"), [_template(), _clone()], 1)
+    assert (result.removed, result.errors) == (["c2"], [])
+    assert calls == ["rename shop-web-2.removing", "stop t=3", "wait not-running", "delete"]
+
+
+async def test_a_clone_marked_already_is_not_renamed_again() -> None:
+    calls: list[str] = []
+    actuator = Actuator(_Engine(_Clone(calls)), concurrency=1)  # type: ignore[arg-type]
+    marked = _clone(name="shop-web-2.removing", removing=True)
+    result = await actuator.scale_to(ServiceKey("shop", "web"), [_template(), marked], 1)
+    assert (result.removed, result.errors) == (["c2"], [])
+    assert calls == ["stop t=3", "wait not-running", "delete"]
+
+
+async def test_a_clone_gone_before_its_mark_is_removed_as_asked() -> None:
+    # Another hand removed it first (`docker compose up` removes what is beyond its scale):
+    # the 404 of the rename is no error, and nothing more is asked of it.
+    calls: list[str] = []
+    actuator = Actuator(_Engine(_Clone(calls, gone=True)), concurrency=1)  # type: ignore[arg-type]
+    result = await actuator.scale_to(ServiceKey("shop", "web"), [_template(), _clone()], 1)
+    assert (result.removed, result.errors) == (["c2"], [])
+    assert calls == ["rename shop-web-2.removing"]
