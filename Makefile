@@ -72,14 +72,14 @@ BENCH_ENV = set -a; eval "$$(bash scripts/platform.sh env current)"; \
 # Every benchmark (B=name for one); fails when a headline regressed (bench/gate.py).
 bench: install up
 	$(BENCH_ENV); \
-	bash scripts/swarm.sh load "$${AUTOSCALER_TEST_IMAGE:-autoscaler-test/busybox:latest}"; \
+	bash scripts/swarm.sh load "$${AUTOSCALER_TEST_IMAGE:-autoscaler-test/busybox:latest}" && \
 	$(BIN)/python -m bench $(B)
 
 # Faults while it scales, one after another, with the invariants checked (bench/chaos; about
 # 6 minutes): the table in bench/results/chaos.txt. make test runs a short version of it.
 chaos: install up
 	$(BENCH_ENV); \
-	bash scripts/swarm.sh load "$${AUTOSCALER_TEST_IMAGE:-autoscaler-test/busybox:latest}"; \
+	bash scripts/swarm.sh load "$${AUTOSCALER_TEST_IMAGE:-autoscaler-test/busybox:latest}" && \
 	$(BIN)/python -m bench chaos
 
 # The regression gate on the reaction step alone (about 5 minutes; stores nothing).

@@ -40,8 +40,10 @@ def main(argv: list[str]) -> int:
     for name in [b for b in (*ALL, *APART) if b in argv] if argv else ALL:
         module = importlib.import_module(f"bench.{name}")
         tee = _Tee()
+        # A package (bench/chaos) is named by its folder, a module by its file.
+        source = f"bench/{name}" if hasattr(module, "__path__") else f"bench/{name}.py"
         with contextlib.redirect_stdout(tee):
-            print(f"# bench/{name}.py, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
+            print(f"# {source}, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
                   f"{platform.machine()}, Python {platform.python_version()}")  # fmt: skip
             module.main()
         stored = RESULTS / f"{name}.txt"

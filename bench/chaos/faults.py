@@ -65,7 +65,12 @@ async def _step_up(run: Run, watch: Watch) -> None:
     await watch.until(lambda: watch.count("worker") != before, 10)
 
 
-def _script(script: str, *args: str) -> str:
+async def _script(script: str, *args: str) -> str:
+    """scripts/`script` run to its end in a thread: the events go on being watched meanwhile."""
+    return await asyncio.to_thread(_run_script, script, *args)
+
+
+def _run_script(script: str, *args: str) -> str:
     return subprocess.run(["bash", str(ROOT / "scripts" / script), *args], check=True,
                           capture_output=True, text=True).stdout  # fmt: skip
 
@@ -151,11 +156,11 @@ async def state_full(run: Run, watch: Watch) -> Injected:
 
 async def _broker_away(seconds: float) -> None:
     """The machine's shared broker stopped for `seconds`, then started."""
-    _script("broker.sh", "stop")
+    await _script("broker.sh", "stop")
     try:
         await asyncio.sleep(seconds)  # the outage's length
     finally:
-        _script("broker.sh", "start")
+        await _script("broker.sh", "start")
 
 
 async def broker_stopped(run: Run, watch: Watch) -> Injected:
@@ -183,9 +188,9 @@ async def broker_stopped_waking(run: Run, watch: Watch) -> Injected:
 async def engine_restarted(run: Run, watch: Watch) -> Injected:
     """Recovery counts from when the engine answers again."""
     await _step_up(run, watch)
-    _script("engine.sh", "stop")
+    await _script("engine.sh", "stop")
     watch.unknown()  # what runs is the engine's to say again once it answers
-    _script("engine.sh", "start")
+    await _script("engine.sh", "start")
     return Injected(time.monotonic(), stops_all=True)
 
 

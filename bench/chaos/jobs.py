@@ -3,7 +3,8 @@ one job at a time, finishing the one it holds on SIGTERM) as the service `jobs`,
 into the stack's own Redis at a rate that steps between a steady and a higher one, and the
 list's length published over MQTT each time, as an exporter would: the demand `jobs` is scaled
 on. At the end every job pushed is accounted for: done, waiting, held in `processing`, done
-twice, or lost (nowhere at all).
+twice, or lost (nowhere at all). Each push carries ids never used before, so that one left
+unanswered (it may have landed) and then made again is not two jobs under one id.
 
 The autoscaler runs outside the stack's network, so it reads the depth from MQTT, not Redis.
 """
@@ -11,8 +12,9 @@ The autoscaler runs outside the stack's network, so it reads the depth from MQTT
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 import aiodocker
@@ -48,10 +50,18 @@ SERVICES = """\
 RATES = ((3, 30.0), (8, 30.0))
 """(jobs a second, seconds), repeated: steady, then rising past what one worker does (2/s)."""
 
+Send = Callable[[list[str]], Awaitable[int]]
+"""Pushes jobs by their ids and returns the list's length after it; raises where the push went
+unanswered (it may have landed all the same)."""
+_UNANSWERED = (aiodocker.DockerError, OSError, ValueError)
+
 
 @dataclass
 class Jobs:
     pushed: list[str] = field(default_factory=list)
+    """The jobs whose push was answered."""
+    unanswered: int = 0
+    """Jobs whose push went unanswered: landed or not, none of their ids is used again."""
     depth: int = 0
     producing: bool = True
     account: dict[str, int] = field(default_factory=dict)
@@ -62,6 +72,7 @@ class Jobs:
     """Jobs done twice so far: a worker that finished one, was not told so (the server went
     away inside its transaction) and finished it again."""
     _held: set[str] = field(default_factory=set)
+    _ids: Iterator[int] = field(default_factory=itertools.count)
 
     async def check(self, host: str, redis: str) -> tuple[int, int]:
         """How many jobs were newly found stranded (held now, and at the check before), and
@@ -80,23 +91,36 @@ class Jobs:
 
     async def produce(self, host: str, redis: str, demand: dict[str, int]) -> None:
         """Jobs pushed each second at the step's rate; the list's length, as RPUSH answers it,
-        is the demand. A push the engine did not answer (it is away) is not counted as made."""
+        is the demand. A push the engine did not answer (it is away) is not counted as made, and
+        the next one carries ids of its own."""
         async with aiodocker.Docker(url=host) as docker:
             await self._produce(docker, redis, demand)
 
     async def _produce(self, docker: aiodocker.Docker, redis: str, demand: dict[str, int]) -> None:
+        async def rpush(ids: list[str]) -> int:
+            code, out = await run_in(docker, redis, "redis-cli", "RPUSH", "jobs", *ids)
+            if code or not out.strip().isdigit():
+                raise ValueError(f"RPUSH: {out}")
+            return int(out)
+
         start = time.monotonic()
         cycle = sum(seconds for _, seconds in RATES)
         while self.producing:
             into = (time.monotonic() - start) % cycle
-            rate = next(r for r, s in _ends(RATES) if into < s)
-            ids = [f"j{len(self.pushed) + i}" for i in range(rate)]
-            with contextlib.suppress(aiodocker.DockerError, OSError, ValueError):
-                code, out = await run_in(docker, redis, "redis-cli", "RPUSH", "jobs", *ids)
-                if code == 0 and out.strip().isdigit():
-                    self.pushed.extend(ids)
-                    self.depth = demand["jobs"] = int(out)
+            await self.push(rpush, next(r for r, s in _ends(RATES) if into < s), demand)
             await asyncio.sleep(1.0)  # the producer's rate, not a wait for a state
+
+    async def push(self, send: Send, count: int, demand: dict[str, int]) -> None:
+        """`count` jobs pushed under ids never used before: a push left unanswered may have
+        landed, and its ids pushed again would be finished twice, as two jobs."""
+        ids = [f"j{next(self._ids)}" for _ in range(count)]
+        try:
+            depth = await send(ids)
+        except _UNANSWERED:
+            self.unanswered += count
+            return
+        self.pushed.extend(ids)
+        self.depth = demand["jobs"] = depth
 
     async def settle(self, host: str, redis: str, within: float) -> dict[str, int]:
         """No more jobs; once the queue drained (or `within` passed), every pushed job counted."""
@@ -118,6 +142,7 @@ class Jobs:
         where = set(finished) | set(lists["jobs"]) | set(lists["processing"])
         self.account = {
             "pushed": len(self.pushed),
+            "unanswered": self.unanswered,
             "done": len(set(finished)),
             "waiting": len(lists["jobs"]),
             "held": len(lists["processing"]),

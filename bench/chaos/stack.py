@@ -217,20 +217,21 @@ class Run:
                 str(ROOT / "scripts" / "load.py"), "--url", url, "--stream", "--repeat",
                 *phases, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
-            moved = asyncio.create_task(self._moved(process, netns, url))
             try:
-                assert process.stdout is not None
-                while line := await process.stdout.readline():
-                    outcome = json.loads(line)
-                    sent = time.monotonic() - float(outcome["latency"])
-                    self.load.sent.append(sent)
-                    if outcome["status"] != 200:
-                        self.load.failed.append(sent)
-                        self.load.why.append(str(outcome["error"] or outcome["status"])[:60])
+                # The watcher of the proxy's place lives as long as this process's output: its
+                # own cancellation ends here, one of this task's goes on through.
+                async with asyncio.TaskGroup() as tg:
+                    moved = tg.create_task(self._moved(process, netns, url))
+                    assert process.stdout is not None
+                    while line := await process.stdout.readline():
+                        outcome = json.loads(line)
+                        sent = time.monotonic() - float(outcome["latency"])
+                        self.load.sent.append(sent)
+                        if outcome["status"] != 200:
+                            self.load.failed.append(sent)
+                            self.load.why.append(str(outcome["error"] or outcome["status"])[:60])
+                    moved.cancel()  # the load ended: nothing left to move
             finally:
-                moved.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await moved
                 if process.returncode is None:
                     process.send_signal(signal.SIGTERM)
                     await process.wait()
@@ -290,23 +291,40 @@ async def stack(broker: tuple[str, int]) -> AsyncIterator[Run]:
     try:
         yield run
     finally:
-        for process in run.instances:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signal.SIGCONT)
-                    process.terminate()
-                await process.wait()
-        await run.compose("down", "-t", "0", "--remove-orphans")
-        await _run("umount", str(run.state))
-        # What the run's instances keep on the engine beside the project: the lease (an
-        # instance killed with -9 leaves it) and the sleep's marker of a service down asleep.
-        docker = aiodocker.Docker(url=platform.docker_host)
+        # Each step whatever the one before did: a failed `down` still leaves no mount, nor
+        # a lease for the next run to find.
         try:
-            kept = await docker.containers.list(all=True, filters=json.dumps(
-                {"name": [f"chaos-lease-{run.project}", f"autoscaler-asleep-{run.project}-"]}
-            ))  # fmt: skip
-            for container in kept:
-                with contextlib.suppress(aiodocker.DockerError):
-                    await container.delete(force=True)
+            await stop(run.instances)
+            await run.compose("down", "-t", "0", "--remove-orphans")
         finally:
-            await docker.close()
+            try:
+                await _run("umount", str(run.state))
+            finally:
+                await _remove_kept(platform.docker_host, run.project)
+
+
+async def stop(processes: list[asyncio.subprocess.Process]) -> None:
+    """Each process still running continued (a fault may have stopped it) and terminated, then
+    all of them waited for."""
+    for process in processes:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
+                process.send_signal(signal.SIGCONT)
+                process.terminate()
+    for process in processes:
+        await process.wait()
+
+
+async def _remove_kept(docker_host: str, project: str) -> None:
+    """What the run's instances keep on the engine beside the project: the lease (an instance
+    killed with -9 leaves it) and the sleep's marker of a service down asleep."""
+    docker = aiodocker.Docker(url=docker_host)
+    try:
+        kept = await docker.containers.list(all=True, filters=json.dumps(
+            {"name": [f"chaos-lease-{project}", f"autoscaler-asleep-{project}-"]}
+        ))  # fmt: skip
+        for container in kept:
+            with contextlib.suppress(aiodocker.DockerError):
+                await container.delete(force=True)
+    finally:
+        await docker.close()

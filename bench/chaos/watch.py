@@ -26,7 +26,7 @@ import contextlib
 import json
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,34 @@ _BROKEN = (aiodocker.DockerError, aiohttp.ClientError, OSError)
 
 
 @dataclass
-class Watch:
+class Changing:
+    """What is fed as it changes and waited on until a condition holds: the chaos run's Watch
+    and the Swarm fault's view of the managers."""
+
+    changed: asyncio.Event = field(default_factory=asyncio.Event, kw_only=True)
+    """Set at each change and replaced by a new one: a wait began before the change ends."""
+
+    def notify(self) -> None:
+        """Wakes whatever waits for a change."""
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    async def until(self, condition: Callable[[], bool], within: float) -> bool:
+        """Until `condition()` holds, re-checked at each change and at least every half second
+        (it may read what changes elsewhere); False past `within`."""
+        deadline = time.monotonic() + within
+        while not condition():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, 0.5)):
+                    await self.changed.wait()
+        return True
+
+
+@dataclass
+class Watch(Changing):
     """What the engine and the broker said during a run, and the invariants' violations."""
 
     project: str
@@ -79,7 +106,6 @@ class Watch:
     """The worker's latest retained state: what it said it was doing, for a slow recovery."""
     jobs: dict[str, int] = field(default_factory=dict)
     """The jobs' accounting at the end (jobs.py)."""
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def count(self, service: str) -> int:
         return len(self.running[service])
@@ -121,8 +147,7 @@ class Watch:
             self.timeline[service].append((time.monotonic(), self.count(service)))
         if action in ("destroy", "restart") and not clone and not self.users_own:
             self.violated("user's removed", f"{name}: {action}")
-        self.changed.set()
-        self.changed = asyncio.Event()
+        self.notify()
 
     def broker(self, topic: str, payload: Mapping[str, Any]) -> None:
         if topic.endswith("/worker/state"):
@@ -178,18 +203,6 @@ class Watch:
             return since
         return next((t for t, c in timeline if t >= since and c == count), None)
 
-    async def until(self, condition: Any, within: float) -> bool:
-        """Until `condition()` holds, re-checked at each engine event; False past `within`."""
-        deadline = time.monotonic() + within
-        while not condition():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(left, 0.5)):
-                    await self.changed.wait()
-        return True
-
 
 async def _resync(docker: aiodocker.Docker, watch: Watch) -> None:
     """What runs now, from the engine's listing: at the start, and after the engine's event
@@ -211,8 +224,7 @@ async def _resync(docker: aiodocker.Docker, watch: Watch) -> None:
         number = labels.get(NUMBER, "?")
         watch.running[labels.get(SERVICE, "?")][c.id] = (number, CLONE_OF in labels)
     watch.listed()
-    watch.changed.set()
-    watch.changed = asyncio.Event()
+    watch.notify()
 
 
 async def _engine(docker: aiodocker.Docker, watch: Watch) -> None:
@@ -231,9 +243,7 @@ async def _engine(docker: aiodocker.Docker, watch: Watch) -> None:
                 while (event := await subscriber.get()) is not None:
                     watch.engine(event)
             finally:
-                feed.cancel()
-                with contextlib.suppress(asyncio.CancelledError, *_BROKEN):
-                    await feed
+                await _ended(feed)
         except _BROKEN:
             pass
         await asyncio.sleep(0.5)  # the engine is away: followed again once it answers
@@ -266,9 +276,18 @@ async def watching(
     try:
         yield watch
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, *_BROKEN):
-                await task
-        await docker.close()
+        try:
+            await _ended(*tasks)
+        finally:
+            await docker.close()
+
+
+async def _ended(*tasks: asyncio.Task[Any]) -> None:
+    """`tasks` cancelled and waited for. Their own cancellation ends here, and so does a broken
+    engine or broker; anything else they raised goes on, and so does a cancellation of the
+    caller's while it waits (gather raises that one, whatever it returns)."""
+    for task in tasks:
+        task.cancel()
+    for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(outcome, Exception) and not isinstance(outcome, _BROKEN):
+            raise outcome

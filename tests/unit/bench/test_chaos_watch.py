@@ -1,10 +1,12 @@
 """The chaos run's invariants (bench/chaos/watch.py) as the engine's events and the broker's
-messages feed them: each one is seen broken when it is, and none when nothing is wrong."""
+messages feed them: each one is seen broken when it is, and none when nothing is wrong. And the
+jobs (bench/chaos/jobs.py) the `lost jobs` one counts: none seen done twice that was not."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bench.chaos.jobs import Jobs
 from bench.chaos.watch import Watch
 
 PROJECT, LEASE = "chaos1", "chaos-lease-chaos1"
@@ -82,3 +84,20 @@ def test_an_action_told_by_an_instance_that_lost_the_lease_is_a_violation_past_a
     assert not w.violations["stale action"]
     told("a", 210.0)  # a, frozen and back, acting on
     assert len(w.violations["stale action"]) == 1
+
+
+async def test_jobs_pushed_after_an_unanswered_push_never_reuse_its_ids() -> None:
+    queue: list[str] = []
+    answered = iter([False, True])
+
+    async def send(ids: list[str]) -> int:
+        queue.extend(ids)  # it lands, answered or not
+        if not next(answered):
+            raise OSError("the engine went away before it answered")
+        return len(queue)
+
+    jobs, demand = Jobs(), {"jobs": 0}
+    await jobs.push(send, 3, demand)
+    await jobs.push(send, 3, demand)
+    assert len(set(queue)) == len(queue) == 6, queue
+    assert jobs.pushed == queue[3:] and jobs.unanswered == 3 and demand["jobs"] == 6
