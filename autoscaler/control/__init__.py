@@ -2,7 +2,8 @@
 replicas reach it as plain facts (replicas.py), and it acts through the interfaces of ports.py.
 
     fleet.py        the controllers of one backend's services: made with a service, gone with it
-    controller.py   one service: its spec, policy, behaviour, history, backoffs; the guarded runner
+    controller.py   one service: its spec, policy, behaviour, history; what each round does
+    runner.py       the guarded runner: one action in flight, its errors told, its backoff
     sleep.py        one service's sleep and wake at `min: "0"`
     metric.py       one service's metric: its value each round, its failure, the fallback count
     idle.py         one service's replicas that take no load beside saturated ones

@@ -18,10 +18,9 @@ Every interval, when nothing of the service's is in flight, `step` runs:
         dry run ──(a decision not announced yet)─► scale event ─► HOLDING
         otherwise ─► actuator.scale_to ────────────────────────► SCALING ─► guarded runner
 
-The guarded runner is the one way a side effect runs: its result is recorded (a scale action in
-the behaviour's rate limits and cooldowns, from what the actuator reports, never from what was
-decided), the view is refreshed, and any error, expected or not, becomes an error event and a
-backoff. Nothing escapes into the TaskGroup, whichever kind of action it was.
+The guarded runner (runner.py) is the one way a side effect runs: a scale action is recorded in
+the behaviour's rate limits and cooldowns from what the actuator reports, never from what was
+decided, and any error, expected or not, becomes an error event and a backoff.
 """
 
 from __future__ import annotations
@@ -52,11 +51,12 @@ from autoscaler.control.repairs import (
 )
 from autoscaler.control.replicas import Replica, Sample, ScaleResult, counted, template_of
 from autoscaler.control.report import Report
+from autoscaler.control.runner import Runner
 from autoscaler.control.sleep import Sleep
 from autoscaler.control.spec import ServiceSpec, allowed, own_labels, parse
 from autoscaler.control.startup import Startup
 from autoscaler.control.state import Evaluation, Phase, ServiceState, replica_samples
-from autoscaler.errors import AutoscalerError, Backoff, InternalError, TemplateError
+from autoscaler.errors import AutoscalerError, InternalError, TemplateError
 from autoscaler.labels import ServiceKey
 from policies.base import Direction
 from policies.pipeline import Pipeline, Round, Zero
@@ -81,18 +81,16 @@ class Controller:
         self._down: str | None = None  # the user's crashed containers, while they are down
         self._announced: tuple[int, int] | None = None  # dry run: the last decision told
         self.history: deque[Evaluation] = deque(maxlen=HISTORY)
-        self.inflight: asyncio.Task[None] | None = None
-        self._look = False  # the action in flight asks for a look once it ends
-        self._failures = Backoff(start=2.0, cap=60.0)
         self._crash_loop = CrashLoop()
         self._samples: Mapping[str, Sample] = {}  # this round's, by container id
         self._report = Report(key, context)
+        self._startup = Startup()
+        self._runner = Runner(key, context, self._report, self._startup, self._settled)
         self._metric = MetricWatch(key, context, self._report)
         self._idle = IdleWatch(key, self._report)
         self._schedule: str | None = None  # the schedule's windows in force, in words
         self._controls = ControlWatch(lambda: context.control(key), self._report)
         self._zero = Sleep(key, context, self._report)
-        self._startup = Startup()
         self._memory = Memory(context.keep, key)
         self.decided: int | None = None
         """The count the last action settled on (or that was found): what vanished replicas are
@@ -100,7 +98,12 @@ class Controller:
 
     @property
     def busy(self) -> bool:
-        return self.inflight is not None
+        return self._runner.busy
+
+    @property
+    def inflight(self) -> asyncio.Task[None] | None:
+        """Its one action in flight, if any (for the process's bounded drain)."""
+        return self._runner.inflight
 
     def close(self) -> None:
         """The service is gone for good: its series leave /metrics, and its retained state is
@@ -197,11 +200,10 @@ class Controller:
             # listed; one whose tasks are all on their way holds.)
             self._show(Phase.STOPPED, replicas, spec, None, reason)
             return
-        monotonic = self._ctx.clock.monotonic()
-        if not self._failures.ready(monotonic):
-            reason = f"the last action failed; next try in {self._failures.left(monotonic):.0f}s"
+        if (reason := self._runner.failing()) is not None:
             self._show(Phase.BACKOFF, replicas, spec, None, reason)
             return
+        monotonic = self._ctx.clock.monotonic()
         # Clones are mended where they are made of a template of the user's; a scheduler (Swarm)
         # mends its own.
         mends = not self._ctx.dry_run and any(r.users for r in replicas)
@@ -237,7 +239,9 @@ class Controller:
             logger.info("%s: %d -> %d: %s", self.key,
                         decision.current, decision.desired, decision.reason)  # fmt: skip
             self._show(Phase.SCALING, replicas, spec, evaluation, decision.reason)
-            self._run(tg, "scaling", self._scale(spec, replicas, evaluation))
+            # A saturated service's next step is decided as soon as the new replicas measure.
+            look = decision.saturated and decision.desired > len(replicas)
+            self._runner.run(tg, "scaling", self._scale(spec, replicas, evaluation), look=look)
 
     def _labelled(self) -> ServiceSpec:
         """The labels' spec, as the pipeline takes it (it applies the schedule itself), with an
@@ -381,23 +385,20 @@ class Controller:
         reason = f"{repair.kind}: {'; '.join(repair.reasons)}"
         logger.warning("%s: %s", self.key, reason)
         self._show(Phase.REPAIRING, replicas, spec, None, reason)
-        self._run(tg, repair.doing, self._mend(replicas, repair))
+        self._runner.run(tg, repair.doing, self._mend(replicas, repair))
         return True
 
-    # -- the guarded runner and the actions it runs ---------------------------------------------
+    # -- the actions the runner runs, and what is shown once they end ---------------------------
 
     def run(
         self, tg: asyncio.TaskGroup, doing: str, action: Coroutine[Any, Any, ScaleResult]
     ) -> None:
         """Run `action` as this service's one action in flight, guarded (for zero.Sleep)."""
-        self._run(tg, doing, action)
+        self._runner.run(tg, doing, action)
 
     def failing(self) -> str | None:
         """While the last action's backoff lasts, how long is left, in words."""
-        monotonic = self._ctx.clock.monotonic()
-        if self._failures.ready(monotonic):
-            return None
-        return f"the last action failed; next try in {self._failures.left(monotonic):.0f}s"
+        return self._runner.failing()
 
     def record(self, result: ScaleResult) -> None:
         """A sleep or a wake happened: a scale action for the behaviour's rates and cooldowns."""
@@ -409,54 +410,13 @@ class Controller:
              reason: str) -> None:  # fmt: skip
         self._show(phase, replicas, spec, self._last, reason)
 
-    def _run(
-        self, tg: asyncio.TaskGroup, doing: str, action: Coroutine[Any, Any, ScaleResult]
-    ) -> None:
-        began = self._ctx.clock.monotonic()
-        self.inflight = tg.create_task(
-            self._guarded(doing, action, began), name=f"{doing} {self.key}"
-        )
-
-    async def _guarded(
-        self, doing: str, action: Coroutine[Any, Any, ScaleResult], began: float
-    ) -> None:
-        errors: list[AutoscalerError] = []
-        try:
-            result = await action
-            errors += result.errors
-            self._startup.created(result.created, began)
-            for container_id in result.created + result.removed + result.stopped + result.started:
-                await self._ctx.refresh(container_id)
-            # The next decision looks at the load spread over the count there is now.
-            await self._ctx.restart(self._ctx.view(self.key))
-            if self._look:
-                # A saturated service grows on what its windows prove, a step at a time: the
-                # next step is decided as soon as they measure, not at the next round. (Not
-                # after other actions: a metric that lags, a request rate, would be read while
-                # it still rises, and the count followed in more, smaller steps.)
-                self._ctx.look(self.key, result.created)
-        except AutoscalerError as exc:
-            errors.append(exc)
-        except Exception as exc:
-            logger.exception("%s: unexpected error while %s", self.key, doing)
-            errors.append(InternalError(str(self.key), doing, exc))
-        finally:
-            self.inflight, self._look = None, False
-            self._ctx.acted(self.key)
-        for error in errors:
-            logger.error("%s", error)
-            self._report.fault(error)
+    def _settled(self, doing: str, failure: str | None, error: AutoscalerError | None) -> None:
         replicas = self._ctx.view(self.key)
-        if errors:
-            self._failures.failed(self._ctx.clock.monotonic())
-            reason = f"{doing} failed; next try in {self._failures.wait:.0f}s: {errors[0]}"
-            logger.warning("%s: %s", self.key, reason)
-            self._show(Phase.BACKOFF, replicas, self.spec, self._last, reason, error=str(errors[0]))
+        if failure is not None:
+            self._show(Phase.BACKOFF, replicas, self.spec, self._last, failure, error=str(error))
+        elif self._zero.asleep:
+            self._show(Phase.IDLE, replicas, self.spec, self._last, self._zero.reason)
         else:
-            self._failures.succeeded()
-            if self._zero.asleep:
-                self._show(Phase.IDLE, replicas, self.spec, self._last, self._zero.reason)
-                return
             reason = self._last.decision.reason if self._last else f"done {doing}"
             self._show(Phase.HOLDING, replicas, self.spec, self._last, reason)
 
@@ -464,7 +424,6 @@ class Controller:
         self, spec: ServiceSpec, replicas: Sequence[Replica], evaluation: Evaluation
     ) -> ScaleResult:
         target = evaluation.decision.desired
-        self._look = evaluation.decision.saturated and target > len(replicas)
         result = await self._ctx.actuator.scale_to(self.key, replicas, target)
         assert self._pipeline is not None
         saturated = evaluation.decision.saturated
