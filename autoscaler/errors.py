@@ -76,6 +76,13 @@ class TemplateError(AutoscalerError):
         self.service = service
 
 
+class TemplateLeaving(TemplateError):
+    """The template is being stopped or removed by its owner (`docker compose rm -s`, `stop`,
+    `down`, Compose replacing it): no clone is made of it, and the service holds until the
+    owner's change is over. A hold, not a failure: no backoff, and the next engine event of the
+    service tries again."""
+
+
 class EngineError(AutoscalerError):
     """The Docker Engine is unreachable or refused a request."""
 

@@ -414,6 +414,8 @@ class Controller:
         replicas = self._ctx.view(self.key)
         if failure is not None:
             self._show(Phase.BACKOFF, replicas, self.spec, self._last, failure, error=str(error))
+        elif error is not None:
+            self._show(Phase.STOPPED, replicas, self.spec, self._last, f"{doing}: {error}")
         elif self._zero.asleep:
             self._show(Phase.IDLE, replicas, self.spec, self._last, self._zero.reason)
         else:

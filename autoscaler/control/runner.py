@@ -6,8 +6,9 @@ backoff. Nothing escapes into the TaskGroup, whichever kind of action it was.
               │                                                                     │
               └── AutoscalerError, or any other (a bug: InternalError) ─────────────┤
                                                                                     ▼
-                            errors: told, backoff 2, 4, ... 60 s ─► settled(failure)
-                            none:   backoff reset ─────────────────► settled(None)
+                 errors: told, backoff 2, 4, ... 60 s ─► settled(failure, error)
+                 only the owner's (its template leaving): ─► settled(None, error), no backoff
+                 none:   backoff reset ────────────────────► settled(None, None)
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ from autoscaler.control.context import Context
 from autoscaler.control.replicas import ScaleResult
 from autoscaler.control.report import Report
 from autoscaler.control.startup import Startup
-from autoscaler.errors import AutoscalerError, Backoff, InternalError
+from autoscaler.errors import AutoscalerError, Backoff, InternalError, TemplateLeaving
 from autoscaler.labels import ServiceKey
 
 logger = logging.getLogger(__name__)
 
 Settled = Callable[[str, str | None, AutoscalerError | None], None]
 """What the controller shows once an action ended: what it was doing, the failure in words and
-its first error (None and None when it succeeded)."""
+its first error; None and the owner's error where only its owner held it (its template leaving);
+None and None when it succeeded."""
 
 
 class Runner:
@@ -100,10 +102,18 @@ class Runner:
         finally:
             self.inflight = None
             self._ctx.acted(self.key)
+        held = [e for e in errors if isinstance(e, TemplateLeaving)]
+        errors = [e for e in errors if not isinstance(e, TemplateLeaving)]
         for error in errors:
             logger.error("%s", error)
             self._report.fault(error)
-        if errors:
+        if held and not errors:
+            # The owner is replacing or removing the template (Compose v1 stops the old one
+            # before it makes the new): the engine's next event of the service, the new one
+            # started, tries again, where a backoff would wait past it to the next round.
+            logger.info("%s: %s; holding until its owner is done", self.key, held[0])
+            self._settled(doing, None, held[0])
+        elif errors:
             self._failures.failed(self._ctx.clock.monotonic())
             reason = f"{doing} failed; next try in {self._failures.wait:.0f}s: {errors[0]}"
             logger.warning("%s: %s", self.key, reason)

@@ -39,7 +39,7 @@ from autoscaler.control.replicas import (
     victims,
     woken,
 )
-from autoscaler.errors import AutoscalerError, EngineError, TemplateError
+from autoscaler.errors import AutoscalerError, EngineError, TemplateError, TemplateLeaving
 from autoscaler.labels import ServiceKey
 
 logger = logging.getLogger(__name__)
@@ -245,7 +245,7 @@ class Actuator:
             leaving = "is being stopped or removed by its owner"
         else:
             return
-        raise TemplateError(
+        raise TemplateLeaving(
             str(key), f"not making clone {name}: its template {template.name} {leaving}"
         )
 

@@ -13,10 +13,10 @@ import pytest
 from autoscaler.backends.fake import Fake
 from autoscaler.control.context import Clock, Context
 from autoscaler.control.controller import Controller
-from autoscaler.control.replicas import Replica, Sample
+from autoscaler.control.replicas import Replica, Sample, ScaleResult
 from autoscaler.control.spec import MetricSource
 from autoscaler.control.state import Evaluation
-from autoscaler.errors import AutoscalerError
+from autoscaler.errors import AutoscalerError, TemplateLeaving
 from autoscaler.labels import ServiceKey
 from autoscaler.sources.registry import OPTIONS
 from policies.base import Signal
@@ -202,6 +202,34 @@ async def test_what_another_hand_removed_is_restored_between_rounds() -> None:
     assert web.fake.calls[-1] == "repair shop/web -0 +2"
     ((_, extra),) = web.told.actions("restore")
     assert "2 of 3 replicas went away outside the autoscaler" in extra["reason"]
+
+
+async def test_a_restore_its_owner_holds_waits_for_the_owners_next_event_not_a_backoff() -> None:
+    # Compose v1's new release: it removes the clones beyond its scale and stops the template
+    # before it makes the new one. The restore the removals asked for is refused (no clone of
+    # a template on its way out): a hold, no failure. The new template's start, the next
+    # event, restores at once, where a backoff would have waited for the next round.
+    web = service(WEB | {"autoscaler.min": "3"})
+    await web.round(cpu=50.0)
+    for clone in [r for r in web.fake.view(KEY) if r.is_clone]:
+        web.fake.remove(clone.id)
+    real = web.fake.repair
+    refusals: list[str] = []
+
+    async def leaving(key: ServiceKey, *args: Any, **kwargs: Any) -> ScaleResult:
+        if not refusals:
+            refusals.append("refused")
+            raise TemplateLeaving(str(key), "not making clone shop-web-2: its template "
+                                  "shop-web-1 is being stopped or removed by its owner")  # fmt: skip
+        return await real(key, *args, **kwargs)
+
+    web.fake.repair = leaving  # type: ignore[method-assign]
+    assert await web.mend() == "stopped"
+    assert "its template shop-web-1 is being stopped or removed by its owner" in web.reason
+    assert not web.told.actions("error")
+    web.time.pass_(0.1)  # the new template started: its event, well within a backoff's 2 s
+    await web.mend()
+    assert web.fake.calls[-1] == "repair shop/web -0 +2" and len(web.running()) == 3
 
 
 async def test_clones_of_a_replaced_template_are_rolled_onto_the_new_one() -> None:
