@@ -17,7 +17,8 @@ import aiodocker
 import pytest
 
 from autoscaler.app import App
-from autoscaler.backends.compose.lease import HOLDER, identity
+from autoscaler.backends.compose.holder import identity
+from autoscaler.backends.compose.lease import HOLDER
 from autoscaler.settings import LeaseSettings, lease_name
 from tests.integration.conftest import (
     TEST_IMAGE,

@@ -26,8 +26,8 @@ boot id, the pid namespace, the pid and its start time, and the container it run
 with that container's start time. A watcher on the same boot and in the same pid namespace sees
 at once whether that process still runs; any watcher can ask the engine whether the holder's
 container still runs the same start. Either proof lets it take over in its next watch, within
-one interval of starting. Without a proof it waits out the ttl, so two live instances still
-never both act.
+one interval of starting (holder.py). Without a proof it waits out the ttl, so two live
+instances still never both act.
 
 A lease that names this instance is its own: a create of ours went through though its answer
 was lost (a timeout, a dropped connection), and the watch that follows finds the lease, or a
@@ -39,21 +39,24 @@ instance (`settings.instance_name`), so no other instance, even in this process,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import io
 import json
 import logging
-import os
-import re
 import tarfile
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import aiodocker
 
+from autoscaler.backends.compose.holder import (
+    CONTAINER,
+    CONTAINER_START,
+    container_gone,
+    gone_here,
+    identity,
+)
 from autoscaler.backends.compose.inventory import unanswered
 from autoscaler.backends.docker.client import LIBRARY_ERRORS, engine_errors, label_filter
 from autoscaler.errors import EngineError, Faults
@@ -64,8 +67,6 @@ logger = logging.getLogger(__name__)
 
 IMAGE = "autoscaler-lease:1"
 HOLDER = "autoscaler.lease.holder"
-_BOOT, _PIDNS, _PID, _START = (f"autoscaler.lease.{k}" for k in ("boot", "pidns", "pid", "start"))
-_CONTAINER, _CONTAINER_START = "autoscaler.lease.container", "autoscaler.lease.container-start"
 _PROJECTS = "autoscaler.lease.projects"
 """The projects its holder manages: a JSON list, or `*` for all."""
 TERM = "autoscaler.lease.term"
@@ -99,44 +100,6 @@ def _managed(label: str) -> set[str] | None:
     except ValueError:
         return None
     return {str(p) for p in found} if isinstance(found, list) else None
-
-
-_CONTAINER_ID = re.compile(r"/containers/([0-9a-f]{64})/")
-
-
-def identity(proc: str = "/proc") -> dict[str, str]:
-    """Who this process is, in terms another instance can check: the lease's labels."""
-    me = {_PID: str(os.getpid())}
-    with contextlib.suppress(OSError):
-        me[_BOOT] = Path(f"{proc}/sys/kernel/random/boot_id").read_text().strip()
-    with contextlib.suppress(OSError):
-        me[_PIDNS] = os.readlink(f"{proc}/self/ns/pid")
-    if start := _started(proc, os.getpid()):
-        me[_START] = start
-    with contextlib.suppress(OSError):
-        if container := _own_container(proc):
-            me[_CONTAINER] = container
-    return me
-
-
-def _started(proc: str, pid: int) -> str | None:
-    """Process `pid`'s start time (clock ticks after boot), or None if there is no such process.
-    A pid can be reused; a pid and its start time cannot."""
-    try:
-        stat = Path(f"{proc}/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _own_container(proc: str) -> str | None:
-    """The id of the container this process runs in: the engine bind-mounts the container's
-    hostname, hosts and resolv.conf from its own folder, named after the id."""
-    with open(f"{proc}/self/mountinfo") as f:
-        for line in f:
-            if match := _CONTAINER_ID.search(line):
-                return match.group(1)
-    return None
 
 
 def _counter(lease: Mapping[str, Any]) -> int:
@@ -350,29 +313,16 @@ class Lease:
 
     async def _dead(self, holder: Mapping[str, str]) -> str | None:
         """How we know the lease's holder is dead, or None if we cannot prove it."""
-        me = self._identity
-        same_host = all(holder.get(k) == me.get(k) is not None for k in (_BOOT, _PIDNS))
-        if same_host:
-            pid, start = holder.get(_PID, ""), holder.get(_START)
-            if not pid.isdigit() or not start or _started(self._proc, int(pid)) == start:
-                return None
-            return f"is gone: process {pid} no longer runs on this host"
-        container = holder.get(_CONTAINER)
+        if (here := gone_here(holder, self._identity, self._proc)) is not False:
+            return here
+        container = holder.get(CONTAINER)
         if not container:
             return None
-        if container == me.get(_CONTAINER):
-            # It ran in the container we run in, on another boot or in another pid namespace:
-            # a run of this container before it restarted.
-            return "is gone: its container restarted"
         try:
             state = (await self._docker.containers.get(container))._container["State"]
         except aiodocker.DockerError as exc:
             return "is gone: its container no longer exists" if exc.status == 404 else None
-        if not state.get("Running"):
-            return "is gone: its container is not running"
-        if state.get("StartedAt") != holder.get(_CONTAINER_START):
-            return "is gone: its container has restarted since"
-        return None
+        return container_gone(holder, state)
 
     async def _take(self, lapsed: str | None, after: int = 0) -> None:
         """Take the lease (over the `lapsed` one, of term `after`). Its term is the wall clock
@@ -391,14 +341,14 @@ class Lease:
         labels = {HOLDER: self.holder, _PROJECTS: _managing(self._projects), TERM: str(term),
                   **self._identity}  # fmt: skip
         image = None
-        if _CONTAINER in labels:
+        if CONTAINER in labels:
             # Only a container this engine runs can be checked through it.
             try:
-                own = (await self._docker.containers.get(labels[_CONTAINER]))._container
-                labels[_CONTAINER_START] = own["State"]["StartedAt"]
+                own = (await self._docker.containers.get(labels[CONTAINER]))._container
+                labels[CONTAINER_START] = own["State"]["StartedAt"]
                 image = own["Image"]
             except aiodocker.DockerError:
-                del labels[_CONTAINER]
+                del labels[CONTAINER]
         config: dict[str, Any] = {
             "Image": image or await self._image(),
             "Cmd": ["lease"],
