@@ -417,8 +417,11 @@ def settings_for(
         "shutdown_timeout": 10.0,
         "api": ApiSettings(port=0),
         # A lease of the test's own: a test that kills an instance leaves no lease behind for
-        # the next test to wait out.
-        "lease": LeaseSettings(name=f"autoscaler-lease-{project}", ttl=5),
+        # the next test to wait out. Its ttl of 10 s: the holder acts while its last renewal
+        # is younger than 3.3 s, and on a host three tests load at once an engine answers a
+        # renewal a second late now and then (at 5 s, the fence then dropped a scale-up's
+        # starts as another instance's; the tests of the fence set their own ttl).
+        "lease": LeaseSettings(name=f"autoscaler-lease-{project}", ttl=10),
     }
     return Settings(**(values | overrides))
 

@@ -151,9 +151,13 @@ async def test_up_again_removes_the_clones_and_their_removal_brings_them_back_at
 
     short = await below(docker, project, 3, up())
     assert "Remov" in out[0] or "Stopp" in out[0], out[0]
-    restores = await mqtt.wait_for(lambda m: events(m, project, "web", "restore"), within=5)
-    assert restores[0]["created"] == 2
-    assert "2 of 3 replicas went away outside the autoscaler" in restores[0]["reason"]
+    # One restore of both, or one a clone where the engine told their removals apart.
+    restores = await mqtt.wait_for(
+        lambda m: (found := events(m, project, "web", "restore"))
+        and sum(r["created"] for r in found) >= 2 and found, within=5
+    )  # fmt: skip
+    assert sum(r["created"] for r in restores) == 2
+    assert all("replicas went away outside the autoscaler" in r["reason"] for r in restores)
     assert short < 10, f"{short:.2f} s below 3"
     assert len(events(mqtt, project, "web", "scale_up")) == 1  # restored, not rescaled
 
