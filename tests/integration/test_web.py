@@ -195,7 +195,7 @@ async def test_on_the_proxys_request_rate_a_step_is_followed_in_one_or_two_actio
     async with web_stack(project, "caddy", platform, tmp_path / "stack", env=env,
                          extra=extra) as stack:  # fmt: skip
         url = f"http://{await stack.address(docker)}/"
-        outcomes = await send_load(url, (("low", 8.0, 6.0), ("high", 40.0, 14.0)))
+        outcomes = await send_load(url, (("low", 8.0, 6.0), ("high", 40.0, 20.0)))
         status = await explained(
             docker, platform.container(project, "autoscaler"), f"{project}/web"
         )
