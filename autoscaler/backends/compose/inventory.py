@@ -27,10 +27,14 @@ from dataclasses import replace
 from typing import Any
 
 import aiodocker
-import aiohttp
 
 from autoscaler import labels
-from autoscaler.backends.docker.client import LIBRARY_ERRORS, engine_errors, label_filter
+from autoscaler.backends.docker.client import (
+    LIBRARY_ERRORS,
+    engine_errors,
+    label_filter,
+    unanswered,
+)
 from autoscaler.backends.docker.replicas import from_inspect
 from autoscaler.control.replicas import Replica
 from autoscaler.errors import Faults, Reconnect
@@ -55,19 +59,6 @@ _ACTIONS = (
 # The signals of a stop: the engine's `kill` event names the signal sent, and only these (or the
 # container's own stop signal) ask it to end; `docker kill -s HUP` asks it to reload.
 _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT, signal.SIGKILL, signal.SIGTERM})
-
-
-def unanswered(exc: BaseException) -> bool:
-    """Whether a try failed for want of an engine to answer it (its socket gone or refusing, as
-    while it restarts): aiodocker's 900, or the connection's own error; of a group of failures
-    (the tasks of one try), whether every one was."""
-    if isinstance(exc, BaseExceptionGroup):
-        return all(unanswered(e) for e in exc.exceptions)
-    if isinstance(exc, aiodocker.DockerError):
-        return exc.status == 900
-    return isinstance(
-        exc, aiohttp.ClientConnectorError | ConnectionRefusedError | FileNotFoundError
-    )
 
 
 class SilentStream(Exception):

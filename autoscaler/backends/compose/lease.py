@@ -57,8 +57,12 @@ from autoscaler.backends.compose.holder import (
     gone_here,
     identity,
 )
-from autoscaler.backends.compose.inventory import unanswered
-from autoscaler.backends.docker.client import LIBRARY_ERRORS, engine_errors, label_filter
+from autoscaler.backends.docker.client import (
+    LIBRARY_ERRORS,
+    engine_errors,
+    label_filter,
+    unanswered,
+)
 from autoscaler.errors import EngineError, Faults
 from autoscaler.labels import ENABLE
 from autoscaler.settings import instance_name

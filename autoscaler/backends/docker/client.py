@@ -26,6 +26,19 @@ GRANTS_HINT = (
 LIBRARY_ERRORS = (aiodocker.DockerError, aiohttp.ClientError, OSError, TimeoutError)
 
 
+def unanswered(exc: BaseException) -> bool:
+    """Whether a try failed for want of an engine to answer it (its socket gone or refusing, as
+    while it restarts): aiodocker's 900, or the connection's own error; of a group of failures
+    (the tasks of one try), whether every one was."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(unanswered(e) for e in exc.exceptions)
+    if isinstance(exc, aiodocker.DockerError):
+        return exc.status == 900
+    return isinstance(
+        exc, aiohttp.ClientConnectorError | ConnectionRefusedError | FileNotFoundError
+    )
+
+
 @contextmanager
 def engine_errors(doing: str, service: str | None = None) -> Iterator[None]:
     """Re-raise library errors met while `doing` something as EngineError, keeping the cause."""

@@ -11,7 +11,8 @@ import aiodocker
 import aiohttp
 import pytest
 
-from autoscaler.backends.compose.inventory import Inventory, unanswered
+from autoscaler.backends.compose.inventory import Inventory
+from autoscaler.backends.docker.client import unanswered
 from tests.unit.backends.docker.test_replicas import INSPECT
 
 
