@@ -16,7 +16,10 @@ of what it needs: policies/saturation.py) the scale-up rate is per decision inst
 Proposals are remembered as they are made (a window is about what was asked for); actions only
 when `record` is told one happened, so a decision that was paused, dry-run or failed starts no
 cooldown and uses up no rate. It keeps the proposals of the longest window and the actions of
-the longest period: bounded. The clock is whatever `now` the caller passes.
+the longest period: bounded. A run of equal proposals is kept as one, at the time of its latest:
+a window holds the run's value as long as it holds any of them, and a service whose proposal
+does not change (most, most of the time) has a window of one entry to read each round, not one
+a round of the window's length. The clock is whatever `now` the caller passes.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class Behavior:
             # As the HPA does: the window starts out holding the current count, so a service is
             # not scaled down the moment the autoscaler (re)starts.
             self._seeded = True
-            self._proposals.append((now, current))
+            self._propose(now, current)
         raw = proposal.count
         if raw is None or not inputs.minimum <= current <= inputs.maximum:
             # No data, or the count is outside its bounds (labels changed): only bound it.
@@ -60,7 +63,7 @@ class Behavior:
             stabilized = current
         else:
             stabilized, steps = self._stabilize(current, raw, now)
-            self._proposals.append((now, raw))
+            self._propose(now, raw)
             desired, bound, more = self._limit(
                 current,
                 stabilized,
@@ -92,6 +95,13 @@ class Behavior:
         if after != before:
             self._actions.append((now, 0 if saturated else after - before))
             self._last_action = now
+
+    def _propose(self, now: float, proposal: int) -> None:
+        """Remember a proposal; one equal to the last extends its run."""
+        if self._proposals and self._proposals[-1][1] == proposal:
+            self._proposals[-1] = (max(self._proposals[-1][0], now), proposal)
+        else:
+            self._proposals.append((now, proposal))
 
     def _stabilize(self, current: int, proposal: int, now: float) -> tuple[int, tuple[str, ...]]:
         """HPA's current rule: the count moves up only as far as the lowest proposal of the

@@ -354,19 +354,38 @@ async def test_of_instances_racing_for_the_cluster_lease_exactly_one_wins(
 ) -> None:
     first, second = cluster.clients[0], cluster.clients[1]  # two managers
     name = f"lease-{project}"
-    # Both create it at once: the name is unique cluster-wide, so one create fails.
-    a, b = SwarmLease(first, name, ttl=0.5), SwarmLease(second, name, ttl=0.5)
-    await asyncio.gather(a._step(), b._step())
-    assert [a.leading, b.leading].count(True) == 1
-    # Its holder goes silent: both see the counter stand still for a ttl and write at the same
-    # version; one write fails.
-    c, d = SwarmLease(first, name, ttl=0.5), SwarmLease(second, name, ttl=0.5)
-    await asyncio.gather(c._step(), d._step())
-    await asyncio.sleep(0.6)  # the ttl itself, the time the holder's silence must last
-    await asyncio.gather(c._step(), d._step())
-    assert [c.leading, d.leading].count(True) == 1
-    with contextlib.suppress(aiodocker.DockerError):
-        await first._query_json(f"configs/{name}", method="DELETE")
+    ttl = 0.5
+
+    async def race(*leases: SwarmLease) -> list[SwarmLease]:
+        """One step of each at once: those whose write the cluster took (each holds the term it
+        wrote), the lease naming the one that did. Not those `leading`: a lead lasts ttl/3
+        from before the step's read, and a loaded host answers the step's two calls later
+        than that, so the winner may have led and stopped before the race is looked at."""
+        await asyncio.gather(*(lease._step() for lease in leases))
+        won = [lease for lease in leases if lease.term is not None]
+        assert not [lease for lease in leases if lease not in won and lease.leading]
+        if len(won) == 1:
+            labels = (await first._query_json(f"configs/{name}"))["Spec"]["Labels"]
+            named = (labels[SwarmLease.HOLDER], int(labels[SwarmLease.TERM]))
+            assert named == (won[0].holder, won[0].term), labels
+        return won
+
+    try:
+        # Both create it at once: the name is unique cluster-wide, so one create fails.
+        a, b = SwarmLease(first, name, ttl), SwarmLease(second, name, ttl)
+        created = await race(a, b)
+        assert len(created) == 1, created
+        # Its holder goes silent: both see the counter stand still for a ttl and write at the
+        # same version; one write fails.
+        c, d = SwarmLease(first, name, ttl), SwarmLease(second, name, ttl)
+        assert not await race(c, d)  # each only notes the lease as it stands
+        await asyncio.sleep(ttl)  # the silence a takeover waits for, from before those reads
+        taken = await race(c, d)
+        assert len(taken) == 1, taken
+        assert (taken[0].term or 0) > (created[0].term or 0)  # a takeover is a new term
+    finally:
+        with contextlib.suppress(aiodocker.DockerError):
+            await first._query_json(f"configs/{name}", method="DELETE")
 
 
 async def test_when_the_actor_stops_another_manager_takes_over(

@@ -151,12 +151,13 @@ class Compose:
         """Sample every opted-in container, then step each service's controller."""
         self._term()
         services = self._services()
-        with self._faults.guard("reading controls"):
-            # Operators' controls as the engine has them (one listing); where it cannot be
-            # read, the last known ones hold.
-            await self.controls.read()
-        # Without samples every service holds this round: none is scaled on nothing.
-        samples = await self._sample(services)
+        async with asyncio.TaskGroup() as both:
+            # The engine lists the controls while this process reads the cgroup files: the
+            # listing's request is sent first, and the sampling does not wait for its answer.
+            both.create_task(self._read_controls())
+            await asyncio.sleep(0)
+            # Without samples every service holds this round: none is scaled on nothing.
+            samples = await self._sample(services)
         got = samples or {}
         self.fleet.step(tg, services, got)
         self._watched = {
@@ -165,6 +166,12 @@ class Compose:
         self._watch_at = (
             time.monotonic() + self.collector.min_window + _LATE if self._watched else None
         )
+
+    async def _read_controls(self) -> None:
+        with self._faults.guard("reading controls"):
+            # Operators' controls as the engine has them (one listing); where it cannot be
+            # read, the last known ones hold.
+            await self.controls.read()
 
     async def _sample(
         self, services: dict[ServiceKey, list[Replica]], *, every: bool = True

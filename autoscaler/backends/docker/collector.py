@@ -14,6 +14,13 @@ than `min_window` (WINDOW_SHARE of an interval, and never under MIN_WINDOW) give
 yet; it is left to grow until the next round, or the look the backend takes once it is long
 enough (backends/compose/backend.py), so that no decision rests on the first instants after an
 action, while the load is still moving onto the new replicas.
+
+What no decision reads, only the page, the history and the state show (the network's bytes a
+second, and the memory of a container without a memory limit, which has no percent), is read
+in turn: each container's at its first round and then once in about SHOWN seconds, a share of
+the containers each round, and shown as last read in between. Those are the dearest files
+(net/dev and v1's memory.stat, ~10 µs each): at 1,000 containers, read every round, they cost
+more than everything else the sampling reads.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ MIN_WINDOW = 0.4
 """Seconds: CPU over less would rest on a handful of CFS periods."""
 WINDOW_SHARE = 0.6
 """A window must span this share of an interval to be measured."""
+SHOWN = 10.0
+"""Seconds, about, between two readings of a container's counters that only are shown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,37 @@ class Reading:
 
     counters: Counters
     at_ns: int
+
+
+@dataclass(slots=True)
+class Shown:
+    """What is only shown of a container, as last read: its memory in use, and its network's
+    bytes a second between the two last readings of its counters (`net`, the later one)."""
+
+    turn: int
+    """Which round, of every `Collector.turns`, reads it."""
+    memory: int | None = None
+    received: float | None = None
+    sent: float | None = None
+    net: Reading | None = None
+
+    def update(self, reading: Reading, min_window: float) -> None:
+        """Take what `reading` read of what is shown (its None counters were not read)."""
+        counters = reading.counters
+        if counters.memory is not None:
+            self.memory = counters.memory
+        if counters.received is None and counters.sent is None:
+            return
+        before = self.net
+        if before is None:
+            self.net = reading
+            return
+        elapsed = reading.at_ns - before.at_ns
+        if elapsed < min_window * 1e9:
+            return  # too close to the last (a look between rounds): the next spans more
+        self.received = _rate(counters.received, before.counters.received, elapsed)
+        self.sent = _rate(counters.sent, before.counters.sent, elapsed)
+        self.net = reading
 
 
 class Collector:
@@ -60,9 +100,9 @@ class Collector:
         locator: CgroupLocator | None = None,
     ) -> None:
         """`unlimited_memory`: read the memory of containers without a memory limit too (their
-        bytes in use: no percent without a limit, so no policy reads them). The cgroup path
-        skips those files otherwise: v1's memory.stat is its dearest read. `locator`: where the
-        cgroup files are found (this host's /proc by default)."""
+        bytes in use, shown: no percent without a limit, so no policy reads them), in turn. The
+        cgroup path skips those files otherwise: v1's memory.stat is a dear read. `locator`:
+        where the cgroup files are found (this host's /proc by default)."""
         self._docker = docker
         self._clock = clock
         self._unlimited_memory = unlimited_memory
@@ -71,25 +111,36 @@ class Collector:
         self._locator = (locator or CgroupLocator()) if use_cgroups else None
         self._files: dict[str, tuple[int, CgroupFiles | None]] = {}  # id -> (pid, files)
         self._last: dict[str, Reading] = {}  # id -> where its window starts
+        self._shown: dict[str, Shown] = {}
+        # (An interval under MIN_WINDOW counts as MIN_WINDOW: at most SHOWN / MIN_WINDOW turns.)
+        self.turns = max(1, round(SHOWN / max(interval, MIN_WINDOW))) if interval > 0 else 1
+        """Rounds between two readings of what a container only shows."""
+        self._round = 0
         self._api_slots = asyncio.Semaphore(_API_CONCURRENCY)
 
     async def sample(self, replicas: Iterable[Replica], *, every: bool = True) -> dict[str, Sample]:
         """One sample per running replica, over its window; the next window starts now.
         `every`: these are all the replicas followed (a round), so the windows and files of any
-        other container, gone by now, are dropped. A look samples a few services between
-        rounds (every=False): the others' windows go on to the next round, which would
-        otherwise find none and measure nothing, and their files stay open."""
+        other container, gone by now, are dropped, and it is some containers' turn to read what
+        they show. A look samples a few services between rounds (every=False): the others'
+        windows go on to the next round, which would otherwise find none and measure nothing,
+        and their files stay open."""
         running = [r for r in replicas if r.running]
         if every:
             live = {r.id for r in running}
             for gone in set(self._last) - live:
                 del self._last[gone]
+            for gone in set(self._shown) - live:
+                del self._shown[gone]
             for gone in set(self._files) - live:
                 self._drop(gone)
+            self._round += 1
         samples: dict[str, Sample] = {}
-        for replica, reading, source in await self._read(running):
+        for replica, reading, source in await self._read(running, shown=every):
             previous = self._last.get(replica.id)
-            sample = sample_of(replica, previous, reading, source, self.min_window)
+            shown = self._shown_of(replica.id)
+            shown.update(reading, self.min_window)
+            sample = sample_of(replica, previous, reading, source, self.min_window, shown)
             if (
                 previous is None
                 or sample.cpu is not None
@@ -103,7 +154,9 @@ class Collector:
         """What a sample would give now, over the windows as they are; they go on."""
         running = [r for r in replicas if r.running]
         return {
-            r.id: sample_of(r, self._last.get(r.id), reading, source, self.min_window)
+            r.id: sample_of(
+                r, self._last.get(r.id), reading, source, self.min_window, self._shown.get(r.id)
+            )
             for r, reading, source in await self._read(running)
         }
 
@@ -112,6 +165,18 @@ class Collector:
         return {
             r.id: reading for r, reading, _ in await self._read([r for r in replicas if r.running])
         }
+
+    def _shown_of(self, container_id: str) -> Shown:
+        shown = self._shown.get(container_id)
+        if shown is None:
+            # Turns dealt in order of arrival: the containers of a round are spread evenly.
+            shown = self._shown[container_id] = Shown(turn=len(self._shown) % self.turns)
+        return shown
+
+    def _shows(self, container_id: str) -> bool:
+        """Whether this round reads what the container only shows: at its first, then its turn."""
+        shown = self._shown.get(container_id)
+        return shown is None or shown.turn == self._round % self.turns
 
     def forget(self, container_ids: Iterable[str]) -> None:
         """End these containers' windows: the next reading starts new ones."""
@@ -122,7 +187,10 @@ class Collector:
         """Start these containers' windows afresh, now."""
         self._last.update(await self.peek(replicas))
 
-    async def _read(self, running: list[Replica]) -> list[tuple[Replica, Reading, str]]:
+    async def _read(
+        self, running: list[Replica], *, shown: bool = False
+    ) -> list[tuple[Replica, Reading, str]]:
+        """`shown`: a round, which reads what some containers only show (at their turn)."""
         out: list[tuple[Replica, Reading, str]] = []
         slow: list[Replica] = []
         for replica in running:
@@ -130,12 +198,15 @@ class Collector:
             if files is None:
                 slow.append(replica)
                 continue
+            turn = shown and self._shows(replica.id)
             try:
                 # Without a CPU limit nothing throttles it (Sample.throttled is None): those
-                # counters are not read; nor its memory without a limit, unless asked.
+                # counters are not read; its memory without a limit and its network only at
+                # its turn (only shown).
                 counters = files.read(
                     throttling=replica.cpu_limit is not None,
-                    memory=self._unlimited_memory or replica.memory_limit is not None,
+                    memory=replica.memory_limit is not None or (turn and self._unlimited_memory),
+                    network=turn,
                 )
             except (OSError, ValueError, IndexError):
                 # The container stopped between the listing and this read.
@@ -205,11 +276,13 @@ def sample_of(
     reading: Reading,
     source: str,
     min_window: float = MIN_WINDOW,
+    shown: Shown | None = None,
 ) -> Sample:
     """CPU as percent of the replica's limit (of one core without one), the share of CFS
     periods throttled and the network's bytes a second, between two readings; none of them on
     the first reading, over a window shorter than `min_window` seconds, or when the counter went
-    back (the container restarted)."""
+    back (the container restarted). With `shown` (the collector's), the network's rates and
+    a memory not read this time are as it last read them."""
     now, memory = reading.counters, reading.counters.memory
     cpu: float | None = None
     throttled = received = sent = None
@@ -221,6 +294,10 @@ def sample_of(
             throttled = _share(now, before)
             received = _rate(now.received, before.received, elapsed)
             sent = _rate(now.sent, before.sent, elapsed)
+    if shown is not None:
+        received, sent = shown.received, shown.sent
+        if memory is None:
+            memory = shown.memory
     memory_percent = (
         100.0 * memory / replica.memory_limit
         if memory is not None and replica.memory_limit

@@ -4,6 +4,8 @@ proposals: the rules every policy's proposal goes through."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from policies.base import Decision, PolicyInput, Proposal
 from policies.behavior import Behavior
@@ -182,6 +184,29 @@ def test_the_up_window_is_measured_from_each_proposal_at_any_time() -> None:
     assert run([(100, 8), (105, 8), (111, 8)], **{"scale-up.stabilization": "10s"}) == [
         (4, None), (4, None), (8, None),
     ]  # fmt: skip
+
+
+@given(
+    up=st.integers(0, 30),
+    down=st.integers(0, 60),
+    steps=st.lists(st.tuples(st.sampled_from([0.0, 0.5, 1.0, 2.0, 7.0]), st.integers(1, 8))),
+)
+def test_a_window_is_the_lowest_and_highest_of_every_proposal_it_holds(
+    up: int, down: int, steps: list[tuple[float, int]]
+) -> None:
+    """Runs of equal proposals are kept as one: the count is what every proposal, one by one,
+    within each window would make it."""
+    labels = {"scale-up.stabilization": f"{up}s", "scale-down.stabilization": f"{down}s"}
+    behavior, current, now = behaving(**labels), 4, 0.0
+    made: list[tuple[float, int]] = []
+    for gap, proposal in steps:
+        now += gap
+        made = made or [(now, current)]  # the window starts out holding the count
+        decision = behavior.decide(PolicyInput(current, 1, 20, (), now), proposing(proposal))
+        lowest = min([proposal, *(p for t, p in made if now - t < up)])
+        highest = max([proposal, *(p for t, p in made if now - t < down)])
+        assert decision.stabilized == min(max(current, lowest), highest)
+        made.append((now, proposal))
 
 
 def test_new_labels_do_not_start_the_windows_over() -> None:

@@ -9,8 +9,8 @@ from typing import Any, cast
 import aiodocker
 import pytest
 
-from autoscaler.backends.docker.cgroups import Counters
-from autoscaler.backends.docker.collector import Collector, Reading, sample_of
+from autoscaler.backends.docker.cgroups import CgroupLocator, Counters
+from autoscaler.backends.docker.collector import SHOWN, Collector, Reading, sample_of
 from autoscaler.control.replicas import Replica
 from autoscaler.labels import ServiceKey
 
@@ -133,3 +133,80 @@ async def test_a_round_ends_the_windows_of_containers_it_no_longer_lists() -> No
     await collector.sample([kept])
     # Listed again (a container of that id back): a new window, nothing measured yet.
     assert (await collector.sample([kept, gone]))["gone"].cpu is None
+
+
+class _Files:
+    """A container's cgroup files whose counters grow at each read by a tenth of a core-second
+    and 1,000 bytes received; what each read was asked to read is kept."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.asked: list[tuple[bool, bool]] = []  # (memory, network), a read each
+
+    def read(
+        self, *, throttling: bool = True, memory: bool = True, network: bool = True
+    ) -> Counters:
+        self.reads += 1
+        self.asked.append((memory, network))
+        return Counters(
+            self.reads * SECOND // 10, 4096 * self.reads if memory else None, None, None,
+            received=1000 * self.reads if network else None, sent=0 if network else None,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        pass
+
+
+class _Locator:
+    def __init__(self) -> None:
+        self.files: dict[str, _Files] = {}
+
+    def locate(self, pid: int, container_id: str) -> _Files:
+        return self.files.setdefault(container_id, _Files())
+
+
+def _cgroup_collector(interval: float) -> tuple[Collector, _Locator]:
+    """A cgroup-reading collector whose readings are an interval apart."""
+    locator = _Locator()
+    collector = Collector(
+        cast(aiodocker.Docker, _Stats()), interval=interval,
+        clock=itertools.count(0, int(interval * SECOND)).__next__,
+        locator=cast(CgroupLocator, locator),
+    )  # fmt: skip
+    return collector, locator
+
+
+async def test_what_is_only_shown_is_read_at_a_container_s_first_round_then_in_turn() -> None:
+    collector, locator = _cgroup_collector(interval=2.0)
+    assert collector.turns == round(SHOWN / 2.0)
+    replicas = [replica(id=f"c{i}") for i in range(10)]
+    for _ in range(2 * collector.turns + 1):
+        await collector.sample(replicas)
+    for files in locator.files.values():
+        shown = [i for i, (memory, network) in enumerate(files.asked) if memory or network]
+        # Its first round, then once every `turns` rounds: the two turns it had since.
+        assert shown[0] == 0 and len(shown) == 3
+        assert shown[2] - shown[1] == collector.turns
+    # The containers' turns are spread over the rounds, not all in one.
+    turns = {[i for i, (_, net) in enumerate(f.asked) if net][1] for f in locator.files.values()}
+    assert len(turns) == collector.turns
+
+
+async def test_between_its_turns_a_container_shows_its_memory_and_rates_as_last_read() -> None:
+    collector, locator = _cgroup_collector(interval=2.0)
+    samples = [(await collector.sample([replica()]))["c"] for _ in range(2 * collector.turns)]
+    read = [i for i, (_, network) in enumerate(locator.files["c"].asked) if network]
+    # No rate before its second reading; from then on, the rate between the two last ones
+    # (1,000 bytes a read, a read every 2 s).
+    assert {s.received for s in samples[: read[1]]} == {None}
+    assert {s.received for s in samples[read[1] :]} == {500.0}
+    assert None not in {s.memory_bytes for s in samples}
+    # CPU is measured every round all the same.
+    assert None not in {s.cpu for s in samples[1:]}
+
+
+async def test_a_memory_limited_container_s_memory_is_read_every_round() -> None:
+    collector, locator = _cgroup_collector(interval=2.0)
+    for _ in range(collector.turns):
+        await collector.sample([replica(memory_limit=2**30)])
+    assert all(memory for memory, _ in locator.files["c"].asked)
