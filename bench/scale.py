@@ -38,9 +38,21 @@ field (dataclasses.asdict deep-copied it at each MQTT publish and each page's me
 states are compared as one tuple; a template's labels are not compared again while its inspect
 is the same; the throttling counters of a container without a CPU limit are not read (its
 `throttled` is None either way). At 500 services, a round's CPU went from 5.81 to 4.94 % of a
-core between this file's table before those cuts and after them (bench/results/scale.txt and
-its history): the goal of 2 % is not met, and the sampling's own reads, about half of what is
-left, are the floor of this design (one cgroup read a file a container a round).
+core between this file's table before those cuts and after them.
+
+Then (profiled again at 500 services, with py-spy and the garbage collector's callbacks): the
+network's net/dev (~10-15 µs a container, it walks the namespace's devices) and v1's memory.stat
+of containers without a memory limit were read every round though only shown: now once in about
+10 s, in turn (collector.py). At CPython's default threshold the garbage collector promoted each
+round's samples and states, alive until the next round, and walked all ~250k objects the
+histories hold every few rounds (one walk up to 1.6 s on the loaded host): start-up objects are
+now frozen and the young generation collected every 10,000 allocations (cli.py). A run of equal
+proposals is one window entry (policies/behavior.py). At 500 services: 4.94 -> 4.58 % of a core,
+round p50 161 -> 146 ms (bench/results/scale.txt and its history). Not met: 2 % of a core, and a
+p99 of 250 ms (30 rounds a size, so the p99 is the slowest round: one round of the 30 over a
+second). What is left is Python a service a round: its policy and behaviour, its state built
+and compared, its /metrics series; and a frozen dataclass built for each sample, proposal,
+decision, evaluation and state (~2 us each on this host).
 """
 
 from __future__ import annotations
