@@ -138,8 +138,11 @@ class Collector:
         samples: dict[str, Sample] = {}
         for replica, reading, source in await self._read(running, shown=every):
             previous = self._last.get(replica.id)
-            shown = self._shown_of(replica.id)
-            shown.update(reading, self.min_window)
+            # A look keeps what it read of a container a round has shown already; one it sees
+            # first (a new replica) still has its first round, which reads all it shows.
+            shown = self._shown_of(replica.id) if every else self._shown.get(replica.id)
+            if shown is not None:
+                shown.update(reading, self.min_window)
             sample = sample_of(replica, previous, reading, source, self.min_window, shown)
             if (
                 previous is None
@@ -292,8 +295,9 @@ def sample_of(
             cores = replica.cpu_limit or 1.0
             cpu = 100.0 * (now.cpu_ns - before.cpu_ns) / elapsed / cores
             throttled = _share(now, before)
-            received = _rate(now.received, before.received, elapsed)
-            sent = _rate(now.sent, before.sent, elapsed)
+            if shown is None:
+                received = _rate(now.received, before.received, elapsed)
+                sent = _rate(now.sent, before.sent, elapsed)
     if shown is not None:
         received, sent = shown.received, shown.sent
         if memory is None:

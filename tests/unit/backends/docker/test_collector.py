@@ -210,3 +210,15 @@ async def test_a_memory_limited_container_s_memory_is_read_every_round() -> None
     for _ in range(collector.turns):
         await collector.sample([replica(memory_limit=2**30)])
     assert all(memory for memory, _ in locator.files["c"].asked)
+
+
+async def test_a_replica_a_look_sees_first_shows_all_at_its_first_round() -> None:
+    collector, locator = _cgroup_collector(interval=2.0)
+    await collector.sample([replica(id="old")])
+    new = replica(id="new")  # made by a scale-up, measured by a look before the next round
+    await collector.sample([new], every=False)
+    for _ in range(collector.turns):
+        await collector.sample([replica(id="old"), new])
+    asked = locator.files["new"].asked
+    assert asked[0] == (False, False)  # the look reads only what decisions read
+    assert asked[1] == (True, True)  # its first round: its memory and network too
