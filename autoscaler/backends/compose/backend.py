@@ -79,7 +79,7 @@ class Compose:
         self._wake = wake
         self.inventory = Inventory(
             docker, on_event=self._engine_event, on_ready=wake, faults=faults,
-            relist=settings.relist,
+            relist=settings.relist, projects=settings.projects,
         )  # fmt: skip
         self.lease: Lease | None = None
         if settings.lease.enabled:

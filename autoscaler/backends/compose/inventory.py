@@ -9,21 +9,39 @@ Events are requested from the moment just before the listing, so nothing that ha
 the two is missed; replaying an event twice is harmless because every event re-inspects its
 container. While disconnected `ready` is clear and the control loop does not act.
 
+An instance given projects (AUTOSCALER_PROJECTS) keeps only their containers: those of other
+projects on the engine are left out of the listing before any is inspected, and their events are
+not read further than their labels. (On an engine that runs a thousand other containers, the
+listing inspected every one of them before the instance was ready, and each of their events
+cost an inspect.)
+
 A stream can die without a word (a `tcp://` engine behind a NAT that forgot the connection):
 every `relist` seconds the containers are listed again, and a difference from the view that is
 still there a moment later is what the stream failed to say. The stream is then followed
 afresh, from a new listing.
+
+Events are read in the order they come, but the inspect an event needs does not hold the reading
+of the next: a slow start's inspect must not hold the view of every other container. (On a
+loaded engine an inspect can wait seconds behind a container that is slow to start. With each
+event's inspect awaited before the next event was read, the whole view stood still meanwhile,
+and a round saw only part of a `docker compose up --scale web=5`: without the user's newest
+container, it took clones away.) Inspects run side by side, at most _LIST_CONCURRENCY at once,
+and an answer older than the view is dropped (see _refresh). What would mislead if applied ahead
+of the events read before it is not: a stop asked shows at once, from the event itself, and a
+container leaves the view only after those events are applied (see _settled). A container's
+events are told (`on_event`) in the order they were read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiodocker
@@ -65,6 +83,14 @@ class SilentStream(Exception):
     """The event stream said nothing of changes a listing found."""
 
 
+@dataclass
+class _Queue:
+    """The events of one container read and not told yet: each is told after the one before."""
+
+    last: asyncio.Event  # set once the newest of them is told
+    gone: bool = False  # one of them told that it is gone: the rest do not tell it again
+
+
 class Inventory:
     def __init__(
         self,
@@ -74,9 +100,11 @@ class Inventory:
         on_ready: Callable[[], None] | None = None,
         faults: Faults | None = None,
         relist: float = 60.0,
+        projects: frozenset[str] = frozenset(),
     ) -> None:
         self._docker = docker
         self._relist = relist
+        self._projects = projects  # none: every project's
         self._unreadable: set[str] = set()  # containers whose inspect we could not read
         self._on_event = on_event
         self._on_ready = on_ready
@@ -95,6 +123,10 @@ class Inventory:
         self._inspects = 0
         self._fresh: dict[str, int] = {}  # id -> the last inspect its view is not older than
         self._asking: set[int] = set()  # the inspects begun and not yet applied
+        self._slots = asyncio.Semaphore(_LIST_CONCURRENCY)  # events' inspects asked at once
+        self._queued: dict[str, _Queue] = {}  # id -> its events read and not told yet
+        self._read = 0  # events read, each numbered as it is
+        self._unapplied: dict[int, asyncio.Event] = {}  # read and not applied, in read order
         self.ready = asyncio.Event()
         """Set while the listing is complete and the event stream is followed."""
         self.events_seen = 0
@@ -111,6 +143,17 @@ class Inventory:
 
     def get(self, container_id: str) -> Replica | None:
         return self._replicas.get(container_id)
+
+    def _elsewhere(self, container_labels: Mapping[str, str]) -> bool:
+        """Of a project this instance does not manage (by its labels alone: a listing's, an
+        event's or an inspect's)."""
+        project = container_labels.get(labels.COMPOSE_PROJECT, labels.STANDALONE_PROJECT)
+        return bool(self._projects) and project not in self._projects
+
+    async def _listed(self) -> list[Any]:
+        """The containers of ours as the engine lists them now."""
+        listed = await self._docker.containers.list(all=True, filters=label_filter(labels.ENABLE))
+        return [c for c in listed if not self._elsewhere(c._container.get("Labels") or {})]
 
     async def run(self) -> None:
         """Follow the engine forever; reconnect with capped, jittered backoff, or every _AWAY
@@ -160,13 +203,18 @@ class Inventory:
             logger.info("following engine events; %d opted-in containers", len(self._replicas))
             while (event := await subscriber.get()) is not None:
                 self.events_seen += 1
-                try:
-                    await self._apply(event)
-                except LIBRARY_ERRORS:
-                    raise  # the engine went away: reconnect and list again
-                except Exception as exc:
-                    # An event we cannot read must not stop us reading the next one.
-                    self._faults.failed("engine events", exc)
+                # Tasks begin in the order they are made: each event's first step (what it says
+                # of how its container ends, its place in the order) is taken in reading order.
+                tg.create_task(self._applied(event))
+
+    async def _applied(self, event: Mapping[str, Any]) -> None:
+        try:
+            await self._apply(event)
+        except LIBRARY_ERRORS:
+            raise  # the engine went away: reconnect and list again
+        except Exception as exc:
+            # An event we cannot read must not stop us reading the next one.
+            self._faults.failed("engine events", exc)
 
     async def _audit(self) -> None:
         """List again every `relist` seconds; raise SilentStream when the listing and the view
@@ -174,12 +222,9 @@ class Inventory:
         suspects: set[str] = set()
         while True:
             await asyncio.sleep(_SETTLE if suspects else self._relist)
-            listed = await self._docker.containers.list(
-                all=True, filters=label_filter(labels.ENABLE)
-            )
             found = {
                 c.id: c._container.get("State")
-                for c in listed
+                for c in await self._listed()
                 if labels.opted_in(c._container.get("Labels") or {})
             }
             view = {r.id: r.status for r in self._replicas.values()}
@@ -200,9 +245,7 @@ class Inventory:
         listing = self._begin()
         begun: dict[str, int] = {}
         try:
-            listed = await self._docker.containers.list(
-                all=True, filters=label_filter(labels.ENABLE)
-            )
+            listed = await self._listed()
             slots = asyncio.Semaphore(_LIST_CONCURRENCY)
 
             async def inspect(container_id: str) -> Replica | None:
@@ -252,10 +295,17 @@ class Inventory:
         with engine_errors(f"refreshing the view of container {container_id[:12]}"):
             return await self._refresh(container_id)
 
-    async def _refresh(self, container_id: str) -> Replica | None:
-        begun = self._begin()
+    async def _refresh(self, container_id: str, read: int | None = None) -> Replica | None:
+        """`read`: the event it is for (see _apply). Then it is one of at most _LIST_CONCURRENCY
+        inspects at once, and an answer that the container is gone is applied once every event
+        read before it is (see _settled)."""
+        begun = 0
         try:
-            replica = await self._inspect(container_id)
+            async with self._slots if read is not None else contextlib.nullcontext():
+                begun = self._begin()  # as it is sent: a later number is a newer answer
+                replica = await self._inspect(container_id)
+            if replica is None and read is not None:
+                await self._settled(read)
         finally:
             self._asking.discard(begun)
         if self._fresh.get(container_id, 0) >= begun:
@@ -291,7 +341,7 @@ class Inventory:
         if container_id in self._unreadable:
             self._unreadable.discard(container_id)
             self._faults.ok(f"container {container_id[:12]}")
-        if not labels.opted_in(replica.labels):
+        if not labels.opted_in(replica.labels) or self._elsewhere(replica.labels):
             return None
         self._stop_signals[replica.id] = stop_signal
         if replica.running and replica.id in self._asked:
@@ -342,26 +392,71 @@ class Inventory:
         return name in signal.Signals.__members__ and number == signal.Signals[name].value
 
     async def _apply(self, event: Mapping[str, Any]) -> None:
+        """Apply one event to the view and tell it (`on_event`) after the container's events
+        read before it."""
         action = str(event.get("Action", "")).split(":")[0]
         container_id = event.get("id") or event.get("Actor", {}).get("ID", "")
         if action not in _ACTIONS or not container_id:
             return
         logger.debug("event %s %s", event.get("Action"), container_id[:12])
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        if labels.ENABLE in attributes and self._elsewhere(attributes):
+            return  # another project's (a container event's attributes carry its labels)
         at = float(event.get("timeNano") or 0) / 1e9
         self._ending(action, container_id, attributes.get("signal"), at)
-        if action == "destroy":
-            replica = self._replicas.pop(container_id, None)
-            # Every inspect begun before now is older than this: one still unanswered must not
-            # bring the container back.
-            self._fresh[container_id] = self._inspects
-            self._forget_gone()
-        else:
-            known = self._replicas.get(container_id)
-            replica = await self._refresh(container_id)
-            if replica is None and known is not None:
-                # Removed before its event was read (`docker compose up` stops and removes at
-                # once): told as its destroy now, which then finds nothing left to tell.
-                action, replica = "destroy", known
-        if replica is not None and self._on_event is not None:
-            self._on_event(action, replica)
+        known = self._replicas.get(container_id)
+        asked = self._asked.get(container_id, 0.0)
+        if action in ("kill", "stop") and asked and known is not None and known.serving:
+            # A stop asked is in the view as soon as its event is read, not once its inspect
+            # answers: a later event may be applied first. (A `docker compose down` whose
+            # template's `destroy` was applied while its clones' inspects were still out would
+            # show clones without a template, none of them on its way out: an error.)
+            self._replicas[container_id] = known = replace(known, stopping_since=asked)
+        self._read += 1
+        read, applied, told = self._read, asyncio.Event(), asyncio.Event()
+        self._unapplied[read] = applied
+        queue = self._queued.get(container_id)
+        before = queue.last if queue is not None else None
+        if queue is None:
+            queue = self._queued[container_id] = _Queue(told)
+        queue.last = told
+        try:
+            if action == "destroy":
+                # Every inspect begun before now is older than this: one still unanswered must
+                # not bring the container back.
+                self._fresh[container_id] = self._inspects
+                await self._settled(read)
+                replica = self._replicas.pop(container_id, None)
+                self._forget_gone()
+            else:
+                replica = await self._refresh(container_id, read)
+                if replica is None and known is not None:
+                    # Removed before its event was read (`docker compose up` stops and removes
+                    # at once): told as its destroy now, which then finds nothing left to tell.
+                    action, replica = "destroy", known
+            del self._unapplied[read]
+            applied.set()
+            if before is not None:
+                await before.wait()
+            if action == "destroy":
+                # An earlier event of it may have found it removed already, and told so.
+                replica = None if queue.gone else replica
+                queue.gone = True
+            if replica is not None and self._on_event is not None:
+                self._on_event(action, replica)
+        finally:
+            self._unapplied.pop(read, None)
+            applied.set()
+            told.set()
+            if queue.last is told:
+                del self._queued[container_id]
+
+    async def _settled(self, read: int) -> None:
+        """Until every event read before event `read` is applied. A container leaves the view
+        no sooner: applied ahead of them, a `docker compose up` that replaced the template
+        (its new container's `create` still unanswered, the old one's `destroy` applied) would
+        show the clones without a template, an error."""
+        for earlier, applied in list(self._unapplied.items()):
+            if earlier >= read:
+                break
+            await applied.wait()
