@@ -179,6 +179,8 @@ class Fake:
                 raise TemplateError(str(key), f"refusing to remove {r.name}: not a clone")
             if self._replicas.pop(r.id, None) is not None:
                 result.removed.append(r.id)
+            else:  # removed by another hand since the view the action was given
+                result.gone.append(r.id)
         if create:
             template = template_of(key, replicas)
             taken = {r.number for r in self.view(key)}

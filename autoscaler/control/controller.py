@@ -369,7 +369,8 @@ class Controller:
             self.decided = live  # at start-up, or the user added containers of their own
         self.decided = min(self.decided, spec.maximum)
         wall = self._ctx.clock.wall()
-        if any(broken(r, wall, woke(replicas)) for r in replicas):
+        since = woke(replicas)
+        if any(broken(r, wall, since) for r in replicas):
             repair = self._crash_loop.plan(replicas, now, wall, self.decided)
             if repair is None:
                 reason = "broken clones: waiting out the crash-loop backoff to replace them"
@@ -428,14 +429,22 @@ class Controller:
         target = evaluation.decision.desired
         result = await self._ctx.actuator.scale_to(self.key, replicas, target)
         assert self._pipeline is not None
-        saturated = evaluation.decision.saturated
-        self._pipeline.record(
-            self._ctx.clock.monotonic(), result.before, result.after, saturated=saturated
-        )
         self.decided = result.after
         self._report.scaled(spec, evaluation, result)
-        logger.info("%s: scaled %d -> %d in %.2fs", self.key, result.before, result.after,
-                    result.seconds)  # fmt: skip
+        if result.changed:
+            # The rates count what this action changed, not the clones it found gone.
+            saturated = evaluation.decision.saturated
+            self._pipeline.record(
+                self._ctx.clock.monotonic(), result.before - len(result.gone), result.after,
+                saturated=saturated,
+            )  # fmt: skip
+            logger.info("%s: scaled %d -> %d in %.2fs", self.key, result.before, result.after,
+                        result.seconds)  # fmt: skip
+        elif result.gone:
+            # Its clones were gone already (the view was read before another hand's removal
+            # reached it): no action of this instance's, to start no cooldown and use no rate.
+            logger.info("%s: %d clone(s) were removed already by another hand; the count is %d",
+                        self.key, len(result.gone), result.after)  # fmt: skip
         return result
 
     async def _mend(self, replicas: Sequence[Replica], repair: Repair) -> ScaleResult:

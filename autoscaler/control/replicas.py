@@ -208,6 +208,10 @@ class ScaleResult:
     before: int
     created: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    """Clones another hand had removed, or was removing, when this action came to remove them
+    (`docker compose up` removes what is beyond its scale): no longer counted in `after`, which
+    stays the real count, but no change of this action's."""
     stopped: list[str] = field(default_factory=list)
     """The user's own containers a sleep stopped (never removed)."""
     started: list[str] = field(default_factory=list)
@@ -223,4 +227,13 @@ class ScaleResult:
         if self.target is not None:
             return self.target
         return (self.before + len(self.created) + len(self.started)
-                - len(self.removed) - len(self.stopped))  # fmt: skip
+                - len(self.removed) - len(self.gone) - len(self.stopped))  # fmt: skip
+
+    @property
+    def changed(self) -> bool:
+        """Whether the action itself changed the service: a container it created, removed,
+        stopped or started, or a count it set. One that only found its clones gone did not, and
+        is no scale action: neither told as one nor counted in the rates and cooldowns."""
+        return self.target is not None or bool(
+            self.created or self.removed or self.stopped or self.started
+        )

@@ -37,7 +37,10 @@ class Report:
         """A scale event: what the actuator did, or (dry run, `result` None) what it would do."""
         decision = evaluation.decision
         after = decision.desired if result is None else result.after
-        if after == decision.current:
+        if after == decision.current or (result is not None and not result.changed):
+            # An action that only found its clones gone (another hand removed them after the
+            # view was read) is no scale action of this instance's: the one that removed them
+            # tells its own.
             return
         action = "scale_up" if after > decision.current else "scale_down"
         attributes: dict[str, Any] = {"policy": spec.policy_name, "from": decision.current,

@@ -15,7 +15,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import aiodocker
 import aiohttp
@@ -46,6 +47,15 @@ logger = logging.getLogger(__name__)
 
 _EVERY_NETWORK_AT_CREATE = (1, 44)  # the API from which create takes several endpoints
 _NAME_TRIES = 5
+
+_Outcome = TypeVar("_Outcome")
+
+
+@dataclass(frozen=True, slots=True)
+class _Gone:
+    """A clone another hand had removed, or was removing, when this action came to remove it."""
+
+    id: str
 
 
 class Actuator:
@@ -97,7 +107,7 @@ class Actuator:
         if result.errors:
             return result
         removed = await self._change(key, replicas, remove=old, create=0)
-        result.removed, result.errors = removed.removed, removed.errors
+        result.removed, result.gone, result.errors = removed.removed, removed.gone, removed.errors
         result.seconds += removed.seconds
         return result
 
@@ -116,6 +126,8 @@ class Actuator:
         for i, outcome in enumerate(outcomes):
             if isinstance(outcome, AutoscalerError):
                 result.errors.append(outcome)
+            elif isinstance(outcome, _Gone):
+                result.gone.append(outcome.id)
             else:
                 (result.removed if i < len(clones) else result.stopped).append(outcome)
         result.seconds = time.monotonic() - started
@@ -168,6 +180,8 @@ class Actuator:
         for i, outcome in enumerate(outcomes):
             if isinstance(outcome, AutoscalerError):
                 result.errors.append(outcome)
+            elif isinstance(outcome, _Gone):
+                result.gone.append(outcome.id)
             elif i < len(removals):
                 result.removed.append(outcome)
             else:
@@ -323,7 +337,9 @@ class Actuator:
                 raise  # gone already: the removal says so
             logger.warning("%s: %s", key, exc)
 
-    async def _remove(self, key: ServiceKey, replica: Replica) -> str:
+    async def _remove(self, key: ServiceKey, replica: Replica) -> str | _Gone:
+        """Stop and remove one clone: its id, or where another hand was first, that it is gone
+        (no removal of this action's, to be told or counted as one)."""
         if not replica.is_clone:
             raise TemplateError(str(key), f"refusing to remove {replica.name}: not a clone")
         timeout = replica.grace
@@ -345,17 +361,19 @@ class Actuator:
             if exc.status != 404 and not (exc.status == 409 and "in progress" in str(exc)):
                 raise
             # Another hand removed it first, or is removing it (`docker compose up` removes
-            # what is beyond its scale): gone, as asked.
+            # what is beyond its scale): gone, as asked, but not by this action.
             logger.info("%s: clone %s was already removed", key, replica.name)
-            return replica.id
+            return _Gone(replica.id)
         logger.info("%s: removed clone %s", key, replica.name)
         return replica.id
 
 
-async def _each(operations: Sequence[Awaitable[str]]) -> list[str | AutoscalerError]:
+async def _each(
+    operations: Sequence[Awaitable[_Outcome]],
+) -> list[_Outcome | AutoscalerError]:
     """Run operations concurrently; an AutoscalerError is a result, anything else propagates."""
 
-    async def guarded(op: Awaitable[str]) -> str | AutoscalerError:
+    async def guarded(op: Awaitable[_Outcome]) -> _Outcome | AutoscalerError:
         try:
             return await op
         except AutoscalerError as exc:

@@ -13,7 +13,7 @@ import pytest
 from autoscaler.backends.fake import Fake
 from autoscaler.control.context import Clock, Context
 from autoscaler.control.controller import Controller
-from autoscaler.control.replicas import Replica, Sample, ScaleResult
+from autoscaler.control.replicas import Replica, Sample, ScaleResult, counted, victims
 from autoscaler.control.spec import MetricSource
 from autoscaler.control.state import Evaluation
 from autoscaler.errors import AutoscalerError, TemplateLeaving
@@ -400,3 +400,57 @@ async def test_a_clone_an_action_made_is_fresh_in_the_first_round_it_counts_in_o
     first, second = (e.samples for e in list(web.controller.history)[-2:])
     assert [s.container_id for s in first if s.fresh] == made
     assert not any(s.fresh for s in second)
+
+
+async def a_round_on_a_view_read_before_a_removal(web: Service, cpu: float, *, removing: int,
+                                                  gone: int) -> list[str]:  # fmt: skip
+    """One round on the view as it was before another hand (`docker compose up --scale`)
+    removed `gone` of the `removing` clones the round's scale-down picks: the action finds
+    them gone. The ones it removed."""
+    web.time.pass_(5.0)
+    replicas = web.fake.view(KEY)
+    removed = [clone.id for clone in victims(counted(replicas), removing)[:gone]]
+    for clone_id in removed:
+        web.fake.remove(clone_id)
+    samples = {r.id: Sample(r.id, cpu, None, None, "fake") for r in replicas if r.running}
+    async with asyncio.TaskGroup() as tg:
+        web.controller.step(tg, replicas, samples)
+    return removed
+
+
+async def test_a_scale_down_that_only_found_its_clones_gone_is_no_action_of_its_own() -> None:
+    # Each action is announced by exactly one event, by the instance that made it, and only
+    # an action starts a cooldown: the clone another hand removed is neither.
+    web = service(WEB | {"autoscaler.scale-down.cooldown": "60s"})
+    await web.round(cpu=200.0)  # 1 -> 4
+    web.time.pass_(60.0)  # the scale-up's cooldown is over
+    refreshed: list[str] = []
+    refresh = web.controller._ctx.refresh
+
+    async def telling(container_id: str) -> object:
+        refreshed.append(container_id)
+        return await refresh(container_id)
+
+    web.controller._ctx.refresh = telling
+    gone = await a_round_on_a_view_read_before_a_removal(web, 37.5, removing=1, gone=1)  # 4 -> 3
+    assert web.fake.calls[-1] == "scale_to shop/web 3" and len(web.running()) == 3
+    assert web.told.actions("scale_down") == []
+    assert web.controller.decided == 3  # the real count
+    assert refreshed == gone  # the view lets the clone go as it would a removed one
+    await web.round(cpu=25.0)  # 3 -> 2, no cooldown started by the clone that went
+    assert web.fake.calls[-1] == "scale_to shop/web 2" and len(web.running()) == 2
+    ((_, extra),) = web.told.actions("scale_down")
+    assert (extra["from"], extra["to"]) == (3, 2), extra
+
+
+async def test_a_scale_down_that_found_some_gone_tells_real_counts_and_rates_its_own() -> None:
+    web = service(WEB | {"autoscaler.scale-down.max-replicas": "2",  # and no percent more
+                         "autoscaler.scale-down.max-percent": "0",
+                         "autoscaler.scale-down.period": "60s"})  # fmt: skip
+    await web.round(cpu=200.0)  # 1 -> 4
+    await a_round_on_a_view_read_before_a_removal(web, 25.0, removing=2, gone=1)  # 4 -> 2
+    ((_, extra),) = web.told.actions("scale_down")
+    assert (extra["from"], extra["to"]) == (4, 2), extra
+    # This instance removed one: one more may go within the period.
+    await web.round(cpu=20.0)  # 2 -> 1
+    assert web.fake.calls[-1] == "scale_to shop/web 1" and len(web.running()) == 1

@@ -254,16 +254,21 @@ def test_no_clone_is_made_of_a_template_its_owner_is_removing(
 
 class _Clone:
     """A clone on the engine, telling `calls` of every request made of it. `gone`: removed by
-    another hand already (each request about it is answered 404)."""
+    another hand already (each request about it is answered 404). `removing`: another hand's
+    removal of it is under way (its removal is answered 409)."""
 
-    def __init__(self, calls: list[str], *, gone: bool = False) -> None:
+    def __init__(self, calls: list[str], *, gone: bool = False, removing: bool = False) -> None:
         self.calls = calls
         self.gone = gone
+        self.removing = removing
 
     def _ask(self, call: str) -> None:
         self.calls.append(call)
         if self.gone:
             raise aiodocker.DockerError(404, {"message": "No such container"})
+        if self.removing and call == "delete":
+            message = "removal of container c2 is already in progress"
+            raise aiodocker.DockerError(409, {"message": message})
 
     async def rename(self, name: str) -> None:
         self._ask(f"rename {name}")
@@ -316,11 +321,23 @@ async def test_a_clone_marked_already_is_not_renamed_again() -> None:
     assert calls == ["stop t=3", "wait not-running", "delete"]
 
 
-async def test_a_clone_gone_before_its_mark_is_removed_as_asked() -> None:
+async def test_a_clone_gone_before_its_mark_is_gone_not_removed_by_the_action() -> None:
     # Another hand removed it first (`docker compose up` removes what is beyond its scale):
-    # the 404 of the rename is no error, and nothing more is asked of it.
+    # the 404 of the rename is no error, and nothing more is asked of it. The count is the
+    # real one, but the action changed nothing: no scale event, no cooldown.
     calls: list[str] = []
     actuator = Actuator(_Engine(_Clone(calls, gone=True)), concurrency=1)  # type: ignore[arg-type]
     result = await actuator.scale_to(ServiceKey("shop", "web"), [_template(), _clone()], 1)
-    assert (result.removed, result.errors) == (["c2"], [])
+    assert (result.removed, result.gone, result.errors) == ([], ["c2"], [])
+    assert (result.after, result.changed) == (1, False)
     assert calls == ["rename shop-web-2.removing"]
+
+
+async def test_a_clone_another_hand_is_removing_is_gone_not_removed_by_the_action() -> None:
+    calls: list[str] = []
+    engine = _Engine(_Clone(calls, removing=True))
+    actuator = Actuator(engine, concurrency=1)  # type: ignore[arg-type]
+    result = await actuator.scale_to(ServiceKey("shop", "web"), [_template(), _clone()], 1)
+    assert (result.removed, result.gone, result.errors) == ([], ["c2"], [])
+    assert (result.after, result.changed) == (1, False)
+    assert calls[-1] == "delete"
