@@ -112,9 +112,16 @@ class Backend(Protocol):
 
 
 class App:
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
-        """`clock`: the clocks the controllers read (tests step the wall clock)."""
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        round_guard: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+    ) -> None:
+        """`clock`: the clocks the controllers read (tests step the wall clock). `round_guard`:
+        what each round runs inside (`autoscaler run`: the garbage collector off, cli.py)."""
         self.settings = settings
+        self._round_guard = round_guard
         self.clock = clock or Clock()
         self.instance = instance_name()
         """This instance's name: it holds the leases, names its status topic, and is the
@@ -263,41 +270,45 @@ class App:
     async def _main_loop(self, tg: asyncio.TaskGroup, stop: asyncio.Event) -> None:
         next_tick = time.monotonic()
         while not stop.is_set():
-            started = time.monotonic()
-            acting = [b for b in self.backends if b.acts()]
-            self._owed = [b for b in self.backends if b not in acting]
-            for backend in self.backends:
-                # Another instance acts while this one does not lead: what it did meanwhile is
-                # read afresh when this one leads again, never undone from what this one last
-                # decided.
-                if not backend.leads():
-                    backend.fleet.release()
-            for backend in acting:
-                await backend.round(tg)
-            if acting:
-                # The services' metric sources, followed for the rounds to come as soon as the
-                # round made their controllers, not a round later; and never while this instance
-                # stands by (its controllers released), so that taking the lease back (after an
-                # engine restart) finds each source's live value, not one handed over anew on a
-                # new subscription (of unknown age, which holds the count a round).
-                metrics = [c.spec.metric for c in self._all().values() if c.spec and c.spec.metric]
-                with self.faults.guard("metric sources"):
-                    await self.signals.follow(metrics)
-            if self._owed:
-                logger.debug("a view not current, or another instance holds a lease")
-            self.notifier.standing(
-                Standing(
-                    leading=self.compose.leads(),
-                    swarm_leading=self.cluster.leads() if self.cluster is not None else None,
-                    standing_by=next((p for b in self.backends if (p := b.problem())), None),
-                )
-            )
-            self.api.round_done()
-            if acting:
-                self.metrics.rounded(time.monotonic() - started)
+            with self._round_guard():
+                await self._round(tg)
             next_tick = max(next_tick + self.settings.interval, time.monotonic())
             if await self._between_rounds(tg, stop, next_tick):
                 next_tick = time.monotonic()  # the rounds keep their interval from this one
+
+    async def _round(self, tg: asyncio.TaskGroup) -> None:
+        started = time.monotonic()
+        acting = [b for b in self.backends if b.acts()]
+        self._owed = [b for b in self.backends if b not in acting]
+        for backend in self.backends:
+            # Another instance acts while this one does not lead: what it did meanwhile is
+            # read afresh when this one leads again, never undone from what this one last
+            # decided.
+            if not backend.leads():
+                backend.fleet.release()
+        for backend in acting:
+            await backend.round(tg)
+        if acting:
+            # The services' metric sources, followed for the rounds to come as soon as the
+            # round made their controllers, not a round later; and never while this instance
+            # stands by (its controllers released), so that taking the lease back (after an
+            # engine restart) finds each source's live value, not one handed over anew on a
+            # new subscription (of unknown age, which holds the count a round).
+            metrics = [c.spec.metric for c in self._all().values() if c.spec and c.spec.metric]
+            with self.faults.guard("metric sources"):
+                await self.signals.follow(metrics)
+        if self._owed:
+            logger.debug("a view not current, or another instance holds a lease")
+        self.notifier.standing(
+            Standing(
+                leading=self.compose.leads(),
+                swarm_leading=self.cluster.leads() if self.cluster is not None else None,
+                standing_by=next((p for b in self.backends if (p := b.problem())), None),
+            )
+        )
+        self.api.round_done()
+        if acting:
+            self.metrics.rounded(time.monotonic() - started)
 
     async def command(self, body: object, who: str) -> dict[str, Any]:
         """An operator's command (the API's or MQTT's JSON): the service it names, recorded

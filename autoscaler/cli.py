@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -70,7 +71,7 @@ async def _serve(settings: Settings, agent: bool = False) -> None:
         # Imported here: the terminal's commands (`status`, ...) start without the engine's code.
         from autoscaler.app import App
 
-        app = App(settings)
+        app = App(settings, round_guard=collected_after)
         collect_less()
         await app.serve(stop)
 
@@ -85,6 +86,24 @@ def collect_less() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_YOUNG, 10, 10)
+
+
+@contextlib.contextmanager
+def collected_after() -> Iterator[None]:
+    """A round runs with the cyclic garbage collector off; what it allocated is collected once
+    the round is over, at the first allocation after it, while the process waits for the next
+    round. A collection is a pause of the whole process: within a round it delayed every
+    decision after it (at 500 services, a walk of the middle generation took hundreds of ms on
+    a loaded host, a full one over a second: the round's slowest); after it, it delays nothing
+    that was decided. Fewer collections in all, too: a round's allocations are walked once, not
+    once every GC_YOUNG of them. (A collector already off, stays off.)"""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def run(settings: Settings, *, agent: bool = False) -> int:

@@ -119,8 +119,9 @@ def held(replicas: Sequence[Replica], wall: float) -> str | None:
 def being_removed(replicas: Sequence[Replica], wall: float) -> bool:
     """Whether only clones are left, each on its way out: `docker compose down` removed the
     template first, which is no missing template."""
-    leaving = changing(replicas, wall)
-    return bool(replicas) and all(r.is_clone for r in replicas) and len(leaving) == len(replicas)
+    if not replicas or not all(r.is_clone for r in replicas):
+        return False  # the template is there: what each round of a running service finds
+    return len(changing(replicas, wall)) == len(replicas)
 
 
 def woke(replicas: Sequence[Replica]) -> float:

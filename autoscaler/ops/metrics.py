@@ -119,8 +119,12 @@ class Metrics:
                 self.replicas.labels(*labels), self.desired.labels(*labels),
                 self.decisions.labels(*labels),
             )  # fmt: skip
-        series.replicas.set(evaluation.decision.current)
-        series.desired.set(evaluation.decision.desired)
+        decision = evaluation.decision
+        if (decision.current, decision.desired) != series.counts:
+            # Counts change with an action, not every round: set (under the gauge's lock) then.
+            series.counts = (decision.current, decision.desired)
+            series.replicas.set(decision.current)
+            series.desired.set(decision.desired)
         # CPU and memory have a series once they have a value: none shows 0 before.
         if (cpu := evaluation.cpu) is not None:
             if series.cpu is None:
@@ -179,6 +183,8 @@ class _Series:
     decisions: Counter
     cpu: Gauge | None = None
     memory: Gauge | None = None
+    counts: tuple[int, int] | None = None
+    """The replicas and desired counts the gauges hold."""
 
 
 class _Observer:
