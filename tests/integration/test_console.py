@@ -7,11 +7,13 @@ Each command runs as the operator runs it: a process of its own, told the API by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiodocker
@@ -57,36 +59,80 @@ def line_of(table: str, name: str) -> list[str]:
 
 
 class Follower:
-    """A long-running command (`status --watch`, `events --follow`): its lines as they come."""
+    """A long-running command (`status --watch`, `events --follow`): its lines as they come.
+    Its output is read all the time, as a terminal reads it, whether a test waits for a line or
+    not: a command whose pipe fills blocks in its write, and could not end on Ctrl-C."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
         self.lines: list[str] = []
+        self._unread: asyncio.Queue[str | None] = asyncio.Queue()
+
+    async def read(self) -> None:
+        assert self.process.stdout is not None
+        while raw := await self.process.stdout.readline():
+            self._unread.put_nowait(raw.decode().rstrip("\n"))
+        self._unread.put_nowait(None)
 
     async def until(self, found: Callable[[str], bool], within: float = 45) -> str:
-        assert self.process.stdout is not None
         async with asyncio.timeout(within):
             while True:
-                raw = await self.process.stdout.readline()
-                assert raw, f"ended before it printed what was waited for: {self.lines}"
-                self.lines.append(raw.decode().rstrip("\n"))
-                if found(self.lines[-1]):
-                    return self.lines[-1]
+                line = await self._unread.get()
+                assert line is not None, (
+                    f"ended before it printed what was waited for: {self.lines}"
+                )
+                self.lines.append(line)
+                if found(line):
+                    return line
 
-    async def interrupt(self) -> tuple[int, str]:
+    async def interrupt(self, within: float = 20) -> tuple[int, str]:
         """Ctrl-C, as a terminal sends it: the exit code and what it said on stderr."""
         self.process.send_signal(signal.SIGINT)
         assert self.process.stderr is not None
-        err = await self.process.stderr.read()
-        return await self.process.wait(), err.decode()
+        try:
+            async with asyncio.timeout(within):
+                err = await self.process.stderr.read()
+                return await self.process.wait(), err.decode()
+        except TimeoutError:
+            raise AssertionError(
+                f"still running {within} s after Ctrl-C: {_signals(self.process.pid)}"
+            ) from None
 
 
-async def follow(port: int, *argv: str) -> Follower:
+def _signals(pid: int) -> str:
+    """How a process that outlived Ctrl-C stands: its state and signal masks (/proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError as exc:
+        return f"(its /proc unreadable: {exc})"
+    wanted = ("State", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    return ", ".join([*(line for line in status if line.startswith(wanted)), f"wchan {wchan}"])
+
+
+@contextlib.asynccontextmanager
+async def follow(port: int, *argv: str) -> AsyncIterator[Follower]:
+    """`autoscaler ARGV`, running while the block runs (killed after it, if still running)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "autoscaler", *argv, env=env_for(port),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    return Follower(process)
+    follower = Follower(process)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(follower.read())
+            try:
+                yield follower
+            finally:
+                await _ended(process)  # so that its output ends, and with it the reading
+    finally:
+        await _ended(process)
+
+
+async def _ended(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
 
 
 async def streams(app: Any, count: int) -> None:
@@ -129,9 +175,10 @@ async def test_watch_and_follow_show_a_scale_up_as_it_happens_and_end_on_ctrl_c(
     app = await run_autoscaler()
     await reaches(mqtt, project, "web", 1, hold=1)
     name = f"{project}/web"
-    watch = await follow(app.api.port, "status", "--watch")
-    tail = await follow(app.api.port, "events", "web", "--follow")
-    try:
+    async with (
+        follow(app.api.port, "status", "--watch") as watch,
+        follow(app.api.port, "events", "web", "--follow") as tail,
+    ):
         await watch.until(lambda line: line.startswith(f"{name} "))
         await streams(app, 2)
         assert not events(mqtt, project, "web", "scale_up")  # what follows is fresh
@@ -145,11 +192,6 @@ async def test_watch_and_follow_show_a_scale_up_as_it_happens_and_end_on_ctrl_c(
         for each in (watch, tail):
             code, err = await each.interrupt()
             assert (code, err) == (0, "")
-    finally:
-        for each in (watch, tail):
-            if each.process.returncode is None:
-                each.process.kill()
-                await each.process.wait()
 
 
 async def test_hold_pause_and_resume_reach_the_service_with_who_and_why(
