@@ -340,6 +340,15 @@ async def _following(inventory: Inventory) -> AsyncIterator[None]:
         await asyncio.wait([follow])
 
 
+@contextlib.asynccontextmanager
+async def _followed() -> AsyncIterator[tuple[_Followed, _Told, Inventory]]:
+    """An inventory following a fake engine, telling what it applies."""
+    engine, told = _Followed(), _Told()
+    inventory = Inventory(engine, on_event=told)  # type: ignore[arg-type]
+    async with _following(inventory):
+        yield engine, told, inventory
+
+
 def _container(ident: str, status: str) -> dict[str, Any]:
     data = _state(status)
     data["Id"] = ident
@@ -349,12 +358,19 @@ def _container(ident: str, status: str) -> dict[str, Any]:
 SLOW, OTHER = "a" * 64, "b" * 64
 
 
+async def _both_running(engine: _Followed, told: _Told) -> None:
+    """Two containers running, SLOW's start read, applied and told."""
+    engine.now = {SLOW: _container(SLOW, "running"), OTHER: _container(OTHER, "running")}
+    engine.events.send("start", SLOW)
+    await engine.reached(1)
+    engine.answer(0)
+    await told.reached(1)
+
+
 async def test_an_inspect_held_back_does_not_keep_another_containers_event_from_the_view() -> None:
     # On a loaded engine a slow container start holds its inspect for seconds: the user's
     # other new containers (`docker compose up --scale web=5`) are in the view meanwhile.
-    engine, told = _Followed(), _Told()
-    inventory = Inventory(engine, on_event=told)  # type: ignore[arg-type]
-    async with _following(inventory):
+    async with _followed() as (engine, told, inventory):
         engine.now = {SLOW: _container(SLOW, "running"), OTHER: _container(OTHER, "running")}
         engine.events.send("start", SLOW)
         await engine.reached(1)
@@ -373,9 +389,7 @@ async def test_an_inspect_held_back_does_not_keep_another_containers_event_from_
 async def test_a_containers_events_answered_in_reverse_leave_its_newest_state_told_in_order() -> (
     None
 ):
-    engine, told = _Followed(), _Told()
-    inventory = Inventory(engine, on_event=told)  # type: ignore[arg-type]
-    async with _following(inventory):
+    async with _followed() as (engine, told, inventory):
         # Its `create` is inspected while it is only created, its `start` once it runs; the
         # second answer comes first.
         engine.now = {SLOW: _container(SLOW, "created")}
@@ -394,14 +408,8 @@ async def test_a_containers_events_answered_in_reverse_leave_its_newest_state_to
 
 
 async def test_a_destroy_read_while_the_containers_inspect_is_held_leaves_it_gone() -> None:
-    engine, told = _Followed(), _Told()
-    inventory = Inventory(engine, on_event=told)  # type: ignore[arg-type]
-    async with _following(inventory):
-        engine.now = {SLOW: _container(SLOW, "running"), OTHER: _container(OTHER, "running")}
-        engine.events.send("start", SLOW)
-        await engine.reached(1)
-        engine.answer(0)
-        await told.reached(1)
+    async with _followed() as (engine, told, inventory):
+        await _both_running(engine, told)
         # Its `die` is inspected while it still runs; its `destroy` is read before the answer.
         engine.events.send("die", SLOW)
         await engine.reached(2)
@@ -421,14 +429,8 @@ async def test_a_destroy_read_while_the_containers_inspect_is_held_leaves_it_gon
 async def test_a_container_two_of_its_events_found_gone_is_told_gone_once() -> None:
     # `docker compose up` stops and removes at once: its `kill` and `die` are inspected after
     # it is gone, the answers come in reverse, and its `destroy` is read after them.
-    engine, told = _Followed(), _Told()
-    inventory = Inventory(engine, on_event=told)  # type: ignore[arg-type]
-    async with _following(inventory):
-        engine.now = {SLOW: _container(SLOW, "running"), OTHER: _container(OTHER, "running")}
-        engine.events.send("start", SLOW)
-        await engine.reached(1)
-        engine.answer(0)
-        await told.reached(1)
+    async with _followed() as (engine, told, inventory):
+        await _both_running(engine, told)
         del engine.now[SLOW]
         engine.events.send("kill", SLOW)
         engine.events.send("die", SLOW)
@@ -460,9 +462,7 @@ async def test_a_container_leaves_the_view_only_after_the_events_read_before_its
     # `docker compose up` replacing the template reads the new container's `create` before the
     # old one's removal. Applied ahead of a slow inspect of the new one, the removal would show
     # the clones without a template: an error.
-    engine, told = _Followed(), _Told()
-    inventory = Inventory(engine, on_event=told)  # type: ignore[arg-type]
-    async with _following(inventory):
+    async with _followed() as (engine, told, inventory):
         engine.now = {OTHER: _container(OTHER, "running")}
         engine.events.send("start", OTHER)
         await engine.reached(1)
@@ -527,10 +527,8 @@ async def test_an_event_that_fails_is_a_fault_and_one_the_engine_fails_ends_the_
 
 
 async def test_a_burst_of_events_asks_the_engine_a_bounded_number_of_inspects_at_once() -> None:
-    engine, told = _Followed(), _Told()
-    inventory = Inventory(engine, on_event=told)  # type: ignore[arg-type]
     burst = [f"{n:064x}" for n in range(_LIST_CONCURRENCY + 1)]
-    async with _following(inventory):
+    async with _followed() as (engine, told, _):
         engine.now = {i: _container(i, "running") for i in [*burst, OTHER]}
         engine.events.send("start", OTHER)
         await engine.reached(1)
@@ -548,9 +546,7 @@ async def test_a_burst_of_events_asks_the_engine_a_bounded_number_of_inspects_at
 async def test_a_stop_asked_is_in_the_view_before_its_inspect_answers() -> None:
     # `docker compose down`: a clone's stop is read, its inspect is slow, and the template's
     # `destroy` is applied meanwhile; the clone is on its way out, not the last one standing.
-    engine, told = _Followed(), _Told()
-    inventory = Inventory(engine, on_event=told)  # type: ignore[arg-type]
-    async with _following(inventory):
+    async with _followed() as (engine, told, inventory):
         engine.now = {SLOW: _container(SLOW, "running")}
         engine.events.send("start", SLOW)
         await engine.reached(1)
