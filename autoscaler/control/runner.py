@@ -85,8 +85,8 @@ class Runner:
             errors += result.errors
             self._startup.created(result.created, began)
             # A clone found gone is refreshed as a removed one is: the view may still hold it.
-            containers = result.created + result.removed + result.gone + result.stopped
-            for container_id in containers + result.started:
+            for container_id in (*result.created, *result.removed, *result.gone, *result.stopped,
+                                 *result.started):  # fmt: skip
                 await self._ctx.refresh(container_id)
             # The next decision looks at the load spread over the count there is now.
             await self._ctx.restart(self._ctx.view(self.key))

@@ -118,21 +118,15 @@ async def follow(port: int, *argv: str) -> AsyncIterator[Follower]:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     follower = Follower(process)
-    try:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(follower.read())
-            try:
-                yield follower
-            finally:
-                await _ended(process)  # so that its output ends, and with it the reading
-    finally:
-        await _ended(process)
-
-
-async def _ended(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.kill()
-        await process.wait()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(follower.read())
+        try:
+            yield follower
+        finally:
+            # Ended, so that its output ends, and with it the reading.
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
 
 
 async def streams(app: Any, count: int) -> None:

@@ -343,22 +343,18 @@ class Compose:
         self.collector.close()
 
     def _services(self) -> dict[ServiceKey, list[Replica]]:
-        services = self.inventory.services()
-        if self._settings.projects:
-            return {k: v for k, v in services.items() if k.project in self._settings.projects}
-        return services
+        # Only the projects this instance manages: the inventory keeps no other.
+        return self.inventory.services()
 
     def _engine_event(self, action: str, replica: Replica) -> None:
         """Engine events worth acting on between rounds, and worth telling: an OOM kill, as it
         happens."""
-        projects = self._settings.projects
-        ours = not projects or replica.key.project in projects
         gone = action == "destroy" or (action == "die" and replica.crashed)
-        if ours and (gone or (action == "start" and not replica.is_clone)):
+        if gone or (action == "start" and not replica.is_clone):
             logger.debug("%s: %s of %s: mend at once", replica.key, action, replica.name)
             self._to_mend.add(replica.key)
             self._wake()
-        if ours and action == "oom":
+        if action == "oom":
             logger.warning("%s: %s was killed for lack of memory", replica.key, replica.name)
             self._notifier.event(
                 replica.key,

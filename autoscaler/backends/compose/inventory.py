@@ -146,8 +146,9 @@ class Inventory:
 
     def _elsewhere(self, container_labels: Mapping[str, str]) -> bool:
         """Of a project this instance does not manage (by its labels alone: a listing's, an
-        event's or an inspect's)."""
-        project = container_labels.get(labels.COMPOSE_PROJECT, labels.STANDALONE_PROJECT)
+        event's or an inspect's), as its service's key names the project (the container's name
+        names only a service)."""
+        project = labels.service_key(container_labels, "").project
         return bool(self._projects) and project not in self._projects
 
     async def _listed(self) -> list[Any]:

@@ -560,3 +560,15 @@ async def test_a_stop_asked_is_in_the_view_before_its_inspect_answers() -> None:
         await told.reached(2)
         seen = inventory.get(SLOW)
         assert seen is not None and seen.stopping
+
+
+async def test_the_scope_reads_a_containers_project_as_its_services_key_does() -> None:
+    # A container that names a Compose project but no service (nor `autoscaler.service`) is a
+    # service of its own, in the standalone project: that is where the scope looks for it too.
+    engine = _Engine()
+    labels = engine._data["b" * 64]["Config"]["Labels"]
+    del labels["com.docker.compose.service"]
+    for project, kept in (("blog", []), ("standalone", ["b" * 64])):
+        inventory = Inventory(engine, projects=frozenset({project}))  # type: ignore[arg-type]
+        await inventory.resync()
+        assert [r.id for rs in inventory.services().values() for r in rs] == kept, project
