@@ -372,8 +372,10 @@ class App:
 
     def _observed(self) -> Observed:
         """What /metrics reads at each scrape: the services' states, the leases, the outbox."""
+        controllers = self._all()
         return Observed(
-            states={k: c.state for k, c in self._all().items() if c.state is not None},
+            states={k: c.state for k, c in controllers.items() if c.state is not None},
+            tallies={k: c.tally for k, c in controllers.items()},
             leading={"swarm" if b is self.cluster else "compose": b.leads() for b in self.backends},
             outbox=self.notifier.pending, dropped=self.notifier.dropped,
             refused=self.notifier.refused,

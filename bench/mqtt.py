@@ -46,8 +46,7 @@ async def _broker(verb: str) -> None:
 
 
 def _evaluations(app: App) -> int:
-    return sum(int(s.value) for m in app.metrics.decisions.collect() for s in m.samples
-               if s.name.endswith("_total"))  # fmt: skip
+    return sum(c.tally.evaluations for c in app.compose.fleet.values())
 
 
 async def run() -> None:

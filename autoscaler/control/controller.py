@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
+from autoscaler.control.checked import Checked
 from autoscaler.control.context import Context
 from autoscaler.control.history import History
 from autoscaler.control.idle import IdleWatch
@@ -55,7 +56,7 @@ from autoscaler.control.runner import Runner
 from autoscaler.control.sleep import Sleep
 from autoscaler.control.spec import ServiceSpec, allowed, own_labels, parse
 from autoscaler.control.startup import Startup
-from autoscaler.control.state import Evaluation, Phase, ServiceState, replica_samples
+from autoscaler.control.state import Evaluation, Phase, ServiceState, Tally, replica_samples
 from autoscaler.errors import AutoscalerError, InternalError, TemplateError
 from autoscaler.labels import ServiceKey
 from policies.base import Direction
@@ -95,6 +96,9 @@ class Controller:
         self.decided: int | None = None
         """The count the last action settled on (or that was found): what vanished replicas are
         restored to."""
+        self._checked: Checked | None = None  # what the last step found, to decide on
+        self.tally = Tally()
+        """Its evaluations as /metrics reads them."""
 
     @property
     def busy(self) -> bool:
@@ -173,13 +177,20 @@ class Controller:
         decide: bool = True,
     ) -> None:
         self._samples = samples
-        if being_removed(replicas, self._ctx.clock.wall()):
+        # The same settled replicas as the last step that went on to decide find what it
+        # found (repairs.py's checks of settled replicas do not depend on the time): their
+        # labels' spec, nothing being removed or stopped, and nothing to mend while the
+        # bounds, the pause and the decided count are the same too.
+        checked, self._checked = self._checked, None
+        if checked is None or not checked.holds(replicas):
+            checked = None
+        if checked is None and being_removed(replicas, self._ctx.clock.wall()):
             # `docker compose down` removed the template first: the rest follow it.
             gone = "its containers are being removed: not scaling"
             self._show(Phase.STOPPED, replicas, self.spec, None, gone)
             return
         try:
-            spec = self._spec_for(replicas)
+            spec = self._spec_for(replicas) if checked is None else checked.spec
         except AutoscalerError as exc:
             if str(exc) != self._error:
                 logger.error("%s; skipping this service until it is fixed", exc)
@@ -193,7 +204,7 @@ class Controller:
         spec = self._controls.applied(self._in_force(spec), self._ctx.clock.wall())
         if decide and self._zero_step(tg, spec, replicas):
             return
-        if (reason := self._stopped(replicas)) is not None:
+        if checked is None and (reason := self._stopped(replicas)) is not None:
             # Stopped by its owner (`docker compose stop`, `down`, `restart`, `pause`, Compose
             # replacing its containers, or still being created): cloning it back to life would
             # fight them. (A Swarm service its owner scaled to 0 has no tasks, and is not
@@ -207,8 +218,10 @@ class Controller:
         # Clones are mended where they are made of a template of the user's; a scheduler (Swarm)
         # mends its own.
         mends = not self._ctx.dry_run and any(r.users for r in replicas)
-        if mends and self._upkeep(tg, spec, replicas, monotonic):
+        kept = checked is not None and checked.mended == (spec.maximum, spec.paused, self.decided)
+        if mends and not kept and self._upkeep(tg, spec, replicas, monotonic):
             return
+        self._checked = Checked.of(replicas, self.spec, spec, self.decided)
         if decide:
             self._decide(tg, spec, replicas, samples)
 
@@ -335,10 +348,11 @@ class Controller:
         observed = replica_samples(
             replicas, samples, self._startup.on_our_clock(replicas, now, wall)
         )
-        counting = [s.container_id for s in observed if s.ready and s.cpu is not None]
-        fresh = self._startup.counted(counting, now, [r.id for r in replicas])
-        observed = tuple(dataclasses.replace(s, fresh=True) if s.container_id in fresh else s
-                         for s in observed)  # fmt: skip
+        counting = (s.container_id for s in observed if s.ready and s.cpu is not None)
+        fresh = self._startup.counted(counting, now, (r.id for r in replicas))
+        if fresh:
+            observed = tuple(dataclasses.replace(s, fresh=True) if s.container_id in fresh else s
+                             for s in observed)  # fmt: skip
         signal = self._metric.read(spec)
         rule = self._metric.rule(spec)
         labelled = self._labelled() if self.spec else spec
@@ -355,7 +369,7 @@ class Controller:
                      decision.reason)  # fmt: skip
         evaluation = Evaluation(wall, decision, observed, {r.id: r.name for r in replicas})
         self.history.append(evaluation)
-        self._ctx.metrics.evaluated(self.key, evaluation)
+        self.tally.evaluated(evaluation)
         return evaluation
 
     def _upkeep(

@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from autoscaler.control.replicas import Replica, ScaleResult
-from autoscaler.control.state import Evaluation
 from autoscaler.errors import AutoscalerError
 from autoscaler.labels import ServiceKey
 
@@ -69,8 +68,6 @@ class Notices(Protocol):
 
 class Meter(Protocol):
     """What a controller (and a backend's round) counts for /metrics."""
-
-    def evaluated(self, key: ServiceKey, evaluation: Evaluation) -> None: ...
 
     def acted(self, key: ServiceKey, direction: str) -> None: ...
 

@@ -46,6 +46,8 @@ class Startup:
         """The replicas whose samples count this round (`at`); `live`: every replica there is,
         so that a clone removed before it ever counted is forgotten. The clones an action made
         that count for the first time: fresh, their window began with their first moments."""
+        if not self._created:
+            return frozenset()  # no clone of an action waits for its first count: most rounds
         first = set()
         for container_id in container_ids:
             began = self._created.pop(container_id, None)

@@ -2,9 +2,7 @@
 (api.py) serves them. A controller counts through the `Meter` protocol (control/ports.py), so
 the core never imports this module.
 
-    autoscaler_replicas, autoscaler_desired_replicas        per service, as last evaluated
-    autoscaler_cpu_percent, autoscaler_memory_percent       mean over its ready replicas
-    autoscaler_decisions_total, autoscaler_actions_total    policy rounds; scale actions
+    autoscaler_actions_total                                scale actions
     autoscaler_errors_total{kind}                           errors by kind
     autoscaler_faults_total{part}                           a part's faults (errors.Faults)
     autoscaler_sampling_seconds                             one sampling round's wall time
@@ -12,6 +10,10 @@ the core never imports this module.
 
 Read where the values live, at each scrape (`Observed`, which the app gathers):
 
+    autoscaler_replicas, autoscaler_desired_replicas        per service, as last evaluated
+    autoscaler_cpu_percent, autoscaler_memory_percent       mean over its ready replicas (the
+                                                            last known; none before a reading)
+    autoscaler_decisions_total                              per service: policy rounds
     autoscaler_service_min_replicas, ..._max_replicas       per service, its labels' bounds
     autoscaler_metric_missing                               per service: 1 while its metric
                                                             source gives no value to trust
@@ -30,10 +32,10 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from autoscaler.control.state import Evaluation, ServiceState
+from autoscaler.control.state import ServiceState, Tally
 from autoscaler.errors import AutoscalerError
 from autoscaler.labels import ServiceKey
 
@@ -46,6 +48,8 @@ class Observed:
 
     states: Mapping[ServiceKey, ServiceState] = field(default_factory=dict)
     """The state of each service this instance acts on (a standby's are released)."""
+    tallies: Mapping[ServiceKey, Tally] = field(default_factory=dict)
+    """The evaluations of the same services, counted."""
     leading: Mapping[str, bool] = field(default_factory=dict)
     """Whether this instance holds each backend's lease, by backend (`compose`, `swarm`)."""
     outbox: int = 0
@@ -65,22 +69,6 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.registry.register(_Observer(observe or Observed))
         labels = ["project", "service"]
-        self.replicas = Gauge(
-            "autoscaler_replicas", "Replicas running", labels, registry=self.registry
-        )
-        self.desired = Gauge(
-            "autoscaler_desired_replicas", "Replicas decided", labels, registry=self.registry
-        )
-        self.cpu = Gauge(
-            "autoscaler_cpu_percent", "Mean CPU, percent of limit", labels, registry=self.registry
-        )
-        self.memory = Gauge(
-            "autoscaler_memory_percent", "Mean memory, percent of limit", labels,
-            registry=self.registry,
-        )  # fmt: skip
-        self.decisions = Counter(
-            "autoscaler_decisions", "Policy evaluations", labels, registry=self.registry
-        )
         self.actions = Counter(
             "autoscaler_actions", "Scale actions", [*labels, "direction"], registry=self.registry
         )
@@ -106,35 +94,6 @@ class Metrics:
         )  # fmt: skip
         self._seen: dict[ServiceKey, set[tuple[Counter, str]]] = {}
         """The (counter, direction or kind) series of each service, to remove when it goes."""
-        self._series: dict[ServiceKey, _Series] = {}
-        """Each service's own series, found once: every service is evaluated every round, and
-        finding a series by its labels (prometheus_client's `labels`) costs more than setting
-        it."""
-
-    def evaluated(self, key: ServiceKey, evaluation: Evaluation) -> None:
-        series = self._series.get(key)
-        if series is None:
-            labels = self._labels(key)
-            series = self._series[key] = _Series(
-                self.replicas.labels(*labels), self.desired.labels(*labels),
-                self.decisions.labels(*labels),
-            )  # fmt: skip
-        decision = evaluation.decision
-        if (decision.current, decision.desired) != series.counts:
-            # Counts change with an action, not every round: set (under the gauge's lock) then.
-            series.counts = (decision.current, decision.desired)
-            series.replicas.set(decision.current)
-            series.desired.set(decision.desired)
-        # CPU and memory have a series once they have a value: none shows 0 before.
-        if (cpu := evaluation.cpu) is not None:
-            if series.cpu is None:
-                series.cpu = self.cpu.labels(*self._labels(key))
-            series.cpu.set(cpu)
-        if (memory := evaluation.memory) is not None:
-            if series.memory is None:
-                series.memory = self.memory.labels(*self._labels(key))
-            series.memory.set(memory)
-        series.decisions.inc()
 
     def acted(self, key: ServiceKey, direction: str) -> None:
         self.actions.labels(*self._labels(key), direction).inc()
@@ -160,10 +119,6 @@ class Metrics:
         """Every series of a service that is gone: a standalone container's service is one per
         container, and containers come and go."""
         labels = self._labels(key)
-        self._series.pop(key, None)
-        for metric in (self.replicas, self.desired, self.cpu, self.memory, self.decisions):
-            with contextlib.suppress(KeyError):
-                metric.remove(*labels)
         for counter, extra in self._seen.pop(key, set()):
             with contextlib.suppress(KeyError):
                 counter.remove(*labels, extra)
@@ -172,19 +127,6 @@ class Metrics:
     def _labels(key: ServiceKey) -> tuple[str, str]:
         # `swarm/shop` for a Swarm stack: a Compose project of the same name is another series.
         return key.namespace, key.service
-
-
-@dataclass(slots=True)
-class _Series:
-    """One service's series of the gauges and counter set at each evaluation."""
-
-    replicas: Gauge
-    desired: Gauge
-    decisions: Counter
-    cpu: Gauge | None = None
-    memory: Gauge | None = None
-    counts: tuple[int, int] | None = None
-    """The replicas and desired counts the gauges hold."""
 
 
 class _Observer:
@@ -223,6 +165,17 @@ class _Observer:
         outbox = GaugeMetricFamily(
             "autoscaler_mqtt_outbox_messages", "MQTT messages waiting for the broker"
         )
+        replicas = GaugeMetricFamily("autoscaler_replicas", "Replicas running", labels=labels)
+        desired = GaugeMetricFamily(
+            "autoscaler_desired_replicas", "Replicas decided", labels=labels
+        )
+        cpu = GaugeMetricFamily(
+            "autoscaler_cpu_percent", "Mean CPU, percent of limit", labels=labels
+        )
+        memory = GaugeMetricFamily(
+            "autoscaler_memory_percent", "Mean memory, percent of limit", labels=labels
+        )
+        decisions = CounterMetricFamily("autoscaler_decisions", "Policy evaluations", labels=labels)
         dropped = CounterMetricFamily(
             "autoscaler_mqtt_dropped_messages", "MQTT messages never sent: the oldest events of "
             "a full outbox, or what the client refused", labels=["reason"],
@@ -235,9 +188,22 @@ class _Observer:
                     maximum.add_metric(names, state.maximum)
                 lacking = state.metric is not None and state.metric_value is None
                 missing.add_metric(names, 1.0 if lacking else 0.0)
+            for key, tally in seen.tallies.items():
+                if not tally.evaluations:
+                    continue
+                names = list(Metrics._labels(key))
+                replicas.add_metric(names, tally.current)
+                desired.add_metric(names, tally.desired)
+                # CPU and memory have a series once they have a value: none shows 0 before.
+                if tally.cpu is not None:
+                    cpu.add_metric(names, tally.cpu)
+                if tally.memory is not None:
+                    memory.add_metric(names, tally.memory)
+                decisions.add_metric(names, tally.evaluations)
             for backend, leads in seen.leading.items():
                 leading.add_metric([backend], 1.0 if leads else 0.0)
             outbox.add_metric([], seen.outbox)
             dropped.add_metric(["outbox_full"], seen.dropped)
             dropped.add_metric(["refused"], seen.refused)
+        yield from (replicas, desired, cpu, memory, decisions)
         yield from (minimum, maximum, missing, leading, outbox, dropped)

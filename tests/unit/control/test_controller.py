@@ -15,7 +15,6 @@ from autoscaler.control.context import Clock, Context
 from autoscaler.control.controller import Controller
 from autoscaler.control.replicas import Replica, Sample, ScaleResult, counted, victims
 from autoscaler.control.spec import MetricSource
-from autoscaler.control.state import Evaluation
 from autoscaler.errors import AutoscalerError, TemplateLeaving
 from autoscaler.labels import ServiceKey
 from autoscaler.sources.registry import OPTIONS
@@ -50,7 +49,6 @@ class Told:
 class Uncounted:
     """control.ports.Meter, counting nothing."""
 
-    def evaluated(self, key: ServiceKey, evaluation: Evaluation) -> None: ...
     def acted(self, key: ServiceKey, direction: str) -> None: ...
     def failed(self, key: ServiceKey, exc: AutoscalerError) -> None: ...
     def forget(self, key: ServiceKey) -> None: ...

@@ -1,0 +1,103 @@
+"""What a step found before deciding is kept for the next (control/checked.py): given the very
+same settled replicas, a step does not check them again; a replica that changed, one that is
+not settled, or new bounds in force bring the checks back."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from autoscaler.control import controller as controller_module
+from autoscaler.control.checked import Checked, settled
+from autoscaler.control.controls import Control
+from autoscaler.control.replicas import Replica
+from tests.unit.control.test_controller import KEY, Service, service
+
+
+def checks(web: Service, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many steps checked the replicas (repairs.being_removed, the first check), so far."""
+    seen = [0]
+    real = controller_module.being_removed
+
+    def counted(replicas: list[Replica], wall: float) -> bool:
+        seen[0] += 1
+        return real(replicas, wall)
+
+    monkeypatch.setattr(controller_module, "being_removed", counted)
+    return seen
+
+
+async def test_the_same_settled_replicas_are_not_checked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    web = service()
+    seen = checks(web, monkeypatch)
+    assert await web.round(cpu=50.0) == "holding"
+    assert await web.round(cpu=50.0) == "holding"
+    assert await web.round(cpu=50.0) == "holding"
+    assert seen == [1]
+
+
+async def test_a_replica_that_changed_is_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    web = service()
+    seen = checks(web, monkeypatch)
+    await web.round(cpu=50.0)
+    (template,) = web.running()
+    web.fake.stop(template.id)  # a new inspect of it: another object
+    assert await web.round(cpu=50.0) == "stopped"
+    assert seen == [2]
+
+
+async def test_a_bound_lowered_over_the_same_replicas_lowers_the_decided_count() -> None:
+    web = service()
+    await web.round(cpu=150.0)  # 1 replica at three times the target: 3
+    assert len(web.running()) == 3 and web.controller.decided == 3
+    await web.round(cpu=50.0)
+    await web.round(cpu=50.0)  # the same replicas: kept
+    # An operator holds it at 2: the max in force falls, the replicas are the same objects.
+    hold = Control("hold", since=web.time.wall, replicas=2)
+    web.controller._ctx.control = lambda key: hold
+    await web.round(cpu=50.0)
+    scaling = [s for s in web.told.states if s["phase"] == "scaling"]
+    assert scaling and scaling[-1]["decided"] == 2  # capped before the decision, not after it
+    assert len(web.running()) == 2
+
+
+def test_only_settled_replicas_are_kept() -> None:
+    web = service()
+    (template,) = web.fake.view(KEY)
+    spec = web.controller.spec
+    assert spec is None  # no step yet: nothing to keep
+    from autoscaler.control.spec import parse
+    from autoscaler.sources.registry import OPTIONS
+
+    spec = parse(KEY, template.labels, OPTIONS)
+    assert settled(template)
+    assert Checked.of([template], spec, spec, 1) is not None
+    for unsettled in (
+        replace(template, status="exited"),
+        replace(template, stopping_since=5.0),
+        replace(template, removing=True),
+        replace(template, health="starting"),
+        replace(template, health="unhealthy"),
+        replace(template, unseen="not in the engine's listing"),
+    ):
+        assert not settled(unsettled)
+        assert Checked.of([template, unsettled], spec, spec, 1) is None
+    assert Checked.of([template], None, spec, 1) is None  # no labels' spec read
+
+
+def test_the_same_objects_hold_and_equal_copies_do_not() -> None:
+    web = service()
+    (template,) = web.fake.view(KEY)
+    from autoscaler.control.spec import parse
+    from autoscaler.sources.registry import OPTIONS
+
+    spec = parse(KEY, template.labels, OPTIONS)
+    kept = Checked.of([template], spec, spec, 1)
+    assert kept is not None
+    assert kept.holds([template])
+    assert not kept.holds([replace(template)])  # a new inspect, even of the same facts
+    assert not kept.holds([template, template])
+    assert not kept.holds([])
