@@ -8,11 +8,12 @@ replicas reach it as plain facts (replicas.py), and it acts through the interfac
     metric.py       one service's metric: its value each round, its failure, the fallback count
     idle.py         one service's replicas that take no load beside saturated ones
     report.py       what the world is told of one service: events, its one state, its history
-    state.py        Evaluation, ServiceState: what MQTT, /status, /metrics and explain read
+    state.py        Evaluation, ServiceState, Tally: what MQTT, /status, /metrics and explain read
     history.py      one service's last hour, a row a round
     startup.py      when replicas started on our clock, and a service's measured start-up
     keep.py         what a policy learns over days, kept across restarts
     repairs.py      broken, vanished and stale clones; what another hand is changing
+    checked.py      what a step found before deciding, kept while its replicas stay the same
     spec.py         a service's labels -> a frozen ServiceSpec, or a LabelError
     replicas.py     Replica, Sample, ScaleResult; which replicas count, which is the template
     context.py      what one backend's controllers share; the clocks

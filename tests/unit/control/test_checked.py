@@ -12,6 +12,8 @@ from autoscaler.control import controller as controller_module
 from autoscaler.control.checked import Checked, settled
 from autoscaler.control.controls import Control
 from autoscaler.control.replicas import Replica
+from autoscaler.control.spec import ServiceSpec, parse
+from autoscaler.sources.registry import OPTIONS
 from tests.unit.control.test_controller import KEY, Service, service
 
 
@@ -64,15 +66,14 @@ async def test_a_bound_lowered_over_the_same_replicas_lowers_the_decided_count()
     assert len(web.running()) == 2
 
 
-def test_only_settled_replicas_are_kept() -> None:
-    web = service()
-    (template,) = web.fake.view(KEY)
-    spec = web.controller.spec
-    assert spec is None  # no step yet: nothing to keep
-    from autoscaler.control.spec import parse
-    from autoscaler.sources.registry import OPTIONS
+def labelled() -> tuple[Replica, ServiceSpec]:
+    """A service's one container of the user's, and the spec its labels give."""
+    (template,) = service().fake.view(KEY)
+    return template, parse(KEY, template.labels, OPTIONS)
 
-    spec = parse(KEY, template.labels, OPTIONS)
+
+def test_only_settled_replicas_are_kept() -> None:
+    template, spec = labelled()
     assert settled(template)
     assert Checked.of([template], spec, spec, 1) is not None
     for unsettled in (
@@ -89,12 +90,7 @@ def test_only_settled_replicas_are_kept() -> None:
 
 
 def test_the_same_objects_hold_and_equal_copies_do_not() -> None:
-    web = service()
-    (template,) = web.fake.view(KEY)
-    from autoscaler.control.spec import parse
-    from autoscaler.sources.registry import OPTIONS
-
-    spec = parse(KEY, template.labels, OPTIONS)
+    template, spec = labelled()
     kept = Checked.of([template], spec, spec, 1)
     assert kept is not None
     assert kept.holds([template])
