@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
@@ -40,6 +41,7 @@ from autoscaler.control.keep import Memory
 from autoscaler.control.metric import MetricWatch
 from autoscaler.control.operator import ControlWatch
 from autoscaler.control.repairs import (
+    STOPPED_GRACE,
     CrashLoop,
     Repair,
     being_removed,
@@ -97,6 +99,7 @@ class Controller:
         """The count the last action settled on (or that was found): what vanished replicas are
         restored to."""
         self._checked: Checked | None = None  # what the last step found, to decide on
+        self._template_seen = -math.inf  # when a step last saw a container of the user's (wall)
         self.tally = Tally()
         """Its evaluations as /metrics reads them."""
 
@@ -184,9 +187,7 @@ class Controller:
         checked, self._checked = self._checked, None
         if checked is None or not checked.holds(replicas):
             checked = None
-        if checked is None and being_removed(replicas, self._ctx.clock.wall()):
-            # `docker compose down` removed the template first: the rest follow it.
-            gone = "its containers are being removed: not scaling"
+        if checked is None and (gone := self._going(replicas)) is not None:
             self._show(Phase.STOPPED, replicas, self.spec, None, gone)
             return
         try:
@@ -224,6 +225,23 @@ class Controller:
         self._checked = Checked.of(replicas, self.spec, spec, self.decided)
         if decide:
             self._decide(tg, spec, replicas, samples)
+
+    def _going(self, replicas: Sequence[Replica]) -> str | None:
+        """Why the service's containers are on their way out, or None. `docker compose down`
+        stops and removes every container at once: its template may be gone before the stop of
+        a clone is even asked (the engine answers each in its own time, and a loaded one late).
+        Only clones, each stopping, or only clones within STOPPED_GRACE of the template's last
+        sight: a removal under way, not a missing template (that error is told once the grace
+        has passed with the clones still running)."""
+        wall = self._ctx.clock.wall()
+        if any(not r.is_clone for r in replicas):
+            self._template_seen = wall
+            return None
+        if being_removed(replicas, wall):
+            return "its containers are being removed: not scaling"
+        if replicas and wall - self._template_seen < STOPPED_GRACE:
+            return "its own containers were just removed (a `docker compose down`?): not scaling"
+        return None
 
     def _decide(
         self,
@@ -465,6 +483,12 @@ class Controller:
         result = await self._ctx.actuator.repair(
             self.key, replicas, repair.remove, repair.replace, surge=repair.surge
         )
+        if not result.changed:
+            # Every clone it came to remove was gone already, and none was to be made: another
+            # hand's action, not this instance's, so no event tells it as one.
+            logger.info("%s: %s: %d clone(s) were removed already by another hand", self.key,
+                        repair.kind, len(result.gone))  # fmt: skip
+            return result
         names = {r.id: r.name for r in repair.remove}
         self._report.event(
             repair.kind,

@@ -110,12 +110,21 @@ def _signals(pid: int) -> str:
     return ", ".join([*(line for line in status if line.startswith(wanted)), f"wchan {wchan}"])
 
 
+def as_in_a_terminal() -> None:
+    """Ctrl-C as a terminal's foreground command receives it: SIGINT at its default. A command
+    started in the background by a shell without job control (`make test &`, `nohup`) inherits
+    SIGINT ignored, and Python then installs no KeyboardInterrupt for it: Ctrl-C would do
+    nothing (the hang this test once met: SigIgn had SIGINT's bit)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.asynccontextmanager
 async def follow(port: int, *argv: str) -> AsyncIterator[Follower]:
     """`autoscaler ARGV`, running while the block runs (killed after it, if still running)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "autoscaler", *argv, env=env_for(port),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=as_in_a_terminal,
     )  # fmt: skip
     follower = Follower(process)
     async with asyncio.TaskGroup() as tg:

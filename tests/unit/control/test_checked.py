@@ -4,6 +4,7 @@ not settled, or new bounds in force bring the checks back."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -13,20 +14,22 @@ from autoscaler.control.checked import Checked, settled
 from autoscaler.control.controls import Control
 from autoscaler.control.replicas import Replica
 from autoscaler.control.spec import ServiceSpec, parse
+from autoscaler.labels import ServiceKey
 from autoscaler.sources.registry import OPTIONS
-from tests.unit.control.test_controller import KEY, Service, service
+from tests.unit.control.test_controller import KEY, service
 
 
-def checks(web: Service, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many steps checked the replicas (repairs.being_removed, the first check), so far."""
+def checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times the steps looked for the template so far (replicas.template_of: the
+    labels' spec and the repairs read it)."""
     seen = [0]
-    real = controller_module.being_removed
+    real = controller_module.template_of
 
-    def counted(replicas: list[Replica], wall: float) -> bool:
+    def counted(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:
         seen[0] += 1
-        return real(replicas, wall)
+        return real(key, replicas)
 
-    monkeypatch.setattr(controller_module, "being_removed", counted)
+    monkeypatch.setattr(controller_module, "template_of", counted)
     return seen
 
 
@@ -34,21 +37,24 @@ async def test_the_same_settled_replicas_are_not_checked_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     web = service()
-    seen = checks(web, monkeypatch)
+    seen = checks(monkeypatch)
+    assert await web.round(cpu=50.0) == "holding"
+    first = seen[0]
+    assert first > 0
     assert await web.round(cpu=50.0) == "holding"
     assert await web.round(cpu=50.0) == "holding"
-    assert await web.round(cpu=50.0) == "holding"
-    assert seen == [1]
+    assert seen[0] == first
 
 
 async def test_a_replica_that_changed_is_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
     web = service()
-    seen = checks(web, monkeypatch)
+    seen = checks(monkeypatch)
     await web.round(cpu=50.0)
+    first = seen[0]
     (template,) = web.running()
     web.fake.stop(template.id)  # a new inspect of it: another object
     assert await web.round(cpu=50.0) == "stopped"
-    assert seen == [2]
+    assert seen[0] > first
 
 
 async def test_a_bound_lowered_over_the_same_replicas_lowers_the_decided_count() -> None:

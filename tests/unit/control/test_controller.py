@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -200,6 +200,40 @@ async def test_what_another_hand_removed_is_restored_between_rounds() -> None:
     assert web.fake.calls[-1] == "repair shop/web -0 +2"
     ((_, extra),) = web.told.actions("restore")
     assert "2 of 3 replicas went away outside the autoscaler" in extra["reason"]
+
+
+async def test_a_repair_that_only_found_its_clone_gone_tells_no_repair() -> None:
+    # Each action is announced by exactly one event, by the instance that made it: an orphan
+    # another hand removed first is no repair of this instance's.
+    web = service(WEB | {"autoscaler.min": "2"})
+    await web.round(cpu=50.0)  # 1 -> 2
+    template = next(r for r in web.fake.view(KEY) if not r.is_clone)
+    orphan = replace(template, id="orphan", name="shop-web-3", number=3, clone_of=template.id,
+                     status="created")  # fmt: skip
+    web.fake._replicas[orphan.id] = orphan  # a scale-up cut short: created, never started
+    web.time.pass_(5.0)
+    replicas = web.fake.view(KEY)
+    web.fake.remove(orphan.id)  # `docker compose up` removes it first
+    async with asyncio.TaskGroup() as tg:
+        web.controller.mend(tg, replicas)
+    assert web.fake.calls[-1] == "repair shop/web -1 +0"
+    assert web.told.actions("repair") == []
+    assert len(web.running()) == 2
+
+
+async def test_a_template_gone_before_its_clones_stop_is_a_removal_not_an_error() -> None:
+    # `docker compose down` stops and removes every container at once: the engine may remove
+    # the template before the stop of a clone is even asked. No error for a moment like that;
+    # a template that stays missing while its clones run is one.
+    web = service(WEB | {"autoscaler.min": "2"})
+    await web.round(cpu=50.0)  # 1 -> 2
+    template = next(r for r in web.fake.view(KEY) if not r.is_clone)
+    web.fake.remove(template.id)
+    assert await web.round(cpu=50.0, seconds=2.0) == "stopped"
+    assert web.told.actions("error") == []
+    assert await web.round(cpu=50.0, seconds=10.0) == "error"
+    ((attributes, _),) = web.told.actions("error")
+    assert attributes["error"] == "TemplateError"
 
 
 async def test_a_restore_its_owner_holds_waits_for_the_owners_next_event_not_a_backoff() -> None:
