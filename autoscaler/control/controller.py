@@ -187,6 +187,8 @@ class Controller:
         checked, self._checked = self._checked, None
         if checked is None or not checked.holds(replicas):
             checked = None
+        else:
+            self._template_seen = self._ctx.clock.wall()  # among the same replicas still
         if checked is None and (gone := self._going(replicas)) is not None:
             self._show(Phase.STOPPED, replicas, self.spec, None, gone)
             return

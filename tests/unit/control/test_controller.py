@@ -227,6 +227,8 @@ async def test_a_template_gone_before_its_clones_stop_is_a_removal_not_an_error(
     # a template that stays missing while its clones run is one.
     web = service(WEB | {"autoscaler.min": "2"})
     await web.round(cpu=50.0)  # 1 -> 2
+    for _ in range(4):
+        assert await web.round(cpu=50.0) == "holding"  # the same replicas: not checked again
     template = next(r for r in web.fake.view(KEY) if not r.is_clone)
     web.fake.remove(template.id)
     assert await web.round(cpu=50.0, seconds=2.0) == "stopped"
