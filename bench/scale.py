@@ -71,8 +71,9 @@ check them again (control/checked.py: the template's labels, a `down` under way,
 stop, the repairs; for settled replicas none of them depends on the time), and a service's
 evaluations are counted in plain numbers that /metrics reads at each scrape, not in
 prometheus_client's gauges and counter, set each round under their locks. In-process (500
-services on the in-memory backend, the fastest of 100 rounds, three runs each, alternating): the
-controllers' steps 39.4 -> 31.6 ms a round. Here at 500 services, back to back on one host: the
+services on the in-memory backend, the fastest of 100 rounds, three runs each, alternating; an
+ad-hoc harness, not one of this bench's tables): the controllers' steps 39.4 -> 31.6 ms a round.
+Here at 500 services, back to back on one host (stored under the table): the
 tree before 6.14 % of a core, round p50 243 ms, p99 2410 ms; this one 4.69 %, 194 ms, 675 ms
 (and 3.94 %, 146 ms, 725 ms in the table's run, on a faster moment of the host).
 
@@ -89,8 +90,8 @@ sampling and one comparison. Not begun.
 
 This host is noisy: with nothing of the bench's running, its second core is about half busy
 (/proc/stat over 10 s; the first is the load's), and runs of one tree on a kept 500-service stack
-read 4.3 to 6.4 % of a core. Compare runs next to each other; a single run's difference under a
-fifth is noise here.
+read 4.3 to 6.4 % of a core (ad-hoc runs of the autoscaler against such a stack, not stored).
+Compare runs next to each other; a single run's difference under a fifth is noise here.
 """
 
 from __future__ import annotations
