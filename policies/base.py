@@ -78,6 +78,22 @@ class PolicyInput:
 
 
 @dataclass(frozen=True, slots=True)
+class Steady:
+    """Where a proposal stands whatever its readings do next: for a later round of the same
+    replicas (as many, every one ready and measured, none held at its CPU limit, none fresh, no
+    metric) whose mean CPU lies strictly between `low` and `high`, the policy proposes the same
+    count again. A caller that sees such a round may take the proposal as made (the controller
+    does, for a quiet service: pipeline.py `again`), so it must be exact; the reason then is the
+    one of the round that asked."""
+
+    low: float
+    high: float
+
+    def holds(self, cpu: float) -> bool:
+        return self.low < cpu < self.high
+
+
+@dataclass(frozen=True, slots=True)
 class Proposal:
     """What a policy wants, before any bound or rate applies."""
 
@@ -94,6 +110,9 @@ class Proposal:
     """The service is held at its CPU limit, so `count` is a floor of what it needs now: the
     behaviour lets it grow every decision, by `scale-up.saturated-max-percent`, instead of
     waiting for the period's rate limit or the scale-up cooldown."""
+    steady: Steady | None = None
+    """Where the same count would be proposed again (see Steady); None where the policy cannot
+    say."""
 
 
 @dataclass(frozen=True, slots=True)

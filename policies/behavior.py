@@ -40,6 +40,8 @@ class Behavior:
         self._actions: deque[tuple[float, int]] = deque()  # (when, replicas added; < 0 removed)
         self._last_action: float | None = None
         self._seeded = False
+        self._stands = -math.inf
+        """Until when (`now`'s clock) the last decision stands for the same proposal (`again`)."""
         if previous is not None:
             self._proposals = previous._proposals
             self._actions = previous._actions
@@ -73,6 +75,9 @@ class Behavior:
                 saturated=proposal.saturated,
             )
             steps += more
+        self._stands = -math.inf
+        if raw is not None and desired == current and inputs.minimum <= current <= inputs.maximum:
+            self._stands = self._standing(current, stabilized, inputs.minimum, inputs.maximum, now)
         reason = proposal.reason
         if desired != raw and steps:
             reason += "; " + "; ".join(steps)
@@ -89,12 +94,48 @@ class Behavior:
             saturated=proposal.saturated and desired > current,
         )
 
+    def again(self, now: float, proposal: int) -> bool:
+        """Whether the last decision, a hold, stands at `now` for the same `proposal` with as
+        many replicas and the same bounds (the caller sees to those): it does until a proposal
+        of the windows but the latest enters or leaves one, and only where neither a rate nor a
+        cooldown had a say. Where it stands, the proposal is remembered as `decide` would (its
+        run goes on), so that the windows know it was asked for all along."""
+        latest = self._proposals[-1] if self._proposals else None
+        if now >= self._stands or latest is None or latest[1] != proposal:
+            return False
+        self._proposals[-1] = (max(latest[0], now), proposal)
+        return True
+
     def record(self, now: float, before: int, after: int, *, saturated: bool = False) -> None:
         """A scale action happened: `before` replicas became `after`. Growth to the proven floor
         of a saturated service uses up none of the period's ordinary rate."""
+        self._stands = -math.inf
         if after != before:
             self._actions.append((now, 0 if saturated else after - before))
             self._last_action = now
+
+    def _standing(
+        self, current: int, stabilized: int, minimum: int, maximum: int, now: float
+    ) -> float:
+        """Until when a hold at `current` stands for the same proposal (`again`). The windows'
+        bounds on the proposal move only as an earlier proposal (not its latest run, which goes
+        on) enters or leaves one; a count stabilized to `current`, or beyond it at the bound
+        `current` is, is held then whatever the rates and cooldowns say. Elsewhere it stands
+        for no time: a rate or a cooldown, which change with the time alone, held it."""
+        if not (
+            stabilized == current
+            or (stabilized < current == minimum)
+            or (stabilized > current == maximum)
+        ):
+            return -math.inf
+        o = self.options
+        moves = [
+            t + window
+            for t, _ in list(self._proposals)[:-1]
+            for window in (o.up_stabilization, o.down_stabilization)
+            if t + window > now
+        ]
+        return min(moves, default=math.inf)
 
     def _propose(self, now: float, proposal: int) -> None:
         """Remember a proposal; one equal to the last extends its run."""

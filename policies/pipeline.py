@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from policies import fallback
-from policies.base import Decision, Policy, PolicyInput, ReplicaSample, Signal
+from policies.base import Decision, Direction, Policy, PolicyInput, Proposal, ReplicaSample, Signal
 from policies.behavior import Behavior
 from policies.fallback import Fallback
 from policies.idle import Idle, idle_beside_saturated, propose_without, still_idle
@@ -104,6 +104,9 @@ class Pipeline:
         self._idle: tuple[str, ...] = ()  # the idle replicas found, while they last
         self._missing_since: float | None = None
         self._quiet: Quiet | None = previous._quiet if previous is not None else None
+        self._standing: tuple[Outcome, Proposal, int] | None = None
+        """The last outcome, a hold, with its proposal and the user's replicas then: what
+        `again` may find standing."""
 
     def zero(self, now: Round, *, running: bool) -> Zero | None:
         """The zero stage, asked first each round of a service whose labels allow zero or that
@@ -156,11 +159,35 @@ class Pipeline:
             reason, steps = f"{decision.reason}; {step}", (*decision.steps, step)
             decision = replace(decision, desired=now.own, bound="own", reason=reason, steps=steps)
         due = fallback.due(now.signal, missing_for, now.fallback)
-        return Outcome(decision, inputs, idle, found, missing_for, due)
+        outcome = Outcome(decision, inputs, idle, found, missing_for, due)
+        steady = proposal.steady is not None and idle is None and now.signal is None
+        held = steady and decision.direction is Direction.NONE and decision.bound != "own"
+        self._standing = (outcome, proposal, now.own) if held else None
+        return outcome
+
+    def again(self, now: Round, cpu: float) -> Outcome | None:
+        """The last outcome where it stands for this round, or None (then `decide`): `now`
+        brings no samples; its replicas are the last round's own, each as it was then (ready,
+        measured, none at its CPU limit, none fresh: the caller knows), with a mean CPU of
+        `cpu`. It stands where the policy's proposal would be the same (policies/base.py
+        Steady), with the same bounds, no metric, and the behaviour's windows as they were
+        (behavior.py `again`): a quiet service's round costs a few comparisons, and decides
+        what `decide` would have."""
+        if self._standing is None or now.signal is not None:
+            return None
+        outcome, proposal, own = self._standing
+        steady = proposal.steady
+        if steady is None or not steady.holds(cpu) or now.own != own:
+            return None
+        if proposal.count is None or now.bounds != outcome.bounds:
+            return None
+        if not self.behavior.again(now.now, proposal.count):
+            return None
+        return outcome
 
     def record(self, now: float, before: int, after: int, *, saturated: bool = False) -> None:
         """A scale action happened (from what the backend reports): for the rates and
-        cooldowns."""
+        cooldowns (and no hold stands after it: behavior.py `again`)."""
         self.behavior.record(now, before, after, saturated=saturated)
 
     def _idle_now(self, samples: tuple[ReplicaSample, ...]) -> Idle | None:

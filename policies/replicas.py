@@ -126,3 +126,36 @@ def replica_count(
         # share already: the others read low partly because of it. Shrink once it is counted.
         return current
     return proposal
+
+
+_MARGIN = 1e-9
+"""Relative: a band is narrowed by this much at each end, so that a mean summed in another order
+(a few ulps away from `fmean`'s) never lands on the other side of one of its edges."""
+
+
+def steady(
+    mean: float,
+    target: float,
+    current: int,
+    ready: int,
+    *,
+    up_tolerance: float,
+    down_tolerance: float,
+) -> tuple[float, float]:
+    """The open interval of mean readings around `mean` within which `replica_count` gives the
+    same count again, for `ready` replicas all ready and measured (none missing or unready):
+    the tolerance band holds `current` in it; outside it, `ceil(ready * ratio)` stays one
+    count over a slice of width target / ready, cut where the tolerance band begins."""
+    low_tolerance, high_tolerance = 1 - down_tolerance, 1 + up_tolerance
+    ratio = mean / target
+    if low_tolerance <= ratio <= high_tolerance:
+        low, high = low_tolerance, high_tolerance
+    else:
+        count = math.ceil(ratio * ready - _EPSILON)
+        low, high = (count - 1 + _EPSILON) / ready, (count + _EPSILON) / ready
+        if ratio < low_tolerance:
+            high = min(high, low_tolerance)
+        else:
+            low = max(low, high_tolerance)
+    low, high = low * target, high * target
+    return low + abs(low) * _MARGIN + _MARGIN, high - abs(high) * _MARGIN - _MARGIN

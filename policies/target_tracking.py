@@ -27,9 +27,9 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from policies import saturation
-from policies.base import PolicyInput, Proposal, ReplicaSample
+from policies.base import PolicyInput, Proposal, ReplicaSample, Steady
 from policies.options import PolicyOptions, Seconds
-from policies.replicas import Groups, assumed_missing, group, replica_count
+from policies.replicas import Groups, assumed_missing, group, replica_count, steady
 
 
 class TargetTrackingOptions(PolicyOptions):
@@ -108,12 +108,37 @@ class TargetTracking:
         if not self.hpa_only and o.cpu_target is not None:
             held = saturation.floor(inputs, o.cpu_target)
         if held is None:
-            return Proposal(count, reason, metrics, groups.ignored, tuple(notes))
+            steady = self._steady(inputs, groups, metrics) if count is not None else None
+            return Proposal(count, reason, metrics, groups.ignored, tuple(notes), steady=steady)
         if count is None or held.count >= count:
             count, reason = held.count, held.reason
         else:
             reason = f"{held.reason}; the calculation asks for more: {reason}"
         return Proposal(count, reason, metrics, groups.ignored, tuple(notes), saturated=True)
+
+    def _steady(
+        self, inputs: PolicyInput, groups: Groups, metrics: dict[str, float]
+    ) -> Steady | None:
+        """Where the count stands (policies/base.py Steady): CPU its one measure, every replica
+        ready, measured and past its warm-up for good, none held at its limit or fresh."""
+        o = self.options
+        if o.memory_target is not None or o.metric_target is not None or inputs.signal is not None:
+            return None
+        if groups.unready or groups.missing or len(groups.ready) != inputs.current:
+            return None
+        for s in inputs.samples:
+            if (
+                saturation.saturated(s)
+                or s.fresh
+                or (s.started_at > 0 and inputs.now - s.started_at < o.warmup)
+            ):
+                return None
+        assert o.cpu_target is not None
+        low, high = steady(
+            metrics["cpu"], o.cpu_target, inputs.current, len(groups.ready),
+            up_tolerance=o.up_tolerance, down_tolerance=o.down_tolerance,
+        )  # fmt: skip
+        return Steady(low, high)
 
     def _targets(self) -> dict[str, float]:
         targets: dict[str, float] = {}

@@ -12,6 +12,7 @@ Every interval, when nothing of the service's is in flight, `step` runs:
     broken clones ──(crash-loop backoff allows)──► repair ─────► REPAIRING ─► guarded runner
     replicas gone by another hand, stale clones ─► restore, roll ► REPAIRING ─► guarded runner
     ─ ─ ─ ─ ─ ─ ─ ─ ─ ─ (`mend`, between rounds on an engine event, stops here) ─ ─ ─ ─ ─ ─ ─ ─
+    the same settled replicas, and the last hold stands (quiet.py) ─► HOLDING, with its readings
     policy.propose ─► Behavior.decide ─► Decision
         no change ──────────────────────────────────────────────► HOLDING
         paused ─────────────────────────────────────────────────► PAUSED (says what it would do)
@@ -33,6 +34,7 @@ from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
+from autoscaler.control import quiet
 from autoscaler.control.checked import Checked
 from autoscaler.control.context import Context
 from autoscaler.control.history import History
@@ -99,6 +101,9 @@ class Controller:
         """The count the last action settled on (or that was found): what vanished replicas are
         restored to."""
         self._checked: Checked | None = None  # what the last step found, to decide on
+        self._holding: tuple[ServiceState | None, tuple[object, ...]] | None = None
+        """The state the last hold showed, and what else it showed (`_shown`): a quiet round
+        goes on from it."""
         self._template_seen = -math.inf  # when a step last saw a container of the user's (wall)
         self.tally = Tally()
         """Its evaluations as /metrics reads them."""
@@ -224,8 +229,8 @@ class Controller:
         kept = checked is not None and checked.mended == (spec.maximum, spec.paused, self.decided)
         if mends and not kept and self._upkeep(tg, spec, replicas, monotonic):
             return
-        self._checked = Checked.of(replicas, self.spec, spec, self.decided)
-        if decide:
+        self._checked = checked if kept else Checked.of(replicas, self.spec, spec, self.decided)
+        if decide and not (checked is not None and self._held(spec, replicas, samples)):
             self._decide(tg, spec, replicas, samples)
 
     def _going(self, replicas: Sequence[Replica]) -> str | None:
@@ -257,6 +262,7 @@ class Controller:
         decision = evaluation.decision
         if decision.direction is Direction.NONE:
             self._show(Phase.HOLDING, replicas, spec, evaluation, decision.reason)
+            self._holding = (self._report.state, self._shown(spec))
         elif spec.paused:
             paused = c.describe() if (c := self._controls.current) is not None else "paused"
             reason = f"{paused}; would: {decision.reason}"
@@ -275,6 +281,41 @@ class Controller:
             # A saturated service's next step is decided as soon as the new replicas measure.
             look = decision.saturated and decision.desired > len(replicas)
             self._runner.run(tg, "scaling", self._scale(spec, replicas, evaluation), look=look)
+
+    def _held(
+        self, spec: ServiceSpec, replicas: Sequence[Replica], samples: Mapping[str, Sample]
+    ) -> bool:
+        """A quiet round (quiet.py): the hold the last decision made stands, as the pipeline
+        finds it would decide it again, and the state shown goes on with this round's readings.
+        False: the round decides."""
+        holding, self._holding = self._holding, None
+        if holding is None or holding[0] is not self._report.state or spec.metric is not None:
+            return False
+        if self._startup.waiting or holding[1] != self._shown(spec):
+            return False
+        read = quiet.read(replicas, samples)
+        if read is None:
+            return False
+        assert self._pipeline is not None
+        labelled, now, wall = self._labelled(), self._ctx.clock.monotonic(), self._ctx.clock.wall()
+        again = Round(labelled.minimum, labelled.maximum, (), now, wall, own=read.own,
+                      schedule=labelled.schedule)  # fmt: skip
+        if self._pipeline.again(again, read.cpu) is None:
+            return False
+        self._memory.tick(self._pipeline.policy, now)
+        self.tally.again(read.cpu, read.memory)
+        self._report.again(read.cpu, read.memory, read.received, read.sent, read.sampler)
+        self._holding = (self._report.state, holding[1])
+        return True
+
+    def _shown(self, spec: ServiceSpec) -> tuple[object, ...]:
+        """What the state shows beside the decision and the readings: a quiet round keeps
+        the state only while these are as they were."""
+        return (
+            spec.minimum, spec.maximum, spec.paused, self._controls.current, self._schedule,
+            self._down, self._metric.error, self._idle.finding, self._startup.seconds,
+            self.decided, self._pipeline, self._ctx.dry_run,
+        )  # fmt: skip
 
     def _labelled(self) -> ServiceSpec:
         """The labels' spec, as the pipeline takes it (it applies the schedule itself), with an

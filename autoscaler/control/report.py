@@ -129,14 +129,32 @@ class Report:
             schedule=schedule,
             control=control.to_dict() if control is not None else None,
         )
-        self.history.add(self.state)
+        self._keep(self.state)
+
+    def again(
+        self,
+        cpu: float,
+        memory: float | None,
+        received: float | None,
+        sent: float | None,
+        sampler: str | None,
+    ) -> None:
+        """The last state, a round on, with this round's readings: a quiet round (quiet.py),
+        where nothing else it shows has changed."""
+        assert self.state is not None
+        self.state = self.state.again(self._ctx.clock.wall(), cpu, memory, received, sent, sampler)
+        self._keep(self.state)
+
+    def _keep(self, state: ServiceState) -> None:
+        """A row of the history; published when it says something new, or a heartbeat on."""
+        self.history.add(state)
         now = self._ctx.clock.monotonic()
         if self._published is not None:
             last, at = self._published
-            if not self.state.differs(last, self._ctx.band) and now - at < self._ctx.heartbeat:
+            if not state.differs(last, self._ctx.band) and now - at < self._ctx.heartbeat:
                 return
-        self._published = (self.state, now)
-        self._ctx.notifier.state(self.key, self.state.to_dict())
+        self._published = (state, now)
+        self._ctx.notifier.state(self.key, state.to_dict())
 
     def _targets_of(self, spec: ServiceSpec | None) -> dict[str, float] | None:
         """`_targets`, read again only when the policy's options change (the spec in force is a

@@ -20,6 +20,7 @@ class Startup:
         self._created: dict[str, float] = {}  # container id -> when its action began
         self._measured: deque[float] = deque(maxlen=KEPT)
         self._started: dict[tuple[str, float], float] = {}  # (id, StartedAt) -> our clock
+        self._median: float | None = None  # of `_measured`: read a round, changed seldom
 
     def on_our_clock(
         self, replicas: Sequence[Replica], now: float, wall: float
@@ -53,6 +54,7 @@ class Startup:
             began = self._created.pop(container_id, None)
             if began is not None:
                 self._measured.append(at - began)
+                self._median = median(self._measured)
                 first.add(container_id)
         alive = set(live)
         for gone in [c for c in self._created if c not in alive]:
@@ -60,6 +62,11 @@ class Startup:
         return frozenset(first)
 
     @property
+    def waiting(self) -> bool:
+        """Whether a clone an action made waits for its first count."""
+        return bool(self._created)
+
+    @property
     def seconds(self) -> float | None:
         """The median of the latest start-ups; None before one was measured."""
-        return median(self._measured) if self._measured else None
+        return self._median

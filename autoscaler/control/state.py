@@ -97,6 +97,13 @@ class Tally:
         if evaluation.memory is not None:
             self.memory = evaluation.memory
 
+    def again(self, cpu: float, memory: float | None) -> None:
+        """A quiet round (quiet.py): the last decision stands, with these readings."""
+        self.evaluations += 1
+        self.cpu = cpu
+        if memory is not None:
+            self.memory = memory
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceState:
@@ -171,6 +178,23 @@ class ServiceState:
         scale = max(abs(now), abs(before)) if now is not None and before is not None else 0.0
         return _moved(now, before, band / 100 * scale)
 
+    def again(
+        self,
+        time: float,
+        cpu: float | None,
+        memory: float | None,
+        received: float | None,
+        sent: float | None,
+        sampler: str | None,
+    ) -> ServiceState:
+        """The same state a round on, with that round's readings (a quiet round, quiet.py).
+        Built from its fields in order: dataclasses.replace looks each up by name, and costs
+        more than the rest of a quiet round."""
+        values = list(_every(self))
+        for i, value in zip(_READINGS, (time, cpu, memory, received, sent, sampler), strict=True):
+            values[i] = value
+        return ServiceState(*values)
+
     def to_dict(self) -> dict[str, Any]:
         """The wire form: MQTT's retained state and `/status`."""
         # Field by field, not dataclasses.asdict: that deep-copies every value, and a state goes
@@ -194,6 +218,9 @@ _meaningful = attrgetter(*_MEANINGFUL)
 """A state's meaningful fields, as one tuple: two states are compared in one step."""
 _FIELDS = tuple(f.name for f in fields(ServiceState))
 _every = attrgetter(*_FIELDS)
+_READINGS = tuple(
+    _FIELDS.index(f) for f in ("time", "cpu", "memory", "received", "sent", "sampler")
+)
 
 
 def _moved(now: float | None, before: float | None, band: float) -> bool:

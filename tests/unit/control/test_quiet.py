@@ -1,0 +1,99 @@
+"""A quiet round (control/quiet.py): a service whose hold stands is not decided again, and its
+state goes on with each round's readings; a reading past the band, a changed replica or a
+metric bring the full decision back at once."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from autoscaler.control.controls import Control
+from autoscaler.control.replicas import Sample
+from policies.base import PolicyInput, Proposal
+from tests.unit.control.test_controller import KEY, WEB, Service, service
+
+
+def asked(web: Service) -> list[float]:
+    """The mean CPU of each round the service's policy was asked to propose for, from now on."""
+    pipeline = web.controller._pipeline
+    assert pipeline is not None
+    policy, means = pipeline.policy, []
+    real = policy.propose
+
+    def propose(inputs: PolicyInput) -> Proposal:
+        proposal = real(inputs)
+        means.append(proposal.metrics.get("cpu", -1.0))
+        return proposal
+
+    policy.propose = propose  # type: ignore[method-assign]
+    return means
+
+
+async def settled() -> Service:
+    """A service of two replicas at 10 % of a 50 % target (1 asked, 2 held at its min), past
+    the round in which its new clone first counted (a fresh replica's round decides in full)."""
+    web = service(WEB | {"autoscaler.min": "2"})
+    for _ in range(3):
+        await web.round(cpu=10.0)
+    return web
+
+
+async def test_a_quiet_service_is_not_decided_again_but_its_state_follows_its_readings() -> None:
+    web = await settled()
+    means = asked(web)
+    for cpu in (12.0, 9.0, 11.0):
+        assert await web.round(cpu=cpu) == "holding"
+        state = web.controller.state
+        assert state is not None and state.cpu == cpu
+    assert means == []  # the hold stood: nothing proposed, nothing decided
+    assert web.controller.tally.evaluations == 6 and web.controller.tally.cpu == 11.0
+    assert web.fake.calls == ["scale_to shop/web 2"]
+
+
+async def test_a_reading_past_the_band_is_decided_in_the_same_round() -> None:
+    web = await settled()
+    means = asked(web)
+    assert await web.round(cpu=80.0) == "holding"  # the scale-up ran within the round
+    assert means == [80.0]
+    assert web.fake.calls[-1] == "scale_to shop/web 4" and len(web.running()) == 4
+
+
+async def test_a_replica_that_changed_or_was_not_measured_is_decided_in_full() -> None:
+    web = await settled()
+    means = asked(web)
+    clone = next(r for r in web.fake.view(KEY) if r.is_clone)
+    web.fake._set(clone.id, health="healthy")  # a new inspect: another object
+    await web.round(cpu=10.0)
+    assert means == [10.0]
+    await web.round(cpu=10.0)  # the same objects again: quiet
+    assert means == [10.0]
+    # A replica without a reading this round: decided in full.
+    web.time.pass_(5.0)
+    replicas = web.fake.view(KEY)
+    samples = {r.id: Sample(r.id, 10.0, None, None, "fake") for r in replicas[:1]}
+    async with asyncio.TaskGroup() as tg:
+        web.controller.step(tg, replicas, samples)
+    assert len(means) == 2
+
+
+async def test_a_throttled_replica_is_decided_in_full() -> None:
+    web = await settled()
+    means = asked(web)
+    web.time.pass_(5.0)
+    replicas = web.fake.view(KEY)
+    samples = {r.id: replace(Sample(r.id, 10.0, None, None, "fake"), throttled=0.6)
+               for r in replicas}  # fmt: skip
+    async with asyncio.TaskGroup() as tg:
+        web.controller.step(tg, replicas, samples)
+    assert means == [10.0]
+
+
+async def test_a_pause_over_the_same_replicas_is_shown_at_once() -> None:
+    web = await settled()
+    means = asked(web)
+    pause = Control("pause", since=web.time.wall)
+    web.controller._ctx.control = lambda key: pause
+    await web.round(cpu=10.0)
+    assert means == [10.0]  # decided again, and the state says it is paused
+    state = web.controller.state
+    assert state is not None and state.paused and state.control is not None
