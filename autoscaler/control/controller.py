@@ -101,9 +101,9 @@ class Controller:
         """The count the last action settled on (or that was found): what vanished replicas are
         restored to."""
         self._checked: Checked | None = None  # what the last step found, to decide on
-        self._holding: tuple[ServiceState | None, tuple[object, ...]] | None = None
-        """The state the last hold showed, and what else it showed (`_shown`): a quiet round
-        goes on from it."""
+        self._holding: tuple[int, tuple[object, ...]] | None = None
+        """Which state the last hold showed (Report.shown), and what else it showed (`_shown`):
+        a quiet round goes on from it."""
         self._template_seen = -math.inf  # when a step last saw a container of the user's (wall)
         self.tally = Tally()
         """Its evaluations as /metrics reads them."""
@@ -262,7 +262,7 @@ class Controller:
         decision = evaluation.decision
         if decision.direction is Direction.NONE:
             self._show(Phase.HOLDING, replicas, spec, evaluation, decision.reason)
-            self._holding = (self._report.state, self._shown(spec))
+            self._holding = (self._report.shown, self._shown(spec))
         elif spec.paused:
             paused = c.describe() if (c := self._controls.current) is not None else "paused"
             reason = f"{paused}; would: {decision.reason}"
@@ -289,7 +289,7 @@ class Controller:
         finds it would decide it again, and the state shown goes on with this round's readings.
         False: the round decides."""
         holding, self._holding = self._holding, None
-        if holding is None or holding[0] is not self._report.state or spec.metric is not None:
+        if holding is None or holding[0] != self._report.shown or spec.metric is not None:
             return False
         if self._startup.waiting or holding[1] != self._shown(spec):
             return False
@@ -305,7 +305,7 @@ class Controller:
         self._memory.tick(self._pipeline.policy, now)
         self.tally.again(read.cpu, read.memory)
         self._report.again(read.cpu, read.memory, read.received, read.sent, read.sampler)
-        self._holding = (self._report.state, holding[1])
+        self._holding = holding
         return True
 
     def _shown(self, spec: ServiceSpec) -> tuple[object, ...]:

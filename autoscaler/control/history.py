@@ -48,13 +48,18 @@ class History:
         """The state as a row, a round's: a second state within half an interval (an action's
         end shown soon after its start) takes the place of the first. The oldest row goes when
         the ring is full."""
-        if self._size and state.time - self._columns[0][self._last] < self.interval / 2:
-            self._next, self._size = self._last, self._size - 1
-        row = (
+        self.row(
             state.time, state.replicas, state.desired, state.minimum, state.maximum,
             state.cpu, state.memory, state.metric_value, state.received, state.sent,
         )  # fmt: skip
-        for column, value in zip(self._columns, row, strict=True):
+
+    def row(self, time: float, *values: float | None) -> None:
+        """A row: its time, then the other columns' values in order (COLUMNS), as `add` takes
+        them from a state."""
+        if self._size and time - self._columns[0][self._last] < self.interval / 2:
+            self._next, self._size = self._last, self._size - 1
+        self._columns[0][self._next] = time
+        for column, value in zip(self._columns[1:], values, strict=True):
             column[self._next] = math.nan if value is None else value
         self._next = (self._next + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)

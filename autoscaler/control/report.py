@@ -27,7 +27,10 @@ class Report:
     def __init__(self, key: ServiceKey, context: Context) -> None:
         self.key = key
         self._ctx = context
-        self.state: ServiceState | None = None
+        self._state: ServiceState | None = None
+        self._readings: _Readings | None = None  # a quiet round's, not built into a state yet
+        self.shown = 0
+        """States shown in full so far: a quiet round goes on from the one it knows."""
         self._published: tuple[ServiceState, float] | None = None  # and when (monotonic)
         self.history = History(context.interval)
         self._last_action: tuple[str, float] | None = None  # in words, and when (wall time)
@@ -94,7 +97,9 @@ class Report:
         seen = [samples[r.id] for r in live if r.id in samples]
         sources = sorted({s.source for s in seen})
         action, action_at = self._last_action or (None, None)
-        self.state = ServiceState(
+        self._readings = None
+        self.shown += 1
+        self._state = state = ServiceState(
             project=self.key.project,
             service=self.key.service,
             scope=self.key.scope,
@@ -129,7 +134,13 @@ class Report:
             schedule=schedule,
             control=control.to_dict() if control is not None else None,
         )
-        self._keep(self.state)
+        self.history.add(state)
+        now = self._ctx.clock.monotonic()
+        if self._published is not None:
+            last, at = self._published
+            if not state.differs(last, self._ctx.band) and now - at < self._ctx.heartbeat:
+                return
+        self._publish(state, now)
 
     def again(
         self,
@@ -139,20 +150,37 @@ class Report:
         sent: float | None,
         sampler: str | None,
     ) -> None:
-        """The last state, a round on, with this round's readings: a quiet round (quiet.py),
-        where nothing else it shows has changed."""
-        assert self.state is not None
-        self.state = self.state.again(self._ctx.clock.wall(), cpu, memory, received, sent, sampler)
-        self._keep(self.state)
-
-    def _keep(self, state: ServiceState) -> None:
-        """A row of the history; published when it says something new, or a heartbeat on."""
-        self.history.add(state)
-        now = self._ctx.clock.monotonic()
+        """The last state a round on, with this round's readings: a quiet round (quiet.py),
+        where nothing else it shows has changed. Its row is kept; the state itself is built
+        when it is read or published, not each round. Only the readings can say something new:
+        whatever else the state shows was compared when it was shown, and has not changed."""
+        base = self._state
+        assert base is not None
+        wall, now = self._ctx.clock.wall(), self._ctx.clock.monotonic()
+        self._readings = (wall, cpu, memory, received, sent, sampler)
+        self.history.row(
+            wall, base.replicas, base.desired, base.minimum, base.maximum, cpu, memory,
+            base.metric_value, received, sent,
+        )  # fmt: skip
         if self._published is not None:
             last, at = self._published
-            if not state.differs(last, self._ctx.band) and now - at < self._ctx.heartbeat:
+            band = self._ctx.band
+            moved = _moved(cpu, last.cpu, band) or _moved(memory, last.memory, band)
+            if not moved and now - at < self._ctx.heartbeat:
                 return
+        state = self.state
+        assert state is not None
+        self._publish(state, now)
+
+    @property
+    def state(self) -> ServiceState | None:
+        """The service as it stands after the latest step (None before the first)."""
+        if self._readings is not None:
+            assert self._state is not None
+            self._state, self._readings = self._state.again(*self._readings), None
+        return self._state
+
+    def _publish(self, state: ServiceState, now: float) -> None:
         self._published = (state, now)
         self._ctx.notifier.state(self.key, state.to_dict())
 
@@ -173,6 +201,16 @@ def _targets(spec: ServiceSpec | None) -> dict[str, float] | None:
         m: getattr(spec.policy_options, f"{m}_target", None) for m in ("cpu", "memory", "metric")
     }
     return {m: float(t) for m, t in found.items() if isinstance(t, (int, float))} or None
+
+
+_Readings = tuple[float, float, float | None, float | None, float | None, str | None]
+"""A quiet round's: its time (wall), CPU, memory, bytes received and sent, and sampler."""
+
+
+def _moved(now: float | None, before: float | None, band: float) -> bool:
+    if now is None or before is None:
+        return now is not before
+    return abs(now - before) > band
 
 
 def _total(values: Iterable[float | None]) -> float | None:

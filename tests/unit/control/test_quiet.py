@@ -46,6 +46,8 @@ async def test_a_quiet_service_is_not_decided_again_but_its_state_follows_its_re
         state = web.controller.state
         assert state is not None and state.cpu == cpu
     assert means == []  # the hold stood: nothing proposed, nothing decided
+    rows = web.controller.timeline.since()
+    assert rows["cpu"][-3:] == [12.0, 9.0, 11.0] and rows["replicas"][-3:] == [2, 2, 2]
     assert web.controller.tally.evaluations == 6 and web.controller.tally.cpu == 11.0
     assert web.fake.calls == ["scale_to shop/web 2"]
 
@@ -97,3 +99,17 @@ async def test_a_pause_over_the_same_replicas_is_shown_at_once() -> None:
     assert means == [10.0]  # decided again, and the state says it is paused
     state = web.controller.state
     assert state is not None and state.paused and state.control is not None
+
+
+async def test_a_quiet_round_tells_its_state_when_a_reading_moves_past_the_band() -> None:
+    web = await settled()
+    web.controller._ctx.heartbeat = 60.0
+    means, told = asked(web), len(web.told.states)
+    await web.round(cpu=12.0)  # 2 points from the state told last (10 %): kept, not told
+    assert len(web.told.states) == told
+    await web.round(cpu=20.0)  # 10 points: told, though the hold stands
+    assert len(web.told.states) == told + 1 and web.told.states[-1]["cpu"] == 20.0
+    assert web.told.states[-1]["phase"] == "holding" and means == []
+    web.time.pass_(60.0)  # a heartbeat on: told again, unchanged
+    await web.round(cpu=20.0)
+    assert len(web.told.states) == told + 2 and means == []
