@@ -93,7 +93,9 @@ class CgroupFiles:
             stat = os.pread(self._throttling, 4096, 0)
         else:
             stat = b""
-        periods, throttled = _field(stat, b"nr_periods"), _field(stat, b"nr_throttled")
+        periods = throttled = None
+        if stat:
+            periods, throttled = _field(stat, b"nr_periods"), _field(stat, b"nr_throttled")
         received = sent = None
         if network and self._network >= 0:
             received, sent = net_dev(os.pread(self._network, 65536, 0))

@@ -136,20 +136,27 @@ class Collector:
                 self._drop(gone)
             self._round += 1
         samples: dict[str, Sample] = {}
+        last, min_window = self._last, self.min_window
         for replica, reading, source in await self._read(running, shown=every):
-            previous = self._last.get(replica.id)
+            previous = last.get(replica.id)
             # A look keeps what it read of a container a round has shown already; one it sees
             # first (a new replica) still has its first round, which reads all it shows.
             shown = self._shown_of(replica.id) if every else self._shown.get(replica.id)
-            if shown is not None:
-                shown.update(reading, self.min_window)
-            sample = sample_of(replica, previous, reading, source, self.min_window, shown)
+            counters = reading.counters
+            read_shown = (
+                counters.memory is not None
+                or counters.received is not None
+                or counters.sent is not None
+            )
+            if shown is not None and read_shown:
+                shown.update(reading, min_window)
+            sample = sample_of(replica, previous, reading, source, min_window, shown)
             if (
                 previous is None
                 or sample.cpu is not None
-                or reading.counters.cpu_ns < previous.counters.cpu_ns
+                or counters.cpu_ns < previous.counters.cpu_ns
             ):
-                self._last[replica.id] = reading
+                last[replica.id] = reading
             samples[replica.id] = sample
         return samples
 
@@ -196,9 +203,12 @@ class Collector:
         """`shown`: a round, which reads what some containers only show (at their turn)."""
         out: list[tuple[Replica, Reading, str]] = []
         slow: list[Replica] = []
+        opened, clock = self._files, self._clock
         for replica in running:
-            files = self._cgroup_files(replica)
-            if files is None:
+            # Most containers' files are open already (`_cgroup_files` opens the others').
+            cached = opened.get(replica.id)
+            files = cached[1] if cached is not None and cached[0] == replica.pid else None
+            if files is None and (files := self._cgroup_files(replica)) is None:
                 slow.append(replica)
                 continue
             turn = shown and self._shows(replica.id)
@@ -215,7 +225,7 @@ class Collector:
                 # The container stopped between the listing and this read.
                 self._drop(replica.id)
                 continue
-            out.append((replica, Reading(counters, self._clock()), "cgroup"))
+            out.append((replica, Reading(counters, clock()), "cgroup"))
         if slow:
             results = await asyncio.gather(*(self._from_api(r) for r in slow))
             out.extend(
