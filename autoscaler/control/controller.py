@@ -477,9 +477,11 @@ class Controller:
         return self._runner.failing()
 
     def record(self, result: ScaleResult) -> None:
-        """A sleep or a wake happened: a scale action for the behaviour's rates and cooldowns."""
+        """A sleep or a wake happened: a scale action for the behaviour's rates and cooldowns,
+        which count what it changed, not the clones it found gone (as `_scale` does)."""
         assert self._pipeline is not None
-        self._pipeline.record(self._ctx.clock.monotonic(), result.before, result.after)
+        before = result.before - len(result.gone)
+        self._pipeline.record(self._ctx.clock.monotonic(), before, result.after)
         self.decided = result.after
 
     def show(self, phase: Phase, replicas: Sequence[Replica], spec: ServiceSpec,

@@ -250,3 +250,28 @@ async def test_a_dry_run_at_zero_says_what_would_wake_it_and_stays() -> None:
     assert await web.round() == "idle"
     assert web.reason == f"asleep; dry run: would wake: {JOBS} 25 above 0"
     assert web.fake.calls == ["sleep shop/web"] and not web.running()
+
+
+async def test_a_sleep_counts_in_the_rates_only_what_it_changed() -> None:
+    """A clone another hand removed first is no change of the sleep's (as for a scale-down)."""
+    web = service(QUEUE | {"autoscaler.scale-down.stabilization": "60s"})  # held at 3 till asleep
+    web.signal[0] = jobs(25.0)
+    for _ in range(3):
+        await web.round()  # 25 jobs at 10 a replica: 3
+    assert len(web.running()) == 3
+    real = web.fake.sleep
+
+    async def sleep(key: ServiceKey, replicas: Sequence[Replica]) -> ScaleResult:
+        result = await real(key, replicas)
+        result.gone.append(result.removed.pop())  # `docker compose up` removed it first
+        return result
+
+    web.fake.sleep = sleep  # type: ignore[method-assign]
+    web.signal[0] = jobs(0.0)
+    for _ in range(4):
+        await web.round()
+    assert web.fake.calls[-2:] == ["scale_to shop/web 3", "sleep shop/web"]
+    pipeline = web.controller._pipeline
+    assert pipeline is not None
+    # 3 -> 0, of which one clone was gone already: the sleep took 2 away.
+    assert pipeline.behavior._actions[-1][1] == -2
