@@ -54,7 +54,28 @@ def render(status: dict[str, Any], last: int) -> str:
                     text += f" (ignored: {s['why_not']})"
                 samples.append(text)
             lines.append("      samples: " + "; ".join(samples))
+        if (standing := _standing(service["state"], service["decisions"])) is not None:
+            lines.append(standing)
     return "\n".join(lines)
+
+
+def _standing(state: dict[str, Any], decisions: list[dict[str, Any]]) -> str | None:
+    """A line for a hold that has stood since its decision: quiet rounds (control/quiet.py)
+    keep it without deciding again while the readings stay where it holds, so the newest
+    decision can be minutes older than the state."""
+    if (
+        not decisions
+        or state.get("phase") != "holding"
+        or decisions[-1]["to"] != decisions[-1]["from"]
+    ):
+        return None
+    decided, now = decisions[-1]["time"], state.get("time")
+    if now is None or now - decided < 1.0:
+        return None
+    cpu = "" if state.get("cpu") is None else f" (cpu {state['cpu']:.1f}%)"
+    since, read = (datetime.fromtimestamp(t).strftime("%H:%M:%S") for t in (decided, now))
+    held = f"hold {decisions[-1]['to']}"
+    return f"  {read}  {held:<10} stands since {since}: its readings{cpu} ask for the same"
 
 
 def replicas(status: dict[str, Any], project: str | None, *, compose_args: bool) -> str:
