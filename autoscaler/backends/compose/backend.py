@@ -48,6 +48,9 @@ from policies.saturation import held_back
 _LATE = 0.05
 """Seconds past a window's shortest measurable length at which it is looked at: a timer may
 fire a little early."""
+_STALE_ROUNDS = 3
+"""Intervals after which the controls last read are stale: a round waits for the engine's
+listing then (a listing that failed, or is slower than an interval, leaves them to age)."""
 ASKED = 0.2
 """Seconds between two looks at a service for values pushed to its metric: a publisher may push
 faster than anything can act on it, and each look samples the service."""
@@ -125,6 +128,7 @@ class Compose:
         self._settling: dict[ServiceKey, Settling] = {}  # service -> its new replicas watched
         self._watch_at: float | None = None  # when the round's windows measure
         self._watched: set[ServiceKey] = set()  # services with CPU limits, not held at the round
+        self._reading: asyncio.Task[None] | None = None  # the controls' listing under way
 
     def parts(self) -> dict[str, Callable[[], Awaitable[None]]]:
         found: dict[str, Callable[[], Awaitable[None]]] = {"engine events": self.inventory.run}
@@ -151,13 +155,20 @@ class Compose:
         """Sample every opted-in container, then step each service's controller."""
         self._term()
         services = self._services()
-        async with asyncio.TaskGroup() as both:
-            # The engine lists the controls while this process reads the cgroup files: the
-            # listing's request is sent first, and the sampling does not wait for its answer.
-            both.create_task(self._read_controls())
-            await asyncio.sleep(0)
-            # Without samples every service holds this round: none is scaled on nothing.
-            samples = await self._sample(services)
+        # The engine lists the controls while this process reads the cgroup files: the
+        # listing's request is sent first (one at a time). The round decides on the controls
+        # last read, and waits for this listing only where they are stale: never read under
+        # this lease's term (a takeover: what the instance before was told), or too long ago.
+        # Otherwise a loaded engine's late answer would hold every decision of the round.
+        if self._reading is None or self._reading.done():
+            self._reading = tg.create_task(self._read_controls(), name="reading controls")
+        await asyncio.sleep(0)
+        # Without samples every service holds this round: none is scaled on nothing.
+        samples = await self._sample(services)
+        term = self.lease.term if self.lease is not None else None
+        longest = _STALE_ROUNDS * self._settings.interval
+        if self.controls.stale(term, time.monotonic(), longest):
+            await asyncio.wait([self._reading])
         got = samples or {}
         self.fleet.step(tg, services, got)
         self._watched = {
@@ -168,10 +179,11 @@ class Compose:
         )
 
     async def _read_controls(self) -> None:
+        term = self.lease.term if self.lease is not None else None
         with self._faults.guard("reading controls"):
             # Operators' controls as the engine has them (one listing); where it cannot be
             # read, the last known ones hold.
-            await self.controls.read()
+            await self.controls.read(term, time.monotonic())
 
     async def _sample(
         self, services: dict[ServiceKey, list[Replica]], *, every: bool = True
