@@ -205,10 +205,11 @@ async def _controller(app: App, project: str) -> Any:
 
 
 async def _rounds(controller: Any, count: int) -> None:
-    """Until the controller has made `count` more evaluations (watched from outside)."""
-    target = len(controller.history) + count
+    """Until the controller has made `count` more evaluations (watched from outside; a quiet
+    round's, which keeps the hold without a decision, counts)."""
+    target = controller.tally.evaluations + count
     async with asyncio.timeout(30):
-        while len(controller.history) < target:  # noqa: ASYNC110
+        while controller.tally.evaluations < target:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
 
