@@ -45,7 +45,8 @@ class MqttSettings(BaseModel):
     """A file that keeps undelivered events across restarts; in memory only when unset."""
     heartbeat: float = Field(default=60.0, gt=0)
     """Seconds between retained states of a service that does not change; a change goes out at
-    once (within the interval it happens in)."""
+    once (within the interval it happens in). Each service's is up to a quarter shorter, by a
+    share of its own, so that services started together do not send theirs in one round."""
     state_band: float = Field(default=5.0, ge=0)
     """Percentage points CPU or memory must move to count as a change of state."""
     tls: bool = False

@@ -6,6 +6,7 @@ state; each state shown is a row of the service's history (history.py), which th
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,11 @@ class Report:
         self._state: ServiceState | None = None
         self._readings: _Readings | None = None  # a quiet round's, not built into a state yet
         self.shown = 0
+        # Each service's heartbeat is its own share shorter (up to a quarter): services started
+        # together (every one, at the process's start) drift apart, and send theirs spread
+        # over rounds, not all in one (at 500 services, one round a minute built and sent 500
+        # states, the slowest round of the minute).
+        self._beat = 1 - stagger(key) / 4
         """States shown in full so far: a quiet round goes on from the one it knows."""
         self._published: tuple[ServiceState, float] | None = None  # and when (monotonic)
         self.history = History(context.interval)
@@ -138,7 +144,7 @@ class Report:
         now = self._ctx.clock.monotonic()
         if self._published is not None:
             last, at = self._published
-            if not state.differs(last, self._ctx.band) and now - at < self._ctx.heartbeat:
+            if not state.differs(last, self._ctx.band) and now - at < self._heartbeat:
                 return
         self._publish(state, now)
 
@@ -166,11 +172,15 @@ class Report:
             last, at = self._published
             band = self._ctx.band
             moved = _moved(cpu, last.cpu, band) or _moved(memory, last.memory, band)
-            if not moved and now - at < self._ctx.heartbeat:
+            if not moved and now - at < self._heartbeat:
                 return
         state = self.state
         assert state is not None
         self._publish(state, now)
+
+    @property
+    def _heartbeat(self) -> float:
+        return self._ctx.heartbeat * self._beat
 
     @property
     def state(self) -> ServiceState | None:
@@ -201,6 +211,11 @@ def _targets(spec: ServiceSpec | None) -> dict[str, float] | None:
         m: getattr(spec.policy_options, f"{m}_target", None) for m in ("cpu", "memory", "metric")
     }
     return {m: float(t) for m, t in found.items() if isinstance(t, (int, float))} or None
+
+
+def stagger(key: ServiceKey) -> float:
+    """The service's share of a heartbeat, in [0, 1): the same on every instance and run."""
+    return zlib.crc32(str(key).encode()) / 2**32
 
 
 _Readings = tuple[float, float, float | None, float | None, float | None, str | None]

@@ -9,6 +9,8 @@ from dataclasses import replace
 
 from autoscaler.control.controls import Control
 from autoscaler.control.replicas import Sample
+from autoscaler.control.report import stagger
+from autoscaler.labels import ServiceKey
 from policies.base import PolicyInput, Proposal
 from tests.unit.control.test_controller import KEY, WEB, Service, service
 
@@ -113,3 +115,25 @@ async def test_a_quiet_round_tells_its_state_when_a_reading_moves_past_the_band(
     web.time.pass_(60.0)  # a heartbeat on: told again, unchanged
     await web.round(cpu=20.0)
     assert len(web.told.states) == told + 2 and means == []
+
+
+def test_services_started_together_spread_their_heartbeats() -> None:
+    """Each service's first heartbeat comes later by its own share of a heartbeat (the same on
+    every run): at 500 services started at once, not 500 states in one round a minute."""
+    shares = sorted(stagger(ServiceKey("shop", f"s{i}")) for i in range(500))
+    assert 0.0 <= shares[0] and shares[-1] < 1.0
+    tenths = [sum(1 for s in shares if k / 10 <= s < (k + 1) / 10) for k in range(10)]
+    assert max(tenths) < 80, tenths  # about 50 a tenth
+    assert stagger(ServiceKey("shop", "s1")) == stagger(ServiceKey("shop", "s1"))
+
+
+async def test_a_steady_services_heartbeat_is_its_share_shorter() -> None:
+    web = await settled()
+    web.controller._ctx.heartbeat = 60.0
+    beat = 60.0 * (1 - stagger(KEY) / 4)
+    await web.round(cpu=30.0)  # moved: told, and its heartbeat counts from here
+    told, rounds = len(web.told.states), 0
+    while len(web.told.states) == told:
+        await web.round(cpu=30.0, seconds=1.0)
+        rounds += 1
+    assert beat <= rounds < beat + 1
