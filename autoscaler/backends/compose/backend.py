@@ -128,7 +128,8 @@ class Compose:
         self._settling: dict[ServiceKey, Settling] = {}  # service -> its new replicas watched
         self._watch_at: float | None = None  # when the round's windows measure
         self._watched: set[ServiceKey] = set()  # services with CPU limits, not held at the round
-        self._reading: asyncio.Task[None] | None = None  # the controls' listing under way
+        self._reading: tuple[int | None, asyncio.Task[None]] | None = None
+        """The controls' latest listing (one at a time), and the lease term it began under."""
 
     def parts(self) -> dict[str, Callable[[], Awaitable[None]]]:
         found: dict[str, Callable[[], Awaitable[None]]] = {"engine events": self.inventory.run}
@@ -160,15 +161,20 @@ class Compose:
         # last read, and waits for this listing only where they are stale: never read under
         # this lease's term (a takeover: what the instance before was told), or too long ago.
         # Otherwise a loaded engine's late answer would hold every decision of the round.
-        if self._reading is None or self._reading.done():
-            self._reading = tg.create_task(self._read_controls(), name="reading controls")
+        term = self.lease.term if self.lease is not None else None
+        if self._reading is None or self._reading[1].done():
+            self._reading = (term, tg.create_task(self._read_controls(term), name="controls"))
         await asyncio.sleep(0)
         # Without samples every service holds this round: none is scaled on nothing.
         samples = await self._sample(services)
-        term = self.lease.term if self.lease is not None else None
         longest = _STALE_ROUNDS * self._settings.interval
         if self.controls.stale(term, time.monotonic(), longest):
-            await asyncio.wait([self._reading])
+            await asyncio.wait([self._reading[1]])
+            if self._reading[0] != term:
+                # That listing began under another term (this instance took the lease back
+                # while it ran): read again, under this one.
+                self._reading = (term, tg.create_task(self._read_controls(term), name="controls"))
+                await asyncio.wait([self._reading[1]])
         got = samples or {}
         self.fleet.step(tg, services, got)
         self._watched = {
@@ -178,8 +184,7 @@ class Compose:
             time.monotonic() + self.collector.min_window + _LATE if self._watched else None
         )
 
-    async def _read_controls(self) -> None:
-        term = self.lease.term if self.lease is not None else None
+    async def _read_controls(self, term: int | None) -> None:
         with self._faults.guard("reading controls"):
             # Operators' controls as the engine has them (one listing); where it cannot be
             # read, the last known ones hold.
