@@ -195,13 +195,14 @@ class Watch(Changing):
         for service in (*self.maximum, *self.timeline):
             self.timeline[service].append((time.monotonic(), self.count(service)))
 
-    def reached(self, service: str, count: int, since: float) -> float | None:
-        """When (monotonic) `service` first ran `count` at or after `since`; None if not yet."""
+    def reached(self, service: str, counts: set[int], since: float) -> float | None:
+        """When (monotonic) `service` first ran one of `counts` at or after `since`; None if
+        not yet."""
         timeline = self.timeline[service]
         before = [c for t, c in timeline if t < since]
-        if (before[-1] if before else self.count(service)) == count:
+        if (before[-1] if before else self.count(service)) in counts:
             return since
-        return next((t for t, c in timeline if t >= since and c == count), None)
+        return next((t for t, c in timeline if t >= since and c in counts), None)
 
 
 async def _resync(docker: aiodocker.Docker, watch: Watch) -> None:
