@@ -346,7 +346,13 @@ class Inventory:
             return None
         self._stop_signals[replica.id] = stop_signal
         if replica.running and replica.id in self._asked:
-            replica = replace(replica, stopping_since=self._asked[replica.id])
+            if replica.started_at > self._asked[replica.id]:
+                # Started again since the stop was asked, its `start` event missed (the
+                # engine's own restart stops every container, and its restart policy starts
+                # them before the stream is read again): no stop under way.
+                del self._asked[replica.id]
+            else:
+                replica = replace(replica, stopping_since=self._asked[replica.id])
         if replica.status in ("exited", "dead") and replica.id in self._ended:
             # Its `die` event says; of a container that ended before we watched, its state
             # (replicas.crashed_by_its_state).

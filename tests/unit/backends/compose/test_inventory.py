@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import aiodocker
@@ -572,3 +574,30 @@ async def test_the_scope_reads_a_containers_project_as_its_services_key_does() -
         inventory = Inventory(engine, projects=frozenset({project}))  # type: ignore[arg-type]
         await inventory.resync()
         assert [r.id for rs in inventory.services().values() for r in rs] == kept, project
+
+
+async def test_a_container_started_again_after_its_stop_is_not_stopping_though_its_start_was_missed() -> (
+    None
+):
+    # The engine restarted: every container was stopped, and its restart policy started each
+    # again before the stream was read again, so the `start` was never read.
+    async with _followed() as (engine, told, inventory):
+        engine.now = {SLOW: _container(SLOW, "running")}
+        engine.events.send("start", SLOW)
+        await engine.reached(1)
+        engine.answer(0)
+        await told.reached(1)
+        engine.events.send("kill", SLOW)
+        await engine.reached(2)
+        engine.answer(1)
+        await told.reached(2)
+        seen = inventory.get(SLOW)
+        assert seen is not None and seen.stopping
+        later = datetime.fromtimestamp(time.time() + 5, UTC).isoformat().replace("+00:00", "Z")
+        engine.now[SLOW]["State"]["StartedAt"] = later
+        engine.events.send("health_status: healthy", SLOW)
+        await engine.reached(3)
+        engine.answer(2)
+        await told.reached(3)
+        seen = inventory.get(SLOW)
+        assert seen is not None and not seen.stopping
