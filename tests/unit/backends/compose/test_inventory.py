@@ -576,6 +576,14 @@ async def test_the_scope_reads_a_containers_project_as_its_services_key_does() -
         assert [r.id for rs in inventory.services().values() for r in rs] == kept, project
 
 
+async def _told(engine: _Followed, told: _Told, action: str, count: int) -> None:
+    """SLOW's `action` read, its inspect (the `count`-th) answered at once, and told."""
+    engine.events.send(action, SLOW)
+    await engine.reached(count)
+    engine.answer(count - 1)
+    await told.reached(count)
+
+
 async def test_a_container_started_again_after_its_stop_is_not_stopping_though_its_start_was_missed() -> (
     None
 ):
@@ -583,21 +591,10 @@ async def test_a_container_started_again_after_its_stop_is_not_stopping_though_i
     # again before the stream was read again, so the `start` was never read.
     async with _followed() as (engine, told, inventory):
         engine.now = {SLOW: _container(SLOW, "running")}
-        engine.events.send("start", SLOW)
-        await engine.reached(1)
-        engine.answer(0)
-        await told.reached(1)
-        engine.events.send("kill", SLOW)
-        await engine.reached(2)
-        engine.answer(1)
-        await told.reached(2)
-        seen = inventory.get(SLOW)
-        assert seen is not None and seen.stopping
+        await _told(engine, told, "start", 1)
+        await _told(engine, told, "kill", 2)
+        assert (seen := inventory.get(SLOW)) is not None and seen.stopping
         later = datetime.fromtimestamp(time.time() + 5, UTC).isoformat().replace("+00:00", "Z")
         engine.now[SLOW]["State"]["StartedAt"] = later
-        engine.events.send("health_status: healthy", SLOW)
-        await engine.reached(3)
-        engine.answer(2)
-        await told.reached(3)
-        seen = inventory.get(SLOW)
-        assert seen is not None and not seen.stopping
+        await _told(engine, told, "health_status: healthy", 3)
+        assert (seen := inventory.get(SLOW)) is not None and not seen.stopping
