@@ -136,7 +136,6 @@ _MARGIN = 1e-9
 def steady(
     mean: float,
     target: float,
-    current: int,
     ready: int,
     *,
     up_tolerance: float,
@@ -144,7 +143,7 @@ def steady(
 ) -> tuple[float, float]:
     """The open interval of mean readings around `mean` within which `replica_count` gives the
     same count again, for `ready` replicas all ready and measured (none missing or unready):
-    the tolerance band holds `current` in it; outside it, `ceil(ready * ratio)` stays one
+    the tolerance band holds the current count in it; outside it, `ceil(ready * ratio)` stays one
     count over a slice of width target / ready, cut where the tolerance band begins."""
     low_tolerance, high_tolerance = 1 - down_tolerance, 1 + up_tolerance
     ratio = mean / target

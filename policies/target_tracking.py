@@ -135,7 +135,7 @@ class TargetTracking:
                 return None
         assert o.cpu_target is not None
         low, high = steady(
-            metrics["cpu"], o.cpu_target, inputs.current, len(groups.ready),
+            metrics["cpu"], o.cpu_target, len(groups.ready),
             up_tolerance=o.up_tolerance, down_tolerance=o.down_tolerance,
         )  # fmt: skip
         return Steady(low, high)

@@ -15,7 +15,7 @@ from autoscaler.control.controls import Control
 from autoscaler.control.history import History
 from autoscaler.control.replicas import Replica, Sample, ScaleResult, counted, own
 from autoscaler.control.spec import ServiceSpec
-from autoscaler.control.state import Evaluation, Phase, ServiceState
+from autoscaler.control.state import Evaluation, Phase, ServiceState, moved
 from autoscaler.errors import AutoscalerError
 from autoscaler.labels import ServiceKey
 from policies.base import Signal
@@ -31,12 +31,12 @@ class Report:
         self._state: ServiceState | None = None
         self._readings: _Readings | None = None  # a quiet round's, not built into a state yet
         self.shown = 0
+        """States shown in full so far: a quiet round goes on from the one it knows."""
         # Each service's heartbeat is its own share shorter (up to a quarter): services started
         # together (every one, at the process's start) drift apart, and send theirs spread
         # over rounds, not all in one (at 500 services, one round a minute built and sent 500
         # states, the slowest round of the minute).
         self._beat = 1 - stagger(key) / 4
-        """States shown in full so far: a quiet round goes on from the one it knows."""
         self._published: tuple[ServiceState, float] | None = None  # and when (monotonic)
         self.history = History(context.interval)
         self._last_action: tuple[str, float] | None = None  # in words, and when (wall time)
@@ -171,8 +171,8 @@ class Report:
         if self._published is not None:
             last, at = self._published
             band = self._ctx.band
-            moved = _moved(cpu, last.cpu, band) or _moved(memory, last.memory, band)
-            if not moved and now - at < self._heartbeat:
+            changed = moved(cpu, last.cpu, band) or moved(memory, last.memory, band)
+            if not changed and now - at < self._heartbeat:
                 return
         state = self.state
         assert state is not None
@@ -220,12 +220,6 @@ def stagger(key: ServiceKey) -> float:
 
 _Readings = tuple[float, float, float | None, float | None, float | None, str | None]
 """A quiet round's: its time (wall), CPU, memory, bytes received and sent, and sampler."""
-
-
-def _moved(now: float | None, before: float | None, band: float) -> bool:
-    if now is None or before is None:
-        return now is not before
-    return abs(now - before) > band
 
 
 def _total(values: Iterable[float | None]) -> float | None:

@@ -171,12 +171,12 @@ class ServiceState:
         the metric by more than `band` percent. The network's rates are shown, never told."""
         if _meaningful(self) != _meaningful(other):
             return True
-        if any(_moved(getattr(self, f), getattr(other, f), band) for f in ("cpu", "memory")):
+        if any(moved(getattr(self, f), getattr(other, f), band) for f in ("cpu", "memory")):
             return True
         # A metric has its own unit: it moves by `band` percent of itself.
         now, before = self.metric_value, other.metric_value
         scale = max(abs(now), abs(before)) if now is not None and before is not None else 0.0
-        return _moved(now, before, band / 100 * scale)
+        return moved(now, before, band / 100 * scale)
 
     def again(
         self,
@@ -223,7 +223,8 @@ _READINGS = tuple(
 )
 
 
-def _moved(now: float | None, before: float | None, band: float) -> bool:
+def moved(now: float | None, before: float | None, band: float) -> bool:
+    """Whether a reading moved by more than `band` from `before` (or appeared, or went)."""
     if now is None or before is None:
         return now is not before
     return abs(now - before) > band

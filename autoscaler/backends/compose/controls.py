@@ -46,7 +46,7 @@ class ControlRecords:
     def get(self, key: ServiceKey) -> Control | None:
         return self._by_service.get(str(key))
 
-    async def read(self, term: int | None = None, now: float = 0.0) -> None:
+    async def read(self, term: int | None, now: float) -> None:
         """Every service's record, as the engine has them now; `term`, the lease's this
         instance acts under, and `now` (a monotonic clock) say when (`stale`)."""
         self._written = {}

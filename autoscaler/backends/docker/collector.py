@@ -203,12 +203,9 @@ class Collector:
         """`shown`: a round, which reads what some containers only show (at their turn)."""
         out: list[tuple[Replica, Reading, str]] = []
         slow: list[Replica] = []
-        opened, clock = self._files, self._clock
+        clock = self._clock
         for replica in running:
-            # Most containers' files are open already (`_cgroup_files` opens the others').
-            cached = opened.get(replica.id)
-            files = cached[1] if cached is not None and cached[0] == replica.pid else None
-            if files is None and (files := self._cgroup_files(replica)) is None:
+            if (files := self._cgroup_files(replica)) is None:
                 slow.append(replica)
                 continue
             turn = shown and self._shows(replica.id)
