@@ -184,7 +184,8 @@ def spread(runs: list[Reaction]) -> str:
 
 
 def _evaluations(app: App) -> int:
-    return sum(len(c.history) for c in app.compose.fleet.values())
+    """Rounds evaluated, a quiet one's too (it keeps its hold without a decision of its own)."""
+    return sum(c.tally.evaluations for c in app.compose.fleet.values())
 
 
 async def _until(condition: Callable[[], bool], within: float) -> None:
