@@ -44,7 +44,9 @@ def nearest_rank(values: list[float], share: float) -> float:
 
 
 def full(app: App) -> bool:
-    return sum(len(c.history) >= HISTORY for c in app.compose.fleet.values()) >= SERVICES
+    """Every service has run HISTORY rounds (a quiet one, which keeps its hold without a
+    decision of its own, counts: the decision history of a quiet service may never fill)."""
+    return sum(c.tally.evaluations >= HISTORY for c in app.compose.fleet.values()) >= SERVICES
 
 
 async def timed(run: Callable[[], Awaitable[object]]) -> list[float]:
