@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar, Protocol
 
+from policies.records import record
+
 
 class Direction(StrEnum):
     UP = "up"
@@ -19,7 +21,7 @@ class Direction(StrEnum):
     NONE = "none"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReplicaSample:
     """One replica's utilisation over the last interval.
 
@@ -80,17 +82,27 @@ class PolicyInput:
 @dataclass(frozen=True, slots=True)
 class Steady:
     """Where a proposal stands whatever its readings do next: for a later round of the same
-    replicas (as many, every one ready and measured, none held at its CPU limit, none fresh, no
-    metric) whose mean CPU lies strictly between `low` and `high`, the policy proposes the same
-    count again. A caller that sees such a round may take the proposal as made (the controller
-    does, for a quiet service: pipeline.py `again`), so it must be exact; the reason then is the
-    one of the round that asked."""
+    replicas (as many, every one ready and measured, none fresh, no metric; none held at its CPU
+    limit, or with `held` every one) whose mean CPU lies strictly between `low` and `high`, the
+    policy proposes the same count again. A caller that sees such a round may take the proposal
+    as made (the controller does, for a quiet service: pipeline.py `again`), so it must be
+    exact; the reason then is the one of the round that asked."""
 
     low: float
     high: float
+    held: tuple[float, float] | None = None
+    """A saturated service's band (saturation.py): every replica at its CPU limit, what they
+    used summed (saturation's `used`) strictly within these, and the mean CPU within `low` and
+    `high`. None: none of them held at its limit."""
 
-    def holds(self, cpu: float) -> bool:
-        return self.low < cpu < self.high
+    def holds(self, cpu: float, held: float | None = None) -> bool:
+        """`held`: what the replicas used, summed, where every one is at its limit; None where
+        none is (a round with some at their limit and some not is no round for a band)."""
+        if not self.low < cpu < self.high:
+            return False
+        if self.held is None or held is None:
+            return self.held is None and held is None
+        return self.held[0] < held < self.held[1]
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from policies.behavior import Behavior
 from policies.fallback import Fallback
 from policies.idle import Idle, idle_beside_saturated, propose_without, still_idle
 from policies.options import BehaviorOptions
+from policies.records import record
 from policies.schedule import Bounds, Schedule
 from policies.zero import Quiet, ZeroRule
 
@@ -40,7 +41,7 @@ IDLE_ROUNDS = 3
 """Rounds in a row replicas must idle beside saturated ones to be a finding, not a moment."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Round:
     """One round of a service, as the pipeline decides on it."""
 
@@ -165,19 +166,20 @@ class Pipeline:
         self._standing = (outcome, proposal, now.own) if held else None
         return outcome
 
-    def again(self, now: Round, cpu: float) -> Outcome | None:
+    def again(self, now: Round, cpu: float, held: float | None = None) -> Outcome | None:
         """The last outcome where it stands for this round, or None (then `decide`): `now`
         brings no samples; its replicas are the last round's own, each as it was then (ready,
-        measured, none at its CPU limit, none fresh: the caller knows), with a mean CPU of
-        `cpu`. It stands where the policy's proposal would be the same (policies/base.py
-        Steady), with the same bounds, no metric, and the behaviour's windows as they were
-        (behavior.py `again`): a quiet service's round costs a few comparisons, and decides
-        what `decide` would have."""
+        measured, none fresh: the caller knows), with a mean CPU of `cpu`, and, where every one
+        is held at its CPU limit, what they used (`held`, summed as saturation.py's `used`; None
+        where none is). It stands where the policy's proposal would be the same
+        (policies/base.py Steady), with the same bounds, no metric, and the behaviour's windows
+        as they were (behavior.py `again`): a quiet service's round costs a few comparisons, and
+        decides what `decide` would have."""
         if self._standing is None or now.signal is not None:
             return None
         outcome, proposal, own = self._standing
         steady = proposal.steady
-        if steady is None or not steady.holds(cpu) or now.own != own:
+        if steady is None or not steady.holds(cpu, held) or now.own != own:
             return None
         if proposal.count is None or now.bounds != outcome.bounds:
             return None

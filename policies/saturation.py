@@ -51,6 +51,10 @@ PEGGED = 0.9
 AT_LIMIT = 95.0
 """Percent of its limit from which a saturated replica counts as at its limit."""
 _EPSILON = 1e-9
+_MARGIN = 1e-12
+"""Relative: `band` is narrowed by this much at each end, far less than replicas.py's: replicas
+pegged at their limit sum to whole multiples of 100 %, which the floor's own _EPSILON puts only
+_EPSILON * target inside the band, and a sum in another order is off by a few ulps, not more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +70,18 @@ def saturated(sample: ReplicaSample) -> bool:
 def at_limit(sample: ReplicaSample) -> bool:
     """Saturated, and either throttled in nearly every period or reading within AT_LIMIT of
     its limit: it used all of its limit (see the module's doc)."""
-    if sample.throttled is not None and sample.throttled >= PEGGED:
-        return True
-    return saturated(sample) and (sample.cpu or 0.0) >= AT_LIMIT
+    return limit_used(sample.cpu, sample.throttled) is not None
+
+
+def limit_used(cpu: float | None, throttled: float | None) -> float | None:
+    """What a replica reading `cpu` and throttled in a `throttled` share of its periods used,
+    in percent of its limit, where it is at its limit (`at_limit`): at least all of it. None
+    where it is not at its limit."""
+    if throttled is None or throttled < THROTTLED:
+        return None
+    if throttled >= PEGGED or (cpu or 0.0) >= AT_LIMIT:
+        return max(cpu or 0.0, 100.0)
+    return None
 
 
 def held_back(samples: Sequence[ReplicaSample], *, to_the_limit: bool = False) -> bool:
@@ -105,7 +118,16 @@ def floor(inputs: PolicyInput, target: float) -> Floor | None:
     )
 
 
+def band(count: int, target: float) -> tuple[float, float]:
+    """The open interval of the replicas' summed `used` (percent of one replica's limit) within
+    which `floor` gives `count` again, for a service whose every replica is at its limit."""
+    low, high = (count - 1 - _EPSILON) * target, (count - _EPSILON) * target
+    # Narrowed a little at each end, as replicas.py `steady` is: a sum in another order (a few
+    # ulps away) never lands on the other side of an edge.
+    return low + abs(low) * _MARGIN + _MARGIN, high - abs(high) * _MARGIN - _MARGIN
+
+
 def _used(sample: ReplicaSample) -> float:
     """What a replica used, in percent of its limit: at least all of it when pegged there."""
-    cpu = sample.cpu or 0.0
-    return max(cpu, 100.0) if at_limit(sample) else cpu
+    used = limit_used(sample.cpu, sample.throttled)
+    return sample.cpu or 0.0 if used is None else used

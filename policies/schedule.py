@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from cronsim import CronSim, CronSimError
 
 from policies.options import seconds
+from policies.records import record
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _WINDOW = re.compile(
@@ -152,7 +153,7 @@ def _days(text: str) -> frozenset[int]:
     return frozenset(days)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Bounds:
     minimum: int
     maximum: int

@@ -110,32 +110,43 @@ class TargetTracking:
         if held is None:
             steady = self._steady(inputs, groups, metrics) if count is not None else None
             return Proposal(count, reason, metrics, groups.ignored, tuple(notes), steady=steady)
+        steady = None
         if count is None or held.count >= count:
+            if count is not None:
+                steady = self._steady(inputs, groups, metrics, floor=held.count)
             count, reason = held.count, held.reason
         else:
             reason = f"{held.reason}; the calculation asks for more: {reason}"
-        return Proposal(count, reason, metrics, groups.ignored, tuple(notes), saturated=True)
+        return Proposal(
+            count, reason, metrics, groups.ignored, tuple(notes), saturated=True, steady=steady
+        )
 
     def _steady(
-        self, inputs: PolicyInput, groups: Groups, metrics: dict[str, float]
+        self, inputs: PolicyInput, groups: Groups, metrics: dict[str, float], floor: int = 0
     ) -> Steady | None:
         """Where the count stands (policies/base.py Steady): CPU its one measure, every replica
-        ready, measured and past its warm-up for good, none held at its limit or fresh."""
+        ready, measured and past its warm-up for good, none fresh, and none held at its limit;
+        or, for the saturation `floor` the calculation asks no more than, every one at its
+        limit: the floor's band over what they used. Their mean CPU has no say then. Each used
+        at least its reading, so the floor is above what the calculation gives them outside
+        its tolerance band, and inside it the count they are, which the floor is at least."""
         o = self.options
         if o.memory_target is not None or o.metric_target is not None or inputs.signal is not None:
             return None
         if groups.unready or groups.missing or len(groups.ready) != inputs.current:
             return None
         for s in inputs.samples:
-            if (
-                saturation.saturated(s)
-                or s.fresh
-                or (s.started_at > 0 and inputs.now - s.started_at < o.warmup)
-            ):
+            held = saturation.at_limit(s) if floor else not saturation.saturated(s)
+            if not held or s.fresh or (s.started_at > 0 and inputs.now - s.started_at < o.warmup):
                 return None
         assert o.cpu_target is not None
+        ready = len(groups.ready)
+        if floor:
+            if floor < ready:
+                return None  # the tolerance band could hold the calculation above the floor
+            return Steady(-math.inf, math.inf, saturation.band(floor, o.cpu_target))
         low, high = steady(
-            metrics["cpu"], o.cpu_target, len(groups.ready),
+            metrics["cpu"], o.cpu_target, ready,
             up_tolerance=o.up_tolerance, down_tolerance=o.down_tolerance,
         )  # fmt: skip
         return Steady(low, high)

@@ -300,7 +300,7 @@ class Controller:
         labelled, now, wall = self._labelled(), self._ctx.clock.monotonic(), self._ctx.clock.wall()
         again = Round(labelled.minimum, labelled.maximum, (), now, wall, own=read.own,
                       schedule=labelled.schedule)  # fmt: skip
-        if self._pipeline.again(again, read.cpu) is None:
+        if self._pipeline.again(again, read.cpu, read.held) is None:
             return False
         self._memory.tick(self._pipeline.policy, now)
         self.tally.again(read.cpu, read.memory)

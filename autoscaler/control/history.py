@@ -31,13 +31,14 @@ MAX_ROWS = 3601
 class History:
     """The last `span` seconds of one service's states, one row a round."""
 
-    __slots__ = ("_columns", "_next", "_size", "capacity", "interval", "span")
+    __slots__ = ("_columns", "_next", "_rest", "_size", "capacity", "interval", "span")
 
     def __init__(self, interval: float, span: float = SPAN) -> None:
         self.span, self.interval = span, interval
         self.capacity = max(2, min(MAX_ROWS, math.ceil(span / interval) + 1))
         nan = [math.nan] * self.capacity
         self._columns = [array("d", nan)] + [array("f", nan) for _ in COLUMNS[1:]]
+        self._rest = tuple(self._columns[1:])  # every column but the time: a row's values
         self._next = 0  # where the next row goes
         self._size = 0
 
@@ -56,12 +57,14 @@ class History:
     def row(self, time: float, *values: float | None) -> None:
         """A row: its time, then the other columns' values in order (COLUMNS), as `add` takes
         them from a state."""
-        if self._size and time - self._columns[0][self._last] < self.interval / 2:
-            self._next, self._size = self._last, self._size - 1
-        self._columns[0][self._next] = time
-        for column, value in zip(self._columns[1:], values, strict=True):
-            column[self._next] = math.nan if value is None else value
-        self._next = (self._next + 1) % self.capacity
+        times, at = self._columns[0], self._next
+        if self._size and time - times[at - 1] < self.interval / 2:
+            # (at - 1 is the last row: index -1 is the ring's end, where the ring wraps.)
+            at, self._size = (at - 1) % self.capacity, self._size - 1
+        times[at] = time
+        for column, value in zip(self._rest, values, strict=True):
+            column[at] = math.nan if value is None else value
+        self._next = (at + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
 
     @property

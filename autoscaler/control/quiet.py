@@ -4,27 +4,28 @@ Most services, most rounds, hold: the same replicas read about the same, and the
 be the last one again. A step given the very same settled replicas as the last (checked.py)
 whose last decision was a hold reads only what its state shows of the round (here) and asks the
 pipeline whether that hold stands (policies/pipeline.py `again`): the policy's proposal would be
-the same (its Steady band holds this round's mean CPU), the bounds are the same, and no earlier
+the same (its Steady band holds this round's mean CPU, and for a service held at its replicas'
+CPU limit what they used: policies/saturation.py), the bounds are the same, and no earlier
 proposal has entered or left the behaviour's windows. Then the state goes on with this round's
 readings, and nothing else is built: no samples for the policy, no evaluation, no decision.
 
-It decides exactly what a full round would have decided (tests/unit/policies/test_again.py
-replays rounds through both). A round that differs in anything the decision reads (a replica
-changed, unready, unmeasured or held at its CPU limit; a new clone not counted yet; a metric;
-a pause, hold or schedule; anything shown in the state beside the readings) decides in full.
+It decides exactly what a full round would have decided (tests/unit/policies/test_again.py replays
+rounds through both). A round that differs in anything the decision reads (a replica changed,
+unready or unmeasured; some held at their CPU limit and some not; a new clone not counted yet; a
+metric; a pause, hold or schedule; anything shown in the state beside the readings) decides in full.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from autoscaler.control.replicas import Replica, Sample
-from policies.saturation import THROTTLED
+from policies.records import record
+from policies.saturation import THROTTLED, limit_used
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reading:
     """What a quiet round reads of its replicas' samples: what the state shows, and the mean
     CPU the pipeline checks its hold against."""
@@ -36,41 +37,54 @@ class Reading:
     sampler: str | None
     own: int
     """The user's own replicas among them."""
+    held: float | None = None
+    """What they used, summed (policies/saturation.py `limit_used`), where every one is held
+    at its CPU limit; None where none is."""
 
 
 def read(replicas: Sequence[Replica], samples: Mapping[str, Sample]) -> Reading | None:
     """This round's reading of settled replicas (each running and counted, as a step that kept
     its checks has them); None where one has no CPU reading or is held at its CPU limit (the
-    round decides in full)."""
+    round decides in full); where every one is at its limit, what they used (`held`)."""
+    # One pass, few objects: it runs for most services, every round.
     cpu: list[float] = []
     memory: list[float] = []
-    received: list[float] = []
-    sent: list[float] = []
-    sources: set[str] = set()
+    held: list[float] = []
+    received: float | None = None
+    sent: float | None = None
+    source: str | None = None
+    sources: set[str] | None = None  # where the replicas' samplers differ
     own = 0
     for replica in replicas:
         sample = samples.get(replica.id)
         if sample is None or sample.cpu is None:
             return None
         if sample.throttled is not None and sample.throttled >= THROTTLED:
-            return None
+            if (used := limit_used(sample.cpu, sample.throttled)) is None:
+                return None
+            held.append(used)
         cpu.append(sample.cpu)
         if sample.memory is not None:
             memory.append(sample.memory)
         if sample.received is not None:
-            received.append(sample.received)
+            received = sample.received if received is None else received + sample.received
         if sample.sent is not None:
-            sent.append(sample.sent)
-        sources.add(sample.source)
+            sent = sample.sent if sent is None else sent + sample.sent
+        if sample.source != source:
+            if source is None:
+                source = sample.source
+            else:
+                sources = (sources or {source}) | {sample.source}
         own += replica.users
-    if not cpu:
+    if not cpu or 0 < len(held) < len(cpu):
         return None
     # fsum over the count: statistics.fmean's mean, to the last bit.
     return Reading(
         cpu=math.fsum(cpu) / len(cpu),
         memory=math.fsum(memory) / len(memory) if memory else None,
-        received=sum(received) if received else None,
-        sent=sum(sent) if sent else None,
-        sampler="+".join(sorted(sources)) or None,
+        received=received,
+        sent=sent,
+        sampler="+".join(sorted(sources)) if sources else source,
         own=own,
+        held=math.fsum(held) if held else None,
     )

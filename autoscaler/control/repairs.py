@@ -71,10 +71,16 @@ def resting(replica: Replica, wall: float, woke: float) -> bool:
     )
 
 
-def heeded(replicas: Sequence[Replica], wall: float) -> list[Replica]:
+def heeded(replicas: Sequence[Replica], wall: float) -> Sequence[Replica]:
     """The replicas, each stop counted only while it is heeded: a container still running
     STOPPED_GRACE seconds past its stop timeout after a stop was asked ignored the signal
-    (`docker kill -s TERM` to a process that traps it, with no kill to follow), and serves."""
+    (`docker kill -s TERM` to a process that traps it, with no kill to follow), and serves.
+    The very same sequence where no stop is unheeded (most rounds: nothing is stopping)."""
+    for r in replicas:
+        if r.stopping_since > 0:
+            break
+    else:
+        return replicas
     out = []
     for r in replicas:
         if r.stopping and wall - r.stopping_since > r.grace + STOPPED_GRACE:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from autoscaler.errors import AutoscalerError, TemplateError
 from autoscaler.labels import ServiceKey
+from policies.records import record
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +184,7 @@ def template_of(key: ServiceKey, replicas: Sequence[Replica]) -> Replica:
     return min(originals, key=lambda r: (not r.serving, not r.running, r.number or 0))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Sample:
     container_id: str
     cpu: float | None

@@ -132,6 +132,10 @@ class ServiceState:
     paused: bool | None = None
     cpu: float | None = None
     memory: float | None = None
+    saturated: bool | None = None
+    """Every counted replica is held back at its CPU limit (throttled in at least half of its
+    window's periods: policies/saturation.py): its `cpu` says little more than that, within the
+    jitter of a window cut across the CFS periods."""
     targets: Mapping[str, float] | None = None
     """What each measure should average (the policy's targets), for charts: `cpu` and `memory`
     in percent, `metric` in the metric's own unit a replica."""
@@ -171,7 +175,13 @@ class ServiceState:
         the metric by more than `band` percent. The network's rates are shown, never told."""
         if _meaningful(self) != _meaningful(other):
             return True
-        if any(moved(getattr(self, f), getattr(other, f), band) for f in ("cpu", "memory")):
+        # Replicas held at their CPU limit read about 100 % with a jitter of their windows that
+        # says nothing new (ten points and more for a small limit on a loaded host): their CPU
+        # moves count once they are no longer held, or were not.
+        at_limit = self.saturated and other.saturated
+        if (not at_limit and moved(self.cpu, other.cpu, band)) or moved(
+            self.memory, other.memory, band
+        ):
             return True
         # A metric has its own unit: it moves by `band` percent of itself.
         now, before = self.metric_value, other.metric_value
@@ -210,7 +220,7 @@ class ServiceState:
 _MEANINGFUL = (
     "phase", "replicas", "containers", "desired", "minimum", "maximum", "policy", "paused",
     "dry_run", "sampler", "error", "finding", "schedule", "instance", "metric", "bound",
-    "last_action", "last_action_at", "control",
+    "last_action", "last_action_at", "control", "saturated",
 )  # fmt: skip
 
 

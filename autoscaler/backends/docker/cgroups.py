@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from policies.records import record
 
-@dataclass(frozen=True, slots=True)
+
+@record
 class Counters:
     """One reading of a container's counters."""
 

@@ -37,6 +37,7 @@ import aiodocker
 from autoscaler.backends.docker.cgroups import CgroupFiles, CgroupLocator, Counters
 from autoscaler.backends.docker.client import LIBRARY_ERRORS
 from autoscaler.control.replicas import Replica, Sample
+from policies.records import record
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ SHOWN = 10.0
 """Seconds, about, between two readings of a container's counters that only are shown."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Reading:
     """A container's counters, and when we read them (our monotonic clock)."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+from autoscaler.control import quiet
 from autoscaler.control.controls import Control
 from autoscaler.control.replicas import Sample
 from autoscaler.control.report import stagger
@@ -90,6 +91,75 @@ async def test_a_throttled_replica_is_decided_in_full() -> None:
     async with asyncio.TaskGroup() as tg:
         web.controller.step(tg, replicas, samples)
     assert means == [10.0]
+
+
+async def saturated_round(web: Service, readings: list[tuple[float, float]]) -> None:
+    """A round in which the service's replicas read these (CPU, throttled share) pairs."""
+    web.time.pass_(5.0)
+    replicas = [r for r in web.fake.view(KEY) if r.running]
+    samples = {r.id: replace(Sample(r.id, cpu, None, None, "fake"), throttled=throttled)
+               for r, (cpu, throttled) in zip(replicas, readings, strict=True)}  # fmt: skip
+    async with asyncio.TaskGroup() as tg:
+        web.controller.step(tg, replicas, samples)
+
+
+async def test_a_service_held_at_its_limit_and_its_max_is_not_decided_again() -> None:
+    """Two replicas pegged at their CPU limit, at max 2: saturation asks for 5 (demand at least
+    200 % of one replica's limit), the max holds 2. While both stay at their limit and ask for
+    the same floor, the hold stands; one that is no longer at its limit is decided in full."""
+    web = service(WEB | {"autoscaler.min": "2", "autoscaler.max": "2"})
+    for _ in range(3):
+        await web.round(cpu=10.0)
+    await saturated_round(web, [(99.8, 0.97), (100.1, 0.95)])
+    decision = web.controller.history[-1].decision
+    assert (decision.proposal, decision.desired, decision.bound) == (5, 2, "max")
+    means = asked(web)
+    for pair in ([(99.5, 0.96), (100.3, 0.99)], [(97.0, 0.92), (99.9, 0.91)]):
+        await saturated_round(web, pair)
+    assert means == []
+    state = web.controller.state
+    assert state is not None and state.cpu == (97.0 + 99.9) / 2 and state.saturated
+    await saturated_round(web, [(80.0, 0.6), (100.0, 0.97)])  # held back, not at its limit
+    assert means == [90.0]
+
+
+async def test_the_jitter_of_replicas_held_at_their_limit_is_not_told() -> None:
+    """At their limit, replicas read 100 % give or take a window's cut across CFS periods: the
+    state told last stands (until a heartbeat); once they are no longer held, it is told."""
+    web = service(WEB | {"autoscaler.min": "2", "autoscaler.max": "2"})
+    web.controller._ctx.heartbeat = 60.0
+    for _ in range(3):
+        await web.round(cpu=10.0)
+    await saturated_round(web, [(99.8, 0.97), (100.1, 0.95)])
+    told = len(web.told.states)
+    assert web.told.states[-1]["saturated"] is True
+    for pair in ([(88.0, 0.96), (91.0, 0.99)], [(112.0, 0.98), (109.0, 0.97)]):
+        await saturated_round(web, pair)  # 10 points and more from the state told
+    await saturated_round(web, [(75.0, 0.6), (100.0, 0.97)])  # held back in most periods still
+    assert len(web.told.states) == told
+    await saturated_round(web, [(60.0, 0.1), (62.0, 0.1)])  # the load fell: no longer held
+    assert len(web.told.states) == told + 1
+    assert web.told.states[-1]["saturated"] is False and web.told.states[-1]["cpu"] == 61.0
+
+
+def test_a_quiet_round_reads_replicas_at_their_limit_only_where_every_one_is() -> None:
+    """What replicas held at their CPU limit used, summed, where every one is (a saturated
+    service's band); a round where some are and some are not has no band at all."""
+    web = service(WEB | {"autoscaler.min": "2"})
+    first = web.fake.view(KEY)[0]
+    a, b = replace(first, id="a"), replace(first, id="b")
+
+    def read(*pairs: tuple[float, float | None]) -> quiet.Reading | None:
+        samples = {r.id: replace(Sample(r.id, cpu, None, None, "fake"), throttled=throttled)
+                   for r, (cpu, throttled) in zip((a, b), pairs, strict=True)}  # fmt: skip
+        return quiet.read([a, b], samples)
+
+    none = read((40.0, None), (60.0, 0.1))
+    assert none is not None and none.held is None and none.cpu == 50.0
+    both = read((99.0, 0.95), (97.0, 0.6))  # pegged, or throttled and within 5 % of the limit
+    assert both is not None and both.held == 200.0 and both.cpu == 98.0
+    assert read((99.0, 0.95), (60.0, 0.1)) is None  # one at its limit, one not throttled
+    assert read((99.0, 0.95), (80.0, 0.6)) is None  # one held back, short of its limit
 
 
 async def test_a_pause_over_the_same_replicas_is_shown_at_once() -> None:

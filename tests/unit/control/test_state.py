@@ -16,7 +16,7 @@ FULL = ServiceState(
     project="shop", service="web", phase=Phase.SCALING, replicas=3,
     containers=("shop-web-2", "shop-web-1"), reason="cpu 80% > 50%", time=1_796_000_000.5,
     instance="host-1", dry_run=False, scope="swarm", desired=4, own=1, decided=3, minimum=1,
-    maximum=6, policy="target_tracking", paused=False, cpu=80.25, memory=12.5,
+    maximum=6, policy="target_tracking", paused=False, cpu=80.25, memory=12.5, saturated=False,
     targets={"cpu": 50.0}, metric="mqtt queue/jobs", metric_value=7.0, received=10.0, sent=20.0,
     bound="max", last_action="scale_up 2 → 3", last_action_at=1_795_999_990.0, startup=1.25,
     sampler="cgroup", error="an error", finding="a finding", schedule="weekdays: min 2",
@@ -62,7 +62,7 @@ OTHER: dict[str, Any] = {
     "minimum": 2, "maximum": 7, "policy": "step", "paused": True, "dry_run": True,
     "sampler": "api", "error": None, "finding": None, "schedule": None, "instance": "host-2",
     "metric": None, "bound": None, "last_action": "restore", "last_action_at": 1.0,
-    "control": {"action": "pause"},
+    "control": {"action": "pause"}, "saturated": True,
 }  # fmt: skip
 
 
@@ -90,6 +90,18 @@ def test_the_same_state_a_round_later_is_no_news() -> None:
 )
 def test_cpu_is_news_once_it_moves_past_the_band(cpu: float | None, news: bool) -> None:
     assert replace(FULL, cpu=cpu).differs(FULL, 5.0) is news
+
+
+def test_the_cpu_of_replicas_held_at_their_limit_is_news_once_they_are_not() -> None:
+    """Replicas held at their CPU limit read about 100 % with a jitter that says nothing new;
+    once they are no longer held (or were not), a move past the band is news again."""
+    held = replace(FULL, cpu=101.0, saturated=True)
+    assert not replace(held, cpu=88.0).differs(held, 5.0)
+    assert not replace(held, cpu=115.0).differs(held, 5.0)
+    assert replace(held, cpu=88.0, saturated=False).differs(held, 5.0)
+    assert replace(held, cpu=88.0, memory=30.0).differs(held, 5.0)  # memory still counts
+    free = replace(FULL, cpu=101.0, saturated=False)
+    assert replace(free, cpu=88.0).differs(free, 5.0)
 
 
 def sample(

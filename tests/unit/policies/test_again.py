@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies import registry
-from policies.base import PolicyInput, ReplicaSample
+from policies import registry, saturation
+from policies.base import PolicyInput, Proposal, ReplicaSample
 from policies.pipeline import Pipeline, Round
 from policies.target_tracking import TargetTracking, TargetTrackingOptions
 
@@ -49,6 +49,65 @@ def test_within_its_steady_band_target_tracking_proposes_the_same_count_again(
     mean = math.fsum(after[: len(before)]) / len(before)
     if first.steady.holds(mean):
         assert again.count == first.count
+
+
+def held(samples: tuple[ReplicaSample, ...]) -> float | bool | None:
+    """What a quiet round reads of replicas held at their CPU limit (control/quiet.py): what
+    they used, summed, where every one is; None where none is; False where some are and some
+    are not (no band: the round decides in full)."""
+    used = [saturation.limit_used(s.cpu, s.throttled) for s in samples if saturation.saturated(s)]
+    if any(u is None for u in used) or 0 < len(used) < len(samples):
+        return False
+    return math.fsum(u for u in used if u is not None) if used else None
+
+
+pegged = st.one_of(  # (CPU, throttled share) of a replica at its limit, either way it is
+    st.tuples(st.floats(min_value=60.0, max_value=101.0), st.floats(min_value=0.9, max_value=1.0)),
+    st.tuples(st.floats(min_value=95.0, max_value=101.0), st.floats(min_value=0.5, max_value=1.0)),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(pegged, min_size=1, max_size=8),
+    st.lists(pegged, min_size=8, max_size=8),
+    st.sampled_from([10.0, 25.0, 40.0, 50.0, 70.0, 90.0]),
+    tolerances,
+)
+def test_within_its_saturated_band_target_tracking_proposes_the_same_floor_again(
+    before: list[tuple[float, float]], after: list[tuple[float, float]], target: float, up: float
+) -> None:
+    """Replicas each at its CPU limit: the floor (saturation.py) over what they used, unless
+    the calculation asks for more. Where their sum and mean stay in the band, the same count."""
+    policy = TargetTracking(options(target, up, 0.1))
+
+    def propose(pairs: list[tuple[float, float]]) -> tuple[Proposal, tuple[ReplicaSample, ...]]:
+        samples = tuple(ReplicaSample(f"r{i}", c, throttled=t) for i, (c, t) in enumerate(pairs))
+        return policy.propose(PolicyInput(len(pairs), 1, 50, samples, now=1000.0)), samples
+
+    first, _ = propose(before)
+    assert first.saturated
+    if first.steady is None:
+        return  # the calculation asked for more than the floor
+    again, samples = propose(after[: len(before)])
+    used = held(samples)
+    assert used is not False and used is not None
+    mean = math.fsum(s.cpu or 0.0 for s in samples) / len(samples)
+    if first.steady.holds(mean, used):
+        assert again.count == first.count
+    assert not first.steady.holds(mean)  # no band over replicas none of which is held
+
+
+def test_two_replicas_pegged_at_their_limit_stand_at_their_floor_of_five() -> None:
+    """Exactly 200 % used (two at 100 %) asks for 5 at a 50 % target, at the very edge the
+    floor's epsilon keeps on the side of 5: the band holds it."""
+    samples = (ReplicaSample("a", 100.0, throttled=0.95), ReplicaSample("b", 100.0, throttled=1.0))
+    proposal = TargetTracking(options(50.0, 0.1, 0.1)).propose(
+        PolicyInput(2, 1, 9, samples, now=1000.0)
+    )
+    assert proposal.count == 5 and proposal.steady is not None
+    assert proposal.steady.holds(100.0, 200.0) and proposal.steady.holds(99.0, 249.9)
+    assert not proposal.steady.holds(100.0, 250.0) and not proposal.steady.holds(100.0, 199.9)
 
 
 @pytest.mark.parametrize(
@@ -119,13 +178,15 @@ def test_a_quiet_round_decides_what_a_full_round_decides(
         if rng.random() < 0.1:
             level = rng.uniform(0, 150)  # a jump
         level = max(0.0, level + rng.gauss(0, 2))
-        values = [max(0.0, level + rng.gauss(0, 3)) for _ in range(count)]
-        samples = tuple(ReplicaSample(f"r{i}", v) for i, v in enumerate(values))
+        samples = tuple(limited(f"r{i}", level + rng.gauss(0, 3), rng) for i in range(count))
         own = 1
         whole = Round(minimum, maximum, samples, now, now, own=own)
         expected = full.decide(whole).decision
-        mean = math.fsum(values) / len(values)
-        standing = quick.again(Round(minimum, maximum, (), now, now, own=own), mean)
+        mean = math.fsum(s.cpu or 0.0 for s in samples) / len(samples)
+        used = held(samples)
+        standing = None
+        if used is not False:
+            standing = quick.again(Round(minimum, maximum, (), now, now, own=own), mean, used)
         if standing is None:
             got = quick.decide(whole).decision
         else:
@@ -134,9 +195,20 @@ def test_a_quiet_round_decides_what_a_full_round_decides(
         facts = ("current", "desired", "proposal", "stabilized", "bound", "steps", "saturated")
         assert [getattr(got, f) for f in facts] == [getattr(expected, f) for f in facts], now
         if expected.desired != count:
-            full.record(now, count, expected.desired)
-            quick.record(now, count, expected.desired)
+            full.record(now, count, expected.desired, saturated=expected.saturated)
+            quick.record(now, count, expected.desired, saturated=expected.saturated)
             count = expected.desired
+
+
+def limited(name: str, demand: float, rng: random.Random) -> ReplicaSample:
+    """A replica under a CPU limit asked for `demand` percent of it: below, it reads its demand
+    and is rarely throttled; above, it reads about its limit, throttled in most periods, or
+    held back in some and reading short of its limit."""
+    if demand < 100.0:
+        return ReplicaSample(name, max(0.0, demand), throttled=rng.choice([None, 0.0, 0.1]))
+    if rng.random() < 0.8:
+        return ReplicaSample(name, 100.0 + rng.gauss(0, 0.5), throttled=rng.uniform(0.9, 1.0))
+    return ReplicaSample(name, rng.uniform(80.0, 100.0), throttled=rng.uniform(0.5, 0.9))
 
 
 def test_a_quiet_stretch_is_taken_without_deciding() -> None:
