@@ -91,13 +91,13 @@ class Steady:
     low: float
     high: float
     held: tuple[float, float] | None = None
-    """A saturated service's band (saturation.py): every replica at its CPU limit, what they
-    used summed (saturation's `used`) strictly within these, and the mean CPU within `low` and
-    `high`. None: none of them held at its limit."""
+    """A saturated service's band (saturation.py): every replica held back at its CPU limit,
+    what they used summed (as saturation's floor sums it) strictly within these, and the mean
+    CPU within `low` and `high`. None: none of them held back."""
 
     def holds(self, cpu: float, held: float | None = None) -> bool:
-        """`held`: what the replicas used, summed, where every one is at its limit; None where
-        none is (a round with some at their limit and some not is no round for a band)."""
+        """`held`: what the replicas used, summed, where every one is held back at its limit;
+        None where none is (a round with some held back and some not is no round for a band)."""
         if not self.low < cpu < self.high:
             return False
         if self.held is None or held is None:

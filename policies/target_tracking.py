@@ -125,10 +125,10 @@ class TargetTracking:
         self, inputs: PolicyInput, groups: Groups, metrics: dict[str, float], floor: int = 0
     ) -> Steady | None:
         """Where the count stands (policies/base.py Steady): CPU its one measure, every replica
-        ready, measured and past its warm-up for good, none fresh, and none held at its limit;
-        or, for the saturation `floor` the calculation asks no more than, every one at its
-        limit: the floor's band over what they used. Their mean CPU has no say then. Each used
-        at least its reading, so the floor is above what the calculation gives them outside
+        ready, measured and past its warm-up for good, none fresh, and none held back at its limit;
+        or, for the saturation `floor` the calculation asks no more than, every one held back at
+        its limit: the floor's band over what they used. Their mean CPU has no say then. Each
+        used at least its reading, so the floor is above what the calculation gives them outside
         its tolerance band, and inside it the count they are, which the floor is at least."""
         o = self.options
         if o.memory_target is not None or o.metric_target is not None or inputs.signal is not None:
@@ -136,7 +136,7 @@ class TargetTracking:
         if groups.unready or groups.missing or len(groups.ready) != inputs.current:
             return None
         for s in inputs.samples:
-            held = saturation.at_limit(s) if floor else not saturation.saturated(s)
+            held = saturation.saturated(s) if floor else not saturation.saturated(s)
             if not held or s.fresh or (s.started_at > 0 and inputs.now - s.started_at < o.warmup):
                 return None
         assert o.cpu_target is not None

@@ -38,14 +38,15 @@ class Reading:
     own: int
     """The user's own replicas among them."""
     held: float | None = None
-    """What they used, summed (policies/saturation.py `limit_used`), where every one is held
-    at its CPU limit; None where none is."""
+    """What they used, summed as policies/saturation.py's floor sums it, where every one is
+    held back at its CPU limit; None where none is."""
 
 
 def read(replicas: Sequence[Replica], samples: Mapping[str, Sample]) -> Reading | None:
     """This round's reading of settled replicas (each running and counted, as a step that kept
-    its checks has them); None where one has no CPU reading or is held at its CPU limit (the
-    round decides in full); where every one is at its limit, what they used (`held`)."""
+    its checks has them); None where one has no CPU reading, or where some are held back at
+    their CPU limit and some not (the round decides in full); where every one is held back,
+    what they used (`held`)."""
     # One pass, few objects: it runs for most services, every round.
     cpu: list[float] = []
     memory: list[float] = []
@@ -60,9 +61,9 @@ def read(replicas: Sequence[Replica], samples: Mapping[str, Sample]) -> Reading 
         if sample is None or sample.cpu is None:
             return None
         if sample.throttled is not None and sample.throttled >= THROTTLED:
-            if (used := limit_used(sample.cpu, sample.throttled)) is None:
-                return None
-            held.append(used)
+            # Held back at its limit: what it used, as saturation's floor counts it.
+            used = limit_used(sample.cpu, sample.throttled)
+            held.append(sample.cpu if used is None else used)
         cpu.append(sample.cpu)
         if sample.memory is not None:
             memory.append(sample.memory)

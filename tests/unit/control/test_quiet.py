@@ -142,9 +142,10 @@ async def test_the_jitter_of_replicas_held_at_their_limit_is_not_told() -> None:
     assert web.told.states[-1]["saturated"] is False and web.told.states[-1]["cpu"] == 61.0
 
 
-def test_a_quiet_round_reads_replicas_at_their_limit_only_where_every_one_is() -> None:
-    """What replicas held at their CPU limit used, summed, where every one is (a saturated
-    service's band); a round where some are and some are not has no band at all."""
+def test_a_quiet_round_reads_replicas_held_at_their_limit_only_where_every_one_is() -> None:
+    """What replicas held back at their CPU limit used, summed as saturation's floor sums it,
+    where every one is (a saturated service's band); a round where some are and some are not
+    has no band at all."""
     web = service(WEB | {"autoscaler.min": "2"})
     first = web.fake.view(KEY)[0]
     a, b = replace(first, id="a"), replace(first, id="b")
@@ -158,8 +159,9 @@ def test_a_quiet_round_reads_replicas_at_their_limit_only_where_every_one_is() -
     assert none is not None and none.held is None and none.cpu == 50.0
     both = read((99.0, 0.95), (97.0, 0.6))  # pegged, or throttled and within 5 % of the limit
     assert both is not None and both.held == 200.0 and both.cpu == 98.0
-    assert read((99.0, 0.95), (60.0, 0.1)) is None  # one at its limit, one not throttled
-    assert read((99.0, 0.95), (80.0, 0.6)) is None  # one held back, short of its limit
+    short = read((99.0, 0.95), (80.0, 0.6))  # one held back, reading short of its limit
+    assert short is not None and short.held == 180.0
+    assert read((99.0, 0.95), (60.0, 0.1)) is None  # one at its limit, one not held back
 
 
 async def test_a_pause_over_the_same_replicas_is_shown_at_once() -> None:
