@@ -135,7 +135,8 @@ class ServiceState:
     saturated: bool | None = None
     """Every counted replica is held back at its CPU limit (throttled in at least half of its
     window's periods: policies/saturation.py): its `cpu` says little more than that, within the
-    jitter of a window cut across the CFS periods."""
+    jitter of a window cut across the CFS periods. A reading: told with the others, never a
+    change by itself (`differs`)."""
     targets: Mapping[str, float] | None = None
     """What each measure should average (the policy's targets), for charts: `cpu` and `memory`
     in percent, `metric` in the metric's own unit a replica."""
@@ -177,7 +178,9 @@ class ServiceState:
             return True
         # Replicas held at their CPU limit read about 100 % with a jitter of their windows that
         # says nothing new (ten points and more for a small limit on a loaded host): their CPU
-        # moves count once they are no longer held, or were not.
+        # moves count once they are no longer held, or were not. Whether they are rides along
+        # with the readings: on a contended core a replica's share of throttled periods crosses
+        # the half now and then, and each crossing told would be as much noise.
         at_limit = self.saturated and other.saturated
         if (not at_limit and moved(self.cpu, other.cpu, band)) or moved(
             self.memory, other.memory, band
@@ -220,7 +223,7 @@ class ServiceState:
 _MEANINGFUL = (
     "phase", "replicas", "containers", "desired", "minimum", "maximum", "policy", "paused",
     "dry_run", "sampler", "error", "finding", "schedule", "instance", "metric", "bound",
-    "last_action", "last_action_at", "control", "saturated",
+    "last_action", "last_action_at", "control",
 )  # fmt: skip
 
 

@@ -62,7 +62,7 @@ OTHER: dict[str, Any] = {
     "minimum": 2, "maximum": 7, "policy": "step", "paused": True, "dry_run": True,
     "sampler": "api", "error": None, "finding": None, "schedule": None, "instance": "host-2",
     "metric": None, "bound": None, "last_action": "restore", "last_action_at": 1.0,
-    "control": {"action": "pause"}, "saturated": True,
+    "control": {"action": "pause"},
 }  # fmt: skip
 
 
@@ -99,6 +99,7 @@ def test_the_cpu_of_replicas_held_at_their_limit_is_news_once_they_are_not() -> 
     assert not replace(held, cpu=88.0).differs(held, 5.0)
     assert not replace(held, cpu=115.0).differs(held, 5.0)
     assert replace(held, cpu=88.0, saturated=False).differs(held, 5.0)
+    assert not replace(held, saturated=False).differs(held, 5.0)  # the flag alone rides along
     assert replace(held, cpu=88.0, memory=30.0).differs(held, 5.0)  # memory still counts
     free = replace(FULL, cpu=101.0, saturated=False)
     assert replace(free, cpu=88.0).differs(free, 5.0)
