@@ -48,8 +48,8 @@ STANDALONE_PROJECT = "standalone"
 class ServiceKey(NamedTuple):
     """A service, as the engine names it. A named tuple, not a dataclass: every round hashes,
     compares and sorts each service's key several times (the fleet's controllers, the samples,
-    the controls), and a tuple does that in C, a frozen dataclass in Python (at 500 services,
-    about a millisecond a round)."""
+    the controls), and a tuple does that in C, a frozen dataclass in Python (at 500 services, the
+    fleet's membership test and sort alone: 450 µs a round, against 100)."""
 
     project: str
     """The Compose project, or the Swarm stack."""

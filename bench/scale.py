@@ -107,13 +107,33 @@ round a minute. At 500 services (bench/results/scale.txt, the table before under
 2.83 % of a core, round p50 146 -> 83 ms, p99 725 -> 193 ms (the goal's 250 ms met: the minute's
 heartbeat round was the slowest), RSS 133 -> 120 MB; at 100 services 1.40 -> 0.77 %.
 
-What is left of the 2 % goal (2.83 %): the saturated tenth decides in full every round (a band
-over the saturation floor's sum, and over which replicas are held and at their limit, would take
-them too: about a third of the steps' CPU); the sampling is now about as dear as all the steps;
-MQTT, the event loop and the collector's collections the rest. The page's bytes a round grow
-faster than the services (16x for 5x): not investigated yet (the loaded tenth shares one core
-among 20 limited replicas at 100 services and among 100 at 500, which may move their readings
-past the 5-point band more often).
+Then: a service held at its replicas' CPU limit is quiet too. With every replica held back there
+(throttled in most periods), target tracking proposes saturation's floor (the calculation never
+asks for more: each replica used at least its reading), and the floor is the same while what
+they used, summed as it sums it, stays within one count's slice (policies/saturation.py `band`,
+base.py `Steady.held`). The page's bytes growing 16x for 5x were the loaded tenth's states:
+replicas held at a small limit on a contended core read 80 to 118 % round after round (a 2 s
+window cuts across 20 CFS periods of a small quota), and each move past the 5-point band was a
+new state on MQTT and on the page's stream: at 500 services about 40 a round beside the
+heartbeats' 8 (a subscriber to the test broker, ad hoc). The state says `saturated` now, and
+the CPU of replicas held back in both states is no news. And the values a round makes by the
+thousand (each container's counters and sample, a quiet service's reading, a round's facts, the
+bounds) are records (policies/records.py): a frozen dataclass's __init__ costs 1.6 us at eight
+fields against 0.3 for a plain one, and the type checker holds them frozen all the same;
+ServiceKey is a named tuple (hashed, compared and sorted in C). Timed by part inside the process
+on a kept 500-service stack (thread time, ad hoc, not this bench's tables), a round before and
+after the states' change: the whole process 43 -> 39 ms of CPU a round, the steps about 14 ms,
+the sampling about 15 ms (1,000 cgroup reads of ~4 us and the turn's dearer ones, ~5 us of
+Python a container), outside the round 9.6 -> 5.6 ms (MQTT states 48 -> 24 a round, the first
+wave of heartbeats among them). At 500 services (bench/results/scale.txt, two runs of this tree
+and the tables before under it): 2.83 -> 1.67 % of a core (1.75 in the run before), RSS 119 MB,
+round p50 83 -> 50 ms, p99 193 -> 185 ms (370 ms in the run before: one round of 30 over the
+goal's 250 ms); the page's bytes a round at 500 services 24 kB -> 198 B.
+
+What is left: the sampling is the largest part, then the steps, each about a third of the
+process's CPU; MQTT's paho client costs ~125 us of CPU a QoS 1 publish, so the heartbeats of 500
+services (one a minute each) cost about 3 ms a round. The slowest round of 30 varies from run
+to run by a factor of two on this host.
 
 This host is noisy: with nothing of the bench's running, its second core is about half busy
 (/proc/stat over 10 s; the first is the load's), and runs of one tree on a kept 500-service stack
