@@ -214,8 +214,13 @@ async def test_on_the_proxys_request_rate_a_step_is_followed_in_one_or_two_actio
     # (the rate over an interval the step began in), the next one the whole: at most two
     # actions, where CPU held at its limit takes one a decision (bench/results/web.txt).
     assert ups and ups[min(1, len(ups) - 1)]["to"] >= 10, moves
+    # Each of them read the proxy's rate. Where the replicas are held at their CPU limit,
+    # saturation's floor may ask as much or more (the larger wins, and its reason is the one
+    # given): on a loaded host it did for both, so either reason is the step's.
     scraped = 'scrape caddy_http_requests_total{handler="reverse_proxy"}'
-    assert any(scraped in reason for _, _, reason, *_ in moves), moves
+    rates = [d["metrics"].get("metric") for d in ups]
+    assert all(r is not None for r in rates) and max(rates) >= 20, (moves, rates)
+    assert all(scraped in r or r.startswith("saturated") for _, _, r, *_ in moves), moves
     failed = [o for o in outcomes if o["status"] != 200 and not 10 <= o["t"] < 20]
     assert not failed, failed[:5]
 
