@@ -120,7 +120,8 @@ def floor(inputs: PolicyInput, target: float) -> Floor | None:
 
 def band(count: int, target: float) -> tuple[float, float]:
     """The open interval of the replicas' summed `used` (percent of one replica's limit) within
-    which `floor` gives `count` again, for a service whose every replica is at its limit."""
+    which `floor` gives `count` again, for a service whose every replica is held back at its
+    limit."""
     low, high = (count - 1 - _EPSILON) * target, (count - _EPSILON) * target
     # Narrowed a little at each end, as replicas.py `steady` is: a sum in another order (a few
     # ulps away) never lands on the other side of an edge.

@@ -174,7 +174,7 @@ class Report:
             last, at = self._published
             band = self._ctx.band
             # (A quiet round's replicas are as held back as its state says: its band is the
-            # one of replicas all at their limit, or of none held back.)
+            # one of replicas all held back at their limit, or of none.)
             at_limit = base.saturated and last.saturated
             changed = (not at_limit and moved(cpu, last.cpu, band)) or moved(
                 memory, last.memory, band
