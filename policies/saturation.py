@@ -41,6 +41,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import fmean
+from typing import Protocol
 
 from policies.base import PolicyInput, ReplicaSample
 
@@ -63,25 +64,27 @@ class Floor:
     reason: str
 
 
-def saturated(sample: ReplicaSample) -> bool:
+class Window(Protocol):
+    """What these rules read of a replica's window: a policy's ReplicaSample, or the sample the
+    controller's quiet round and its state read (autoscaler/control)."""
+
+    @property
+    def cpu(self) -> float | None: ...
+
+    @property
+    def throttled(self) -> float | None: ...
+
+
+def saturated(sample: Window) -> bool:
     return sample.throttled is not None and sample.throttled >= THROTTLED
 
 
-def at_limit(sample: ReplicaSample) -> bool:
+def at_limit(sample: Window) -> bool:
     """Saturated, and either throttled in nearly every period or reading within AT_LIMIT of
     its limit: it used all of its limit (see the module's doc)."""
-    return limit_used(sample.cpu, sample.throttled) is not None
-
-
-def limit_used(cpu: float | None, throttled: float | None) -> float | None:
-    """What a replica reading `cpu` and throttled in a `throttled` share of its periods used,
-    in percent of its limit, where it is at its limit (`at_limit`): at least all of it. None
-    where it is not at its limit."""
-    if throttled is None or throttled < THROTTLED:
-        return None
-    if throttled >= PEGGED or (cpu or 0.0) >= AT_LIMIT:
-        return max(cpu or 0.0, 100.0)
-    return None
+    if not saturated(sample):
+        return False
+    return (sample.throttled or 0.0) >= PEGGED or (sample.cpu or 0.0) >= AT_LIMIT
 
 
 def held_back(samples: Sequence[ReplicaSample], *, to_the_limit: bool = False) -> bool:
@@ -105,8 +108,8 @@ def floor(inputs: PolicyInput, target: float) -> Floor | None:
     if not held_back(settled):
         return None
     held = [s for s in settled if saturated(s)]
-    used = sum(_used(s) for s in sampled)
-    count = math.floor(used / target + _EPSILON) + 1
+    demand = sum(used(s) for s in sampled)
+    count = math.floor(demand / target + _EPSILON) + 1
     throttled = fmean(s.throttled or 0.0 for s in held)
     new = len(sampled) - len(settled)
     return Floor(
@@ -114,7 +117,7 @@ def floor(inputs: PolicyInput, target: float) -> Floor | None:
         f"saturated: {len(held)} of {len(settled)} {'settled ' if new else ''}replicas held at "
         f"their CPU limit (throttled in {throttled:.0%} of periods"
         f"{f'; {new} new ones taking on their share' if new else ''}), so demand is at least "
-        f"{used:.0f}% of one replica's limit: at least {count}",
+        f"{demand:.0f}% of one replica's limit: at least {count}",
     )
 
 
@@ -128,7 +131,7 @@ def band(count: int, target: float) -> tuple[float, float]:
     return low + abs(low) * _MARGIN + _MARGIN, high - abs(high) * _MARGIN - _MARGIN
 
 
-def _used(sample: ReplicaSample) -> float:
+def used(sample: Window) -> float:
     """What a replica used, in percent of its limit: at least all of it when pegged there."""
-    used = limit_used(sample.cpu, sample.throttled)
-    return sample.cpu or 0.0 if used is None else used
+    cpu = sample.cpu or 0.0
+    return max(cpu, 100.0) if at_limit(sample) else cpu

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 from autoscaler.control.replicas import Replica, Sample
 from policies.records import record
-from policies.saturation import THROTTLED, limit_used
+from policies.saturation import saturated, used
 
 
 @record
@@ -60,10 +60,8 @@ def read(replicas: Sequence[Replica], samples: Mapping[str, Sample]) -> Reading 
         sample = samples.get(replica.id)
         if sample is None or sample.cpu is None:
             return None
-        if sample.throttled is not None and sample.throttled >= THROTTLED:
-            # Held back at its limit: what it used, as saturation's floor counts it.
-            used = limit_used(sample.cpu, sample.throttled)
-            held.append(sample.cpu if used is None else used)
+        if saturated(sample):
+            held.append(used(sample))  # as saturation's floor counts it
         cpu.append(sample.cpu)
         if sample.memory is not None:
             memory.append(sample.memory)

@@ -19,7 +19,7 @@ from autoscaler.control.state import Evaluation, Phase, ServiceState, moved
 from autoscaler.errors import AutoscalerError
 from autoscaler.labels import ServiceKey
 from policies.base import Signal
-from policies.saturation import THROTTLED
+from policies.saturation import saturated
 
 ACTIONS = frozenset({"scale_up", "scale_down", "repair", "restore", "roll", "sleep", "wake"})
 """The events that change the service's containers: the state's `last_action`."""
@@ -126,7 +126,7 @@ class Report:
             paused=spec.paused if spec else None,
             cpu=evaluation.cpu if evaluation else None,
             memory=evaluation.memory if evaluation else None,
-            saturated=bool(seen) and len(seen) == len(live) and all(map(_held_back, seen)),
+            saturated=bool(seen) and len(seen) == len(live) and all(map(saturated, seen)),
             targets=self._targets_of(spec),
             metric=signal.name if signal else None,
             metric_value=signal.value if signal else None,
@@ -218,11 +218,6 @@ def _targets(spec: ServiceSpec | None) -> dict[str, float] | None:
         m: getattr(spec.policy_options, f"{m}_target", None) for m in ("cpu", "memory", "metric")
     }
     return {m: float(t) for m, t in found.items() if isinstance(t, (int, float))} or None
-
-
-def _held_back(sample: Sample) -> bool:
-    """Held back at its CPU limit in at least half of its window's periods (saturation.py)."""
-    return sample.throttled is not None and sample.throttled >= THROTTLED
 
 
 def stagger(key: ServiceKey) -> float:

@@ -58,8 +58,7 @@ def held(samples: tuple[ReplicaSample, ...]) -> float | bool | None:
     held = [s for s in samples if saturation.saturated(s)]
     if 0 < len(held) < len(samples):
         return False
-    used = (saturation.limit_used(s.cpu, s.throttled) or s.cpu or 0.0 for s in held)
-    return math.fsum(used) if held else None
+    return math.fsum(saturation.used(s) for s in held) if held else None
 
 
 held_back = st.one_of(  # (CPU, throttled share) of a replica held back at its CPU limit:
