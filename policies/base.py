@@ -82,8 +82,8 @@ class PolicyInput:
 @dataclass(frozen=True, slots=True)
 class Steady:
     """Where a proposal stands whatever its readings do next: for a later round of the same
-    replicas (as many, every one ready and measured, none fresh, no metric; none held at its CPU
-    limit, or with `held` every one) whose mean CPU lies strictly between `low` and `high`, the
+    replicas (as many, every one ready and measured, none fresh, no metric; none held back at its
+    CPU limit, or with `held` every one) whose mean CPU lies strictly between `low` and `high`, the
     policy proposes the same count again. A caller that sees such a round may take the proposal
     as made (the controller does, for a quiet service: pipeline.py `again`), so it must be
     exact; the reason then is the one of the round that asked."""
