@@ -170,8 +170,8 @@ class Pipeline:
         """The last outcome where it stands for this round, or None (then `decide`): `now`
         brings no samples; its replicas are the last round's own, each as it was then (ready,
         measured, none fresh: the caller knows), with a mean CPU of `cpu`, and, where every one
-        is held back at its CPU limit, what they used (`held`, summed as saturation.py's `used`; None
-        where none is). It stands where the policy's proposal would be the same
+        is held back at its CPU limit, what they used (`held`, summed as saturation.py's `used`;
+        None where none is). It stands where the policy's proposal would be the same
         (policies/base.py Steady), with the same bounds, no metric, and the behaviour's windows
         as they were (behavior.py `again`): a quiet service's round costs a few comparisons, and
         decides what `decide` would have."""
